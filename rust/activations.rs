@@ -1,0 +1,478 @@
+//! Elementwise nonlinearities, their derivatives, and the fused "sigmoid then sample" kernels.
+//!
+//! Stable forms: `sigmoid` never overflows (its exponential is clamped, which changes nothing in
+//! float32/float64 precision), `softplus(x) = max(x, 0) + log1p(exp(-|x|))`, and
+//! `log_sigmoid(x) = -softplus(-x)`. Slice kernels run in parallel over fixed chunks, so results
+//! (including random draws) do not depend on the number of threads.
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use crate::error::{KernelError, Result};
+use crate::real::Real;
+use crate::rng::{stream, CHUNK};
+
+/// A nonlinearity of a dense layer or a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Sigmoid,
+    Tanh,
+    Relu,
+    Softplus,
+}
+
+impl Activation {
+    pub const NAMES: &'static str = "'identity', 'sigmoid', 'tanh', 'relu' or 'softplus'";
+
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "identity" | "linear" => Activation::Identity,
+            "sigmoid" | "logistic" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "relu" => Activation::Relu,
+            "softplus" => Activation::Softplus,
+            other => return Err(KernelError::value("activation", Self::NAMES, format!("'{other}'"))),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+            Activation::Softplus => "softplus",
+        }
+    }
+
+    /// f(x).
+    #[inline(always)]
+    pub fn apply<T: Real>(self, x: T) -> T {
+        match self {
+            Activation::Identity => x,
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => tanh(x),
+            Activation::Relu => relu(x),
+            Activation::Softplus => softplus(x),
+        }
+    }
+
+    /// f'(x), from the input x.
+    #[inline(always)]
+    pub fn derivative<T: Real>(self, x: T) -> T {
+        match self {
+            Activation::Identity => T::one(),
+            Activation::Sigmoid => {
+                let s = sigmoid(x);
+                s * (T::one() - s)
+            }
+            Activation::Tanh => {
+                let t = tanh(x);
+                T::one() - t * t
+            }
+            Activation::Relu => {
+                if x > T::zero() { T::one() } else { T::zero() }
+            }
+            Activation::Softplus => sigmoid(x),
+        }
+    }
+
+    /// f'(x) written through the output y = f(x), as backpropagation stores only outputs.
+    #[inline(always)]
+    pub fn derivative_from_output<T: Real>(self, y: T) -> T {
+        match self {
+            Activation::Identity => T::one(),
+            Activation::Sigmoid => y * (T::one() - y),
+            Activation::Tanh => T::one() - y * y,
+            Activation::Relu => {
+                if y > T::zero() { T::one() } else { T::zero() }
+            }
+            // softplus' = sigmoid(x) = 1 - exp(-y)
+            Activation::Softplus => -(-y).exp_m1(),
+        }
+    }
+}
+
+/// exp(x) for the hot loops: a branch-free Cephes-style polynomial in float32 (error below 2 ulp,
+/// vectorised by LLVM), the correctly rounded libm exp in float64.
+#[inline(always)]
+pub fn exp_fast<T: Real>(x: T) -> T {
+    if std::mem::size_of::<T>() == 4 {
+        T::of(expf_poly(x.f64() as f32) as f64)
+    } else {
+        x.exp()
+    }
+}
+
+#[inline(always)]
+fn expf_poly(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND; // round(x / ln 2)
+    let r = x - n * LN2_HI - n * LN2_LO; // |r| <= ln(2) / 2
+    let p = ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r
+        + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    // 2^n from the integer in the low mantissa bits of t.
+    let bits = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    f32::from_bits(((bits + 127) << 23) as u32) * y
+}
+
+/// The logistic function 1 / (1 + exp(-x)), in [0, 1] for every x.
+#[inline(always)]
+pub fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + exp_fast(-x))
+}
+
+/// log(1 + exp(x)) without overflow.
+#[inline(always)]
+pub fn softplus<T: Real>(x: T) -> T {
+    x.max(T::zero()) + (-x.abs()).exp().ln_1p()
+}
+
+/// log(sigmoid(x)) = -softplus(-x).
+#[inline(always)]
+pub fn log_sigmoid<T: Real>(x: T) -> T {
+    -softplus(-x)
+}
+
+#[inline(always)]
+pub fn relu<T: Real>(x: T) -> T {
+    if x > T::zero() { x } else { T::zero() }
+}
+
+#[inline(always)]
+pub fn tanh<T: Real>(x: T) -> T {
+    x.tanh()
+}
+
+/// Calls `f(segment, first_column)` for the pieces of `chunk` (which starts at flat index `offset` of a
+/// row-major matrix with `cols` columns) that lie within one row each.
+#[inline(always)]
+fn for_each_row_segment<T>(chunk: &mut [T], offset: usize, cols: usize, mut f: impl FnMut(&mut [T], usize)) {
+    let mut col = offset % cols;
+    let mut rest = chunk;
+    while !rest.is_empty() {
+        let take = (cols - col).min(rest.len());
+        let (seg, tail) = rest.split_at_mut(take);
+        f(seg, col);
+        rest = tail;
+        col = 0;
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn sigmoid_bias_inplace<T: Real>(x: &mut [T], bias: &[T]) {
+    for (v, &b) in x.iter_mut().zip(bias) {
+        *v = sigmoid(*v + b);
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn apply_inplace<T: Real>(act: Activation, x: &mut [T]) {
+    match act {
+        Activation::Identity => {}
+        Activation::Sigmoid => x.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        Activation::Tanh => x.iter_mut().for_each(|v| *v = tanh(*v)),
+        Activation::Relu => x.iter_mut().for_each(|v| *v = relu(*v)),
+        Activation::Softplus => x.iter_mut().for_each(|v| *v = softplus(*v)),
+    }
+}
+
+/// `x <- f(x + bias)` for a row-major (rows, cols) matrix `x` and a bias of length `cols`.
+pub fn bias_activation<T: Real>(act: Activation, x: &mut [T], cols: usize, bias: &[T]) {
+    debug_assert_eq!(bias.len(), cols);
+    x.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, chunk)| {
+        for_each_row_segment(chunk, ci * CHUNK, cols, |seg, col| {
+            let b = &bias[col..col + seg.len()];
+            if act == Activation::Sigmoid {
+                sigmoid_bias_inplace(seg, b);
+            } else {
+                seg.iter_mut().zip(b).for_each(|(v, &bb)| *v += bb);
+                apply_inplace(act, seg);
+            }
+        });
+    });
+}
+
+/// `out = f(x)` elementwise.
+pub fn apply<T: Real>(act: Activation, x: &[T], out: &mut [T]) {
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, i)| {
+        o.copy_from_slice(i);
+        apply_inplace(act, o);
+    });
+}
+
+/// `out = f'(x)` elementwise.
+pub fn apply_derivative<T: Real>(act: Activation, x: &[T], out: &mut [T]) {
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, i)| {
+        o.iter_mut().zip(i).for_each(|(o, &v)| *o = act.derivative(v));
+    });
+}
+
+/// Which random stream a sampling kernel reads (see `rng`).
+#[derive(Clone, Copy, Debug)]
+pub struct StreamKey {
+    pub seed: u64,
+    pub step: u64,
+    pub purpose: u64,
+}
+
+/// Fused hidden/visible unit update: `probs <- sigmoid(probs + bias)` (probs holds the pre-activations
+/// of a row-major (rows, cols) matrix on entry), then `samples[i] = 1 if u_i < probs[i] else 0`
+/// with `u_i` uniform on [0, 1). `samples` may be `None` to compute probabilities only.
+pub fn sigmoid_bernoulli<T: Real>(probs: &mut [T], cols: usize, bias: &[T], samples: Option<&mut [T]>, key: StreamKey) {
+    debug_assert_eq!(bias.len(), cols);
+    let sample_chunk = |ci: usize, p: &mut [T], s: Option<&mut [T]>| {
+        for_each_row_segment(p, ci * CHUNK, cols, |seg, col| sigmoid_bias_inplace(seg, &bias[col..col + seg.len()]));
+        if let Some(s) = s {
+            bernoulli_chunk(p, s, key, ci);
+        }
+    };
+    match samples {
+        Some(samples) => {
+            debug_assert_eq!(samples.len(), probs.len());
+            probs
+                .par_chunks_mut(CHUNK)
+                .zip(samples.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(ci, (p, s))| sample_chunk(ci, p, Some(s)));
+        }
+        None => probs.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, p)| sample_chunk(ci, p, None)),
+    }
+}
+
+/// `samples[i] = 1 if u_i < probs[i] else 0` for chunk `ci` of a larger array.
+#[inline]
+pub fn bernoulli_chunk<T: Real>(probs: &[T], samples: &mut [T], key: StreamKey, ci: usize) {
+    let mut rng = stream(key.seed, key.step, key.purpose, ci as u64);
+    for (s, &p) in samples.iter_mut().zip(probs) {
+        *s = if T::uniform(&mut rng) < p { T::one() } else { T::zero() };
+    }
+}
+
+/// Bernoulli draws: `samples[i] = 1 with probability probs[i]`.
+pub fn bernoulli<T: Real>(probs: &[T], samples: &mut [T], key: StreamKey) {
+    samples
+        .par_chunks_mut(CHUNK)
+        .zip(probs.par_chunks(CHUNK))
+        .enumerate()
+        .for_each(|(ci, (s, p))| bernoulli_chunk(p, s, key, ci));
+}
+
+/// Reparameterised Gaussian draws: `out = mean + scale * eps`, `eps ~ N(0, 1)` elementwise; `eps` is
+/// written to `eps_out` when given (a VAE's backward pass needs it). `scale` has the length of `mean`,
+/// or length 1 for one scale for all.
+pub fn gaussian<T: Real>(mean: &[T], scale: &[T], out: &mut [T], eps_out: Option<&mut [T]>, key: StreamKey) {
+    let scalar = scale.len() == 1;
+    let body = |ci: usize, o: &mut [T], e: Option<&mut [T]>| {
+        let start = ci * CHUNK;
+        let mut rng = stream(key.seed, key.step, key.purpose, ci as u64);
+        let m = &mean[start..start + o.len()];
+        match e {
+            Some(e) => {
+                for (i, (o, e)) in o.iter_mut().zip(e.iter_mut()).enumerate() {
+                    let z = T::normal(&mut rng);
+                    let s = if scalar { scale[0] } else { scale[start + i] };
+                    *e = z;
+                    *o = m[i] + s * z;
+                }
+            }
+            None => {
+                for (i, o) in o.iter_mut().enumerate() {
+                    let z = T::normal(&mut rng);
+                    let s = if scalar { scale[0] } else { scale[start + i] };
+                    *o = m[i] + s * z;
+                }
+            }
+        }
+    };
+    match eps_out {
+        Some(eps) => out
+            .par_chunks_mut(CHUNK)
+            .zip(eps.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(ci, (o, e))| body(ci, o, Some(e))),
+        None => out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, o)| body(ci, o, None)),
+    }
+}
+
+/// Standard normal draws into `out`.
+pub fn standard_normal<T: Real>(out: &mut [T], key: StreamKey) {
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, o)| {
+        let mut rng = stream(key.seed, key.step, key.purpose, ci as u64);
+        o.iter_mut().for_each(|x| *x = T::normal(&mut rng));
+    });
+}
+
+/// Uniform [0, 1) draws into `out`.
+pub fn uniform<T: Real>(out: &mut [T], key: StreamKey) {
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, o)| {
+        let mut rng = stream(key.seed, key.step, key.purpose, ci as u64);
+        o.iter_mut().for_each(|x| *x = T::uniform(&mut rng));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linalg::with_threads;
+    use proptest::prelude::*;
+
+    fn oracle(act: Activation, x: f64) -> (f64, f64) {
+        // Float64 closed forms, written independently of the kernels.
+        match act {
+            Activation::Identity => (x, 1.0),
+            Activation::Sigmoid => {
+                let s = if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) };
+                (s, s * (1.0 - s))
+            }
+            Activation::Tanh => (x.tanh(), 1.0 - x.tanh().powi(2)),
+            Activation::Relu => (x.max(0.0), if x > 0.0 { 1.0 } else { 0.0 }),
+            Activation::Softplus => {
+                let sp = if x > 30.0 { x + (-x).exp() } else { x.exp().ln_1p() };
+                (sp, 1.0 / (1.0 + (-x).exp()))
+            }
+        }
+    }
+
+    const ALL: [Activation; 5] =
+        [Activation::Identity, Activation::Sigmoid, Activation::Tanh, Activation::Relu, Activation::Softplus];
+
+    #[test]
+    fn values_and_derivatives_match_float64_oracle() {
+        let xs: Vec<f64> = (-400..=400).map(|i| i as f64 * 0.1).chain([-1e4, -700.0, 700.0, 1e4]).collect();
+        for act in ALL {
+            for &x in &xs {
+                let (f, d) = oracle(act, x);
+                let tol = |v: f64| 1e-12 * (1.0 + v.abs());
+                assert!((act.apply(x) - f).abs() <= tol(f), "{act:?}({x})");
+                assert!((act.derivative(x) - d).abs() <= tol(d), "{act:?}'({x})");
+                assert!((act.derivative_from_output(act.apply(x)) - d).abs() <= 1e-9 * (1.0 + d.abs()) || act == Activation::Softplus && x > 30.0);
+                // float32 kernels: relative error of a few ulp
+                let x32 = x as f32;
+                let (f32_want, _) = oracle(act, x32 as f64);
+                let got = act.apply(x32) as f64;
+                assert!((got - f32_want).abs() <= 4e-7 * (1.0 + f32_want.abs()), "{act:?}({x32}) = {got}, want {f32_want}");
+                assert!(got.is_finite());
+            }
+        }
+    }
+
+    #[test]
+    fn expf_poly_is_accurate_over_its_range() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let rel = ((expf_poly(x) as f64 - want) / want).abs();
+            worst = worst.max(rel);
+            x += 0.0137;
+        }
+        assert!(worst < 3.0 * f32::EPSILON as f64, "worst relative error {worst}");
+        assert_eq!(expf_poly(-1e30), expf_poly(-87.0));
+        assert!(expf_poly(1e30).is_finite());
+    }
+
+    #[test]
+    fn bias_activation_matches_scalar_loop() {
+        let (rows, cols) = (7, 1000); // chunks cross row boundaries
+        let x0: Vec<f64> = (0..rows * cols).map(|i| ((i * 37 % 101) as f64 - 50.0) / 10.0).collect();
+        let bias: Vec<f64> = (0..cols).map(|j| (j % 13) as f64 / 13.0 - 0.5).collect();
+        for act in ALL {
+            let mut x = x0.clone();
+            bias_activation(act, &mut x, cols, &bias);
+            for i in 0..rows * cols {
+                let want = oracle(act, x0[i] + bias[i % cols]).0;
+                assert!((x[i] - want).abs() < 1e-12 * (1.0 + want.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn bernoulli_frequencies_match_probabilities() {
+        // 40 probabilities, each drawn 5000 times: every frequency within 5 standard errors of p.
+        let ps: Vec<f64> = (0..40).map(|i| i as f64 / 39.0).collect();
+        let reps = 5000;
+        let probs: Vec<f64> = (0..reps).flat_map(|_| ps.iter().copied()).collect();
+        let mut samples = vec![0.0; probs.len()];
+        bernoulli(&probs, &mut samples, StreamKey { seed: 3, step: 1, purpose: 1 });
+        for (j, &p) in ps.iter().enumerate() {
+            let freq = (0..reps).map(|r| samples[r * ps.len() + j]).sum::<f64>() / reps as f64;
+            let se = (p * (1.0 - p) / reps as f64).sqrt();
+            assert!((freq - p).abs() <= 5.0 * se + 1e-12, "p={p} freq={freq}");
+        }
+        assert!(samples.iter().all(|&s| s == 0.0 || s == 1.0));
+    }
+
+    #[test]
+    fn sigmoid_bernoulli_probabilities_and_samples_are_consistent() {
+        let (rows, cols) = (50, 300);
+        let pre: Vec<f32> = (0..rows * cols).map(|i| ((i % 17) as f32 - 8.0) / 2.0).collect();
+        let bias: Vec<f32> = (0..cols).map(|j| (j % 5) as f32 / 5.0).collect();
+        let mut probs = pre.clone();
+        let mut samples = vec![0.0f32; rows * cols];
+        sigmoid_bernoulli(&mut probs, cols, &bias, Some(&mut samples), StreamKey { seed: 9, step: 0, purpose: 1 });
+        for i in 0..rows * cols {
+            let want = oracle(Activation::Sigmoid, (pre[i] + bias[i % cols]) as f64).0;
+            assert!((probs[i] as f64 - want).abs() < 1e-6);
+        }
+        // Samples are the same draws as a plain Bernoulli over the probabilities.
+        let mut again = vec![0.0f32; rows * cols];
+        bernoulli(&probs, &mut again, StreamKey { seed: 9, step: 0, purpose: 1 });
+        assert_eq!(samples, again);
+    }
+
+    #[test]
+    fn gaussian_mean_variance_and_eps() {
+        let n = 100_000;
+        let mean = vec![2.0f64; n];
+        let scale = vec![3.0f64; n];
+        let mut out = vec![0.0; n];
+        let mut eps = vec![0.0; n];
+        gaussian(&mean, &scale, &mut out, Some(&mut eps), StreamKey { seed: 5, step: 2, purpose: 3 });
+        let m = out.iter().sum::<f64>() / n as f64;
+        let v = out.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
+        assert!((m - 2.0).abs() < 5.0 * 3.0 / (n as f64).sqrt(), "mean {m}");
+        assert!((v - 9.0).abs() < 5.0 * 9.0 * (2.0 / n as f64).sqrt(), "var {v}");
+        for i in 0..n {
+            assert!((out[i] - (2.0 + 3.0 * eps[i])).abs() < 1e-12);
+        }
+        let mut scalar_out = vec![0.0; n];
+        gaussian(&mean, &[3.0], &mut scalar_out, None, StreamKey { seed: 5, step: 2, purpose: 3 });
+        assert_eq!(out, scalar_out, "a length-1 scale broadcasts, and eps_out does not change the draws");
+    }
+
+    #[test]
+    fn draws_do_not_depend_on_thread_count() {
+        let probs: Vec<f32> = (0..100_000).map(|i| (i % 100) as f32 / 100.0).collect();
+        let run = |t| {
+            let mut s = vec![0.0f32; probs.len()];
+            let mut g = vec![0.0f32; probs.len()];
+            with_threads(t, || {
+                bernoulli(&probs, &mut s, StreamKey { seed: 1, step: 4, purpose: 2 });
+                gaussian(&probs, &[1.0], &mut g, None, StreamKey { seed: 1, step: 4, purpose: 3 });
+            });
+            (s, g)
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(4));
+    }
+
+    proptest! {
+        #[test]
+        fn sigmoid_and_softplus_finite_and_bounded(x in -1e30f64..1e30) {
+            let s = sigmoid(x as f32);
+            prop_assert!((0.0..=1.0).contains(&s));
+            let sp = softplus(x);
+            prop_assert!(sp.is_finite() && sp >= 0.0 && sp >= x);
+            prop_assert!(log_sigmoid(x) <= 0.0);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! deepgm's compute core: the kernels that train restricted Boltzmann machines, deep belief networks,
+//! deep autoencoders and variational autoencoders on the CPU.
+//!
+//! The kernels are plain Rust over row-major slices, generic over `f32`/`f64`, parallel with rayon,
+//! and know nothing of Python. The `python` feature (turned on by maturin) adds the `deepgm._core`
+//! extension module in `py/`, which only converts arrays, releases the GIL and maps errors.
+
+pub mod activations;
+pub mod ais;
+pub mod dense;
+pub mod error;
+pub mod linalg;
+pub mod optim;
+pub mod rbm;
+pub mod real;
+pub mod rng;
+pub mod vae;
+
+#[cfg(feature = "python")]
+mod py;
+
+#[cfg(feature = "python")]
+use pyo3::prelude::*;
+
+/// The native module `deepgm._core`.
+#[cfg(feature = "python")]
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    py::register(m)
+}

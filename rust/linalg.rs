@@ -1,0 +1,308 @@
+//! Dense matrix products over row-major buffers, and control of the number of threads.
+//!
+//! Every matrix in deepgm is a row-major slice. [`gemm`] computes `C = alpha * op(A) op(B) + beta * C`
+//! with faer's runtime-dispatched (AVX2 / AVX-512) kernels. faer splits the output, never the inner
+//! dimension, across threads, so a product is bit-identical for any number of threads.
+//!
+//! Threads: all work of one kernel call runs inside [`with_threads`], on a cached rayon pool of the
+//! requested size; nested parallel code (faer, `par_chunks`) then uses exactly that many threads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use faer::{MatMut, MatRef, Par};
+
+use crate::real::Real;
+
+/// A row-major matrix operand, optionally transposed: `op(A)` has `rows_op() x cols_op()`.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a, T> {
+    pub data: &'a [T],
+    /// Stored shape (before the optional transpose).
+    pub rows: usize,
+    pub cols: usize,
+    /// Distance between the starts of two stored rows (>= cols).
+    pub row_stride: usize,
+    pub transposed: bool,
+}
+
+impl<'a, T: Real> View<'a, T> {
+    /// A dense row-major `rows x cols` matrix.
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        debug_assert!(data.len() >= rows * cols, "view larger than its buffer");
+        View { data, rows, cols, row_stride: cols, transposed: false }
+    }
+
+    /// The first `cols` columns of a row-major matrix whose rows are `row_stride` apart.
+    pub fn strided(data: &'a [T], rows: usize, cols: usize, row_stride: usize) -> Self {
+        debug_assert!(rows == 0 || data.len() >= (rows - 1) * row_stride + cols);
+        View { data, rows, cols, row_stride, transposed: false }
+    }
+
+    /// The same operand, transposed.
+    pub fn t(self) -> Self {
+        View { transposed: !self.transposed, ..self }
+    }
+
+    pub fn rows_op(&self) -> usize {
+        if self.transposed { self.cols } else { self.rows }
+    }
+
+    pub fn cols_op(&self) -> usize {
+        if self.transposed { self.rows } else { self.cols }
+    }
+
+    fn faer(&self) -> MatRef<'a, T> {
+        // Built from raw parts after a bounds check: faer 0.24's `from_row_major_slice_with_stride_mut`
+        // swaps the strides, so both views are made the same explicit way.
+        assert!(self.rows == 0 || self.cols == 0 || self.data.len() >= (self.rows - 1) * self.row_stride + self.cols);
+        // SAFETY: every element (i, j), i < rows, j < cols, lies at i * row_stride + j < data.len().
+        let m = unsafe { MatRef::from_raw_parts(self.data.as_ptr(), self.rows, self.cols, self.row_stride as isize, 1) };
+        if self.transposed { m.transpose() } else { m }
+    }
+}
+
+/// A row-major output matrix.
+#[derive(Debug)]
+pub struct ViewMut<'a, T> {
+    pub data: &'a mut [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+}
+
+impl<'a, T: Real> ViewMut<'a, T> {
+    pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Self {
+        debug_assert!(data.len() >= rows * cols, "view larger than its buffer");
+        ViewMut { data, rows, cols, row_stride: cols }
+    }
+
+    pub fn strided(data: &'a mut [T], rows: usize, cols: usize, row_stride: usize) -> Self {
+        debug_assert!(rows == 0 || data.len() >= (rows - 1) * row_stride + cols);
+        ViewMut { data, rows, cols, row_stride }
+    }
+
+    fn faer(self) -> MatMut<'a, T> {
+        assert!(self.rows == 0 || self.cols == 0 || self.data.len() >= (self.rows - 1) * self.row_stride + self.cols);
+        assert!(self.rows <= 1 || self.row_stride >= self.cols, "rows of a mutable view must not overlap");
+        // SAFETY: in bounds as above; rows do not overlap, and the view borrows `data` mutably for 'a.
+        unsafe { MatMut::from_raw_parts_mut(self.data.as_mut_ptr(), self.rows, self.cols, self.row_stride as isize, 1) }
+    }
+}
+
+/// How a product may use threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// All threads of the current pool (see [`with_threads`]).
+    Pool,
+    /// The calling thread only: for products inside an already parallel loop.
+    Single,
+}
+
+/// `C = alpha * op(A) op(B) + beta * C`. With `beta == 0`, C is overwritten (its old values, even NaN, are
+/// ignored), as in BLAS.
+///
+/// Shapes: op(A) (m, k), op(B) (k, n), C (m, n). Panics on a shape mismatch: callers validate shapes
+/// first (the Python bindings turn shape errors into `ValueError` before calling).
+pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewMut<'_, T>, threads: Threads) {
+    let (m, k, n) = (a.rows_op(), a.cols_op(), b.cols_op());
+    assert_eq!(b.rows_op(), k, "gemm: inner dimensions differ ({m}x{k} times {}x{n})", b.rows_op());
+    assert!(c.rows == m && c.cols == n, "gemm: C is {}x{}, expected {m}x{n}", c.rows, c.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let c = c.faer();
+    let par = match threads {
+        Threads::Single => Par::Seq,
+        Threads::Pool => {
+            let n_threads = rayon::current_num_threads();
+            // Small products do not repay the fork/join: faer's own threshold is tuned for large ones.
+            if n_threads > 1 && m * n * k >= 32 * 32 * 32 { Par::rayon(n_threads) } else { Par::Seq }
+        }
+    };
+    T::matmul(c, beta, a.faer(), b.faer(), alpha, par);
+}
+
+/// The number of threads `n_jobs` stands for: `0` means every available core.
+pub fn resolve_threads(n_jobs: usize) -> usize {
+    if n_jobs == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        n_jobs
+    }
+}
+
+fn pool(n_threads: usize) -> Arc<rayon::ThreadPool> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
+    // A poisoned lock only means another caller panicked while inserting: the map is still valid.
+    let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
+    pools
+        .entry(n_threads)
+        .or_insert_with(|| {
+            Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n_threads)
+                    .thread_name(move |i| format!("deepgm-{n_threads}-{i}"))
+                    .build()
+                    .expect("deepgm: cannot start a thread pool"),
+            )
+        })
+        .clone()
+}
+
+/// Runs `f` on a pool of `n_jobs` threads (`0` = all cores); parallel code inside uses that pool.
+pub fn with_threads<R: Send>(n_jobs: usize, f: impl FnOnce() -> R + Send) -> R {
+    pool(resolve_threads(n_jobs)).install(f)
+}
+
+/// `out[j] = sum_i x[i, j]` for a row-major (rows, cols) matrix, summing rows in order (so the result
+/// does not depend on the number of threads: threads split the columns).
+pub fn column_sums<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T]) {
+    use rayon::prelude::*;
+    debug_assert_eq!(x.len(), rows * cols);
+    debug_assert_eq!(out.len(), cols);
+    const BLOCK: usize = 256;
+    out.par_chunks_mut(BLOCK).enumerate().for_each(|(bi, acc)| {
+        let j0 = bi * BLOCK;
+        acc.iter_mut().for_each(|a| *a = T::zero());
+        for i in 0..rows {
+            let row = &x[i * cols + j0..i * cols + j0 + acc.len()];
+            acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+        }
+    });
+}
+
+/// Copies rows `rows[i]` of the (n, cols) matrix `src` into row `i` of `dst` (`rows.len()` x `cols`).
+pub fn gather_rows<T: Real>(src: &[T], cols: usize, rows: &[usize], dst: &mut [T]) {
+    use rayon::prelude::*;
+    debug_assert_eq!(dst.len(), rows.len() * cols);
+    if cols == 0 {
+        return;
+    }
+    dst.par_chunks_mut(cols).zip(rows.par_iter()).for_each(|(d, &r)| d.copy_from_slice(&src[r * cols..(r + 1) * cols]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Float64 oracle: the textbook triple loop.
+    fn naive(a: &[f64], ar: usize, ac: usize, ta: bool, b: &[f64], br: usize, bc: usize, tb: bool) -> Vec<f64> {
+        let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+        let n = if tb { br } else { bc };
+        let at = |i: usize, p: usize| if ta { a[p * ac + i] } else { a[i * ac + p] };
+        let bt = |p: usize, j: usize| if tb { b[j * bc + p] } else { b[p * bc + j] };
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    fn filled(len: usize, salt: u64) -> Vec<f64> {
+        (0..len as u64).map(|i| (((i * 2654435761 + salt) % 1000) as f64) / 500.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn gemm_matches_naive_for_every_transpose_and_beta() {
+        let (m, k, n) = (37, 53, 29);
+        for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            let a = filled(ar * ac, 1);
+            let b = filled(br * bc, 2);
+            let c0 = filled(m * n, 3);
+            let ab = naive(&a, ar, ac, ta, &b, br, bc, tb);
+            for &(alpha, beta) in &[(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
+                let mut c = c0.clone();
+                let mut av = View::new(&a, ar, ac);
+                let mut bv = View::new(&b, br, bc);
+                if ta { av = av.t(); }
+                if tb { bv = bv.t(); }
+                with_threads(2, || gemm(alpha, av, bv, beta, ViewMut::new(&mut c, m, n), Threads::Pool));
+                for i in 0..m * n {
+                    let want = alpha * ab[i] + beta * c0[i];
+                    assert!((c[i] - want).abs() < 1e-12, "ta={ta} tb={tb} i={i}: {} vs {want}", c[i]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn beta_zero_ignores_nan_in_c() {
+        let a = vec![1.0f32; 6];
+        let b = vec![2.0f32; 6];
+        let mut c = vec![f32::NAN; 4];
+        gemm(1.0, View::new(&a, 2, 3), View::new(&b, 3, 2), 0.0, ViewMut::new(&mut c, 2, 2), Threads::Single);
+        assert_eq!(c, vec![6.0; 4]);
+    }
+
+    #[test]
+    fn strided_views_use_only_their_columns() {
+        // A is the left 2 columns of a 3x4 buffer.
+        let buf: Vec<f64> = (0..12).map(|x| x as f64).collect();
+        let a = View::strided(&buf, 3, 2, 4);
+        let b = vec![1.0, 0.0, 0.0, 1.0];
+        let mut out = vec![0.0; 3 * 5];
+        gemm(1.0, a, View::new(&b, 2, 2), 0.0, ViewMut::strided(&mut out, 3, 2, 5), Threads::Single);
+        assert_eq!(&out[0..2], &[0.0, 1.0]);
+        assert_eq!(&out[5..7], &[4.0, 5.0]);
+        assert_eq!(&out[10..12], &[8.0, 9.0]);
+        assert_eq!(out[2], 0.0, "columns outside the view are untouched");
+    }
+
+    #[test]
+    fn result_is_identical_for_any_thread_count() {
+        let (m, k, n) = (300, 200, 250);
+        let a: Vec<f32> = filled(m * k, 5).into_iter().map(|x| x as f32).collect();
+        let b: Vec<f32> = filled(k * n, 6).into_iter().map(|x| x as f32).collect();
+        let run = |t: usize| {
+            let mut c = vec![0.0f32; m * n];
+            with_threads(t, || gemm(1.0, View::new(&a, m, k), View::new(&b, k, n), 0.0, ViewMut::new(&mut c, m, n), Threads::Pool));
+            c
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+    }
+
+
+    #[test]
+    fn column_sums_and_gather_rows() {
+        let x: Vec<f64> = (0..3 * 600).map(|v| v as f64).collect();
+        let mut sums = vec![0.0; 600];
+        with_threads(2, || column_sums(&x, 3, 600, &mut sums));
+        for j in 0..600 {
+            assert_eq!(sums[j], (j + (600 + j) + (1200 + j)) as f64);
+        }
+        let mut g = vec![0.0; 2 * 600];
+        gather_rows(&x, 600, &[2, 0], &mut g);
+        assert_eq!(&g[..600], &x[1200..]);
+        assert_eq!(&g[600..], &x[..600]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn gemm_property_random_shapes(m in 0usize..20, k in 0usize..20, n in 0usize..20, ta: bool, tb: bool, salt in 0u64..1000) {
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            let a = filled(ar * ac, salt);
+            let b = filled(br * bc, salt + 7);
+            let want = naive(&a, ar, ac, ta, &b, br, bc, tb);
+            let mut c = vec![0.0; m * n];
+            let mut av = View::new(&a, ar, ac);
+            let mut bv = View::new(&b, br, bc);
+            if ta { av = av.t(); }
+            if tb { bv = bv.t(); }
+            gemm(1.0, av, bv, 0.0, ViewMut::new(&mut c, m, n), Threads::Pool);
+            for (x, y) in c.iter().zip(&want) {
+                prop_assert!((x - y).abs() < 1e-12);
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Conversion of Python arguments: float arrays (dtype dispatch, shape and layout checks, borrows),
+//! index arrays, thread counts. Arrays are never copied: a float32 C-contiguous array is used in place,
+//! anything else is refused with a message naming the argument.
+
+use numpy::{Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+/// The two element types of the kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
+}
+
+fn untyped<'a, 'py>(obj: &'a Bound<'py, PyAny>, name: &str) -> PyResult<&'a Bound<'py, PyUntypedArray>> {
+    obj.cast::<PyUntypedArray>()
+        .map_err(|_| PyTypeError::new_err(format!("{name} must be a numpy.ndarray, got {}", type_name(obj))))
+}
+
+/// The float type of array `obj`: float32 or float64, else a `TypeError`.
+pub fn float_dtype(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Dtype> {
+    let arr = untyped(obj, name)?;
+    let py = obj.py();
+    let dt = arr.dtype();
+    if dt.is_equiv_to(&numpy::dtype::<f32>(py)) {
+        Ok(Dtype::F32)
+    } else if dt.is_equiv_to(&numpy::dtype::<f64>(py)) {
+        Ok(Dtype::F64)
+    } else {
+        Err(PyTypeError::new_err(format!("{name} must have dtype float32 or float64, got {}", dt)))
+    }
+}
+
+fn check_layout(arr: &Bound<'_, PyUntypedArray>, name: &str, ndim: usize) -> PyResult<()> {
+    if arr.ndim() != ndim {
+        return Err(PyValueError::new_err(format!("{name} must be a {ndim}-D array, got {}-D with shape {:?}", arr.ndim(), arr.shape())));
+    }
+    if !arr.is_c_contiguous() {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be C-contiguous (deepgm never copies silently; use numpy.ascontiguousarray)"
+        )));
+    }
+    Ok(())
+}
+
+fn typed<'a, 'py, T: Element>(obj: &'a Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
+    let arr = untyped(obj, name)?;
+    let py = obj.py();
+    let want = numpy::dtype::<T>(py);
+    if !arr.dtype().is_equiv_to(&want) {
+        return Err(PyTypeError::new_err(format!("{name} must have dtype {} (the dtype of the other arrays), got {}", want, arr.dtype())));
+    }
+    check_layout(arr, name, ndim)?;
+    obj.cast::<PyArrayDyn<T>>().map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))
+}
+
+/// A read-only borrow of a C-contiguous `ndim`-D array of element type T.
+pub fn input<'py, T: Element>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    typed::<T>(obj, name, ndim)?
+        .try_readonly()
+        .map_err(|e| PyValueError::new_err(format!("{name} cannot be read: {e}")))
+}
+
+/// A writable borrow of a C-contiguous `ndim`-D array of element type T (fails if the array is
+/// read-only or already borrowed by another argument of the same call).
+pub fn output<'py, T: Element>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+    typed::<T>(obj, name, ndim)?.try_readwrite().map_err(|e| {
+        PyValueError::new_err(format!("{name} must be a writeable array not passed twice to the same call ({e})"))
+    })
+}
+
+/// Fails unless `shape == expected`.
+pub fn expect_shape(name: &str, shape: &[usize], expected: &[usize]) -> PyResult<()> {
+    if shape != expected {
+        return Err(PyValueError::new_err(format!("{name} must have shape {expected:?}, got {shape:?}")));
+    }
+    Ok(())
+}
+
+/// A list of arrays, each borrowed read-only.
+pub fn input_list<'py, T: Element>(list: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<Vec<PyReadonlyArrayDyn<'py, T>>> {
+    let list = list.cast::<PyList>().map_err(|_| PyTypeError::new_err(format!("{name} must be a list of arrays")))?;
+    list.iter().enumerate().map(|(i, a)| input::<T>(&a, &format!("{name}[{i}]"), ndim)).collect()
+}
+
+/// A list of arrays, each borrowed writable.
+pub fn output_list<'py, T: Element>(list: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<Vec<PyReadwriteArrayDyn<'py, T>>> {
+    let list = list.cast::<PyList>().map_err(|_| PyTypeError::new_err(format!("{name} must be a list of arrays")))?;
+    list.iter().enumerate().map(|(i, a)| output::<T>(&a, &format!("{name}[{i}]"), ndim)).collect()
+}
+
+/// A 1-D integer array (any integer dtype) of indices in `[0, upper)`, as usize.
+pub fn indices(obj: &Bound<'_, PyAny>, name: &str, upper: usize) -> PyResult<Vec<usize>> {
+    let arr = untyped(obj, name)?;
+    if arr.ndim() != 1 {
+        return Err(PyValueError::new_err(format!("{name} must be a 1-D integer array, got {}-D", arr.ndim())));
+    }
+    let kind = arr.dtype().kind();
+    if kind != b'i' && kind != b'u' {
+        return Err(PyTypeError::new_err(format!("{name} must be an integer array, got dtype {}", arr.dtype())));
+    }
+    let values: Vec<i64> = obj
+        .call_method1("astype", ("int64",))?
+        .cast_into::<PyArrayDyn<i64>>()
+        .map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))?
+        .readonly()
+        .as_array()
+        .iter()
+        .copied()
+        .collect();
+    values
+        .into_iter()
+        .map(|v| {
+            if v < 0 || v as u64 >= upper as u64 {
+                Err(PyValueError::new_err(format!("{name} must hold values in [0, {upper}), got {v}")))
+            } else {
+                Ok(v as usize)
+            }
+        })
+        .collect()
+}
+
+/// `n_jobs` as a thread count: None or -1 = all cores (0 inside the kernels), else >= 1.
+pub fn threads(n_jobs: Option<i64>) -> PyResult<usize> {
+    match n_jobs {
+        None | Some(-1) => Ok(0),
+        Some(n) if n >= 1 => Ok(n as usize),
+        Some(n) => Err(PyValueError::new_err(format!("n_jobs must be None, -1 or an integer >= 1, got {n}"))),
+    }
+}

@@ -1,0 +1,653 @@
+//! Restricted Boltzmann machines: conditionals, Gibbs sampling, free energy, pseudo-likelihood and
+//! the CD-k / persistent-CD training step.
+//!
+//! Notation (as scikit-learn's `BernoulliRBM`): `W` is (n_hidden, n_visible) (`components_`), `b` the
+//! visible bias (`intercept_visible_`), `c` the hidden bias (`intercept_hidden_`).
+//!
+//! - Bernoulli visible units: `E(v, h) = -b.v - c.h - h.W v`, `p(v_i = 1 | h) = sigmoid(b_i + (h W)_i)`,
+//!   free energy `F(v) = -b.v - sum_j softplus(c_j + (W v)_j)`.
+//! - Gaussian visible units with unit variance: `E(v, h) = |v - b|^2 / 2 - c.h - h.W v`,
+//!   `v | h ~ N(b + h W, I)`, `F(v) = |v - b|^2 / 2 - sum_j softplus(c_j + (W v)_j)`.
+//!
+//! In both, `p(h_j = 1 | v) = sigmoid(c_j + (W v)_j)`.
+
+use rayon::prelude::*;
+
+use crate::activations::{gaussian, log_sigmoid, sigmoid_bernoulli, softplus, StreamKey};
+use crate::error::{KernelError, Result};
+use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
+use crate::real::Real;
+use crate::rng::{purpose, stream, CHUNK};
+
+/// The type of the visible units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visible {
+    Bernoulli,
+    Gaussian,
+}
+
+impl Visible {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "bernoulli" => Ok(Visible::Bernoulli),
+            "gaussian" => Ok(Visible::Gaussian),
+            other => Err(KernelError::value("visible", "'bernoulli' or 'gaussian'", format!("'{other}'"))),
+        }
+    }
+}
+
+/// Read-only parameters of an RBM.
+#[derive(Clone, Copy, Debug)]
+pub struct Rbm<'a, T> {
+    /// (n_hidden, n_visible)
+    pub weight: &'a [T],
+    /// (n_visible,)
+    pub visible_bias: &'a [T],
+    /// (n_hidden,)
+    pub hidden_bias: &'a [T],
+    pub n_visible: usize,
+    pub n_hidden: usize,
+    pub visible: Visible,
+}
+
+impl<'a, T: Real> Rbm<'a, T> {
+    pub fn check(&self) -> Result<()> {
+        if self.weight.len() != self.n_hidden * self.n_visible {
+            return Err(KernelError::shape("components", format!("{}x{}", self.n_hidden, self.n_visible), format!("{} values", self.weight.len())));
+        }
+        if self.visible_bias.len() != self.n_visible {
+            return Err(KernelError::shape("intercept_visible", format!("length {}", self.n_visible), self.visible_bias.len()));
+        }
+        if self.hidden_bias.len() != self.n_hidden {
+            return Err(KernelError::shape("intercept_hidden", format!("length {}", self.n_hidden), self.hidden_bias.len()));
+        }
+        Ok(())
+    }
+
+    fn w(&self) -> View<'a, T> {
+        View::new(self.weight, self.n_hidden, self.n_visible)
+    }
+
+    /// `out = V W^T` (n, n_hidden): hidden pre-activations without the bias.
+    fn hidden_input(&self, v: View<'_, T>, out: &mut [T], threads: Threads) {
+        gemm(T::one(), v, self.w().t(), T::zero(), ViewMut::new(out, v.rows, self.n_hidden), threads);
+    }
+
+    /// `out = H W` (n, n_visible): visible pre-activations without the bias.
+    fn visible_input(&self, h: View<'_, T>, out: &mut [T], threads: Threads) {
+        gemm(T::one(), h, self.w(), T::zero(), ViewMut::new(out, h.rows, self.n_visible), threads);
+    }
+
+    /// `p(h = 1 | v)` for the rows of `v` (n, n_visible) into `out` (n, n_hidden); with `samples`, also a
+    /// draw of h.
+    pub fn hidden(&self, v: &[T], out: &mut [T], samples: Option<&mut [T]>, key: StreamKey) {
+        let n = v.len() / self.n_visible.max(1);
+        self.hidden_input(View::new(v, n, self.n_visible), out, Threads::Pool);
+        sigmoid_bernoulli(out, self.n_hidden, self.hidden_bias, samples, key);
+    }
+
+    /// The mean of `v | h` for the rows of `h` (n, n_hidden) into `out` (n, n_visible); with `samples`,
+    /// also a draw of v.
+    pub fn visible(&self, h: &[T], out: &mut [T], samples: Option<&mut [T]>, key: StreamKey) {
+        let n = h.len() / self.n_hidden.max(1);
+        self.visible_input(View::new(h, n, self.n_hidden), out, Threads::Pool);
+        self.finish_visible(out, samples, key);
+    }
+
+    /// Adds the bias to visible pre-activations in `out`, applies the unit's mean function, and samples.
+    fn finish_visible(&self, out: &mut [T], samples: Option<&mut [T]>, key: StreamKey) {
+        match self.visible {
+            Visible::Bernoulli => sigmoid_bernoulli(out, self.n_visible, self.visible_bias, samples, key),
+            Visible::Gaussian => {
+                let nv = self.n_visible;
+                out.par_chunks_mut(nv).for_each(|row| row.iter_mut().zip(self.visible_bias).for_each(|(x, &b)| *x += b));
+                if let Some(s) = samples {
+                    gaussian(out, &[T::one()], s, None, key);
+                }
+            }
+        }
+    }
+
+    /// Free energy `F(v)` of each row of `v` (n, n_visible) into `out` (n,).
+    pub fn free_energy(&self, v: &[T], out: &mut [f64]) {
+        let n = out.len();
+        let mut pre = vec![T::zero(); n * self.n_hidden];
+        self.hidden_input(View::new(v, n, self.n_visible), &mut pre, Threads::Pool);
+        out.par_iter_mut().enumerate().for_each(|(i, f)| {
+            let vi = &v[i * self.n_visible..(i + 1) * self.n_visible];
+            let pi = &pre[i * self.n_hidden..(i + 1) * self.n_hidden];
+            *f = self.free_energy_row(vi, pi);
+        });
+    }
+
+    /// `F(v)` given `pre = W v` (without the hidden bias).
+    fn free_energy_row(&self, v: &[T], pre: &[T]) -> f64 {
+        let hidden: f64 = pre.iter().zip(self.hidden_bias).map(|(&p, &c)| softplus(p + c).f64()).sum();
+        let visible: f64 = match self.visible {
+            Visible::Bernoulli => -v.iter().zip(self.visible_bias).map(|(&x, &b)| (x * b).f64()).sum::<f64>(),
+            Visible::Gaussian => v.iter().zip(self.visible_bias).map(|(&x, &b)| 0.5 * (x - b).f64().powi(2)).sum::<f64>(),
+        };
+        visible - hidden
+    }
+
+    /// scikit-learn's pseudo-likelihood proxy: for each row, flip one visible unit chosen uniformly at
+    /// random and return `n_visible * log sigmoid(F(v_flipped) - F(v))` (Bernoulli units only).
+    pub fn pseudo_likelihood(&self, v: &[T], out: &mut [f64], key: StreamKey) -> Result<()> {
+        if self.visible != Visible::Bernoulli {
+            return Err(KernelError::value("visible", "'bernoulli' for the pseudo-likelihood", "'gaussian'"));
+        }
+        let (n, nv, nh) = (out.len(), self.n_visible, self.n_hidden);
+        let mut pre = vec![T::zero(); n * nh];
+        self.hidden_input(View::new(v, n, nv), &mut pre, Threads::Pool);
+        // One uniform index per row, from fixed chunks of rows.
+        let mut flip = vec![0usize; n];
+        flip.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, idx)| {
+            let mut rng = stream(key.seed, key.step, key.purpose, ci as u64);
+            idx.iter_mut().for_each(|i| *i = ((T::uniform(&mut rng).f64() * nv as f64) as usize).min(nv - 1));
+        });
+        out.par_iter_mut().enumerate().for_each(|(r, o)| {
+            let vi = &v[r * nv..(r + 1) * nv];
+            let pi = &pre[r * nh..(r + 1) * nh];
+            let f = self.free_energy_row(vi, pi);
+            // Flipping unit k changes W v by W[:, k] * (1 - 2 v_k) and b.v by b_k (1 - 2 v_k).
+            let k = flip[r];
+            let delta = T::one() - T::of(2.0) * vi[k];
+            let hidden: f64 = (0..nh).map(|j| softplus(pi[j] + self.hidden_bias[j] + self.weight[j * nv + k] * delta).f64()).sum();
+            let visible: f64 = -vi.iter().zip(self.visible_bias).map(|(&x, &b)| (x * b).f64()).sum::<f64>() - (self.visible_bias[k] * delta).f64();
+            let f_flipped = visible - hidden;
+            *o = nv as f64 * log_sigmoid(f_flipped - f);
+        });
+        Ok(())
+    }
+
+    /// `n_steps` of block Gibbs sampling v -> h -> v on the rows of `v` (n, n_visible), in place.
+    /// If given, `v_mean` receives the mean of v | h of the last step (less noisy to look at).
+    pub fn gibbs_chain(&self, v: &mut [T], n_steps: usize, v_mean: Option<&mut [T]>, seed: u64) {
+        let n = v.len() / self.n_visible.max(1);
+        let mut h_probs = vec![T::zero(); n * self.n_hidden];
+        let mut h = vec![T::zero(); n * self.n_hidden];
+        let mut mean = vec![T::zero(); n * self.n_visible];
+        for step in 0..n_steps as u64 {
+            self.hidden(v, &mut h_probs, Some(&mut h), StreamKey { seed, step, purpose: purpose::HIDDEN });
+            self.visible(&h, &mut mean, Some(v), StreamKey { seed, step, purpose: purpose::VISIBLE });
+        }
+        if let Some(out) = v_mean {
+            out.copy_from_slice(&mean);
+        }
+    }
+}
+
+/// Settings of one contrastive-divergence step.
+#[derive(Clone, Copy, Debug)]
+pub struct CdSettings {
+    /// Gibbs steps of the negative phase (k of CD-k), >= 1.
+    pub k: usize,
+    pub learning_rate: f64,
+    pub momentum: f64,
+    /// L2 penalty on the weights (not the biases).
+    pub weight_decay: f64,
+}
+
+impl CdSettings {
+    pub fn validate(&self) -> Result<()> {
+        if self.k == 0 {
+            return Err(KernelError::value("k", "an integer >= 1", self.k));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(KernelError::value("learning_rate", "a finite number > 0", self.learning_rate));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(KernelError::value("momentum", "in [0, 1)", self.momentum));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(KernelError::value("weight_decay", "a finite number >= 0", self.weight_decay));
+        }
+        Ok(())
+    }
+}
+
+/// Writable RBM parameters and their momentum buffers (same shapes).
+pub struct RbmState<'a, T> {
+    pub weight: &'a mut [T],
+    pub visible_bias: &'a mut [T],
+    pub hidden_bias: &'a mut [T],
+    pub weight_velocity: &'a mut [T],
+    pub visible_velocity: &'a mut [T],
+    pub hidden_velocity: &'a mut [T],
+    pub n_visible: usize,
+    pub n_hidden: usize,
+    pub visible: Visible,
+}
+
+impl<'a, T: Real> RbmState<'a, T> {
+    pub fn rbm(&self) -> Rbm<'_, T> {
+        Rbm {
+            weight: self.weight,
+            visible_bias: self.visible_bias,
+            hidden_bias: self.hidden_bias,
+            n_visible: self.n_visible,
+            n_hidden: self.n_hidden,
+            visible: self.visible,
+        }
+    }
+}
+
+/// One CD-k (or persistent CD-k) step on a minibatch, updating the parameters in place.
+///
+/// `data` is (n, n_visible); the minibatch is `data[rows]` (or all of `data` if `rows` is `None`).
+/// With `chain` (n_chains, n_hidden), the negative phase starts from those hidden states and leaves its
+/// last hidden sample there (persistent CD); otherwise it starts from a sample of h | v_data.
+///
+/// The gradient of the log-likelihood is estimated as `<v h>_data - <v h>_model` and both statistics
+/// come from one product: with `S = [P_data / B ; -P_model / C]` (hidden probabilities, stacked) and
+/// `X = [V_data ; V_model]`, the weight gradient is `S^T X`, and the velocity update
+/// `vel = momentum * vel + lr * S^T X` is that GEMM's `beta`/`alpha`.
+pub fn cd_step<T: Real>(
+    state: &mut RbmState<'_, T>,
+    data: &[T],
+    rows: Option<&[usize]>,
+    chain: Option<&mut [T]>,
+    settings: &CdSettings,
+    seed: u64,
+    step: u64,
+) -> Result<()> {
+    settings.validate()?;
+    let (nv, nh) = (state.n_visible, state.n_hidden);
+    let b = match rows {
+        Some(r) => r.len(),
+        None => data.len() / nv.max(1),
+    };
+    if b == 0 {
+        return Err(KernelError::value("batch", "at least one sample", 0));
+    }
+    let c = match &chain {
+        Some(ch) => ch.len() / nh.max(1),
+        None => b,
+    };
+    if c == 0 {
+        return Err(KernelError::value("h_samples", "at least one persistent chain", 0));
+    }
+    let total = b + c;
+    // X = [V_data ; V_model] (b + c, nv), S = [H_data ; H_model] (b + c, nh)
+    let mut x = vec![T::zero(); total * nv];
+    let mut s = vec![T::zero(); total * nh];
+    let mut v_mean = vec![T::zero(); c * nv];
+    {
+        let rbm = state.rbm();
+        let (x_data, x_model) = x.split_at_mut(b * nv);
+        let (s_data, s_model) = s.split_at_mut(b * nh);
+        match rows {
+            Some(r) => gather_rows(data, nv, r, x_data),
+            None => x_data.copy_from_slice(data),
+        }
+        let key = |p: u64, gibbs: usize| StreamKey { seed, step, purpose: p + 16 * gibbs as u64 };
+
+        // Positive phase: p(h | v_data), and a sample of it to start the chain (CD).
+        let mut h_state = match chain {
+            Some(ref ch) => ch.to_vec(),
+            None => vec![T::zero(); c * nh],
+        };
+        let sample_into = if chain.is_none() { Some(h_state.as_mut_slice()) } else { None };
+        rbm.hidden(x_data, s_data, sample_into, key(purpose::HIDDEN, 0));
+
+        // Negative phase: k steps h -> v -> h.
+        for g in 1..=settings.k {
+            rbm.visible(&h_state, &mut v_mean, Some(x_model), key(purpose::VISIBLE, g));
+            let last = g == settings.k;
+            let keep_sample = !last || chain.is_some();
+            rbm.hidden(x_model, s_model, if keep_sample { Some(h_state.as_mut_slice()) } else { None }, key(purpose::HIDDEN, g));
+        }
+        if let Some(ch) = chain {
+            ch.copy_from_slice(&h_state);
+        }
+    }
+
+    // Bias gradients: column means of the data half minus those of the model half.
+    let mut sums_v = vec![T::zero(); 2 * nv];
+    let mut sums_h = vec![T::zero(); 2 * nh];
+    column_sums(&x[..b * nv], b, nv, &mut sums_v[..nv]);
+    column_sums(&x[b * nv..], c, nv, &mut sums_v[nv..]);
+    column_sums(&s[..b * nh], b, nh, &mut sums_h[..nh]);
+    column_sums(&s[b * nh..], c, nh, &mut sums_h[nh..]);
+    let (inv_b, inv_c) = (T::of(1.0 / b as f64), T::of(1.0 / c as f64));
+    let grad_v: Vec<T> = (0..nv).map(|i| sums_v[i] * inv_b - sums_v[nv + i] * inv_c).collect();
+    let grad_h: Vec<T> = (0..nh).map(|j| sums_h[j] * inv_b - sums_h[nh + j] * inv_c).collect();
+
+    // S <- [S_data / b ; -S_model / c], then vel_W = momentum * vel_W + lr * S^T X.
+    s[..b * nh].par_chunks_mut(CHUNK).for_each(|ch| ch.iter_mut().for_each(|x| *x *= inv_b));
+    s[b * nh..].par_chunks_mut(CHUNK).for_each(|ch| ch.iter_mut().for_each(|x| *x *= -inv_c));
+    let (lr, mu, wd) = (T::of(settings.learning_rate), T::of(settings.momentum), T::of(settings.weight_decay));
+    gemm(
+        lr,
+        View::new(&s, total, nh).t(),
+        View::new(&x, total, nv),
+        mu,
+        ViewMut::new(state.weight_velocity, nh, nv),
+        Threads::Pool,
+    );
+    // W += vel - lr * wd * W folded into the velocity (so decay also carries momentum).
+    let weights_finite = state
+        .weight
+        .par_chunks_mut(CHUNK)
+        .zip(state.weight_velocity.par_chunks_mut(CHUNK))
+        .map(|(w, v)| {
+            let mut finite = true;
+            for (w, v) in w.iter_mut().zip(v.iter_mut()) {
+                *v -= lr * wd * *w;
+                *w += *v;
+                finite &= w.is_finite();
+            }
+            finite
+        })
+        .reduce(|| true, |a, b| a && b);
+    let mut biases_finite = true;
+    for (p, (v, g)) in state.visible_bias.iter_mut().zip(state.visible_velocity.iter_mut().zip(&grad_v)) {
+        *v = mu * *v + lr * *g;
+        *p += *v;
+        biases_finite &= p.is_finite();
+    }
+    for (p, (v, g)) in state.hidden_bias.iter_mut().zip(state.hidden_velocity.iter_mut().zip(&grad_h)) {
+        *v = mu * *v + lr * *g;
+        *p += *v;
+        biases_finite &= p.is_finite();
+    }
+    if !(weights_finite && biases_finite) {
+        return Err(KernelError::NonFinite(
+            "the RBM parameters became non-finite: training diverged (try a smaller learning_rate)".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linalg::with_threads;
+
+    pub(crate) struct Owned {
+        pub w: Vec<f64>,
+        pub b: Vec<f64>,
+        pub c: Vec<f64>,
+        pub nv: usize,
+        pub nh: usize,
+        pub visible: Visible,
+    }
+
+    impl Owned {
+        pub fn new(nv: usize, nh: usize, visible: Visible, scale: f64, salt: u64) -> Self {
+            let r = |i: u64, k: u64| ((((i + salt * 7919) * 2654435761 + k) % 10007) as f64 / 10007.0 - 0.5) * 2.0;
+            Owned {
+                w: (0..(nv * nh) as u64).map(|i| r(i, 1) * scale).collect(),
+                b: (0..nv as u64).map(|i| r(i, 2) * scale).collect(),
+                c: (0..nh as u64).map(|i| r(i, 3) * scale).collect(),
+                nv,
+                nh,
+                visible,
+            }
+        }
+
+        pub fn rbm(&self) -> Rbm<'_, f64> {
+            Rbm { weight: &self.w, visible_bias: &self.b, hidden_bias: &self.c, n_visible: self.nv, n_hidden: self.nh, visible: self.visible }
+        }
+
+        /// Energy E(v, h), float64, straight from the definition.
+        pub fn energy(&self, v: &[f64], h: &[f64]) -> f64 {
+            let mut e = 0.0;
+            for j in 0..self.nh {
+                let wv: f64 = (0..self.nv).map(|i| self.w[j * self.nv + i] * v[i]).sum();
+                e -= h[j] * (wv + self.c[j]);
+            }
+            e + match self.visible {
+                Visible::Bernoulli => -(0..self.nv).map(|i| self.b[i] * v[i]).sum::<f64>(),
+                Visible::Gaussian => (0..self.nv).map(|i| 0.5 * (v[i] - self.b[i]).powi(2)).sum::<f64>(),
+            }
+        }
+    }
+
+    fn bits(state: usize, n: usize) -> Vec<f64> {
+        (0..n).map(|i| ((state >> i) & 1) as f64).collect()
+    }
+
+    #[test]
+    fn free_energy_matches_sum_over_hidden_states() {
+        for visible in [Visible::Bernoulli, Visible::Gaussian] {
+            let m = Owned::new(5, 4, visible, 1.0, 3);
+            let vs: Vec<f64> = (0..3 * 5).map(|i| ((i * 7) % 5) as f64 / 4.0).collect();
+            let mut fe = vec![0.0; 3];
+            m.rbm().free_energy(&vs, &mut fe);
+            for r in 0..3 {
+                let v = &vs[r * 5..(r + 1) * 5];
+                // F(v) = -log sum_h exp(-E(v, h))
+                let want = -(0..16).map(|s| (-m.energy(v, &bits(s, 4))).exp()).sum::<f64>().ln();
+                assert!((fe[r] - want).abs() < 1e-10, "{visible:?}: {} vs {want}", fe[r]);
+            }
+        }
+    }
+
+    #[test]
+    fn pseudo_likelihood_matches_explicit_flip() {
+        let m = Owned::new(6, 3, Visible::Bernoulli, 1.0, 1);
+        let v: Vec<f64> = (0..4 * 6).map(|i| ((i * 5 + 1) % 3 == 0) as u8 as f64).collect();
+        let key = StreamKey { seed: 4, step: 0, purpose: purpose::PSEUDO_LIKELIHOOD };
+        let mut pl = vec![0.0; 4];
+        m.rbm().pseudo_likelihood(&v, &mut pl, key).unwrap();
+        // Recover the flipped index of each row by trying all of them.
+        for r in 0..4 {
+            let row = &v[r * 6..(r + 1) * 6];
+            let mut f = vec![0.0];
+            m.rbm().free_energy(row, &mut f);
+            let candidates: Vec<f64> = (0..6)
+                .map(|k| {
+                    let mut flipped = row.to_vec();
+                    flipped[k] = 1.0 - flipped[k];
+                    let mut ff = vec![0.0];
+                    m.rbm().free_energy(&flipped, &mut ff);
+                    let d: f64 = ff[0] - f[0];
+                    6.0 * -(1.0 + (-d).exp()).ln()
+                })
+                .collect();
+            assert!(candidates.iter().any(|c| (c - pl[r]).abs() < 1e-10), "row {r}: {} not in {candidates:?}", pl[r]);
+        }
+    }
+
+    #[test]
+    fn cd_statistics_match_float64_oracle_for_k1() {
+        // With learning_rate = 1 and no momentum or decay, the update is exactly the gradient estimate,
+        // which the oracle recomputes from the same random draws (recovered from the kernel's streams).
+        let (nv, nh, n) = (7, 5, 6);
+        let m = Owned::new(nv, nh, Visible::Bernoulli, 0.5, 2);
+        let data: Vec<f64> = (0..n * nv).map(|i| ((i * 3) % 4 == 0) as u8 as f64).collect();
+        let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
+        let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
+        let mut st = RbmState {
+            weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
+            weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
+            n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli,
+        };
+        let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
+        cd_step(&mut st, &data, None, None, &settings, 77, 5).unwrap();
+
+        // Oracle with the kernel's random streams.
+        let rbm = m.rbm();
+        let mut h0 = vec![0.0; n * nh];
+        let mut h0s = vec![0.0; n * nh];
+        rbm.hidden(&data, &mut h0, Some(&mut h0s), StreamKey { seed: 77, step: 5, purpose: purpose::HIDDEN });
+        let mut vm = vec![0.0; n * nv];
+        let mut v1 = vec![0.0; n * nv];
+        rbm.visible(&h0s, &mut vm, Some(&mut v1), StreamKey { seed: 77, step: 5, purpose: purpose::VISIBLE + 16 });
+        // Independent float64 recomputation of the conditionals.
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let mut h1 = vec![0.0; n * nh];
+        for r in 0..n {
+            for j in 0..nh {
+                let a: f64 = (0..nv).map(|i| m.w[j * nv + i] * v1[r * nv + i]).sum::<f64>() + m.c[j];
+                h1[r * nh + j] = sig(a);
+                let a0: f64 = (0..nv).map(|i| m.w[j * nv + i] * data[r * nv + i]).sum::<f64>() + m.c[j];
+                assert!((h0[r * nh + j] - sig(a0)).abs() < 1e-12);
+            }
+        }
+        for j in 0..nh {
+            for i in 0..nv {
+                let pos: f64 = (0..n).map(|r| h0[r * nh + j] * data[r * nv + i]).sum::<f64>() / n as f64;
+                let neg: f64 = (0..n).map(|r| h1[r * nh + j] * v1[r * nv + i]).sum::<f64>() / n as f64;
+                let want = m.w[j * nv + i] + pos - neg;
+                assert!((w[j * nv + i] - want).abs() < 1e-12, "W[{j},{i}]");
+            }
+            let want_c = m.c[j] + (0..n).map(|r| h0[r * nh + j] - h1[r * nh + j]).sum::<f64>() / n as f64;
+            assert!((c[j] - want_c).abs() < 1e-12);
+        }
+        for i in 0..nv {
+            let want_b = m.b[i] + (0..n).map(|r| data[r * nv + i] - v1[r * nv + i]).sum::<f64>() / n as f64;
+            assert!((b[i] - want_b).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn momentum_and_weight_decay_follow_the_recursion() {
+        let (nv, nh) = (4, 3);
+        let m = Owned::new(nv, nh, Visible::Bernoulli, 0.3, 5);
+        let data: Vec<f64> = (0..2 * nv).map(|i| (i % 2) as f64).collect();
+        let run = |mu: f64, wd: f64, lr: f64| {
+            let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
+            let (mut vw, mut vb, mut vc) = (vec![0.1; nv * nh], vec![0.0; nv], vec![0.0; nh]);
+            let mut st = RbmState {
+                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
+                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
+                n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli,
+            };
+            cd_step(&mut st, &data, None, None, &CdSettings { k: 1, learning_rate: lr, momentum: mu, weight_decay: wd }, 1, 1).unwrap();
+            w
+        };
+        // The gradient G from a plain step: w1 = w0 + G (velocity 0.1 only enters through momentum).
+        let plain = run(0.0, 0.0, 1.0);
+        let with = run(0.5, 0.01, 0.2);
+        for i in 0..nv * nh {
+            let g = plain[i] - m.w[i];
+            let want = m.w[i] + 0.5 * 0.1 + 0.2 * g - 0.2 * 0.01 * m.w[i];
+            assert!((with[i] - want).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn persistent_chain_is_updated_and_rows_select_the_batch() {
+        let (nv, nh) = (6, 4);
+        let m = Owned::new(nv, nh, Visible::Bernoulli, 1.0, 9);
+        let data: Vec<f64> = (0..10 * nv).map(|i| ((i * 7) % 3 == 0) as u8 as f64).collect();
+        let rows = [3usize, 7, 1];
+        let sub: Vec<f64> = rows.iter().flat_map(|&r| data[r * nv..(r + 1) * nv].to_vec()).collect();
+        let run = |use_rows: bool| {
+            let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
+            let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
+            let mut chain = vec![0.0; 5 * nh];
+            let mut st = RbmState {
+                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
+                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
+                n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli,
+            };
+            let s = CdSettings { k: 2, learning_rate: 0.1, momentum: 0.0, weight_decay: 0.0 };
+            if use_rows {
+                cd_step(&mut st, &data, Some(&rows), Some(&mut chain), &s, 3, 0).unwrap();
+            } else {
+                cd_step(&mut st, &sub, None, Some(&mut chain), &s, 3, 0).unwrap();
+            }
+            (w, chain)
+        };
+        let (w1, chain1) = run(true);
+        let (w2, chain2) = run(false);
+        assert_eq!(w1, w2);
+        assert_eq!(chain1, chain2);
+        assert!(chain1.iter().all(|&x| x == 0.0 || x == 1.0));
+        assert!(chain1.iter().any(|&x| x == 1.0), "the chain moved");
+    }
+
+    #[test]
+    fn gibbs_sampling_matches_exact_distribution() {
+        // 3 visible x 2 hidden: 8 visible states; long chains vs exact p(v) = exp(-F(v)) / Z, chi-square.
+        let m = Owned::new(3, 2, Visible::Bernoulli, 1.5, 4);
+        let rbm = m.rbm();
+        let mut f = vec![0.0; 8];
+        let states: Vec<f64> = (0..8).flat_map(|s| bits(s, 3)).collect();
+        rbm.free_energy(&states, &mut f);
+        let z: f64 = f.iter().map(|x| (-x).exp()).sum();
+        let p: Vec<f64> = f.iter().map(|x| (-x).exp() / z).collect();
+        let n_chains = 2000;
+        let mut v = vec![0.0; n_chains * 3];
+        let mut counts = vec![0.0; 8];
+        let burn_in = 20;
+        let mut total = 0.0;
+        for round in 0..60u64 {
+            rbm.gibbs_chain(&mut v, 1, None, 1000 + round);
+            if round >= burn_in {
+                for r in 0..n_chains {
+                    let s = (0..3).map(|i| (v[r * 3 + i] as usize) << i).sum::<usize>();
+                    counts[s] += 1.0;
+                    total += 1.0;
+                }
+            }
+        }
+        // Successive rounds are correlated, so treat the 40 rounds as ~10 effective: scale the statistic.
+        let chi2: f64 = (0..8).map(|s| (counts[s] - total * p[s]).powi(2) / (total * p[s])).sum::<f64>() / 4.0;
+        // 7 degrees of freedom: P(chi2 > 24.3) = 0.001.
+        assert!(chi2 < 24.3, "chi-square {chi2}, counts {counts:?}, p {p:?}");
+        // And a wrong distribution (uniform) is rejected by the same test.
+        let chi2_uniform: f64 = (0..8).map(|s| (counts[s] - total / 8.0).powi(2) / (total / 8.0)).sum::<f64>() / 4.0;
+        assert!(chi2_uniform > 24.3);
+    }
+
+    #[test]
+    fn cd_step_is_thread_count_independent_and_learns() {
+        let (nv, nh, n) = (64, 32, 256);
+        // Two prototypes with noise.
+        let data: Vec<f32> = (0..n * nv)
+            .map(|i| {
+                let (r, c) = (i / nv, i % nv);
+                let proto = if r % 2 == 0 { c < nv / 2 } else { c >= nv / 2 };
+                let flip = (i * 2654435761) % 10 == 0;
+                (proto ^ flip) as u8 as f32
+            })
+            .collect();
+        let run = |threads| {
+            let mut w: Vec<f32> = (0..nv * nh).map(|i| (((i * 7919) % 101) as f32 / 101.0 - 0.5) * 0.02).collect();
+            let (mut b, mut c) = (vec![0.0f32; nv], vec![0.0f32; nh]);
+            let (mut vw, mut vb, mut vc) = (vec![0.0f32; nv * nh], vec![0.0f32; nv], vec![0.0f32; nh]);
+            let mut st = RbmState {
+                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
+                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
+                n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli,
+            };
+            let s = CdSettings { k: 1, learning_rate: 0.1, momentum: 0.5, weight_decay: 1e-4 };
+            with_threads(threads, || {
+                for step in 0..200u64 {
+                    let rows: Vec<usize> = (0..32).map(|i| ((step as usize * 32 + i) * 97) % n).collect();
+                    cd_step(&mut st, &data, Some(&rows), None, &s, 42, step).unwrap();
+                }
+            });
+            let mut fe = vec![0.0; n];
+            st.rbm().free_energy(&data, &mut fe);
+            let noise: Vec<f32> = (0..n * nv).map(|i| ((i * 48271) % 2) as f32).collect();
+            let mut fe_noise = vec![0.0; n];
+            st.rbm().free_energy(&noise, &mut fe_noise);
+            (w, fe.iter().sum::<f64>() / n as f64, fe_noise.iter().sum::<f64>() / n as f64)
+        };
+        let (w1, fe_data, fe_noise) = run(1);
+        assert!(fe_data < fe_noise - 10.0, "data should get lower free energy: {fe_data} vs {fe_noise}");
+        let (w2, ..) = run(2);
+        assert_eq!(w1, w2);
+    }
+
+    #[test]
+    fn diverging_training_is_an_error() {
+        let (nv, nh) = (4, 3);
+        let mut w = vec![1e38f32; nv * nh];
+        let (mut b, mut c) = (vec![0.0f32; nv], vec![0.0f32; nh]);
+        let (mut vw, mut vb, mut vc) = (vec![0.0f32; nv * nh], vec![0.0f32; nv], vec![0.0f32; nh]);
+        let mut st = RbmState {
+            weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
+            weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
+            n_visible: nv, n_hidden: nh, visible: Visible::Gaussian,
+        };
+        let data = vec![1e3f32; 2 * nv];
+        let s = CdSettings { k: 1, learning_rate: 1e3, momentum: 0.0, weight_decay: 0.0 };
+        assert!(matches!(cd_step(&mut st, &data, None, None, &s, 0, 0), Err(KernelError::NonFinite(_))));
+    }
+}
