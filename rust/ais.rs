@@ -8,12 +8,19 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{sigmoid, softplus};
+use crate::activations::{bernoulli, gaussian as gaussian_sample, sigmoid, softplus, sum_f64, StreamKey};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gemm, Threads, View, ViewMut};
-use crate::rbm::{Rbm, Visible};
+use crate::rbm::{Rbm, Units};
 use crate::real::Real;
-use crate::rng::{purpose, stream};
+use crate::rng::{purpose, stream, CHUNK};
+
+fn require_bernoulli_hidden<T>(rbm: &Rbm<'_, T>) -> Result<()> {
+    if rbm.hidden != Units::Bernoulli {
+        return Err(KernelError::value("hidden", "'bernoulli' for the partition function", "'gaussian'"));
+    }
+    Ok(())
+}
 
 /// The most units whose 2^n states [`log_partition_exact`] enumerates.
 pub const MAX_EXACT_UNITS: usize = 24;
@@ -47,8 +54,9 @@ fn log_sum_exp(xs: &[f64]) -> (f64, f64) {
 /// visible units). Fails if that layer has more than `max_units` (<= [`MAX_EXACT_UNITS`]) units.
 pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Result<f64> {
     rbm.check()?;
+    require_bernoulli_hidden(rbm)?;
     let (nv, nh) = (rbm.n_visible, rbm.n_hidden);
-    let enumerate_hidden = rbm.visible == Visible::Gaussian || nh <= nv;
+    let enumerate_hidden = rbm.visible == Units::Gaussian || nh <= nv;
     let n_units = if enumerate_hidden { nh } else { nv };
     let limit = max_units.min(MAX_EXACT_UNITS);
     if n_units > limit {
@@ -87,7 +95,7 @@ pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Resul
                     let pr = &pre[s * m..(s + 1) * m];
                     let linear: f64 = st.iter().zip(own_bias).map(|(&x, &b)| (x * b).f64()).sum();
                     let other: f64 = match (enumerate_hidden, rbm.visible) {
-                        (true, Visible::Gaussian) => pr
+                        (true, Units::Gaussian) => pr
                             .iter()
                             .zip(other_bias)
                             .map(|(&p, &b)| {
@@ -105,14 +113,11 @@ pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Resul
         .collect();
     let (mx, sum) = blocks.into_iter().fold((f64::NEG_INFINITY, 0.0), accumulate);
     let mut log_z = mx + sum.ln();
-    if rbm.visible == Visible::Gaussian {
+    if rbm.visible == Units::Gaussian {
         log_z += 0.5 * nv as f64 * (2.0 * std::f64::consts::PI).ln();
     }
     Ok(log_z)
 }
-
-/// Chains advanced together as one block (a fixed number: results do not depend on threads).
-const CHAINS_PER_BLOCK: usize = 16;
 
 /// Annealed importance sampling from the base-rate model with visible bias `base_bias` (Bernoulli:
 /// logits of the data's pixel means; Gaussian: the data mean) and no weights, through the
@@ -120,8 +125,13 @@ const CHAINS_PER_BLOCK: usize = 16;
 ///
 /// Returns one log importance weight per chain; then
 /// `log Z ~ log Z_base + log mean(exp(log_w))`, with `log Z_base` from [`base_log_partition`].
+///
+/// All chains advance together: each step is two parallel products over the whole batch of chains,
+/// elementwise work is split in fixed chunks with their own random streams (keyed by the step), and
+/// each chain's weight is summed by one task, so results do not depend on the number of threads.
 pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64], n_chains: usize, seed: u64) -> Result<Vec<f64>> {
     rbm.check()?;
+    require_bernoulli_hidden(rbm)?;
     let (nv, nh) = (rbm.n_visible, rbm.n_hidden);
     if base_bias.len() != nv {
         return Err(KernelError::shape("base_bias", format!("length {nv}"), format!("length {}", base_bias.len())));
@@ -132,82 +142,81 @@ pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64]
     if n_chains == 0 {
         return Err(KernelError::value("n_chains", "an integer >= 1", 0));
     }
-    let n_blocks = n_chains.div_ceil(CHAINS_PER_BLOCK);
-    let gaussian = rbm.visible == Visible::Gaussian;
-    let per_block: Vec<Vec<f64>> = (0..n_blocks)
-        .into_par_iter()
-        .map(|blk| {
-            let n = CHAINS_PER_BLOCK.min(n_chains - blk * CHAINS_PER_BLOCK);
-            let mut rng = stream(seed, 0, purpose::AIS, blk as u64);
-            // Start: an exact draw from the base model.
-            let mut v = vec![T::zero(); n * nv];
-            for r in 0..n {
-                for i in 0..nv {
-                    v[r * nv + i] = if gaussian {
-                        base_bias[i] + T::normal(&mut rng)
-                    } else if T::uniform(&mut rng) < sigmoid(base_bias[i]) {
-                        T::one()
-                    } else {
-                        T::zero()
-                    };
-                }
+    let gaussian = rbm.visible == Units::Gaussian;
+    let n = n_chains;
+    let key = |step: u64, p: u64| StreamKey { seed, step, purpose: p };
+
+    // Start: an exact draw from the base model.
+    let mut v = vec![T::zero(); n * nv];
+    let base_mean: Vec<T> = if gaussian { base_bias.to_vec() } else { base_bias.iter().map(|&a| sigmoid(a)).collect() };
+    draw_visible(&mut v, nv, &base_mean, gaussian, key(0, purpose::AIS));
+
+    // Gaussian units: the squared biases of -|v - b|^2 / 2 also change with beta.
+    let half_sq = |x: &[T]| 0.5 * x.iter().map(|&a| a.f64() * a.f64()).sum::<f64>();
+    let sq_change = if gaussian { half_sq(rbm.visible_bias) - half_sq(base_bias) } else { 0.0 };
+    // log p*_beta(v) = (1 - beta) (a.v - |a|^2/2) + beta (b.v - |b|^2/2) + sum_j softplus(beta x_j),
+    // x = W v + c: its change from beta_{k-1} to beta_k is
+    // (beta_k - beta_{k-1}) ((b - a).v - (|b|^2 - |a|^2)/2) + sum_j [softplus(beta_k x_j) - softplus(beta_{k-1} x_j)].
+    let bias_diff: Vec<T> = rbm.visible_bias.iter().zip(base_bias).map(|(&b, &a)| b - a).collect();
+    let mut log_w = vec![0.0f64; n];
+    let mut x = vec![T::zero(); n * nh];
+    let mut h = vec![T::zero(); n * nh];
+    let mut mean_v = vec![T::zero(); n * nv];
+    let w = View::new(rbm.weight, nh, nv);
+    for k in 1..betas.len() {
+        let (b_prev, b_now) = (betas[k - 1], betas[k]);
+        gemm(T::one(), View::new(&v, n, nv), w.t(), T::zero(), ViewMut::new(&mut x, n, nh), Threads::Pool);
+        let (bp, bn) = (T::of(b_prev), T::of(b_now));
+        log_w.par_iter_mut().zip(x.par_chunks_mut(nh)).zip(v.par_chunks(nv)).for_each(|((lw, xr), vr)| {
+            xr.iter_mut().zip(rbm.hidden_bias).for_each(|(x, &c)| *x += c);
+            let hidden = sum_f64(xr, |x| softplus(bn * x) - softplus(bp * x));
+            let visible: f64 = vr.iter().zip(&bias_diff).map(|(&v, &d)| (v * d).f64()).sum();
+            *lw += hidden + (b_now - b_prev) * (visible - sq_change);
+        });
+        if k + 1 == betas.len() {
+            break;
+        }
+        // Transition that leaves p_k invariant: h | v, then v | h, at beta_k.
+        h.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).enumerate().for_each(|(ci, (hc, xc))| {
+            let mut rng = stream(seed, k as u64, purpose::AIS + 1, ci as u64);
+            for (h, &x) in hc.iter_mut().zip(xc) {
+                *h = if T::uniform(&mut rng) < sigmoid(bn * x) { T::one() } else { T::zero() };
             }
-            let mut log_w = vec![0.0f64; n];
-            let mut pre_h = vec![T::zero(); n * nh];
-            let mut h = vec![T::zero(); n * nh];
-            let mut pre_v = vec![T::zero(); n * nv];
-            // Gaussian units: the squared biases of -|v - b|^2 / 2 also change with beta.
-            let half_sq = |x: &[T]| 0.5 * x.iter().map(|&a| a.f64() * a.f64()).sum::<f64>();
-            let (base_sq, target_sq) = if gaussian { (half_sq(base_bias), half_sq(rbm.visible_bias)) } else { (0.0, 0.0) };
-            // log p*_beta(v), up to terms constant in beta:
-            // (1 - beta) (a.v - |a|^2/2) + beta (b.v - |b|^2/2) + sum_j softplus(beta (W v + c)_j).
-            let log_p = |v: &[T], pre: &[T], beta: f64| -> f64 {
-                let lin: f64 = v.iter().zip(base_bias).zip(rbm.visible_bias).map(|((&x, &a), &b)| x.f64() * ((1.0 - beta) * a.f64() + beta * b.f64())).sum();
-                let hid: f64 = pre.iter().zip(rbm.hidden_bias).map(|(&p, &c)| softplus(beta * (p.f64() + c.f64()))).sum();
-                lin + hid - (1.0 - beta) * base_sq - beta * target_sq
-            };
-            for k in 1..betas.len() {
-                gemm(T::one(), View::new(&v, n, nv), View::new(rbm.weight, nh, nv).t(), T::zero(), ViewMut::new(&mut pre_h, n, nh), Threads::Single);
-                for r in 0..n {
-                    let (vr, pr) = (&v[r * nv..(r + 1) * nv], &pre_h[r * nh..(r + 1) * nh]);
-                    log_w[r] += log_p(vr, pr, betas[k]) - log_p(vr, pr, betas[k - 1]);
-                }
-                if k + 1 == betas.len() {
-                    break;
-                }
-                // Transition that leaves p_k invariant: h | v, then v | h, at beta_k.
-                let beta = T::of(betas[k]);
-                let one_minus = T::of(1.0 - betas[k]);
-                for (j, (hj, &p)) in h.iter_mut().zip(&pre_h).enumerate() {
-                    let prob = sigmoid(beta * (p + rbm.hidden_bias[j % nh]));
-                    *hj = if T::uniform(&mut rng) < prob { T::one() } else { T::zero() };
-                }
-                gemm(T::one(), View::new(&h, n, nh), View::new(rbm.weight, nh, nv), T::zero(), ViewMut::new(&mut pre_v, n, nv), Threads::Single);
-                for (idx, (vi, &p)) in v.iter_mut().zip(&pre_v).enumerate() {
-                    let i = idx % nv;
-                    let mean = one_minus * base_bias[i] + beta * (p + rbm.visible_bias[i]);
-                    *vi = if gaussian {
-                        mean + T::normal(&mut rng)
-                    } else if T::uniform(&mut rng) < sigmoid(mean) {
-                        T::one()
-                    } else {
-                        T::zero()
-                    };
-                }
+        });
+        gemm(T::one(), View::new(&h, n, nh), w, T::zero(), ViewMut::new(&mut mean_v, n, nv), Threads::Pool);
+        let one_minus = T::one() - bn;
+        mean_v.par_chunks_mut(nv).for_each(|row| {
+            for (i, m) in row.iter_mut().enumerate() {
+                let pre = one_minus * base_bias[i] + bn * (*m + rbm.visible_bias[i]);
+                *m = if gaussian { pre } else { sigmoid(pre) };
             }
-            log_w
-        })
-        .collect();
-    Ok(per_block.into_iter().flatten().collect())
+        });
+        draw_visible_from(&mut v, &mean_v, gaussian, key(k as u64, purpose::AIS));
+    }
+    Ok(log_w)
+}
+
+/// v = a draw with per-column means `mean` (n rows of `cols`): Bernoulli or unit-variance Gaussian.
+fn draw_visible<T: Real>(v: &mut [T], cols: usize, mean: &[T], gaussian: bool, key: StreamKey) {
+    let means: Vec<T> = (0..v.len()).map(|i| mean[i % cols]).collect();
+    draw_visible_from(v, &means, gaussian, key);
+}
+
+fn draw_visible_from<T: Real>(v: &mut [T], mean: &[T], gaussian: bool, key: StreamKey) {
+    if gaussian {
+        gaussian_sample(mean, &[T::one()], v, None, key);
+    } else {
+        bernoulli(mean, v, key);
+    }
 }
 
 /// `log Z` of the base-rate model of [`ais_log_weights`] (its n_hidden units have no parameters).
-pub fn base_log_partition<T: Real>(base_bias: &[T], n_hidden: usize, visible: Visible) -> f64 {
+pub fn base_log_partition<T: Real>(base_bias: &[T], n_hidden: usize, visible: Units) -> f64 {
     let hidden = n_hidden as f64 * std::f64::consts::LN_2;
     match visible {
-        Visible::Bernoulli => base_bias.iter().map(|&a| softplus(a.f64())).sum::<f64>() + hidden,
+        Units::Bernoulli => base_bias.iter().map(|&a| softplus(a.f64())).sum::<f64>() + hidden,
         // exp(-|v - a|^2 / 2) integrates to (2 pi)^(n/2) whatever a.
-        Visible::Gaussian => 0.5 * base_bias.len() as f64 * (2.0 * std::f64::consts::PI).ln() + hidden,
+        Units::Gaussian => 0.5 * base_bias.len() as f64 * (2.0 * std::f64::consts::PI).ln() + hidden,
     }
 }
 
@@ -248,7 +257,7 @@ mod tests {
     fn exact_matches_brute_force_enumerating_either_layer() {
         for &(nv, nh) in &[(5, 3), (3, 6), (4, 4)] {
             let (w, b, c) = model(nv, nh, 1.0, nv as u64);
-            let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli };
+            let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli };
             let got = log_partition_exact(&rbm, 20).unwrap();
             let want = brute_force(&w, &b, &c, nv, nh);
             assert!((got - want).abs() < 1e-10, "{nv}x{nh}: {got} vs {want}");
@@ -259,7 +268,7 @@ mod tests {
     fn exact_gaussian_matches_numerical_integration() {
         // One Gaussian visible unit, two hidden units: integrate exp(-F(v)) over v on a fine grid.
         let (w, b, c) = (vec![0.7, -1.1], vec![0.3], vec![0.2, -0.4]);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 1, n_hidden: 2, visible: Visible::Gaussian };
+        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 1, n_hidden: 2, visible: Units::Gaussian, hidden: Units::Bernoulli };
         let got = log_partition_exact(&rbm, 20).unwrap();
         let (lo, hi, n) = (-15.0, 15.0, 300_000);
         let dx = (hi - lo) / n as f64;
@@ -276,7 +285,7 @@ mod tests {
     #[test]
     fn exact_refuses_large_layers() {
         let (w, b, c) = model(30, 25, 0.1, 1);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 30, n_hidden: 25, visible: Visible::Bernoulli };
+        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 30, n_hidden: 25, visible: Units::Bernoulli, hidden: Units::Bernoulli };
         assert!(log_partition_exact(&rbm, 20).is_err());
     }
 
@@ -286,10 +295,10 @@ mod tests {
 
     #[test]
     fn ais_agrees_with_exact_for_bernoulli_and_gaussian() {
-        for visible in [Visible::Bernoulli, Visible::Gaussian] {
+        for visible in [Units::Bernoulli, Units::Gaussian] {
             let (nv, nh) = (20, 8);
             let (w, b, c) = model(nv, nh, 0.4, 2);
-            let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible };
+            let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible, hidden: Units::Bernoulli };
             let exact = log_partition_exact(&rbm, 20).unwrap();
             let base: Vec<f64> = b.iter().map(|x| x * 0.5).collect();
             let lw = ais_log_weights(&rbm, &base, &schedule(2000), 64, 7).unwrap();
@@ -302,7 +311,7 @@ mod tests {
     #[test]
     fn ais_is_thread_count_independent() {
         let (w, b, c) = model(12, 5, 1.0, 3);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 12, n_hidden: 5, visible: Visible::Bernoulli };
+        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 12, n_hidden: 5, visible: Units::Bernoulli, hidden: Units::Bernoulli };
         let base = vec![0.0; 12];
         let one = crate::linalg::with_threads(1, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
         let two = crate::linalg::with_threads(2, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
@@ -313,7 +322,7 @@ mod tests {
     #[test]
     fn ais_rejects_bad_schedules() {
         let (w, b, c) = model(3, 2, 1.0, 3);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 3, n_hidden: 2, visible: Visible::Bernoulli };
+        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 3, n_hidden: 2, visible: Units::Bernoulli, hidden: Units::Bernoulli };
         assert!(ais_log_weights(&rbm, &[0.0; 3], &[0.0, 0.5], 4, 0).is_err());
         assert!(ais_log_weights(&rbm, &[0.0; 3], &[0.0, 0.7, 0.5, 1.0], 4, 0).is_err());
         assert!(ais_log_weights(&rbm, &[0.0; 2], &[0.0, 1.0], 4, 0).is_err());

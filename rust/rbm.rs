@@ -10,6 +10,10 @@
 //!   `v | h ~ N(b + h W, I)`, `F(v) = |v - b|^2 / 2 - sum_j softplus(c_j + (W v)_j)`.
 //!
 //! In both, `p(h_j = 1 | v) = sigmoid(c_j + (W v)_j)`.
+//!
+//! - Gaussian hidden units with unit variance (the linear code layer of Hinton & Salakhutdinov's deep
+//!   autoencoder): `E(v, h) = -b.v + |h - c|^2 / 2 - h.W v`, `h | v ~ N(c + W v, I)`, and
+//!   `F(v) = -b.v - sum_j (c_j x_j + x_j^2 / 2) - n_hidden / 2 log(2 pi)` with `x = W v`.
 
 use rayon::prelude::*;
 
@@ -19,19 +23,20 @@ use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
 
-/// The type of the visible units.
+/// The type of a layer's units: binary, or real-valued with unit-variance Gaussian noise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Visible {
+pub enum Units {
     Bernoulli,
     Gaussian,
 }
 
-impl Visible {
-    pub fn parse(name: &str) -> Result<Self> {
+impl Units {
+    /// Parses "bernoulli" / "gaussian"; `param` names the argument in the error.
+    pub fn parse(name: &str, param: &str) -> Result<Self> {
         match name {
-            "bernoulli" => Ok(Visible::Bernoulli),
-            "gaussian" => Ok(Visible::Gaussian),
-            other => Err(KernelError::value("visible", "'bernoulli' or 'gaussian'", format!("'{other}'"))),
+            "bernoulli" => Ok(Units::Bernoulli),
+            "gaussian" => Ok(Units::Gaussian),
+            other => Err(KernelError::value(param, "'bernoulli' or 'gaussian'", format!("'{other}'"))),
         }
     }
 }
@@ -47,7 +52,8 @@ pub struct Rbm<'a, T> {
     pub hidden_bias: &'a [T],
     pub n_visible: usize,
     pub n_hidden: usize,
-    pub visible: Visible,
+    pub visible: Units,
+    pub hidden: Units,
 }
 
 impl<'a, T: Real> Rbm<'a, T> {
@@ -78,12 +84,21 @@ impl<'a, T: Real> Rbm<'a, T> {
         gemm(T::one(), h, self.w(), T::zero(), ViewMut::new(out, h.rows, self.n_visible), threads);
     }
 
-    /// `p(h = 1 | v)` for the rows of `v` (n, n_visible) into `out` (n, n_hidden); with `samples`, also a
-    /// draw of h.
+    /// The mean of h | v (`p(h = 1 | v)` for Bernoulli units) for the rows of `v` (n, n_visible) into
+    /// `out` (n, n_hidden); with `samples`, also a draw of h.
     pub fn hidden(&self, v: &[T], out: &mut [T], samples: Option<&mut [T]>, key: StreamKey) {
         let n = v.len() / self.n_visible.max(1);
         self.hidden_input(View::new(v, n, self.n_visible), out, Threads::Pool);
-        sigmoid_bernoulli(out, self.n_hidden, self.hidden_bias, samples, key);
+        match self.hidden {
+            Units::Bernoulli => sigmoid_bernoulli(out, self.n_hidden, self.hidden_bias, samples, key),
+            Units::Gaussian => {
+                let nh = self.n_hidden;
+                out.par_chunks_mut(nh).for_each(|row| row.iter_mut().zip(self.hidden_bias).for_each(|(x, &c)| *x += c));
+                if let Some(s) = samples {
+                    gaussian(out, &[T::one()], s, None, key);
+                }
+            }
+        }
     }
 
     /// The mean of `v | h` for the rows of `h` (n, n_hidden) into `out` (n, n_visible); with `samples`,
@@ -97,8 +112,8 @@ impl<'a, T: Real> Rbm<'a, T> {
     /// Adds the bias to visible pre-activations in `out`, applies the unit's mean function, and samples.
     fn finish_visible(&self, out: &mut [T], samples: Option<&mut [T]>, key: StreamKey) {
         match self.visible {
-            Visible::Bernoulli => sigmoid_bernoulli(out, self.n_visible, self.visible_bias, samples, key),
-            Visible::Gaussian => {
+            Units::Bernoulli => sigmoid_bernoulli(out, self.n_visible, self.visible_bias, samples, key),
+            Units::Gaussian => {
                 let nv = self.n_visible;
                 out.par_chunks_mut(nv).for_each(|row| row.iter_mut().zip(self.visible_bias).for_each(|(x, &b)| *x += b));
                 if let Some(s) = samples {
@@ -122,10 +137,16 @@ impl<'a, T: Real> Rbm<'a, T> {
 
     /// `F(v)` given `pre = W v` (without the hidden bias).
     fn free_energy_row(&self, v: &[T], pre: &[T]) -> f64 {
-        let hidden: f64 = pre.iter().zip(self.hidden_bias).map(|(&p, &c)| softplus(p + c).f64()).sum();
+        let hidden: f64 = match self.hidden {
+            Units::Bernoulli => pre.iter().zip(self.hidden_bias).map(|(&p, &c)| softplus(p + c).f64()).sum::<f64>(),
+            Units::Gaussian => {
+                pre.iter().zip(self.hidden_bias).map(|(&p, &c)| (c * p).f64() + 0.5 * p.f64() * p.f64()).sum::<f64>()
+                    + 0.5 * self.n_hidden as f64 * (2.0 * std::f64::consts::PI).ln()
+            }
+        };
         let visible: f64 = match self.visible {
-            Visible::Bernoulli => -v.iter().zip(self.visible_bias).map(|(&x, &b)| (x * b).f64()).sum::<f64>(),
-            Visible::Gaussian => v.iter().zip(self.visible_bias).map(|(&x, &b)| 0.5 * (x - b).f64().powi(2)).sum::<f64>(),
+            Units::Bernoulli => -v.iter().zip(self.visible_bias).map(|(&x, &b)| (x * b).f64()).sum::<f64>(),
+            Units::Gaussian => v.iter().zip(self.visible_bias).map(|(&x, &b)| 0.5 * (x - b).f64().powi(2)).sum::<f64>(),
         };
         visible - hidden
     }
@@ -133,8 +154,8 @@ impl<'a, T: Real> Rbm<'a, T> {
     /// scikit-learn's pseudo-likelihood proxy: for each row, flip one visible unit chosen uniformly at
     /// random and return `n_visible * log sigmoid(F(v_flipped) - F(v))` (Bernoulli units only).
     pub fn pseudo_likelihood(&self, v: &[T], out: &mut [f64], key: StreamKey) -> Result<()> {
-        if self.visible != Visible::Bernoulli {
-            return Err(KernelError::value("visible", "'bernoulli' for the pseudo-likelihood", "'gaussian'"));
+        if self.visible != Units::Bernoulli || self.hidden != Units::Bernoulli {
+            return Err(KernelError::value("units", "Bernoulli visible and hidden units for the pseudo-likelihood", "Gaussian units"));
         }
         let (n, nv, nh) = (out.len(), self.n_visible, self.n_hidden);
         let mut pre = vec![T::zero(); n * nh];
@@ -216,7 +237,8 @@ pub struct RbmState<'a, T> {
     pub hidden_velocity: &'a mut [T],
     pub n_visible: usize,
     pub n_hidden: usize,
-    pub visible: Visible,
+    pub visible: Units,
+    pub hidden: Units,
 }
 
 impl<'a, T: Real> RbmState<'a, T> {
@@ -228,6 +250,7 @@ impl<'a, T: Real> RbmState<'a, T> {
             n_visible: self.n_visible,
             n_hidden: self.n_hidden,
             visible: self.visible,
+            hidden: self.hidden,
         }
     }
 }
@@ -370,11 +393,11 @@ mod tests {
         pub c: Vec<f64>,
         pub nv: usize,
         pub nh: usize,
-        pub visible: Visible,
+        pub visible: Units,
     }
 
     impl Owned {
-        pub fn new(nv: usize, nh: usize, visible: Visible, scale: f64, salt: u64) -> Self {
+        pub fn new(nv: usize, nh: usize, visible: Units, scale: f64, salt: u64) -> Self {
             let r = |i: u64, k: u64| ((((i + salt * 7919) * 2654435761 + k) % 10007) as f64 / 10007.0 - 0.5) * 2.0;
             Owned {
                 w: (0..(nv * nh) as u64).map(|i| r(i, 1) * scale).collect(),
@@ -387,7 +410,7 @@ mod tests {
         }
 
         pub fn rbm(&self) -> Rbm<'_, f64> {
-            Rbm { weight: &self.w, visible_bias: &self.b, hidden_bias: &self.c, n_visible: self.nv, n_hidden: self.nh, visible: self.visible }
+            Rbm { weight: &self.w, visible_bias: &self.b, hidden_bias: &self.c, n_visible: self.nv, n_hidden: self.nh, visible: self.visible, hidden: Units::Bernoulli }
         }
 
         /// Energy E(v, h), float64, straight from the definition.
@@ -398,8 +421,8 @@ mod tests {
                 e -= h[j] * (wv + self.c[j]);
             }
             e + match self.visible {
-                Visible::Bernoulli => -(0..self.nv).map(|i| self.b[i] * v[i]).sum::<f64>(),
-                Visible::Gaussian => (0..self.nv).map(|i| 0.5 * (v[i] - self.b[i]).powi(2)).sum::<f64>(),
+                Units::Bernoulli => -(0..self.nv).map(|i| self.b[i] * v[i]).sum::<f64>(),
+                Units::Gaussian => (0..self.nv).map(|i| 0.5 * (v[i] - self.b[i]).powi(2)).sum::<f64>(),
             }
         }
     }
@@ -410,7 +433,7 @@ mod tests {
 
     #[test]
     fn free_energy_matches_sum_over_hidden_states() {
-        for visible in [Visible::Bernoulli, Visible::Gaussian] {
+        for visible in [Units::Bernoulli, Units::Gaussian] {
             let m = Owned::new(5, 4, visible, 1.0, 3);
             let vs: Vec<f64> = (0..3 * 5).map(|i| ((i * 7) % 5) as f64 / 4.0).collect();
             let mut fe = vec![0.0; 3];
@@ -425,8 +448,52 @@ mod tests {
     }
 
     #[test]
+    fn gaussian_hidden_free_energy_matches_numerical_integration() {
+        // Two visible Bernoulli units, two linear hidden units: integrate exp(-E(v, h)) over h on a grid.
+        let w = vec![0.8, -0.5, 0.3, 1.1];
+        let (b, c) = (vec![0.2, -0.4], vec![0.5, -0.3]);
+        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 2, n_hidden: 2, visible: Units::Bernoulli, hidden: Units::Gaussian };
+        for v in [[0.0, 1.0], [1.0, 1.0]] {
+            let mut f = vec![0.0];
+            rbm.free_energy(&v, &mut f);
+            let (lo, step, n) = (-12.0, 0.02, 1200);
+            let mut total = 0.0;
+            for a in 0..n {
+                for bb in 0..n {
+                    let h = [lo + a as f64 * step, lo + bb as f64 * step];
+                    let mut neg_e = b[0] * v[0] + b[1] * v[1];
+                    for j in 0..2 {
+                        neg_e += -0.5 * (h[j] - c[j]).powi(2) + h[j] * (w[j * 2] * v[0] + w[j * 2 + 1] * v[1]);
+                    }
+                    total += neg_e.exp() * step * step;
+                }
+            }
+            assert!((f[0] + total.ln()).abs() < 1e-6, "{} vs {}", f[0], -total.ln());
+        }
+    }
+
+    #[test]
+    fn gaussian_hidden_units_are_linear_with_unit_noise() {
+        let (nv, nh, n) = (3, 2, 20000);
+        let w = vec![0.5, -1.0, 0.25, 1.5, 0.0, -0.5];
+        let (b, c) = (vec![0.0; nv], vec![0.3, -0.2]);
+        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Gaussian };
+        let v: Vec<f64> = (0..n).flat_map(|_| [1.0, 0.0, 1.0]).collect();
+        let mut mean = vec![0.0; n * nh];
+        let mut s = vec![0.0; n * nh];
+        rbm.hidden(&v, &mut mean, Some(&mut s), StreamKey { seed: 1, step: 0, purpose: 1 });
+        let want = [0.3 + 0.5 + 0.25, -0.2 + 1.5 - 0.5];
+        for j in 0..nh {
+            assert!((mean[j] - want[j]).abs() < 1e-12);
+            let m = (0..n).map(|r| s[r * nh + j]).sum::<f64>() / n as f64;
+            let var = (0..n).map(|r| (s[r * nh + j] - m).powi(2)).sum::<f64>() / n as f64;
+            assert!((m - want[j]).abs() < 5.0 / (n as f64).sqrt() && (var - 1.0).abs() < 0.05, "mean {m} var {var}");
+        }
+    }
+
+    #[test]
     fn pseudo_likelihood_matches_explicit_flip() {
-        let m = Owned::new(6, 3, Visible::Bernoulli, 1.0, 1);
+        let m = Owned::new(6, 3, Units::Bernoulli, 1.0, 1);
         let v: Vec<f64> = (0..4 * 6).map(|i| ((i * 5 + 1) % 3 == 0) as u8 as f64).collect();
         let key = StreamKey { seed: 4, step: 0, purpose: purpose::PSEUDO_LIKELIHOOD };
         let mut pl = vec![0.0; 4];
@@ -455,14 +522,14 @@ mod tests {
         // With learning_rate = 1 and no momentum or decay, the update is exactly the gradient estimate,
         // which the oracle recomputes from the same random draws (recovered from the kernel's streams).
         let (nv, nh, n) = (7, 5, 6);
-        let m = Owned::new(nv, nh, Visible::Bernoulli, 0.5, 2);
+        let m = Owned::new(nv, nh, Units::Bernoulli, 0.5, 2);
         let data: Vec<f64> = (0..n * nv).map(|i| ((i * 3) % 4 == 0) as u8 as f64).collect();
         let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
         let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
         let mut st = RbmState {
             weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
             weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-            n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli,
+            n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
         };
         let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
         cd_step(&mut st, &data, None, None, &settings, 77, 5).unwrap();
@@ -505,7 +572,7 @@ mod tests {
     #[test]
     fn momentum_and_weight_decay_follow_the_recursion() {
         let (nv, nh) = (4, 3);
-        let m = Owned::new(nv, nh, Visible::Bernoulli, 0.3, 5);
+        let m = Owned::new(nv, nh, Units::Bernoulli, 0.3, 5);
         let data: Vec<f64> = (0..2 * nv).map(|i| (i % 2) as f64).collect();
         let run = |mu: f64, wd: f64, lr: f64| {
             let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
@@ -513,7 +580,7 @@ mod tests {
             let mut st = RbmState {
                 weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
                 weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli,
+                n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
             };
             cd_step(&mut st, &data, None, None, &CdSettings { k: 1, learning_rate: lr, momentum: mu, weight_decay: wd }, 1, 1).unwrap();
             w
@@ -531,7 +598,7 @@ mod tests {
     #[test]
     fn persistent_chain_is_updated_and_rows_select_the_batch() {
         let (nv, nh) = (6, 4);
-        let m = Owned::new(nv, nh, Visible::Bernoulli, 1.0, 9);
+        let m = Owned::new(nv, nh, Units::Bernoulli, 1.0, 9);
         let data: Vec<f64> = (0..10 * nv).map(|i| ((i * 7) % 3 == 0) as u8 as f64).collect();
         let rows = [3usize, 7, 1];
         let sub: Vec<f64> = rows.iter().flat_map(|&r| data[r * nv..(r + 1) * nv].to_vec()).collect();
@@ -542,7 +609,7 @@ mod tests {
             let mut st = RbmState {
                 weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
                 weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli,
+                n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
             };
             let s = CdSettings { k: 2, learning_rate: 0.1, momentum: 0.0, weight_decay: 0.0 };
             if use_rows {
@@ -563,7 +630,7 @@ mod tests {
     #[test]
     fn gibbs_sampling_matches_exact_distribution() {
         // 3 visible x 2 hidden: 8 visible states; long chains vs exact p(v) = exp(-F(v)) / Z, chi-square.
-        let m = Owned::new(3, 2, Visible::Bernoulli, 1.5, 4);
+        let m = Owned::new(3, 2, Units::Bernoulli, 1.5, 4);
         let rbm = m.rbm();
         let mut f = vec![0.0; 8];
         let states: Vec<f64> = (0..8).flat_map(|s| bits(s, 3)).collect();
@@ -613,7 +680,7 @@ mod tests {
             let mut st = RbmState {
                 weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
                 weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli,
+                n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
             };
             let s = CdSettings { k: 1, learning_rate: 0.1, momentum: 0.5, weight_decay: 1e-4 };
             with_threads(threads, || {
@@ -644,7 +711,7 @@ mod tests {
         let mut st = RbmState {
             weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
             weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-            n_visible: nv, n_hidden: nh, visible: Visible::Gaussian,
+            n_visible: nv, n_hidden: nh, visible: Units::Gaussian, hidden: Units::Bernoulli,
         };
         let data = vec![1e3f32; 2 * nv];
         let s = CdSettings { k: 1, learning_rate: 1e3, momentum: 0.0, weight_decay: 0.0 };

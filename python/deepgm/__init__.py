@@ -1,3 +1,23 @@
-"""deepgm: classic deep generative models (RBM, DBN, deep autoencoder, VAE, CVAE) on a parallel Rust core."""
+"""deepgm: the classic deep generative models, trained fast on the CPU.
+
+Restricted Boltzmann machines, deep belief networks, RBM-pretrained deep autoencoders, variational
+autoencoders and conditional VAEs, with a scikit-learn interface and a parallel Rust core.
+"""
+
+from ._base import DivergenceError
+from .autoencoder import DeepAutoencoder
+from .dbn import DBN, DBNClassifier, DBNRegressor
+from .rbm import RBM, LogPartition
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "RBM",
+    "DBN",
+    "DBNClassifier",
+    "DBNRegressor",
+    "DeepAutoencoder",
+    "LogPartition",
+    "DivergenceError",
+    "__version__",
+]

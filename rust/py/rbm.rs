@@ -9,12 +9,16 @@ use super::errors::{run, value_error};
 use super::kernels::dispatch;
 use crate::activations::StreamKey;
 use crate::ais;
-use crate::rbm::{self, CdSettings, Rbm, RbmState, Visible};
+use crate::rbm::{self, CdSettings, Rbm, RbmState, Units};
 use crate::real::Real;
 use crate::rng::purpose;
 
-fn parse_visible(name: &str) -> PyResult<Visible> {
-    Visible::parse(name).map_err(|e| value_error("visible", e))
+fn parse_visible(name: &str) -> PyResult<Units> {
+    Units::parse(name, "visible").map_err(|e| value_error("visible", e))
+}
+
+fn parse_hidden(name: &str) -> PyResult<Units> {
+    Units::parse(name, "hidden").map_err(|e| value_error("hidden", e))
 }
 
 /// The three parameter arrays of an RBM, borrowed read-only and shape-checked.
@@ -22,18 +26,19 @@ struct Params<'py, T: Element> {
     w: PyReadonlyArrayDyn<'py, T>,
     b: PyReadonlyArrayDyn<'py, T>,
     c: PyReadonlyArrayDyn<'py, T>,
-    visible: Visible,
+    visible: Units,
+    hidden: Units,
 }
 
 impl<'py, T: Element + Real> Params<'py, T> {
-    fn extract(w: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>, c: &Bound<'py, PyAny>, visible: &str) -> PyResult<Self> {
+    fn extract(w: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>, c: &Bound<'py, PyAny>, visible: &str, hidden: &str) -> PyResult<Self> {
         let w = input::<T>(w, "components", 2)?;
         let b = input::<T>(b, "intercept_visible", 1)?;
         let c = input::<T>(c, "intercept_hidden", 1)?;
         let (nh, nv) = (w.shape()[0], w.shape()[1]);
         expect_shape("intercept_visible", b.shape(), &[nv])?;
         expect_shape("intercept_hidden", c.shape(), &[nh])?;
-        Ok(Params { w, b, c, visible: parse_visible(visible)? })
+        Ok(Params { w, b, c, visible: parse_visible(visible)?, hidden: parse_hidden(hidden)? })
     }
 
     fn rbm(&self) -> PyResult<Rbm<'_, T>> {
@@ -44,6 +49,7 @@ impl<'py, T: Element + Real> Params<'py, T> {
             n_visible: self.w.shape()[1],
             n_hidden: self.w.shape()[0],
             visible: self.visible,
+            hidden: self.hidden,
         })
     }
 }
@@ -56,15 +62,18 @@ fn data<'py, T: Element + Real>(v: &Bound<'py, PyAny>, name: &str, width: usize)
     Ok(v)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn hidden_impl<'py, T: Real + Element>(
     py: Python<'py>,
     v: &Bound<'py, PyAny>,
     w: &Bound<'py, PyAny>,
     c: &Bound<'py, PyAny>,
+    hidden: &str,
     seed: Option<u64>,
     step: u64,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let hidden = parse_hidden(hidden)?;
     let w = input::<T>(w, "components", 2)?;
     let c = input::<T>(c, "intercept_hidden", 1)?;
     let (nh, nv) = (w.shape()[0], w.shape()[1]);
@@ -75,7 +84,7 @@ fn hidden_impl<'py, T: Real + Element>(
     // The visible bias is not needed for p(h | v).
     let zeros = vec![T::zero(); nv];
     let (probs, samples) = run(py, "rbm_hidden", n_jobs, || {
-        let rbm = Rbm { weight: ws, visible_bias: &zeros, hidden_bias: cs, n_visible: nv, n_hidden: nh, visible: Visible::Bernoulli };
+        let rbm = Rbm { weight: ws, visible_bias: &zeros, hidden_bias: cs, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden };
         let mut probs = vec![T::zero(); n * nh];
         let mut samples = seed.map(|_| vec![T::zero(); n * nh]);
         let key = StreamKey { seed: seed.unwrap_or(0), step, purpose: purpose::HIDDEN };
@@ -89,21 +98,23 @@ fn hidden_impl<'py, T: Real + Element>(
     })
 }
 
-/// p(h = 1 | v) (n, n_hidden); with a seed, returns (probabilities, a sample of h).
+/// The mean of h | v (n, n_hidden): p(h = 1 | v) for Bernoulli units, c + W v for Gaussian units;
+/// with a seed, returns (mean, a sample of h).
 #[pyfunction]
-#[pyo3(signature = (v, components, intercept_hidden, *, seed=None, step=0, n_jobs=None))]
+#[pyo3(signature = (v, components, intercept_hidden, *, hidden="bernoulli", seed=None, step=0, n_jobs=None))]
 #[allow(clippy::too_many_arguments)]
 fn rbm_hidden<'py>(
     py: Python<'py>,
     v: &Bound<'py, PyAny>,
     components: &Bound<'py, PyAny>,
     intercept_hidden: &Bound<'py, PyAny>,
+    hidden: &str,
     seed: Option<u64>,
     step: u64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, hidden_impl(py, v, components, intercept_hidden, seed, step, n_jobs))
+    dispatch!(float_dtype(components, "components")?, hidden_impl(py, v, components, intercept_hidden, hidden, seed, step, n_jobs))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -127,7 +138,7 @@ fn visible_impl<'py, T: Real + Element>(
     let (ws, bs, hs) = (w.as_slice()?, b.as_slice()?, h.as_slice()?);
     let zeros = vec![T::zero(); nh];
     let (mean, samples) = run(py, "rbm_visible", n_jobs, || {
-        let rbm = Rbm { weight: ws, visible_bias: bs, hidden_bias: &zeros, n_visible: nv, n_hidden: nh, visible };
+        let rbm = Rbm { weight: ws, visible_bias: bs, hidden_bias: &zeros, n_visible: nv, n_hidden: nh, visible, hidden: Units::Bernoulli };
         let mut mean = vec![T::zero(); n * nv];
         let mut samples = seed.map(|_| vec![T::zero(); n * nv]);
         let key = StreamKey { seed: seed.unwrap_or(0), step, purpose: purpose::VISIBLE };
@@ -167,10 +178,11 @@ fn free_energy_impl<'py, T: Real + Element>(
     b: &Bound<'py, PyAny>,
     c: &Bound<'py, PyAny>,
     visible: &str,
+    hidden: &str,
     pseudo: Option<(u64, u64)>,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let p = Params::<T>::extract(w, b, c, visible)?;
+    let p = Params::<T>::extract(w, b, c, visible, hidden)?;
     let nv = p.w.shape()[1];
     let v = data::<T>(v, "v", nv)?;
     let n = v.shape()[0];
@@ -190,7 +202,8 @@ fn free_energy_impl<'py, T: Real + Element>(
 
 /// Free energy F(v) of every row (float64, (n,)).
 #[pyfunction]
-#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, visible="bernoulli", n_jobs=None))]
+#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, visible="bernoulli", hidden="bernoulli", n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
 fn rbm_free_energy<'py>(
     py: Python<'py>,
     v: &Bound<'py, PyAny>,
@@ -198,10 +211,11 @@ fn rbm_free_energy<'py>(
     intercept_visible: &Bound<'py, PyAny>,
     intercept_hidden: &Bound<'py, PyAny>,
     visible: &str,
+    hidden: &str,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, free_energy_impl(py, v, components, intercept_visible, intercept_hidden, visible, None, n_jobs))
+    dispatch!(float_dtype(components, "components")?, free_energy_impl(py, v, components, intercept_visible, intercept_hidden, visible, hidden, None, n_jobs))
 }
 
 /// scikit-learn's pseudo-likelihood proxy of every row (float64, (n,)), flipping one random unit per
@@ -222,7 +236,7 @@ fn rbm_pseudo_likelihood<'py>(
     let n_jobs = threads(n_jobs)?;
     dispatch!(
         float_dtype(components, "components")?,
-        free_energy_impl(py, v, components, intercept_visible, intercept_hidden, "bernoulli", Some((seed, step)), n_jobs)
+        free_energy_impl(py, v, components, intercept_visible, intercept_hidden, "bernoulli", "bernoulli", Some((seed, step)), n_jobs)
     )
 }
 
@@ -234,11 +248,12 @@ fn gibbs_impl<'py, T: Real + Element>(
     b: &Bound<'py, PyAny>,
     c: &Bound<'py, PyAny>,
     visible: &str,
+    hidden: &str,
     n_steps: usize,
     seed: u64,
     n_jobs: usize,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let p = Params::<T>::extract(w, b, c, visible)?;
+    let p = Params::<T>::extract(w, b, c, visible, hidden)?;
     let nv = p.w.shape()[1];
     let v = data::<T>(v, "v", nv)?;
     let n = v.shape()[0];
@@ -256,7 +271,7 @@ fn gibbs_impl<'py, T: Real + Element>(
 /// `n_steps` of block Gibbs sampling v -> h -> v from the rows of v; returns (the last sample of v,
 /// the mean of v | h at the last step). v itself is not modified.
 #[pyfunction]
-#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, n_steps=1, visible="bernoulli", seed, n_jobs=None))]
+#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, n_steps=1, visible="bernoulli", hidden="bernoulli", seed, n_jobs=None))]
 #[allow(clippy::too_many_arguments)]
 fn rbm_gibbs<'py>(
     py: Python<'py>,
@@ -266,11 +281,12 @@ fn rbm_gibbs<'py>(
     intercept_hidden: &Bound<'py, PyAny>,
     n_steps: usize,
     visible: &str,
+    hidden: &str,
     seed: u64,
     n_jobs: Option<i64>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, gibbs_impl(py, v, components, intercept_visible, intercept_hidden, visible, n_steps, seed, n_jobs))
+    dispatch!(float_dtype(components, "components")?, gibbs_impl(py, v, components, intercept_visible, intercept_hidden, visible, hidden, n_steps, seed, n_jobs))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -285,7 +301,8 @@ fn cd_impl<T: Real + Element>(
     vc: &Bound<'_, PyAny>,
     rows: Option<&Bound<'_, PyAny>>,
     h_samples: Option<&Bound<'_, PyAny>>,
-    visible: Visible,
+    visible: Units,
+    hidden: Units,
     settings: CdSettings,
     seed: u64,
     step: u64,
@@ -327,6 +344,7 @@ fn cd_impl<T: Real + Element>(
         n_visible: nv,
         n_hidden: nh,
         visible,
+        hidden,
     };
     run(py, "rbm_cd_step", n_jobs, || rbm::cd_step(&mut state, xs, rows.as_deref(), chain_slice, &settings, seed, step))
 }
@@ -335,7 +353,7 @@ fn cd_impl<T: Real + Element>(
 /// of X), updating the parameters and their velocities in place.
 #[pyfunction]
 #[pyo3(signature = (x, components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity,
-    intercept_hidden_velocity, *, rows=None, h_samples=None, visible="bernoulli", k=1, learning_rate=0.1, momentum=0.0,
+    intercept_hidden_velocity, *, rows=None, h_samples=None, visible="bernoulli", hidden="bernoulli", k=1, learning_rate=0.1, momentum=0.0,
     weight_decay=0.0, seed, step, n_jobs=None))]
 #[allow(clippy::too_many_arguments)]
 fn rbm_cd_step(
@@ -350,6 +368,7 @@ fn rbm_cd_step(
     rows: Option<&Bound<'_, PyAny>>,
     h_samples: Option<&Bound<'_, PyAny>>,
     visible: &str,
+    hidden: &str,
     k: usize,
     learning_rate: f64,
     momentum: f64,
@@ -360,20 +379,21 @@ fn rbm_cd_step(
 ) -> PyResult<()> {
     let n_jobs = threads(n_jobs)?;
     let visible = parse_visible(visible)?;
+    let hidden = parse_hidden(hidden)?;
     let settings = CdSettings { k, learning_rate, momentum, weight_decay };
     settings.validate().map_err(|e| value_error("rbm_cd_step", e))?;
     dispatch!(
         float_dtype(components, "components")?,
         cd_impl(
             py, x, components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity,
-            intercept_hidden_velocity, rows, h_samples, visible, settings, seed, step, n_jobs
+            intercept_hidden_velocity, rows, h_samples, visible, hidden, settings, seed, step, n_jobs
         )
     )
 }
 
 #[allow(clippy::too_many_arguments)]
 fn exact_impl<T: Real + Element>(py: Python<'_>, w: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, c: &Bound<'_, PyAny>, visible: &str, max_units: usize, n_jobs: usize) -> PyResult<f64> {
-    let p = Params::<T>::extract(w, b, c, visible)?;
+    let p = Params::<T>::extract(w, b, c, visible, "bernoulli")?;
     let rbm = p.rbm()?;
     run(py, "rbm_log_partition_exact", n_jobs, || ais::log_partition_exact(&rbm, max_units))
 }
@@ -407,7 +427,7 @@ fn ais_impl<'py, T: Real + Element>(
     seed: u64,
     n_jobs: usize,
 ) -> PyResult<(Bound<'py, PyAny>, f64)> {
-    let p = Params::<T>::extract(w, b, c, visible)?;
+    let p = Params::<T>::extract(w, b, c, visible, "bernoulli")?;
     let nv = p.w.shape()[1];
     let base = input::<T>(base_bias, "base_bias", 1)?;
     expect_shape("base_bias", base.shape(), &[nv])?;

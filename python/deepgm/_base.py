@@ -1,0 +1,325 @@
+"""What every deepgm estimator shares: input validation, random state, dtype, threads, progress,
+per-epoch history, failure handling and saving.
+
+Estimators follow scikit-learn's conventions: ``__init__`` only stores its arguments, ``fit``
+validates them and the data, learned attributes end in ``_``. The Rust kernels (``deepgm._core``)
+are stateless; the arrays they update live here, on the estimator.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _core
+
+__all__ = ["DeepGMEstimator", "DivergenceError"]
+
+#: The numpy dtypes an estimator can compute in.
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class DivergenceError(FloatingPointError, ValueError, RuntimeError):
+    """Training produced non-finite parameters or losses (usually: the learning rate is too large).
+
+    The estimator is left with the parameters it had at the start of the failing epoch.
+    """
+
+
+def check_dtype(dtype) -> type:
+    """The numpy scalar type named by ``dtype`` ("float32" or "float64")."""
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is not None and resolved.name in _DTYPES and not isinstance(dtype, (bool, numbers.Number)):
+        return _DTYPES[resolved.name]
+    raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+
+
+def seed_from(random_state) -> int:
+    """A 64-bit seed for the Rust random streams, from an int, None, a RandomState or a Generator.
+
+    An int always gives the same seed; None gives fresh entropy; a RandomState or Generator is
+    advanced by one draw (as scikit-learn estimators do).
+    """
+    if random_state is None:
+        return int(np.random.default_rng().integers(0, 2**63))
+    if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative int, None, a RandomState or a Generator; got {random_state}")
+        # Spread small integers over the whole 64-bit range (SeedSequence is stable across numpy versions).
+        return int(np.random.SeedSequence(int(random_state)).generate_state(1, np.uint64)[0])
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**62, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63))
+    raise ValueError(
+        "random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; "
+        f"got {random_state!r}"
+    )
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an int >= {minimum}; got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value}")
+    return int(value)
+
+
+def check_number(value, name: str, *, low=None, high=None, low_open=False, high_open=False) -> float:
+    """A real number within [low, high] (open ends if asked), else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__})")
+    value = float(value)
+    ok = np.isfinite(value)
+    if low is not None:
+        ok &= value > low if low_open else value >= low
+    if high is not None:
+        ok &= value < high if high_open else value <= high
+    if not ok:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}; got {value}")
+    return value
+
+
+def check_option(value, name: str, options) -> str:
+    if not isinstance(value, str) or value not in options:
+        choices = ", ".join(repr(o) for o in options)
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    return value
+
+
+def check_n_jobs(n_jobs):
+    """None (all cores), -1 (all cores) or a positive int, as the Rust core expects."""
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (numbers.Integral, np.integer)) or (n_jobs < 1 and n_jobs != -1):
+        raise ValueError(f"n_jobs must be None, -1 or an int >= 1; got {n_jobs!r}")
+    return int(n_jobs)
+
+
+def check_hidden_layer_sizes(sizes, name: str = "hidden_layer_sizes") -> tuple:
+    if isinstance(sizes, (numbers.Integral, np.integer)) and not isinstance(sizes, bool):
+        sizes = (sizes,)
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of positive ints; got {sizes!r}") from None
+    if len(sizes) == 0:
+        raise ValueError(f"{name} must hold at least one layer size; got {sizes!r}")
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (numbers.Integral, np.integer)) or s < 1:
+            raise ValueError(f"{name} must hold positive ints; got {sizes!r}")
+    return tuple(int(s) for s in sizes)
+
+
+class _NoProgress:
+    """Stands in for a tqdm bar when verbose is off."""
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+class DeepGMEstimator(BaseEstimator):
+    """Base class of deepgm's estimators (not for direct use).
+
+    Subclasses implement ``_fit_epochs`` style loops with the helpers below and list their learned
+    parameter arrays in ``_param_names`` (used for snapshots, saving and loading).
+    """
+
+    #: Names of learned array attributes (or lists of arrays) that fully describe a fitted model.
+    _param_names: tuple = ()
+
+    # -- validation ---------------------------------------------------------------------------------
+
+    def _dtype(self):
+        return check_dtype(self.dtype)
+
+    def _n_jobs(self):
+        return check_n_jobs(self.n_jobs)
+
+    def _validate_X(self, X, *, reset: bool, bernoulli: bool = False, name: str = "X"):
+        """Validated X as a 2-D C-contiguous array of the model's dtype.
+
+        A float C-contiguous array of the model's dtype (including a numpy.memmap) is used as is, never
+        copied. Sparse input is densified. Complex, object or string data, NaN/inf, empty input, and
+        (with ``bernoulli``) values outside [0, 1] are refused with a message naming ``name``.
+        """
+        dtype = self._dtype()
+        _refuse_non_numeric(X, name)
+        if isinstance(X, np.memmap) and X.dtype != dtype and X.dtype.kind in "fiu":
+            # A memory-mapped array of another numeric dtype stays on disk: it is validated here and
+            # converted one minibatch at a time (see `minibatch`), never copied whole.
+            X = validate_data(self, X, reset=reset, dtype=None, ensure_min_samples=1, ensure_min_features=1)
+            if bernoulli:
+                check_unit_interval(X, name)
+            return X
+        if sp.issparse(X):
+            X = validate_data(self, X, reset=reset, accept_sparse=["csr", "csc", "coo"], dtype=dtype)
+            X = np.ascontiguousarray(X.toarray(), dtype=dtype)
+        else:
+            X = validate_data(self, X, reset=reset, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1)
+        if bernoulli:
+            check_unit_interval(X, name)
+        return X
+
+    def _check_fitted(self):
+        check_is_fitted(self)
+
+    # -- randomness ---------------------------------------------------------------------------------
+
+    def _next_seed(self) -> int:
+        """A seed for a random method call after fit (gibbs, sample, ...): the fit seed and a counter,
+        so successive calls differ but an estimator rebuilt with the same random_state repeats them."""
+        count = getattr(self, "_sample_calls", 0)
+        self._sample_calls = count + 1
+        base = getattr(self, "_fit_seed", None)
+        if base is None:
+            base = seed_from(self.random_state)
+        return int(np.random.SeedSequence([base % 2**63, count + 1]).generate_state(1, np.uint64)[0])
+
+    # -- progress and history -----------------------------------------------------------------------
+
+    def _progress(self, total: int, desc: str):
+        if not self.verbose:
+            return _NoProgress()
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, leave=False, unit="batch")
+
+    def _log_epoch(self, **metrics):
+        """Appends one epoch's metrics to ``history_`` (a dict of lists) and prints them if verbose."""
+        history = self.history_
+        for key, value in metrics.items():
+            history.setdefault(key, []).append(value)
+        if self.verbose:
+            parts = ", ".join(f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}" for k, v in metrics.items())
+            print(f"[{type(self).__name__}] {parts}", flush=True)
+
+    # -- failure handling ---------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict:
+        """Copies of the learned arrays, to restore if an epoch diverges."""
+        snap = {}
+        for name in self._snapshot_names():
+            value = getattr(self, name, None)
+            if isinstance(value, np.ndarray):
+                snap[name] = value.copy()
+            elif isinstance(value, list):
+                snap[name] = [v.copy() for v in value]
+        return snap
+
+    def _snapshot_names(self):
+        return self._param_names
+
+    def _restore(self, snap: dict):
+        for name, value in snap.items():
+            current = getattr(self, name)
+            if isinstance(current, np.ndarray):
+                current[...] = value
+            else:
+                for c, v in zip(current, value):
+                    c[...] = v
+
+    @contextmanager
+    def _epoch_guard(self, epoch: int):
+        """Restores the parameters of the epoch start and raises DivergenceError if the epoch fails."""
+        snap = self._snapshot()
+        try:
+            yield
+        except FloatingPointError as err:
+            self._restore(snap)
+            raise DivergenceError(
+                f"{type(self).__name__}: training diverged in epoch {epoch + 1} ({err}). The parameters were "
+                "restored to their values at the start of that epoch; try a smaller learning_rate."
+            ) from None
+
+    def _timer(self):
+        return time.perf_counter()
+
+    # -- saving -------------------------------------------------------------------------------------
+
+    def save(self, path):
+        """Saves the fitted estimator to ``path`` (safetensors weights + JSON hyperparameters).
+
+        The write is atomic: a temporary file is written then renamed, so ``path`` never holds a
+        half-written model. Load it back with :func:`deepgm.load`.
+        """
+        from .io import save
+
+        save(self, path)
+        return path
+
+
+def _refuse_non_numeric(X, name):
+    """Clear errors for complex, string and object inputs before scikit-learn's conversion."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is None:
+        return
+    if np.issubdtype(dtype, np.complexfloating):
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers; got dtype {dtype}")
+    if dtype.kind in "USV":
+        raise TypeError(f"{name} must hold numbers; got an array of strings (dtype {dtype})")
+
+
+def check_unit_interval(X, name="X", chunk_rows: int = 65536):
+    """Fails unless every value of X lies in [0, 1] (Bernoulli units); reads X in chunks so that a
+    memory-mapped X is not loaded at once."""
+    for start in range(0, X.shape[0], chunk_rows):
+        block = X[start : start + chunk_rows]
+        lo, hi = block.min(), block.max()
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{name} must hold values in [0, 1] for Bernoulli visible units; got values in [{lo:g}, {hi:g}]. "
+                "Scale the data to [0, 1], or use visible='gaussian' for real-valued data."
+            )
+
+
+def warn_if(condition: bool, message: str, category=UserWarning):
+    if condition:
+        warnings.warn(message, category, stacklevel=3)
+
+
+def batch_rows(n_samples: int, batch_size: int, rng: np.random.Generator | None):
+    """Minibatch row indices (int64 arrays) of one epoch: a fresh permutation if ``rng`` is given,
+    consecutive rows otherwise. The last batch may be smaller."""
+    order = rng.permutation(n_samples) if rng is not None else np.arange(n_samples)
+    return [order[i : i + batch_size] for i in range(0, n_samples, batch_size)]
+
+
+def minibatch(X, rows, dtype):
+    """The arguments that hand the minibatch ``X[rows]`` to a kernel: ``(X, rows)`` when X already has
+    the kernel's dtype and layout (the kernel gathers the rows itself: no copy), else a converted copy
+    of just those rows and ``None``."""
+    if X.dtype == dtype and X.flags.c_contiguous:
+        return X, np.ascontiguousarray(rows, dtype=np.int64)
+    return np.ascontiguousarray(X[rows], dtype=dtype), None
+
+
+def as_model_dtype(X, dtype):
+    """X itself when it already has the dtype and is C-contiguous; otherwise a converted copy."""
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def effective_n_jobs(n_jobs=None) -> int:
+    """The number of threads a given ``n_jobs`` uses."""
+    return _core.effective_n_jobs(check_n_jobs(n_jobs))

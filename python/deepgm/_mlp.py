@@ -1,0 +1,172 @@
+"""Supervised training of a dense layer chain with the Rust kernels: the fine-tuning stage shared by
+DBNClassifier, DBNRegressor and DeepAutoencoder (minibatch SGD with momentum or Adam, weight decay,
+dropout, early stopping on a validation fraction)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._base import batch_rows, check_number, check_option, check_positive_int, minibatch
+
+
+def init_layer(rng: np.random.Generator, n_in: int, n_out: int, dtype, scale: float = 0.01):
+    """A new (W, b) pair: W ~ N(0, scale^2) of shape (n_in, n_out), b = 0."""
+    return rng.normal(0.0, scale, size=(n_in, n_out)).astype(dtype), np.zeros(n_out, dtype=dtype)
+
+
+def new_slots(params, optimizer: str):
+    """Zeroed optimiser state: per parameter array, [velocity] for SGD or [m, v] for Adam."""
+    n = 1 if optimizer == "sgd" else 2
+    return [[np.zeros_like(p) for _ in range(n)] for p in params]
+
+
+def interleave(coefs, intercepts):
+    """[W0, b0, W1, b1, ...]: the parameter order of the kernels' optimiser state."""
+    return [p for pair in zip(coefs, intercepts) for p in pair]
+
+
+def check_finetune_params(est):
+    """Validates the fine-tuning hyperparameters every fine-tuned estimator shares."""
+    check_option(est.optimizer, "optimizer", ("sgd", "adam"))
+    check_number(est.learning_rate, "learning_rate", low=0, low_open=True)
+    check_number(est.momentum, "momentum", low=0, high=1, high_open=True)
+    check_number(est.weight_decay, "weight_decay", low=0)
+    check_number(est.dropout, "dropout", low=0, high=1, high_open=True)
+    check_positive_int(est.batch_size, "batch_size")
+    if not isinstance(est.early_stopping, (bool, np.bool_)):
+        raise TypeError(f"early_stopping must be True or False; got {est.early_stopping!r}")
+    check_number(est.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
+    check_positive_int(est.n_iter_no_change, "n_iter_no_change")
+    check_number(est.tol, "tol", low=0)
+
+
+class FineTuner:
+    """Runs epochs of ``_core.mlp_train_step`` on an estimator's ``coefs_`` / ``intercepts_``.
+
+    The optimiser state lives on the estimator (``_optimizer_state``) so that training can continue
+    (warm starts, partial fits) and so that a pickled estimator resumes where it stopped.
+    """
+
+    def __init__(self, est, activations, loss: str):
+        self.est = est
+        self.activations = list(activations)
+        self.loss = loss
+
+    def params(self):
+        return interleave(self.est.coefs_, self.est.intercepts_)
+
+    def slots(self):
+        est = self.est
+        state = getattr(est, "_optimizer_state", None)
+        if state is None or getattr(est, "_optimizer_kind", None) != est.optimizer:
+            est._optimizer_state = new_slots(self.params(), est.optimizer)
+            est._optimizer_kind = est.optimizer
+            est._optimizer_t = 0
+        return est._optimizer_state
+
+    def step(self, X, Y, rows, *, seed: int, step: int) -> float:
+        """One minibatch update on X[rows], Y[rows]; returns the minibatch loss before the update."""
+        est = self.est
+        dtype = est._dtype()
+        slots = self.slots()
+        est._optimizer_t += 1
+        x, x_rows = minibatch(X, rows, dtype)
+        if x_rows is None:
+            y = np.ascontiguousarray(Y[rows], dtype=dtype)
+        else:
+            y = Y
+        return _core.mlp_train_step(
+            x,
+            y,
+            est.coefs_,
+            est.intercepts_,
+            self.activations,
+            self.loss,
+            slots,
+            rows=x_rows,
+            optimizer=est.optimizer,
+            learning_rate=float(est.learning_rate),
+            momentum=float(est.momentum),
+            t=est._optimizer_t,
+            weight_decay=float(est.weight_decay),
+            dropout=float(est.dropout),
+            seed=seed,
+            step=step,
+            n_jobs=est._n_jobs(),
+        )
+
+    def forward(self, X, *, all_layers=False):
+        est = self.est
+        return _core.mlp_forward(
+            np.ascontiguousarray(X, dtype=est._dtype()), est.coefs_, est.intercepts_, self.activations,
+            all_layers=all_layers, n_jobs=est._n_jobs(),
+        )
+
+    def run(self, X, Y, *, n_epochs: int, seed: int, validation=None, score=None, desc="fine-tune"):
+        """Trains for up to ``n_epochs`` epochs of shuffled minibatches.
+
+        ``validation`` is an (X_val, Y_val) pair and ``score(X_val, Y_val)`` a higher-is-better metric;
+        with ``est.early_stopping`` training stops after ``n_iter_no_change`` epochs without an
+        improvement of ``tol`` and the best parameters are restored. Per-epoch metrics go to
+        ``history_`` ("loss", and "validation_score" when there is a validation set).
+        """
+        est = self.est
+        n = X.shape[0]
+        best_score, best_params, stale = -np.inf, None, 0
+        for _ in range(n_epochs):
+            epoch = est.n_iter_
+            start = est._timer()
+            rng = np.random.default_rng([seed % 2**63, 1_000_003, epoch])
+            batches = batch_rows(n, est.batch_size, rng)
+            bar = est._progress(len(batches), f"{desc} epoch {epoch + 1}")
+            total, count = 0.0, 0
+            try:
+                with est._epoch_guard(epoch):
+                    for rows in batches:
+                        loss = self.step(X, Y, rows, seed=seed, step=est._finetune_steps)
+                        est._finetune_steps += 1
+                        total += loss * len(rows)
+                        count += len(rows)
+                        bar.update()
+            finally:
+                bar.close()
+            est.n_iter_ += 1
+            mean_loss = total / max(count, 1)
+            est.loss_curve_.append(mean_loss)
+            est.loss_ = mean_loss
+            metrics = {"loss": mean_loss}
+            if validation is not None:
+                val = float(score(*validation))
+                est.validation_scores_.append(val)
+                metrics["validation_score"] = val
+                if val > best_score + est.tol:
+                    best_score, stale = val, 0
+                    best_params = [p.copy() for p in self.params()]
+                else:
+                    stale += 1
+                est.best_validation_score_ = max(best_score, val)
+            est._log_epoch(epoch=est.n_iter_, **metrics, time=est._timer() - start)
+            if validation is not None and est.early_stopping and stale >= est.n_iter_no_change:
+                break
+        if validation is not None and est.early_stopping and best_params is not None:
+            for p, best in zip(self.params(), best_params):
+                p[...] = best
+
+
+def split_validation(n: int, fraction: float, seed: int, stratify=None):
+    """Train and validation row indices (validation = ``fraction`` of the rows, stratified by class
+    labels when given)."""
+    rng = np.random.default_rng([seed % 2**63, 77])
+    if stratify is None:
+        order = rng.permutation(n)
+        n_val = max(1, int(round(fraction * n)))
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    val = []
+    for label in np.unique(stratify):
+        idx = np.flatnonzero(stratify == label)
+        idx = rng.permutation(idx)
+        val.append(idx[: max(1, int(round(fraction * idx.size)))] if idx.size > 1 else idx[:0])
+    val = np.sort(np.concatenate(val))
+    train = np.setdiff1d(np.arange(n), val)
+    return train, val

@@ -1,0 +1,328 @@
+"""The deep autoencoder of Hinton & Salakhutdinov (2006): RBM pretraining of a stack ending in a linear
+code layer, unrolling into an encoder and a decoder with tied initial weights, and fine-tuning of the
+reconstruction by backpropagation."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+from sklearn.base import TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import _core
+from ._base import (
+    DeepGMEstimator,
+    check_hidden_layer_sizes,
+    check_number,
+    check_option,
+    check_positive_int,
+    seed_from,
+)
+from ._mlp import FineTuner, check_finetune_params, init_layer, split_validation
+from .dbn import check_layer_params, pretrain_stack
+
+__all__ = ["DeepAutoencoder"]
+
+
+class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
+    """RBM-pretrained deep autoencoder (Hinton & Salakhutdinov, Science 2006).
+
+    Pretraining fits RBMs n_features-h1-...-hk-n_components, the last one with linear hidden units
+    with Gaussian noise (the code). Unrolling gives an encoder (the RBMs' weights, sigmoid layers and a
+    linear code layer) and a decoder (their transposes and visible biases) with tied initial weights;
+    fine-tuning then trains all layers, untied, on the reconstruction: cross-entropy for data in [0, 1]
+    (a sigmoid output), squared error otherwise (a linear output).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(1000, 500, 250)
+        Encoder hidden layers (the decoder mirrors them).
+    n_components : int, default=30
+        Size of the linear code layer.
+    pretrain : bool, default=True
+        RBM pretraining (else: random initialisation).
+    pretrain_iter : int, default=10
+        RBM epochs per layer.
+    pretrain_learning_rate : float or "auto", default="auto"
+        See :class:`deepgm.RBM` ("auto": 0.1, 0.01 for Gaussian visible units, 0.001 for the linear code layer).
+    loss : {"auto", "cross_entropy", "squared_error"}, default="auto"
+        Reconstruction loss of fine-tuning; "auto" picks cross-entropy when the training data lie in
+        [0, 1] (the first RBM then has Bernoulli visible units) and squared error otherwise (Gaussian).
+    k, persistent, pretrain_weight_decay, layer_params
+        RBM settings (see :class:`deepgm.DBN`).
+    finetune_iter : int, default=50
+        Fine-tuning epochs.
+    optimizer : {"sgd", "adam"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        SGD momentum.
+    weight_decay, dropout, batch_size, early_stopping, validation_fraction, n_iter_no_change, tol
+        Fine-tuning settings (validation score: minus the mean squared error per sample).
+    random_state, dtype, n_jobs, verbose
+        As in :class:`deepgm.RBM`.
+
+    Attributes
+    ----------
+    rbms_ : list of RBM
+        The pretrained RBMs.
+    coefs_, intercepts_ : list of ndarray
+        The fine-tuned layers of the unrolled network, encoder then decoder (``coefs_[i]`` of shape
+        (n_in, n_out)); the first ``len(hidden_layer_sizes) + 1`` layers are the encoder.
+    loss_function_ : str
+        The reconstruction loss used, "cross_entropy" or "squared_error".
+    n_iter_, loss_, loss_curve_, history_
+        Fine-tuning epochs run, the last and every epoch's mean training loss, per-epoch metrics.
+
+    Examples
+    --------
+    >>> from deepgm import DeepAutoencoder
+    >>> from deepgm.datasets import load_mnist
+    >>> X, _ = load_mnist()
+    >>> ae = DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=2, random_state=0).fit(X[:500])
+    >>> ae.transform(X[:3]).shape
+    (3, 8)
+    """
+
+    _param_names = ("coefs_", "intercepts_")
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(1000, 500, 250),
+        n_components=30,
+        *,
+        pretrain=True,
+        pretrain_iter=10,
+        pretrain_learning_rate="auto",
+        loss="auto",
+        k=1,
+        persistent=False,
+        pretrain_weight_decay=2e-4,
+        layer_params=None,
+        finetune_iter=50,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        weight_decay=0.0,
+        dropout=0.0,
+        batch_size=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        dtype="float32",
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.pretrain = pretrain
+        self.pretrain_iter = pretrain_iter
+        self.pretrain_learning_rate = pretrain_learning_rate
+        self.loss = loss
+        self.k = k
+        self.persistent = persistent
+        self.pretrain_weight_decay = pretrain_weight_decay
+        self.layer_params = layer_params
+        self.finetune_iter = finetune_iter
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _check_params(self):
+        check_hidden_layer_sizes(self.hidden_layer_sizes)
+        check_positive_int(self.n_components, "n_components")
+        if not isinstance(self.pretrain, (bool, np.bool_)):
+            raise TypeError(f"pretrain must be True or False; got {self.pretrain!r}")
+        check_positive_int(self.pretrain_iter, "pretrain_iter")
+        if isinstance(self.pretrain_learning_rate, str):
+            check_option(self.pretrain_learning_rate, "pretrain_learning_rate", ("auto",))
+        else:
+            check_number(self.pretrain_learning_rate, "pretrain_learning_rate", low=0, low_open=True)
+        check_option(self.loss, "loss", ("auto", "cross_entropy", "squared_error"))
+        check_positive_int(self.k, "k")
+        check_number(self.pretrain_weight_decay, "pretrain_weight_decay", low=0)
+        check_positive_int(self.finetune_iter, "finetune_iter", minimum=0)
+        check_finetune_params(self)
+        self._dtype()
+        self._n_jobs()
+
+    # -- network layout -----------------------------------------------------------------------------
+
+    def _n_encoder_layers(self):
+        return len(check_hidden_layer_sizes(self.hidden_layer_sizes)) + 1
+
+    def _activations(self):
+        n_enc = self._n_encoder_layers()
+        encoder = ["sigmoid"] * (n_enc - 1) + ["identity"]
+        # The decoder's output layer is linear: logits for cross-entropy, values for squared error.
+        decoder = ["sigmoid"] * (n_enc - 1) + ["identity"]
+        return encoder + decoder
+
+    def _kernel_loss(self):
+        return "binary_cross_entropy" if self.loss_function_ == "cross_entropy" else "squared_error"
+
+    def _tuner(self):
+        return FineTuner(self, self._activations(), self._kernel_loss())
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Pretrains the RBM stack on X, unrolls it and fine-tunes the reconstruction of X.
+
+        Returns
+        -------
+        self : DeepAutoencoder
+        """
+        self._check_params()
+        X = self._validate_X(X, reset=True)
+        in_unit_interval = bool(X.min() >= 0 and X.max() <= 1)
+        if self.loss == "auto":
+            self.loss_function_ = "cross_entropy" if in_unit_interval else "squared_error"
+        else:
+            self.loss_function_ = self.loss
+        if self.loss_function_ == "cross_entropy" and not in_unit_interval:
+            raise ValueError(f"loss='cross_entropy' needs X in [0, 1]; got values in [{X.min():g}, {X.max():g}]")
+        visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
+        dtype = self._dtype()
+        validation = None
+        train_X = X
+        if self.early_stopping:
+            tr, va = split_validation(X.shape[0], self.validation_fraction, seed_from(self.random_state))
+            train_X = np.ascontiguousarray(X[tr])
+            validation = (np.ascontiguousarray(X[va]), np.ascontiguousarray(X[va]))
+        self._unroll(train_X, visible, dtype)
+        self.history_ = {}
+        self.n_iter_ = 0
+        self.loss_curve_ = []
+        self.validation_scores_ = []
+        self.best_validation_score_ = None
+        self._finetune_steps = 0
+        self._optimizer_state = None
+        self._tuner().run(
+            train_X, train_X, n_epochs=self.finetune_iter, seed=self._fit_seed, validation=validation,
+            score=lambda Xv, _: -self._mse(Xv), desc="DeepAutoencoder",
+        )
+        return self
+
+    def _unroll(self, X, visible, dtype):
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes) + (self.n_components,)
+        layer_params = check_layer_params(self.layer_params, len(sizes))
+        self._fit_seed = seed_from(self.random_state)
+        if self.pretrain:
+            common = dict(
+                k=self.k, persistent=self.persistent, learning_rate=self.pretrain_learning_rate,
+                weight_decay=self.pretrain_weight_decay, batch_size=self.batch_size, n_iter=self.pretrain_iter,
+                dtype=self.dtype, n_jobs=self.n_jobs,
+            )
+            self.rbms_ = pretrain_stack(
+                X, sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=visible,
+                last_hidden="gaussian", verbose=self.verbose,
+            )
+            encoder = [(np.ascontiguousarray(r.components_.T), r.intercept_hidden_.copy()) for r in self.rbms_]
+            decoder = [(np.ascontiguousarray(r.components_), r.intercept_visible_.copy()) for r in reversed(self.rbms_)]
+            first = self.rbms_[0]
+            if visible == "gaussian":
+                # The bottom RBM worked on standardised data: fold (x - mean) / scale into the first
+                # encoder layer and x = mean + scale * v into the last decoder layer.
+                W, b = encoder[0]
+                W = W / first.scale_[:, None]
+                encoder[0] = (np.ascontiguousarray(W, dtype=dtype), (b - first.mean_ @ W).astype(dtype))
+                Wd, bd = decoder[-1]
+                decoder[-1] = (np.ascontiguousarray(Wd * first.scale_[None, :], dtype=dtype), (bd * first.scale_ + first.mean_).astype(dtype))
+        else:
+            self.rbms_ = []
+            rng = np.random.default_rng([self._fit_seed % 2**63, 9])
+            widths = (X.shape[1],) + sizes
+            encoder = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
+            rev = widths[::-1]
+            decoder = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(rev[:-1], rev[1:])]
+        self.coefs_ = [w.astype(dtype) for w, _ in encoder + decoder]
+        self.intercepts_ = [b.astype(dtype) for _, b in encoder + decoder]
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    def _check_input(self, X):
+        check_is_fitted(self)
+        return self._validate_X(X, reset=False)
+
+    def _run_layers(self, X, start, stop):
+        acts = self._activations()
+        return _core.mlp_forward(
+            np.ascontiguousarray(X, dtype=self._dtype()), self.coefs_[start:stop], self.intercepts_[start:stop], acts[start:stop],
+            n_jobs=self._n_jobs(),
+        )
+
+    def transform(self, X):
+        """The codes (the linear code layer's values).
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+        """
+        X = self._check_input(X)
+        return self._run_layers(X, 0, self._n_encoder_layers())
+
+    def inverse_transform(self, Z):
+        """Decodes codes back to data space.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_components)
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        from sklearn.utils.validation import check_array
+
+        Z = check_array(Z, dtype=self._dtype(), order="C")
+        if Z.shape[1] != self.n_components:
+            raise ValueError(f"Z must have {self.n_components} columns (n_components); got {Z.shape[1]}")
+        out = self._run_layers(Z, self._n_encoder_layers(), len(self.coefs_))
+        if self.loss_function_ == "cross_entropy":
+            out = expit(out).astype(self._dtype())
+        return out
+
+    def reconstruct(self, X):
+        """Reconstruction of X through the code layer.
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_features)
+        """
+        X = self._check_input(X)
+        out = self._run_layers(X, 0, len(self.coefs_))
+        if self.loss_function_ == "cross_entropy":
+            out = expit(out).astype(self._dtype())
+        return out
+
+    def _mse(self, X):
+        rec = self.reconstruct(X).astype(np.float64)
+        return float(np.mean(np.sum((np.asarray(X, dtype=np.float64) - rec) ** 2, axis=1)))
+
+    def score(self, X, y=None):
+        """Mean squared reconstruction error per sample, ``mean_i sum_j (x_ij - x̂_ij)^2`` (lower is
+        better; comparable to PCA's reconstruction error with the same number of components).
+
+        Note: unlike most scikit-learn scores, lower is better here; for model selection use
+        ``scoring="neg_..."``-style wrappers or ``-score``.
+        """
+        X = self._check_input(X)
+        return self._mse(X)
+
+    def reconstruction_error(self, X):
+        """Same as :meth:`score`."""
+        return self.score(X)

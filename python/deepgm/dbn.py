@@ -1,0 +1,617 @@
+"""Deep belief networks: greedy layer-wise pretraining of stacked RBMs (Hinton, Osindero & Teh 2006),
+generative sampling, and supervised fine-tuning by backpropagation into a classifier or a regressor."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from . import _core
+from ._base import (
+    DeepGMEstimator,
+    check_hidden_layer_sizes,
+    check_number,
+    check_option,
+    check_positive_int,
+    seed_from,
+)
+from ._mlp import FineTuner, check_finetune_params, init_layer, split_validation
+from .rbm import RBM
+
+__all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
+
+
+def _layer_seeds(seed: int, n: int):
+    return [int(s) for s in np.random.SeedSequence([seed % 2**63, 4242]).generate_state(n, np.uint64)]
+
+
+def check_layer_params(layer_params, n_layers: int):
+    """Per-layer RBM settings: None, or a list of n_layers dicts of RBM parameters."""
+    if layer_params is None:
+        return [{} for _ in range(n_layers)]
+    if not isinstance(layer_params, (list, tuple)) or len(layer_params) != n_layers or not all(isinstance(p, dict) for p in layer_params):
+        raise ValueError(f"layer_params must be None or a list of {n_layers} dicts (one per layer); got {layer_params!r}")
+    valid = set(RBM().get_params())
+    for i, p in enumerate(layer_params):
+        unknown = set(p) - valid
+        if unknown:
+            raise ValueError(f"layer_params[{i}] has unknown RBM parameters {sorted(unknown)}; valid: {sorted(valid)}")
+    return [dict(p) for p in layer_params]
+
+
+def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0):
+    """Greedy layer-wise pretraining: RBM i is fitted (by :class:`RBM`'s own code path) to the hidden
+    means of RBM i - 1 on X. Returns the fitted RBMs."""
+    rbms = []
+    data = X
+    seeds = _layer_seeds(seed, len(sizes))
+    for i, size in enumerate(sizes):
+        params = dict(common)
+        params.update(
+            n_components=size,
+            visible=first_visible if i == 0 else "bernoulli",
+            hidden=last_hidden if i == len(sizes) - 1 else "bernoulli",
+            random_state=seeds[i],
+            verbose=verbose,
+        )
+        params.update(layer_params[i])
+        rbm = RBM(**params).fit(data)
+        data = rbm.transform(data)
+        rbms.append(rbm)
+    return rbms
+
+
+def down_pass(rbms, H):
+    """Mean-field generative pass from the top hidden layer's means H to the data space."""
+    for rbm in reversed(rbms):
+        V = _core.rbm_visible(
+            np.ascontiguousarray(H, dtype=rbm._dtype()), rbm.components_, rbm.intercept_visible_, visible=rbm.visible, n_jobs=rbm._n_jobs()
+        )
+        H = rbm._data_space(V)
+    return H
+
+
+class _RBMStackParams:
+    """Validation of the RBM settings DBN-style estimators share."""
+
+    def _check_stack_params(self, learning_rate_name="learning_rate"):
+        check_hidden_layer_sizes(self.hidden_layer_sizes)
+        check_option(self.visible, "visible", ("bernoulli", "gaussian"))
+        check_positive_int(self.k, "k")
+        if not isinstance(self.persistent, (bool, np.bool_)):
+            raise TypeError(f"persistent must be True or False; got {self.persistent!r}")
+        lr = getattr(self, learning_rate_name)
+        if isinstance(lr, str):
+            check_option(lr, learning_rate_name, ("auto",))
+        else:
+            check_number(lr, learning_rate_name, low=0, low_open=True)
+        self._dtype()
+        self._n_jobs()
+
+
+class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
+    """Deep belief network: a stack of RBMs trained greedily, layer by layer.
+
+    Each RBM is a :class:`deepgm.RBM`, fitted to the hidden probabilities of the one below.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
+        Hidden units of each RBM, bottom to top.
+    visible : {"bernoulli", "gaussian"}, default="bernoulli"
+        Visible units of the bottom RBM (data in [0, 1], or real-valued data).
+    k, persistent, learning_rate, momentum, final_momentum, initial_momentum_epochs, weight_decay, batch_size, n_iter
+        Settings of every RBM (see :class:`deepgm.RBM`); ``n_iter`` is the number of epochs per layer.
+    layer_params : list of dict, default=None
+        Per-layer overrides of RBM parameters, e.g. ``[{"learning_rate": 0.05}, {}, {"n_iter": 20}]``.
+    random_state, dtype, n_jobs, verbose
+        As in :class:`deepgm.RBM`.
+
+    Attributes
+    ----------
+    rbms_ : list of RBM
+        The fitted layers, bottom to top.
+    n_features_in_ : int
+    history_ : dict of lists
+        Per layer: ``layer`` and the ``reconstruction_error`` of its last epoch.
+
+    Examples
+    --------
+    >>> from deepgm import DBN
+    >>> from deepgm.datasets import load_mnist
+    >>> X, _ = load_mnist()
+    >>> dbn = DBN(hidden_layer_sizes=(64, 32), n_iter=2, random_state=0).fit(X[:500])
+    >>> dbn.transform(X[:3]).shape
+    (3, 32)
+    """
+
+    _param_names = ()
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(500, 500, 2000),
+        *,
+        visible="bernoulli",
+        k=1,
+        persistent=False,
+        learning_rate="auto",
+        momentum=0.5,
+        final_momentum=0.9,
+        initial_momentum_epochs=5,
+        weight_decay=2e-4,
+        batch_size=100,
+        n_iter=10,
+        layer_params=None,
+        random_state=None,
+        dtype="float32",
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.visible = visible
+        self.k = k
+        self.persistent = persistent
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.final_momentum = final_momentum
+        self.initial_momentum_epochs = initial_momentum_epochs
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.layer_params = layer_params
+        self.random_state = random_state
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _rbm_common(self):
+        return dict(
+            k=self.k, persistent=self.persistent, learning_rate=self.learning_rate, momentum=self.momentum,
+            final_momentum=self.final_momentum, initial_momentum_epochs=self.initial_momentum_epochs,
+            weight_decay=self.weight_decay, batch_size=self.batch_size, n_iter=self.n_iter, dtype=self.dtype, n_jobs=self.n_jobs,
+        )
+
+    def fit(self, X, y=None):
+        """Greedy layer-wise pretraining on X.
+
+        Returns
+        -------
+        self : DBN
+        """
+        self._check_stack_params()
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        layer_params = check_layer_params(self.layer_params, len(sizes))
+        X = self._validate_X(X, reset=True, bernoulli=self.visible == "bernoulli")
+        self._fit_seed = seed_from(self.random_state)
+        self._sample_calls = 0
+        self.rbms_ = pretrain_stack(
+            X, sizes, seed=self._fit_seed, layer_params=layer_params, common=self._rbm_common(),
+            first_visible=self.visible, verbose=self.verbose,
+        )
+        self.history_ = {
+            "layer": list(range(1, len(sizes) + 1)),
+            "reconstruction_error": [r.history_["reconstruction_error"][-1] for r in self.rbms_],
+        }
+        return self
+
+    def transform(self, X):
+        """Top-layer features: the hidden probabilities of the top RBM after an up pass.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden_layer_sizes[-1])
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False, bernoulli=self.visible == "bernoulli")
+        for rbm in self.rbms_:
+            X = rbm.transform(X)
+        return X
+
+    def sample(self, n_samples=16, n_steps=1000):
+        """Generates data: Gibbs sampling in the top RBM (the DBN's undirected associative memory),
+        then a mean-field down pass through the directed lower layers.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Visible means (pixel probabilities for Bernoulli visible units).
+        """
+        check_is_fitted(self)
+        n_samples = check_positive_int(n_samples, "n_samples")
+        check_positive_int(n_steps, "n_steps")
+        top = self.rbms_[-1]
+        top._sample_calls = self._sample_calls
+        top._fit_seed = self._next_seed()
+        V_top = top.sample(n_samples, n_steps)
+        return down_pass(self.rbms_[:-1], V_top)
+
+
+class _FineTunedDBN(_RBMStackParams, DeepGMEstimator):
+    """Pretraining of a stack of RBMs, then fine-tuning of the whole network plus an output layer."""
+
+    _param_names = ("coefs_", "intercepts_")
+    _output_activation = "identity"
+    _loss = None
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(500, 500, 2000),
+        *,
+        pretrain=True,
+        pretrain_iter=10,
+        pretrain_learning_rate="auto",
+        visible="bernoulli",
+        k=1,
+        persistent=False,
+        pretrain_weight_decay=2e-4,
+        layer_params=None,
+        finetune_iter=50,
+        optimizer="sgd",
+        learning_rate=0.1,
+        momentum=0.9,
+        weight_decay=0.0,
+        dropout=0.0,
+        batch_size=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        dtype="float32",
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.pretrain = pretrain
+        self.pretrain_iter = pretrain_iter
+        self.pretrain_learning_rate = pretrain_learning_rate
+        self.visible = visible
+        self.k = k
+        self.persistent = persistent
+        self.pretrain_weight_decay = pretrain_weight_decay
+        self.layer_params = layer_params
+        self.finetune_iter = finetune_iter
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _check_params(self):
+        self._check_stack_params("pretrain_learning_rate")
+        if not isinstance(self.pretrain, (bool, np.bool_)):
+            raise TypeError(f"pretrain must be True or False; got {self.pretrain!r}")
+        check_positive_int(self.pretrain_iter, "pretrain_iter")
+        check_number(self.pretrain_weight_decay, "pretrain_weight_decay", low=0)
+        check_positive_int(self.finetune_iter, "finetune_iter", minimum=0)
+        check_finetune_params(self)
+
+    def _hidden_activations(self):
+        return ["sigmoid"] * len(self.coefs_[:-1]) + [self._output_activation]
+
+    def _initialise(self, X, n_outputs):
+        """Pretrains (or randomly initialises) the hidden layers and adds the output layer."""
+        dtype = self._dtype()
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        layer_params = check_layer_params(self.layer_params, len(sizes))
+        self._fit_seed = seed_from(self.random_state)
+        rng = np.random.default_rng([self._fit_seed % 2**63, 5])
+        if self.pretrain:
+            common = dict(
+                k=self.k, persistent=self.persistent, learning_rate=self.pretrain_learning_rate,
+                weight_decay=self.pretrain_weight_decay, batch_size=self.batch_size, n_iter=self.pretrain_iter,
+                dtype=self.dtype, n_jobs=self.n_jobs,
+            )
+            self.rbms_ = pretrain_stack(
+                X, sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=self.visible,
+                verbose=self.verbose,
+            )
+            self.coefs_ = [np.ascontiguousarray(r.components_.T) for r in self.rbms_]
+            self.intercepts_ = [r.intercept_hidden_.copy() for r in self.rbms_]
+            if self.visible == "gaussian":
+                # The bottom RBM saw standardised data: fold the standardisation into the first layer.
+                first = self.rbms_[0]
+                W = self.coefs_[0] / first.scale_[:, None]
+                self.intercepts_[0] = (self.intercepts_[0] - first.mean_ @ W).astype(dtype)
+                self.coefs_[0] = np.ascontiguousarray(W, dtype=dtype)
+        else:
+            self.rbms_ = []
+            widths = (X.shape[1],) + sizes
+            pairs = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
+            self.coefs_ = [w for w, _ in pairs]
+            self.intercepts_ = [b for _, b in pairs]
+        w_out, b_out = init_layer(rng, sizes[-1], n_outputs, dtype, scale=0.01)
+        self.coefs_.append(w_out)
+        self.intercepts_.append(b_out)
+        self.history_ = {}
+        self.n_iter_ = 0
+        self.loss_curve_ = []
+        self.validation_scores_ = []
+        self.best_validation_score_ = None
+        self._finetune_steps = 0
+        self._optimizer_state = None
+
+    def _fit(self, X, Y, stratify=None):
+        """Pretraining on X, then fine-tuning on (X, Y) with Y (n, n_outputs) in the model's dtype."""
+        validation = None
+        train_X, train_Y = X, Y
+        if self.early_stopping:
+            seed = seed_from(self.random_state)
+            tr, va = split_validation(X.shape[0], self.validation_fraction, seed, stratify)
+            train_X = np.ascontiguousarray(X[tr], dtype=self._dtype())
+            train_Y = np.ascontiguousarray(Y[tr])
+            validation = (np.ascontiguousarray(X[va], dtype=self._dtype()), Y[va])
+        self._initialise(train_X, Y.shape[1])
+        tuner = FineTuner(self, self._hidden_activations(), self._loss)
+        tuner.run(train_X, train_Y, n_epochs=self.finetune_iter, seed=self._fit_seed, validation=validation, score=self._validation_score, desc=type(self).__name__)
+        return self
+
+    def _forward(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False, bernoulli=self.visible == "bernoulli")
+        return FineTuner(self, self._hidden_activations(), self._loss).forward(X)
+
+    def transform(self, X):
+        """The activations of the last hidden layer of the fine-tuned network.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden_layer_sizes[-1])
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False, bernoulli=self.visible == "bernoulli")
+        outs = FineTuner(self, self._hidden_activations(), self._loss).forward(X, all_layers=True)
+        return outs[-2]
+
+
+class DBNClassifier(ClassifierMixin, _FineTunedDBN):
+    """Deep belief network classifier: RBM pretraining, then backpropagation through the whole stack
+    and a softmax output layer (Hinton & Salakhutdinov 2006).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
+        Hidden layers (each pretrained as an RBM).
+    pretrain : bool, default=True
+        Initialise the hidden layers by greedy RBM pretraining (else: random initialisation).
+    pretrain_iter : int, default=10
+        RBM epochs per layer.
+    pretrain_learning_rate : float or "auto", default="auto"
+        RBM learning rate (see :class:`deepgm.RBM`).
+    visible : {"bernoulli", "gaussian"}, default="bernoulli"
+        Visible units of the bottom RBM: data in [0, 1] or real-valued data.
+    k, persistent : CD-k / PCD settings of the RBMs.
+    pretrain_weight_decay : float, default=2e-4
+    layer_params : list of dict, default=None
+        Per-layer overrides of RBM parameters.
+    finetune_iter : int, default=50
+        Epochs of backpropagation.
+    optimizer : {"sgd", "adam"}, default="sgd"
+    learning_rate : float, default=0.1
+        Fine-tuning step size.
+    momentum : float, default=0.9
+        SGD momentum.
+    weight_decay : float, default=0.0
+        L2 penalty on the weights during fine-tuning.
+    dropout : float, default=0.0
+        Dropout rate of the hidden layers during fine-tuning.
+    batch_size : int, default=100
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified) and stop when its accuracy
+        has not improved by ``tol`` for ``n_iter_no_change`` epochs; keeps the best parameters.
+    validation_fraction, n_iter_no_change, tol
+    random_state, dtype, n_jobs, verbose
+        As in :class:`deepgm.RBM`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    rbms_ : list of RBM
+        The pretrained RBMs (before fine-tuning).
+    coefs_ : list of ndarray
+        Fine-tuned weights, ``coefs_[i]`` of shape (n_in, n_out) (scikit-learn's MLP layout).
+    intercepts_ : list of ndarray
+    n_iter_ : int
+        Fine-tuning epochs run.
+    loss_, loss_curve_ : float, list of float
+        Mean training loss (cross-entropy) of the last epoch / of every epoch.
+    validation_scores_, best_validation_score_
+        Validation accuracies with early stopping.
+    history_ : dict of lists
+        Per fine-tuning epoch: ``epoch``, ``loss``, ``validation_score`` (with early stopping), ``time``.
+
+    Examples
+    --------
+    >>> from deepgm import DBNClassifier
+    >>> from deepgm.datasets import load_mnist
+    >>> X, y = load_mnist()
+    >>> clf = DBNClassifier((64,), pretrain_iter=2, finetune_iter=3, random_state=0).fit(X[:1000], y[:1000])
+    >>> clf.predict(X[:2]).shape
+    (2,)
+    """
+
+    _loss = "softmax_cross_entropy"
+
+    def fit(self, X, y):
+        """Pretrains on X, then fine-tunes on (X, y).
+
+        Returns
+        -------
+        self : DBNClassifier
+        """
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=self._dtype(), order="C") if False else self._validate_Xy(X, y)
+        check_classification_targets(y)
+        self._label_encoder = LabelEncoder().fit(y)
+        self.classes_ = self._label_encoder.classes_
+        codes = self._label_encoder.transform(y)
+        Y = np.zeros((len(codes), len(self.classes_)), dtype=self._dtype())
+        Y[np.arange(len(codes)), codes] = 1
+        return self._fit(X, Y, stratify=codes if len(self.classes_) > 1 else None)
+
+    def _validate_Xy(self, X, y):
+        from ._base import _refuse_non_numeric
+
+        _refuse_non_numeric(X, "X")
+        X, y = validate_data(self, X, y, dtype=self._dtype(), order="C", accept_sparse=False)
+        if self.visible == "bernoulli":
+            from ._base import check_unit_interval
+
+            check_unit_interval(X)
+        return X, column_or_1d(y, warn=True)
+
+    def _validation_score(self, X_val, Y_val):
+        proba = softmax(FineTuner(self, self._hidden_activations(), self._loss).forward(X_val), axis=1)
+        return float(np.mean(np.argmax(proba, axis=1) == np.argmax(Y_val, axis=1)))
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Returns
+        -------
+        P : ndarray of shape (n_samples, n_classes)
+        """
+        return softmax(self._forward(X).astype(np.float64), axis=1).astype(self._dtype())
+
+    def predict_log_proba(self, X):
+        from scipy.special import log_softmax
+
+        return log_softmax(self._forward(X).astype(np.float64), axis=1)
+
+    def predict(self, X):
+        """Most probable class of each sample.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        return self.classes_[np.argmax(self._forward(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
+
+
+class DBNRegressor(RegressorMixin, _FineTunedDBN):
+    """Deep belief network regressor: RBM pretraining, then backpropagation through the stack and a
+    linear output layer with squared error. Targets are standardised internally.
+
+    Parameters are those of :class:`DBNClassifier`, except ``visible`` defaults to "gaussian"
+    (regression inputs are usually real-valued; the bottom RBM standardises them).
+
+    Attributes
+    ----------
+    rbms_, coefs_, intercepts_, n_iter_, loss_, loss_curve_, history_
+        As in :class:`DBNClassifier` (``validation_score`` is R^2).
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
+        Standardisation of the targets.
+    n_outputs_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepgm import DBNRegressor
+    >>> X = np.linspace(-3, 3, 200)[:, None]
+    >>> reg = DBNRegressor((16,), pretrain_iter=2, finetune_iter=5, random_state=0).fit(X, np.sin(X[:, 0]))
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    """
+
+    _loss = "squared_error"
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(500, 500, 2000),
+        *,
+        pretrain=True,
+        pretrain_iter=10,
+        pretrain_learning_rate="auto",
+        visible="gaussian",
+        k=1,
+        persistent=False,
+        pretrain_weight_decay=2e-4,
+        layer_params=None,
+        finetune_iter=50,
+        optimizer="sgd",
+        learning_rate=0.1,
+        momentum=0.9,
+        weight_decay=0.0,
+        dropout=0.0,
+        batch_size=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        dtype="float32",
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            hidden_layer_sizes, pretrain=pretrain, pretrain_iter=pretrain_iter, pretrain_learning_rate=pretrain_learning_rate,
+            visible=visible, k=k, persistent=persistent, pretrain_weight_decay=pretrain_weight_decay, layer_params=layer_params,
+            finetune_iter=finetune_iter, optimizer=optimizer, learning_rate=learning_rate, momentum=momentum,
+            weight_decay=weight_decay, dropout=dropout, batch_size=batch_size, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol, random_state=random_state,
+            dtype=dtype, n_jobs=n_jobs, verbose=verbose,
+        )
+
+    def fit(self, X, y):
+        """Pretrains on X, then fine-tunes on (X, y); y of shape (n_samples,) or (n_samples, n_outputs).
+
+        Returns
+        -------
+        self : DBNRegressor
+        """
+        self._check_params()
+        from ._base import _refuse_non_numeric, check_unit_interval
+
+        _refuse_non_numeric(X, "X")
+        X, y = validate_data(self, X, y, dtype=self._dtype(), order="C", multi_output=True, y_numeric=True)
+        if self.visible == "bernoulli":
+            check_unit_interval(X)
+        Y = np.asarray(y, dtype=np.float64)
+        self._y_1d = Y.ndim == 1
+        Y = Y.reshape(len(Y), -1)
+        self.n_outputs_ = Y.shape[1]
+        self.y_mean_ = Y.mean(axis=0)
+        scale = Y.std(axis=0)
+        self.y_scale_ = np.where(scale > 1e-12, scale, 1.0)
+        Y = np.ascontiguousarray((Y - self.y_mean_) / self.y_scale_, dtype=self._dtype())
+        return self._fit(X, Y)
+
+    def _validation_score(self, X_val, Y_val):
+        pred = FineTuner(self, self._hidden_activations(), self._loss).forward(X_val).astype(np.float64)
+        Y_val = np.asarray(Y_val, dtype=np.float64)
+        ss_res = np.sum((Y_val - pred) ** 2)
+        ss_tot = np.sum((Y_val - Y_val.mean(axis=0)) ** 2)
+        return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        pred = self._forward(X).astype(np.float64) * self.y_scale_ + self.y_mean_
+        return pred[:, 0] if self._y_1d else pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

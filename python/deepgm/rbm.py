@@ -1,0 +1,612 @@
+"""Restricted Boltzmann machines with Bernoulli or Gaussian visible units, trained by CD-k or persistent
+CD-k: a faster drop-in for :class:`sklearn.neural_network.BernoulliRBM`, with sampling, free energy,
+and exact or AIS estimates of the partition function and the log-likelihood."""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import TransformerMixin
+
+from . import _core
+from ._base import (
+    DeepGMEstimator,
+    batch_rows,
+    check_number,
+    check_option,
+    check_positive_int,
+    minibatch,
+    seed_from,
+)
+
+__all__ = ["RBM", "LogPartition"]
+
+#: The result of :meth:`RBM.log_partition`.
+LogPartition = namedtuple("LogPartition", ["log_z", "std_error", "lower", "upper", "method"])
+LogPartition.__doc__ = """log Z of an RBM and its uncertainty.
+
+log_z : the estimate (exact for method='exact').
+std_error : standard error of log_z (0 for method='exact'), by the delta method on the importance weights.
+lower, upper : log Z at the mean importance weight minus / plus three standard errors (Salakhutdinov &
+    Murray's bounds; equal to log_z for method='exact').
+method : 'exact' or 'ais'.
+"""
+
+#: Rows used to monitor training after each epoch (reconstruction error, pseudo-likelihood).
+_MONITOR_ROWS = 500
+
+
+class RBM(TransformerMixin, DeepGMEstimator):
+    """Restricted Boltzmann machine trained with contrastive divergence (CD-k) or persistent CD.
+
+    Shares its parameter and attribute names with :class:`sklearn.neural_network.BernoulliRBM`, so it
+    can replace it in existing code and pipelines; the Gibbs sampling, gradient statistics and updates
+    of each minibatch run in one parallel Rust call.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+        Number of hidden units.
+    visible : {"bernoulli", "gaussian"}, default="bernoulli"
+        Visible units. Bernoulli units model data in [0, 1]; Gaussian units (unit variance) model
+        real-valued data, which the RBM standardises internally (``mean_``, ``scale_``).
+    hidden : {"bernoulli", "gaussian"}, default="bernoulli"
+        Hidden units: binary, or linear with unit-variance Gaussian noise (the code layer of a deep
+        autoencoder, Hinton & Salakhutdinov 2006; ``transform`` then returns ``c + W v``).
+    k : int, default=1
+        Gibbs steps in the negative phase (CD-k / PCD-k).
+    persistent : bool, default=False
+        Persistent CD (Tieleman 2008): the negative phase continues Markov chains kept in
+        ``h_samples_`` across minibatches and ``partial_fit`` calls.
+    learning_rate : float or "auto", default="auto"
+        Step size of the weight updates; "auto" is 0.1 for Bernoulli units, 0.01 with Gaussian visible
+        units and 0.001 with Gaussian hidden units (which need smaller rates, Hinton 2010).
+    momentum : float, default=0.5
+        Momentum of the first ``initial_momentum_epochs`` epochs.
+    final_momentum : float, default=0.9
+        Momentum afterwards.
+    initial_momentum_epochs : int, default=5
+        Epochs trained with ``momentum`` before switching to ``final_momentum``.
+    weight_decay : float, default=2e-4
+        L2 penalty on the weights.
+    batch_size : int, default=100
+        Samples per minibatch.
+    n_iter : int, default=10
+        Epochs (passes over the training data) of ``fit``.
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds initialisation, shuffling and sampling. The same value gives the same model for any
+        ``n_jobs``.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the computation and of the fitted arrays.
+    n_jobs : int or None, default=None
+        Threads for the Rust kernels (None or -1: all cores).
+    verbose : int, default=0
+        Progress bar and per-epoch metrics.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Weights.
+    intercept_hidden_ : ndarray of shape (n_components,)
+        Hidden biases.
+    intercept_visible_ : ndarray of shape (n_features,)
+        Visible biases.
+    h_samples_ : ndarray of shape (batch_size, n_components)
+        Hidden states of the persistent chains (zeros for plain CD).
+    visible_mean_ : ndarray of shape (n_features,)
+        Mean of the (standardised) training data: the base-rate model of AIS.
+    mean_, scale_ : ndarray of shape (n_features,)
+        Standardisation of Gaussian visible units (zeros and ones for Bernoulli units).
+    n_features_in_ : int
+    history_ : dict of lists
+        Per epoch: ``epoch``, ``reconstruction_error`` (mean squared error per sample on up to 500
+        training rows), ``pseudo_likelihood`` (Bernoulli units) and ``time`` (seconds).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepgm import RBM
+    >>> X = np.array([[0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]], dtype=np.float32)
+    >>> rbm = RBM(n_components=2, n_iter=5, random_state=0).fit(X)
+    >>> rbm.transform(X).shape
+    (4, 2)
+    """
+
+    _param_names = (
+        "components_",
+        "intercept_hidden_",
+        "intercept_visible_",
+        "h_samples_",
+        "visible_mean_",
+        "mean_",
+        "scale_",
+    )
+    _state_names = ("components_velocity_", "intercept_hidden_velocity_", "intercept_visible_velocity_")
+
+    def __init__(
+        self,
+        n_components=256,
+        *,
+        visible="bernoulli",
+        hidden="bernoulli",
+        k=1,
+        persistent=False,
+        learning_rate="auto",
+        momentum=0.5,
+        final_momentum=0.9,
+        initial_momentum_epochs=5,
+        weight_decay=2e-4,
+        batch_size=100,
+        n_iter=10,
+        random_state=None,
+        dtype="float32",
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.visible = visible
+        self.hidden = hidden
+        self.k = k
+        self.persistent = persistent
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.final_momentum = final_momentum
+        self.initial_momentum_epochs = initial_momentum_epochs
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.random_state = random_state
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- validation ---------------------------------------------------------------------------------
+
+    def _check_params(self):
+        check_positive_int(self.n_components, "n_components")
+        check_option(self.visible, "visible", ("bernoulli", "gaussian"))
+        check_option(self.hidden, "hidden", ("bernoulli", "gaussian"))
+        check_positive_int(self.k, "k")
+        if not isinstance(self.persistent, (bool, np.bool_)):
+            raise TypeError(f"persistent must be True or False; got {self.persistent!r}")
+        self._learning_rate()
+        check_number(self.momentum, "momentum", low=0, high=1, high_open=True)
+        check_number(self.final_momentum, "final_momentum", low=0, high=1, high_open=True)
+        check_positive_int(self.initial_momentum_epochs, "initial_momentum_epochs", minimum=0)
+        check_number(self.weight_decay, "weight_decay", low=0)
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.n_iter, "n_iter")
+        self._dtype()
+        self._n_jobs()
+
+    def _learning_rate(self) -> float:
+        if isinstance(self.learning_rate, str):
+            check_option(self.learning_rate, "learning_rate", ("auto",))
+            if self.hidden == "gaussian":
+                return 0.001
+            return 0.1 if self.visible == "bernoulli" else 0.01
+        return check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
+
+    def _check_X(self, X, *, reset=False, name="X"):
+        X = self._validate_X(X, reset=reset, bernoulli=self.visible == "bernoulli", name=name)
+        return X
+
+    # -- parameters ---------------------------------------------------------------------------------
+
+    def _init_params(self, X):
+        dtype = self._dtype()
+        n_features = X.shape[1]
+        self._fit_seed = seed_from(self.random_state)
+        self._sample_calls = 0
+        rng = np.random.default_rng(self._fit_seed)
+        mean, var = _column_moments(X)
+        if self.visible == "gaussian":
+            self.mean_ = mean.astype(dtype)
+            self.scale_ = np.sqrt(var).astype(dtype)
+            self.scale_[self.scale_ < 1e-8] = 1.0
+            self.visible_mean_ = np.zeros(n_features, dtype=dtype)
+            self.intercept_visible_ = np.zeros(n_features, dtype=dtype)
+        else:
+            self.mean_ = np.zeros(n_features, dtype=dtype)
+            self.scale_ = np.ones(n_features, dtype=dtype)
+            self.visible_mean_ = mean.astype(dtype)
+            # Hinton (2010): visible biases at the log-odds of the data marginals.
+            p = np.clip(mean, 1e-3, 1 - 1e-3)
+            self.intercept_visible_ = np.log(p / (1 - p)).astype(dtype)
+        self.components_ = rng.normal(0.0, 0.01, size=(self.n_components, n_features)).astype(dtype)
+        self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
+        self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
+        self.components_velocity_ = np.zeros_like(self.components_)
+        self.intercept_hidden_velocity_ = np.zeros_like(self.intercept_hidden_)
+        self.intercept_visible_velocity_ = np.zeros_like(self.intercept_visible_)
+        self.history_ = {}
+        self._steps = 0
+        self._epochs_done = 0
+        self._n_seen = X.shape[0]
+        monitor = min(_MONITOR_ROWS, X.shape[0])
+        self._monitor_rows = np.sort(rng.choice(X.shape[0], size=monitor, replace=False))
+
+    def _model_space(self, X):
+        """X in the space the RBM's parameters live in (standardised for Gaussian units)."""
+        dtype = self._dtype()
+        if self.visible == "gaussian":
+            return ((np.asarray(X, dtype=dtype) - self.mean_) / self.scale_).astype(dtype, copy=False)
+        return np.ascontiguousarray(X, dtype=dtype)
+
+    def _data_space(self, V):
+        if self.visible == "gaussian":
+            return (V * self.scale_ + self.mean_).astype(self._dtype(), copy=False)
+        return V
+
+    def _batch(self, X, rows):
+        """(data, rows) arguments of one CD step on X[rows]."""
+        if self.visible == "gaussian":
+            return self._model_space(X[rows]), None
+        return minibatch(X, rows, self._dtype())
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Fits the RBM to X for ``n_iter`` epochs of shuffled minibatches.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (in [0, 1] for Bernoulli visible units). A float C-contiguous array of the
+            model's dtype, including a memory map, is used without copying.
+        y : ignored
+
+        Returns
+        -------
+        self : RBM
+        """
+        self._check_params()
+        X = self._check_X(X, reset=True)
+        self._init_params(X)
+        self._train(X, n_epochs=self.n_iter, shuffle=True)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """One pass over X in consecutive minibatches of ``batch_size`` (one update when X is no larger
+        than a minibatch, as in scikit-learn). The first call initialises the model from X.
+
+        Returns
+        -------
+        self : RBM
+        """
+        self._check_params()
+        first = not hasattr(self, "components_")
+        X = self._check_X(X, reset=first)
+        if first:
+            self._init_params(X)
+        else:
+            self._accumulate_visible_mean(X)
+        self._train(X, n_epochs=1, shuffle=False)
+        return self
+
+    def _train(self, X, *, n_epochs, shuffle):
+        rng = np.random.default_rng([self._fit_seed % 2**63, self._epochs_done]) if shuffle else None
+        n_jobs = self._n_jobs()
+        lr = self._learning_rate()
+        for _ in range(n_epochs):
+            start = self._timer()
+            momentum = self.momentum if self._epochs_done < self.initial_momentum_epochs else self.final_momentum
+            batches = batch_rows(X.shape[0], self.batch_size, rng)
+            bar = self._progress(len(batches), f"RBM epoch {self._epochs_done + 1}")
+            try:
+                with self._epoch_guard(self._epochs_done):
+                    for rows in batches:
+                        data, data_rows = self._batch(X, rows)
+                        _core.rbm_cd_step(
+                            data,
+                            self.components_,
+                            self.intercept_visible_,
+                            self.intercept_hidden_,
+                            self.components_velocity_,
+                            self.intercept_visible_velocity_,
+                            self.intercept_hidden_velocity_,
+                            rows=data_rows,
+                            h_samples=self.h_samples_ if self.persistent else None,
+                            visible=self.visible,
+                            hidden=self.hidden,
+                            k=self.k,
+                            learning_rate=lr,
+                            momentum=momentum,
+                            weight_decay=self.weight_decay,
+                            seed=self._fit_seed,
+                            step=self._steps,
+                            n_jobs=n_jobs,
+                        )
+                        self._steps += 1
+                        bar.update()
+            finally:
+                bar.close()
+            self._epochs_done += 1
+            metrics = self._monitor(X)
+            self._log_epoch(epoch=self._epochs_done, **metrics, time=self._timer() - start)
+
+    def _accumulate_visible_mean(self, X):
+        """partial_fit: visible_mean_ becomes the mean over all data seen so far."""
+        mean, _ = _column_moments(self._model_space(X) if self.visible == "gaussian" else X)
+        total = self._n_seen + X.shape[0]
+        self.visible_mean_ = ((self.visible_mean_ * self._n_seen + mean * X.shape[0]) / total).astype(self._dtype())
+        self._n_seen = total
+
+    def _monitor(self, X):
+        rows = self._monitor_rows[self._monitor_rows < X.shape[0]]
+        if rows.size == 0:
+            rows = np.arange(min(_MONITOR_ROWS, X.shape[0]))
+        V = self._model_space(X[rows])
+        recon = self._reconstruct_model_space(V)
+        metrics = {"reconstruction_error": float(np.mean(np.sum((V - recon) ** 2, axis=1)))}
+        if self.visible == "bernoulli" and self.hidden == "bernoulli":
+            pl = _core.rbm_pseudo_likelihood(
+                V, self.components_, self.intercept_visible_, self.intercept_hidden_, seed=self._fit_seed, step=0, n_jobs=self._n_jobs()
+            )
+            metrics["pseudo_likelihood"] = float(pl.mean())
+        return metrics
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    def transform(self, X):
+        """Hidden unit activation probabilities p(h = 1 | v = X).
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, n_components)
+        """
+        self._check_fitted()
+        V = self._model_space(self._check_X(X))
+        return _core.rbm_hidden(V, self.components_, self.intercept_hidden_, hidden=self.hidden, n_jobs=self._n_jobs())
+
+    def _reconstruct_model_space(self, V):
+        H = _core.rbm_hidden(V, self.components_, self.intercept_hidden_, hidden=self.hidden, n_jobs=self._n_jobs())
+        return _core.rbm_visible(H, self.components_, self.intercept_visible_, visible=self.visible, n_jobs=self._n_jobs())
+
+    def reconstruct(self, X):
+        """Mean-field reconstruction E[v | h = p(h | X)], in the data's space.
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_features)
+        """
+        self._check_fitted()
+        V = self._model_space(self._check_X(X))
+        return self._data_space(self._reconstruct_model_space(V))
+
+    def gibbs(self, v):
+        """One step of Gibbs sampling v -> h -> v, as scikit-learn's ``BernoulliRBM.gibbs``.
+
+        Parameters
+        ----------
+        v : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        v_new : ndarray of shape (n_samples, n_features)
+            A sample of the visible units (0/1 for Bernoulli units).
+        """
+        self._check_fitted()
+        V = self._model_space(self._check_X(v, name="v"))
+        sample, _ = _core.rbm_gibbs(
+            V, self.components_, self.intercept_visible_, self.intercept_hidden_,
+            n_steps=1, visible=self.visible, hidden=self.hidden, seed=self._next_seed(), n_jobs=self._n_jobs(),
+        )
+        return self._data_space(sample)
+
+    def sample(self, n_samples=16, n_steps=1000, init=None, *, return_means=True):
+        """Fantasies: runs ``n_steps`` of block Gibbs sampling from random or given visible states.
+
+        Parameters
+        ----------
+        n_samples : int, default=16
+            Number of chains (ignored when ``init`` is given).
+        n_steps : int, default=1000
+            Gibbs steps.
+        init : array-like of shape (n_chains, n_features), default=None
+            Starting visible states; by default uniform random binary states (Bernoulli) or standard
+            normal draws (Gaussian).
+        return_means : bool, default=True
+            Return the mean of v | h at the last step (smoother to look at) instead of the sample.
+
+        Returns
+        -------
+        V : ndarray of shape (n_chains, n_features)
+        """
+        self._check_fitted()
+        check_positive_int(n_steps, "n_steps", minimum=0)
+        dtype = self._dtype()
+        seed = self._next_seed()
+        if init is None:
+            n_samples = check_positive_int(n_samples, "n_samples")
+            rng = np.random.default_rng(seed)
+            if self.visible == "bernoulli":
+                V = (rng.random((n_samples, self.n_features_in_)) < 0.5).astype(dtype)
+            else:
+                V = rng.standard_normal((n_samples, self.n_features_in_)).astype(dtype)
+        else:
+            V = self._model_space(self._check_X(init, name="init"))
+        if n_steps == 0:
+            return self._data_space(V)
+        sample, mean = _core.rbm_gibbs(
+            V, self.components_, self.intercept_visible_, self.intercept_hidden_,
+            n_steps=n_steps, visible=self.visible, hidden=self.hidden, seed=seed, n_jobs=self._n_jobs(),
+        )
+        return self._data_space(mean if return_means else sample)
+
+    def free_energy(self, X):
+        """Free energy F(v) = -log sum_h exp(-E(v, h)) of each sample (float64; in the standardised
+        space for Gaussian units).
+
+        Returns
+        -------
+        F : ndarray of shape (n_samples,)
+        """
+        self._check_fitted()
+        V = self._model_space(self._check_X(X))
+        return _core.rbm_free_energy(
+            V, self.components_, self.intercept_visible_, self.intercept_hidden_,
+            visible=self.visible, hidden=self.hidden, n_jobs=self._n_jobs(),
+        )
+
+    def score_samples(self, X):
+        """Pseudo-likelihood of each sample, as scikit-learn defines it: flip one randomly chosen
+        visible unit per sample and return ``n_features * log sigmoid(F(v_flipped) - F(v))``.
+
+        Reproducible: with an int ``random_state`` the same units are flipped at every call.
+        Defined for Bernoulli visible units only.
+
+        Returns
+        -------
+        pseudo_likelihood : ndarray of shape (n_samples,)
+        """
+        self._check_fitted()
+        if self.visible != "bernoulli" or self.hidden != "bernoulli":
+            raise ValueError(
+                "score_samples (the pseudo-likelihood) is defined for Bernoulli visible and hidden units; "
+                "with Gaussian units use free_energy or log_likelihood"
+            )
+        V = self._check_X(X)
+        seed = seed_from(self.random_state)
+        return _core.rbm_pseudo_likelihood(
+            V, self.components_, self.intercept_visible_, self.intercept_hidden_, seed=seed, step=0, n_jobs=self._n_jobs()
+        )
+
+    # -- partition function and likelihood ----------------------------------------------------------
+
+    def log_partition(self, method="ais", *, n_chains=100, n_betas=10000, betas=None, base_rate=None, random_state=None, max_units=20):
+        """log Z of the model, exactly or by annealed importance sampling.
+
+        Parameters
+        ----------
+        method : {"ais", "exact"}, default="ais"
+            "exact" enumerates the 2^m states of the smaller layer (m <= ``max_units``; the hidden layer
+            for Gaussian units). "ais" anneals from a base-rate model with the data's visible marginals
+            and no weights (Salakhutdinov & Murray 2008).
+        n_chains : int, default=100
+            AIS runs (run in parallel).
+        n_betas : int, default=10000
+            Intermediate distributions (inverse temperatures); by default spaced as in Salakhutdinov &
+            Murray: 3.5% of them on [0, 0.5], 27.5% on [0.5, 0.9], 69% on [0.9, 1].
+        betas : array-like, default=None
+            An explicit schedule from 0 to 1 (overrides n_betas).
+        base_rate : array-like of shape (n_features,), default=None
+            Visible means of the base-rate model (defaults to ``visible_mean_``).
+        random_state : int, RandomState, Generator or None, default=None
+            Seeds the AIS chains (defaults to the estimator's random_state).
+        max_units : int, default=20
+            The most units "exact" enumerates.
+
+        Returns
+        -------
+        LogPartition
+            (log_z, std_error, lower, upper, method).
+        """
+        self._check_fitted()
+        check_option(method, "method", ("ais", "exact"))
+        if self.hidden != "bernoulli":
+            raise ValueError("log_partition is available for Bernoulli hidden units only; this RBM has hidden='gaussian'")
+        dtype = self._dtype()
+        if method == "exact":
+            log_z = _core.rbm_log_partition_exact(
+                self.components_, self.intercept_visible_, self.intercept_hidden_,
+                visible=self.visible, max_units=check_positive_int(max_units, "max_units"), n_jobs=self._n_jobs(),
+            )
+            return LogPartition(log_z, 0.0, log_z, log_z, "exact")
+        n_chains = check_positive_int(n_chains, "n_chains")
+        if betas is None:
+            betas = ais_schedule(check_positive_int(n_betas, "n_betas", minimum=2))
+        else:
+            betas = np.ascontiguousarray(betas, dtype=np.float64)
+            if betas.ndim != 1 or betas.size < 2 or betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) < 0):
+                raise ValueError("betas must be a non-decreasing 1-D schedule from 0 to 1 with at least 2 entries")
+        means = self.visible_mean_ if base_rate is None else np.asarray(base_rate, dtype=np.float64)
+        if means.shape != (self.n_features_in_,):
+            raise ValueError(f"base_rate must have shape ({self.n_features_in_},); got {means.shape}")
+        if self.visible == "bernoulli":
+            p = np.clip(np.asarray(means, dtype=np.float64), 1e-3, 1 - 1e-3)
+            base_bias = np.log(p / (1 - p)).astype(dtype)
+        else:
+            base_bias = np.asarray(means, dtype=dtype)
+        seed = seed_from(self.random_state if random_state is None else random_state)
+        log_w, log_z_base = _core.rbm_ais(
+            self.components_, self.intercept_visible_, self.intercept_hidden_, base_bias, betas,
+            visible=self.visible, n_chains=n_chains, seed=seed, n_jobs=self._n_jobs(),
+        )
+        return _summarise_ais(log_w, log_z_base)
+
+    def log_likelihood(self, X, *, log_z=None, method="ais", **log_partition_params):
+        """Mean log-likelihood of X under the model, in nats: mean(-F(x)) - log Z.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        log_z : float or LogPartition, default=None
+            A log Z computed earlier (saves recomputing it); by default ``log_partition(method, ...)``.
+        method : {"ais", "exact"}, default="ais"
+        **log_partition_params
+            Passed to :meth:`log_partition`.
+
+        Returns
+        -------
+        log_likelihood : float
+        """
+        self._check_fitted()
+        if log_z is None:
+            log_z = self.log_partition(method, **log_partition_params)
+        if isinstance(log_z, LogPartition):
+            log_z = log_z.log_z
+        free_energy = self.free_energy(X)
+        # Gaussian units live in standardised space: log p(x) = log p(z) - sum log scale.
+        jacobian = float(np.sum(np.log(self.scale_.astype(np.float64)))) if self.visible == "gaussian" else 0.0
+        return float(np.mean(-free_energy) - float(log_z) - jacobian)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = [self.dtype if isinstance(self.dtype, str) else np.dtype(self.dtype).name]
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def ais_schedule(n_betas: int) -> np.ndarray:
+    """Inverse temperatures from 0 to 1 spaced as in Salakhutdinov & Murray (2008): proportionally
+    500 steps on [0, 0.5], 4000 on [0.5, 0.9] and 10000 on [0.9, 1]."""
+    n1 = max(1, int(round(n_betas * 500 / 14500)))
+    n2 = max(1, int(round(n_betas * 4000 / 14500)))
+    n3 = max(1, n_betas - n1 - n2 - 1)
+    return np.concatenate(
+        [np.linspace(0.0, 0.5, n1, endpoint=False), np.linspace(0.5, 0.9, n2, endpoint=False), np.linspace(0.9, 1.0, n3 + 1)]
+    )
+
+
+def _summarise_ais(log_w: np.ndarray, log_z_base: float) -> LogPartition:
+    m = log_w.size
+    log_mean_w = float(logsumexp(log_w) - math.log(m))
+    log_z = log_z_base + log_mean_w
+    w = np.exp(log_w - log_w.max())
+    mean_w = w.mean()
+    std_w = w.std(ddof=1) if m > 1 else 0.0
+    std_error = float(std_w / (mean_w * math.sqrt(m))) if mean_w > 0 else float("inf")
+    rel = 3 * std_w / math.sqrt(m) / mean_w if mean_w > 0 else float("inf")
+    lower = log_z + (math.log(1 - rel) if rel < 1 else -math.inf)
+    upper = log_z + math.log(1 + rel)
+    return LogPartition(float(log_z), std_error, float(lower), float(upper), "ais")
+
+
+def _column_moments(X, chunk_rows: int = 65536):
+    """Column means and variances of X (float64), reading X in chunks (memory maps stay on disk)."""
+    n = X.shape[0]
+    total = np.zeros(X.shape[1])
+    for start in range(0, n, chunk_rows):
+        total += np.asarray(X[start : start + chunk_rows], dtype=np.float64).sum(axis=0)
+    mean = total / n
+    sq = np.zeros(X.shape[1])
+    for start in range(0, n, chunk_rows):
+        block = np.asarray(X[start : start + chunk_rows], dtype=np.float64) - mean
+        sq += np.einsum("ij,ij->j", block, block)
+    return mean, sq / n
+
