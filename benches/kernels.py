@@ -11,10 +11,16 @@ Rows:
   ``_core.mlp_train_step`` (SGD, momentum 0.9) against NumPy forward/backward/update.
 - Thread scaling: GEMM (and the MLP gradients) with n_jobs=1 against n_jobs=2, and NumPy's BLAS with
   1 thread against 2.
+- Mixing: the bar's GEMMs with deepgm and NumPy calls alternating one by one, against blocks.
 
-Timing: warm-up calls, then the median of N calls, N chosen so that a row takes about 1.5 s
-(--quick: about 0.1 s). The two sides of a row are timed interleaved (alternating order), so that the
-noise of a shared machine hits both alike. ratio = numpy_ms / deepgm_ms: > 1 means deepgm is faster.
+Timing: each side runs in alternating blocks of consecutive calls (A B, B A, ...; 4 blocks per side),
+each block started once the process's worker threads are idle and after untimed warm-up calls; the
+median over all timed calls is reported, with N chosen so that a row takes about 1.5 s (--quick:
+about 0.1 s). Blocks rather than call-by-call alternation: after a NumPy product OpenBLAS's worker
+threads spin for ~0.1-0.2 s and take a core from deepgm's (and rayon's, more briefly, from
+OpenBLAS's), so alternating single calls measures that contention, not the kernels. The cost of
+mixing the two libraries call by call is reported on its own ("Mixing" table).
+ratio = numpy_ms / deepgm_ms: > 1 means deepgm is faster.
 GFLOP/s count 2*m*k*n per GEMM; for the MLP, the GEMMs of forward and backward. "other load" is the
 share of the CPUs that other processes used while a row was timed (from /proc/stat): rows above 10%
 are starred, and their numbers say more about the neighbours than about deepgm.
@@ -166,35 +172,83 @@ class ForeignLoad:
 
 @dataclass
 class TimingConfig:
-    target_s: float = 1.5  # wall time of one row (all sides together)
-    warmup: int = 3
-    min_repeats: int = 15
+    target_s: float = 1.5  # timed wall time of one row (all sides together)
+    rounds: int = 4  # blocks per side, alternating A B / B A
+    warmup: int = 3  # untimed calls per side before the first block (also estimate the call's time)
+    block_warmup: int = 2  # untimed calls at the start of every block
+    min_repeats: int = 20  # timed calls per side, at least
     max_repeats: int = 5000
 
 
-def time_interleaved(fns: Dict[str, Callable[[], object]], cfg: TimingConfig) -> Dict[str, np.ndarray]:
-    """Times each function of ``fns`` over the same number of calls, alternating them call by call
-    (the order reversed every round). Returns the per-call seconds of each, and under
-    "foreign_load" the share of the CPUs other processes used meanwhile (see :class:`ForeignLoad`)."""
+def settle(max_wait_s: float = 1.0, window_s: float = 0.005, busy_share: float = 0.2) -> None:
+    """Waits until this process's worker threads are idle: OpenBLAS's workers spin for up to ~0.2 s
+    after a NumPy product, rayon's for a shorter while after a deepgm call, and a spinning worker of
+    one library takes a core from the other. Idle = the process used less than busy_share of one core
+    over a window_s window in which the calling thread slept."""
+    deadline = time.perf_counter() + max_wait_s
+    while time.perf_counter() < deadline:
+        cpu0 = time.process_time()
+        time.sleep(window_s)
+        if time.process_time() - cpu0 < busy_share * window_s:
+            return
+
+
+def time_blocks(fns: Dict[str, Callable[[], object]], cfg: TimingConfig) -> Dict[str, object]:
+    """Times each function of ``fns`` in alternating blocks of consecutive calls (A B, B A, A B, ...),
+    each block started from a settled process (see :func:`settle`) and after ``block_warmup`` untimed
+    calls: each side is measured in its steady state, as in a training loop, and slow drifts of a
+    shared machine hit all sides alike.
+
+    Returns the per-call seconds of each function, and under "foreign_load" the share of the CPUs
+    other processes used meanwhile (see :class:`ForeignLoad`).
+    """
     once = {}
     for name, fn in fns.items():
+        settle()
         for _ in range(cfg.warmup):
             t0 = time.perf_counter()
             fn()
             once[name] = time.perf_counter() - t0
-    per_round = sum(once.values())
-    repeats = int(min(cfg.max_repeats, max(cfg.min_repeats, cfg.target_s / max(per_round, 1e-9))))
+    per_side_s = cfg.target_s / len(fns)
+    min_per_block = -(-cfg.min_repeats // cfg.rounds)
+    calls = {
+        name: int(min(cfg.max_repeats // cfg.rounds, max(min_per_block, per_side_s / cfg.rounds / max(t, 1e-9))))
+        for name, t in once.items()
+    }
+    times = {name: [] for name in fns}
     names = list(fns)
-    times = {name: np.empty(repeats) for name in names}
     load = ForeignLoad().start()
-    for r in range(repeats):
+    for r in range(cfg.rounds):
         for name in names if r % 2 == 0 else reversed(names):
             fn = fns[name]
+            settle()
+            for _ in range(cfg.block_warmup):
+                fn()
+            for _ in range(calls[name]):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    result: Dict[str, object] = {name: np.array(t) for name, t in times.items()}
+    result["foreign_load"] = load.stop()
+    return result
+
+
+def time_alternating(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, object]:
+    """Times the functions call by call in alternation (A B A B ...), after a few untimed rounds: the
+    cost of mixing the two libraries' calls in one loop (their worker threads then compete)."""
+    for _ in range(3):
+        for fn in fns.values():
+            fn()
+    times = {name: np.empty(repeats) for name in fns}
+    load = ForeignLoad().start()
+    for r in range(repeats):
+        for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
             times[name][r] = time.perf_counter() - t0
-    times["foreign_load"] = load.stop()
-    return times
+    result: Dict[str, object] = dict(times)
+    result["foreign_load"] = load.stop()
+    return result
 
 
 def summary_ms(seconds: np.ndarray) -> Dict[str, float]:
@@ -278,7 +332,7 @@ def bench_gemm(m, k, n, dtype, trans_a, cfg, rng) -> Row:
     numpy()
     name = gemm_name(m, k, n, dtype, trans_a)
     assert_close(name, c_dg, c_np)
-    times = time_interleaved({"deepgm": deepgm, "numpy": numpy}, cfg)
+    times = time_blocks({"deepgm": deepgm, "numpy": numpy}, cfg)
     return make_row(name, "gemm", np.dtype(dtype).name, 2 * m * k * n / 1e9, times["deepgm"], "numpy", times["numpy"],
                     times["foreign_load"], {"m": m, "k": k, "n": n, "trans_a": trans_a})
 
@@ -294,15 +348,36 @@ def bench_gemm_scaling(m, k, n, cfg, rng) -> Row:
     two()
     name = f"gemm f32 {m}x{k}x{n} n_jobs 1->2"
     assert_close(name, c2, c1)
-    times = time_interleaved({"two": two, "one": one}, cfg)
+    times = time_blocks({"two": two, "one": one}, cfg)
     numpy_ms = {}
     for threads in (1, 2):
         with threadpool_limits(limits=threads, user_api="blas"):
-            t = time_interleaved({"numpy": lambda: np.matmul(a, b, out=c1)}, TimingConfig(cfg.target_s / 2, cfg.warmup, cfg.min_repeats, cfg.max_repeats))
+            half = TimingConfig(**{**asdict(cfg), "target_s": cfg.target_s / 2})
+            t = time_blocks({"numpy": lambda: np.matmul(a, b, out=c1)}, half)
         numpy_ms[threads] = summary_ms(t["numpy"])["median"]
     extra = {"numpy_1t_ms": numpy_ms[1], "numpy_2t_ms": numpy_ms[2], "numpy_scaling": numpy_ms[1] / numpy_ms[2]}
     return make_row(name, "scaling", "float32", 2 * m * k * n / 1e9, times["two"], "deepgm n_jobs=1", times["one"],
                     times["foreign_load"], extra)
+
+
+def bench_mixing(m, k, n, cfg, rng) -> Row:
+    """float32 GEMM with deepgm and NumPy calls alternating one by one (as in a loop that mixes them),
+    against each timed in blocks. Row: the alternating medians; extra: the block medians."""
+    a, b, c_dg, c_np = gemm_operands(m, k, n, np.float32, False, rng)
+    deepgm = lambda: _core.gemm(a, b, c_dg)
+    numpy = lambda: np.matmul(a, b, out=c_np)
+    blocks = time_blocks({"deepgm": deepgm, "numpy": numpy}, cfg)
+    settle()
+    once = summary_ms(blocks["deepgm"])["median"] + summary_ms(blocks["numpy"])["median"]
+    repeats = int(min(cfg.max_repeats, max(cfg.min_repeats, cfg.target_s / 2 / (once * 1e-3))))
+    alternating = time_alternating({"deepgm": deepgm, "numpy": numpy}, repeats)
+    dg_block, np_block = summary_ms(blocks["deepgm"])["median"], summary_ms(blocks["numpy"])["median"]
+    row = make_row(f"gemm f32 {m}x{k}x{n} alternating calls", "mixing", "float32", 2 * m * k * n / 1e9,
+                   alternating["deepgm"], "numpy", alternating["numpy"],
+                   max(blocks["foreign_load"] or 0.0, alternating["foreign_load"] or 0.0))
+    row.extra.update({"deepgm_block_ms": dg_block, "numpy_block_ms": np_block,
+                      "deepgm_slowdown": row.deepgm_ms / dg_block, "numpy_slowdown": row.reference_ms / np_block})
+    return row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +422,7 @@ def bench_mlp_gradients(cfg, rng, n_jobs=None, name_suffix="") -> Row:
     for i, (a, b) in enumerate(zip(gb_dg, gb_np)):
         assert_close(f"{name} db{i}", a, b)
     assert_close(f"{name} dx", gx_dg, gx_np)
-    times = time_interleaved({"deepgm": deepgm, "numpy": numpy}, cfg)
+    times = time_blocks({"deepgm": deepgm, "numpy": numpy}, cfg)
     return make_row(name, "mlp", "float32", mlp_gflop(MLP_SIZES, MLP_BATCH, True), times["deepgm"], "numpy", times["numpy"],
                     times["foreign_load"])
 
@@ -386,7 +461,7 @@ def bench_mlp_train_step(cfg, rng) -> Row:
         # Compare the updates (new - old), not the parameters, so the check is not swamped by them.
         assert_close(f"{name} W{i} update", w_dg[i] - weights[i], numpy.weights[i] - weights[i])
         assert_close(f"{name} b{i} update", b_dg[i] - biases[i], numpy.biases[i] - biases[i])
-    times = time_interleaved({"deepgm": deepgm, "numpy": numpy}, cfg)
+    times = time_blocks({"deepgm": deepgm, "numpy": numpy}, cfg)
     return make_row(name, "mlp", "float32", mlp_gflop(MLP_SIZES, MLP_BATCH, False), times["deepgm"], "numpy", times["numpy"],
                     times["foreign_load"])
 
@@ -395,7 +470,7 @@ def bench_mlp_scaling(cfg, rng) -> Row:
     """_core.mlp_loss_gradients with n_jobs=2 against n_jobs=1."""
     x, y, weights, biases = mlp_problem(rng)
     call = lambda jobs: (lambda: _core.mlp_loss_gradients(x, y, weights, biases, MLP_ACTIVATIONS, "softmax_cross_entropy", n_jobs=jobs))
-    times = time_interleaved({"two": call(2), "one": call(1)}, cfg)
+    times = time_blocks({"two": call(2), "one": call(1)}, cfg)
     name = f"mlp grads {'-'.join(map(str, MLP_SIZES))} b{MLP_BATCH} n_jobs 1->2"
     return make_row(name, "scaling", "float32", mlp_gflop(MLP_SIZES, MLP_BATCH, True), times["two"], "deepgm n_jobs=1", times["one"],
                     times["foreign_load"])
@@ -441,6 +516,19 @@ def scaling_table(rows: List[Row]) -> str:
                        if "numpy_1t_ms" in e else "- | - | -")
         lines.append(f"| {r.name} | {r.reference_ms:.3f} | {r.deepgm_ms:.3f} | {r.ratio:.2f} | {numpy_cells} | "
                      f"{format_load(r.foreign_load)} |")
+    return "\n".join(lines)
+
+
+def mixing_table(rows: List[Row]) -> str:
+    """Markdown table of the call-by-call alternation rows."""
+    lines = [
+        "| row | deepgm blocks ms | deepgm alternating ms | deepgm slowdown | numpy blocks ms | numpy alternating ms | numpy slowdown | other load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        e = r.extra
+        lines.append(f"| {r.name} | {e['deepgm_block_ms']:.3f} | {r.deepgm_ms:.3f} | {e['deepgm_slowdown']:.2f} | "
+                     f"{e['numpy_block_ms']:.3f} | {r.reference_ms:.3f} | {e['numpy_slowdown']:.2f} | {format_load(r.foreign_load)} |")
     return "\n".join(lines)
 
 
@@ -490,7 +578,7 @@ def timed_row(make: Callable[[], Row], retries: int, wait_quiet_s: float) -> Row
 
 def run(quick: bool, retries: int = 0, wait_quiet_s: float = 0.0) -> Dict[str, object]:
     """Runs every row; returns the machine description and the rows."""
-    cfg = TimingConfig(target_s=0.1, warmup=2, min_repeats=5) if quick else TimingConfig()
+    cfg = TimingConfig(target_s=0.12, rounds=2, warmup=2, block_warmup=1, min_repeats=6) if quick else TimingConfig()
     rng = np.random.default_rng(0)
     row = lambda make: timed_row(make, retries, wait_quiet_s)
     rows: List[Row] = []
@@ -504,7 +592,8 @@ def run(quick: bool, retries: int = 0, wait_quiet_s: float = 0.0) -> Dict[str, o
     for m, k, n in BAR_SHAPES if quick else GEMM_SHAPES:
         scaling.append(row(lambda: bench_gemm_scaling(m, k, n, cfg, rng)))
     scaling.append(row(lambda: bench_mlp_scaling(cfg, rng)))
-    return {"machine": machine_info(), "quick": quick, "rows": rows, "scaling": scaling}
+    mixing = [row(lambda: bench_mixing(m, k, n, cfg, rng)) for m, k, n in BAR_SHAPES]
+    return {"machine": machine_info(), "quick": quick, "rows": rows, "scaling": scaling, "mixing": mixing}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -532,10 +621,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("environment: " + ", ".join(f"{k}={v}" for k, v in info["env"].items()))
 
     t0 = time.perf_counter()
-    load = ForeignLoad().start()
     result = run(args.quick, retries, args.wait_quiet)
-    total_load = load.stop()
     elapsed = time.perf_counter() - t0
+    all_rows = result["rows"] + result["scaling"] + result["mixing"]
+    loads = [r.foreign_load for r in all_rows if r.foreign_load is not None]
+    busy_rows = [r.name for r in all_rows if r.foreign_load is not None and r.foreign_load > BUSY_LOAD]
 
     print()
     print("## deepgm vs NumPy (median per call; ratio = numpy_ms / deepgm_ms, > 1: deepgm faster)")
@@ -546,23 +636,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     print(scaling_table(result["scaling"]))
     print()
+    print("## Mixing: deepgm and NumPy calls alternating one by one (slowdown = alternating / blocks)")
+    print()
+    print(mixing_table(result["mixing"]))
+    print()
     bar = check_bar(result["rows"])
     for line in bar:
         print(line)
     passed = all(line.startswith("PASS") for line in bar)
     print(f"GEMM bar: {'PASS' if passed else 'FAIL'}  ({elapsed:.0f} s{', quick' if args.quick else ''})")
-    print(f"other processes used {format_load(total_load)} of the CPUs during the run"
-          + (" -- the machine was busy: repeat on a quiet machine before drawing conclusions"
-             if total_load is not None and total_load > BUSY_LOAD else ""))
+    if loads:
+        print(f"other processes' CPU share while timing: median {format_load(float(np.median(loads)))}, "
+              f"max {format_load(max(loads))}; {len(busy_rows)} of {len(all_rows)} rows above {100 * BUSY_LOAD:.0f}%"
+              + (" -- the machine was busy: repeat those rows on a quiet machine" if busy_rows else ""))
 
     if args.json:
         payload = {
             "machine": result["machine"],
             "quick": args.quick,
             "elapsed_s": elapsed,
-            "foreign_load": total_load,
+            "busy_rows": busy_rows,
             "bar": {"shapes": BAR_SHAPES, "min_ratio": BAR_RATIO, "passed": passed, "lines": bar},
-            "rows": [asdict(r) for r in result["rows"] + result["scaling"]],
+            "rows": [asdict(r) for r in all_rows],
         }
         args.json.write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")

@@ -8,6 +8,7 @@ from ._base import DivergenceError
 from .autoencoder import DeepAutoencoder
 from .dbn import DBN, DBNClassifier, DBNRegressor
 from .rbm import RBM, LogPartition
+from .vae import CVAE, VAE
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,8 @@ __all__ = [
     "DBNClassifier",
     "DBNRegressor",
     "DeepAutoencoder",
+    "VAE",
+    "CVAE",
     "LogPartition",
     "DivergenceError",
     "__version__",

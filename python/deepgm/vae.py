@@ -1,0 +1,685 @@
+"""Variational autoencoders (Kingma & Welling 2014) and conditional VAEs, trained by one Rust call per
+minibatch (encoder, reparameterised sampling, decoder, -ELBO, backward pass and Adam update)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import TransformerMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+
+from . import _core
+from ._base import (
+    DeepGMEstimator,
+    batch_rows,
+    check_hidden_layer_sizes,
+    check_number,
+    check_option,
+    check_positive_int,
+    minibatch,
+    seed_from,
+)
+from ._mlp import new_slots
+
+__all__ = ["VAE", "CVAE"]
+
+
+class VAE(TransformerMixin, DeepGMEstimator):
+    """Variational autoencoder with a diagonal Gaussian encoder and a Bernoulli or Gaussian decoder.
+
+    q(z | x) = N(mu(x), diag sigma^2(x)) from an MLP encoder; z = mu + sigma * eps (the
+    reparameterisation trick); p(z) = N(0, I) with the KL term in closed form; p(x | z) Bernoulli
+    (sigmoid outputs, cross-entropy) for data in [0, 1], or Gaussian with a fixed variance (squared
+    error) for real-valued data. Trained with Adam on the negative ELBO.
+
+    Parameters
+    ----------
+    n_components : int, default=20
+        Latent dimensions.
+    hidden_layer_sizes : tuple of int, default=(400,)
+        Hidden layers of the encoder (the decoder mirrors them).
+    likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
+        The decoder's observation model.
+    decoder_variance : float, default=1.0
+        Fixed variance of the Gaussian decoder.
+    activation : {"relu", "tanh", "sigmoid", "softplus"}, default="relu"
+        Nonlinearity of the hidden layers.
+    learning_rate : float, default=1e-3
+        Adam step size.
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam settings (scikit-learn's names).
+    weight_decay : float, default=0.0
+        L2 penalty on the weights.
+    batch_size : int, default=128
+    n_iter : int, default=30
+        Epochs of ``fit``.
+    random_state, dtype, n_jobs, verbose
+        As in :class:`deepgm.RBM`.
+
+    Attributes
+    ----------
+    encoder_coefs_, encoder_intercepts_ : list of ndarray
+        Encoder layers (``coefs[i]`` of shape (n_in, n_out)); the last has 2 * n_components outputs,
+        the posterior means then log-variances.
+    decoder_coefs_, decoder_intercepts_ : list of ndarray
+        Decoder layers; the last outputs logits (Bernoulli) or means (Gaussian).
+    n_iter_ : int
+        Epochs trained.
+    history_ : dict of lists
+        Per epoch: ``epoch``, ``loss`` (mean -ELBO), ``reconstruction`` (mean -log p(x | z)), ``kl``,
+        ``elbo``, ``time``.
+
+    Examples
+    --------
+    >>> from deepgm import VAE
+    >>> from deepgm.datasets import load_mnist
+    >>> X, _ = load_mnist()
+    >>> vae = VAE(n_components=2, hidden_layer_sizes=(64,), n_iter=2, random_state=0).fit(X[:1000])
+    >>> vae.transform(X[:3]).shape
+    (3, 2)
+    """
+
+    _param_names = ("encoder_coefs_", "encoder_intercepts_", "decoder_coefs_", "decoder_intercepts_")
+    _conditioning = "none"
+
+    def __init__(
+        self,
+        n_components=20,
+        *,
+        hidden_layer_sizes=(400,),
+        likelihood="bernoulli",
+        decoder_variance=1.0,
+        activation="relu",
+        learning_rate=1e-3,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        weight_decay=0.0,
+        batch_size=128,
+        n_iter=30,
+        random_state=None,
+        dtype="float32",
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.likelihood = likelihood
+        self.decoder_variance = decoder_variance
+        self.activation = activation
+        self.learning_rate = learning_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.random_state = random_state
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- validation ---------------------------------------------------------------------------------
+
+    def _check_params(self):
+        check_positive_int(self.n_components, "n_components")
+        check_hidden_layer_sizes(self.hidden_layer_sizes)
+        check_option(self.likelihood, "likelihood", ("bernoulli", "gaussian"))
+        check_number(self.decoder_variance, "decoder_variance", low=0, low_open=True)
+        check_option(self.activation, "activation", ("relu", "tanh", "sigmoid", "softplus"))
+        check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
+        check_number(self.beta_1, "beta_1", low=0, high=1, high_open=True)
+        check_number(self.beta_2, "beta_2", low=0, high=1, high_open=True)
+        check_number(self.epsilon, "epsilon", low=0, low_open=True)
+        check_number(self.weight_decay, "weight_decay", low=0)
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.n_iter, "n_iter")
+        self._dtype()
+        self._n_jobs()
+
+    def _check_X(self, X, *, reset=False, name="X"):
+        return self._validate_X(X, reset=reset, bernoulli=self.likelihood == "bernoulli", name=name)
+
+    # -- the network --------------------------------------------------------------------------------
+
+    def _n_classes(self):
+        return 0
+
+    def _extra_inputs(self):
+        """Columns appended to the encoder's and decoder's inputs (one-hot labels for concat CVAEs)."""
+        return 0
+
+    def _init_params(self, n_features):
+        dtype = self._dtype()
+        self._fit_seed = seed_from(self.random_state)
+        self._sample_calls = 0
+        rng = np.random.default_rng([self._fit_seed % 2**63, 3])
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        k, extra = self.n_components, self._extra_inputs()
+        enc_widths = (n_features + extra,) + sizes + (2 * k,)
+        dec_widths = (k + extra,) + sizes[::-1] + (n_features,)
+
+        def layers(widths):
+            # PyTorch's nn.Linear initialisation: U(-1/sqrt(n_in), 1/sqrt(n_in)) for weights and biases.
+            ws, bs = [], []
+            for a, b in zip(widths[:-1], widths[1:]):
+                bound = 1.0 / math.sqrt(a)
+                ws.append(rng.uniform(-bound, bound, size=(a, b)).astype(dtype))
+                bs.append(rng.uniform(-bound, bound, size=b).astype(dtype))
+            return ws, bs
+
+        self.encoder_coefs_, self.encoder_intercepts_ = layers(enc_widths)
+        self.decoder_coefs_, self.decoder_intercepts_ = layers(dec_widths)
+        self._init_class_means(rng)
+        self._adam = new_slots(self._params(), "adam")
+        self._adam_t = 0
+        self._steps = 0
+        self.n_iter_ = 0
+        self.history_ = {}
+
+    def _init_class_means(self, rng):
+        pass
+
+    def _params(self):
+        """Every parameter array, in the kernels' optimiser order."""
+        params = []
+        for ws, bs in ((self.encoder_coefs_, self.encoder_intercepts_), (self.decoder_coefs_, self.decoder_intercepts_)):
+            for w, b in zip(ws, bs):
+                params += [w, b]
+        cm = self._class_means_param()
+        if cm is not None:
+            params.append(cm)
+        return params
+
+    def _class_means_param(self):
+        return None
+
+    def _activations(self):
+        n_hidden = len(check_hidden_layer_sizes(self.hidden_layer_sizes))
+        return [self.activation] * n_hidden + ["identity"]
+
+    def _net(self):
+        acts = self._activations()
+        return (
+            self.encoder_coefs_, self.encoder_intercepts_, acts,
+            self.decoder_coefs_, self.decoder_intercepts_, acts,
+            self._class_means_param(),
+        )
+
+    def _net_kwargs(self):
+        return dict(
+            n_latent=self.n_components,
+            likelihood=self.likelihood,
+            decoder_variance=float(self.decoder_variance),
+            conditioning=self._conditioning,
+            n_classes=self._n_classes(),
+            n_jobs=self._n_jobs(),
+        )
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Trains on X for ``n_iter`` epochs of shuffled minibatches.
+
+        Returns
+        -------
+        self : VAE
+        """
+        self._check_params()
+        X = self._check_X(X, reset=True)
+        self._init_params(X.shape[1])
+        self._train(X, None, n_epochs=self.n_iter, shuffle=True)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """One pass over X in consecutive minibatches (initialising the model on the first call).
+
+        Returns
+        -------
+        self : VAE
+        """
+        self._check_params()
+        first = not hasattr(self, "encoder_coefs_")
+        X = self._check_X(X, reset=first)
+        if first:
+            self._init_params(X.shape[1])
+        self._train(X, None, n_epochs=1, shuffle=False)
+        return self
+
+    def _train(self, X, codes, *, n_epochs, shuffle):
+        dtype = self._dtype()
+        net, kwargs = self._net(), self._net_kwargs()
+        for _ in range(n_epochs):
+            start = self._timer()
+            rng = np.random.default_rng([self._fit_seed % 2**63, 11, self.n_iter_]) if shuffle else None
+            batches = batch_rows(X.shape[0], self.batch_size, rng)
+            bar = self._progress(len(batches), f"{type(self).__name__} epoch {self.n_iter_ + 1}")
+            sums = np.zeros(3)
+            try:
+                with self._epoch_guard(self.n_iter_):
+                    for rows in batches:
+                        data, data_rows = minibatch(X, rows, dtype)
+                        labels = codes if (codes is None or data_rows is not None) else codes[rows]
+                        self._adam_t += 1
+                        loss, recon, kl = _core.vae_train_step(
+                            data, *net, self._adam, rows=data_rows, y=labels, optimizer="adam",
+                            learning_rate=float(self.learning_rate), beta1=float(self.beta_1), beta2=float(self.beta_2),
+                            epsilon=float(self.epsilon), t=self._adam_t, weight_decay=float(self.weight_decay),
+                            seed=self._fit_seed, step=self._steps, **kwargs,
+                        )
+                        self._steps += 1
+                        sums += np.array([loss, recon, kl]) * len(rows)
+                        bar.update()
+            finally:
+                bar.close()
+            self.n_iter_ += 1
+            loss, recon, kl = sums / X.shape[0]
+            self._log_epoch(epoch=self.n_iter_, loss=loss, reconstruction=recon, kl=kl, elbo=-loss, time=self._timer() - start)
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    def _labels_for(self, X, y):
+        return None
+
+    def encode(self, X):
+        """The approximate posterior q(z | x).
+
+        Returns
+        -------
+        mu, log_var : ndarrays of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        return _core.vae_encode(X, *self._net(), **self._net_kwargs())
+
+    def transform(self, X):
+        """Posterior means E[z | x].
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+        """
+        return self.encode(X)[0]
+
+    def decode(self, Z):
+        """The decoder's mean for latent codes Z: pixel probabilities (Bernoulli) or Gaussian means.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        Z = self._check_Z(Z)
+        return _core.vae_decode(Z, *self._net(), **self._net_kwargs())
+
+    def _check_Z(self, Z):
+        Z = check_array(Z, dtype=self._dtype(), order="C")
+        if Z.shape[1] != self.n_components:
+            raise ValueError(f"Z must have {self.n_components} columns (n_components); got {Z.shape[1]}")
+        return Z
+
+    def reconstruct(self, X):
+        """decode(E[z | x]): the mean reconstruction of X.
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_features)
+        """
+        return self.decode(self.transform(X))
+
+    def sample(self, n_samples=16):
+        """Draws z ~ p(z) = N(0, I) and decodes it.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Decoder means (pixel probabilities for the Bernoulli decoder).
+        """
+        check_is_fitted(self)
+        n_samples = check_positive_int(n_samples, "n_samples")
+        rng = np.random.default_rng(self._next_seed())
+        Z = rng.standard_normal((n_samples, self.n_components)).astype(self._dtype())
+        return self.decode(Z)
+
+    def elbo(self, X):
+        """The evidence lower bound of each sample, in nats, with one reparameterised draw of z per
+        sample (reproducible under ``random_state``).
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        recon, kl = _core.vae_losses(X, *self._net(), seed=seed_from(self.random_state), step=0, **self._net_kwargs())
+        return -(recon + kl)
+
+    def score(self, X, y=None):
+        """Mean ELBO of X (higher is better)."""
+        return float(np.mean(self.elbo(X)))
+
+    def log_likelihood(self, X, *, n_importance=1000, method="importance", grid_size=None, grid_range=6.0):
+        """Estimate of log p(x) for each sample, in nats.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        n_importance : int, default=1000
+            method="importance": K draws z_k ~ q(z | x) and ``log (1/K) sum_k p(x, z_k) / q(z_k | x)``
+            (the IWAE bound), computed with log-sum-exp; it is at least the ELBO on average and tightens
+            toward log p(x) as K grows.
+        method : {"importance", "grid"}, default="importance"
+            "grid" (1 or 2 latent dimensions): numerical integration of p(x | z) p(z) over a regular grid.
+        grid_size : int, default=None
+            Grid points per latent dimension (default: 2001 in 1-D, 301 in 2-D).
+        grid_range : float, default=6.0
+            The grid spans the prior mean +/- grid_range in each dimension.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        check_option(method, "method", ("importance", "grid"))
+        X = self._check_X(X)
+        return self._log_likelihood(X, None, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
+
+    def _log_likelihood(self, X, codes, *, n_importance, method, grid_size, grid_range):
+        if method == "importance":
+            n_importance = check_positive_int(n_importance, "n_importance")
+            return _core.vae_log_likelihood(
+                X, *self._net(), y=codes, n_importance=n_importance, seed=seed_from(self.random_state), **self._net_kwargs()
+            )
+        if self.n_components > 2:
+            raise ValueError(f"method='grid' integrates over 1 or 2 latent dimensions; this model has n_components={self.n_components}")
+        grid_range = check_number(grid_range, "grid_range", low=0, low_open=True)
+        size = check_positive_int(grid_size if grid_size is not None else (2001 if self.n_components == 1 else 301), "grid_size", minimum=2)
+        return self._grid_log_likelihood(X, codes, size, grid_range)
+
+    def _prior_means(self, codes, n):
+        return np.zeros((n, self.n_components))
+
+    def _grid_log_likelihood(self, X, codes, size, span):
+        """log p(x) = log sum_g p(x | z_g) p(z_g) dA over a grid around the prior mean (per class)."""
+        X64 = np.asarray(X, dtype=np.float64)
+        n, d = X64.shape
+        k = self.n_components
+        axis = np.linspace(-span, span, size)
+        step = axis[1] - axis[0]
+        offsets = np.stack(np.meshgrid(*([axis] * k), indexing="ij"), axis=-1).reshape(-1, k)
+        log_area = k * math.log(step)
+        out = np.empty(n)
+        groups = [(np.arange(n), None)] if codes is None else [(np.flatnonzero(codes == c), c) for c in np.unique(codes)]
+        for rows, code in groups:
+            center = self._prior_means(None if code is None else np.array([code]), 1)[0]
+            Z = offsets + center
+            log_prior = -0.5 * np.sum(offsets**2, axis=1) - 0.5 * k * math.log(2 * math.pi)
+            acc = np.full(rows.size, -np.inf)
+            for start in range(0, Z.shape[0], 4096):
+                z = np.ascontiguousarray(Z[start : start + 4096], dtype=self._dtype())
+                log_px = self._decoder_log_prob(X64[rows], z, code)
+                terms = log_px + log_prior[start : start + 4096][None, :]
+                acc = np.logaddexp(acc, logsumexp(terms, axis=1))
+            out[rows] = acc + log_area
+        return out
+
+    def _decoder_outputs(self, z, code):
+        """Decoder logits (Bernoulli) or means (Gaussian) for latent points z, float64."""
+        dec_in = z
+        extra = self._extra_inputs()
+        if extra:
+            onehot = np.zeros((z.shape[0], extra), dtype=z.dtype)
+            onehot[:, code] = 1
+            dec_in = np.ascontiguousarray(np.hstack([z, onehot]))
+        out = _core.mlp_forward(dec_in, self.decoder_coefs_, self.decoder_intercepts_, self._activations(), n_jobs=self._n_jobs())
+        return out.astype(np.float64)
+
+    def _decoder_log_prob(self, X, z, code):
+        """log p(x_i | z_g) for every sample i and grid point g: (n, G)."""
+        out = self._decoder_outputs(z, code)
+        if self.likelihood == "bernoulli":
+            # sum_j x_j l_j - softplus(l_j)
+            return X @ out.T - np.logaddexp(0, out).sum(axis=1)[None, :]
+        var = float(self.decoder_variance)
+        sq = (X**2).sum(axis=1)[:, None] - 2 * X @ out.T + (out**2).sum(axis=1)[None, :]
+        return -0.5 * sq / var - 0.5 * X.shape[1] * math.log(2 * math.pi * var)
+
+
+class CVAE(VAE):
+    """Conditional variational autoencoder.
+
+    ``conditioning="prior_mean"``: every class y has its own learned prior mean mu_y (unit variance),
+    so the KL term is ``1/2 sum_i [(mu_i - mu_y,i)^2 + sigma_i^2 - log sigma_i^2 - 1]`` and generating a
+    class means sampling around its mu_y (``class_means_``). ``conditioning="concat"``: the one-hot label
+    is appended to the encoder's and the decoder's inputs (prior N(0, I)).
+
+    Parameters
+    ----------
+    n_components : int, default=20
+    conditioning : {"prior_mean", "concat"}, default="prior_mean"
+    All other parameters are those of :class:`VAE`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    class_means_ : ndarray of shape (n_classes, n_components)
+        Prior means of the classes (zeros for concat conditioning).
+    encoder_coefs_, encoder_intercepts_, decoder_coefs_, decoder_intercepts_, n_iter_, history_
+        As in :class:`VAE`.
+
+    Examples
+    --------
+    >>> from deepgm import CVAE
+    >>> from deepgm.datasets import load_mnist
+    >>> X, y = load_mnist()
+    >>> cvae = CVAE(n_components=4, hidden_layer_sizes=(64,), n_iter=2, random_state=0).fit(X[:1000], y[:1000])
+    >>> cvae.sample(5, y=3).shape
+    (5, 784)
+    """
+
+    _param_names = VAE._param_names + ("class_means_",)
+
+    def __init__(
+        self,
+        n_components=20,
+        *,
+        conditioning="prior_mean",
+        hidden_layer_sizes=(400,),
+        likelihood="bernoulli",
+        decoder_variance=1.0,
+        activation="relu",
+        learning_rate=1e-3,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        weight_decay=0.0,
+        batch_size=128,
+        n_iter=30,
+        random_state=None,
+        dtype="float32",
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            n_components, hidden_layer_sizes=hidden_layer_sizes, likelihood=likelihood, decoder_variance=decoder_variance,
+            activation=activation, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            weight_decay=weight_decay, batch_size=batch_size, n_iter=n_iter, random_state=random_state, dtype=dtype,
+            n_jobs=n_jobs, verbose=verbose,
+        )
+        self.conditioning = conditioning
+
+    @property
+    def _conditioning(self):
+        return self.conditioning
+
+    def _check_params(self):
+        super()._check_params()
+        check_option(self.conditioning, "conditioning", ("prior_mean", "concat"))
+
+    def _n_classes(self):
+        return len(self.classes_)
+
+    def _extra_inputs(self):
+        return len(self.classes_) if self.conditioning == "concat" else 0
+
+    def _init_class_means(self, rng):
+        k = self.n_components
+        if self.conditioning == "prior_mean":
+            # As nn.Embedding: N(0, 1), which already places the classes apart in latent space.
+            self.class_means_ = rng.standard_normal((len(self.classes_), k)).astype(self._dtype())
+        else:
+            self.class_means_ = np.zeros((len(self.classes_), k), dtype=self._dtype())
+
+    def _class_means_param(self):
+        return self.class_means_ if self.conditioning == "prior_mean" else None
+
+    def _prior_means(self, codes, n):
+        if codes is None:
+            return np.zeros((n, self.n_components))
+        return self.class_means_[codes].astype(np.float64)
+
+    # -- labels -------------------------------------------------------------------------------------
+
+    def _set_classes(self, y, classes=None):
+        check_classification_targets(y)
+        labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+        if classes is not None and not np.isin(np.unique(y), labels).all():
+            raise ValueError(f"y holds labels not in classes: {sorted(set(np.unique(y)) - set(labels))}")
+        self._label_encoder = LabelEncoder().fit(labels)
+        self.classes_ = self._label_encoder.classes_
+
+    def _encode_labels(self, y, n, name="y"):
+        """Class codes 0..n_classes-1 of labels y (n of them; a single label is repeated)."""
+        check_is_fitted(self, "classes_")
+        if y is None:
+            raise ValueError(f"{name} is required: a CVAE is conditioned on class labels")
+        y = np.asarray(y)
+        if y.ndim == 0:
+            y = np.full(n, y.item())
+        y = column_or_1d(y)
+        if y.shape[0] != n:
+            raise ValueError(f"{name} must hold one label per sample ({n}); got {y.shape[0]}")
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"{name} holds labels unseen in fit: {unseen.tolist()}; known classes: {self.classes_.tolist()}")
+        return self._label_encoder.transform(y).astype(np.int64)
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def fit(self, X, y):
+        """Trains on (X, y) for ``n_iter`` epochs.
+
+        Returns
+        -------
+        self : CVAE
+        """
+        self._check_params()
+        X = self._check_X(X, reset=True)
+        y = column_or_1d(np.asarray(y), warn=True) if y is not None else None
+        if y is None:
+            raise ValueError("y is required: a CVAE is conditioned on class labels")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X and y must have the same number of samples; got {X.shape[0]} and {y.shape[0]}")
+        self._set_classes(y)
+        codes = self._encode_labels(y, X.shape[0])
+        self._init_params(X.shape[1])
+        self._train(X, codes, n_epochs=self.n_iter, shuffle=True)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """One pass over (X, y); the first call must see every class or be given ``classes``.
+
+        Returns
+        -------
+        self : CVAE
+        """
+        self._check_params()
+        first = not hasattr(self, "encoder_coefs_")
+        X = self._check_X(X, reset=first)
+        y = column_or_1d(np.asarray(y), warn=True)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X and y must have the same number of samples; got {X.shape[0]} and {y.shape[0]}")
+        if first:
+            self._set_classes(y, classes)
+        codes = self._encode_labels(y, X.shape[0])
+        if first:
+            self._init_params(X.shape[1])
+        self._train(X, codes, n_epochs=1, shuffle=False)
+        return self
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    def encode(self, X, y):
+        """The approximate posterior q(z | x, y): (mu, log_var)."""
+        check_is_fitted(self)
+        X = self._check_X(X)
+        codes = self._encode_labels(y, X.shape[0])
+        return _core.vae_encode(X, *self._net(), y=codes, **self._net_kwargs())
+
+    def transform(self, X, y):
+        """Posterior means E[z | x, y].
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+        """
+        return self.encode(X, y)[0]
+
+    def fit_transform(self, X, y, **fit_params):
+        return self.fit(X, y).transform(X, y)
+
+    def decode(self, Z, y):
+        """Decoder means for latent codes Z and labels y."""
+        check_is_fitted(self)
+        Z = self._check_Z(Z)
+        codes = self._encode_labels(y, Z.shape[0])
+        return _core.vae_decode(Z, *self._net(), y=codes, **self._net_kwargs())
+
+    def reconstruct(self, X, y):
+        return self.decode(self.transform(X, y), y)
+
+    def sample(self, n_samples=16, y=None):
+        """Generates samples of class y: z ~ p(z | y) (N(mu_y, I) with prior_mean conditioning, N(0, I)
+        with concat), decoded.
+
+        Parameters
+        ----------
+        n_samples : int, default=16
+        y : label or array-like of n_samples labels
+            One class for all samples, or a label per sample.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        n_samples = check_positive_int(n_samples, "n_samples")
+        codes = self._encode_labels(y, n_samples)
+        rng = np.random.default_rng(self._next_seed())
+        Z = rng.standard_normal((n_samples, self.n_components)) + self._prior_means(codes, n_samples)
+        Z = np.ascontiguousarray(Z, dtype=self._dtype())
+        return _core.vae_decode(Z, *self._net(), y=codes, **self._net_kwargs())
+
+    def elbo(self, X, y):
+        """ELBO of each sample given its label, in nats (one reparameterised draw)."""
+        check_is_fitted(self)
+        X = self._check_X(X)
+        codes = self._encode_labels(y, X.shape[0])
+        recon, kl = _core.vae_losses(X, *self._net(), y=codes, seed=seed_from(self.random_state), step=0, **self._net_kwargs())
+        return -(recon + kl)
+
+    def score(self, X, y):
+        """Mean ELBO of (X, y)."""
+        return float(np.mean(self.elbo(X, y)))
+
+    def log_likelihood(self, X, y, *, n_importance=1000, method="importance", grid_size=None, grid_range=6.0):
+        """Estimate of log p(x | y) per sample (see :meth:`VAE.log_likelihood`)."""
+        check_is_fitted(self)
+        check_option(method, "method", ("importance", "grid"))
+        X = self._check_X(X)
+        codes = self._encode_labels(y, X.shape[0])
+        return self._log_likelihood(X, codes, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
