@@ -21,9 +21,11 @@ threads spin for ~0.1-0.2 s and take a core from deepgm's (and rayon's, more bri
 OpenBLAS's), so alternating single calls measures that contention, not the kernels. The cost of
 mixing the two libraries call by call is reported on its own ("Mixing" table).
 ratio = numpy_ms / deepgm_ms: > 1 means deepgm is faster.
-GFLOP/s count 2*m*k*n per GEMM; for the MLP, the GEMMs of forward and backward. "other load" is the
-share of the CPUs that other processes used while a row was timed (from /proc/stat): rows above 10%
-are starred, and their numbers say more about the neighbours than about deepgm.
+GFLOP/s count 2*m*k*n per GEMM; for the MLP, the GEMMs of forward and backward. "other load, IQR":
+the share of the CPUs other processes used while the row was timed (from /proc/stat, steal included),
+and the larger interquartile range / median of the two sides. Rows above 10% load or 30% IQR are
+starred (their numbers say more about the neighbours than about deepgm) and re-timed up to --retries
+times, keeping the best attempt.
 
 Every row is checked for agreement (rtol 1e-3) before it is timed, so a broken kernel cannot look fast.
 The bar: deepgm float32 GEMM at 100x784x500 and 1000x784x500 must reach at least 0.9x NumPy's speed.
@@ -271,6 +273,7 @@ class Row:
     reference_gflops: float
     repeats: int
     foreign_load: Optional[float]  # share of the CPUs used by other processes while timing
+    spread: float  # the larger (q3 - q1) / median of the two sides: how noisy the timing was
     deepgm_q1_ms: float
     deepgm_q3_ms: float
     reference_q1_ms: float
@@ -287,6 +290,7 @@ def make_row(name, kind, dtype, gflop, deepgm_s, reference, reference_s, foreign
         ratio=r["median"] / d["median"], gflop=gflop,
         deepgm_gflops=gflop / (d["median"] * 1e-3), reference_gflops=gflop / (r["median"] * 1e-3),
         repeats=len(deepgm_s), foreign_load=foreign_load,
+        spread=max((d["q3"] - d["q1"]) / d["median"], (r["q3"] - r["q1"]) / r["median"]),
         deepgm_q1_ms=d["q1"], deepgm_q3_ms=d["q3"], reference_q1_ms=r["q1"], reference_q3_ms=r["q3"],
         extra=extra or {},
     )
@@ -483,6 +487,19 @@ def bench_mlp_scaling(cfg, rng) -> Row:
 
 #: Rows timed while other processes used more than this share of the CPUs are flagged as unreliable.
 BUSY_LOAD = 0.10
+#: Rows whose per-call times spread more than this ((q3 - q1) / median) are flagged as noisy.
+NOISY_SPREAD = 0.30
+
+
+def badness(row: Row) -> float:
+    """> 1 when a row was timed on a busy machine or its times are noisy; lower is better."""
+    return max((row.foreign_load or 0.0) / BUSY_LOAD, row.spread / NOISY_SPREAD)
+
+
+def format_noise(row: Row) -> str:
+    """'load%, IQR%' cell; starred when the row is unreliable."""
+    load = "?" if row.foreign_load is None else f"{100 * row.foreign_load:.0f}%"
+    return f"{load}, {100 * row.spread:.0f}%" + (" *" if badness(row) > 1 else "")
 
 
 def format_load(load: Optional[float]) -> str:
@@ -495,19 +512,19 @@ def format_load(load: Optional[float]) -> str:
 def comparison_table(rows: List[Row]) -> str:
     """Markdown table of the deepgm-vs-NumPy rows."""
     lines = [
-        "| row | deepgm ms | numpy ms | ratio np/dg | deepgm GFLOP/s | numpy GFLOP/s | reps | other load |",
+        "| row | deepgm ms | numpy ms | ratio np/dg | deepgm GFLOP/s | numpy GFLOP/s | reps | other load, IQR |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r.name} | {r.deepgm_ms:.3f} | {r.reference_ms:.3f} | {r.ratio:.2f} | "
-                     f"{r.deepgm_gflops:.1f} | {r.reference_gflops:.1f} | {r.repeats} | {format_load(r.foreign_load)} |")
+                     f"{r.deepgm_gflops:.1f} | {r.reference_gflops:.1f} | {r.repeats} | {format_noise(r)} |")
     return "\n".join(lines)
 
 
 def scaling_table(rows: List[Row]) -> str:
     """Markdown table of the thread-scaling rows."""
     lines = [
-        "| row | deepgm 1 thread ms | deepgm 2 threads ms | deepgm speed-up | numpy 1 thread ms | numpy 2 threads ms | numpy speed-up | other load |",
+        "| row | deepgm 1 thread ms | deepgm 2 threads ms | deepgm speed-up | numpy 1 thread ms | numpy 2 threads ms | numpy speed-up | other load, IQR |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -515,20 +532,20 @@ def scaling_table(rows: List[Row]) -> str:
         numpy_cells = (f"{e['numpy_1t_ms']:.3f} | {e['numpy_2t_ms']:.3f} | {e['numpy_scaling']:.2f}"
                        if "numpy_1t_ms" in e else "- | - | -")
         lines.append(f"| {r.name} | {r.reference_ms:.3f} | {r.deepgm_ms:.3f} | {r.ratio:.2f} | {numpy_cells} | "
-                     f"{format_load(r.foreign_load)} |")
+                     f"{format_noise(r)} |")
     return "\n".join(lines)
 
 
 def mixing_table(rows: List[Row]) -> str:
     """Markdown table of the call-by-call alternation rows."""
     lines = [
-        "| row | deepgm blocks ms | deepgm alternating ms | deepgm slowdown | numpy blocks ms | numpy alternating ms | numpy slowdown | other load |",
+        "| row | deepgm blocks ms | deepgm alternating ms | deepgm slowdown | numpy blocks ms | numpy alternating ms | numpy slowdown | other load, IQR |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         e = r.extra
         lines.append(f"| {r.name} | {e['deepgm_block_ms']:.3f} | {r.deepgm_ms:.3f} | {e['deepgm_slowdown']:.2f} | "
-                     f"{e['numpy_block_ms']:.3f} | {r.reference_ms:.3f} | {e['numpy_slowdown']:.2f} | {format_load(r.foreign_load)} |")
+                     f"{e['numpy_block_ms']:.3f} | {r.reference_ms:.3f} | {e['numpy_slowdown']:.2f} | {format_noise(r)} |")
     return "\n".join(lines)
 
 
@@ -540,8 +557,8 @@ def check_bar(rows: List[Row]) -> List[str]:
         r = by_name[gemm_name(m, k, n, np.float32, False)]
         verdict = "PASS" if r.ratio >= BAR_RATIO else "FAIL"
         note = ""
-        if r.foreign_load is not None and r.foreign_load > BUSY_LOAD:
-            note = f" [unreliable: other processes used {100 * r.foreign_load:.0f}% of the CPUs meanwhile]"
+        if badness(r) > 1:
+            note = f" [unreliable: other load, IQR/median = {format_noise(r)}]"
         lines.append(f"{verdict}: {r.name}: deepgm at {r.ratio:.2f}x NumPy's speed (bar {BAR_RATIO}x){note}")
     return lines
 
@@ -559,19 +576,20 @@ def wait_for_quiet(max_wait_s: float, window_s: float = 0.5) -> Optional[float]:
 
 
 def timed_row(make: Callable[[], Row], retries: int, wait_quiet_s: float) -> Row:
-    """Times a row; while other processes loaded the CPUs during it, times it again (up to `retries`
-    more times) and keeps the attempt with the least foreign load."""
+    """Times a row; while it was timed on a busy machine or its times were noisy (see
+    :func:`badness`), times it again (up to `retries` more times) and keeps the best attempt."""
     best = None
     for attempt in range(retries + 1):
         if wait_quiet_s > 0:
             wait_for_quiet(wait_quiet_s)
         row = make()
-        row.extra["attempt"] = attempt + 1
-        if best is None or (row.foreign_load or 0.0) < (best.foreign_load or 0.0):
+        row.extra["attempts"] = attempt + 1
+        if best is None or badness(row) < badness(best):
             best = row
-        if row.foreign_load is None or row.foreign_load <= BUSY_LOAD:
+        if badness(row) <= 1:
             break
-    print(f"  {best.name}: ratio {best.ratio:.2f} (other load {format_load(best.foreign_load)}, "
+    best.extra["attempts"] = attempt + 1
+    print(f"  {best.name}: ratio {best.ratio:.2f} (other load, IQR: {format_noise(best)}; "
           f"{attempt + 1} attempt(s))", file=sys.stderr)
     return best
 
@@ -625,7 +643,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     elapsed = time.perf_counter() - t0
     all_rows = result["rows"] + result["scaling"] + result["mixing"]
     loads = [r.foreign_load for r in all_rows if r.foreign_load is not None]
-    busy_rows = [r.name for r in all_rows if r.foreign_load is not None and r.foreign_load > BUSY_LOAD]
+    busy_rows = [r.name for r in all_rows if badness(r) > 1]
 
     print()
     print("## deepgm vs NumPy (median per call; ratio = numpy_ms / deepgm_ms, > 1: deepgm faster)")
@@ -647,8 +665,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"GEMM bar: {'PASS' if passed else 'FAIL'}  ({elapsed:.0f} s{', quick' if args.quick else ''})")
     if loads:
         print(f"other processes' CPU share while timing: median {format_load(float(np.median(loads)))}, "
-              f"max {format_load(max(loads))}; {len(busy_rows)} of {len(all_rows)} rows above {100 * BUSY_LOAD:.0f}%"
-              + (" -- the machine was busy: repeat those rows on a quiet machine" if busy_rows else ""))
+              f"max {format_load(max(loads))}; {len(busy_rows)} of {len(all_rows)} rows unreliable (starred: other load "
+              f"> {100 * BUSY_LOAD:.0f}% or IQR/median > {100 * NOISY_SPREAD:.0f}%)"
+              + (" -- repeat those on a quiet machine" if busy_rows else ""))
 
     if args.json:
         payload = {

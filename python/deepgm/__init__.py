@@ -7,6 +7,7 @@ autoencoders and conditional VAEs, with a scikit-learn interface and a parallel 
 from ._base import DivergenceError
 from .autoencoder import DeepAutoencoder
 from .dbn import DBN, DBNClassifier, DBNRegressor
+from .io import load, save
 from .rbm import RBM, LogPartition
 from .vae import CVAE, VAE
 
@@ -22,5 +23,7 @@ __all__ = [
     "CVAE",
     "LogPartition",
     "DivergenceError",
+    "load",
+    "save",
     "__version__",
 ]

@@ -1,0 +1,213 @@
+"""Pictures of what the models learned: image grids (samples, filters, reconstructions), training
+curves, VAE latent maps and decoded manifolds, CVAE samples by class.
+
+matplotlib is an optional dependency (``pip install deepgm[plot]``), imported when a function is
+called. Every function returns the matplotlib Figure; save it with ``fig.savefig(path)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "image_grid",
+    "plot_filters",
+    "plot_samples",
+    "plot_reconstructions",
+    "plot_training_curves",
+    "plot_latent_map",
+    "plot_manifold",
+    "plot_class_samples",
+]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline") and not _has_display():
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("deepgm.plotting needs matplotlib: pip install 'deepgm[plot]'") from err
+    return plt
+
+
+def _has_display():
+    import os
+
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _image_shape(n_features, image_shape):
+    if image_shape is not None:
+        if int(np.prod(image_shape)) != n_features:
+            raise ValueError(f"image_shape {image_shape} does not hold {n_features} values")
+        return tuple(image_shape)
+    side = int(round(math.sqrt(n_features)))
+    if side * side != n_features:
+        raise ValueError(f"cannot infer a square image shape for {n_features} features; pass image_shape")
+    return (side, side)
+
+
+def tile(images, n_cols=None, image_shape=None, padding=1, normalize="global"):
+    """Arranges rows of ``images`` (n, n_features) as a 2-D mosaic array (for imshow).
+
+    normalize: "global" scales all tiles together to [0, 1], "each" scales every tile on its own
+    (filters), None keeps the values.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 2 or images.shape[0] == 0:
+        raise ValueError(f"images must be a non-empty 2-D array (n_images, n_features); got shape {images.shape}")
+    h, w = _image_shape(images.shape[1], image_shape)
+    n = images.shape[0]
+    n_cols = n_cols or int(math.ceil(math.sqrt(n)))
+    n_rows = int(math.ceil(n / n_cols))
+    if normalize == "each":
+        lo = images.min(axis=1, keepdims=True)
+        hi = images.max(axis=1, keepdims=True)
+        images = (images - lo) / np.where(hi > lo, hi - lo, 1)
+    elif normalize == "global":
+        lo, hi = images.min(), images.max()
+        images = (images - lo) / (hi - lo if hi > lo else 1)
+    mosaic = np.ones((n_rows * (h + padding) + padding, n_cols * (w + padding) + padding))
+    for i in range(n):
+        r, c = divmod(i, n_cols)
+        top, left = padding + r * (h + padding), padding + c * (w + padding)
+        mosaic[top : top + h, left : left + w] = images[i].reshape(h, w)
+    return mosaic
+
+
+def image_grid(images, *, n_cols=None, image_shape=None, title=None, normalize="global", ax=None, cmap="gray", figsize=None):
+    """A figure showing the rows of ``images`` as a grid of pictures."""
+    plt = _pyplot()
+    mosaic = tile(images, n_cols=n_cols, image_shape=image_shape, normalize=normalize)
+    if ax is None:
+        scale = 6.0 / max(mosaic.shape)
+        fig, ax = plt.subplots(figsize=figsize or (max(2.0, mosaic.shape[1] * scale), max(2.0, mosaic.shape[0] * scale) + (0.4 if title else 0)))
+    else:
+        fig = ax.figure
+    ax.imshow(mosaic, cmap=cmap, interpolation="nearest", vmin=0, vmax=1 if normalize else None)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filters(model, n_filters=100, *, image_shape=None, title="RBM filters", **kwargs):
+    """The first ``n_filters`` rows of an RBM's ``components_`` (or of a given weight matrix) as
+    images, each scaled on its own."""
+    weights = getattr(model, "components_", model)
+    weights = np.asarray(weights)[:n_filters]
+    return image_grid(weights, image_shape=image_shape, title=title, normalize="each", **kwargs)
+
+
+def plot_samples(samples, *, image_shape=None, title="Samples", n_cols=None, **kwargs):
+    """Generated samples as an image grid (values in [0, 1] are shown as they are)."""
+    samples = np.asarray(samples)
+    normalize = None if samples.min() >= 0 and samples.max() <= 1 else "global"
+    return image_grid(samples, image_shape=image_shape, title=title, n_cols=n_cols, normalize=normalize, **kwargs)
+
+
+def plot_reconstructions(originals, *reconstructions, labels=None, image_shape=None, title="Reconstructions"):
+    """Inputs in the first row, then one row per model's reconstructions of the same inputs."""
+    plt = _pyplot()
+    rows = [np.asarray(originals)] + [np.asarray(r) for r in reconstructions]
+    n = rows[0].shape[0]
+    if any(r.shape != rows[0].shape for r in rows):
+        raise ValueError("originals and reconstructions must have the same shape")
+    labels = list(labels) if labels is not None else ["input"] + [f"model {i + 1}" for i in range(len(reconstructions))]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(max(4, 0.55 * n), 0.75 * len(rows) + 0.6))
+    axes = np.atleast_1d(axes)
+    for ax, images, label in zip(axes, rows, labels):
+        ax.imshow(tile(np.clip(images, 0, 1), n_cols=n, image_shape=image_shape, normalize=None), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(history, keys=None, *, title="Training curves"):
+    """Per-epoch metrics of an estimator (its ``history_``) or of a history dict, one panel per metric."""
+    plt = _pyplot()
+    if hasattr(history, "history_"):
+        history = history.history_
+    skip = {"epoch", "time", "layer"}
+    keys = keys or [k for k, v in history.items() if k not in skip and len(v) and isinstance(v[0], (int, float, np.floating))]
+    if not keys:
+        raise ValueError("history has no per-epoch metrics to plot")
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
+    epochs = history.get("epoch") or list(range(1, len(history[keys[0]]) + 1))
+    for ax, key in zip(axes[0], keys):
+        values = history[key]
+        ax.plot(epochs[: len(values)], values, marker="o", markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_title(key.replace("_", " "))
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_latent_map(Z, y=None, *, title="Latent space", ax=None, max_points=5000):
+    """Points of a 2-D latent space (e.g. ``vae.transform(X)``) coloured by class."""
+    plt = _pyplot()
+    Z = np.asarray(Z)
+    if Z.ndim != 2 or Z.shape[1] != 2:
+        raise ValueError(f"plot_latent_map needs 2-D codes (n, 2); got shape {Z.shape}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+    else:
+        fig = ax.figure
+    idx = np.arange(Z.shape[0])[:max_points]
+    if y is None:
+        ax.scatter(Z[idx, 0], Z[idx, 1], s=3, alpha=0.6)
+    else:
+        y = np.asarray(y)
+        for label in np.unique(y[idx]):
+            m = idx[y[idx] == label]
+            ax.scatter(Z[m, 0], Z[m, 1], s=3, alpha=0.6, label=str(label))
+        ax.legend(markerscale=4, fontsize=8, loc="best", ncol=2)
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_manifold(vae, *, n=20, span=2.5, image_shape=None, title="Decoded latent grid", y=None):
+    """For a model with 2 latent dimensions: decodes an n x n grid of z in [-span, span]^2 (around the
+    class mean for a prior-mean CVAE given ``y``)."""
+    if vae.n_components != 2:
+        raise ValueError(f"plot_manifold needs n_components=2; got {vae.n_components}")
+    axis = np.linspace(span, -span, n)
+    zz = np.array([[x, yv] for yv in axis for x in axis[::-1]], dtype=np.float64)
+    if y is not None:
+        center = vae.class_means_[vae._encode_labels(np.array([y]), 1)[0]]
+        images = vae.decode(zz + center, np.full(len(zz), y))
+    else:
+        images = vae.decode(zz)
+    return image_grid(images, n_cols=n, image_shape=image_shape, title=title, normalize=None)
+
+
+def plot_class_samples(cvae, n_per_class=10, *, image_shape=None, title="Samples by class (one row per class)"):
+    """A CVAE's samples with one row per class."""
+    plt = _pyplot()
+    rows = [cvae.sample(n_per_class, y=label) for label in cvae.classes_]
+    images = np.concatenate(rows)
+    fig = image_grid(np.clip(images, 0, 1), n_cols=n_per_class, image_shape=image_shape, title=title, normalize=None)
+    ax = fig.axes[0]
+    h = _image_shape(images.shape[1], image_shape)[0] + 1
+    ax.set_axis_on()
+    ax.set_xticks([])
+    ax.set_yticks([1 + h * i + h / 2 for i in range(len(cvae.classes_))])
+    ax.set_yticklabels([str(c) for c in cvae.classes_])
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    plt.setp(ax.get_yticklabels(), fontsize=8)
+    return fig
