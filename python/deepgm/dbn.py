@@ -198,6 +198,27 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         }
         return self
 
+    @classmethod
+    def from_rbms(cls, rbms, *, random_state=None):
+        """A fitted DBN made of already fitted RBMs (bottom to top), e.g. the pretrained layers
+        ``rbms_`` of a DBNClassifier or DeepAutoencoder, for sampling or feature extraction."""
+        rbms = list(rbms)
+        if not rbms or not all(isinstance(r, RBM) and hasattr(r, "components_") for r in rbms):
+            raise ValueError("rbms must be a non-empty list of fitted deepgm.RBM instances")
+        for lower, upper in zip(rbms[:-1], rbms[1:]):
+            if upper.n_features_in_ != lower.n_components:
+                raise ValueError(f"RBM with {upper.n_features_in_} visible units cannot sit on one with {lower.n_components} hidden units")
+        dbn = cls(
+            hidden_layer_sizes=tuple(r.n_components for r in rbms), visible=rbms[0].visible, random_state=random_state,
+            dtype=rbms[0].dtype, n_jobs=rbms[0].n_jobs,
+        )
+        dbn.rbms_ = rbms
+        dbn.n_features_in_ = rbms[0].n_features_in_
+        dbn._fit_seed = seed_from(random_state)
+        dbn._sample_calls = 0
+        dbn.history_ = {"layer": list(range(1, len(rbms) + 1)), "reconstruction_error": [r.history_["reconstruction_error"][-1] for r in rbms]}
+        return dbn
+
     def transform(self, X):
         """Top-layer features: the hidden probabilities of the top RBM after an up pass.
 

@@ -1,0 +1,338 @@
+"""The ``deepgm`` command: ``demo``, ``train``, ``sample`` and ``bench``.
+
+Errors in options or files are reported as one line on stderr with a non-zero exit status, never as
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+#: ``deepgm train MODEL`` names and their estimator classes (imported lazily).
+MODELS = {
+    "rbm": "RBM",
+    "dbn": "DBN",
+    "dbn-classifier": "DBNClassifier",
+    "dbn-regressor": "DBNRegressor",
+    "autoencoder": "DeepAutoencoder",
+    "vae": "VAE",
+    "cvae": "CVAE",
+}
+SUPERVISED = {"dbn-classifier", "dbn-regressor", "cvae"}
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _estimator_class(model: str):
+    import deepgm
+
+    return getattr(deepgm, MODELS[model])
+
+
+# -- hyperparameters as options --------------------------------------------------------------------
+
+
+def _parse_value(text: str, default):
+    """Parses an option's text the way its default suggests (ints, floats, bools, tuples, None/auto)."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if isinstance(default, bool):
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    if text.startswith(("[", "{")):
+        return json.loads(text)
+    if isinstance(default, tuple) or (default is None and "," in text):
+        return tuple(int(v) for v in text.replace(" ", "").strip("()").split(",") if v)
+    if isinstance(default, int) and not isinstance(default, bool):
+        try:
+            return int(text)
+        except ValueError:
+            return _number_or_text(text)
+    return _number_or_text(text)
+
+
+def _number_or_text(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _add_hyperparameter_options(parser, cls):
+    defaults = cls().get_params(deep=False)
+    group = parser.add_argument_group(f"{cls.__name__} hyperparameters (the estimator's names and defaults)")
+    for name, default in defaults.items():
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
+        group.add_argument(*flags, dest=f"hp_{name}", metavar="VALUE", default=None, help=f"default: {shown}")
+    return defaults
+
+
+def _hyperparameters(args, defaults):
+    params = {}
+    for name, default in defaults.items():
+        text = getattr(args, f"hp_{name}")
+        if text is None:
+            continue
+        try:
+            params[name] = _parse_value(text, default)
+        except (ValueError, json.JSONDecodeError) as err:
+            raise CLIError(f"--{name.replace('_', '-')}: {err}") from None
+    return params
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def load_data(path, labels=None, label_column=None, supervised=False):
+    """(X, y) from the embedded MNIST (path None), an MNIST IDX folder or file, a .npy/.npz, or a CSV."""
+    from .datasets import load_mnist, read_idx
+
+    if path is None:
+        return load_mnist()
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"--data: no such file or folder: {path}")
+    y = None
+    if path.is_dir():
+        try:
+            X, y = load_mnist(path)
+        except (OSError, ValueError) as err:
+            raise CLIError(f"--data: {err}") from None
+    elif path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data.keys())
+            xkey = next((k for k in ("X", "x", "data", "images") if k in data), keys[0] if keys else None)
+            if xkey is None:
+                raise CLIError(f"--data: {path} holds no arrays")
+            X = data[xkey]
+            ykey = next((k for k in ("y", "labels", "target", "targets") if k in data), None)
+            y = data[ykey] if ykey else None
+    elif path.suffix == ".npy":
+        X = np.load(path, allow_pickle=False)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        try:
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
+        except ValueError:
+            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
+        if label_column is None and supervised and labels is None:
+            label_column = -1
+        if label_column is not None:
+            y = table[:, label_column]
+            X = np.delete(table, label_column % table.shape[1], axis=1)
+        else:
+            X = table
+    else:
+        try:
+            X = read_idx(path)
+        except (OSError, ValueError) as err:
+            raise CLIError(f"--data: {path}: not an IDX, .npy, .npz or .csv file ({err})") from None
+    X = np.asarray(X)
+    if X.ndim > 2:
+        X = X.reshape(X.shape[0], -1)
+    if X.dtype == np.uint8:
+        X = X.astype(np.float32) / 255.0
+    if labels is not None:
+        y = load_labels(labels)
+    if y is not None and np.asarray(y).dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
+        y = np.asarray(y).astype(np.int64)
+    return X, y
+
+
+def load_labels(path):
+    from .datasets import read_idx
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"--labels: no such file: {path}")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix.lower() in (".csv", ".txt"):
+        return np.loadtxt(path, delimiter=",").ravel()
+    return read_idx(path)
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def cmd_train(args, defaults):
+    model = args.model
+    cls = _estimator_class(model)
+    params = _hyperparameters(args, defaults)
+    X, y = load_data(args.data, args.labels, args.label_column, supervised=model in SUPERVISED)
+    if model in SUPERVISED and y is None:
+        raise CLIError(f"{model} needs labels: use the embedded data, an MNIST folder, a .npz with 'y', --labels, or a CSV label column")
+    try:
+        est = cls(**params)
+    except TypeError as err:
+        raise CLIError(str(err)) from None
+    import time
+
+    start = time.perf_counter()
+    est.fit(X, y) if model in SUPERVISED else est.fit(X)
+    elapsed = time.perf_counter() - start
+    out = Path(args.out or f"{model}.safetensors")
+    est.save(out)
+    metric = ""
+    if hasattr(est, "history_") and est.history_:
+        last = {k: v[-1] for k, v in est.history_.items() if v and k not in ("epoch", "time", "layer")}
+        metric = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, (int, float)))
+    print(f"trained {cls.__name__} on {X.shape[0]} samples x {X.shape[1]} features in {elapsed:.1f} s" + (f" ({metric})" if metric else ""))
+    print(f"saved to {out}")
+    return 0
+
+
+def cmd_sample(args):
+    import deepgm
+
+    from . import plotting
+
+    path = Path(args.model_file)
+    try:
+        est = deepgm.load(path)
+    except FileNotFoundError:
+        raise CLIError(f"no such model file: {path}") from None
+    name = type(est).__name__
+    if args.seed is not None:
+        est.random_state = args.seed
+        est._fit_seed = deepgm._base.seed_from(args.seed)
+        est._sample_calls = 0
+    n = args.n
+    if n < 1:
+        raise CLIError(f"-n must be >= 1; got {n}")
+    if name in ("RBM", "DBN"):
+        samples = est.sample(n, n_steps=args.steps)
+    elif name == "VAE":
+        samples = est.sample(n)
+    elif name == "CVAE":
+        if args.label is None:
+            # One row per class.
+            per_class = max(1, n // len(est.classes_))
+            samples = np.concatenate([est.sample(per_class, y=c) for c in est.classes_])
+        else:
+            label = _parse_label(args.label, est.classes_)
+            samples = est.sample(n, y=label)
+    else:
+        raise CLIError(f"{name} is not a generative model with a sampler; deepgm sample works with rbm, dbn, vae and cvae models")
+    out = Path(args.out)
+    if out.suffix == ".npy":
+        np.save(out, samples)
+    else:
+        side = int(round(np.sqrt(samples.shape[1])))
+        if side * side != samples.shape[1]:
+            raise CLIError(f"samples have {samples.shape[1]} features, not a square image: use --out FILE.npy")
+        n_cols = max(1, n // len(est.classes_)) if name == "CVAE" and args.label is None else None
+        fig = plotting.plot_samples(np.clip(samples, 0, 1) if samples.min() >= -0.01 else samples, n_cols=n_cols, title=f"{name} samples")
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+    print(f"wrote {samples.shape[0]} samples to {out}")
+    return 0
+
+
+def _parse_label(text, classes):
+    for value in (text, _number_or_text(text)):
+        if value in list(classes):
+            return value
+    raise CLIError(f"--label {text!r} is not a class of this model; classes: {np.asarray(classes).tolist()}")
+
+
+def cmd_demo(args):
+    from .demo import main_demo
+
+    return main_demo(args.out, args.full, args.seed, args.n_jobs, 0 if args.quiet else 1)
+
+
+def cmd_bench(args, extra):
+    from .bench_entry import run_bench
+
+    return run_bench(extra)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="deepgm", description="Classic deep generative models on a fast parallel CPU core.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="train every model on the embedded MNIST data and write an HTML report",
+                          description="Trains an RBM, a DBNClassifier, a DeepAutoencoder, a VAE and a CVAE on the embedded MNIST test set "
+                          "(8,000 images to train, 2,000 to test), prints a summary and writes a report folder with index.html.")
+    demo.add_argument("--full", action="store_true", help="the larger settings of the quality bars (several minutes per model)")
+    demo.add_argument("--out", default="deepgm-report", help="report folder (default: deepgm-report)")
+    demo.add_argument("--seed", type=int, default=0, help="random_state of every model (default: 0)")
+    demo.add_argument("--n-jobs", type=int, default=None, help="threads (default: all cores)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    train = sub.add_parser("train", help="train a model and save it (safetensors)", description="Trains MODEL and saves it. "
+                           "Hyperparameters are options named after the estimator's parameters; see 'deepgm train MODEL --help'.")
+    train.add_argument("model", choices=sorted(MODELS), metavar="MODEL", help="one of: " + ", ".join(MODELS))
+    train.add_argument("--data", default=None, help="an MNIST IDX folder or file, a .npy/.npz, or a CSV (default: the embedded MNIST)")
+    train.add_argument("--labels", default=None, help="labels for --data (.npy, .csv or IDX), for supervised models")
+    train.add_argument("--label-column", type=int, default=None, help="CSV column holding the labels (default for supervised models: the last)")
+    train.add_argument("--out", default=None, help="model file to write (default: MODEL.safetensors)")
+
+    sample = sub.add_parser("sample", help="draw samples from a saved model into an image grid",
+                            description="Loads MODEL_FILE (rbm, dbn, vae or cvae) and writes samples as a PNG grid (or .npy).")
+    sample.add_argument("model_file", metavar="MODEL_FILE")
+    sample.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
+    sample.add_argument("--out", default="samples.png", help="output PNG (or .npy) file (default: samples.png)")
+    sample.add_argument("--label", default=None, help="class to generate (CVAE); default: one row per class")
+    sample.add_argument("--steps", type=int, default=1000, help="Gibbs steps for RBM/DBN (default: 1000)")
+    sample.add_argument("--seed", type=int, default=None, help="random seed")
+
+    sub.add_parser("bench", help="benchmark deepgm against NumPy, scikit-learn and PyTorch", add_help=False)
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "bench":
+        try:
+            return cmd_bench(None, argv[1:])
+        except CLIError as err:
+            print(f"deepgm bench: error: {err}", file=sys.stderr)
+            return 2
+    # `deepgm train MODEL --help` lists that model's hyperparameters: add them before parsing.
+    defaults = None
+    if len(argv) >= 2 and argv[0] == "train" and argv[1] in MODELS:
+        train_parser = parser._subparsers._group_actions[0].choices["train"]
+        defaults = _add_hyperparameter_options(train_parser, _estimator_class(argv[1]))
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "train":
+            return cmd_train(args, defaults or {})
+        if args.command == "sample":
+            return cmd_sample(args)
+    except CLIError as err:
+        print(f"deepgm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError, KeyError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"deepgm {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"deepgm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
