@@ -12,6 +12,7 @@ Rows:
 - Thread scaling: GEMM (and the MLP gradients) with n_jobs=1 against n_jobs=2, and NumPy's BLAS with
   1 thread against 2.
 - Mixing: the bar's GEMMs with deepgm and NumPy calls alternating one by one, against blocks.
+- Per-call overhead: a 10x10x10 GEMM (deepgm with the default n_jobs, n_jobs=1, n_jobs=2; NumPy).
 
 Timing: each side runs in alternating blocks of consecutive calls (A B, B A, ...; 4 blocks per side),
 each block started once the process's worker threads are idle and after untimed warm-up calls; the
@@ -384,6 +385,24 @@ def bench_mixing(m, k, n, cfg, rng) -> Row:
     return row
 
 
+def bench_call_overhead(cfg, rng, size=10) -> Row:
+    """A tiny float32 GEMM, where the time is the per-call overhead: deepgm with the default n_jobs
+    against NumPy; extra: deepgm with n_jobs=1 and n_jobs=2, in microseconds."""
+    a, b, c_dg, c_np = gemm_operands(size, size, size, np.float32, False, rng)
+    fns = {
+        "deepgm": lambda: _core.gemm(a, b, c_dg),
+        "numpy": lambda: np.matmul(a, b, out=c_np),
+        "n_jobs=1": lambda: _core.gemm(a, b, c_dg, n_jobs=1),
+        "n_jobs=2": lambda: _core.gemm(a, b, c_dg, n_jobs=2),
+    }
+    times = time_blocks(fns, cfg)
+    row = make_row(f"gemm f32 {size}x{size}x{size} (call overhead)", "overhead", "float32", 2 * size ** 3 / 1e9,
+                   times["deepgm"], "numpy", times["numpy"], times["foreign_load"])
+    row.extra.update({"n_jobs_1_us": 1e3 * summary_ms(times["n_jobs=1"])["median"],
+                      "n_jobs_2_us": 1e3 * summary_ms(times["n_jobs=2"])["median"]})
+    return row
+
+
 # ---------------------------------------------------------------------------------------------
 # MLP rows
 # ---------------------------------------------------------------------------------------------
@@ -549,6 +568,18 @@ def mixing_table(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
+def overhead_table(rows: List[Row]) -> str:
+    """Markdown table of the per-call overhead rows (microseconds)."""
+    lines = [
+        "| row | deepgm default n_jobs us | deepgm n_jobs=1 us | deepgm n_jobs=2 us | numpy us | other load, IQR |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.name} | {1e3 * r.deepgm_ms:.1f} | {r.extra['n_jobs_1_us']:.1f} | {r.extra['n_jobs_2_us']:.1f} | "
+                     f"{1e3 * r.reference_ms:.1f} | {format_noise(r)} |")
+    return "\n".join(lines)
+
+
 def check_bar(rows: List[Row]) -> List[str]:
     """PASS/FAIL lines of the GEMM bar; a FAIL line starts with 'FAIL'."""
     by_name = {r.name: r for r in rows}
@@ -611,7 +642,9 @@ def run(quick: bool, retries: int = 0, wait_quiet_s: float = 0.0) -> Dict[str, o
         scaling.append(row(lambda: bench_gemm_scaling(m, k, n, cfg, rng)))
     scaling.append(row(lambda: bench_mlp_scaling(cfg, rng)))
     mixing = [row(lambda: bench_mixing(m, k, n, cfg, rng)) for m, k, n in BAR_SHAPES]
-    return {"machine": machine_info(), "quick": quick, "rows": rows, "scaling": scaling, "mixing": mixing}
+    overhead = [row(lambda: bench_call_overhead(cfg, rng))]
+    return {"machine": machine_info(), "quick": quick, "rows": rows, "scaling": scaling, "mixing": mixing,
+            "overhead": overhead}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -641,7 +674,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     t0 = time.perf_counter()
     result = run(args.quick, retries, args.wait_quiet)
     elapsed = time.perf_counter() - t0
-    all_rows = result["rows"] + result["scaling"] + result["mixing"]
+    all_rows = result["rows"] + result["scaling"] + result["mixing"] + result["overhead"]
     loads = [r.foreign_load for r in all_rows if r.foreign_load is not None]
     busy_rows = [r.name for r in all_rows if badness(r) > 1]
 
@@ -657,6 +690,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("## Mixing: deepgm and NumPy calls alternating one by one (slowdown = alternating / blocks)")
     print()
     print(mixing_table(result["mixing"]))
+    print()
+    print("## Per-call overhead (a 10x10x10 GEMM; median microseconds per call)")
+    print()
+    print(overhead_table(result["overhead"]))
     print()
     bar = check_bar(result["rows"])
     for line in bar:

@@ -111,6 +111,18 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
     if m == 0 || n == 0 {
         return;
     }
+    if beta != T::zero() && beta != T::one() {
+        // faer accumulates C += alpha A B; scale C first, row by row (C is row-major).
+        let (cols, stride) = (c.cols, c.row_stride);
+        let scale = |row: &mut [T]| row[..cols].iter_mut().for_each(|x| *x *= beta);
+        if threads == Threads::Pool && m * n >= 1 << 16 {
+            use rayon::prelude::*;
+            c.data.par_chunks_mut(stride).for_each(|row| if row.len() >= cols { scale(row) });
+        } else {
+            c.data.chunks_mut(stride).take(m).for_each(|row| if row.len() >= cols { scale(row) });
+        }
+    }
+    let beta = if beta == T::zero() { T::zero() } else { T::one() };
     let c = c.faer();
     let par = match threads {
         Threads::Single => Par::Seq,
@@ -125,8 +137,10 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
 
 /// The number of threads `n_jobs` stands for: `0` means every available core.
 pub fn resolve_threads(n_jobs: usize) -> usize {
+    // Asking the OS (cgroup quotas, affinity) costs tens of microseconds: ask once.
+    static CORES: OnceLock<usize> = OnceLock::new();
     if n_jobs == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
     } else {
         n_jobs
     }

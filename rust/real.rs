@@ -41,7 +41,8 @@ pub trait Real:
     /// A standard normal draw.
     fn normal<R: Rng + ?Sized>(rng: &mut R) -> Self;
 
-    /// `C = alpha * op(A) * op(B) + beta * C` on faer views (see `linalg::gemm`).
+    /// `C = alpha * op(A) * op(B) + beta * C` on faer views, for `beta` 0 (overwrite) or 1 (accumulate);
+    /// `linalg::gemm` handles other betas.
     fn matmul(
         c: faer::MatMut<'_, Self>,
         beta: Self,
@@ -80,28 +81,15 @@ macro_rules! impl_real {
             }
 
             fn matmul(
-                mut c: faer::MatMut<'_, Self>,
+                c: faer::MatMut<'_, Self>,
                 beta: Self,
                 a: faer::MatRef<'_, Self>,
                 b: faer::MatRef<'_, Self>,
                 alpha: Self,
                 par: faer::Par,
             ) {
-                use faer::Accum;
-                use faer::prelude::ReborrowMut;
-                let accum = if beta == 0.0 {
-                    Accum::Replace
-                } else {
-                    if beta != 1.0 {
-                        // faer accumulates `C += alpha A B`; scale C first for a general beta.
-                        for j in 0..c.ncols() {
-                            for x in c.rb_mut().col_mut(j).iter_mut() {
-                                *x *= beta;
-                            }
-                        }
-                    }
-                    Accum::Add
-                };
+                debug_assert!(beta == 0.0 || beta == 1.0);
+                let accum = if beta == 0.0 { faer::Accum::Replace } else { faer::Accum::Add };
                 faer::linalg::matmul::matmul(c, accum, a, b, alpha, par);
             }
         }
