@@ -171,6 +171,19 @@ def test_free_energy_gaussian_visible_in_standardised_space(rng):
     np.testing.assert_allclose(rbm.free_energy(X), want, rtol=1e-10, atol=1e-10)
 
 
+def test_free_energy_and_transform_gaussian_hidden_units(rng):
+    """Linear hidden units with unit-variance noise (the code layer of a deep autoencoder):
+    E(v, h) = -b.v + |h - c|^2 / 2 - h.W v, so F(v) = -b.v - c.x - |x|^2 / 2 - n_hidden / 2 log(2 pi)
+    with x = W v, and the hidden mean is c + W v."""
+    X = rng.random((40, 6))
+    rbm = RBM(3, hidden="gaussian", n_iter=3, random_state=0, dtype="float64").fit(X)
+    W, b, c = rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_
+    x = X @ W.T
+    want = -X @ b - x @ c - 0.5 * (x**2).sum(axis=1) - 1.5 * np.log(2 * np.pi)
+    np.testing.assert_allclose(rbm.free_energy(X), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(rbm.transform(X), x + c, rtol=1e-12, atol=1e-12)
+
+
 # --------------------------------------------------------------------------------------------------
 # CD-k gradient statistics, driven through the kernel with lr = 1, momentum = 0, weight decay = 0
 
@@ -388,6 +401,33 @@ def test_ais_within_half_a_nat_of_exact_on_mnist(n_hidden, mnist_split):
     assert ais.method == "ais" and np.isfinite(ais.std_error)
     assert abs(ais.log_z - exact) < 0.5, f"AIS {ais.log_z:.3f} vs exact {exact:.3f}"
     assert ais.lower <= ais.log_z <= ais.upper
+
+
+def test_ais_gaussian_visible_close_to_exact(rng):
+    Z = rng.standard_normal((2000, 3))
+    X = 5 + 2 * (Z @ rng.standard_normal((3, 20)) + 0.3 * rng.standard_normal((2000, 20)))
+    rbm = RBM(10, visible="gaussian", n_iter=10, random_state=0).fit(X)
+    exact = rbm.log_partition(method="exact").log_z
+    W, b, c = rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_
+    assert abs(exact - log_z_sum_hidden(W, b, c, "gaussian")) < 1e-6 * abs(exact)
+    assert abs(rbm.log_partition(method="ais", random_state=0).log_z - exact) < 0.5
+
+
+def test_gaussian_log_likelihood_is_a_normalised_density_in_data_space():
+    """log p(x) of a Gaussian RBM (standardisation and its Jacobian included) integrates to one over
+    the data space, and log_likelihood is its mean."""
+    r = np.random.default_rng(1)
+    X = r.standard_normal((500, 2)) * [1.0, 3.0] + [2.0, -1.0]
+    rbm = RBM(3, visible="gaussian", n_iter=2, random_state=0, dtype="float64").fit(X)
+    W, b, c = random_params(3, 2, 1.0, seed=21)
+    rbm.components_[...], rbm.intercept_visible_[...], rbm.intercept_hidden_[...] = W, b, c
+    g1 = np.linspace(2 - 12, 2 + 12, 481)
+    g2 = np.linspace(-1 - 36, -1 + 36, 481)
+    G = np.stack(np.meshgrid(g1, g2, indexing="ij"), axis=-1).reshape(-1, 2)
+    Zs = (G - rbm.mean_) / rbm.scale_
+    log_p = -free_energy_closed_form(Zs, W, b, c, "gaussian") - log_z_sum_hidden(W, b, c, "gaussian") - np.log(rbm.scale_).sum()
+    assert np.exp(log_p).sum() * (g1[1] - g1[0]) * (g2[1] - g2[0]) == pytest.approx(1.0, abs=1e-4)
+    assert rbm.log_likelihood(G[::97], method="exact") == pytest.approx(log_p[::97].mean(), abs=1e-8)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -721,6 +761,18 @@ def test_same_random_state_same_model_and_samples(mnist_tiny):
     RBM(16, n_iter=1, random_state=np.random.default_rng(0)).fit(X)
 
 
+def test_memory_mapped_float64_input(tmp_path, mnist_tiny):
+    """A float64 numpy.memmap (np.load(..., mmap_mode="r")) works like the same data in memory."""
+    X = f64(mnist_tiny[0])
+    np.save(tmp_path / "x.npy", X)
+    M = np.load(tmp_path / "x.npy", mmap_mode="r")
+    a = RBM(8, n_iter=2, random_state=0).fit(X)
+    b = RBM(8, n_iter=2, random_state=0).fit(M)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    for method in ("transform", "free_energy", "reconstruct", "score_samples"):
+        np.testing.assert_array_equal(getattr(a, method)(M), getattr(a, method)(X), err_msg=method)
+
+
 def test_pickle_round_trip(rbm64, mnist_tiny):
     X, _ = mnist_tiny
     again = pickle.loads(pickle.dumps(rbm64))
@@ -773,8 +825,8 @@ def test_bad_data(rbm64, mnist_tiny):
         RBM(4).fit(X[:50] * 2)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         RBM(4).fit(X[:50] - 0.5)
-    with pytest.raises(ValueError, match="X"):
-        RBM(4).fit(X[0])  # 1-D
+    with pytest.raises(ValueError, match="2D"):
+        RBM(4).fit(X[0])  # 1-D (scikit-learn's message, which does not name X)
     with pytest.raises(ValueError):
         RBM(4).fit(np.empty((0, 784)))
     for method in (rbm64.transform, rbm64.score_samples, rbm64.free_energy, rbm64.reconstruct, rbm64.gibbs):
@@ -803,9 +855,9 @@ def test_methods_need_a_fitted_model(mnist_tiny):
             getattr(RBM(4), method)(X[:5])
 
 
-def test_gaussian_units_accept_real_values_but_score_samples_refuses(rng):
+def test_gaussian_units_accept_real_values_and_score_by_free_energy(rng):
     X = rng.standard_normal((60, 5)) * 3
     rbm = RBM(4, visible="gaussian", n_iter=2, random_state=0).fit(X)
     assert rbm.transform(X).shape == (60, 4)
-    with pytest.raises(ValueError, match="score_samples|pseudo"):
-        rbm.score_samples(X)
+    # Flipping a unit means nothing for Gaussian units: the score is the unnormalised log-density.
+    np.testing.assert_array_equal(rbm.score_samples(X), -rbm.free_energy(X))

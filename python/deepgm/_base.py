@@ -157,16 +157,31 @@ class DeepGMEstimator(BaseEstimator):
     def _n_jobs(self):
         return check_n_jobs(self.n_jobs)
 
-    def _validate_X(self, X, *, reset: bool, bernoulli: bool = False, name: str = "X"):
+    def _validate_X(self, X, *, reset: bool, bernoulli: bool = False, name: str = "X", stream: bool = False):
         """Validated X as a 2-D C-contiguous array of the model's dtype.
 
         A float C-contiguous array of the model's dtype (including a numpy.memmap) is used as is, never
-        copied. Sparse input is densified. Complex, object or string data, NaN/inf, empty input, and
-        (with ``bernoulli``) values outside [0, 1] are refused with a message naming ``name``.
+        copied. With ``stream`` (training), a memory-mapped array of another numeric dtype is kept on
+        disk and converted one minibatch at a time. Sparse input is densified. Complex, object or
+        string data, NaN/inf, 1-D or 3-D input, empty input, and (with ``bernoulli``) values outside
+        [0, 1] are refused with a message naming ``name``.
         """
         dtype = self._dtype()
+        if not hasattr(X, "shape"):
+            X = np.asarray(X)
         _refuse_non_numeric(X, name)
-        if isinstance(X, np.memmap) and X.dtype != dtype and X.dtype.kind in "fiu":
+        if not sp.issparse(X) and len(X.shape) != 2:
+            hint = (
+                ". Expected 2D array: Reshape your data either using X.reshape(-1, 1) if it has a single feature "
+                "or X.reshape(1, -1) if it contains a single sample."
+                if len(X.shape) == 1
+                else "."
+            )
+            raise ValueError(
+                f"{name} must be a 2-D array of shape (n_samples, n_features); got a {len(X.shape)}-D array of shape "
+                f"{tuple(X.shape)}{hint}"
+            )
+        if stream and isinstance(X, np.memmap) and X.dtype != dtype and X.dtype.kind in "fiu":
             # A memory-mapped array of another numeric dtype stays on disk: it is validated here and
             # converted one minibatch at a time (see `minibatch`), never copied whole.
             X = validate_data(self, X, reset=reset, dtype=None, ensure_min_samples=1, ensure_min_features=1)
@@ -273,7 +288,7 @@ class DeepGMEstimator(BaseEstimator):
 def _refuse_non_numeric(X, name):
     """Clear errors for complex, string and object inputs before scikit-learn's conversion."""
     dtype = getattr(X, "dtype", None)
-    if dtype is None:
+    if dtype is None or sp.issparse(X):
         return
     if np.issubdtype(dtype, np.complexfloating):
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got dtype {dtype}")

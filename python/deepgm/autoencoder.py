@@ -186,7 +186,7 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
         self : DeepAutoencoder
         """
         self._check_params()
-        X = self._validate_X(X, reset=True)
+        X = self._validate_X(X, reset=True, stream=True)
         in_unit_interval = bool(X.min() >= 0 and X.max() <= 1)
         if self.loss == "auto":
             self.loss_function_ = "cross_entropy" if in_unit_interval else "squared_error"
@@ -326,3 +326,9 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
     def reconstruction_error(self, X):
         """Same as :meth:`score`."""
         return self.score(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
+        return tags

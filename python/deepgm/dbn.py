@@ -185,7 +185,7 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         self._check_stack_params()
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         layer_params = check_layer_params(self.layer_params, len(sizes))
-        X = self._validate_X(X, reset=True, bernoulli=self.visible == "bernoulli")
+        X = self._validate_X(X, reset=True, bernoulli=self.visible == "bernoulli", stream=True)
         self._fit_seed = seed_from(self.random_state)
         self._sample_calls = 0
         self.rbms_ = pretrain_stack(
@@ -250,8 +250,14 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         V_top = top.sample(n_samples, n_steps)
         return down_pass(self.rbms_[:-1], V_top)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
+        return tags
 
-class _FineTunedDBN(_RBMStackParams, DeepGMEstimator):
+
+class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """Pretraining of a stack of RBMs, then fine-tuning of the whole network plus an output layer."""
 
     _param_names = ("coefs_", "intercepts_")
@@ -386,7 +392,7 @@ class _FineTunedDBN(_RBMStackParams, DeepGMEstimator):
         return FineTuner(self, self._hidden_activations(), self._loss).forward(X)
 
     def transform(self, X):
-        """The activations of the last hidden layer of the fine-tuned network.
+        """Features learned by the network: the activations of the last hidden layer after fine-tuning.
 
         Returns
         -------
@@ -396,6 +402,11 @@ class _FineTunedDBN(_RBMStackParams, DeepGMEstimator):
         X = self._validate_X(X, reset=False, bernoulli=self.visible == "bernoulli")
         outs = FineTuner(self, self._hidden_activations(), self._loss).forward(X, all_layers=True)
         return outs[-2]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
+        return tags
 
 
 class DBNClassifier(ClassifierMixin, _FineTunedDBN):
@@ -519,12 +530,16 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
         -------
         y : ndarray of shape (n_samples,)
         """
+        check_is_fitted(self)
         return self.classes_[np.argmax(self._forward(X), axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
+
+    def fit_transform(self, X, y, **fit_params):
+        return self.fit(X, y).transform(X)
 
 
 class DBNRegressor(RegressorMixin, _FineTunedDBN):

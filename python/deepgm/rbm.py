@@ -190,9 +190,8 @@ class RBM(TransformerMixin, DeepGMEstimator):
             return 0.1 if self.visible == "bernoulli" else 0.01
         return check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
 
-    def _check_X(self, X, *, reset=False, name="X"):
-        X = self._validate_X(X, reset=reset, bernoulli=self.visible == "bernoulli", name=name)
-        return X
+    def _check_X(self, X, *, reset=False, name="X", stream=False):
+        return self._validate_X(X, reset=reset, bernoulli=self.visible == "bernoulli", name=name, stream=stream)
 
     # -- parameters ---------------------------------------------------------------------------------
 
@@ -264,7 +263,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
         self : RBM
         """
         self._check_params()
-        X = self._check_X(X, reset=True)
+        X = self._check_X(X, reset=True, stream=True)
         self._init_params(X)
         self._train(X, n_epochs=self.n_iter, shuffle=True)
         return self
@@ -279,7 +278,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
         """
         self._check_params()
         first = not hasattr(self, "components_")
-        X = self._check_X(X, reset=first)
+        X = self._check_X(X, reset=first, stream=True)
         if first:
             self._init_params(X)
         else:
@@ -456,20 +455,18 @@ class RBM(TransformerMixin, DeepGMEstimator):
         """Pseudo-likelihood of each sample, as scikit-learn defines it: flip one randomly chosen
         visible unit per sample and return ``n_features * log sigmoid(F(v_flipped) - F(v))``.
 
-        Reproducible: with an int ``random_state`` the same units are flipped at every call.
-        Defined for Bernoulli visible units only.
+        Reproducible: with an int ``random_state`` the same units are flipped at every call. With
+        Gaussian units, where flipping a unit means nothing, it returns the unnormalised log-density
+        ``-F(v)`` instead (use :meth:`log_likelihood` for normalised values).
 
         Returns
         -------
-        pseudo_likelihood : ndarray of shape (n_samples,)
+        score : ndarray of shape (n_samples,)
         """
         self._check_fitted()
         if self.visible != "bernoulli" or self.hidden != "bernoulli":
-            raise ValueError(
-                "score_samples (the pseudo-likelihood) is defined for Bernoulli visible and hidden units; "
-                "with Gaussian units use free_energy or log_likelihood"
-            )
-        V = self._check_X(X)
+            return -self.free_energy(X)
+        V = self._model_space(self._check_X(X))
         seed = seed_from(self.random_state)
         return _core.rbm_pseudo_likelihood(
             V, self.components_, self.intercept_visible_, self.intercept_hidden_, seed=seed, step=0, n_jobs=self._n_jobs()

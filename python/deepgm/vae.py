@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from . import _core
 from ._base import (
     DeepGMEstimator,
+    check_dtype,
     batch_rows,
     check_hidden_layer_sizes,
     check_number,
@@ -141,8 +142,8 @@ class VAE(TransformerMixin, DeepGMEstimator):
         self._dtype()
         self._n_jobs()
 
-    def _check_X(self, X, *, reset=False, name="X"):
-        return self._validate_X(X, reset=reset, bernoulli=self.likelihood == "bernoulli", name=name)
+    def _check_X(self, X, *, reset=False, name="X", stream=False):
+        return self._validate_X(X, reset=reset, bernoulli=self.likelihood == "bernoulli", name=name, stream=stream)
 
     # -- the network --------------------------------------------------------------------------------
 
@@ -152,6 +153,12 @@ class VAE(TransformerMixin, DeepGMEstimator):
     def _extra_inputs(self):
         """Columns appended to the encoder's and decoder's inputs (one-hot labels for concat CVAEs)."""
         return 0
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = [np.dtype(check_dtype(self.dtype)).name] if _valid_dtype(self.dtype) else ["float32"]
+        return tags
 
     def _init_params(self, n_features):
         dtype = self._dtype()
@@ -230,7 +237,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
         self : VAE
         """
         self._check_params()
-        X = self._check_X(X, reset=True)
+        X = self._check_X(X, reset=True, stream=True)
         self._init_params(X.shape[1])
         self._train(X, None, n_epochs=self.n_iter, shuffle=True)
         return self
@@ -244,7 +251,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
         """
         self._check_params()
         first = not hasattr(self, "encoder_coefs_")
-        X = self._check_X(X, reset=first)
+        X = self._check_X(X, reset=first, stream=True)
         if first:
             self._init_params(X.shape[1])
         self._train(X, None, n_epochs=1, shuffle=False)
@@ -578,7 +585,7 @@ class CVAE(VAE):
         self : CVAE
         """
         self._check_params()
-        X = self._check_X(X, reset=True)
+        X = self._check_X(X, reset=True, stream=True)
         y = column_or_1d(np.asarray(y), warn=True) if y is not None else None
         if y is None:
             raise ValueError("y is required: a CVAE is conditioned on class labels")
@@ -599,7 +606,7 @@ class CVAE(VAE):
         """
         self._check_params()
         first = not hasattr(self, "encoder_coefs_")
-        X = self._check_X(X, reset=first)
+        X = self._check_X(X, reset=first, stream=True)
         y = column_or_1d(np.asarray(y), warn=True)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X and y must have the same number of samples; got {X.shape[0]} and {y.shape[0]}")
@@ -683,3 +690,11 @@ class CVAE(VAE):
         X = self._check_X(X)
         codes = self._encode_labels(y, X.shape[0])
         return self._log_likelihood(X, codes, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
+
+
+def _valid_dtype(dtype) -> bool:
+    try:
+        check_dtype(dtype)
+        return True
+    except ValueError:
+        return False

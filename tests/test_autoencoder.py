@@ -1,0 +1,301 @@
+"""deepgm.DeepAutoencoder: backpropagation through the unrolled network against float64 finite
+differences, RBM pretraining and unrolling (tied initial weights, a linear code layer), quality against
+PCA with the same code size, transform / inverse_transform / reconstruct / score, real-valued data,
+the scikit-learn contract (clone, Pipeline), early stopping, dropout, dtype, determinism and bad input."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from deepgm import RBM, DeepAutoencoder, _core
+
+
+def f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def unrolled_activations(n_hidden_layers):
+    """The unrolled network of the spec: sigmoid hidden layers, a linear code layer, mirrored sigmoid
+    decoder layers and a linear output (the logits of the cross-entropy loss)."""
+    return ["sigmoid"] * n_hidden_layers + ["identity"] + ["sigmoid"] * n_hidden_layers + ["identity"]
+
+
+def forward64(X, weights, biases, activations):
+    a = f64(X)
+    fns = {"sigmoid": expit, "identity": lambda z: z}
+    for W, b, act in zip(weights, biases, activations):
+        a = fns[act](a @ f64(W) + f64(b))
+    return a
+
+
+def bce_loss64(X, Y, weights, biases, activations):
+    """mean_i sum_j softplus(o_ij) - y_ij o_ij: the cross-entropy of sigmoid outputs, from the logits."""
+    out = forward64(X, weights, biases, activations)
+    return float(np.mean(np.sum(np.logaddexp(0, out) - f64(Y) * out, axis=1)))
+
+
+@pytest.fixture(scope="module")
+def ae(mnist_small):
+    X, _ = mnist_small
+    return DeepAutoencoder((64, 32), n_components=8, pretrain_iter=2, finetune_iter=3, random_state=0).fit(X)
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    r = np.random.default_rng(3)
+    Z = r.random((200, 3))
+    return expit(4 * (Z @ r.standard_normal((3, 12))) - 1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# gradients of the unrolled network
+
+
+def test_backprop_through_unrolled_network_matches_finite_differences(small_data):
+    X = small_data
+    # Trained long enough for O(1) weights, so that every layer's gradient is far from zero.
+    model = DeepAutoencoder(
+        (6,), n_components=3, pretrain_iter=30, finetune_iter=20, learning_rate=1e-2, batch_size=10, random_state=0
+    ).fit(X)
+    assert all(np.abs(w).max() > 0.5 for w in model.coefs_)
+    acts = unrolled_activations(1)
+    assert model.loss_function_ == "cross_entropy"
+    assert len(model.coefs_) == len(acts) == 4
+    # The activation list describes the estimator's network: sigmoid(logits) is its reconstruction.
+    np.testing.assert_allclose(model.reconstruct(X), expit(forward64(X, model.coefs_, model.intercepts_, acts)), atol=1e-5)
+
+    weights = [f64(w).copy() for w in model.coefs_]
+    biases = [f64(b).copy() for b in model.intercepts_]
+    x = f64(X[:8])
+    value, gw, gb, gx = _core.mlp_loss_gradients(x, x, weights, biases, acts, "binary_cross_entropy")
+    assert value == pytest.approx(bce_loss64(x, x, weights, biases, acts), rel=1e-12)
+
+    h = 1e-5  # central differences: truncation ~h^2, rounding ~1e-16 * loss / h, both ~1e-10
+
+    def fd(param):
+        grad = np.zeros_like(param)
+        flat, g = param.reshape(-1), grad.reshape(-1)
+        for i in range(flat.size):
+            orig = flat[i]
+            flat[i] = orig + h
+            up = bce_loss64(x_in, x, weights, biases, acts)
+            flat[i] = orig - h
+            down = bce_loss64(x_in, x, weights, biases, acts)
+            flat[i] = orig
+            g[i] = (up - down) / (2 * h)
+        return grad
+
+    x_in = x.copy()
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        for got, param, what in ((gw[i], W, f"dW[{i}]"), (gb[i], b, f"db[{i}]")):
+            want = fd(param)
+            assert got.shape == param.shape
+            err = np.linalg.norm(got - want)
+            assert err <= 1e-6 * np.linalg.norm(want) + 1e-9, f"{what}: error {err:.2e}, norm {np.linalg.norm(want):.2e}"
+    want_x = fd(x_in)  # the input only (the target stays x)
+    assert np.linalg.norm(gx - want_x) <= 1e-6 * np.linalg.norm(want_x) + 1e-9
+
+
+# --------------------------------------------------------------------------------------------------
+# pretraining and unrolling
+
+
+def test_pretraining_and_tied_unrolled_weights(mnist_tiny):
+    X, _ = mnist_tiny
+    model = DeepAutoencoder((32, 16), n_components=4, pretrain_iter=2, finetune_iter=0, random_state=0).fit(X)
+    rbms = model.rbms_
+    assert len(rbms) == 3 and all(type(r) is RBM for r in rbms)
+    assert [r.components_.shape for r in rbms] == [(32, 784), (16, 32), (4, 16)]
+    assert rbms[-1].hidden == "gaussian", "a linear code layer"
+    # Layer 1 is the RBM an RBM with the same settings fits to X; each layer is fitted on the
+    # previous layer's features.
+    data = X
+    for r in rbms:
+        np.testing.assert_array_equal(RBM(**r.get_params()).fit(data).components_, r.components_)
+        data = r.transform(data)
+    # Unrolled, before fine-tuning: the encoder is the RBM stack, the decoder its transpose with the
+    # visible biases.
+    assert [w.shape for w in model.coefs_] == [(784, 32), (32, 16), (16, 4), (4, 16), (16, 32), (32, 784)]
+    for i, r in enumerate(rbms):
+        np.testing.assert_array_equal(model.coefs_[i], r.components_.T)
+        np.testing.assert_array_equal(model.intercepts_[i], r.intercept_hidden_)
+        np.testing.assert_array_equal(model.coefs_[5 - i], r.components_)
+        np.testing.assert_array_equal(model.intercepts_[5 - i], r.intercept_visible_)
+    np.testing.assert_allclose(model.transform(X[:30]), data[:30], rtol=1e-4, atol=1e-4)
+
+
+def test_fine_tuning_improves_reconstruction(mnist_small):
+    X, _ = mnist_small
+    before = DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=0, random_state=0).fit(X)
+    after = DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=5, random_state=0).fit(X)
+    assert after.score(X) < before.score(X)
+    assert after.n_iter_ == 5 and len(after.loss_curve_) == 5 and after.loss_curve_[-1] < after.loss_curve_[0]
+
+
+def test_autoencoder_beats_pca_with_the_same_code_size(mnist_split):
+    X_train, _, X_test, _ = mnist_split
+    model = DeepAutoencoder((256,), n_components=10, pretrain_iter=2, finetune_iter=8, random_state=0).fit(X_train)
+    pca = PCA(n_components=10, random_state=0).fit(X_train)
+    pca_error = np.mean(np.sum((X_test - pca.inverse_transform(pca.transform(X_test))) ** 2, axis=1))
+    ae_error = model.score(X_test)
+    assert ae_error < 0.95 * pca_error, f"autoencoder {ae_error:.2f} vs PCA {pca_error:.2f} per image"
+
+
+# --------------------------------------------------------------------------------------------------
+# the transformer API
+
+
+def test_transform_inverse_transform_reconstruct(ae, mnist):
+    X, _ = mnist
+    V = X[9000:9040]
+    Z = ae.transform(V)
+    assert Z.shape == (40, 8) and Z.dtype == np.float32
+    R = ae.inverse_transform(Z)
+    assert R.shape == (40, 784) and np.all((R >= 0) & (R <= 1))
+    np.testing.assert_allclose(R, ae.reconstruct(V), atol=1e-6)
+    # The encoder is the first len(hidden_layer_sizes) + 1 layers, linear at the code.
+    np.testing.assert_allclose(Z, forward64(V, ae.coefs_[:3], ae.intercepts_[:3], ["sigmoid", "sigmoid", "identity"]), atol=1e-4)
+    np.testing.assert_array_equal(ae.fit_transform(X[:2000])[:5], ae.transform(X[:5]))
+
+
+def test_score_is_mean_squared_error_per_sample(ae, mnist):
+    X, _ = mnist
+    V = X[9000:9200]
+    want = np.mean(np.sum((f64(V) - f64(ae.reconstruct(V))) ** 2, axis=1))
+    assert ae.score(V) == pytest.approx(want, rel=1e-6)
+    assert ae.reconstruction_error(V) == pytest.approx(want, rel=1e-6)
+
+
+def test_real_valued_data_uses_squared_error(rng):
+    Z = rng.standard_normal((600, 2))
+    X = 10 + 4 * np.tanh(Z @ rng.standard_normal((2, 8))) + 0.1 * rng.standard_normal((600, 8))
+    model = DeepAutoencoder(
+        (16,), n_components=2, pretrain_iter=3, finetune_iter=100, learning_rate=1e-2, batch_size=20, random_state=0
+    ).fit(X)
+    assert model.loss_function_ == "squared_error"
+    R = model.reconstruct(X)
+    assert R.shape == X.shape and np.all(np.isfinite(R))
+    assert model.score(X) < 0.5 * np.sum(X.var(axis=0)), "reconstructions beat predicting the mean"
+    np.testing.assert_allclose(model.inverse_transform(model.transform(X)), R, rtol=1e-5, atol=1e-4)
+    # Before fine-tuning, the unrolled encoder equals the RBM stack (whose first RBM standardises X).
+    raw = DeepAutoencoder((16,), n_components=2, pretrain_iter=3, finetune_iter=0, random_state=0).fit(X)
+    np.testing.assert_allclose(raw.transform(X[:50]), raw.rbms_[1].transform(raw.rbms_[0].transform(X[:50])), rtol=1e-3, atol=1e-3)
+    # loss may be forced
+    assert DeepAutoencoder((4,), 2, loss="squared_error", pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5))).loss_function_ == "squared_error"
+
+
+def test_clone_and_pipeline(mnist_small):
+    X, y = mnist_small
+    X, y = X[:1000], y[:1000]
+    pipe = Pipeline([
+        ("scale", MinMaxScaler()),
+        ("ae", DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=5, random_state=0)),
+        ("codes", StandardScaler()),
+        ("clf", LogisticRegression(max_iter=200)),
+    ])
+    pipe.fit(X, y)
+    assert pipe.predict(X[:5]).shape == (5,) and pipe.score(X, y) > 0.3
+    fresh = clone(pipe)
+    assert fresh.get_params()["ae__n_components"] == 8 and not hasattr(fresh.named_steps["ae"], "coefs_")
+    est = DeepAutoencoder((8,), n_components=2, pretrain_iter=1, finetune_iter=1)
+    assert est.fit(X) is est
+
+
+def test_early_stopping_records_validation_scores(mnist_small):
+    X, _ = mnist_small
+    model = DeepAutoencoder(
+        (32,), n_components=4, pretrain_iter=1, finetune_iter=50, early_stopping=True, validation_fraction=0.2,
+        n_iter_no_change=2, tol=0.5, random_state=0,
+    ).fit(X[:1000])
+    assert model.n_iter_ < 50
+    assert len(model.validation_scores_) == model.n_iter_ >= 3
+    assert model.best_validation_score_ == pytest.approx(max(model.validation_scores_))
+    assert all(s < 0 for s in model.validation_scores_), "minus the mean squared error"
+
+
+def test_dropout_runs(mnist_tiny):
+    X, _ = mnist_tiny
+    plain = DeepAutoencoder((32,), n_components=4, pretrain_iter=1, finetune_iter=2, random_state=0).fit(X)
+    drop = DeepAutoencoder((32,), n_components=4, pretrain_iter=1, finetune_iter=2, dropout=0.2, random_state=0).fit(X)
+    assert np.isfinite(drop.score(X)) and not np.array_equal(plain.coefs_[0], drop.coefs_[0])
+    np.testing.assert_array_equal(drop.transform(X[:5]), drop.transform(X[:5]))
+
+
+def test_without_pretraining(mnist_tiny):
+    X, _ = mnist_tiny
+    model = DeepAutoencoder((16,), n_components=4, pretrain=False, finetune_iter=3, random_state=0).fit(X)
+    assert model.rbms_ == [] and model.transform(X[:3]).shape == (3, 4)
+
+
+def test_determinism_threads_float64_and_pickle(mnist_tiny):
+    X, _ = mnist_tiny
+    a = DeepAutoencoder((16,), n_components=4, pretrain_iter=2, finetune_iter=2, random_state=2, n_jobs=1).fit(X)
+    b = DeepAutoencoder((16,), n_components=4, pretrain_iter=2, finetune_iter=2, random_state=2, n_jobs=2).fit(X)
+    for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(wa, wb)
+    m64 = DeepAutoencoder((16,), n_components=4, pretrain_iter=1, finetune_iter=1, dtype="float64", random_state=0).fit(X)
+    assert all(w.dtype == np.float64 for w in m64.coefs_) and m64.transform(X).dtype == np.float64
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(a)).transform(X), a.transform(X))
+
+
+def test_spec_defaults():
+    p = DeepAutoencoder().get_params()
+    assert tuple(p["hidden_layer_sizes"]) == (1000, 500, 250) and p["n_components"] == 30 and p["dtype"] == "float32"
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"pretrain_learning_rate": -1.0}, "pretrain_learning_rate"),
+        ({"loss": "hinge"}, "loss"),
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"pretrain_iter": 0}, "pretrain_iter"),
+        ({"batch_size": -3}, "batch_size"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"dtype": "float16"}, "dtype"),
+    ],
+)
+def test_invalid_hyperparameters(params, name, mnist_tiny):
+    X, _ = mnist_tiny
+    with pytest.raises((ValueError, TypeError), match=name):
+        DeepAutoencoder(**params).fit(X[:50])
+
+
+def test_bad_data(ae, mnist_tiny, rng):
+    X, _ = mnist_tiny
+    X_nan = X[:50].copy()
+    X_nan[2, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        DeepAutoencoder((8,), 2).fit(X_nan)
+    with pytest.raises(ValueError, match="cross_entropy|\\[0, 1\\]"):
+        DeepAutoencoder((8,), 2, loss="cross_entropy").fit(rng.standard_normal((50, 6)))
+    for method in (ae.transform, ae.reconstruct, ae.score):
+        with pytest.raises(ValueError, match="features"):
+            method(X[:5, :100])
+        with pytest.raises(ValueError, match="NaN"):
+            method(X_nan[:5])
+    with pytest.raises(ValueError, match="n_components"):
+        ae.inverse_transform(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        ae.inverse_transform(np.full((3, 8), np.nan))
+    with pytest.raises(NotFittedError):
+        DeepAutoencoder().transform(X[:3])
+    with pytest.raises(NotFittedError):
+        DeepAutoencoder().inverse_transform(np.zeros((3, 30)))
