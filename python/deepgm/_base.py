@@ -9,6 +9,7 @@ are stateless; the arrays they update live here, on the estimator.
 from __future__ import annotations
 
 import numbers
+import re
 import time
 import warnings
 from contextlib import contextmanager
@@ -16,7 +17,8 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_y, check_array, check_is_fitted, validate_data
 
 from . import _core
 
@@ -67,6 +69,38 @@ def seed_from(random_state) -> int:
         "random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; "
         f"got {random_state!r}"
     )
+
+
+def check_random_state(random_state):
+    """Validates ``random_state`` (None, a non-negative int, a RandomState or a Generator) without
+    drawing from it."""
+    if random_state is None or isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        return random_state
+    if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative int, None, a RandomState or a Generator; got {random_state}")
+        return random_state
+    raise ValueError(
+        "random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; "
+        f"got {random_state!r}"
+    )
+
+
+def check_verbose(verbose):
+    """verbose: a bool or an int >= 0."""
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    if not isinstance(verbose, (numbers.Integral, np.integer)):
+        raise TypeError(f"verbose must be a bool or an int >= 0; got {verbose!r} ({type(verbose).__name__})")
+    if verbose < 0:
+        raise ValueError(f"verbose must be a bool or an int >= 0; got {verbose}")
+    return int(verbose)
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r} ({type(value).__name__})")
+    return bool(value)
 
 
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
@@ -151,13 +185,29 @@ class DeepGMEstimator(BaseEstimator):
 
     # -- validation ---------------------------------------------------------------------------------
 
+    #: The learned attribute whose presence means "fitted" (see ``__sklearn_is_fitted__``).
+    _fitted_attribute: str | None = None
+
+    def __sklearn_is_fitted__(self):
+        if self._fitted_attribute is None:
+            return any(k.endswith("_") and not k.startswith("__") for k in vars(self))
+        return hasattr(self, self._fitted_attribute)
+
     def _dtype(self):
         return check_dtype(self.dtype)
 
     def _n_jobs(self):
         return check_n_jobs(self.n_jobs)
 
-    def _validate_X(self, X, *, reset: bool, bernoulli: bool = False, name: str = "X", stream: bool = False):
+    def _check_common_params(self):
+        """dtype, n_jobs, random_state and verbose: the settings every estimator shares."""
+        self._dtype()
+        self._n_jobs()
+        check_random_state(self.random_state)
+        check_verbose(self.verbose)
+
+    def _validate_X(self, X, *, reset: bool, bernoulli: bool = False, name: str = "X", stream: bool = False,
+                    unit_what: str = "Bernoulli visible units", unit_hint: str = "visible='gaussian'"):
         """Validated X as a 2-D C-contiguous array of the model's dtype.
 
         A float C-contiguous array of the model's dtype (including a numpy.memmap) is used as is, never
@@ -165,10 +215,20 @@ class DeepGMEstimator(BaseEstimator):
         disk and converted one minibatch at a time. Sparse input is densified. Complex, object or
         string data, NaN/inf, 1-D or 3-D input, empty input, and (with ``bernoulli``) values outside
         [0, 1] are refused with a message naming ``name``.
+
+        Every check runs before the estimator is touched: only when X passed them all does ``reset``
+        record ``n_features_in_`` (and ``feature_names_in_``); with ``reset=False`` the feature count
+        (and names) must match those seen in fit.
         """
         dtype = self._dtype()
+        original = X
+        if X is None:
+            raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features); got None")
         if not hasattr(X, "shape"):
-            X = np.asarray(X)
+            try:
+                X = np.asarray(X)
+            except (ValueError, TypeError) as err:  # ragged nested sequences
+                raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features); could not convert it ({err})") from None
         _refuse_non_numeric(X, name)
         if not sp.issparse(X) and len(X.shape) != 2:
             hint = (
@@ -181,24 +241,90 @@ class DeepGMEstimator(BaseEstimator):
                 f"{name} must be a 2-D array of shape (n_samples, n_features); got a {len(X.shape)}-D array of shape "
                 f"{tuple(X.shape)}{hint}"
             )
-        if stream and isinstance(X, np.memmap) and X.dtype != dtype and X.dtype.kind in "fiu":
-            # A memory-mapped array of another numeric dtype stays on disk: it is validated here and
-            # converted one minibatch at a time (see `minibatch`), never copied whole.
-            X = validate_data(self, X, reset=reset, dtype=None, ensure_min_samples=1, ensure_min_features=1)
-            if bernoulli:
-                check_unit_interval(X, name)
-            return X
-        if sp.issparse(X):
-            X = validate_data(self, X, reset=reset, accept_sparse=["csr", "csc", "coo"], dtype=dtype)
-            X = np.ascontiguousarray(X.toarray(), dtype=dtype)
-        else:
-            X = validate_data(self, X, reset=reset, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1)
+        with _named_errors(name):
+            if stream and isinstance(X, np.memmap) and X.dtype != dtype and X.dtype.kind in "fiu":
+                # A memory-mapped array of another numeric dtype stays on disk: it is validated here and
+                # converted one minibatch at a time (see `minibatch`), never copied whole.
+                X = check_array(X, dtype=None, ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name)
+            elif sp.issparse(X):
+                X = check_array(X, accept_sparse=["csr", "csc", "coo"], dtype=dtype, estimator=self, input_name=name)
+                X = np.ascontiguousarray(X.toarray(), dtype=dtype)
+            else:
+                X = check_array(X, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name)
         if bernoulli:
-            check_unit_interval(X, name)
+            check_unit_interval(X, name, what=unit_what, hint=unit_hint)
+        if not reset:
+            self._check_features(original, name)
+        else:
+            with _named_errors(name):
+                validate_data(self, original, reset=True, skip_check_array=True)
         return X
+
+    def _check_features(self, X, name="X"):
+        """The feature count (and names, for data frames) of X must match those seen in fit."""
+        with _named_errors(name):
+            validate_data(self, X, reset=False, skip_check_array=True)
+
+    def _validate_y(self, y, n_samples: int, *, classification: bool, multi_output: bool = False, name: str = "y"):
+        """Validated targets: one per sample of X, finite, real (numeric for regression, discrete
+        labels for classification)."""
+        if y is None:
+            raise ValueError(
+                f"{name} is required: {type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        with _named_errors(name):
+            if not hasattr(y, "shape") and not sp.issparse(y):
+                y = np.asarray(y)
+            if not classification:
+                _refuse_non_numeric(y, name)
+            y = _check_y(y, multi_output=multi_output, y_numeric=not classification, estimator=self)
+            if classification:
+                check_classification_targets(y)
+        if y.shape[0] != n_samples:
+            raise ValueError(
+                f"X and {name} must have the same number of samples (inconsistent numbers of samples); "
+                f"got {n_samples} and {y.shape[0]}"
+            )
+        return y
+
+    def _validate_array(self, Z, name: str, n_columns: int, columns_name: str):
+        """A 2-D finite float array of the model's dtype with ``n_columns`` columns (e.g. latent codes)."""
+        if Z is None:
+            raise ValueError(f"{name} must be a 2-D array of shape (n_samples, {n_columns}); got None")
+        if not hasattr(Z, "shape"):
+            Z = np.asarray(Z)
+        _refuse_non_numeric(Z, name)
+        if not sp.issparse(Z) and len(Z.shape) != 2:
+            raise ValueError(f"{name} must be a 2-D array of shape (n_samples, {n_columns}); got a {len(Z.shape)}-D array of shape {tuple(Z.shape)}")
+        with _named_errors(name):
+            Z = check_array(Z, dtype=self._dtype(), order="C", estimator=self, input_name=name)
+        if Z.shape[1] != n_columns:
+            raise ValueError(f"{name} must have {n_columns} columns ({columns_name}); got {Z.shape[1]}")
+        return Z
 
     def _check_fitted(self):
         check_is_fitted(self)
+
+    @contextmanager
+    def _fit_transaction(self):
+        """Makes the start of a fit atomic: if anything fails (a bad argument, an interrupt, ...) before
+        ``commit()`` is called, every attribute is restored to what it was before the call, so a
+        fitted estimator keeps its model and an unfitted one stays unfitted. Call ``commit()`` once the
+        new model's parameters exist; from then on a failure leaves the estimator with its last
+        consistent parameters (see ``_epoch_guard``)."""
+        saved = dict(self.__dict__)
+        state = {"committed": False}
+
+        def commit():
+            state["committed"] = True
+
+        try:
+            yield commit
+        except BaseException:
+            if not state["committed"]:
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+            raise
 
     # -- randomness ---------------------------------------------------------------------------------
 
@@ -223,9 +349,12 @@ class DeepGMEstimator(BaseEstimator):
 
     def _log_epoch(self, **metrics):
         """Appends one epoch's metrics to ``history_`` (a dict of lists) and prints them if verbose."""
-        history = self.history_
+        # A new dict assigned in one statement: an interrupt (Ctrl-C) lands before or after it, so
+        # history_ never holds a partly logged epoch.
+        history = dict(self.history_)
         for key, value in metrics.items():
-            history.setdefault(key, []).append(value)
+            history[key] = list(history.get(key, [])) + [value]
+        self.history_ = history
         if self.verbose:
             parts = ", ".join(f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}" for k, v in metrics.items())
             print(f"[{type(self).__name__}] {parts}", flush=True)
@@ -288,7 +417,7 @@ class DeepGMEstimator(BaseEstimator):
 def _refuse_non_numeric(X, name):
     """Clear errors for complex, string and object inputs before scikit-learn's conversion."""
     dtype = getattr(X, "dtype", None)
-    if dtype is None or sp.issparse(X):
+    if dtype is None or sp.issparse(X) or not isinstance(dtype, np.dtype):
         return
     if np.issubdtype(dtype, np.complexfloating):
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got dtype {dtype}")
@@ -296,16 +425,34 @@ def _refuse_non_numeric(X, name):
         raise TypeError(f"{name} must hold numbers; got an array of strings (dtype {dtype})")
 
 
-def check_unit_interval(X, name="X", chunk_rows: int = 65536):
+@contextmanager
+def _named_errors(name: str):
+    """Re-raises scikit-learn's validation errors (ValueError, TypeError) with ``name`` in the
+    message when it does not already name the argument."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        msg = str(err)
+        if name != "X":
+            msg = re.sub(r"^X has ", f"{name} has ", msg)
+        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.(])", msg) is None:
+            msg = f"Invalid {name}: {msg}"
+        elif msg == str(err):
+            raise
+        raise (ValueError if isinstance(err, ValueError) else TypeError)(msg) from None
+
+
+def check_unit_interval(X, name="X", chunk_rows: int = 65536, *, what="Bernoulli visible units", hint="visible='gaussian'"):
     """Fails unless every value of X lies in [0, 1] (Bernoulli units); reads X in chunks so that a
     memory-mapped X is not loaded at once."""
     for start in range(0, X.shape[0], chunk_rows):
         block = X[start : start + chunk_rows]
         lo, hi = block.min(), block.max()
         if lo < 0 or hi > 1:
+            negative = " (Negative values in data are not allowed.)" if lo < 0 else ""
             raise ValueError(
-                f"{name} must hold values in [0, 1] for Bernoulli visible units; got values in [{lo:g}, {hi:g}]. "
-                "Scale the data to [0, 1], or use visible='gaussian' for real-valued data."
+                f"{name} must hold values in [0, 1] for {what}; got values in [{lo:g}, {hi:g}]{negative} "
+                f"Scale the data to [0, 1], or use {hint} for real-valued data."
             )
 
 

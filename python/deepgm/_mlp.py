@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._base import batch_rows, check_number, check_option, check_positive_int, minibatch
+from ._base import batch_rows, check_bool, check_number, check_option, check_positive_int, minibatch
 
 
 def init_layer(rng: np.random.Generator, n_in: int, n_out: int, dtype, scale: float = 0.01):
@@ -34,8 +34,7 @@ def check_finetune_params(est):
     check_number(est.weight_decay, "weight_decay", low=0)
     check_number(est.dropout, "dropout", low=0, high=1, high_open=True)
     check_positive_int(est.batch_size, "batch_size")
-    if not isinstance(est.early_stopping, (bool, np.bool_)):
-        raise TypeError(f"early_stopping must be True or False; got {est.early_stopping!r}")
+    check_bool(est.early_stopping, "early_stopping")
     check_number(est.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
     check_positive_int(est.n_iter_no_change, "n_iter_no_change")
     check_number(est.tol, "tol", low=0)
@@ -129,6 +128,8 @@ class FineTuner:
                         total += loss * len(rows)
                         count += len(rows)
                         bar.update()
+                    if not np.isfinite(total):
+                        raise FloatingPointError(f"the epoch's mean training loss is {total / max(count, 1)}")
             finally:
                 bar.close()
             est.n_iter_ += 1

@@ -12,10 +12,12 @@ from sklearn.utils.validation import check_is_fitted
 from . import _core
 from ._base import (
     DeepGMEstimator,
+    check_bool,
     check_hidden_layer_sizes,
     check_number,
     check_option,
     check_positive_int,
+    check_unit_interval,
     seed_from,
 )
 from ._mlp import FineTuner, check_finetune_params, init_layer, split_validation
@@ -84,6 +86,7 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
     """
 
     _param_names = ("coefs_", "intercepts_")
+    _fitted_attribute = "coefs_"
 
     def __init__(
         self,
@@ -141,10 +144,9 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
         self.verbose = verbose
 
     def _check_params(self):
-        check_hidden_layer_sizes(self.hidden_layer_sizes)
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_positive_int(self.n_components, "n_components")
-        if not isinstance(self.pretrain, (bool, np.bool_)):
-            raise TypeError(f"pretrain must be True or False; got {self.pretrain!r}")
+        check_bool(self.pretrain, "pretrain")
         check_positive_int(self.pretrain_iter, "pretrain_iter")
         if isinstance(self.pretrain_learning_rate, str):
             check_option(self.pretrain_learning_rate, "pretrain_learning_rate", ("auto",))
@@ -152,11 +154,12 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
             check_number(self.pretrain_learning_rate, "pretrain_learning_rate", low=0, low_open=True)
         check_option(self.loss, "loss", ("auto", "cross_entropy", "squared_error"))
         check_positive_int(self.k, "k")
+        check_bool(self.persistent, "persistent")
         check_number(self.pretrain_weight_decay, "pretrain_weight_decay", low=0)
+        check_layer_params(self.layer_params, len(sizes) + 1)
         check_positive_int(self.finetune_iter, "finetune_iter", minimum=0)
         check_finetune_params(self)
-        self._dtype()
-        self._n_jobs()
+        self._check_common_params()
 
     # -- network layout -----------------------------------------------------------------------------
 
@@ -186,30 +189,32 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
         self : DeepAutoencoder
         """
         self._check_params()
-        X = self._validate_X(X, reset=True, stream=True)
-        in_unit_interval = bool(X.min() >= 0 and X.max() <= 1)
-        if self.loss == "auto":
-            self.loss_function_ = "cross_entropy" if in_unit_interval else "squared_error"
-        else:
-            self.loss_function_ = self.loss
-        if self.loss_function_ == "cross_entropy" and not in_unit_interval:
-            raise ValueError(f"loss='cross_entropy' needs X in [0, 1]; got values in [{X.min():g}, {X.max():g}]")
-        visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
-        dtype = self._dtype()
-        validation = None
-        train_X = X
-        if self.early_stopping:
-            tr, va = split_validation(X.shape[0], self.validation_fraction, seed_from(self.random_state))
-            train_X = np.ascontiguousarray(X[tr])
-            validation = (np.ascontiguousarray(X[va]), np.ascontiguousarray(X[va]))
-        self._unroll(train_X, visible, dtype)
-        self.history_ = {}
-        self.n_iter_ = 0
-        self.loss_curve_ = []
-        self.validation_scores_ = []
-        self.best_validation_score_ = None
-        self._finetune_steps = 0
-        self._optimizer_state = None
+        with self._fit_transaction() as commit:
+            X = self._validate_X(X, reset=True, stream=True)
+            if self.loss == "cross_entropy":
+                check_unit_interval(X, what="loss='cross_entropy'", hint="loss='squared_error'")
+                self.loss_function_ = "cross_entropy"
+            elif self.loss == "auto":
+                self.loss_function_ = "cross_entropy" if bool(X.min() >= 0 and X.max() <= 1) else "squared_error"
+            else:
+                self.loss_function_ = self.loss
+            visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
+            dtype = self._dtype()
+            validation = None
+            train_X = X
+            if self.early_stopping:
+                tr, va = split_validation(X.shape[0], self.validation_fraction, seed_from(self.random_state))
+                train_X = np.ascontiguousarray(X[tr])
+                validation = (np.ascontiguousarray(X[va]), np.ascontiguousarray(X[va]))
+            self._unroll(train_X, visible, dtype)
+            self.history_ = {}
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self.validation_scores_ = []
+            self.best_validation_score_ = None
+            self._finetune_steps = 0
+            self._optimizer_state = None
+            commit()
         self._tuner().run(
             train_X, train_X, n_epochs=self.finetune_iter, seed=self._fit_seed, validation=validation,
             score=lambda Xv, _: -self._mse(Xv), desc="DeepAutoencoder",
@@ -286,11 +291,7 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
         X_rec : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        from sklearn.utils.validation import check_array
-
-        Z = check_array(Z, dtype=self._dtype(), order="C")
-        if Z.shape[1] != self.n_components:
-            raise ValueError(f"Z must have {self.n_components} columns (n_components); got {Z.shape[1]}")
+        Z = self._validate_array(Z, "Z", self.n_components, "n_components")
         out = self._run_layers(Z, self._n_encoder_layers(), len(self.coefs_))
         if self.loss_function_ == "cross_entropy":
             out = expit(out).astype(self._dtype())
@@ -330,5 +331,7 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # loss="cross_entropy" needs X in [0, 1] ("auto" picks it only for such data).
+        tags.input_tags.positive_only = self.loss == "cross_entropy"
         tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
         return tags

@@ -4,19 +4,22 @@ generative sampling, and supervised fine-tuning by backpropagation into a classi
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_y, check_is_fitted
 
 from . import _core
 from ._base import (
     DeepGMEstimator,
+    _named_errors,
+    check_bool,
     check_hidden_layer_sizes,
     check_number,
     check_option,
     check_positive_int,
+    check_unit_interval,
     seed_from,
 )
 from ._mlp import FineTuner, check_finetune_params, init_layer, split_validation
@@ -43,12 +46,11 @@ def check_layer_params(layer_params, n_layers: int):
     return [dict(p) for p in layer_params]
 
 
-def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0):
-    """Greedy layer-wise pretraining: RBM i is fitted (by :class:`RBM`'s own code path) to the hidden
-    means of RBM i - 1 on X. Returns the fitted RBMs."""
-    rbms = []
-    data = X
+def stack_params(sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0):
+    """The full RBM parameters of every layer, each validated (so that a bad per-layer setting is
+    reported before any layer is trained)."""
     seeds = _layer_seeds(seed, len(sizes))
+    stack = []
     for i, size in enumerate(sizes):
         params = dict(common)
         params.update(
@@ -59,9 +61,33 @@ def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible="berno
             verbose=verbose,
         )
         params.update(layer_params[i])
-        rbm = RBM(**params).fit(data)
-        data = rbm.transform(data)
+        try:
+            RBM(**params)._check_params()
+        except (ValueError, TypeError) as err:
+            where = f"layer_params[{i}]" if layer_params[i] else f"layer {i + 1}"
+            raise type(err)(f"{where}: {err}") from None
+        stack.append(params)
+    return stack
+
+
+def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0, out=None):
+    """Greedy layer-wise pretraining: RBM i is fitted (by :class:`RBM`'s own code path) to the hidden
+    means of RBM i - 1 on X. Returns the fitted RBMs.
+
+    Every layer's parameters are validated before the first is trained. With ``out`` (a list), each
+    RBM is appended to it before it is fitted, so that a caller interrupted mid-stack can keep the
+    layers trained so far."""
+    stack = stack_params(
+        sizes, seed=seed, layer_params=layer_params, common=common, first_visible=first_visible, last_hidden=last_hidden,
+        verbose=verbose,
+    )
+    rbms = [] if out is None else out
+    data = X
+    for params in stack:
+        rbm = RBM(**params)
         rbms.append(rbm)
+        rbm.fit(data)
+        data = rbm.transform(data)
     return rbms
 
 
@@ -79,18 +105,21 @@ class _RBMStackParams:
     """Validation of the RBM settings DBN-style estimators share."""
 
     def _check_stack_params(self, learning_rate_name="learning_rate"):
-        check_hidden_layer_sizes(self.hidden_layer_sizes)
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_option(self.visible, "visible", ("bernoulli", "gaussian"))
         check_positive_int(self.k, "k")
-        if not isinstance(self.persistent, (bool, np.bool_)):
-            raise TypeError(f"persistent must be True or False; got {self.persistent!r}")
+        check_bool(self.persistent, "persistent")
         lr = getattr(self, learning_rate_name)
         if isinstance(lr, str):
             check_option(lr, learning_rate_name, ("auto",))
         else:
             check_number(lr, learning_rate_name, low=0, low_open=True)
-        self._dtype()
-        self._n_jobs()
+        check_layer_params(self.layer_params, len(sizes))
+        self._check_common_params()
+
+    def _bernoulli_tags(self, tags):
+        tags.input_tags.positive_only = self.visible == "bernoulli"
+        return tags
 
 
 class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
@@ -130,6 +159,7 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """
 
     _param_names = ()
+    _fitted_attribute = "rbms_"
 
     def __init__(
         self,
@@ -175,27 +205,45 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
             weight_decay=self.weight_decay, batch_size=self.batch_size, n_iter=self.n_iter, dtype=self.dtype, n_jobs=self.n_jobs,
         )
 
+    def _check_params(self):
+        self._check_stack_params()
+        check_number(self.momentum, "momentum", low=0, high=1, high_open=True)
+        check_number(self.final_momentum, "final_momentum", low=0, high=1, high_open=True)
+        check_positive_int(self.initial_momentum_epochs, "initial_momentum_epochs", minimum=0)
+        check_number(self.weight_decay, "weight_decay", low=0)
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.n_iter, "n_iter")
+
     def fit(self, X, y=None):
         """Greedy layer-wise pretraining on X.
+
+        Every setting (including each layer's ``layer_params``) and X are validated before anything
+        is trained. If training stops early (Ctrl-C, or a ``DivergenceError`` in some layer), the DBN
+        keeps the layers trained so far (the last one as it was when training stopped) and re-raises.
 
         Returns
         -------
         self : DBN
         """
-        self._check_stack_params()
+        self._check_params()
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         layer_params = check_layer_params(self.layer_params, len(sizes))
-        X = self._validate_X(X, reset=True, bernoulli=self.visible == "bernoulli", stream=True)
-        self._fit_seed = seed_from(self.random_state)
-        self._sample_calls = 0
-        self.rbms_ = pretrain_stack(
-            X, sizes, seed=self._fit_seed, layer_params=layer_params, common=self._rbm_common(),
-            first_visible=self.visible, verbose=self.verbose,
-        )
-        self.history_ = {
-            "layer": list(range(1, len(sizes) + 1)),
-            "reconstruction_error": [r.history_["reconstruction_error"][-1] for r in self.rbms_],
-        }
+        with self._fit_transaction() as commit:
+            X = self._validate_X(X, reset=True, bernoulli=self.visible == "bernoulli", stream=True)
+            self._fit_seed = seed_from(self.random_state)
+            self._sample_calls = 0
+            rbms = []
+            try:
+                pretrain_stack(
+                    X, sizes, seed=self._fit_seed, layer_params=layer_params, common=self._rbm_common(),
+                    first_visible=self.visible, verbose=self.verbose, out=rbms,
+                )
+            finally:
+                fitted = [r for r in rbms if hasattr(r, "components_")]
+                if fitted:
+                    commit()
+                    self.rbms_ = fitted
+                    self.history_ = _stack_history(fitted)
         return self
 
     @classmethod
@@ -216,7 +264,7 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         dbn.n_features_in_ = rbms[0].n_features_in_
         dbn._fit_seed = seed_from(random_state)
         dbn._sample_calls = 0
-        dbn.history_ = {"layer": list(range(1, len(rbms) + 1)), "reconstruction_error": [r.history_["reconstruction_error"][-1] for r in rbms]}
+        dbn.history_ = _stack_history(rbms)
         return dbn
 
     def transform(self, X):
@@ -254,13 +302,24 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
-        return tags
+        return self._bernoulli_tags(tags)
+
+
+def _stack_history(rbms):
+    """DBN history_: per layer, the reconstruction error of its last completed epoch (NaN if none)."""
+    return {
+        "layer": list(range(1, len(rbms) + 1)),
+        "reconstruction_error": [
+            r.history_["reconstruction_error"][-1] if r.history_.get("reconstruction_error") else float("nan") for r in rbms
+        ],
+    }
 
 
 class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """Pretraining of a stack of RBMs, then fine-tuning of the whole network plus an output layer."""
 
     _param_names = ("coefs_", "intercepts_")
+    _fitted_attribute = "coefs_"
     _output_activation = "identity"
     _loss = None
 
@@ -319,8 +378,7 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
 
     def _check_params(self):
         self._check_stack_params("pretrain_learning_rate")
-        if not isinstance(self.pretrain, (bool, np.bool_)):
-            raise TypeError(f"pretrain must be True or False; got {self.pretrain!r}")
+        check_bool(self.pretrain, "pretrain")
         check_positive_int(self.pretrain_iter, "pretrain_iter")
         check_number(self.pretrain_weight_decay, "pretrain_weight_decay", low=0)
         check_positive_int(self.finetune_iter, "finetune_iter", minimum=0)
@@ -371,8 +429,9 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         self._finetune_steps = 0
         self._optimizer_state = None
 
-    def _fit(self, X, Y, stratify=None):
-        """Pretraining on X, then fine-tuning on (X, Y) with Y (n, n_outputs) in the model's dtype."""
+    def _fit(self, X, Y, commit, stratify=None):
+        """Pretraining on X, then fine-tuning on (X, Y) with Y (n, n_outputs) in the model's dtype.
+        ``commit`` (of ``_fit_transaction``) is called once the new network exists."""
         validation = None
         train_X, train_Y = X, Y
         if self.early_stopping:
@@ -382,6 +441,7 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
             train_Y = np.ascontiguousarray(Y[tr])
             validation = (np.ascontiguousarray(X[va], dtype=self._dtype()), Y[va])
         self._initialise(train_X, Y.shape[1])
+        commit()
         tuner = FineTuner(self, self._hidden_activations(), self._loss)
         tuner.run(train_X, train_Y, n_epochs=self.finetune_iter, seed=self._fit_seed, validation=validation, score=self._validation_score, desc=type(self).__name__)
         return self
@@ -403,10 +463,25 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         outs = FineTuner(self, self._hidden_activations(), self._loss).forward(X, all_layers=True)
         return outs[-2]
 
+    def _score_targets(self, X, y):
+        """Checks the (X, y) given to ``score``: X as for predict, one finite target per sample."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False, bernoulli=self.visible == "bernoulli")
+        if y is None:
+            raise ValueError(f"y is required: {type(self).__name__}.score compares predictions with the targets y; got None")
+        with _named_errors("y"):
+            y = _check_y(y, multi_output=self._loss == "squared_error", y_numeric=self._loss == "squared_error", estimator=self)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y must have the same number of samples (inconsistent numbers of samples); got {X.shape[0]} and {y.shape[0]}"
+            )
+        return X, y
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
-        return tags
+        return self._bernoulli_tags(tags)
 
 
 class DBNClassifier(ClassifierMixin, _FineTunedDBN):
@@ -485,25 +560,17 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
         self : DBNClassifier
         """
         self._check_params()
-        X, y = validate_data(self, X, y, dtype=self._dtype(), order="C") if False else self._validate_Xy(X, y)
-        check_classification_targets(y)
-        self._label_encoder = LabelEncoder().fit(y)
-        self.classes_ = self._label_encoder.classes_
-        codes = self._label_encoder.transform(y)
-        Y = np.zeros((len(codes), len(self.classes_)), dtype=self._dtype())
-        Y[np.arange(len(codes)), codes] = 1
-        return self._fit(X, Y, stratify=codes if len(self.classes_) > 1 else None)
-
-    def _validate_Xy(self, X, y):
-        from ._base import _refuse_non_numeric
-
-        _refuse_non_numeric(X, "X")
-        X, y = validate_data(self, X, y, dtype=self._dtype(), order="C", accept_sparse=False)
-        if self.visible == "bernoulli":
-            from ._base import check_unit_interval
-
-            check_unit_interval(X)
-        return X, column_or_1d(y, warn=True)
+        with self._fit_transaction() as commit:
+            X = self._validate_X(X, reset=True, stream=True)
+            y = self._validate_y(y, X.shape[0], classification=True)
+            if self.visible == "bernoulli":
+                check_unit_interval(X)
+            self._label_encoder = LabelEncoder().fit(y)
+            self.classes_ = self._label_encoder.classes_
+            codes = self._label_encoder.transform(y)
+            Y = np.zeros((len(codes), len(self.classes_)), dtype=self._dtype())
+            Y[np.arange(len(codes)), codes] = 1
+            return self._fit(X, Y, commit, stratify=codes if len(self.classes_) > 1 else None)
 
     def _validation_score(self, X_val, Y_val):
         proba = softmax(FineTuner(self, self._hidden_activations(), self._loss).forward(X_val), axis=1)
@@ -532,6 +599,11 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self._forward(X), axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on (X, y)."""
+        X, y = self._score_targets(X, y)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -614,21 +686,24 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
         self : DBNRegressor
         """
         self._check_params()
-        from ._base import _refuse_non_numeric, check_unit_interval
-
-        _refuse_non_numeric(X, "X")
-        X, y = validate_data(self, X, y, dtype=self._dtype(), order="C", multi_output=True, y_numeric=True)
-        if self.visible == "bernoulli":
-            check_unit_interval(X)
-        Y = np.asarray(y, dtype=np.float64)
-        self._y_1d = Y.ndim == 1
-        Y = Y.reshape(len(Y), -1)
-        self.n_outputs_ = Y.shape[1]
-        self.y_mean_ = Y.mean(axis=0)
-        scale = Y.std(axis=0)
-        self.y_scale_ = np.where(scale > 1e-12, scale, 1.0)
-        Y = np.ascontiguousarray((Y - self.y_mean_) / self.y_scale_, dtype=self._dtype())
-        return self._fit(X, Y)
+        with self._fit_transaction() as commit:
+            X = self._validate_X(X, reset=True, stream=True)
+            y = self._validate_y(y, X.shape[0], classification=False, multi_output=True)
+            if sp.issparse(y):
+                y = y.toarray()
+            Y = np.asarray(y, dtype=np.float64)
+            if Y.ndim > 2:
+                raise ValueError(f"y must be 1-D or 2-D (n_samples, n_outputs); got a {Y.ndim}-D array of shape {Y.shape}")
+            if self.visible == "bernoulli":
+                check_unit_interval(X)
+            self._y_1d = Y.ndim == 1
+            Y = Y.reshape(len(Y), -1)
+            self.n_outputs_ = Y.shape[1]
+            self.y_mean_ = Y.mean(axis=0)
+            scale = Y.std(axis=0)
+            self.y_scale_ = np.where(scale > 1e-12, scale, 1.0)
+            Y = np.ascontiguousarray((Y - self.y_mean_) / self.y_scale_, dtype=self._dtype())
+            return self._fit(X, Y, commit)
 
     def _validation_score(self, X_val, Y_val):
         pred = FineTuner(self, self._hidden_activations(), self._loss).forward(X_val).astype(np.float64)
@@ -646,6 +721,11 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
         """
         pred = self._forward(X).astype(np.float64) * self.y_scale_ + self.y_mean_
         return pred[:, 0] if self._y_1d else pred
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 on (X, y)."""
+        X, y = self._score_targets(X, y)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

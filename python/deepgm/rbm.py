@@ -15,6 +15,7 @@ from . import _core
 from ._base import (
     DeepGMEstimator,
     batch_rows,
+    check_bool,
     check_number,
     check_option,
     check_positive_int,
@@ -125,6 +126,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
         "scale_",
     )
     _state_names = ("components_velocity_", "intercept_hidden_velocity_", "intercept_visible_velocity_")
+    _fitted_attribute = "components_"
 
     def __init__(
         self,
@@ -170,8 +172,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
         check_option(self.visible, "visible", ("bernoulli", "gaussian"))
         check_option(self.hidden, "hidden", ("bernoulli", "gaussian"))
         check_positive_int(self.k, "k")
-        if not isinstance(self.persistent, (bool, np.bool_)):
-            raise TypeError(f"persistent must be True or False; got {self.persistent!r}")
+        check_bool(self.persistent, "persistent")
         self._learning_rate()
         check_number(self.momentum, "momentum", low=0, high=1, high_open=True)
         check_number(self.final_momentum, "final_momentum", low=0, high=1, high_open=True)
@@ -179,8 +180,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
         check_number(self.weight_decay, "weight_decay", low=0)
         check_positive_int(self.batch_size, "batch_size")
         check_positive_int(self.n_iter, "n_iter")
-        self._dtype()
-        self._n_jobs()
+        self._check_common_params()
 
     def _learning_rate(self) -> float:
         if isinstance(self.learning_rate, str):
@@ -263,8 +263,10 @@ class RBM(TransformerMixin, DeepGMEstimator):
         self : RBM
         """
         self._check_params()
-        X = self._check_X(X, reset=True, stream=True)
-        self._init_params(X)
+        with self._fit_transaction() as commit:
+            X = self._check_X(X, reset=True, stream=True)
+            self._init_params(X)
+            commit()
         self._train(X, n_epochs=self.n_iter, shuffle=True)
         return self
 
@@ -278,11 +280,13 @@ class RBM(TransformerMixin, DeepGMEstimator):
         """
         self._check_params()
         first = not hasattr(self, "components_")
-        X = self._check_X(X, reset=first, stream=True)
-        if first:
-            self._init_params(X)
-        else:
-            self._accumulate_visible_mean(X)
+        with self._fit_transaction() as commit:
+            X = self._check_X(X, reset=first, stream=True)
+            if first:
+                self._init_params(X)
+            else:
+                self._accumulate_visible_mean(X)
+            commit()
         self._train(X, n_epochs=1, shuffle=False)
         return self
 
@@ -321,10 +325,15 @@ class RBM(TransformerMixin, DeepGMEstimator):
                         )
                         self._steps += 1
                         bar.update()
+                    metrics = self._monitor(X)
+                    bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+                    if bad:
+                        # Parameters can stay finite while their products overflow (float32 weights
+                        # near 1e37): a model whose own metrics are not finite has diverged too.
+                        raise FloatingPointError(f"the monitored {', '.join(bad)} became non-finite")
             finally:
                 bar.close()
             self._epochs_done += 1
-            metrics = self._monitor(X)
             self._log_epoch(epoch=self._epochs_done, **metrics, time=self._timer() - start)
 
     def _accumulate_visible_mean(self, X):
@@ -417,17 +426,19 @@ class RBM(TransformerMixin, DeepGMEstimator):
         """
         self._check_fitted()
         check_positive_int(n_steps, "n_steps", minimum=0)
+        check_bool(return_means, "return_means")
         dtype = self._dtype()
-        seed = self._next_seed()
         if init is None:
             n_samples = check_positive_int(n_samples, "n_samples")
+        else:
+            V = self._model_space(self._check_X(init, name="init"))
+        seed = self._next_seed()
+        if init is None:
             rng = np.random.default_rng(seed)
             if self.visible == "bernoulli":
                 V = (rng.random((n_samples, self.n_features_in_)) < 0.5).astype(dtype)
             else:
                 V = rng.standard_normal((n_samples, self.n_features_in_)).astype(dtype)
-        else:
-            V = self._model_space(self._check_X(init, name="init"))
         if n_steps == 0:
             return self._data_space(V)
         sample, mean = _core.rbm_gibbs(
@@ -517,12 +528,20 @@ class RBM(TransformerMixin, DeepGMEstimator):
         if betas is None:
             betas = ais_schedule(check_positive_int(n_betas, "n_betas", minimum=2))
         else:
-            betas = np.ascontiguousarray(betas, dtype=np.float64)
-            if betas.ndim != 1 or betas.size < 2 or betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) < 0):
-                raise ValueError("betas must be a non-decreasing 1-D schedule from 0 to 1 with at least 2 entries")
-        means = self.visible_mean_ if base_rate is None else np.asarray(base_rate, dtype=np.float64)
+            betas = _float_array(betas, "betas")
+            if (
+                betas.ndim != 1 or betas.size < 2 or not np.all(np.isfinite(betas)) or betas[0] != 0 or betas[-1] != 1
+                or np.any(np.diff(betas) < 0)
+            ):
+                raise ValueError(
+                    "betas must be a non-decreasing 1-D schedule from 0 to 1 with at least 2 finite entries; "
+                    f"got an array of shape {betas.shape}" + (f" from {betas.flat[0]} to {betas.flat[-1]}" if betas.size else "")
+                )
+        means = self.visible_mean_ if base_rate is None else _float_array(base_rate, "base_rate")
         if means.shape != (self.n_features_in_,):
             raise ValueError(f"base_rate must have shape ({self.n_features_in_},); got {means.shape}")
+        if not np.all(np.isfinite(means)):
+            raise ValueError("base_rate must hold finite numbers; got NaN or inf")
         if self.visible == "bernoulli":
             p = np.clip(np.asarray(means, dtype=np.float64), 1e-3, 1 - 1e-3)
             base_bias = np.log(p / (1 - p)).astype(dtype)
@@ -552,11 +571,12 @@ class RBM(TransformerMixin, DeepGMEstimator):
         log_likelihood : float
         """
         self._check_fitted()
+        free_energy = self.free_energy(X)
         if log_z is None:
             log_z = self.log_partition(method, **log_partition_params)
         if isinstance(log_z, LogPartition):
             log_z = log_z.log_z
-        free_energy = self.free_energy(X)
+        log_z = check_number(log_z, "log_z")
         # Gaussian units live in standardised space: log p(x) = log p(z) - sum log scale.
         jacobian = float(np.sum(np.log(self.scale_.astype(np.float64)))) if self.visible == "gaussian" else 0.0
         return float(np.mean(-free_energy) - float(log_z) - jacobian)
@@ -564,9 +584,21 @@ class RBM(TransformerMixin, DeepGMEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # Bernoulli visible units refuse negative values (and values above 1).
+        tags.input_tags.positive_only = self.visible == "bernoulli"
         tags.transformer_tags.preserves_dtype = [self.dtype if isinstance(self.dtype, str) else np.dtype(self.dtype).name]
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _float_array(value, name):
+    """value as a float64 array, with a ValueError naming ``name`` for non-numeric input."""
+    if isinstance(value, str) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "f") in "USVOc"):
+        raise TypeError(f"{name} must be an array of real numbers; got {value!r:.80}")
+    try:
+        return np.ascontiguousarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of real numbers; got {value!r:.80} ({err})") from None
 
 
 def ais_schedule(n_betas: int) -> np.ndarray:

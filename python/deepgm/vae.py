@@ -10,11 +10,12 @@ from scipy.special import logsumexp
 from sklearn.base import TransformerMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _core
 from ._base import (
     DeepGMEstimator,
+    _named_errors,
     check_dtype,
     batch_rows,
     check_hidden_layer_sizes,
@@ -85,6 +86,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
     """
 
     _param_names = ("encoder_coefs_", "encoder_intercepts_", "decoder_coefs_", "decoder_intercepts_")
+    _fitted_attribute = "encoder_coefs_"
     _conditioning = "none"
 
     def __init__(
@@ -139,11 +141,13 @@ class VAE(TransformerMixin, DeepGMEstimator):
         check_number(self.weight_decay, "weight_decay", low=0)
         check_positive_int(self.batch_size, "batch_size")
         check_positive_int(self.n_iter, "n_iter")
-        self._dtype()
-        self._n_jobs()
+        self._check_common_params()
 
     def _check_X(self, X, *, reset=False, name="X", stream=False):
-        return self._validate_X(X, reset=reset, bernoulli=self.likelihood == "bernoulli", name=name, stream=stream)
+        return self._validate_X(
+            X, reset=reset, bernoulli=self.likelihood == "bernoulli", name=name, stream=stream,
+            unit_what="likelihood='bernoulli'", unit_hint="likelihood='gaussian'",
+        )
 
     # -- the network --------------------------------------------------------------------------------
 
@@ -157,6 +161,8 @@ class VAE(TransformerMixin, DeepGMEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # The Bernoulli decoder needs data in [0, 1].
+        tags.input_tags.positive_only = self.likelihood == "bernoulli"
         tags.transformer_tags.preserves_dtype = [np.dtype(check_dtype(self.dtype)).name] if _valid_dtype(self.dtype) else ["float32"]
         return tags
 
@@ -237,8 +243,10 @@ class VAE(TransformerMixin, DeepGMEstimator):
         self : VAE
         """
         self._check_params()
-        X = self._check_X(X, reset=True, stream=True)
-        self._init_params(X.shape[1])
+        with self._fit_transaction() as commit:
+            X = self._check_X(X, reset=True, stream=True)
+            self._init_params(X.shape[1])
+            commit()
         self._train(X, None, n_epochs=self.n_iter, shuffle=True)
         return self
 
@@ -251,9 +259,11 @@ class VAE(TransformerMixin, DeepGMEstimator):
         """
         self._check_params()
         first = not hasattr(self, "encoder_coefs_")
-        X = self._check_X(X, reset=first, stream=True)
-        if first:
-            self._init_params(X.shape[1])
+        with self._fit_transaction() as commit:
+            X = self._check_X(X, reset=first, stream=True)
+            if first:
+                self._init_params(X.shape[1])
+            commit()
         self._train(X, None, n_epochs=1, shuffle=False)
         return self
 
@@ -281,6 +291,8 @@ class VAE(TransformerMixin, DeepGMEstimator):
                         self._steps += 1
                         sums += np.array([loss, recon, kl]) * len(rows)
                         bar.update()
+                    if not np.all(np.isfinite(sums)):
+                        raise FloatingPointError(f"the epoch's mean -ELBO is {sums[0] / X.shape[0]}")
             finally:
                 bar.close()
             self.n_iter_ += 1
@@ -324,10 +336,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
         return _core.vae_decode(Z, *self._net(), **self._net_kwargs())
 
     def _check_Z(self, Z):
-        Z = check_array(Z, dtype=self._dtype(), order="C")
-        if Z.shape[1] != self.n_components:
-            raise ValueError(f"Z must have {self.n_components} columns (n_components); got {Z.shape[1]}")
-        return Z
+        return self._validate_array(Z, "Z", self.n_components, "n_components")
 
     def reconstruct(self, X):
         """decode(E[z | x]): the mean reconstruction of X.
@@ -552,10 +561,17 @@ class CVAE(VAE):
     # -- labels -------------------------------------------------------------------------------------
 
     def _set_classes(self, y, classes=None):
-        check_classification_targets(y)
-        labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-        if classes is not None and not np.isin(np.unique(y), labels).all():
-            raise ValueError(f"y holds labels not in classes: {sorted(set(np.unique(y)) - set(labels))}")
+        if classes is None:
+            labels = np.unique(y)
+        else:
+            with _named_errors("classes"):
+                classes = column_or_1d(np.asarray(classes))
+                check_classification_targets(classes)
+            labels = np.unique(classes)
+            if labels.size == 0:
+                raise ValueError("classes must hold at least one label; got an empty array")
+            if not np.isin(np.unique(y), labels).all():
+                raise ValueError(f"y holds labels not in classes: {sorted(set(np.unique(y)) - set(labels))}")
         self._label_encoder = LabelEncoder().fit(labels)
         self.classes_ = self._label_encoder.classes_
 
@@ -585,15 +601,13 @@ class CVAE(VAE):
         self : CVAE
         """
         self._check_params()
-        X = self._check_X(X, reset=True, stream=True)
-        y = column_or_1d(np.asarray(y), warn=True) if y is not None else None
-        if y is None:
-            raise ValueError("y is required: a CVAE is conditioned on class labels")
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X and y must have the same number of samples; got {X.shape[0]} and {y.shape[0]}")
-        self._set_classes(y)
-        codes = self._encode_labels(y, X.shape[0])
-        self._init_params(X.shape[1])
+        with self._fit_transaction() as commit:
+            X = self._check_X(X, reset=True, stream=True)
+            y = self._validate_y(y, X.shape[0], classification=True)
+            self._set_classes(y)
+            codes = self._encode_labels(y, X.shape[0])
+            self._init_params(X.shape[1])
+            commit()
         self._train(X, codes, n_epochs=self.n_iter, shuffle=True)
         return self
 
@@ -606,15 +620,15 @@ class CVAE(VAE):
         """
         self._check_params()
         first = not hasattr(self, "encoder_coefs_")
-        X = self._check_X(X, reset=first, stream=True)
-        y = column_or_1d(np.asarray(y), warn=True)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X and y must have the same number of samples; got {X.shape[0]} and {y.shape[0]}")
-        if first:
-            self._set_classes(y, classes)
-        codes = self._encode_labels(y, X.shape[0])
-        if first:
-            self._init_params(X.shape[1])
+        with self._fit_transaction() as commit:
+            X = self._check_X(X, reset=first, stream=True)
+            y = self._validate_y(y, X.shape[0], classification=True)
+            if first:
+                self._set_classes(y, classes)
+            codes = self._encode_labels(y, X.shape[0])
+            if first:
+                self._init_params(X.shape[1])
+            commit()
         self._train(X, codes, n_epochs=1, shuffle=False)
         return self
 
