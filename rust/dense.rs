@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{bernoulli_chunk, bias_activation, softplus, Activation, StreamKey};
+use crate::activations::{bce_with_logits, bernoulli_chunk, bias_activation, Activation, StreamKey};
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
 use crate::optim::{self, Optimizer};
@@ -197,14 +197,7 @@ pub fn loss_and_delta<T: Real>(
                     }
                     s
                 }
-                Loss::BinaryCrossEntropy => {
-                    let mut s = 0.0;
-                    for j in 0..n_out {
-                        s += (softplus(a[j]) - y[j] * a[j]).f64();
-                        d[j] = (crate::activations::sigmoid(a[j]) - y[j]) * inv_batch;
-                    }
-                    s
-                }
+                Loss::BinaryCrossEntropy => bce_with_logits(y, a, Some(d), inv_batch),
                 Loss::SoftmaxCrossEntropy => {
                     let max = a.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
                     let sum_exp: T = a.iter().map(|&v| (v - max).exp()).sum();

@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{sigmoid, softplus, StreamKey};
+use crate::activations::{bce_with_logits, sigmoid, StreamKey};
 use crate::dense::{backward, check_chain, forward, forward_with, zero_grads, Activations, Layer, LayerGrad, LayerMut};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gather_rows, Threads, View};
@@ -128,6 +128,8 @@ struct Pass<T> {
     /// Per sample: -log p(x | z) and KL(q || prior), in nats.
     recon: Vec<f64>,
     kl: Vec<f64>,
+    /// d(mean -log p(x | z)) / d(decoder output) (batch, n_features), when asked for.
+    delta: Vec<T>,
 }
 
 /// Per-sample losses of a batch.
@@ -150,7 +152,7 @@ impl Losses {
 #[inline]
 fn recon_nll<T: Real>(likelihood: Likelihood, x: &[T], out: &[T]) -> f64 {
     match likelihood {
-        Likelihood::Bernoulli => x.iter().zip(out).map(|(&x, &l)| (softplus(l) - x * l).f64()).sum(),
+        Likelihood::Bernoulli => bce_with_logits(x, out, None, T::one()),
         Likelihood::Gaussian { variance } => {
             let sq: f64 = x.iter().zip(out).map(|(&x, &m)| (x - m).f64().powi(2)).sum();
             0.5 * sq / variance + 0.5 * x.len() as f64 * (2.0 * std::f64::consts::PI * variance).ln()
@@ -315,7 +317,8 @@ impl<'a, T: Real> Vae<'a, T> {
     }
 
     /// Forward pass with given noise `eps` (n, n_latent).
-    fn pass(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>) -> Result<Pass<T>> {
+    /// With `want_delta`, also d(mean -log p(x|z)) / d(decoder output), fused with the loss.
+    fn pass(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>, want_delta: bool) -> Result<Pass<T>> {
         let s = self.spec;
         let n = batch.len(s.n_features);
         let labels = self.batch_labels(batch, n)?;
@@ -331,10 +334,27 @@ impl<'a, T: Real> Vae<'a, T> {
             let r = batch.rows.map(|r| r[i]).unwrap_or(i);
             &batch.x[r * d..(r + 1) * d]
         };
-        let recon: Vec<f64> = (0..n).into_par_iter().map(|i| recon_nll(s.likelihood, x_row(i), &out[i * d..(i + 1) * d])).collect();
+        let inv_n = T::of(1.0 / n.max(1) as f64);
+        let mut delta = if want_delta { vec![T::zero(); n * d] } else { vec![] };
+        let mut recon = vec![0.0f64; n];
+        if want_delta {
+            recon.par_iter_mut().zip(delta.par_chunks_mut(d)).enumerate().for_each(|(i, (r, row))| {
+                let (x, o) = (x_row(i), &out[i * d..(i + 1) * d]);
+                *r = match s.likelihood {
+                    Likelihood::Bernoulli => bce_with_logits(x, o, Some(row), inv_n),
+                    Likelihood::Gaussian { variance } => {
+                        let scale = inv_n / T::of(variance);
+                        row.iter_mut().zip(o.iter().zip(x)).for_each(|(g, (&o, &x))| *g = (o - x) * scale);
+                        recon_nll(s.likelihood, x, o)
+                    }
+                };
+            });
+        } else {
+            recon.par_iter_mut().enumerate().for_each(|(i, r)| *r = recon_nll(s.likelihood, x_row(i), &out[i * d..(i + 1) * d]));
+        }
         let k = s.n_latent;
         let kl: Vec<f64> = (0..n).map(|i| gaussian_kl(&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k], self.prior_mean(&labels, i))).collect();
-        Ok(Pass { batch: n, labels, encoder_input, encoder, mu, log_var, log_var_in_range, eps, decoder_input, decoder, recon, kl })
+        Ok(Pass { batch: n, labels, encoder_input, encoder, mu, log_var, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
     }
 
     /// Standard normal noise for a batch of n at training step `step`.
@@ -347,7 +367,7 @@ impl<'a, T: Real> Vae<'a, T> {
     /// Per-sample reconstruction terms and KL with the given noise (one sample of z per x).
     pub fn losses(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>) -> Result<Losses> {
         self.check()?;
-        let p = self.pass(batch, eps)?;
+        let p = self.pass(batch, eps, false)?;
         Ok(Losses { recon: p.recon, kl: p.kl })
     }
 
@@ -355,26 +375,11 @@ impl<'a, T: Real> Vae<'a, T> {
     /// (losses, encoder grads, decoder grads, class-mean grads).
     pub fn gradients(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>) -> Result<(Losses, Vec<LayerGrad<T>>, Vec<LayerGrad<T>>, Option<Vec<T>>)> {
         self.check()?;
-        let p = self.pass(batch, eps)?;
+        let mut p = self.pass(batch, eps, true)?;
         let s = self.spec;
-        let (n, k, d) = (p.batch, s.n_latent, s.n_features);
+        let (n, k) = (p.batch, s.n_latent);
         let inv_n = T::of(1.0 / n.max(1) as f64);
-
-        // d(mean -log p(x|z)) / d(decoder output)
-        let out = p.decoder.output();
-        let mut delta = vec![T::zero(); n * d];
-        delta.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
-            let r = batch.rows.map(|r| r[i]).unwrap_or(i);
-            let x = &batch.x[r * d..(r + 1) * d];
-            let o = &out[i * d..(i + 1) * d];
-            match s.likelihood {
-                Likelihood::Bernoulli => row.iter_mut().enumerate().for_each(|(j, g)| *g = (sigmoid(o[j]) - x[j]) * inv_n),
-                Likelihood::Gaussian { variance } => {
-                    let scale = inv_n / T::of(variance);
-                    row.iter_mut().enumerate().for_each(|(j, g)| *g = (o[j] - x[j]) * scale)
-                }
-            }
-        });
+        let delta = std::mem::take(&mut p.delta);
         let mut dec_grads = zero_grads(&self.decoder);
         let mut d_dec_input = vec![T::zero(); n * s.decoder_inputs()];
         backward(&self.decoder, View::new(&p.decoder_input, n, s.decoder_inputs()), &p.decoder, delta, &mut dec_grads, Some(&mut d_dec_input));

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numbers
 import re
+import signal
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -361,28 +363,27 @@ class DeepGMEstimator(BaseEstimator):
 
     # -- failure handling ---------------------------------------------------------------------------
 
+    #: Optimiser state (velocities, Adam moments and step count) restored with the parameters.
+    _state_names: tuple = ()
+
     def _snapshot(self) -> dict:
-        """Copies of the learned arrays, to restore if an epoch diverges."""
+        """Copies of the learned arrays and the optimiser state, to restore if an epoch diverges."""
         snap = {}
         for name in self._snapshot_names():
-            value = getattr(self, name, None)
-            if isinstance(value, np.ndarray):
-                snap[name] = value.copy()
-            elif isinstance(value, list):
-                snap[name] = [v.copy() for v in value]
+            if hasattr(self, name):
+                snap[name] = _copy_state(getattr(self, name))
         return snap
 
     def _snapshot_names(self):
-        return self._param_names
+        return tuple(self._param_names) + tuple(self._state_names)
 
     def _restore(self, snap: dict):
+        """Puts the snapshot back: arrays are overwritten in place (whoever holds them sees the
+        restored values), scalars reassigned."""
         for name, value in snap.items():
-            current = getattr(self, name)
-            if isinstance(current, np.ndarray):
-                current[...] = value
-            else:
-                for c, v in zip(current, value):
-                    c[...] = v
+            current = getattr(self, name, None)
+            if not _restore_in_place(current, value):
+                setattr(self, name, value)
 
     @contextmanager
     def _epoch_guard(self, epoch: int):
@@ -414,6 +415,24 @@ class DeepGMEstimator(BaseEstimator):
         return path
 
 
+def _copy_state(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, list):
+        return [_copy_state(v) for v in value]
+    return value
+
+
+def _restore_in_place(current, saved) -> bool:
+    """Copies ``saved`` into the arrays of ``current`` (same structure); False if it cannot."""
+    if isinstance(current, np.ndarray) and isinstance(saved, np.ndarray) and current.shape == saved.shape:
+        current[...] = saved
+        return True
+    if isinstance(current, list) and isinstance(saved, list) and len(current) == len(saved):
+        return all(_restore_in_place(c, s) for c, s in zip(current, saved))
+    return False
+
+
 def _refuse_non_numeric(X, name):
     """Clear errors for complex, string and object inputs before scikit-learn's conversion."""
     dtype = getattr(X, "dtype", None)
@@ -442,9 +461,11 @@ def _named_errors(name: str):
         raise (ValueError if isinstance(err, ValueError) else TypeError)(msg) from None
 
 
-def check_unit_interval(X, name="X", chunk_rows: int = 65536, *, what="Bernoulli visible units", hint="visible='gaussian'"):
+def check_unit_interval(X, name="X", chunk_rows: int | None = None, *, what="Bernoulli visible units", hint="visible='gaussian'"):
     """Fails unless every value of X lies in [0, 1] (Bernoulli units); reads X in chunks so that a
     memory-mapped X is not loaded at once."""
+    if chunk_rows is None:
+        chunk_rows = max(1, (4 << 20) // (X.dtype.itemsize * max(1, X.shape[1])))
     for start in range(0, X.shape[0], chunk_rows):
         block = X[start : start + chunk_rows]
         lo, hi = block.min(), block.max()
@@ -454,6 +475,60 @@ def check_unit_interval(X, name="X", chunk_rows: int = 65536, *, what="Bernoulli
                 f"{name} must hold values in [0, 1] for {what}; got values in [{lo:g}, {hi:g}]{negative} "
                 f"Scale the data to [0, 1], or use {hint} for real-valued data."
             )
+
+
+class _InterruptState:
+    """Ctrl-C received while training code runs with deferred interrupts (main thread only)."""
+
+    depth = 0
+    pending = False
+
+
+def _defer_sigint(signum, frame):
+    _InterruptState.pending = True
+
+
+@contextmanager
+def deferred_interrupts():
+    """Defers Ctrl-C (SIGINT) during training to the next :func:`interruption_point`.
+
+    Training loops call ``interruption_point()`` between minibatches and after each epoch's
+    bookkeeping, so a KeyboardInterrupt always leaves the estimator between two whole minibatch
+    updates, with its step counters, ``history_`` and ``n_iter_`` consistent with its parameters.
+    Only the main thread receives signals; elsewhere, or when the program has installed its own
+    SIGINT handler, this does nothing (Python then raises at the next bytecode after the running
+    kernel call returns). A Ctrl-C still pending on exit is raised there.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    install = False
+    previous = None
+    if main and _InterruptState.depth == 0:
+        try:
+            install = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            if install:
+                previous = signal.signal(signal.SIGINT, _defer_sigint)
+                _InterruptState.pending = False
+        except (ValueError, OSError):  # not the main interpreter
+            install = False
+    if main:
+        _InterruptState.depth += 1
+    try:
+        yield
+    finally:
+        if main:
+            _InterruptState.depth -= 1
+        if install:
+            signal.signal(signal.SIGINT, previous)
+            if _InterruptState.pending:
+                _InterruptState.pending = False
+                raise KeyboardInterrupt
+
+
+def interruption_point():
+    """Raises the KeyboardInterrupt of a Ctrl-C deferred by :func:`deferred_interrupts`."""
+    if _InterruptState.pending and threading.current_thread() is threading.main_thread():
+        _InterruptState.pending = False
+        raise KeyboardInterrupt
 
 
 def warn_if(condition: bool, message: str, category=UserWarning):

@@ -7,7 +7,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._base import batch_rows, check_bool, check_number, check_option, check_positive_int, minibatch
+from ._base import (
+    batch_rows,
+    check_bool,
+    check_number,
+    check_option,
+    check_positive_int,
+    deferred_interrupts,
+    interruption_point,
+    minibatch,
+)
 
 
 def init_layer(rng: np.random.Generator, n_in: int, n_out: int, dtype, scale: float = 0.01):
@@ -109,7 +118,14 @@ class FineTuner:
         with ``est.early_stopping`` training stops after ``n_iter_no_change`` epochs without an
         improvement of ``tol`` and the best parameters are restored. Per-epoch metrics go to
         ``history_`` ("loss", and "validation_score" when there is a validation set).
+
+        Ctrl-C stops between two minibatches (see ``deferred_interrupts``): the parameters are those
+        after the last whole step, ``history_``, ``loss_curve_`` and ``n_iter_`` cover the completed epochs.
         """
+        with deferred_interrupts():
+            self._run(X, Y, n_epochs=n_epochs, seed=seed, validation=validation, score=score, desc=desc)
+
+    def _run(self, X, Y, *, n_epochs, seed, validation, score, desc):
         est = self.est
         n = X.shape[0]
         best_score, best_params, stale = -np.inf, None, 0
@@ -123,6 +139,7 @@ class FineTuner:
             try:
                 with est._epoch_guard(epoch):
                     for rows in batches:
+                        interruption_point()
                         loss = self.step(X, Y, rows, seed=seed, step=est._finetune_steps)
                         est._finetune_steps += 1
                         total += loss * len(rows)
@@ -148,6 +165,7 @@ class FineTuner:
                     stale += 1
                 est.best_validation_score_ = max(best_score, val)
             est._log_epoch(epoch=est.n_iter_, **metrics, time=est._timer() - start)
+            interruption_point()
             if validation is not None and est.early_stopping and stale >= est.n_iter_no_change:
                 break
         if validation is not None and est.early_stopping and best_params is not None:

@@ -86,6 +86,7 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
     """
 
     _param_names = ("coefs_", "intercepts_")
+    _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps")
     _fitted_attribute = "coefs_"
 
     def __init__(

@@ -319,6 +319,7 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """Pretraining of a stack of RBMs, then fine-tuning of the whole network plus an output layer."""
 
     _param_names = ("coefs_", "intercepts_")
+    _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps")
     _fitted_attribute = "coefs_"
     _output_activation = "identity"
     _loss = None

@@ -19,6 +19,8 @@ from ._base import (
     check_number,
     check_option,
     check_positive_int,
+    deferred_interrupts,
+    interruption_point,
     minibatch,
     seed_from,
 )
@@ -125,7 +127,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
         "mean_",
         "scale_",
     )
-    _state_names = ("components_velocity_", "intercept_hidden_velocity_", "intercept_visible_velocity_")
+    _state_names = ("components_velocity_", "intercept_hidden_velocity_", "intercept_visible_velocity_", "_steps")
     _fitted_attribute = "components_"
 
     def __init__(
@@ -291,6 +293,12 @@ class RBM(TransformerMixin, DeepGMEstimator):
         return self
 
     def _train(self, X, *, n_epochs, shuffle):
+        """Epochs of CD updates. Ctrl-C stops between two minibatches (see ``deferred_interrupts``):
+        the parameters are those after the last whole update, ``history_`` holds the completed epochs."""
+        with deferred_interrupts():
+            self._train_epochs(X, n_epochs=n_epochs, shuffle=shuffle)
+
+    def _train_epochs(self, X, *, n_epochs, shuffle):
         rng = np.random.default_rng([self._fit_seed % 2**63, self._epochs_done]) if shuffle else None
         n_jobs = self._n_jobs()
         lr = self._learning_rate()
@@ -302,6 +310,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
             try:
                 with self._epoch_guard(self._epochs_done):
                     for rows in batches:
+                        interruption_point()
                         data, data_rows = self._batch(X, rows)
                         _core.rbm_cd_step(
                             data,
@@ -335,10 +344,13 @@ class RBM(TransformerMixin, DeepGMEstimator):
                 bar.close()
             self._epochs_done += 1
             self._log_epoch(epoch=self._epochs_done, **metrics, time=self._timer() - start)
+            interruption_point()
 
     def _accumulate_visible_mean(self, X):
         """partial_fit: visible_mean_ becomes the mean over all data seen so far."""
-        mean, _ = _column_moments(self._model_space(X) if self.visible == "gaussian" else X)
+        mean, _ = _column_moments(X)  # chunked: X (possibly a memory map) is never copied whole
+        if self.visible == "gaussian":  # the mean in the standardised space the parameters live in
+            mean = (mean - self.mean_.astype(np.float64)) / self.scale_.astype(np.float64)
         total = self._n_seen + X.shape[0]
         self.visible_mean_ = ((self.visible_mean_ * self._n_seen + mean * X.shape[0]) / total).astype(self._dtype())
         self._n_seen = total
@@ -349,7 +361,8 @@ class RBM(TransformerMixin, DeepGMEstimator):
             rows = np.arange(min(_MONITOR_ROWS, X.shape[0]))
         V = self._model_space(X[rows])
         recon = self._reconstruct_model_space(V)
-        metrics = {"reconstruction_error": float(np.mean(np.sum((V - recon) ** 2, axis=1)))}
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged model is reported by _train
+            metrics = {"reconstruction_error": float(np.mean(np.sum((V - recon) ** 2, axis=1)))}
         if self.visible == "bernoulli" and self.hidden == "bernoulli":
             pl = _core.rbm_pseudo_likelihood(
                 V, self.components_, self.intercept_visible_, self.intercept_hidden_, seed=self._fit_seed, step=0, n_jobs=self._n_jobs()
@@ -626,16 +639,25 @@ def _summarise_ais(log_w: np.ndarray, log_z_base: float) -> LogPartition:
     return LogPartition(float(log_z), std_error, float(lower), float(upper), "ais")
 
 
-def _column_moments(X, chunk_rows: int = 65536):
-    """Column means and variances of X (float64), reading X in chunks (memory maps stay on disk)."""
+#: Bytes of float64 working memory per chunk when a pass over the data reads it in chunks.
+_CHUNK_BYTES = 2 << 20
+
+
+def _column_moments(X, chunk_rows: int | None = None):
+    """Column means and variances of X (float64), reading X in chunks of at most 2 MB of float64
+    working memory (a memory-mapped X stays on disk; memory does not grow with the data)."""
     n = X.shape[0]
+    if chunk_rows is None:
+        chunk_rows = max(1, _CHUNK_BYTES // (8 * max(1, X.shape[1])))
     total = np.zeros(X.shape[1])
     for start in range(0, n, chunk_rows):
         total += np.asarray(X[start : start + chunk_rows], dtype=np.float64).sum(axis=0)
     mean = total / n
     sq = np.zeros(X.shape[1])
     for start in range(0, n, chunk_rows):
-        block = np.asarray(X[start : start + chunk_rows], dtype=np.float64) - mean
-        sq += np.einsum("ij,ij->j", block, block)
+        block = np.array(X[start : start + chunk_rows], dtype=np.float64)  # a copy: centred and squared in place
+        block -= mean
+        block *= block
+        sq += block.sum(axis=0)
     return mean, sq / n
 

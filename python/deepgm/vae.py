@@ -22,6 +22,8 @@ from ._base import (
     check_number,
     check_option,
     check_positive_int,
+    deferred_interrupts,
+    interruption_point,
     minibatch,
     seed_from,
 )
@@ -87,6 +89,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
 
     _param_names = ("encoder_coefs_", "encoder_intercepts_", "decoder_coefs_", "decoder_intercepts_")
     _fitted_attribute = "encoder_coefs_"
+    _state_names = ("_adam", "_adam_t", "_steps")
     _conditioning = "none"
 
     def __init__(
@@ -268,6 +271,12 @@ class VAE(TransformerMixin, DeepGMEstimator):
         return self
 
     def _train(self, X, codes, *, n_epochs, shuffle):
+        """Epochs of Adam steps. Ctrl-C stops between two minibatches (see ``deferred_interrupts``):
+        the parameters are those after the last whole step, ``history_`` holds the completed epochs."""
+        with deferred_interrupts():
+            self._train_epochs(X, codes, n_epochs=n_epochs, shuffle=shuffle)
+
+    def _train_epochs(self, X, codes, *, n_epochs, shuffle):
         dtype = self._dtype()
         net, kwargs = self._net(), self._net_kwargs()
         for _ in range(n_epochs):
@@ -279,6 +288,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
             try:
                 with self._epoch_guard(self.n_iter_):
                     for rows in batches:
+                        interruption_point()
                         data, data_rows = minibatch(X, rows, dtype)
                         labels = codes if (codes is None or data_rows is not None) else codes[rows]
                         self._adam_t += 1
@@ -298,6 +308,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
             self.n_iter_ += 1
             loss, recon, kl = sums / X.shape[0]
             self._log_epoch(epoch=self.n_iter_, loss=loss, reconstruction=recon, kl=kl, elbo=-loss, time=self._timer() - start)
+            interruption_point()
 
     # -- inference ----------------------------------------------------------------------------------
 
