@@ -46,16 +46,17 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
-def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, verbose=1, log=print):
+def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, verbose=1, log=print, settings=None):
     """Trains RBM, DBNClassifier, DeepAutoencoder, VAE and CVAE on the embedded MNIST data and writes
-    ``<out>/index.html``. Returns the summary rows (model, time in s, metric, value, reference)."""
+    ``<out>/index.html``. Returns the summary rows (model, time in s, metric, value, reference) and the
+    path of the index. ``settings`` overrides :data:`SETTINGS` (same keys), e.g. for tiny test runs."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
     from . import plotting
     from .report import Report
 
-    cfg = SETTINGS["full" if full else "quick"]
+    cfg = settings or SETTINGS["full" if full else "quick"]
     X, y = load_mnist()
     Xtr, ytr, Xte, yte = X[:8000], y[:8000], X[8000:], y[8000:]
     common = dict(random_state=random_state, n_jobs=n_jobs, verbose=verbose)
@@ -69,7 +70,8 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     ll = rbm.log_likelihood(Xte, log_z=log_z)
     rows.append(["RBM", t_rbm, "test log-likelihood (AIS), nats", ll, f"log Z = {log_z.log_z:.1f} ± {log_z.std_error:.2f}"])
     report.figure("Restricted Boltzmann machine", plotting.plot_filters(rbm, 100), "rbm_filters.png", "The first 100 RBM filters (rows of components_), each scaled to its own range.")
-    report.figure("Restricted Boltzmann machine", plotting.plot_samples(rbm.sample(36, n_steps=1000), title="RBM samples"), "rbm_samples.png", "RBM fantasies: 36 chains after 1,000 steps of Gibbs sampling from random states (visible means).")
+    steps = cfg.get("gibbs_steps", 1000)
+    report.figure("Restricted Boltzmann machine", plotting.plot_samples(rbm.sample(36, n_steps=steps), title="RBM samples"), "rbm_samples.png", f"RBM fantasies: 36 chains after {steps:,} steps of Gibbs sampling from random states (visible means).")
 
     log("[2/5] DBNClassifier 784-500-500-2000-10")
     clf, t_clf = _timed(lambda: DBNClassifier(**cfg["dbn"], **common).fit(Xtr, ytr))
@@ -77,7 +79,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     lr, t_lr = _timed(lambda: LogisticRegression(max_iter=200).fit(Xtr, ytr))
     rows.append(["DBNClassifier", t_clf, "test error", err, f"logistic regression: {1 - lr.score(Xte, yte):.4f}"])
     dbn = DBN.from_rbms(clf.rbms_, random_state=random_state)
-    report.figure("Deep belief network", plotting.plot_samples(dbn.sample(36, n_steps=1000), title="DBN samples"), "dbn_samples.png", "DBN samples: Gibbs sampling in the top RBM of the pretrained stack, then a down pass to the pixels.")
+    report.figure("Deep belief network", plotting.plot_samples(dbn.sample(36, n_steps=steps), title="DBN samples"), "dbn_samples.png", "DBN samples: Gibbs sampling in the top RBM of the pretrained stack, then a down pass to the pixels.")
     report.figure("Deep belief network", plotting.plot_training_curves(clf, ["loss"], title="DBNClassifier fine-tuning"), "dbn_curves.png", "Cross-entropy of the training set during fine-tuning by backpropagation.")
 
     log("[3/5] DeepAutoencoder 784-1000-500-250-30")
@@ -101,12 +103,12 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     report.figure("Variational autoencoder", plotting.plot_samples(vae.sample(36), title="VAE samples"), "vae_samples.png", "VAE samples: z ~ N(0, I) through the decoder (pixel probabilities).")
     report.figure("Variational autoencoder", plotting.plot_reconstructions(show, vae.reconstruct(show), labels=["input", "VAE"]), "vae_reconstructions.png", "Test digits and their VAE reconstructions decode(E[z | x]).")
     report.figure("Variational autoencoder", plotting.plot_latent_map(vae2.transform(Xte), yte, title="2-D VAE: test digits"), "vae_latent_map.png", "Posterior means of the test digits under a VAE with a 2-D latent space, coloured by class.")
-    report.figure("Variational autoencoder", plotting.plot_manifold(vae2, n=15), "vae_manifold.png", "The decoded manifold of the 2-D VAE: a 15 x 15 grid of latent points.")
+    report.figure("Variational autoencoder", plotting.plot_manifold(vae2, n=15), "vae_manifold.png", "The decoded manifold of the 2-D VAE: a 15 x 15 grid of latent points in [-2.5, 2.5]^2.")
     report.figure("Variational autoencoder", plotting.plot_training_curves(vae, ["elbo", "reconstruction", "kl"], title="VAE training"), "vae_curves.png", "Per-epoch ELBO, reconstruction term and KL term of the 20-D VAE on the training set.")
 
     log("[5/5] CVAE with learned class prior means")
     cvae, t_cvae = _timed(lambda: CVAE(**cfg["cvae"], **common).fit(Xtr, ytr))
-    per_class = 100
+    per_class = cfg.get("samples_per_class", 100)
     labels = np.repeat(cvae.classes_, per_class)
     samples = cvae.sample(len(labels), y=labels)
     recognised = float(np.mean(lr.predict(samples) == labels))

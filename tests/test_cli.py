@@ -1,0 +1,139 @@
+"""The `deepgm` command end to end, in a temporary folder, with small settings."""
+
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deepgm
+from deepgm.cli import main
+from deepgm.demo import run_demo
+
+TINY = {
+    "rbm": dict(n_components=16, n_iter=1),
+    "ais": dict(n_chains=8, n_betas=20),
+    "dbn": dict(hidden_layer_sizes=(16, 8), pretrain_iter=1, finetune_iter=1),
+    "ae": dict(hidden_layer_sizes=(16,), n_components=4, pretrain_iter=1, finetune_iter=1),
+    "vae": dict(n_components=4, hidden_layer_sizes=(16,), n_iter=1),
+    "vae2d": dict(n_components=2, hidden_layer_sizes=(16,), n_iter=1),
+    "cvae": dict(n_components=4, hidden_layer_sizes=(16,), n_iter=1),
+    "n_importance": 4,
+    "gibbs_steps": 5,
+    "samples_per_class": 5,
+}
+
+
+def run_cli(*args, cwd):
+    """Runs `python -m deepgm.cli ...` in a subprocess: exit status, stdout, stderr."""
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-m", "deepgm.cli", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+class _Sources(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href"):
+                self.sources.append(value)
+
+
+def test_demo_report_references_only_files_that_exist(tmp_path):
+    rows, index = run_demo(tmp_path / "report", settings=TINY, verbose=0, log=lambda *_: None)
+    assert [r[0] for r in rows] == ["RBM", "DBNClassifier", "DeepAutoencoder", "VAE", "CVAE"]
+    assert all(np.isfinite(r[3]) for r in rows)
+    html = Path(index).read_text()
+    parser = _Sources()
+    parser.feed(html)
+    images = [s for s in parser.sources if s.endswith(".png")]
+    assert len(images) >= 10, "filters, samples, reconstructions, latent map, class samples, curves"
+    for src in parser.sources:
+        assert (Path(index).parent / src).is_file(), f"broken reference {src}"
+    # Every figure has a caption; the page scales images to its width (no sideways scrolling).
+    assert html.count("<figcaption>") == len(images)
+    assert "max-width: 100%" in html and 'name="viewport"' in html
+    for required in ("RBM filters", "CVAE samples", "PCA"):
+        assert required in html
+
+
+def test_train_then_sample_every_generative_model(tmp_path):
+    for model, extra in [("rbm", ["--n-components", "8", "--n-iter", "1"]), ("dbn", ["--hidden-layer-sizes", "8,4", "--n-iter", "1"]),
+                         ("vae", ["--n-components", "2", "--hidden-layer-sizes", "8", "--n-iter", "1"]),
+                         ("cvae", ["--n-components", "2", "--hidden-layer-sizes", "8", "--n-iter", "1"])]:
+        out = tmp_path / f"{model}.safetensors"
+        code, stdout, stderr = run_cli("train", model, *extra, "--random-state", "0", "--out", str(out), cwd=tmp_path)
+        assert code == 0, stderr
+        assert out.is_file() and "saved to" in stdout
+        grid = tmp_path / f"{model}.png"
+        args = ["sample", str(out), "-n", "12", "--out", str(grid)] + (["--steps", "5"] if model in ("rbm", "dbn") else [])
+        code, stdout, stderr = run_cli(*args, cwd=tmp_path)
+        assert code == 0, stderr
+        assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, stderr = run_cli("sample", str(tmp_path / "cvae.safetensors"), "-n", "6", "--label", "3", "--out", str(tmp_path / "threes.npy"), cwd=tmp_path)
+    assert code == 0, stderr
+    assert np.load(tmp_path / "threes.npy").shape == (6, 784)
+
+
+def test_train_supervised_models_on_user_data(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.random((120, 10)).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(int)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    np.savetxt(tmp_path / "data.csv", np.column_stack([X, y]), delimiter=",")
+    for data in ("data.npz", "data.csv"):
+        out = tmp_path / f"clf-{data}.safetensors"
+        code, stdout, stderr = run_cli("train", "dbn-classifier", "--data", data, "--hidden-layer-sizes", "8", "--pretrain-iter", "1",
+                                       "--finetune-iter", "2", "--out", str(out), cwd=tmp_path)
+        assert code == 0, stderr
+        clf = deepgm.load(out)
+        assert clf.n_features_in_ == 10 and set(clf.classes_) == {0, 1}
+
+
+def test_help_lists_each_models_hyperparameters(tmp_path):
+    code, stdout, _ = run_cli("train", "vae", "--help", cwd=tmp_path)
+    assert code == 0
+    for option in ("--n-components", "--hidden-layer-sizes", "--learning-rate", "--likelihood", "--out", "--data"):
+        assert option in stdout
+    for command in ("demo", "train", "sample", "bench"):
+        assert command in run_cli("--help", cwd=tmp_path)[1]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "rbm", "--n-components", "0"], "n_components"),
+        (["train", "rbm", "--visible", "poisson"], "visible"),
+        (["train", "rbm", "--data", "missing-folder"], "no such file"),
+        (["train", "cvae", "--data", "x.npy"], "labels"),
+        (["sample", "missing.safetensors"], "no such model file"),
+        (["sample", "corrupt.safetensors"], "not a valid deepgm model"),
+        (["train", "rbm", "--persistent", "maybe"], "persistent"),
+    ],
+)
+def test_bad_options_and_files_are_one_clear_line(tmp_path, args, message):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 5)))
+    (tmp_path / "corrupt.safetensors").write_bytes(b"not a model")
+    code, stdout, stderr = run_cli(*args, cwd=tmp_path)
+    assert code != 0
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.strip().splitlines() if line]
+    assert len(lines) == 1, stderr
+    assert re.search(message, lines[0], re.IGNORECASE), lines[0]
+
+
+def test_unknown_option_is_an_argparse_error(tmp_path):
+    code, _, stderr = run_cli("train", "rbm", "--no-such-option", "1", cwd=tmp_path)
+    assert code == 2 and "unrecognized arguments" in stderr and "Traceback" not in stderr
+
+
+def test_main_returns_status_without_exiting(tmp_path, capsys):
+    assert main(["sample", str(tmp_path / "nothing.safetensors")]) == 2
+    assert "no such model file" in capsys.readouterr().err

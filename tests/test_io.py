@@ -1,0 +1,167 @@
+"""Saving and loading (safetensors + JSON) and pickling: identical outputs, atomic writes, clear errors."""
+
+import json
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import deepgm
+from deepgm import CVAE, DBN, RBM, VAE, DBNClassifier, DBNRegressor, DeepAutoencoder
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = deepgm.datasets.load_mnist()
+    return X[:600], y[:600]
+
+
+def fitted(name, data):
+    X, y = data
+    if name == "RBM":
+        return RBM(16, n_iter=2, persistent=True, random_state=0).fit(X), X
+    if name == "DBN":
+        return DBN((16, 8), n_iter=1, random_state=0).fit(X), X
+    if name == "DBNClassifier":
+        return DBNClassifier((16, 8), pretrain_iter=1, finetune_iter=2, random_state=0).fit(X, y.astype(str)), X
+    if name == "DBNRegressor":
+        Xr = np.random.default_rng(0).random((200, 3))
+        return DBNRegressor((8,), pretrain_iter=1, finetune_iter=2, random_state=0).fit(Xr, Xr.sum(1)), Xr
+    if name == "DeepAutoencoder":
+        return DeepAutoencoder((16,), n_components=4, pretrain_iter=1, finetune_iter=1, random_state=0).fit(X), X
+    if name == "VAE":
+        return VAE(3, hidden_layer_sizes=(16,), n_iter=1, random_state=0).fit(X), X
+    if name == "CVAE":
+        return CVAE(3, hidden_layer_sizes=(16,), n_iter=1, random_state=0).fit(X, y), X
+    raise KeyError(name)
+
+
+def outputs(est, X, y):
+    """Everything an estimator computes, deterministic and random (with its own streams)."""
+    name = type(est).__name__
+    out = {}
+    if name == "CVAE":
+        out["transform"] = est.transform(X[:20], y[:20])
+        out["elbo"] = est.elbo(X[:20], y[:20])
+        out["sample"] = est.sample(5, y=2)
+        return out
+    if hasattr(est, "predict"):
+        out["predict"] = est.predict(X[:20])
+    if hasattr(est, "predict_proba"):
+        out["proba"] = est.predict_proba(X[:20])
+    if hasattr(est, "transform"):
+        out["transform"] = est.transform(X[:20])
+    if name in ("RBM", "DBN"):
+        out["sample"] = est.sample(4, n_steps=5)
+    if name == "RBM":
+        out["score_samples"] = est.score_samples(X[:20])
+        out["gibbs"] = est.gibbs(X[:5])
+    if name == "VAE":
+        out["sample"] = est.sample(4)
+        out["elbo"] = est.elbo(X[:20])
+        out["ll"] = est.log_likelihood(X[:5], n_importance=8)
+    if name == "DeepAutoencoder":
+        out["reconstruct"] = est.reconstruct(X[:20])
+    return out
+
+
+NAMES = ["RBM", "DBN", "DBNClassifier", "DBNRegressor", "DeepAutoencoder", "VAE", "CVAE"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_and_pickle_give_identical_outputs(name, data, tmp_path):
+    est, X = fitted(name, data)
+    y = data[1]
+    path = tmp_path / "model.safetensors"
+    assert est.save(path) == path
+    loaded = deepgm.load(path)
+    pickled = pickle.loads(pickle.dumps(est))
+    assert type(loaded) is type(est)
+    assert loaded.get_params() == est.get_params()
+    want = outputs(est, X, y)
+    for other in (loaded, pickled):
+        got = outputs(other, X, y)
+        assert want.keys() == got.keys()
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}.{key}")
+
+
+def test_loaded_model_keeps_training_like_the_original(data, tmp_path):
+    X, _ = data
+    a = RBM(16, n_iter=1, random_state=0).fit(X)
+    a.save(tmp_path / "a.safetensors")
+    b = deepgm.load(tmp_path / "a.safetensors")
+    a.partial_fit(X[:100])
+    b.partial_fit(X[:100])
+    np.testing.assert_array_equal(a.components_, b.components_)
+
+
+def test_metadata_holds_hyperparameters_and_version(data, tmp_path):
+    from safetensors import safe_open
+
+    est, _ = fitted("VAE", data)
+    est.save(tmp_path / "m.safetensors")
+    with safe_open(str(tmp_path / "m.safetensors"), "np") as f:
+        meta = json.loads(f.metadata()["deepgm"])
+    assert meta["library_version"] == deepgm.__version__
+    assert meta["format_version"] == deepgm.io.FORMAT_VERSION
+    assert meta["estimator"]["class"] == "VAE"
+    assert meta["estimator"]["params"]["n_components"] == {"value": 3}
+
+
+def test_truncated_and_corrupted_files_are_clear_errors(data, tmp_path):
+    est, _ = fitted("RBM", data)
+    good = tmp_path / "good.safetensors"
+    est.save(good)
+    raw = good.read_bytes()
+    cases = {
+        "truncated": raw[: len(raw) // 2],
+        "empty": b"",
+        "garbage": b"\x00" * 64,
+        "bad header": struct.pack("<Q", 10) + b"{not json}",
+    }
+    for label, blob in cases.items():
+        bad = tmp_path / f"{label}.safetensors"
+        bad.write_bytes(blob)
+        with pytest.raises(ValueError, match="not a valid deepgm model file|corrupt|not a deepgm model"):
+            deepgm.load(bad)
+    with pytest.raises(FileNotFoundError):
+        deepgm.load(tmp_path / "missing.safetensors")
+
+
+def test_newer_format_version_is_refused(data, tmp_path):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "future.safetensors"
+    save_file({"x": np.zeros(1, np.float32)}, str(path), metadata={"deepgm": json.dumps({"format_version": 99, "library_version": "9.0", "estimator": {}})})
+    with pytest.raises(ValueError, match="format version 99.*upgrade"):
+        deepgm.load(path)
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(data, tmp_path, monkeypatch):
+    est, _ = fitted("RBM", data)
+    path = tmp_path / "model.safetensors"
+    est.save(path)
+    before = path.read_bytes()
+
+    import safetensors.numpy
+
+    def crash(*args, **kwargs):
+        # Write part of the file, then fail, as a crash mid-write would.
+        with open(args[1], "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        est.save(path)
+    assert path.read_bytes() == before, "the previous model is intact"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"], "no temporary file left behind"
+
+
+def test_saving_an_unfitted_estimator_fails(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        RBM().save(tmp_path / "x.safetensors")

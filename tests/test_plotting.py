@@ -1,0 +1,63 @@
+"""The pictures: every plotting function draws and saves a PNG of the right content."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+import deepgm
+from deepgm import plotting
+
+
+@pytest.fixture(scope="module")
+def models():
+    X, y = deepgm.datasets.load_mnist()
+    X, y = X[:500], y[:500]
+    rbm = deepgm.RBM(16, n_iter=2, random_state=0).fit(X)
+    vae = deepgm.VAE(2, hidden_layer_sizes=(16,), n_iter=2, random_state=0).fit(X)
+    cvae = deepgm.CVAE(2, hidden_layer_sizes=(16,), n_iter=2, random_state=0).fit(X, y)
+    return X, y, rbm, vae, cvae
+
+
+def saved(fig, tmp_path, name):
+    path = tmp_path / name
+    fig.savefig(path)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return path
+
+
+def test_tile_places_images_in_a_grid():
+    images = np.arange(6 * 4, dtype=float).reshape(6, 4)  # six 2x2 images
+    mosaic = plotting.tile(images, n_cols=3, image_shape=(2, 2), padding=1, normalize=None)
+    assert mosaic.shape == (2 * 3 + 1, 3 * 3 + 1)
+    np.testing.assert_array_equal(mosaic[1:3, 1:3], images[0].reshape(2, 2))
+    np.testing.assert_array_equal(mosaic[4:6, 7:9], images[5].reshape(2, 2))
+    with pytest.raises(ValueError, match="square"):
+        plotting.tile(np.zeros((2, 5)))
+
+
+def test_every_plot_renders(models, tmp_path):
+    X, y, rbm, vae, cvae = models
+    saved(plotting.plot_filters(rbm, 16), tmp_path, "filters.png")
+    saved(plotting.plot_samples(rbm.sample(4, n_steps=5)), tmp_path, "samples.png")
+    saved(plotting.plot_reconstructions(X[:5], rbm.reconstruct(X[:5]), vae.reconstruct(X[:5]), labels=["in", "rbm", "vae"]), tmp_path, "rec.png")
+    saved(plotting.plot_training_curves(vae, ["elbo", "kl"]), tmp_path, "curves.png")
+    saved(plotting.plot_latent_map(vae.transform(X), y), tmp_path, "latent.png")
+    saved(plotting.plot_manifold(vae, n=5), tmp_path, "manifold.png")
+    fig = plotting.plot_class_samples(cvae, 3)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [str(c) for c in cvae.classes_]
+    saved(fig, tmp_path, "classes.png")
+
+
+def test_plot_errors_are_clear(models):
+    X, y, rbm, vae, cvae = models
+    with pytest.raises(ValueError, match="2-D codes"):
+        plotting.plot_latent_map(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="same shape"):
+        plotting.plot_reconstructions(X[:3], X[:4])
+    big = deepgm.VAE(3, hidden_layer_sizes=(8,), n_iter=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="n_components=2"):
+        plotting.plot_manifold(big)
