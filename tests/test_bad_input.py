@@ -780,3 +780,21 @@ def test_degenerate_shapes_never_panic_across_the_boundary(case):
         call()
     except Exception:  # noqa: BLE001 - any ordinary exception is acceptable here
         pass
+
+
+def test_data_frames_feature_names_are_checked_and_kept_only_on_success():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X01, columns=[f"f{i}" for i in range(D)])
+    rbm = RBM(3, n_iter=1, random_state=0).fit(frame)
+    np.testing.assert_array_equal(rbm.feature_names_in_, frame.columns)
+    before = state(rbm)
+    renamed = frame.rename(columns={"f0": "g0"})
+    raises_named("X", lambda: rbm.transform(renamed), "feature names")
+    raises_named("v", lambda: rbm.gibbs(renamed), "feature names")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        rbm.fit(renamed + 1)  # refused: neither its names nor its feature count are kept
+    assert state(rbm) == before
+    unfitted = RBM(3)
+    with pytest.raises(ValueError):
+        unfitted.fit(renamed - 1)
+    assert not hasattr(unfitted, "feature_names_in_") and not hasattr(unfitted, "n_features_in_")

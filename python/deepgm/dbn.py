@@ -465,18 +465,19 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         return outs[-2]
 
     def _score_targets(self, X, y):
-        """Checks the (X, y) given to ``score``: X as for predict, one finite target per sample."""
+        """Checks the (X, y) given to ``score``: X as for predict, one finite target per sample.
+        Returns the validated y (X itself is validated again by predict)."""
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False, bernoulli=self.visible == "bernoulli")
+        n_samples = self._validate_X(X, reset=False, bernoulli=self.visible == "bernoulli").shape[0]
         if y is None:
             raise ValueError(f"y is required: {type(self).__name__}.score compares predictions with the targets y; got None")
         with _named_errors("y"):
             y = _check_y(y, multi_output=self._loss == "squared_error", y_numeric=self._loss == "squared_error", estimator=self)
-        if y.shape[0] != X.shape[0]:
+        if y.shape[0] != n_samples:
             raise ValueError(
-                f"X and y must have the same number of samples (inconsistent numbers of samples); got {X.shape[0]} and {y.shape[0]}"
+                f"X and y must have the same number of samples (inconsistent numbers of samples); got {n_samples} and {y.shape[0]}"
             )
-        return X, y
+        return y
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -603,8 +604,7 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy on (X, y)."""
-        X, y = self._score_targets(X, y)
-        return super().score(X, y, sample_weight=sample_weight)
+        return super().score(X, self._score_targets(X, y), sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -725,8 +725,7 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
 
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R^2 on (X, y)."""
-        X, y = self._score_targets(X, y)
-        return super().score(X, y, sample_weight=sample_weight)
+        return super().score(X, self._score_targets(X, y), sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

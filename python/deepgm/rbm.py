@@ -605,7 +605,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
 
 
 def _float_array(value, name):
-    """value as a float64 array, with a ValueError naming ``name`` for non-numeric input."""
+    """value as a float64 array, with a TypeError naming ``name`` for non-numeric input."""
     if isinstance(value, str) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "f") in "USVOc"):
         raise TypeError(f"{name} must be an array of real numbers; got {value!r:.80}")
     try:
