@@ -48,16 +48,25 @@ impl<'a, T: Real> LayerMut<'a, T> {
 
 /// Checks that consecutive layers fit together and buffers have their stated sizes.
 pub fn check_chain<T>(layers: &[Layer<'_, T>], n_features: usize) -> Result<()> {
+    check_named_chain(layers, n_features, "")
+}
+
+/// [`check_chain`] with the parameter lists named `{prefix}weights` / `{prefix}biases` in errors.
+pub fn check_named_chain<T>(layers: &[Layer<'_, T>], n_features: usize, prefix: &str) -> Result<()> {
     let mut width = n_features;
     for (l, layer) in layers.iter().enumerate() {
         if layer.n_in != width {
-            return Err(KernelError::shape(&format!("weights[{l}]"), format!("{width} input rows"), format!("{} rows", layer.n_in)));
+            let source = if l == 0 { "the input's width".to_string() } else { format!("the outputs of {prefix}weights[{}]", l - 1) };
+            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), format!("{width} rows ({source})"), format!("{} rows", layer.n_in)));
+        }
+        if layer.n_in == 0 || layer.n_out == 0 {
+            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), "at least one input and one output", format!("{}x{}", layer.n_in, layer.n_out)));
         }
         if layer.weight.len() != layer.n_in * layer.n_out {
-            return Err(KernelError::shape(&format!("weights[{l}]"), format!("{} values", layer.n_in * layer.n_out), layer.weight.len()));
+            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), format!("{} values", layer.n_in * layer.n_out), layer.weight.len()));
         }
         if layer.bias.len() != layer.n_out {
-            return Err(KernelError::shape(&format!("biases[{l}]"), format!("length {}", layer.n_out), format!("length {}", layer.bias.len())));
+            return Err(KernelError::shape(&format!("{prefix}biases[{l}]"), format!("length {}", layer.n_out), format!("length {}", layer.bias.len())));
         }
         width = layer.n_out;
     }
@@ -276,6 +285,14 @@ pub fn backward<T: Real>(
     }
 }
 
+/// Fails with a `Value` error naming `name` if `values` holds NaN or inf.
+pub fn check_finite<T: Real>(name: &str, values: &[T]) -> Result<()> {
+    match values.iter().find(|v| !v.is_finite()) {
+        Some(bad) => Err(KernelError::value(name, "finite values in the minibatch", bad)),
+        None => Ok(()),
+    }
+}
+
 /// Zeroed gradient buffers shaped like `layers`.
 pub fn zero_grads<T: Real>(layers: &[Layer<'_, T>]) -> Vec<LayerGrad<T>> {
     layers.iter().map(|l| LayerGrad { weight: vec![T::zero(); l.n_in * l.n_out], bias: vec![T::zero(); l.n_out] }).collect()
@@ -352,7 +369,7 @@ pub fn train_step<T: Real>(
     opt.validate()?;
     let n = batch.len();
     if n == 0 {
-        return Err(KernelError::value("batch", "at least one sample", 0));
+        return Err(KernelError::value(if batch.rows.is_some() { "rows" } else { "x" }, "at least one sample in the minibatch", 0));
     }
     let (loss_value, grads) = {
         let views: Vec<Layer<'_, T>> = layers.iter().map(|l| l.view()).collect();
@@ -362,6 +379,8 @@ pub fn train_step<T: Real>(
         let (xb, yb) = batch.materialise();
         let x = xb.as_deref().unwrap_or(batch.x);
         let y = yb.as_deref().unwrap_or(batch.y);
+        check_finite("x", &x[..n * batch.n_features])?;
+        check_finite("y", &y[..n * batch.n_targets])?;
         let acts = forward(&views, View::new(x, n, batch.n_features), dropout);
         let mut delta = vec![T::zero(); n * last.n_out];
         let mut per_sample = vec![0.0; n];

@@ -8,6 +8,7 @@
 //! requested size; nested parallel code (faer, `par_chunks`) then uses exactly that many threads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use faer::{MatMut, MatRef, Par};
@@ -212,8 +213,42 @@ fn pool(n_threads: usize) -> Arc<rayon::ThreadPool> {
 }
 
 /// Runs `f` on a pool of `n_jobs` threads (`0` = all cores); parallel code inside uses that pool.
+///
+/// Afterwards the pool's workers spin for a short while (see [`spin_time`]) instead of going to
+/// sleep: a training loop calls the kernels every few milliseconds with a little Python in between,
+/// and a sleeping worker can take longer to wake (measured: over 0.3 ms on a virtual machine) than
+/// its share of the next product. The spin ends as soon as the next call starts. OpenMP runtimes and
+/// OpenBLAS do the same (their workers spin far longer).
 pub fn with_threads<R: Send>(n_jobs: usize, f: impl FnOnce() -> R + Send) -> R {
-    pool(resolve_threads(n_jobs)).install(f)
+    let n_threads = resolve_threads(n_jobs);
+    let pool = pool(n_threads);
+    let call = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    let out = pool.install(f);
+    let spin = spin_time();
+    if n_threads > 1 && !spin.is_zero() {
+        pool.spawn_broadcast(move |_| {
+            let deadline = std::time::Instant::now() + spin;
+            // Stop at the deadline, or as soon as another kernel call begins (it needs this thread).
+            while CALLS.load(Ordering::Relaxed) == call && std::time::Instant::now() < deadline {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+    }
+    out
+}
+
+/// Kernel calls started so far: spinning workers watch it to give way to the next call.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How long idle workers spin after a call: 2 ms, or `DEEPGM_SPIN_US` microseconds (0 turns it off).
+pub fn spin_time() -> std::time::Duration {
+    static SPIN: OnceLock<std::time::Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us = std::env::var("DEEPGM_SPIN_US").ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(2000);
+        std::time::Duration::from_micros(us)
+    })
 }
 
 /// `out[j] = sum_i x[i, j]` for a row-major (rows, cols) matrix, summing rows in order (so the result

@@ -58,6 +58,9 @@ pub struct Rbm<'a, T> {
 
 impl<'a, T: Real> Rbm<'a, T> {
     pub fn check(&self) -> Result<()> {
+        if self.n_visible == 0 || self.n_hidden == 0 {
+            return Err(KernelError::shape("components", "at least one visible and one hidden unit", format!("{}x{}", self.n_hidden, self.n_visible)));
+        }
         if self.weight.len() != self.n_hidden * self.n_visible {
             return Err(KernelError::shape("components", format!("{}x{}", self.n_hidden, self.n_visible), format!("{} values", self.weight.len())));
         }
@@ -140,7 +143,8 @@ impl<'a, T: Real> Rbm<'a, T> {
         let hidden: f64 = match self.hidden {
             Units::Bernoulli => pre.iter().zip(self.hidden_bias).map(|(&p, &c)| softplus(p + c).f64()).sum::<f64>(),
             Units::Gaussian => {
-                pre.iter().zip(self.hidden_bias).map(|(&p, &c)| (c * p).f64() + 0.5 * p.f64() * p.f64()).sum::<f64>()
+                // In float64: (W v)^2 overflows float32 long before the free energy does.
+                pre.iter().zip(self.hidden_bias).map(|(&p, &c)| c.f64() * p.f64() + 0.5 * p.f64() * p.f64()).sum::<f64>()
                     + 0.5 * self.n_hidden as f64 * (2.0 * std::f64::consts::PI).ln()
             }
         };
@@ -275,13 +279,14 @@ pub fn cd_step<T: Real>(
     step: u64,
 ) -> Result<()> {
     settings.validate()?;
+    state.rbm().check()?;
     let (nv, nh) = (state.n_visible, state.n_hidden);
     let b = match rows {
         Some(r) => r.len(),
-        None => data.len() / nv.max(1),
+        None => data.len() / nv,
     };
     if b == 0 {
-        return Err(KernelError::value("batch", "at least one sample", 0));
+        return Err(KernelError::value(if rows.is_some() { "rows" } else { "x" }, "at least one sample in the minibatch", 0));
     }
     let c = match &chain {
         Some(ch) => ch.len() / nh.max(1),
@@ -302,6 +307,9 @@ pub fn cd_step<T: Real>(
         match rows {
             Some(r) => gather_rows(data, nv, r, x_data),
             None => x_data.copy_from_slice(data),
+        }
+        if let Some(bad) = x_data.iter().find(|v| !v.is_finite()) {
+            return Err(KernelError::value("x", "finite values in the minibatch", bad));
         }
         let key = |p: u64, gibbs: usize| StreamKey { seed, step, purpose: p + 16 * gibbs as u64 };
 

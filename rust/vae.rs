@@ -15,7 +15,7 @@
 use rayon::prelude::*;
 
 use crate::activations::{bce_with_logits, sigmoid, StreamKey};
-use crate::dense::{backward, check_chain, forward, forward_with, zero_grads, Activations, Layer, LayerGrad, LayerMut};
+use crate::dense::{backward, check_finite, check_named_chain, forward, forward_with, zero_grads, Activations, Layer, LayerGrad, LayerMut};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gather_rows, Threads, View};
 use crate::optim::{self, Optimizer};
@@ -178,8 +178,11 @@ impl<'a, T: Real> Vae<'a, T> {
         if s.n_latent == 0 {
             return Err(KernelError::value("n_components", "an integer >= 1", 0));
         }
-        check_chain(&self.encoder, s.encoder_inputs())?;
-        check_chain(&self.decoder, s.decoder_inputs())?;
+        if s.n_features == 0 {
+            return Err(KernelError::value("x", "at least one feature", 0));
+        }
+        check_named_chain(&self.encoder, s.encoder_inputs(), "encoder_")?;
+        check_named_chain(&self.decoder, s.decoder_inputs(), "decoder_")?;
         let enc_out = self.encoder.last().map(|l| l.n_out).unwrap_or(0);
         if enc_out != 2 * s.n_latent {
             return Err(KernelError::shape("encoder", format!("{} outputs (mu and log_var)", 2 * s.n_latent), format!("{enc_out} outputs")));
@@ -520,7 +523,12 @@ pub fn train_step<T: Real>(
     }
     let n = batch.len(net.spec.n_features);
     if n == 0 {
-        return Err(KernelError::value("batch", "at least one sample", 0));
+        return Err(KernelError::value(if batch.rows.is_some() { "rows" } else { "x" }, "at least one sample in the minibatch", 0));
+    }
+    let d = net.spec.n_features;
+    match batch.rows {
+        Some(rows) => rows.iter().try_for_each(|&r| check_finite("x", &batch.x[r * d..(r + 1) * d]))?,
+        None => check_finite("x", &batch.x[..n * d])?,
     }
     let (losses, enc_grads, dec_grads, cm_grad) = {
         let view = net.view();

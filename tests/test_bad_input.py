@@ -692,8 +692,8 @@ def test_refused_vae_train_step_writes_nothing():
         assert all(np.array_equal(a, b) for a, b in zip(after, snapshot))
 
 
-# Rust changes requested in the report of issue 8 (deepgm's estimators never reach these cases: they
-# validate first). Until then these document the gaps.
+# Integer arguments of the kernels (deepgm's estimators validate them first, but the kernels must
+# refuse them on their own, naming the argument).
 NEGATIVE_INTS = [
     ("rbm_hidden seed", lambda: _core.rbm_hidden(rbm_arrays()["v"], rbm_arrays()["W"], rbm_arrays()["c"], seed=-1), "seed"),
     ("rbm_gibbs n_steps", lambda: _core.rbm_gibbs(*rbm_arrays().values(), n_steps=-1, seed=0), "n_steps"),
@@ -705,8 +705,6 @@ NEGATIVE_INTS = [
 ]
 
 
-@pytest.mark.xfail(reason="Rust change needed: negative values of unsigned integer arguments raise OverflowError, "
-                          "not a ValueError naming the argument", raises=OverflowError, strict=False)
 @pytest.mark.parametrize("case", NEGATIVE_INTS, ids=lambda c: c[0])
 def test_negative_integer_arguments_are_value_errors(case):
     label, call, arg = case
@@ -757,21 +755,7 @@ def _degenerate_calls():
     return calls
 
 
-# vae_encode, vae_losses and vae_log_likelihood panic (pyo3 PanicException, a BaseException) when x has
-# rows but no columns: rust/py/vae.rs builds its output with new_array(), whose
-# `from_shape_vec(...).expect("shape matches data")` runs outside the panic guard of errors::run.
-_KNOWN_PANICS = {
-    f"{fn} d=0,h={h},k={k},n=2" for fn in ("vae_encode", "vae_losses", "vae_log_likelihood")
-    for h in (0, 2) for k in (1, 2)
-}
-
-
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(reason="Rust change needed: PanicException for x with 0 columns (see _KNOWN_PANICS)",
-                                            raises=BaseException, strict=False))
-    if c[0] in _KNOWN_PANICS else c
-    for c in _degenerate_calls()
-], ids=lambda c: c[0])
+@pytest.mark.parametrize("case", _degenerate_calls(), ids=lambda c: c[0])
 def test_degenerate_shapes_never_panic_across_the_boundary(case):
     """Returns a result or raises an ordinary Exception: a PanicException (a BaseException, which
     `except Exception` does not catch) must never reach Python."""

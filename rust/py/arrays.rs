@@ -134,3 +134,24 @@ pub fn threads(n_jobs: Option<i64>) -> PyResult<usize> {
         Some(n) => Err(PyValueError::new_err(format!("n_jobs must be None, -1 or an integer >= 1, got {n}"))),
     }
 }
+
+/// A random seed: an int in [0, 2**64), else a ValueError naming the argument.
+pub fn seed_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
+    value.extract::<u64>().map_err(|_| {
+        let shown = value.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
+        PyValueError::new_err(format!("{name} must be an integer in [0, 2**64); got {shown}"))
+    })
+}
+
+/// An optional seed (None: no sampling).
+pub fn optional_seed(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<u64>> {
+    value.filter(|v| !v.is_none()).map(|v| seed_arg(v, name)).transpose()
+}
+
+/// A count or index argument: an int >= `min`, else a ValueError naming it.
+pub fn count_arg(value: i64, name: &str, min: i64) -> PyResult<usize> {
+    if value < min {
+        return Err(PyValueError::new_err(format!("{name} must be an integer >= {min}; got {value}")));
+    }
+    Ok(value as usize)
+}

@@ -15,8 +15,10 @@ use crate::optim::{self, Optimizer};
 use crate::real::Real;
 use crate::rng::purpose;
 
-pub(crate) fn new_array<'py, T: Element + Real>(py: Python<'py>, shape: &[usize], data: Vec<T>) -> Bound<'py, PyAny> {
-    ArrayD::from_shape_vec(IxDyn(shape), data).expect("shape matches data").into_pyarray(py).into_any()
+pub(crate) fn new_array<'py, T: Element + Real>(py: Python<'py>, shape: &[usize], data: Vec<T>) -> PyResult<Bound<'py, PyAny>> {
+    let array = ArrayD::from_shape_vec(IxDyn(shape), data)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("deepgm internal error: output of shape {shape:?}: {e}")))?;
+    Ok(array.into_pyarray(py).into_any())
 }
 
 pub(crate) fn parse_activations(list: &Bound<'_, PyAny>, n_layers: usize, name: &str) -> PyResult<Vec<Activation>> {
@@ -174,13 +176,13 @@ fn forward_impl<'py, T: Real + Element>(
     if all_layers {
         let list = PyList::empty(py);
         for (o, w) in outs.into_iter().zip(widths) {
-            list.append(new_array(py, &[n, w], o))?;
+            list.append(new_array(py, &[n, w], o)?)?;
         }
         Ok(list.into_any())
     } else {
         let w = *widths.last().unwrap_or(&d);
         let last = outs.into_iter().last().unwrap_or_else(|| xs.to_vec());
-        Ok(new_array(py, &[n, w], last))
+        Ok(new_array(py, &[n, w], last)?)
     }
 }
 
@@ -231,10 +233,10 @@ fn gradients_impl<'py, T: Real + Element>(
     let gw = PyList::empty(py);
     let gb = PyList::empty(py);
     for (g, l) in grads.into_iter().zip(&layers) {
-        gw.append(new_array(py, &[l.n_in, l.n_out], g.weight))?;
-        gb.append(new_array(py, &[l.n_out], g.bias))?;
+        gw.append(new_array(py, &[l.n_in, l.n_out], g.weight)?)?;
+        gb.append(new_array(py, &[l.n_out], g.bias)?)?;
     }
-    Ok((value, gw, gb, new_array(py, &[n, d], gin)))
+    Ok((value, gw, gb, new_array(py, &[n, d], gin)?))
 }
 
 /// Mean loss of (x, y) and its gradients: returns (loss, weight grads, bias grads, input grad).
@@ -314,7 +316,7 @@ fn train_impl<T: Real + Element>(
 /// is x[rows], y[rows] (no copy of x is made). Returns the mean loss before the update.
 #[pyfunction]
 #[pyo3(signature = (x, y, weights, biases, activations, loss, slots, *, rows=None, optimizer="sgd", learning_rate=0.01,
-    momentum=0.0, beta1=0.9, beta2=0.999, epsilon=1e-8, t=1, weight_decay=0.0, dropout=0.0, seed=0, step=0, n_jobs=None))]
+    momentum=0.0, beta1=0.9, beta2=0.999, epsilon=1e-8, t=1, weight_decay=0.0, dropout=0.0, seed=None, step=0, n_jobs=None))]
 #[allow(clippy::too_many_arguments)]
 fn mlp_train_step(
     py: Python<'_>,
@@ -332,13 +334,16 @@ fn mlp_train_step(
     beta1: f64,
     beta2: f64,
     epsilon: f64,
-    t: u64,
+    t: i64,
     weight_decay: f64,
     dropout: f64,
-    seed: u64,
-    step: u64,
+    seed: Option<&Bound<'_, PyAny>>,
+    step: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<f64> {
+    let seed = super::arrays::optional_seed(seed, "seed")?.unwrap_or(0);
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
+    let t = super::arrays::count_arg(t, "t", 1)? as u64;
     let n_jobs = threads(n_jobs)?;
     let loss = parse_loss(loss)?;
     let opt = parse_optimizer(optimizer, learning_rate, momentum, beta1, beta2, epsilon, t)?;
@@ -394,10 +399,11 @@ fn optimizer_step(
     beta1: f64,
     beta2: f64,
     epsilon: f64,
-    t: u64,
+    t: i64,
     weight_decay: f64,
     n_jobs: Option<i64>,
 ) -> PyResult<()> {
+    let t = super::arrays::count_arg(t, "t", 1)? as u64;
     let n_jobs = threads(n_jobs)?;
     let opt = parse_optimizer(optimizer, learning_rate, momentum, beta1, beta2, epsilon, t)?;
     if !(weight_decay.is_finite() && weight_decay >= 0.0) {

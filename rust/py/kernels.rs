@@ -142,10 +142,12 @@ fn sigmoid_bernoulli<'py>(
     py: Python<'py>,
     pre: &Bound<'py, PyAny>,
     bias: &Bound<'py, PyAny>,
-    seed: u64,
-    step: u64,
+    seed: &Bound<'_, PyAny>,
+    step: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let seed = super::arrays::seed_arg(seed, "seed")?;
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
     let n_jobs = threads(n_jobs)?;
     dispatch!(float_dtype(pre, "pre")?, sigmoid_bernoulli_impl(py, pre, bias, seed, step, n_jobs))
 }
@@ -208,10 +210,12 @@ fn gaussian<'py>(
     py: Python<'py>,
     mean: &Bound<'py, PyAny>,
     scale: &Bound<'py, PyAny>,
-    seed: u64,
-    step: u64,
+    seed: &Bound<'_, PyAny>,
+    step: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let seed = super::arrays::seed_arg(seed, "seed")?;
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
     let n_jobs = threads(n_jobs)?;
     dispatch!(float_dtype(mean, "mean")?, gaussian_impl(py, mean, scale, seed, step, n_jobs))
 }

@@ -36,6 +36,9 @@ impl<'py, T: Element + Real> Params<'py, T> {
         let b = input::<T>(b, "intercept_visible", 1)?;
         let c = input::<T>(c, "intercept_hidden", 1)?;
         let (nh, nv) = (w.shape()[0], w.shape()[1]);
+    if nh == 0 || nv == 0 {
+        return Err(value_error("components", format!("must have at least one hidden and one visible unit, got shape {:?}", w.shape())));
+    }
         expect_shape("intercept_visible", b.shape(), &[nv])?;
         expect_shape("intercept_hidden", c.shape(), &[nh])?;
         Ok(Params { w, b, c, visible: parse_visible(visible)?, hidden: parse_hidden(hidden)? })
@@ -77,6 +80,9 @@ fn hidden_impl<'py, T: Real + Element>(
     let w = input::<T>(w, "components", 2)?;
     let c = input::<T>(c, "intercept_hidden", 1)?;
     let (nh, nv) = (w.shape()[0], w.shape()[1]);
+    if nh == 0 || nv == 0 {
+        return Err(value_error("components", format!("must have at least one hidden and one visible unit, got shape {:?}", w.shape())));
+    }
     expect_shape("intercept_hidden", c.shape(), &[nh])?;
     let v = data::<T>(v, "v", nv)?;
     let n = v.shape()[0];
@@ -91,9 +97,9 @@ fn hidden_impl<'py, T: Real + Element>(
         rbm.hidden(vs, &mut probs, samples.as_deref_mut(), key);
         Ok((probs, samples))
     })?;
-    let probs = new_array(py, &[n, nh], probs);
+    let probs = new_array(py, &[n, nh], probs)?;
     Ok(match samples {
-        Some(s) => (probs, new_array(py, &[n, nh], s)).into_pyobject(py)?.into_any(),
+        Some(s) => (probs, new_array(py, &[n, nh], s)?).into_pyobject(py)?.into_any(),
         None => probs,
     })
 }
@@ -109,10 +115,12 @@ fn rbm_hidden<'py>(
     components: &Bound<'py, PyAny>,
     intercept_hidden: &Bound<'py, PyAny>,
     hidden: &str,
-    seed: Option<u64>,
-    step: u64,
+    seed: Option<&Bound<'_, PyAny>>,
+    step: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
+    let seed = super::arrays::optional_seed(seed, "seed")?;
     let n_jobs = threads(n_jobs)?;
     dispatch!(float_dtype(components, "components")?, hidden_impl(py, v, components, intercept_hidden, hidden, seed, step, n_jobs))
 }
@@ -132,6 +140,9 @@ fn visible_impl<'py, T: Real + Element>(
     let w = input::<T>(w, "components", 2)?;
     let b = input::<T>(b, "intercept_visible", 1)?;
     let (nh, nv) = (w.shape()[0], w.shape()[1]);
+    if nh == 0 || nv == 0 {
+        return Err(value_error("components", format!("must have at least one hidden and one visible unit, got shape {:?}", w.shape())));
+    }
     expect_shape("intercept_visible", b.shape(), &[nv])?;
     let h = data::<T>(h, "h", nh)?;
     let n = h.shape()[0];
@@ -145,9 +156,9 @@ fn visible_impl<'py, T: Real + Element>(
         rbm.visible(hs, &mut mean, samples.as_deref_mut(), key);
         Ok((mean, samples))
     })?;
-    let mean = new_array(py, &[n, nv], mean);
+    let mean = new_array(py, &[n, nv], mean)?;
     Ok(match samples {
-        Some(s) => (mean, new_array(py, &[n, nv], s)).into_pyobject(py)?.into_any(),
+        Some(s) => (mean, new_array(py, &[n, nv], s)?).into_pyobject(py)?.into_any(),
         None => mean,
     })
 }
@@ -162,10 +173,12 @@ fn rbm_visible<'py>(
     components: &Bound<'py, PyAny>,
     intercept_visible: &Bound<'py, PyAny>,
     visible: &str,
-    seed: Option<u64>,
-    step: u64,
+    seed: Option<&Bound<'_, PyAny>>,
+    step: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
+    let seed = super::arrays::optional_seed(seed, "seed")?;
     let n_jobs = threads(n_jobs)?;
     dispatch!(float_dtype(components, "components")?, visible_impl(py, h, components, intercept_visible, visible, seed, step, n_jobs))
 }
@@ -197,7 +210,7 @@ fn free_energy_impl<'py, T: Real + Element>(
         }
         Ok(out)
     })?;
-    Ok(new_array(py, &[n], out))
+    Ok(new_array(py, &[n], out)?)
 }
 
 /// Free energy F(v) of every row (float64, (n,)).
@@ -229,10 +242,12 @@ fn rbm_pseudo_likelihood<'py>(
     components: &Bound<'py, PyAny>,
     intercept_visible: &Bound<'py, PyAny>,
     intercept_hidden: &Bound<'py, PyAny>,
-    seed: u64,
-    step: u64,
+    seed: &Bound<'_, PyAny>,
+    step: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let seed = super::arrays::seed_arg(seed, "seed")?;
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
     let n_jobs = threads(n_jobs)?;
     dispatch!(
         float_dtype(components, "components")?,
@@ -265,7 +280,7 @@ fn gibbs_impl<'py, T: Real + Element>(
         rbm.gibbs_chain(&mut state, n_steps, Some(&mut mean), seed);
         Ok((state, mean))
     })?;
-    Ok((new_array(py, &[n, nv], state), new_array(py, &[n, nv], mean)))
+    Ok((new_array(py, &[n, nv], state)?, new_array(py, &[n, nv], mean)?))
 }
 
 /// `n_steps` of block Gibbs sampling v -> h -> v from the rows of v; returns (the last sample of v,
@@ -279,12 +294,14 @@ fn rbm_gibbs<'py>(
     components: &Bound<'py, PyAny>,
     intercept_visible: &Bound<'py, PyAny>,
     intercept_hidden: &Bound<'py, PyAny>,
-    n_steps: usize,
+    n_steps: i64,
     visible: &str,
     hidden: &str,
-    seed: u64,
+    seed: &Bound<'_, PyAny>,
     n_jobs: Option<i64>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let seed = super::arrays::seed_arg(seed, "seed")?;
+    let n_steps = super::arrays::count_arg(n_steps, "n_steps", 0)?;
     let n_jobs = threads(n_jobs)?;
     dispatch!(float_dtype(components, "components")?, gibbs_impl(py, v, components, intercept_visible, intercept_hidden, visible, hidden, n_steps, seed, n_jobs))
 }
@@ -310,6 +327,9 @@ fn cd_impl<T: Real + Element>(
 ) -> PyResult<()> {
     let mut w = output::<T>(w, "components", 2)?;
     let (nh, nv) = (w.shape()[0], w.shape()[1]);
+    if nh == 0 || nv == 0 {
+        return Err(value_error("components", format!("must have at least one hidden and one visible unit, got shape {:?}", w.shape())));
+    }
     let mut b = output::<T>(b, "intercept_visible", 1)?;
     let mut c = output::<T>(c, "intercept_hidden", 1)?;
     let mut vw = output::<T>(vw, "components_velocity", 2)?;
@@ -320,7 +340,7 @@ fn cd_impl<T: Real + Element>(
     expect_shape("components_velocity", vw.shape(), &[nh, nv])?;
     expect_shape("intercept_visible_velocity", vb.shape(), &[nv])?;
     expect_shape("intercept_hidden_velocity", vc.shape(), &[nh])?;
-    let x = data::<T>(data_arr, "X", nv)?;
+    let x = data::<T>(data_arr, "x", nv)?;
     let n = x.shape()[0];
     let rows = rows.map(|r| indices(r, "rows", n)).transpose()?;
     let mut chain = h_samples.map(|h| output::<T>(h, "h_samples", 2)).transpose()?;
@@ -369,14 +389,17 @@ fn rbm_cd_step(
     h_samples: Option<&Bound<'_, PyAny>>,
     visible: &str,
     hidden: &str,
-    k: usize,
+    k: i64,
     learning_rate: f64,
     momentum: f64,
     weight_decay: f64,
-    seed: u64,
-    step: u64,
+    seed: &Bound<'_, PyAny>,
+    step: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<()> {
+    let seed = super::arrays::seed_arg(seed, "seed")?;
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
+    let k = super::arrays::count_arg(k, "k", 1)?;
     let n_jobs = threads(n_jobs)?;
     let visible = parse_visible(visible)?;
     let hidden = parse_hidden(hidden)?;
@@ -407,9 +430,10 @@ fn rbm_log_partition_exact(
     intercept_visible: &Bound<'_, PyAny>,
     intercept_hidden: &Bound<'_, PyAny>,
     visible: &str,
-    max_units: usize,
+    max_units: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<f64> {
+    let max_units = super::arrays::count_arg(max_units, "max_units", 1)?;
     let n_jobs = threads(n_jobs)?;
     dispatch!(float_dtype(components, "components")?, exact_impl(py, components, intercept_visible, intercept_hidden, visible, max_units, n_jobs))
 }
@@ -436,7 +460,7 @@ fn ais_impl<'py, T: Real + Element>(
     let rbm = p.rbm()?;
     let log_w = run(py, "rbm_ais", n_jobs, || ais::ais_log_weights(&rbm, bs, betas, n_chains, seed))?;
     let log_z_base = ais::base_log_partition(bs, rbm.n_hidden, rbm.visible);
-    Ok((new_array(py, &[n_chains], log_w), log_z_base))
+    Ok((new_array(py, &[n_chains], log_w)?, log_z_base))
 }
 
 /// Annealed importance sampling: returns (log importance weights (n_chains,), log Z of the base-rate
@@ -452,10 +476,12 @@ fn rbm_ais<'py>(
     base_bias: &Bound<'py, PyAny>,
     betas: &Bound<'py, PyAny>,
     visible: &str,
-    n_chains: usize,
-    seed: u64,
+    n_chains: i64,
+    seed: &Bound<'_, PyAny>,
     n_jobs: Option<i64>,
 ) -> PyResult<(Bound<'py, PyAny>, f64)> {
+    let seed = super::arrays::seed_arg(seed, "seed")?;
+    let n_chains = super::arrays::count_arg(n_chains, "n_chains", 1)?;
     let n_jobs = threads(n_jobs)?;
     dispatch!(
         float_dtype(components, "components")?,

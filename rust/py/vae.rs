@@ -24,21 +24,18 @@ struct Settings {
     conditioning: Conditioning,
 }
 
-fn settings(n_latent: usize, likelihood: &str, decoder_variance: f64, conditioning: &str, n_classes: usize) -> PyResult<Settings> {
+fn settings(n_latent: i64, likelihood: &str, decoder_variance: f64, conditioning: &str, n_classes: i64) -> PyResult<Settings> {
+    let n_latent = super::arrays::count_arg(n_latent, "n_latent", 1)?;
+    let n_classes = super::arrays::count_arg(n_classes, "n_classes", 0)?;
+    if !(decoder_variance.is_finite() && decoder_variance > 0.0) {
+        return Err(value_error("decoder_variance", format!("must be a finite number > 0, got {decoder_variance}")));
+    }
     let likelihood = match likelihood {
         "bernoulli" => Likelihood::Bernoulli,
-        "gaussian" => {
-            if !(decoder_variance.is_finite() && decoder_variance > 0.0) {
-                return Err(value_error("decoder_variance", format!("must be a finite number > 0, got {decoder_variance}")));
-            }
-            Likelihood::Gaussian { variance: decoder_variance }
-        }
+        "gaussian" => Likelihood::Gaussian { variance: decoder_variance },
         other => return Err(value_error("likelihood", format!("must be 'bernoulli' or 'gaussian', got '{other}'"))),
     };
     let conditioning = Conditioning::parse(conditioning).map_err(|e| value_error("conditioning", e))?;
-    if n_latent == 0 {
-        return Err(value_error("n_latent", "must be >= 1, got 0"));
-    }
     if conditioning != Conditioning::None && n_classes == 0 {
         return Err(value_error("n_classes", "a conditional VAE needs n_classes >= 1"));
     }
@@ -109,6 +106,9 @@ fn labels_of(y: Option<&Bound<'_, PyAny>>, n: usize, s: Settings) -> PyResult<Op
 
 fn x_of<'py, T: Element + Real>(x: &Bound<'py, PyAny>, width: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
     let x = input::<T>(x, "x", 2)?;
+    if x.shape()[1] == 0 || x.shape()[0] == 0 {
+        return Err(value_error("x", format!("expected at least one sample and one feature, got shape {:?}", x.shape())));
+    }
     if x.shape()[1] != width {
         return Err(value_error("x", format!("expected {width} columns, got {}", x.shape()[1])));
     }
@@ -130,11 +130,11 @@ macro_rules! net_signature_fn {
             decoder_activations: &Bound<$py, PyAny>,
             class_means: Option<&Bound<$py, PyAny>>,
             $($arg: $ty,)*
-            n_latent: usize,
+            n_latent: i64,
             likelihood: &str,
             decoder_variance: f64,
             conditioning: &str,
-            n_classes: usize,
+            n_classes: i64,
             n_jobs: Option<i64>,
         ) -> PyResult<$ret> {
             let s = settings(n_latent, likelihood, decoder_variance, conditioning, n_classes)?;
@@ -153,7 +153,7 @@ fn encode_impl<'py, T: Real + Element>(py: Python<'py>, net: NetArgs<'_, 'py>, s
     let vae = net.vae(s)?;
     let xs = x.as_slice()?;
     let (mu, lv) = run(py, "vae_encode", n_jobs, || vae.encode(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }))?;
-    Ok((new_array(py, &[n, s.n_latent], mu), new_array(py, &[n, s.n_latent], lv)))
+    Ok((new_array(py, &[n, s.n_latent], mu)?, new_array(py, &[n, s.n_latent], lv)?))
 }
 
 net_signature_fn!(
@@ -176,7 +176,7 @@ fn decode_impl<'py, T: Real + Element>(py: Python<'py>, net: NetArgs<'_, 'py>, s
     let zs = z.as_slice()?;
     let d = net.n_features;
     let out = run(py, "vae_decode", n_jobs, || vae.decode(zs, labels.as_deref()))?;
-    Ok(new_array(py, &[n, d], out))
+    Ok(new_array(py, &[n, d], out)?)
 }
 
 net_signature_fn!(
@@ -197,9 +197,11 @@ fn losses_impl<'py, T: Real + Element>(
     x: &Bound<'py, PyAny>,
     y: Option<&Bound<'py, PyAny>>,
     eps: Option<&Bound<'py, PyAny>>,
-    seed: u64,
-    step: u64,
+    seed: Option<&Bound<'py, PyAny>>,
+    step: i64,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let seed = super::arrays::optional_seed(seed, "seed")?.unwrap_or(0);
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
     let net = NetIn::<T>::extract(net)?;
     let x = x_of::<T>(x, net.n_features)?;
     let n = x.shape()[0];
@@ -220,7 +222,7 @@ fn losses_impl<'py, T: Real + Element>(
         let e = eps_vec.unwrap_or_else(|| vae.draw_eps(n, seed, step));
         vae.losses(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }, e)
     })?;
-    Ok((new_array(py, &[n], l.recon), new_array(py, &[n], l.kl)))
+    Ok((new_array(py, &[n], l.recon)?, new_array(py, &[n], l.kl)?))
 }
 
 net_signature_fn!(
@@ -229,9 +231,9 @@ net_signature_fn!(
     /// -ELBO = recon + kl.
     #[pyfunction]
     #[pyo3(signature = (x, encoder_weights, encoder_biases, encoder_activations, decoder_weights, decoder_biases, decoder_activations,
-        class_means=None, *, y=None, eps=None, seed=0, step=0, n_latent, likelihood="bernoulli", decoder_variance=1.0, conditioning="none",
+        class_means=None, *, y=None, eps=None, seed=None, step=0, n_latent, likelihood="bernoulli", decoder_variance=1.0, conditioning="none",
         n_classes=0, n_jobs=None))]
-    fn vae_losses<'py>(x: &Bound<'py, PyAny>; y: Option<&Bound<'py, PyAny>>, eps: Option<&Bound<'py, PyAny>>, seed: u64, step: u64) -> (Bound<'py, PyAny>, Bound<'py, PyAny>) => losses_impl(x, y, eps, seed, step)
+    fn vae_losses<'py>(x: &Bound<'py, PyAny>; y: Option<&Bound<'py, PyAny>>, eps: Option<&Bound<'py, PyAny>>, seed: Option<&Bound<'py, PyAny>>, step: i64) -> (Bound<'py, PyAny>, Bound<'py, PyAny>) => losses_impl(x, y, eps, seed, step)
 );
 
 #[allow(clippy::type_complexity)]
@@ -259,14 +261,14 @@ fn gradients_impl<'py, T: Real + Element>(
     let to_list = |grads: Vec<crate::dense::LayerGrad<T>>, layers: &[crate::dense::Layer<'_, T>]| -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for (g, l) in grads.into_iter().zip(layers) {
-            list.append((new_array(py, &[l.n_in, l.n_out], g.weight), new_array(py, &[l.n_out], g.bias)))?;
+            list.append((new_array(py, &[l.n_in, l.n_out], g.weight)?, new_array(py, &[l.n_out], g.bias)?))?;
         }
         Ok(list)
     };
     let enc = to_list(eg, &vae.encoder)?;
     let dec = to_list(dg, &vae.decoder)?;
     let cm = match cg {
-        Some(g) => new_array(py, &[s.n_classes, s.n_latent], g),
+        Some(g) => new_array(py, &[s.n_classes, s.n_latent], g)?,
         None => py.None().into_bound(py),
     };
     Ok((losses.mean_loss().0, enc, dec, cm))
@@ -289,9 +291,11 @@ fn ll_impl<'py, T: Real + Element>(
     n_jobs: usize,
     x: &Bound<'py, PyAny>,
     y: Option<&Bound<'py, PyAny>>,
-    n_importance: usize,
-    seed: u64,
+    n_importance: i64,
+    seed: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let seed = super::arrays::optional_seed(seed, "seed")?.unwrap_or(0);
+    let n_importance = super::arrays::count_arg(n_importance, "n_importance", 1)?;
     let net = NetIn::<T>::extract(net)?;
     let x = x_of::<T>(x, net.n_features)?;
     let n = x.shape()[0];
@@ -299,7 +303,7 @@ fn ll_impl<'py, T: Real + Element>(
     let vae = net.vae(s)?;
     let xs = x.as_slice()?;
     let out = run(py, "vae_log_likelihood", n_jobs, || vae.log_likelihood(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }, n_importance, seed))?;
-    Ok(new_array(py, &[n], out))
+    Ok(new_array(py, &[n], out)?)
 }
 
 net_signature_fn!(
@@ -307,9 +311,9 @@ net_signature_fn!(
     /// K = n_importance draws from q(z | x) (the IWAE bound), computed with log-sum-exp.
     #[pyfunction]
     #[pyo3(signature = (x, encoder_weights, encoder_biases, encoder_activations, decoder_weights, decoder_biases, decoder_activations,
-        class_means=None, *, y=None, n_importance=1000, seed=0, n_latent, likelihood="bernoulli", decoder_variance=1.0, conditioning="none",
+        class_means=None, *, y=None, n_importance=1000, seed=None, n_latent, likelihood="bernoulli", decoder_variance=1.0, conditioning="none",
         n_classes=0, n_jobs=None))]
-    fn vae_log_likelihood<'py>(x: &Bound<'py, PyAny>; y: Option<&Bound<'py, PyAny>>, n_importance: usize, seed: u64) -> Bound<'py, PyAny> => ll_impl(x, y, n_importance, seed)
+    fn vae_log_likelihood<'py>(x: &Bound<'py, PyAny>; y: Option<&Bound<'py, PyAny>>, n_importance: i64, seed: Option<&Bound<'py, PyAny>>) -> Bound<'py, PyAny> => ll_impl(x, y, n_importance, seed)
 );
 
 /// The network borrowed writable, for training.
@@ -379,7 +383,7 @@ fn train_impl<'py, T: Real + Element>(
 #[pyfunction]
 #[pyo3(signature = (x, encoder_weights, encoder_biases, encoder_activations, decoder_weights, decoder_biases, decoder_activations,
     class_means, slots, *, rows=None, y=None, optimizer="adam", learning_rate=1e-3, momentum=0.0, beta1=0.9, beta2=0.999, epsilon=1e-8, t=1,
-    weight_decay=0.0, seed=0, step=0, n_latent, likelihood="bernoulli", decoder_variance=1.0, conditioning="none", n_classes=0, n_jobs=None))]
+    weight_decay=0.0, seed=None, step=0, n_latent, likelihood="bernoulli", decoder_variance=1.0, conditioning="none", n_classes=0, n_jobs=None))]
 #[allow(clippy::too_many_arguments)]
 fn vae_train_step<'py>(
     py: Python<'py>,
@@ -400,17 +404,20 @@ fn vae_train_step<'py>(
     beta1: f64,
     beta2: f64,
     epsilon: f64,
-    t: u64,
+    t: i64,
     weight_decay: f64,
-    seed: u64,
-    step: u64,
-    n_latent: usize,
+    seed: Option<&Bound<'py, PyAny>>,
+    step: i64,
+    n_latent: i64,
     likelihood: &str,
     decoder_variance: f64,
     conditioning: &str,
-    n_classes: usize,
+    n_classes: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<(f64, f64, f64)> {
+    let seed = super::arrays::optional_seed(seed, "seed")?.unwrap_or(0);
+    let step = super::arrays::count_arg(step, "step", 0)? as u64;
+    let t = super::arrays::count_arg(t, "t", 1)? as u64;
     let s = settings(n_latent, likelihood, decoder_variance, conditioning, n_classes)?;
     let n_jobs = threads(n_jobs)?;
     let opt = parse_optimizer(optimizer, learning_rate, momentum, beta1, beta2, epsilon, t)?;
@@ -440,7 +447,7 @@ fn gaussian_kl<'py>(py: Python<'py>, mu: &Bound<'py, PyAny>, log_var: &Bound<'py
             None => None,
         };
         let out: Vec<f64> = (0..n).map(|i| vae::gaussian_kl(&ms[i * k..(i + 1) * k], &ls[i * k..(i + 1) * k], ps.map(|p| &p[i * k..(i + 1) * k]))).collect();
-        Ok(new_array(py, &[n], out))
+        Ok(new_array(py, &[n], out)?)
     }
     dispatch!(float_dtype(mu, "mu")?, imp(py, mu, log_var, prior_mean))
 }
