@@ -32,16 +32,13 @@ sys.path.insert(0, str(HERE))
 
 from deepgm import CVAE, RBM, VAE, DBNClassifier, DeepAutoencoder  # noqa: E402
 from deepgm.datasets import load_mnist  # noqa: E402
+from deepgm.demo import SETTINGS as DEMO_SETTINGS  # noqa: E402
 
-#: The settings the bars are measured with (also those of ``deepgm demo --full``).
-SETTINGS = {
-    "rbm": dict(n_components=500, n_iter=30, random_state=0),
-    "ais": dict(n_chains=100, n_betas=10000),
-    "dbn": dict(hidden_layer_sizes=(500, 500, 2000), pretrain_iter=10, finetune_iter=60, learning_rate=0.1, momentum=0.9, random_state=0),
-    "ae": dict(hidden_layer_sizes=(1000, 500, 250), n_components=30, pretrain_iter=10, finetune_iter=100, random_state=0),
-    "vae": dict(n_components=20, hidden_layer_sizes=(400,), n_iter=50, learning_rate=1e-3, batch_size=128, random_state=0),
-    "cvae": dict(n_components=20, hidden_layer_sizes=(400,), n_iter=50, random_state=0),
-}
+FULL = DEMO_SETTINGS["full"]
+
+#: The settings the bars are measured with: those of ``deepgm demo --full`` (one source of truth).
+SETTINGS = {key: (dict(value, random_state=0) if isinstance(value, dict) and key != "ais" else value)
+            for key, value in FULL.items() if key in ("rbm", "ais", "dbn", "ae", "vae", "cvae")}
 
 
 def timed(fn):

@@ -50,7 +50,7 @@ def mlp_train_step(
     x: FloatArray, y: FloatArray, weights: list[FloatArray], biases: list[FloatArray], activations: Sequence[Activation],
     loss: Loss, slots: list[list[FloatArray]], *, rows: IndexArray | None = None, optimizer: Optimizer = "sgd",
     learning_rate: float = 0.01, momentum: float = 0.0, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
-    t: int = 1, weight_decay: float = 0.0, dropout: float = 0.0, seed: int = 0, step: int = 0, n_jobs: int | None = None,
+    t: int = 1, weight_decay: float = 0.0, dropout: float = 0.0, seed: int | None = None, step: int = 0, n_jobs: int | None = None,
 ) -> float: ...
 def optimizer_step(
     param: FloatArray, grad: FloatArray, slots: list[FloatArray], *, optimizer: Optimizer = "sgd", learning_rate: float = 0.01,
@@ -115,7 +115,7 @@ def vae_decode(
 def vae_losses(
     x: FloatArray, encoder_weights: list[FloatArray], encoder_biases: list[FloatArray], encoder_activations: Sequence[Activation],
     decoder_weights: list[FloatArray], decoder_biases: list[FloatArray], decoder_activations: Sequence[Activation],
-    class_means: FloatArray | None = None, *, y: IndexArray | None = None, eps: FloatArray | None = None, seed: int = 0,
+    class_means: FloatArray | None = None, *, y: IndexArray | None = None, eps: FloatArray | None = None, seed: int | None = None,
     step: int = 0, n_latent: int, likelihood: Likelihood = "bernoulli", decoder_variance: float = 1.0,
     conditioning: Conditioning = "none", n_classes: int = 0, n_jobs: int | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
@@ -129,7 +129,7 @@ def vae_gradients(
 def vae_log_likelihood(
     x: FloatArray, encoder_weights: list[FloatArray], encoder_biases: list[FloatArray], encoder_activations: Sequence[Activation],
     decoder_weights: list[FloatArray], decoder_biases: list[FloatArray], decoder_activations: Sequence[Activation],
-    class_means: FloatArray | None = None, *, y: IndexArray | None = None, n_importance: int = 1000, seed: int = 0,
+    class_means: FloatArray | None = None, *, y: IndexArray | None = None, n_importance: int = 1000, seed: int | None = None,
     n_latent: int, likelihood: Likelihood = "bernoulli", decoder_variance: float = 1.0, conditioning: Conditioning = "none",
     n_classes: int = 0, n_jobs: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
@@ -138,7 +138,7 @@ def vae_train_step(
     decoder_weights: list[FloatArray], decoder_biases: list[FloatArray], decoder_activations: Sequence[Activation],
     class_means: FloatArray | None, slots: list[list[FloatArray]], *, rows: IndexArray | None = None,
     y: IndexArray | None = None, optimizer: Optimizer = "adam", learning_rate: float = 1e-3, momentum: float = 0.0,
-    beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8, t: int = 1, weight_decay: float = 0.0, seed: int = 0,
+    beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8, t: int = 1, weight_decay: float = 0.0, seed: int | None = None,
     step: int = 0, n_latent: int, likelihood: Likelihood = "bernoulli", decoder_variance: float = 1.0,
     conditioning: Conditioning = "none", n_classes: int = 0, n_jobs: int | None = None,
 ) -> tuple[float, float, float]: ...
