@@ -61,7 +61,7 @@ def ais_vs_exact(Xtr, log):
 def rbm_likelihoods(Xtr, Xte, log):
     out = {}
     for name, persistent in (("CD-1", False), ("PCD", True)):
-        rbm, t = timed(lambda: RBM(persistent=persistent, **SETTINGS["rbm"]).fit(Xtr))
+        rbm, t = timed(lambda: RBM(**{**SETTINGS["rbm"], "k": 1, "persistent": persistent}).fit(Xtr))
         log_z, t_ais = timed(lambda: rbm.log_partition(**SETTINGS["ais"]))
         out[name] = {
             "train_s": t,
@@ -151,8 +151,10 @@ def cvae(Xtr, ytr, Xte, yte, classifier, log, per_class=200):
         samples = model.sample(len(labels), y=labels)
         recognised = float(np.mean(classifier.predict(samples) == labels))
         per = {int(c): float(np.mean(classifier.predict(samples[labels == c]) == c)) for c in model.classes_}
+        # The bar is the CVAE's (the default, prior_mean conditioning); concat is reported beside it.
+        bar = 0.9 if conditioning == "prior_mean" else None
         out[conditioning] = {"recognised": recognised, "per_class": per, "test_elbo": model.score(Xte, yte), "train_s": t,
-                             "bar": 0.9, "pass": recognised >= 0.9}
+                             "bar": bar, "pass": None if bar is None else recognised >= bar}
         log(f"  CVAE ({conditioning}): samples recognised as their class {100 * recognised:.1f}% (worst class "
             f"{min(per, key=per.get)}: {100 * min(per.values()):.0f}%), test ELBO {out[conditioning]['test_elbo']:.2f} ({t:.0f} s)")
     return out
@@ -179,7 +181,8 @@ def markdown(results: dict) -> str:
         lines.append(f"| VAE 784-400-20 test ELBO / log-likelihood (K=1000) | {r['test_elbo']:.2f} / {r['test_log_likelihood_k1000']:.2f} nats{torch_part} | ELBO within 1 nat of PyTorch | {('yes' if r.get('pass') else 'NO') if 'pass' in r else '-'} |")
     if "cvae" in results:
         for cond, r in results["cvae"].items():
-            lines.append(f"| CVAE ({cond}) samples recognised as their class | {100 * r['recognised']:.1f}% | >= 90% | {'yes' if r['pass'] else 'NO'} |")
+            target, ok = (">= 90%", "yes" if r["pass"] else "NO") if r["bar"] else ("reported", "-")
+            lines.append(f"| CVAE ({cond}) samples recognised as their class | {100 * r['recognised']:.1f}% | {target} | {ok} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from deepgm.demo import run_demo
 TINY = {
     "rbm": dict(n_components=16, n_iter=1),
     "ais": dict(n_chains=8, n_betas=20),
+    "dbn_generative": dict(hidden_layer_sizes=(8, 4), n_iter=1, layer_params=[{}, {"k": 2}]),
     "dbn": dict(hidden_layer_sizes=(16, 8), pretrain_iter=1, finetune_iter=1),
     "ae": dict(hidden_layer_sizes=(16,), n_components=4, pretrain_iter=1, finetune_iter=1),
     "vae": dict(n_components=4, hidden_layer_sizes=(16,), n_iter=1),

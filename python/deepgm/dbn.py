@@ -280,23 +280,44 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
             X = rbm.transform(X)
         return X
 
-    def sample(self, n_samples=16, n_steps=1000):
+    def sample(self, n_samples=16, n_steps=1000, init=None):
         """Generates data: Gibbs sampling in the top RBM (the DBN's undirected associative memory),
         then a mean-field down pass through the directed lower layers.
 
+        Parameters
+        ----------
+        n_samples : int, default=16
+            Number of chains (ignored when ``init`` is given).
+        n_steps : int, default=1000
+            Gibbs steps in the top RBM.
+        init : array-like of shape (n_chains, n_features), default=None
+            Data whose up pass starts the chains (e.g. training images); by default the top RBM's
+            visible units start from uniform random binary states.
+
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
+        X : ndarray of shape (n_chains, n_features)
             Visible means (pixel probabilities for Bernoulli visible units).
         """
         check_is_fitted(self)
-        n_samples = check_positive_int(n_samples, "n_samples")
-        check_positive_int(n_steps, "n_steps")
+        n_steps = check_positive_int(n_steps, "n_steps")
         top = self.rbms_[-1]
-        top._sample_calls = self._sample_calls
-        top._fit_seed = self._next_seed()
-        V_top = top.sample(n_samples, n_steps)
-        return down_pass(self.rbms_[:-1], V_top)
+        if init is None:
+            n_samples = check_positive_int(n_samples, "n_samples")
+        else:
+            V = self._validate_X(init, reset=False, bernoulli=self.visible == "bernoulli", name="init")
+        seed = self._next_seed()
+        if init is None:
+            rng = np.random.default_rng(seed)
+            V = (rng.random((n_samples, top.n_features_in_)) < 0.5).astype(top._dtype())
+        else:
+            for rbm in self.rbms_[:-1]:
+                V = rbm.transform(V)
+        _, mean = _core.rbm_gibbs(
+            np.ascontiguousarray(V, dtype=top._dtype()), top.components_, top.intercept_visible_, top.intercept_hidden_,
+            n_steps=n_steps, visible=top.visible, hidden=top.hidden, seed=seed, n_jobs=top._n_jobs(),
+        )
+        return down_pass(self.rbms_[:-1], mean)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

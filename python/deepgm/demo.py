@@ -18,18 +18,20 @@ __all__ = ["run_demo", "SETTINGS"]
 #: settings of the quality bars).
 SETTINGS = {
     "quick": {
-        "rbm": dict(n_components=500, n_iter=10),
+        "rbm": dict(n_components=500, n_iter=15, k=10),
         "ais": dict(n_chains=100, n_betas=2000),
-        "dbn": dict(hidden_layer_sizes=(500, 500, 2000), pretrain_iter=5, finetune_iter=20, dropout=0.1),
-        "ae": dict(hidden_layer_sizes=(1000, 500, 250), n_components=30, pretrain_iter=5, finetune_iter=25, weight_decay=1e-4),
+        "dbn_generative": dict(hidden_layer_sizes=(500, 500), n_iter=10, layer_params=[{}, {"k": 10}]),
+        "dbn": dict(hidden_layer_sizes=(500, 500, 2000), pretrain_iter=5, finetune_iter=30),
+        "ae": dict(hidden_layer_sizes=(1000, 500, 250), n_components=30, pretrain_iter=8, finetune_iter=40, weight_decay=1e-4),
         "vae": dict(n_components=20, hidden_layer_sizes=(400,), n_iter=30),
         "vae2d": dict(n_components=2, hidden_layer_sizes=(400,), n_iter=20),
         "cvae": dict(n_components=20, hidden_layer_sizes=(400,), n_iter=30),
         "n_importance": 200,
     },
     "full": {  # also the settings of benches/quality.py
-        "rbm": dict(n_components=500, n_iter=30),
+        "rbm": dict(n_components=500, n_iter=30, k=10),
         "ais": dict(n_chains=100, n_betas=10000),
+        "dbn_generative": dict(hidden_layer_sizes=(500, 500), n_iter=20, layer_params=[{}, {"k": 10}]),
         "dbn": dict(hidden_layer_sizes=(500, 500, 2000), pretrain_iter=10, finetune_iter=60),
         "ae": dict(hidden_layer_sizes=(1000, 500, 250), n_components=30, pretrain_iter=20, finetune_iter=100, weight_decay=1e-4),
         "vae": dict(n_components=20, hidden_layer_sizes=(400,), n_iter=50),
@@ -38,6 +40,17 @@ SETTINGS = {
         "n_importance": 1000,
     },
 }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _timed(fn):
@@ -64,7 +77,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     rows = []
     show = Xte[:12]
 
-    log("[1/5] RBM 784-500, CD-1")
+    log("[1/5] RBM 784-500, CD-10")
     rbm, t_rbm = _timed(lambda: RBM(**cfg["rbm"], **common).fit(Xtr))
     log_z = rbm.log_partition(**cfg["ais"])
     ll = rbm.log_likelihood(Xte, log_z=log_z)
@@ -78,8 +91,14 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     err = 1 - clf.score(Xte, yte)
     lr, t_lr = _timed(lambda: LogisticRegression(max_iter=200).fit(Xtr, ytr))
     rows.append(["DBNClassifier", t_clf, "test error", err, f"logistic regression: {1 - lr.score(Xte, yte):.4f}"])
-    dbn = DBN.from_rbms(clf.rbms_, random_state=random_state)
-    report.figure("Deep belief network", plotting.plot_samples(dbn.sample(36, n_steps=steps), title="DBN samples"), "dbn_samples.png", "DBN samples: Gibbs sampling in the top RBM of the pretrained stack, then a down pass to the pixels.")
+    # A generative DBN of its own: its top RBM trained with CD-10 mixes well enough to sample from.
+    gen_cfg = cfg.get("dbn_generative", dict(hidden_layer_sizes=(500, 500), n_iter=10, layer_params=[{}, {"k": 10}]))
+    dbn = DBN(**gen_cfg, random_state=random_state, n_jobs=n_jobs).fit(Xtr)
+    sizes = "-".join(str(v) for v in (X.shape[1],) + tuple(gen_cfg["hidden_layer_sizes"]))
+    report.figure(
+        "Deep belief network", plotting.plot_samples(dbn.sample(36, n_steps=steps), title="DBN samples"), "dbn_samples.png",
+        f"Samples of a {sizes} DBN: {steps:,} steps of Gibbs sampling in its top RBM (trained with CD-10) from random states, then a down pass to the pixels.",
+    )
     report.figure("Deep belief network", plotting.plot_training_curves(clf, ["loss"], title="DBNClassifier fine-tuning"), "dbn_curves.png", "Cross-entropy of the training set during fine-tuning by backpropagation.")
 
     log("[3/5] DeepAutoencoder 784-1000-500-250-30")
@@ -91,6 +110,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     report.figure(
         "Deep autoencoder", plotting.plot_reconstructions(show, ae.reconstruct(show), pca.inverse_transform(pca.transform(show)), labels=["input", "autoencoder", "PCA"]),
         "ae_reconstructions.png", "Test digits (top), their reconstructions through the 30-unit code of the deep autoencoder (middle) and by PCA with 30 components (bottom).",
+        wide=True,
     )
     report.figure("Deep autoencoder", plotting.plot_training_curves(ae, ["loss"], title="Autoencoder fine-tuning"), "ae_curves.png", "Reconstruction cross-entropy of the training set during fine-tuning.")
 
@@ -101,10 +121,10 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     rows.append(["VAE", t_vae, "test ELBO, nats", elbo, f"importance-sampled log-likelihood (K={cfg['n_importance']}): {iwae:.2f}"])
     vae2, _ = _timed(lambda: VAE(**cfg["vae2d"], **common).fit(Xtr))
     report.figure("Variational autoencoder", plotting.plot_samples(vae.sample(36), title="VAE samples"), "vae_samples.png", "VAE samples: z ~ N(0, I) through the decoder (pixel probabilities).")
-    report.figure("Variational autoencoder", plotting.plot_reconstructions(show, vae.reconstruct(show), labels=["input", "VAE"]), "vae_reconstructions.png", "Test digits and their VAE reconstructions decode(E[z | x]).")
+    report.figure("Variational autoencoder", plotting.plot_reconstructions(show, vae.reconstruct(show), labels=["input", "VAE"]), "vae_reconstructions.png", "Test digits and their VAE reconstructions decode(E[z | x]).", wide=True)
     report.figure("Variational autoencoder", plotting.plot_latent_map(vae2.transform(Xte), yte, title="2-D VAE: test digits"), "vae_latent_map.png", "Posterior means of the test digits under a VAE with a 2-D latent space, coloured by class.")
     report.figure("Variational autoencoder", plotting.plot_manifold(vae2, n=15), "vae_manifold.png", "The decoded manifold of the 2-D VAE: a 15 x 15 grid of latent points in [-2.5, 2.5]^2.")
-    report.figure("Variational autoencoder", plotting.plot_training_curves(vae, ["elbo", "reconstruction", "kl"], title="VAE training"), "vae_curves.png", "Per-epoch ELBO, reconstruction term and KL term of the 20-D VAE on the training set.")
+    report.figure("Variational autoencoder", plotting.plot_training_curves(vae, ["elbo", "reconstruction", "kl"], title="VAE training"), "vae_curves.png", "Per-epoch ELBO, reconstruction term and KL term of the 20-D VAE on the training set.", wide=True)
 
     log("[5/5] CVAE with learned class prior means")
     cvae, t_cvae = _timed(lambda: CVAE(**cfg["cvae"], **common).fit(Xtr, ytr))
@@ -118,7 +138,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     n_threads = n_jobs or __import__("os").cpu_count()
     report.subtitle = (
         f"{'Full' if full else 'Quick'} settings; MNIST test set: 8,000 images to train, 2,000 to test; "
-        f"{platform.processor() or platform.machine()}, {n_threads} threads, Python {platform.python_version()}."
+        f"{_cpu_name()}, {n_threads} threads, Python {platform.python_version()}."
     )
     report.table(
         ["model", "training time (s)", "metric", "value", "reference"],

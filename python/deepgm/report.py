@@ -23,6 +23,7 @@ figure { margin: 1.2rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e3e7ec; border-radius: 4px; display: block; }
 figcaption { font-size: 0.9rem; color: #3d4652; margin-top: 0.35rem; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: 1rem; }
+figure.wide { grid-column: 1 / -1; }
 code { background: #f3f5f8; padding: 0 0.2rem; border-radius: 3px; }
 """
 
@@ -42,14 +43,15 @@ class Report:
         self.folder = Path(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def figure(self, section: str, fig, name: str, caption: str):
-        """Saves a matplotlib figure as ``name`` (PNG) in the folder and adds it under ``section``."""
+    def figure(self, section: str, fig, name: str, caption: str, wide: bool = False):
+        """Saves a matplotlib figure as ``name`` (PNG) in the folder and adds it under ``section``
+        (across the whole page width when ``wide``)."""
         import matplotlib.pyplot as plt
 
         path = self.folder / name
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
-        self._section(section).append((name, caption))
+        self._section(section).append((name, caption, wide))
         return path
 
     def _section(self, title):
@@ -83,10 +85,11 @@ class Report:
             parts.append("</tbody></table>")
         for title, items in self.sections:
             parts.append(f"<h2>{html.escape(title)}</h2><div class=\"grid\">")
-            for name, caption in items:
+            for name, caption, wide in items:
                 src = html.escape(os.path.basename(name))
+                css = ' class="wide"' if wide else ""
                 parts.append(
-                    f'<figure><img src="{src}" alt="{html.escape(caption)}" loading="lazy">'
+                    f'<figure{css}><img src="{src}" alt="{html.escape(caption)}" loading="lazy">'
                     f"<figcaption>{html.escape(caption)}</figcaption></figure>"
                 )
             parts.append("</div>")

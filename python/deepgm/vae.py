@@ -556,8 +556,10 @@ class CVAE(VAE):
     def _init_class_means(self, rng):
         k = self.n_components
         if self.conditioning == "prior_mean":
-            # As nn.Embedding: N(0, 1), which already places the classes apart in latent space.
-            self.class_means_ = rng.standard_normal((len(self.classes_), k)).astype(self._dtype())
+            # N(0, 2^2 I): classes start well apart, so that samples around a class mean decode to that
+            # class (with N(0, I), as nn.Embedding, 87% of MNIST samples were recognised as their class;
+            # with N(0, 4 I), 96%, for 0.5 nat of test ELBO: benches/NOTES.md).
+            self.class_means_ = (2.0 * rng.standard_normal((len(self.classes_), k))).astype(self._dtype())
         else:
             self.class_means_ = np.zeros((len(self.classes_), k), dtype=self._dtype())
 
