@@ -416,14 +416,6 @@ pub fn standard_normal<T: Real>(out: &mut [T], key: StreamKey) {
     });
 }
 
-/// Uniform [0, 1) draws into `out`.
-pub fn uniform<T: Real>(out: &mut [T], key: StreamKey) {
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, o)| {
-        let mut rng = stream(key.seed, key.step, key.purpose, ci as u64);
-        o.iter_mut().for_each(|x| *x = T::uniform(&mut rng));
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -336,21 +336,53 @@ impl<'a, T: Real> Batch<'a, T> {
 
 /// Mean loss and the gradients of every layer for one batch (no update). For tests and diagnostics.
 pub fn loss_gradients<T: Real>(layers: &[Layer<'_, T>], batch: &Batch<'_, T>, loss: Loss) -> Result<(f64, Vec<LayerGrad<T>>, Vec<T>)> {
+    let pass = forward_backward(layers, batch, loss, None, true, false)?;
+    Ok((pass.loss, pass.grads, pass.input_grad.unwrap_or_default()))
+}
+
+/// What one forward and backward pass over a minibatch yields.
+struct Gradients<T> {
+    loss: f64,
+    grads: Vec<LayerGrad<T>>,
+    input_grad: Option<Vec<T>>,
+}
+
+/// Forward (with optional dropout), loss and backward pass over `batch`: the mean loss, every layer's
+/// gradients and, with `input_grad`, d(loss)/d(input). With `training`, non-finite inputs are refused
+/// and a non-finite loss is reported as divergence before any gradient is computed.
+fn forward_backward<T: Real>(
+    layers: &[Layer<'_, T>],
+    batch: &Batch<'_, T>,
+    loss: Loss,
+    dropout: Option<Dropout>,
+    input_grad: bool,
+    training: bool,
+) -> Result<Gradients<T>> {
     check_chain(layers, batch.n_features)?;
     let last = layers.last().ok_or_else(|| KernelError::value("weights", "at least one layer", "none"))?;
     loss.check_output(last.activation)?;
+    let n = batch.len();
     let (xb, yb) = batch.materialise();
     let x = xb.as_deref().unwrap_or(batch.x);
     let y = yb.as_deref().unwrap_or(batch.y);
-    let n = batch.len();
-    let acts = forward(layers, View::new(x, n, batch.n_features), None);
+    if training {
+        check_finite("x", &x[..n * batch.n_features])?;
+        check_finite("y", &y[..n * batch.n_targets])?;
+    }
+    let acts = forward(layers, View::new(x, n, batch.n_features), dropout);
     let mut delta = vec![T::zero(); n * last.n_out];
     let mut per_sample = vec![0.0; n];
     loss_and_delta(loss, last.activation, acts.output(), y, last.n_out, &mut delta, &mut per_sample);
+    let loss_value = per_sample.iter().sum::<f64>() / n.max(1) as f64;
+    if training && !loss_value.is_finite() {
+        return Err(KernelError::NonFinite(format!(
+            "the training loss is {loss_value}: the model diverged (try a smaller learning rate)"
+        )));
+    }
     let mut grads = zero_grads(layers);
-    let mut input_grad = vec![T::zero(); n * batch.n_features];
-    backward(layers, View::new(x, n, batch.n_features), &acts, delta, &mut grads, Some(&mut input_grad));
-    Ok((per_sample.iter().sum::<f64>() / n.max(1) as f64, grads, input_grad))
+    let mut d_input = input_grad.then(|| vec![T::zero(); n * batch.n_features]);
+    backward(layers, View::new(x, n, batch.n_features), &acts, delta, &mut grads, d_input.as_deref_mut());
+    Ok(Gradients { loss: loss_value, grads, input_grad: d_input })
 }
 
 /// One training step on a minibatch: forward (with optional dropout), loss, backward, and an
@@ -373,27 +405,8 @@ pub fn train_step<T: Real>(
     }
     let (loss_value, grads) = {
         let views: Vec<Layer<'_, T>> = layers.iter().map(|l| l.view()).collect();
-        check_chain(&views, batch.n_features)?;
-        let last = views.last().ok_or_else(|| KernelError::value("weights", "at least one layer", "none"))?;
-        loss.check_output(last.activation)?;
-        let (xb, yb) = batch.materialise();
-        let x = xb.as_deref().unwrap_or(batch.x);
-        let y = yb.as_deref().unwrap_or(batch.y);
-        check_finite("x", &x[..n * batch.n_features])?;
-        check_finite("y", &y[..n * batch.n_targets])?;
-        let acts = forward(&views, View::new(x, n, batch.n_features), dropout);
-        let mut delta = vec![T::zero(); n * last.n_out];
-        let mut per_sample = vec![0.0; n];
-        loss_and_delta(loss, last.activation, acts.output(), y, last.n_out, &mut delta, &mut per_sample);
-        let loss_value = per_sample.iter().sum::<f64>() / n as f64;
-        if !loss_value.is_finite() {
-            return Err(KernelError::NonFinite(format!(
-                "the training loss is {loss_value}: the model diverged (try a smaller learning rate)"
-            )));
-        }
-        let mut grads = zero_grads(&views);
-        backward(&views, View::new(x, n, batch.n_features), &acts, delta, &mut grads, None);
-        (loss_value, grads)
+        let pass = forward_backward(&views, batch, loss, dropout, false, true)?;
+        (pass.loss, pass.grads)
     };
     let k = opt.n_slots();
     for ((layer, g), s) in layers.iter_mut().zip(&grads).zip(slots.iter_mut()) {

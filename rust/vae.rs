@@ -298,18 +298,7 @@ impl<'a, T: Real> Vae<'a, T> {
     pub fn decode(&self, z: &[T], labels: Option<&[usize]>) -> Result<Vec<T>> {
         self.check()?;
         let n = z.len() / self.spec.n_latent;
-        let labels = if self.spec.needs_labels() {
-            let l = labels.ok_or_else(|| KernelError::value("y", "class labels for a conditional VAE", "None"))?;
-            if l.len() != n {
-                return Err(KernelError::shape("y", format!("{n} labels"), format!("{} labels", l.len())));
-            }
-            if let Some(&bad) = l.iter().find(|&&c| c >= self.spec.n_classes) {
-                return Err(KernelError::Index { name: "y".into(), index: bad as i64, len: self.spec.n_classes });
-            }
-            l.to_vec()
-        } else {
-            vec![]
-        };
+        let labels = self.batch_labels(&VaeBatch { x: z, labels, rows: None }, n)?;
         let input = self.decoder_input(z, &labels, n);
         let acts = forward(&self.decoder, View::new(&input, n, self.spec.decoder_inputs()), None);
         let mut out = acts.outputs.into_iter().last().unwrap_or_default();

@@ -13,7 +13,6 @@ import re
 import signal
 import threading
 import time
-import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -22,7 +21,6 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_array, check_is_fitted, validate_data
 
-from . import _core
 
 __all__ = ["DeepGMEstimator", "DivergenceError"]
 
@@ -531,11 +529,6 @@ def interruption_point():
         raise KeyboardInterrupt
 
 
-def warn_if(condition: bool, message: str, category=UserWarning):
-    if condition:
-        warnings.warn(message, category, stacklevel=3)
-
-
 def batch_rows(n_samples: int, batch_size: int, rng: np.random.Generator | None):
     """Minibatch row indices (int64 arrays) of one epoch: a fresh permutation if ``rng`` is given,
     consecutive rows otherwise. The last batch may be smaller."""
@@ -551,12 +544,3 @@ def minibatch(X, rows, dtype):
         return X, np.ascontiguousarray(rows, dtype=np.int64)
     return np.ascontiguousarray(X[rows], dtype=dtype), None
 
-
-def as_model_dtype(X, dtype):
-    """X itself when it already has the dtype and is C-contiguous; otherwise a converted copy."""
-    return np.ascontiguousarray(X, dtype=dtype)
-
-
-def effective_n_jobs(n_jobs=None) -> int:
-    """The number of threads a given ``n_jobs`` uses."""
-    return _core.effective_n_jobs(check_n_jobs(n_jobs))

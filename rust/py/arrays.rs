@@ -60,6 +60,12 @@ fn typed<'a, 'py, T: Element>(obj: &'a Bound<'py, PyAny>, name: &str, ndim: usiz
     obj.cast::<PyArrayDyn<T>>().map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))
 }
 
+/// The number of dimensions of `obj` if it is an array (1 otherwise, so that the typed borrow that
+/// follows reports what `obj` really is).
+pub fn ndim_of(obj: &Bound<'_, PyAny>) -> usize {
+    obj.cast::<PyUntypedArray>().map(|a| a.ndim()).unwrap_or(1)
+}
+
 /// A read-only borrow of a C-contiguous `ndim`-D array of element type T.
 pub fn input<'py, T: Element>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
     typed::<T>(obj, name, ndim)?

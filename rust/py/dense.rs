@@ -6,7 +6,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::arrays::{expect_shape, float_dtype, indices, input, input_list, output, output_list, threads, Dtype};
+use super::arrays::{expect_shape, float_dtype, indices, input, input_list, ndim_of, output, output_list, threads, Dtype};
 use super::errors::{run, value_error};
 use super::kernels::dispatch;
 use crate::activations::{Activation, StreamKey};
@@ -139,8 +139,7 @@ fn output_list_any<'py, T: Element>(list: &Bound<'py, PyAny>, name: &str) -> PyR
     list.iter()
         .enumerate()
         .map(|(i, a)| {
-            let nd = a.cast::<numpy::PyUntypedArray>().map(|u| u.ndim()).unwrap_or(1);
-            output::<T>(&a, &format!("{name}[{i}]"), nd)
+            output::<T>(&a, &format!("{name}[{i}]"), ndim_of(&a))
         })
         .collect()
 }
@@ -366,7 +365,7 @@ fn optimizer_step_impl<T: Real + Element>(
     weight_decay: f64,
     n_jobs: usize,
 ) -> PyResult<()> {
-    let pnd = param.cast::<numpy::PyUntypedArray>().map(|u| u.ndim()).unwrap_or(1);
+    let pnd = ndim_of(param);
     let mut p = output::<T>(param, "param", pnd)?;
     let g = input::<T>(grad, "grad", pnd)?;
     expect_shape("grad", g.shape(), p.shape())?;

@@ -4,7 +4,7 @@ use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{Element, IntoPyArray, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{expect_shape, float_dtype, input, output, threads};
+use super::arrays::{expect_shape, float_dtype, input, ndim_of, output, threads};
 use super::errors::{run, value_error};
 use crate::activations::{self, Activation, StreamKey};
 use crate::linalg::{gemm as gemm_kernel, Threads, View, ViewMut};
@@ -83,7 +83,7 @@ fn new_like<'py, T: Element + Real>(py: Python<'py>, shape: &[usize], data: Vec<
 
 fn activation_impl<'py, T: Real + Element>(py: Python<'py>, x: &Bound<'py, PyAny>, name: &str, derivative: bool, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
     let act = Activation::parse(name).map_err(|e| value_error("activation", e))?;
-    let xa = untyped_ndim(x)?;
+    let xa = ndim_of(x);
     let x = input::<T>(x, "x", xa)?;
     let shape = x.shape().to_vec();
     let xs = x.as_slice()?;
@@ -97,10 +97,6 @@ fn activation_impl<'py, T: Real + Element>(py: Python<'py>, x: &Bound<'py, PyAny
         Ok(out)
     })?;
     Ok(new_like(py, &shape, out).into_any())
-}
-
-fn untyped_ndim(x: &Bound<'_, PyAny>) -> PyResult<usize> {
-    Ok(x.cast::<numpy::PyUntypedArray>().map(|a| a.ndim()).unwrap_or(1))
 }
 
 /// f(x) (or f'(x) with derivative=True) elementwise for f in 'identity', 'sigmoid', 'tanh', 'relu',
@@ -153,7 +149,7 @@ fn sigmoid_bernoulli<'py>(
 }
 
 fn bernoulli_impl<'py, T: Real + Element>(py: Python<'py>, probs: &Bound<'py, PyAny>, seed: u64, step: u64, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
-    let nd = untyped_ndim(probs)?;
+    let nd = ndim_of(probs);
     let probs = input::<T>(probs, "probs", nd)?;
     let shape = probs.shape().to_vec();
     let ps = probs.as_slice()?;
@@ -184,9 +180,9 @@ fn gaussian_impl<'py, T: Real + Element>(
     step: u64,
     n_jobs: usize,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let nd = untyped_ndim(mean)?;
+    let nd = ndim_of(mean);
     let mean = input::<T>(mean, "mean", nd)?;
-    let snd = untyped_ndim(scale)?;
+    let snd = ndim_of(scale);
     let scale = input::<T>(scale, "scale", snd)?;
     let shape = mean.shape().to_vec();
     let (ms, ss) = (mean.as_slice()?, scale.as_slice()?);
