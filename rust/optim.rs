@@ -3,6 +3,7 @@
 //! Gradients here are of a loss to *minimise*. Weight decay is the L2 penalty
 //! `weight_decay / 2 * ||param||^2`, added to the gradient (as `torch.optim.SGD`/`Adam` do).
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::error::{KernelError, Result};
@@ -64,14 +65,11 @@ pub fn step<T: Real>(opt: &Optimizer, param: &mut [T], grad: &[T], slots: &mut [
         Optimizer::Sgd { learning_rate, momentum } => {
             let (lr, mu) = (T::of(learning_rate), T::of(momentum));
             let vel = &mut *slots[0];
-            param.par_chunks_mut(CHUNK).zip(vel.par_chunks_mut(CHUNK)).zip(grad.par_chunks(CHUNK)).for_each(
-                |((p, v), g)| {
-                    for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
-                        *v = mu * *v - lr * (g + wd * *p);
-                        *p += *v;
-                    }
-                },
-            );
+            param
+                .par_chunks_mut(CHUNK)
+                .zip(vel.par_chunks_mut(CHUNK))
+                .zip(grad.par_chunks(CHUNK))
+                .for_each(|((p, v), g)| sgd_chunk(p, v, g, lr, mu, wd));
         }
         Optimizer::Adam { learning_rate, beta1, beta2, epsilon, t } => {
             // Bias corrections folded into the step size, as in the paper's efficient form.
@@ -90,14 +88,43 @@ pub fn step<T: Real>(opt: &Optimizer, param: &mut [T], grad: &[T], slots: &mut [
                 .zip(v.par_chunks_mut(CHUNK))
                 .zip(grad.par_chunks(CHUNK))
                 .for_each(|(((p, m), v), g)| {
-                    for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                        let g = g + wd * *p;
-                        *m = b1 * *m + one_b1 * g;
-                        *v = b2 * *v + one_b2 * g * g;
-                        *p -= step_size * *m / ((*v * inv_c2).sqrt() + eps);
-                    }
+                    let k = AdamConstants { b1, b2, one_b1, one_b2, step_size, inv_c2, eps, wd };
+                    adam_chunk(p, m, v, g, k)
                 });
         }
+    }
+}
+
+// The update loops are compiled for AVX-512 / AVX2 too and picked at run time (the crate's baseline
+// is SSE2): measured 10-15% of a VAE epoch, whose Adam step passes over 650k parameters.
+
+#[multiversion(targets = "simd")]
+fn sgd_chunk<T: Real>(p: &mut [T], v: &mut [T], g: &[T], lr: T, mu: T, wd: T) {
+    for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
+        *v = mu * *v - lr * (g + wd * *p);
+        *p += *v;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AdamConstants<T> {
+    b1: T,
+    b2: T,
+    one_b1: T,
+    one_b2: T,
+    step_size: T,
+    inv_c2: T,
+    eps: T,
+    wd: T,
+}
+
+#[multiversion(targets = "simd")]
+fn adam_chunk<T: Real>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: AdamConstants<T>) {
+    for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+        let g = g + k.wd * *p;
+        *m = k.b1 * *m + k.one_b1 * g;
+        *v = k.b2 * *v + k.one_b2 * g * g;
+        *p -= k.step_size * *m / ((*v * k.inv_c2).sqrt() + k.eps);
     }
 }
 
