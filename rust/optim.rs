@@ -98,7 +98,7 @@ pub fn step<T: Real>(opt: &Optimizer, param: &mut [T], grad: &[T], slots: &mut [
 // The update loops are compiled for AVX-512 / AVX2 too and picked at run time (the crate's baseline
 // is SSE2): measured 10-15% of a VAE epoch, whose Adam step passes over 650k parameters.
 
-#[multiversion(targets = "simd")]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn sgd_chunk<T: Real>(p: &mut [T], v: &mut [T], g: &[T], lr: T, mu: T, wd: T) {
     for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
         *v = mu * *v - lr * (g + wd * *p);
@@ -118,7 +118,7 @@ struct AdamConstants<T> {
     wd: T,
 }
 
-#[multiversion(targets = "simd")]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn adam_chunk<T: Real>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: AdamConstants<T>) {
     for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
         let g = g + k.wd * *p;
