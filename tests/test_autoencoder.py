@@ -291,6 +291,11 @@ def test_bad_data(ae, mnist_tiny, rng):
             method(X[:5, :100])
         with pytest.raises(ValueError, match="NaN"):
             method(X_nan[:5])
+        # Fitted with cross-entropy (data in [0, 1]): data outside [0, 1] is refused after fit too.
+        assert ae.loss_function_ == "cross_entropy"
+        for outside in (X[:5] * 2, X[:5] - 1):
+            with pytest.raises(ValueError, match=r"X must hold values in \[0, 1\]"):
+                method(outside)
     with pytest.raises(ValueError, match="n_components"):
         ae.inverse_transform(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="NaN"):

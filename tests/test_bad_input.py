@@ -140,6 +140,7 @@ def bad_inputs(bernoulli: bool, fit: bool):
         ("strings", X01.astype(str), "numbers|string"),
         ("object strings", _object_with("a"), "string|float"),
         ("object dicts", _object_with({"a": 1}), "number|dict"),
+        ("object numbers", X01.astype(object), "dtype object"),
         ("ragged", [[0.1, 0.2], [0.3]], "2-D|shape|sequence|inhomogeneous"),
     ]
     if not fit:

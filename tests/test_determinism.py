@@ -65,7 +65,8 @@ def outputs(est, X, y):
         out["sample"] = est.sample(6, n_steps=20)
         out["sample2"] = est.sample(6, n_steps=5, return_means=False)
         if est.visible == "bernoulli" and est.hidden == "bernoulli":
-            out["ais"] = np.array(est.log_partition(n_chains=16, n_betas=200)[:4])
+            lp = est.log_partition(n_chains=16, n_betas=200)
+            out["ais"] = np.array([lp.log_z, lp.std_error, lp.lower, lp.upper])
     if isinstance(est, DBN):
         out["sample"] = est.sample(5, n_steps=10)
     if isinstance(est, DBNClassifier):

@@ -403,6 +403,24 @@ def test_ais_within_half_a_nat_of_exact_on_mnist(n_hidden, mnist_split):
     assert ais.lower <= ais.log_z <= ais.upper
 
 
+def test_log_partition_is_a_number_that_unpacks_as_estimate_and_spread(rbm12):
+    exact = rbm12.log_partition(method="exact")
+    ais = rbm12.log_partition(method="ais", n_chains=20, n_betas=300, random_state=0)
+    # The estimate itself: arithmetic and comparisons work on it directly.
+    assert float(exact) == exact.log_z and abs(exact - exact.log_z) == 0.0
+    assert abs(ais - exact) < 1.0
+    # ... and the pair (estimate, spread).
+    log_z, spread = ais
+    assert (log_z, spread) == (ais.log_z, ais.std_error) and spread > 0
+    assert tuple(exact) == (exact.log_z, 0.0) and len(exact) == 2 and exact[1] == 0.0
+    assert ais.lower <= log_z <= ais.upper and ais.method == "ais"
+    again = pickle.loads(pickle.dumps(ais))
+    assert isinstance(again, LogPartition) and repr(again) == repr(ais) and tuple(again) == tuple(ais)
+    assert rbm12.log_likelihood(np.zeros((2, rbm12.n_features_in_)), log_z=ais) == rbm12.log_likelihood(
+        np.zeros((2, rbm12.n_features_in_)), log_z=float(ais)
+    )
+
+
 def test_ais_gaussian_visible_close_to_exact(rng):
     Z = rng.standard_normal((2000, 3))
     X = 5 + 2 * (Z @ rng.standard_normal((3, 20)) + 0.3 * rng.standard_normal((2000, 20)))

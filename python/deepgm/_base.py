@@ -440,6 +440,13 @@ def _refuse_non_numeric(X, name):
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got dtype {dtype}")
     if dtype.kind in "USV":
         raise TypeError(f"{name} must hold numbers; got an array of strings (dtype {dtype})")
+    if dtype.kind == "O":
+        # DESIGN.md section 4: object arrays are refused, even when they hold numbers (a numeric array
+        # hides behind them only by accident; converting silently would also copy).
+        raise TypeError(
+            f"{name} must hold numbers in an array of a numeric dtype; got an array of dtype object. "
+            f"Convert it first, e.g. np.asarray({name}, dtype=np.float32)"
+        )
 
 
 @contextmanager

@@ -261,7 +261,11 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
 
     def _check_input(self, X):
         check_is_fitted(self)
-        return self._validate_X(X, reset=False)
+        X = self._validate_X(X, reset=False)
+        if self.loss_function_ == "cross_entropy":
+            # The model (its Bernoulli first RBM and cross-entropy output) is defined on [0, 1] only.
+            check_unit_interval(X, what="this autoencoder (fitted with loss='cross_entropy')", hint="a model fitted with loss='squared_error'")
+        return X
 
     def _run_layers(self, X, start, stop):
         acts = self._activations()

@@ -5,7 +5,6 @@ and exact or AIS estimates of the partition function and the log-likelihood."""
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 
 import numpy as np
 from scipy.special import logsumexp
@@ -27,16 +26,54 @@ from ._base import (
 
 __all__ = ["RBM", "LogPartition"]
 
-#: The result of :meth:`RBM.log_partition`.
-LogPartition = namedtuple("LogPartition", ["log_z", "std_error", "lower", "upper", "method"])
-LogPartition.__doc__ = """log Z of an RBM and its uncertainty.
+class LogPartition(float):
+    """log Z of an RBM (the result of :meth:`RBM.log_partition`): a float that also carries its spread.
 
-log_z : the estimate (exact for method='exact').
-std_error : standard error of log_z (0 for method='exact'), by the delta method on the importance weights.
-lower, upper : log Z at the mean importance weight minus / plus three standard errors (Salakhutdinov &
-    Murray's bounds; equal to log_z for method='exact').
-method : 'exact' or 'ais'.
-"""
+    It is the estimate itself (``float(result)``, ``result - other``, comparisons), and it unpacks as
+    the pair ``(estimate, spread)``: ``log_z, std_error = rbm.log_partition("ais")``.
+
+    Attributes
+    ----------
+    log_z : float
+        The estimate (exact for ``method="exact"``).
+    std_error : float
+        Standard error of log_z by the delta method on the importance weights (0 for "exact").
+    lower, upper : float
+        log Z at the mean importance weight minus / plus three standard errors (Salakhutdinov &
+        Murray's bounds; equal to log_z for "exact").
+    method : {"ais", "exact"}
+    """
+
+    def __new__(cls, log_z, std_error, lower, upper, method):
+        self = super().__new__(cls, log_z)
+        self.std_error = float(std_error)
+        self.lower = float(lower)
+        self.upper = float(upper)
+        self.method = str(method)
+        return self
+
+    @property
+    def log_z(self) -> float:
+        return float(self)
+
+    def __iter__(self):
+        return iter((float(self), self.std_error))
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return (float(self), self.std_error)[index]
+
+    def __reduce__(self):
+        return (LogPartition, (float(self), self.std_error, self.lower, self.upper, self.method))
+
+    def __repr__(self):
+        return (
+            f"LogPartition(log_z={float(self)!r}, std_error={self.std_error!r}, lower={self.lower!r}, "
+            f"upper={self.upper!r}, method={self.method!r})"
+        )
+
 
 #: Rows used to monitor training after each epoch (reconstruction error, pseudo-likelihood).
 _MONITOR_ROWS = 500
@@ -524,7 +561,8 @@ class RBM(TransformerMixin, DeepGMEstimator):
         Returns
         -------
         LogPartition
-            (log_z, std_error, lower, upper, method).
+            A float, the estimate, that unpacks as ``(log_z, std_error)`` (the estimate and its
+            spread) and also carries ``lower``, ``upper`` and ``method``.
         """
         self._check_fitted()
         check_option(method, "method", ("ais", "exact"))
@@ -587,8 +625,6 @@ class RBM(TransformerMixin, DeepGMEstimator):
         free_energy = self.free_energy(X)
         if log_z is None:
             log_z = self.log_partition(method, **log_partition_params)
-        if isinstance(log_z, LogPartition):
-            log_z = log_z.log_z
         log_z = check_number(log_z, "log_z")
         # Gaussian units live in standardised space: log p(x) = log p(z) - sum log scale.
         jacobian = float(np.sum(np.log(self.scale_.astype(np.float64)))) if self.visible == "gaussian" else 0.0
