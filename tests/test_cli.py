@@ -81,6 +81,10 @@ def test_train_then_sample_every_generative_model(tmp_path):
     code, _, stderr = run_cli("sample", str(tmp_path / "cvae.safetensors"), "-n", "6", "--label", "3", "--out", str(tmp_path / "threes.npy"), cwd=tmp_path)
     assert code == 0, stderr
     assert np.load(tmp_path / "threes.npy").shape == (6, 784)
+    # Without --label, -n is still the number of samples (the classes in turn).
+    code, stdout, stderr = run_cli("sample", str(tmp_path / "cvae.safetensors"), "-n", "13", "--out", str(tmp_path / "mixed.npy"), cwd=tmp_path)
+    assert code == 0, stderr
+    assert np.load(tmp_path / "mixed.npy").shape == (13, 784) and "wrote 13 samples" in stdout
 
 
 def test_train_supervised_models_on_user_data(tmp_path):
@@ -105,6 +109,8 @@ def test_help_lists_each_models_hyperparameters(tmp_path):
         assert option in stdout
     for command in ("demo", "train", "sample", "bench"):
         assert command in run_cli("--help", cwd=tmp_path)[1]
+    code, stdout, _ = run_cli("bench", "--help", cwd=Path(__file__).resolve().parents[1])
+    assert code == 0 and stdout.startswith("usage: deepgm bench")
 
 
 @pytest.mark.parametrize(

@@ -39,12 +39,12 @@ def run_bench(argv) -> int:
         )
     sys.path.insert(0, str(folder))
     old_argv = sys.argv
-    sys.argv = [str(folder / "run.py"), *argv]
     try:
-        runpy.run_path(str(folder / "run.py"), run_name="__main__")
+        runner = runpy.run_path(str(folder / "run.py"), run_name="deepgm_bench")
+        sys.argv = ["deepgm bench", *argv]  # argparse names the program after argv[0]
+        return int(runner["main"](list(argv)) or 0)
     except SystemExit as exit_:
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else 1
     finally:
         sys.argv = old_argv
         sys.path.remove(str(folder))
-    return 0

@@ -221,9 +221,8 @@ def cmd_sample(args):
         samples = est.sample(n)
     elif name == "CVAE":
         if args.label is None:
-            # One row per class.
-            per_class = max(1, n // len(est.classes_))
-            samples = np.concatenate([est.sample(per_class, y=c) for c in est.classes_])
+            # n samples, the classes in turn: one column of the picture per class.
+            samples = est.sample(n, y=np.asarray(est.classes_)[np.arange(n) % len(est.classes_)])
         else:
             label = _parse_label(args.label, est.classes_)
             samples = est.sample(n, y=label)
@@ -236,7 +235,7 @@ def cmd_sample(args):
         side = int(round(np.sqrt(samples.shape[1])))
         if side * side != samples.shape[1]:
             raise CLIError(f"samples have {samples.shape[1]} features, not a square image: use --out FILE.npy")
-        n_cols = max(1, n // len(est.classes_)) if name == "CVAE" and args.label is None else None
+        n_cols = min(n, len(est.classes_)) if name == "CVAE" and args.label is None else None
         fig = plotting.plot_samples(np.clip(samples, 0, 1) if samples.min() >= -0.01 else samples, n_cols=n_cols, title=f"{name} samples")
         fig.savefig(out, dpi=110, bbox_inches="tight")
     print(f"wrote {samples.shape[0]} samples to {out}")
@@ -288,7 +287,7 @@ def build_parser():
     sample.add_argument("model_file", metavar="MODEL_FILE")
     sample.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--out", default="samples.png", help="output PNG (or .npy) file (default: samples.png)")
-    sample.add_argument("--label", default=None, help="class to generate (CVAE); default: one row per class")
+    sample.add_argument("--label", default=None, help="class to generate (CVAE); default: the classes in turn, one column per class")
     sample.add_argument("--steps", type=int, default=1000, help="Gibbs steps for RBM/DBN (default: 1000)")
     sample.add_argument("--seed", type=int, default=None, help="random seed")
 
