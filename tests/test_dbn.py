@@ -58,7 +58,11 @@ def test_dbn_pretrains_each_layer_with_the_rbm_code_path(dbn, mnist_small):
         np.testing.assert_array_equal(again.intercept_hidden_, layer.intercept_hidden_)
         np.testing.assert_array_equal(again.intercept_visible_, layer.intercept_visible_)
         data = layer.transform(data)
-    assert dbn.history_["layer"] == [1, 2] and len(dbn.history_["reconstruction_error"]) == 2
+    # One entry per pretraining epoch of each layer, the layers' own metrics side by side.
+    n_epochs = [len(r.history_["reconstruction_error"]) for r in dbn.rbms_]
+    assert dbn.history_["layer"] == [1] * n_epochs[0] + [2] * n_epochs[1]
+    assert dbn.history_["reconstruction_error"] == dbn.rbms_[0].history_["reconstruction_error"] + dbn.rbms_[1].history_["reconstruction_error"]
+    assert dbn.history_["epoch"] == dbn.rbms_[0].history_["epoch"] + dbn.rbms_[1].history_["epoch"]
 
 
 def test_dbn_transform_is_the_up_pass(dbn, mnist):

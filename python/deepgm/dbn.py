@@ -146,7 +146,8 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         The fitted layers, bottom to top.
     n_features_in_ : int
     history_ : dict of lists
-        Per layer: ``layer`` and the ``reconstruction_error`` of its last epoch.
+        Per pretraining epoch of each layer (bottom layer first): ``layer`` (1-based), ``epoch`` (of
+        that layer), ``reconstruction_error``, ``pseudo_likelihood`` (Bernoulli layers) and ``time``.
 
     Examples
     --------
@@ -327,13 +328,21 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
 
 
 def _stack_history(rbms):
-    """DBN history_: per layer, the reconstruction error of its last completed epoch (NaN if none)."""
-    return {
-        "layer": list(range(1, len(rbms) + 1)),
-        "reconstruction_error": [
-            r.history_["reconstruction_error"][-1] if r.history_.get("reconstruction_error") else float("nan") for r in rbms
-        ],
-    }
+    """DBN history_: every pretraining epoch of every layer, bottom layer first, with its ``layer``
+    (1-based) beside the layer's own metrics (``epoch``, ``reconstruction_error``, ...; NaN where a
+    layer does not record a metric)."""
+    keys = []
+    for r in rbms:
+        keys += [k for k in r.history_ if k not in keys and k != "layer"]
+    history = {"layer": []}
+    history.update({k: [] for k in keys})
+    for number, r in enumerate(rbms, start=1):
+        n_epochs = max((len(v) for v in r.history_.values()), default=0)
+        history["layer"] += [number] * n_epochs
+        for k in keys:
+            values = list(r.history_.get(k, []))
+            history[k] += values + [float("nan")] * (n_epochs - len(values))
+    return history
 
 
 class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):

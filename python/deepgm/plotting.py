@@ -142,7 +142,8 @@ def plot_training_curves(history, keys=None, *, title="Training curves"):
     if not keys:
         raise ValueError("history has no per-epoch metrics to plot")
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
-    epochs = history.get("epoch") or list(range(1, len(history[keys[0]]) + 1))
+    # A DBN's history runs through its layers' epochs in turn: number them through.
+    epochs = (history.get("epoch") if "layer" not in history else None) or list(range(1, len(history[keys[0]]) + 1))
     for ax, key in zip(axes[0], keys):
         values = history[key]
         ax.plot(epochs[: len(values)], values, marker="o", markersize=3)
