@@ -97,6 +97,19 @@ def test_loaded_model_keeps_training_like_the_original(data, tmp_path):
     np.testing.assert_array_equal(a.components_, b.components_)
 
 
+@pytest.mark.parametrize("make", [lambda: np.random.default_rng(7), lambda: np.random.RandomState(7), lambda: np.random.Generator(np.random.MT19937(7))])
+def test_generator_random_state_is_saved_with_its_state(make, data, tmp_path):
+    X, _ = data
+    rbm = RBM(8, n_iter=1, random_state=make()).fit(X)
+    twin = pickle.loads(pickle.dumps(rbm))  # the reference: the same object, same generator state
+    rbm.save(tmp_path / "g.safetensors")
+    loaded = deepgm.load(tmp_path / "g.safetensors")
+    assert type(loaded.random_state) is type(rbm.random_state)
+    # Methods that draw from random_state draw the same numbers as the original would.
+    np.testing.assert_array_equal(loaded.score_samples(X[:30]), twin.score_samples(X[:30]))
+    np.testing.assert_array_equal(loaded.score_samples(X[:30]), twin.score_samples(X[:30]))
+
+
 def test_metadata_holds_hyperparameters_and_version(data, tmp_path):
     from safetensors import safe_open
 

@@ -50,9 +50,11 @@ class _Writer:
             return {"value": bool(value)}
         if value is None or isinstance(value, (bool, int, float, str)):
             return {"value": value}
-        if isinstance(value, (np.random.RandomState, np.random.Generator)):
-            # Only the seeds derived from it at fit time matter for the fitted model's outputs.
-            return {"value": None, "note": f"{type(value).__name__} not saved"}
+        if isinstance(value, np.random.Generator):
+            # Its bit generator's state, so that the loaded estimator draws what the saved one would.
+            return {"generator": _jsonable(value.bit_generator.state)}
+        if isinstance(value, np.random.RandomState):
+            return {"random_state": _jsonable(value.get_state(legacy=False))}
         raise TypeError(f"cannot save a value of type {type(value).__name__} ({name})")
 
     def encode_estimator(self, est, prefix: str):
@@ -68,6 +70,17 @@ class _Writer:
                 continue
             state[key] = self.encode(value, f"{prefix}{key}")
         return {"class": type(est).__name__, "params": params, "state": state}
+
+
+def _jsonable(value):
+    """A bit generator's state (dicts of ints, strings and integer arrays) as JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 class _Reader:
@@ -88,6 +101,17 @@ class _Reader:
             return {k: self.decode(v) for k, v in node["dict"].items()}
         if "estimator" in node:
             return self.decode_estimator(node["estimator"])
+        if "generator" in node:
+            state = node["generator"]
+            bit_generator = getattr(np.random, state["bit_generator"])()
+            bit_generator.state = state
+            return np.random.Generator(bit_generator)
+        if "random_state" in node:
+            state = dict(node["random_state"])
+            state["state"] = dict(state["state"], key=np.asarray(state["state"]["key"], dtype=np.uint32))
+            rs = np.random.RandomState()
+            rs.set_state(state)
+            return rs
         if "label_encoder" in node:
             from sklearn.preprocessing import LabelEncoder
 
