@@ -552,6 +552,45 @@ def test_rbm_kernels_refuse_bad_arguments(case):
     assert re.search(rf"(?<![\w.])({arg})(?![\w(])", str(info.value)), f"{label}: {info.value}"
 
 
+def _non_finite_core_calls():
+    """(name, the argument holding the bad value, call) for every _core function that reads data."""
+    W, b, c = np.zeros((3, 4), np.float32), np.zeros(4, np.float32), np.zeros(3, np.float32)
+    enc = ([np.zeros((4, 2), np.float32)], [np.zeros(2, np.float32)], ["identity"])
+    dec = ([np.zeros((1, 4), np.float32)], [np.zeros(4, np.float32)], ["identity"])
+    for bad in (np.nan, np.inf, -np.inf):
+        v = np.full((2, 4), 0.5, np.float32)
+        v[1, 2] = bad
+        h = np.full((2, 3), 0.5, np.float32)
+        h[0, 1] = bad
+        yield "rbm_hidden", "v", lambda v=v: _core.rbm_hidden(v, W, c)
+        yield "rbm_visible", "h", lambda h=h: _core.rbm_visible(h, W, b)
+        yield "rbm_free_energy", "v", lambda v=v: _core.rbm_free_energy(v, W, b, c)
+        yield "rbm_pseudo_likelihood", "v", lambda v=v: _core.rbm_pseudo_likelihood(v, W, b, c, seed=0, step=0)
+        yield "rbm_gibbs", "v", lambda v=v: _core.rbm_gibbs(v, W, b, c, seed=0)
+        yield "rbm_hidden components", "components", lambda h=h: _core.rbm_hidden(np.zeros((2, 4), np.float32), np.pad(h, ((0, 1), (0, 1))), c)
+        yield "mlp_forward", "x", lambda v=v: _core.mlp_forward(v, [W.T.copy()], [c], ["relu"])
+        yield "mlp_loss_gradients", "y", lambda h=h: _core.mlp_loss_gradients(np.zeros((2, 4), np.float32), h, [W.T.copy()], [c], ["identity"], "squared_error")
+        yield "activation", "x", lambda v=v: _core.activation(v, "sigmoid")
+        yield "gaussian_kl", "log_var", lambda h=h: _core.gaussian_kl(np.zeros((2, 3), np.float32), h)
+        yield "vae_decode", "z", lambda v=v: _core.vae_decode(v[:, 2:3].copy(), *enc, *dec, n_latent=1)
+        yield "gemm alpha", "alpha", lambda bad=bad: _core.gemm(W, W.T.copy(), np.zeros((3, 3), np.float32), alpha=bad)
+
+
+@pytest.mark.parametrize("name, arg, call", list(_non_finite_core_calls()), ids=lambda v: v if isinstance(v, str) else "")
+def test_core_functions_refuse_non_finite_input(name, arg, call):
+    with pytest.raises(ValueError, match=rf"^{re.escape(arg)}\b.*(finite|NaN|inf)"):
+        call()
+
+
+def test_core_gibbs_refuses_values_outside_0_1_for_bernoulli_units():
+    W, b, c = np.zeros((3, 4), np.float32), np.zeros(4, np.float32), np.zeros(3, np.float32)
+    for bad in (2.0, -0.5):
+        with pytest.raises(ValueError, match=r"^v: expected values in \[0, 1\]"):
+            _core.rbm_gibbs(np.full((2, 4), bad, np.float32), W, b, c, seed=0)
+    # Gaussian visible units take any real value.
+    _core.rbm_gibbs(np.full((2, 4), 2.0, np.float32), W, b, c, visible="gaussian", seed=0)
+
+
 def test_refused_cd_step_writes_nothing():
     for overrides in (dict(k=0), dict(learning_rate=-1.0), dict(rows=np.array([0, 99])), dict(h_samples=np.zeros((NB, NH + 1))),
                       dict(intercept_hidden_velocity=np.zeros(NH + 1))):

@@ -7,6 +7,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::real::Real;
+
 /// The two element types of the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dtype {
@@ -66,8 +68,26 @@ pub fn ndim_of(obj: &Bound<'_, PyAny>) -> usize {
     obj.cast::<PyUntypedArray>().map(|a| a.ndim()).unwrap_or(1)
 }
 
-/// A read-only borrow of a C-contiguous `ndim`-D array of element type T.
-pub fn input<'py, T: Element>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+/// A read-only borrow of a C-contiguous `ndim`-D array of element type T whose values are all finite.
+pub fn input<'py, T: Element + Real>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    let arr = input_unchecked::<T>(obj, name, ndim)?;
+    if let Some(i) = arr.as_slice()?.iter().position(|v| !v.is_finite()) {
+        let value = arr.as_slice()?[i];
+        let (mut index, mut rest) = (vec![0usize; arr.ndim()], i);
+        for (d, &len) in arr.shape().iter().enumerate().rev() {
+            index[d] = rest % len.max(1);
+            rest /= len.max(1);
+        }
+        return Err(PyValueError::new_err(format!(
+            "{name} must hold finite values (no NaN or infinity); got {value} at index {index:?}"
+        )));
+    }
+    Ok(arr)
+}
+
+/// [`input`] without the finiteness check: for the training steps, which read only the minibatch's
+/// rows of a (possibly huge) array and check those, and for `gemm`, which like BLAS propagates them.
+pub fn input_unchecked<'py, T: Element>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
     typed::<T>(obj, name, ndim)?
         .try_readonly()
         .map_err(|e| PyValueError::new_err(format!("{name} cannot be read: {e}")))
@@ -90,7 +110,7 @@ pub fn expect_shape(name: &str, shape: &[usize], expected: &[usize]) -> PyResult
 }
 
 /// A list of arrays, each borrowed read-only.
-pub fn input_list<'py, T: Element>(list: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<Vec<PyReadonlyArrayDyn<'py, T>>> {
+pub fn input_list<'py, T: Element + Real>(list: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<Vec<PyReadonlyArrayDyn<'py, T>>> {
     let list = list.cast::<PyList>().map_err(|_| PyTypeError::new_err(format!("{name} must be a list of arrays")))?;
     list.iter().enumerate().map(|(i, a)| input::<T>(&a, &format!("{name}[{i}]"), ndim)).collect()
 }

@@ -6,7 +6,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::arrays::{expect_shape, float_dtype, indices, input, input_list, ndim_of, output, output_list, threads, Dtype};
+use super::arrays::{expect_shape, float_dtype, indices, input, input_list, input_unchecked, ndim_of, output, output_list, threads, Dtype};
 use super::errors::{run, value_error};
 use super::kernels::dispatch;
 use crate::activations::{Activation, StreamKey};
@@ -274,8 +274,9 @@ fn train_impl<T: Real + Element>(
     step: u64,
     n_jobs: usize,
 ) -> PyResult<f64> {
-    let x = input::<T>(x, "x", 2)?;
-    let y = input::<T>(y, "y", 2)?;
+    // Unchecked here: the step checks the minibatch's rows (x may be the whole data set).
+    let x = input_unchecked::<T>(x, "x", 2)?;
+    let y = input_unchecked::<T>(y, "y", 2)?;
     let (n, d) = (x.shape()[0], x.shape()[1]);
     if y.shape()[0] != n {
         return Err(value_error("mlp_train_step", format!("x has {n} rows but y has {}", y.shape()[0])));

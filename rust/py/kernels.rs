@@ -4,7 +4,7 @@ use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{Element, IntoPyArray, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{expect_shape, float_dtype, input, ndim_of, output, threads};
+use super::arrays::{expect_shape, float_dtype, input, input_unchecked, ndim_of, output, threads};
 use super::errors::{run, value_error};
 use crate::activations::{self, Activation, StreamKey};
 use crate::linalg::{gemm as gemm_kernel, Threads, View, ViewMut};
@@ -32,8 +32,15 @@ fn gemm_impl<T: Real + Element>(
     trans_b: bool,
     n_jobs: usize,
 ) -> PyResult<()> {
-    let a = input::<T>(a, "a", 2)?;
-    let b = input::<T>(b, "b", 2)?;
+    // Like BLAS, gemm propagates NaN and infinity in its operands (checking them would cost a tenth
+    // of a product's time); its scalars must be finite.
+    for (name, value) in [("alpha", alpha), ("beta", beta)] {
+        if !value.is_finite() {
+            return Err(value_error(name, format!("a finite number, got {value}")));
+        }
+    }
+    let a = input_unchecked::<T>(a, "a", 2)?;
+    let b = input_unchecked::<T>(b, "b", 2)?;
     let mut c = output::<T>(c, "c", 2)?;
     let (sa, sb, sc) = (a.shape().to_vec(), b.shape().to_vec(), c.shape().to_vec());
     let (m, k) = if trans_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };

@@ -3,7 +3,7 @@
 use numpy::{Element, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{expect_shape, float_dtype, indices, input, output, threads};
+use super::arrays::{expect_shape, float_dtype, indices, input, input_unchecked, output, threads};
 use super::dense::new_array;
 use super::errors::{run, value_error};
 use super::kernels::dispatch;
@@ -42,6 +42,17 @@ impl<'py, T: Element + Real> Params<'py, T> {
         expect_shape("intercept_visible", b.shape(), &[nv])?;
         expect_shape("intercept_hidden", c.shape(), &[nh])?;
         Ok(Params { w, b, c, visible: parse_visible(visible)?, hidden: parse_hidden(hidden)? })
+    }
+
+    /// Visible states `v` (n, n_visible): in [0, 1] for Bernoulli visible units.
+    fn visible_data(&self, v: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+        let v = data::<T>(v, name, self.w.shape()[1])?;
+        if self.visible == Units::Bernoulli {
+            if let Some(bad) = v.as_slice()?.iter().find(|x| **x < T::zero() || **x > T::one()) {
+                return Err(value_error(name, format!("expected values in [0, 1] for Bernoulli visible units, got {bad}")));
+            }
+        }
+        Ok(v)
     }
 
     fn rbm(&self) -> PyResult<Rbm<'_, T>> {
@@ -196,8 +207,7 @@ fn free_energy_impl<'py, T: Real + Element>(
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let p = Params::<T>::extract(w, b, c, visible, hidden)?;
-    let nv = p.w.shape()[1];
-    let v = data::<T>(v, "v", nv)?;
+    let v = p.visible_data(v, "v")?;
     let n = v.shape()[0];
     let vs = v.as_slice()?;
     let rbm = p.rbm()?;
@@ -270,7 +280,7 @@ fn gibbs_impl<'py, T: Real + Element>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let p = Params::<T>::extract(w, b, c, visible, hidden)?;
     let nv = p.w.shape()[1];
-    let v = data::<T>(v, "v", nv)?;
+    let v = p.visible_data(v, "v")?;
     let n = v.shape()[0];
     let vs = v.as_slice()?;
     let rbm = p.rbm()?;
@@ -340,7 +350,11 @@ fn cd_impl<T: Real + Element>(
     expect_shape("components_velocity", vw.shape(), &[nh, nv])?;
     expect_shape("intercept_visible_velocity", vb.shape(), &[nv])?;
     expect_shape("intercept_hidden_velocity", vc.shape(), &[nh])?;
-    let x = data::<T>(data_arr, "x", nv)?;
+    // Unchecked here: the step checks the minibatch's rows (x may be the whole data set).
+    let x = input_unchecked::<T>(data_arr, "x", 2)?;
+    if x.shape()[1] != nv {
+        return Err(value_error("x", format!("expected {nv} columns, got {}", x.shape()[1])));
+    }
     let n = x.shape()[0];
     let rows = rows.map(|r| indices(r, "rows", n)).transpose()?;
     let mut chain = h_samples.map(|h| output::<T>(h, "h_samples", 2)).transpose()?;

@@ -8,7 +8,7 @@ use numpy::{Element, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMeth
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::arrays::{float_dtype, indices, input, output, threads};
+use super::arrays::{float_dtype, indices, input, input_unchecked, output, threads};
 use super::dense::{new_array, parse_optimizer, ChainIn, ChainOut, Slots};
 use super::errors::{run, value_error};
 use super::kernels::dispatch;
@@ -104,8 +104,9 @@ fn labels_of(y: Option<&Bound<'_, PyAny>>, n: usize, s: Settings) -> PyResult<Op
     }
 }
 
-fn x_of<'py, T: Element + Real>(x: &Bound<'py, PyAny>, width: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
-    let x = input::<T>(x, "x", 2)?;
+/// x as a (n, width) array; `finite` checks every value (the training step checks only its rows).
+fn x_of<'py, T: Element + Real>(x: &Bound<'py, PyAny>, width: usize, finite: bool) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    let x = if finite { input::<T>(x, "x", 2)? } else { input_unchecked::<T>(x, "x", 2)? };
     if x.shape()[1] == 0 || x.shape()[0] == 0 {
         return Err(value_error("x", format!("expected at least one sample and one feature, got shape {:?}", x.shape())));
     }
@@ -147,7 +148,7 @@ macro_rules! net_signature_fn {
 
 fn encode_impl<'py, T: Real + Element>(py: Python<'py>, net: NetArgs<'_, 'py>, s: Settings, n_jobs: usize, x: &Bound<'py, PyAny>, y: Option<&Bound<'py, PyAny>>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let net = NetIn::<T>::extract(net)?;
-    let x = x_of::<T>(x, net.n_features)?;
+    let x = x_of::<T>(x, net.n_features, true)?;
     let n = x.shape()[0];
     let labels = labels_of(y, n, s)?;
     let vae = net.vae(s)?;
@@ -203,7 +204,7 @@ fn losses_impl<'py, T: Real + Element>(
     let seed = super::arrays::optional_seed(seed, "seed")?.unwrap_or(0);
     let step = super::arrays::count_arg(step, "step", 0)? as u64;
     let net = NetIn::<T>::extract(net)?;
-    let x = x_of::<T>(x, net.n_features)?;
+    let x = x_of::<T>(x, net.n_features, true)?;
     let n = x.shape()[0];
     let labels = labels_of(y, n, s)?;
     let eps = eps.filter(|e| !e.is_none()).map(|e| input::<T>(e, "eps", 2)).transpose()?;
@@ -247,7 +248,7 @@ fn gradients_impl<'py, T: Real + Element>(
     y: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyAny>)> {
     let net = NetIn::<T>::extract(net)?;
-    let x = x_of::<T>(x, net.n_features)?;
+    let x = x_of::<T>(x, net.n_features, true)?;
     let n = x.shape()[0];
     let labels = labels_of(y, n, s)?;
     let eps = input::<T>(eps, "eps", 2)?;
@@ -297,7 +298,7 @@ fn ll_impl<'py, T: Real + Element>(
     let seed = super::arrays::optional_seed(seed, "seed")?.unwrap_or(0);
     let n_importance = super::arrays::count_arg(n_importance, "n_importance", 1)?;
     let net = NetIn::<T>::extract(net)?;
-    let x = x_of::<T>(x, net.n_features)?;
+    let x = x_of::<T>(x, net.n_features, true)?;
     let n = x.shape()[0];
     let labels = labels_of(y, n, s)?;
     let vae = net.vae(s)?;
@@ -347,7 +348,7 @@ fn train_impl<'py, T: Real + Element>(
     let mut encoder = net.encoder.layers()?;
     let mut decoder = net.decoder.layers()?;
     let n_features = decoder.last().map(|l| l.n_out).unwrap_or(0);
-    let x = x_of::<T>(x, n_features)?;
+    let x = x_of::<T>(x, n_features, false)?;
     let n = x.shape()[0];
     let labels = labels_of(y, n, s)?;
     let rows = rows.filter(|r| !r.is_none()).map(|r| indices(r, "rows", n)).transpose()?;
