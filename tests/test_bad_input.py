@@ -247,6 +247,8 @@ def test_bad_labels(fitted, est_name):
     if est_name == "DBNClassifier":
         raises_named("y", lambda: est.score(X01, LABELS[:5]), "same number of samples")
         raises_named("y", lambda: est.score(X01, None), "required")
+        raises_named("y", lambda: est.score(X01, LABELS + 100), "unseen")  # not counted as errors
+        raises_named("y", lambda: est.score(X01, LABELS.astype(str)), "unseen")  # "1" is not the class 1
     assert state(est) == before
 
 
@@ -259,6 +261,7 @@ def test_cvae_labels_unseen_or_outside_classes(fitted):
                  lambda: cvae.log_likelihood(X01, unseen, n_importance=2), lambda: cvae.sample(3, y=[0, 1, 7])):
         raises_named("y", call, "unseen")
     raises_named("y", lambda: cvae.sample(3, y=[0, 1]), "one label per sample")
+    raises_named("y", lambda: cvae.sample(3, y="1"), "unseen")  # the string "1" is not the class 1
     assert state(cvae) == before
     # The first partial_fit must see every label it is given in `classes`
     fresh = CVAE(2, hidden_layer_sizes=(4,), random_state=0)

@@ -633,8 +633,13 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
         return self.classes_[np.argmax(self._forward(X), axis=1)]
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy on (X, y)."""
-        return super().score(X, self._score_targets(X, y), sample_weight=sample_weight)
+        """Mean accuracy on (X, y). Labels that were not seen in fit are refused (a ValueError), not
+        counted as errors: they usually mean mismatched label encodings."""
+        y = self._score_targets(X, y)
+        unseen = np.setdiff1d(np.unique(y), self.classes_) if _same_label_kind(y, self.classes_) else np.unique(y)
+        if unseen.size:
+            raise ValueError(f"y holds labels unseen in fit: {unseen.tolist()[:10]}; known classes: {self.classes_.tolist()}")
+        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -643,6 +648,13 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
 
     def fit_transform(self, X, y, **fit_params):
         return self.fit(X, y).transform(X)
+
+
+def _same_label_kind(y, classes) -> bool:
+    """Whether labels y can be compared with the classes: both numbers, or both not numbers (a string
+    "3" is not the class 3)."""
+    numeric = lambda a: np.asarray(a).dtype.kind in "iufb"
+    return numeric(y) == numeric(classes)
 
 
 class DBNRegressor(RegressorMixin, _FineTunedDBN):
