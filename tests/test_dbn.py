@@ -250,6 +250,21 @@ def test_classifier_determinism_threads_and_float64(mnist_tiny):
 # DBNRegressor
 
 
+def test_a_finite_but_exploding_fine_tuning_loss_is_a_divergence_error(rng):
+    """SGD at lr 0.1 on a squared error over 500 non-centred sigmoid units overshoots (the output moves
+    by lr * ||h||^2 ~ 10x the error per step): the loss grows ~10^4-fold but stays finite. It must end
+    in a DivergenceError naming the cure, not in a silently constant predictor."""
+    from deepgm import DivergenceError
+
+    X = rng.uniform(-3, 3, (1000, 1))
+    y = np.sin(X[:, 0])
+    with pytest.raises(DivergenceError, match="grew from .* smaller learning_rate"):
+        DBNRegressor((500,), pretrain_iter=1, finetune_iter=3, learning_rate=0.1, random_state=0).fit(X, y)
+    # A learning rate inside the stable range trains normally.
+    reg = DBNRegressor((500,), pretrain_iter=1, finetune_iter=3, learning_rate=0.005, random_state=0).fit(X, y)
+    assert len(reg.loss_curve_) == 3 and np.all(np.isfinite(reg.loss_curve_))
+
+
 def test_regressor_fits_a_smooth_nonlinear_function_better_than_linear_regression(rng):
     X_train = rng.uniform(-3, 3, (1000, 1))
     y_train = target_function(X_train[:, 0]) + 0.05 * rng.standard_normal(1000)

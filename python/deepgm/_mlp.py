@@ -49,6 +49,10 @@ def check_finetune_params(est):
     check_number(est.tol, "tol", low=0)
 
 
+#: An epoch whose mean loss exceeds this multiple of the first step's loss has diverged.
+_EXPLODED = 100.0
+
+
 class FineTuner:
     """Runs epochs of ``_core.mlp_train_step`` on an estimator's ``coefs_`` / ``intercepts_``.
 
@@ -141,12 +145,21 @@ class FineTuner:
                     for rows in batches:
                         interruption_point()
                         loss = self.step(X, Y, rows, seed=seed, step=est._finetune_steps)
+                        if est._finetune_steps == 0:
+                            est._finetune_first_loss = float(loss)
                         est._finetune_steps += 1
                         total += loss * len(rows)
                         count += len(rows)
                         bar.update()
                     if not np.isfinite(total):
                         raise FloatingPointError(f"the epoch's mean training loss is {total / max(count, 1)}")
+                    # A loss that stays finite can still explode (e.g. SGD on a squared error over
+                    # wide sigmoid layers): 100x the first step's loss is divergence, not noise.
+                    first = getattr(est, "_finetune_first_loss", None)
+                    if first is not None and first > 0 and total / max(count, 1) > _EXPLODED * first:
+                        raise FloatingPointError(
+                            f"the mean training loss grew from {first:.4g} (first step) to {total / max(count, 1):.4g}"
+                        )
             finally:
                 bar.close()
             est.n_iter_ += 1
