@@ -50,8 +50,6 @@ fn log_sum_exp(xs: &[f64]) -> (f64, f64) {
     (m, xs.iter().map(|x| (x - m).exp()).sum())
 }
 
-/// Exact `log Z` by enumerating the 2^n states of the smaller layer (the hidden layer for Gaussian
-/// visible units). Fails if that layer has more than `max_units` (<= [`MAX_EXACT_UNITS`]) units.
 /// `sum_i softplus(x_i)` in float64, as `sum_i max(x_i, 0) + ln prod_i (1 + exp(-|x_i|))`: one
 /// logarithm per 512 terms instead of one `log1p` per term (the exact log Z sums a softplus for every
 /// state and unit: 51 million for 16 hidden x 784 visible units). Each factor lies in (1, 2], so a
@@ -71,6 +69,8 @@ fn softplus_sum(xs: impl Iterator<Item = f64>) -> f64 {
     linear + logs + product.ln()
 }
 
+/// Exact `log Z` by enumerating the 2^n states of the smaller layer (the hidden layer for Gaussian
+/// visible units). Fails if that layer has more than `max_units` (<= [`MAX_EXACT_UNITS`]) units.
 pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Result<f64> {
     rbm.check()?;
     require_bernoulli_hidden(rbm)?;

@@ -466,6 +466,16 @@ def _named_errors(name: str):
         raise (ValueError if isinstance(err, ValueError) else TypeError)(msg) from None
 
 
+def check_seen_labels(y, classes, name="y"):
+    """Fails unless every label in y is one of the classes seen in fit. Labels are compared like with
+    like: a string "3" is not the class 3, nor the number 3 the class "3"."""
+    y, classes = np.asarray(y), np.asarray(classes)
+    same_kind = (y.dtype.kind in "iufb") == (classes.dtype.kind in "iufb")
+    unseen = np.setdiff1d(np.unique(y), classes) if same_kind else np.unique(y)
+    if unseen.size:
+        raise ValueError(f"{name} holds labels unseen in fit: {unseen.tolist()[:10]}; known classes: {classes.tolist()}")
+
+
 def check_unit_interval(X, name="X", chunk_rows: int | None = None, *, what="Bernoulli visible units", hint="visible='gaussian'"):
     """Fails unless every value of X lies in [0, 1] (Bernoulli units); reads X in chunks so that a
     memory-mapped X is not loaded at once."""

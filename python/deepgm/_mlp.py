@@ -53,6 +53,18 @@ def check_finetune_params(est):
 _EXPLODED = 100.0
 
 
+def reset_finetune_state(est):
+    """The fine-tuning record of a new network: no epochs, no optimiser state, no first loss."""
+    est.history_ = {}
+    est.n_iter_ = 0
+    est.loss_curve_ = []
+    est.validation_scores_ = []
+    est.best_validation_score_ = None
+    est._finetune_steps = 0
+    est._finetune_first_loss = None
+    est._optimizer_state = None
+
+
 class FineTuner:
     """Runs epochs of ``_core.mlp_train_step`` on an estimator's ``coefs_`` / ``intercepts_``.
 
@@ -151,19 +163,17 @@ class FineTuner:
                         total += loss * len(rows)
                         count += len(rows)
                         bar.update()
+                    mean_loss = total / max(count, 1)
                     if not np.isfinite(total):
-                        raise FloatingPointError(f"the epoch's mean training loss is {total / max(count, 1)}")
+                        raise FloatingPointError(f"the epoch's mean training loss is {mean_loss}")
                     # A loss that stays finite can still explode (e.g. SGD on a squared error over
                     # wide sigmoid layers): 100x the first step's loss is divergence, not noise.
-                    first = getattr(est, "_finetune_first_loss", None)
-                    if first is not None and first > 0 and total / max(count, 1) > _EXPLODED * first:
-                        raise FloatingPointError(
-                            f"the mean training loss grew from {first:.4g} (first step) to {total / max(count, 1):.4g}"
-                        )
+                    first = est._finetune_first_loss
+                    if first is not None and first > 0 and mean_loss > _EXPLODED * first:
+                        raise FloatingPointError(f"the mean training loss grew from {first:.4g} (first step) to {mean_loss:.4g}")
             finally:
                 bar.close()
             est.n_iter_ += 1
-            mean_loss = total / max(count, 1)
             est.loss_curve_.append(mean_loss)
             est.loss_ = mean_loss
             metrics = {"loss": mean_loss}

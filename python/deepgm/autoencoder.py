@@ -20,7 +20,7 @@ from ._base import (
     check_unit_interval,
     seed_from,
 )
-from ._mlp import FineTuner, check_finetune_params, init_layer, split_validation
+from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
 from .dbn import check_layer_params, pretrain_stack
 
 __all__ = ["DeepAutoencoder"]
@@ -86,7 +86,7 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
     """
 
     _param_names = ("coefs_", "intercepts_")
-    _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps")
+    _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps", "_finetune_first_loss")
     _fitted_attribute = "coefs_"
 
     def __init__(
@@ -208,13 +208,7 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
                 train_X = np.ascontiguousarray(X[tr])
                 validation = (np.ascontiguousarray(X[va]), np.ascontiguousarray(X[va]))
             self._unroll(train_X, visible, dtype)
-            self.history_ = {}
-            self.n_iter_ = 0
-            self.loss_curve_ = []
-            self.validation_scores_ = []
-            self.best_validation_score_ = None
-            self._finetune_steps = 0
-            self._optimizer_state = None
+            reset_finetune_state(self)
             commit()
         self._tuner().run(
             train_X, train_X, n_epochs=self.finetune_iter, seed=self._fit_seed, validation=validation,

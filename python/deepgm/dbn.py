@@ -19,11 +19,12 @@ from ._base import (
     check_number,
     check_option,
     check_positive_int,
+    check_seen_labels,
     check_unit_interval,
     seed_from,
 )
-from ._mlp import FineTuner, check_finetune_params, init_layer, split_validation
-from .rbm import RBM
+from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
+from .rbm import RBM, check_training_schedule
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
 
@@ -208,12 +209,7 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
 
     def _check_params(self):
         self._check_stack_params()
-        check_number(self.momentum, "momentum", low=0, high=1, high_open=True)
-        check_number(self.final_momentum, "final_momentum", low=0, high=1, high_open=True)
-        check_positive_int(self.initial_momentum_epochs, "initial_momentum_epochs", minimum=0)
-        check_number(self.weight_decay, "weight_decay", low=0)
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.n_iter, "n_iter")
+        check_training_schedule(self)
 
     def fit(self, X, y=None):
         """Greedy layer-wise pretraining on X.
@@ -349,7 +345,7 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """Pretraining of a stack of RBMs, then fine-tuning of the whole network plus an output layer."""
 
     _param_names = ("coefs_", "intercepts_")
-    _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps")
+    _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps", "_finetune_first_loss")
     _fitted_attribute = "coefs_"
     _output_activation = "identity"
     _loss = None
@@ -452,13 +448,7 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         w_out, b_out = init_layer(rng, sizes[-1], n_outputs, dtype, scale=0.01)
         self.coefs_.append(w_out)
         self.intercepts_.append(b_out)
-        self.history_ = {}
-        self.n_iter_ = 0
-        self.loss_curve_ = []
-        self.validation_scores_ = []
-        self.best_validation_score_ = None
-        self._finetune_steps = 0
-        self._optimizer_state = None
+        reset_finetune_state(self)
 
     def _fit(self, X, Y, commit, stratify=None):
         """Pretraining on X, then fine-tuning on (X, Y) with Y (n, n_outputs) in the model's dtype.
@@ -636,9 +626,7 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
         """Mean accuracy on (X, y). Labels that were not seen in fit are refused (a ValueError), not
         counted as errors: they usually mean mismatched label encodings."""
         y = self._score_targets(X, y)
-        unseen = np.setdiff1d(np.unique(y), self.classes_) if _same_label_kind(y, self.classes_) else np.unique(y)
-        if unseen.size:
-            raise ValueError(f"y holds labels unseen in fit: {unseen.tolist()[:10]}; known classes: {self.classes_.tolist()}")
+        check_seen_labels(y, self.classes_)
         return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
@@ -648,13 +636,6 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
 
     def fit_transform(self, X, y, **fit_params):
         return self.fit(X, y).transform(X)
-
-
-def _same_label_kind(y, classes) -> bool:
-    """Whether labels y can be compared with the classes: both numbers, or both not numbers (a string
-    "3" is not the class 3)."""
-    numeric = lambda a: np.asarray(a).dtype.kind in "iufb"
-    return numeric(y) == numeric(classes)
 
 
 class DBNRegressor(RegressorMixin, _FineTunedDBN):

@@ -26,6 +26,16 @@ from ._base import (
 
 __all__ = ["RBM", "LogPartition"]
 
+def check_training_schedule(est):
+    """The CD training settings an RBM shares with a DBN (which passes them to its layers)."""
+    check_number(est.momentum, "momentum", low=0, high=1, high_open=True)
+    check_number(est.final_momentum, "final_momentum", low=0, high=1, high_open=True)
+    check_positive_int(est.initial_momentum_epochs, "initial_momentum_epochs", minimum=0)
+    check_number(est.weight_decay, "weight_decay", low=0)
+    check_positive_int(est.batch_size, "batch_size")
+    check_positive_int(est.n_iter, "n_iter")
+
+
 class LogPartition(float):
     """log Z of an RBM (the result of :meth:`RBM.log_partition`): a float that also carries its spread.
 
@@ -213,12 +223,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
         check_positive_int(self.k, "k")
         check_bool(self.persistent, "persistent")
         self._learning_rate()
-        check_number(self.momentum, "momentum", low=0, high=1, high_open=True)
-        check_number(self.final_momentum, "final_momentum", low=0, high=1, high_open=True)
-        check_positive_int(self.initial_momentum_epochs, "initial_momentum_epochs", minimum=0)
-        check_number(self.weight_decay, "weight_decay", low=0)
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.n_iter, "n_iter")
+        check_training_schedule(self)
         self._check_common_params()
 
     def _learning_rate(self) -> float:

@@ -22,6 +22,7 @@ from ._base import (
     check_number,
     check_option,
     check_positive_int,
+    check_seen_labels,
     deferred_interrupts,
     interruption_point,
     minibatch,
@@ -599,11 +600,7 @@ class CVAE(VAE):
         y = column_or_1d(y)
         if y.shape[0] != n:
             raise ValueError(f"{name} must hold one label per sample ({n}); got {y.shape[0]}")
-        # A string "3" is not the class 3 (nor a number the class "3"): compare like with like.
-        same_kind = (y.dtype.kind in "iufb") == (np.asarray(self.classes_).dtype.kind in "iufb")
-        unseen = np.setdiff1d(np.unique(y), self.classes_) if same_kind else np.unique(y)
-        if unseen.size:
-            raise ValueError(f"{name} holds labels unseen in fit: {unseen.tolist()}; known classes: {self.classes_.tolist()}")
+        check_seen_labels(y, self.classes_, name)
         return self._label_encoder.transform(y).astype(np.int64)
 
     # -- training -----------------------------------------------------------------------------------
