@@ -15,7 +15,7 @@ use crate::activations::{bce_with_logits, bernoulli_chunk, bias_activation, Acti
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
 use crate::optim::{self, Optimizer};
-use crate::real::Real;
+use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
 
 /// A read-only view of one layer's parameters.
@@ -287,7 +287,7 @@ pub fn backward<T: Real>(
 
 /// Fails with a `Value` error naming `name` if `values` holds NaN or inf.
 pub fn check_finite<T: Real>(name: &str, values: &[T]) -> Result<()> {
-    match values.iter().find(|v| !v.is_finite()) {
+    match first_non_finite(values).map(|i| values[i]) {
         Some(bad) => Err(KernelError::value(name, "finite values in the minibatch", bad)),
         None => Ok(()),
     }

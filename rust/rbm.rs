@@ -15,12 +15,13 @@
 //!   autoencoder): `E(v, h) = -b.v + |h - c|^2 / 2 - h.W v`, `h | v ~ N(c + W v, I)`, and
 //!   `F(v) = -b.v - sum_j (c_j x_j + x_j^2 / 2) - n_hidden / 2 log(2 pi)` with `x = W v`.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::activations::{gaussian, log_sigmoid, sigmoid_bernoulli, softplus, StreamKey};
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
-use crate::real::Real;
+use crate::real::{first_non_finite, Real};
 use crate::rng::{purpose, stream, CHUNK};
 
 /// The type of a layer's units: binary, or real-valued with unit-variance Gaussian noise.
@@ -140,19 +141,28 @@ impl<'a, T: Real> Rbm<'a, T> {
 
     /// `F(v)` given `pre = W v` (without the hidden bias).
     fn free_energy_row(&self, v: &[T], pre: &[T]) -> f64 {
-        let hidden: f64 = match self.hidden {
-            Units::Bernoulli => pre.iter().zip(self.hidden_bias).map(|(&p, &c)| softplus(p + c).f64()).sum::<f64>(),
+        self.visible_energy(v) - self.hidden_free_term(pre)
+    }
+
+    /// The visible part of `F(v)`: `-b.v` (Bernoulli) or `|v - b|^2 / 2` (Gaussian), in float64.
+    fn visible_energy(&self, v: &[T]) -> f64 {
+        match self.visible {
+            Units::Bernoulli => -dot_f64(v, self.visible_bias),
+            Units::Gaussian => sum_pairs_f64(v, self.visible_bias, |x, b| 0.5 * (x - b).f64().powi(2)),
+        }
+    }
+
+    /// The hidden part of `-F(v)` given `pre = W v`: `sum_j softplus(c_j + pre_j)` (Bernoulli), or the
+    /// Gaussian integral `sum_j (c_j pre_j + pre_j^2 / 2) + n_hidden / 2 log(2 pi)`.
+    fn hidden_free_term(&self, pre: &[T]) -> f64 {
+        match self.hidden {
+            Units::Bernoulli => softplus_sum(pre, self.hidden_bias, None),
+            // In float64: (W v)^2 overflows float32 long before the free energy does.
             Units::Gaussian => {
-                // In float64: (W v)^2 overflows float32 long before the free energy does.
-                pre.iter().zip(self.hidden_bias).map(|(&p, &c)| c.f64() * p.f64() + 0.5 * p.f64() * p.f64()).sum::<f64>()
+                sum_pairs_f64(pre, self.hidden_bias, |p, c| c.f64() * p.f64() + 0.5 * p.f64() * p.f64())
                     + 0.5 * self.n_hidden as f64 * (2.0 * std::f64::consts::PI).ln()
             }
-        };
-        let visible: f64 = match self.visible {
-            Units::Bernoulli => -v.iter().zip(self.visible_bias).map(|(&x, &b)| (x * b).f64()).sum::<f64>(),
-            Units::Gaussian => v.iter().zip(self.visible_bias).map(|(&x, &b)| 0.5 * (x - b).f64().powi(2)).sum::<f64>(),
-        };
-        visible - hidden
+        }
     }
 
     /// scikit-learn's pseudo-likelihood proxy: for each row, flip one visible unit chosen uniformly at
@@ -170,18 +180,21 @@ impl<'a, T: Real> Rbm<'a, T> {
             let mut rng = stream(key.seed, key.step, key.purpose, ci as u64);
             idx.iter_mut().for_each(|i| *i = ((T::uniform(&mut rng).f64() * nv as f64) as usize).min(nv - 1));
         });
-        out.par_iter_mut().enumerate().for_each(|(r, o)| {
-            let vi = &v[r * nv..(r + 1) * nv];
-            let pi = &pre[r * nh..(r + 1) * nh];
-            let f = self.free_energy_row(vi, pi);
-            // Flipping unit k changes W v by W[:, k] * (1 - 2 v_k) and b.v by b_k (1 - 2 v_k).
-            let k = flip[r];
-            let delta = T::one() - T::of(2.0) * vi[k];
-            let hidden: f64 = (0..nh).map(|j| softplus(pi[j] + self.hidden_bias[j] + self.weight[j * nv + k] * delta).f64()).sum();
-            let visible: f64 = -vi.iter().zip(self.visible_bias).map(|(&x, &b)| (x * b).f64()).sum::<f64>() - (self.visible_bias[k] * delta).f64();
-            let f_flipped = visible - hidden;
-            *o = nv as f64 * log_sigmoid(f_flipped - f);
-        });
+        out.par_iter_mut().enumerate().for_each_init(
+            || vec![T::zero(); nh],
+            |column, (r, o)| {
+                let vi = &v[r * nv..(r + 1) * nv];
+                let pi = &pre[r * nh..(r + 1) * nh];
+                let visible = self.visible_energy(vi);
+                let f = visible - self.hidden_free_term(pi);
+                // Flipping unit k changes W v by W[:, k] * (1 - 2 v_k) and b.v by b_k (1 - 2 v_k).
+                let k = flip[r];
+                let delta = T::one() - T::of(2.0) * vi[k];
+                column.iter_mut().enumerate().for_each(|(j, w)| *w = self.weight[j * nv + k]);
+                let f_flipped = visible - (self.visible_bias[k] * delta).f64() - softplus_sum(pi, self.hidden_bias, Some((column, delta)));
+                *o = nv as f64 * log_sigmoid(f_flipped - f);
+            },
+        );
         Ok(())
     }
 
@@ -308,8 +321,8 @@ pub fn cd_step<T: Real>(
             Some(r) => gather_rows(data, nv, r, x_data),
             None => x_data.copy_from_slice(data),
         }
-        if let Some(bad) = x_data.iter().find(|v| !v.is_finite()) {
-            return Err(KernelError::value("x", "finite values in the minibatch", bad));
+        if let Some(i) = first_non_finite(x_data) {
+            return Err(KernelError::value("x", "finite values in the minibatch", x_data[i]));
         }
         let key = |p: u64, gibbs: usize| StreamKey { seed, step, purpose: p + 16 * gibbs as u64 };
 
@@ -388,6 +401,47 @@ pub fn cd_step<T: Real>(
         ));
     }
     Ok(())
+}
+
+/// `sum_j softplus(pre_j + bias_j [+ shift * column_j])` in float64, for the free energy: the terms are
+/// computed in blocks of 8 (vectorised) and summed in 8 float64 lanes combined in a fixed order.
+#[multiversion(targets = "simd")]
+fn softplus_sum<T: Real>(pre: &[T], bias: &[T], shifted: Option<(&[T], T)>) -> f64 {
+    match shifted {
+        None => sum_pairs_f64(pre, bias, |p, c| softplus(p + c)),
+        Some((column, shift)) => {
+            let mut lanes = [0.0f64; 8];
+            let full = pre.len() / 8 * 8;
+            for ((p, c), w) in pre[..full].chunks_exact(8).zip(bias[..full].chunks_exact(8)).zip(column[..full].chunks_exact(8)) {
+                for l in 0..8 {
+                    lanes[l] += softplus(p[l] + c[l] + w[l] * shift).f64();
+                }
+            }
+            let rest: f64 = (full..pre.len()).map(|j| softplus(pre[j] + bias[j] + column[j] * shift).f64()).sum();
+            lanes.iter().sum::<f64>() + rest
+        }
+    }
+}
+
+/// `sum_i x_i y_i` in float64 lanes (fixed order).
+#[multiversion(targets = "simd")]
+fn dot_f64<T: Real>(x: &[T], y: &[T]) -> f64 {
+    sum_pairs_f64(x, y, |a, b| a * b)
+}
+
+/// `sum_i f(x_i, y_i)` accumulated in 8 float64 lanes (so the loop vectorises) combined in a fixed
+/// order (so the result does not depend on threads).
+#[inline(always)]
+fn sum_pairs_f64<T: Real, R: Real>(x: &[T], y: &[T], f: impl Fn(T, T) -> R) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let full = x.len().min(y.len()) / 8 * 8;
+    for (a, b) in x[..full].chunks_exact(8).zip(y[..full].chunks_exact(8)) {
+        for l in 0..8 {
+            lanes[l] += f(a[l], b[l]).f64();
+        }
+    }
+    let rest: f64 = (full..x.len().min(y.len())).map(|i| f(x[i], y[i]).f64()).sum();
+    lanes.iter().sum::<f64>() + rest
 }
 
 #[cfg(test)]

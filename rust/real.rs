@@ -98,3 +98,43 @@ macro_rules! impl_real {
 
 impl_real!(f32, "float32", 24);
 impl_real!(f64, "float64", 53);
+
+/// The index of the first NaN or infinity in `values`, if any. Blocks of 64 are tested without
+/// branches (the loop vectorises: a whole-array check costs about as much as reading it), and only a
+/// block that fails is searched element by element.
+#[multiversion::multiversion(targets = "simd")]
+pub fn first_non_finite<T: Real>(values: &[T]) -> Option<usize> {
+    const BLOCK: usize = 64;
+    for (b, block) in values.chunks(BLOCK).enumerate() {
+        // `|x| < inf` is false for NaN and infinities; `&` (not `&&`) keeps the loop branch-free.
+        let all_finite = block.iter().fold(true, |ok, &x| ok & (x.abs() < T::infinity()));
+        if !all_finite {
+            return block.iter().position(|x| !x.is_finite()).map(|i| b * BLOCK + i);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_non_finite_finds_the_first_bad_value_anywhere() {
+        for n in [0usize, 1, 63, 64, 65, 200] {
+            let clean: Vec<f32> = (0..n).map(|i| i as f32 - 3.5).collect();
+            assert_eq!(first_non_finite(&clean), None);
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for at in [0, n / 2, n.saturating_sub(1)].into_iter().filter(|&i| i < n) {
+                    let mut v = clean.clone();
+                    v[at] = bad;
+                    if at + 1 < n {
+                        v[n - 1] = f32::NAN; // a later bad value does not hide the first
+                    }
+                    assert_eq!(first_non_finite(&v), Some(at), "n {n}, bad {bad} at {at}");
+                }
+            }
+        }
+        assert_eq!(first_non_finite(&[1.0f64, f64::MAX, f64::MIN_POSITIVE, -0.0]), None);
+    }
+}

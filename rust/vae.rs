@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{bce_with_logits, sigmoid, StreamKey};
+use crate::activations::{bce_with_logits, exp_fast, sigmoid, StreamKey};
 use crate::dense::{backward, check_finite, check_named_chain, forward, forward_with, zero_grads, Activations, Layer, LayerGrad, LayerMut};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gather_rows, Threads, View};
@@ -118,9 +118,10 @@ struct Pass<T> {
     labels: Vec<usize>,
     encoder_input: Vec<T>,
     encoder: Activations<T>,
-    /// (batch, n_latent) each; log_var after clamping.
+    /// (batch, n_latent) each: the posterior mean and standard deviation exp(log_var / 2), log_var
+    /// clamped.
     mu: Vec<T>,
-    log_var: Vec<T>,
+    sigma: Vec<T>,
     log_var_in_range: Vec<bool>,
     eps: Vec<T>,
     decoder_input: Vec<T>,
@@ -317,7 +318,8 @@ impl<'a, T: Real> Vae<'a, T> {
         let encoder_input = self.encoder_input(batch, &labels, n);
         let encoder = forward(&self.encoder, View::new(&encoder_input, n, s.encoder_inputs()), None);
         let (mu, log_var, log_var_in_range) = self.split_posterior(encoder.output(), n);
-        let z: Vec<T> = (0..n * s.n_latent).map(|i| mu[i] + (T::of(0.5) * log_var[i]).exp() * eps[i]).collect();
+        let sigma: Vec<T> = log_var.iter().map(|&lv| exp_fast(T::of(0.5) * lv)).collect();
+        let z: Vec<T> = (0..n * s.n_latent).map(|i| mu[i] + sigma[i] * eps[i]).collect();
         let decoder_input = self.decoder_input(&z, &labels, n);
         let decoder = forward(&self.decoder, View::new(&decoder_input, n, s.decoder_inputs()), None);
         let out = decoder.output();
@@ -346,7 +348,7 @@ impl<'a, T: Real> Vae<'a, T> {
         }
         let k = s.n_latent;
         let kl: Vec<f64> = (0..n).map(|i| gaussian_kl(&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k], self.prior_mean(&labels, i))).collect();
-        Ok(Pass { batch: n, labels, encoder_input, encoder, mu, log_var, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
+        Ok(Pass { batch: n, labels, encoder_input, encoder, mu, sigma, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
     }
 
     /// Standard normal noise for a batch of n at training step `step`.
@@ -386,7 +388,7 @@ impl<'a, T: Real> Vae<'a, T> {
             for j in 0..k {
                 let idx = i * k + j;
                 let dz = d_dec_input[i * w + j];
-                let sigma = (half * p.log_var[idx]).exp();
+                let sigma = p.sigma[idx];
                 let diff = p.mu[idx] - prior.map(|m| m[j]).unwrap_or(T::zero());
                 d_enc_out[i * 2 * k + j] = dz + diff * inv_n;
                 d_enc_out[i * 2 * k + k + j] = if p.log_var_in_range[idx] {

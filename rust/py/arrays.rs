@@ -71,7 +71,7 @@ pub fn ndim_of(obj: &Bound<'_, PyAny>) -> usize {
 /// A read-only borrow of a C-contiguous `ndim`-D array of element type T whose values are all finite.
 pub fn input<'py, T: Element + Real>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
     let arr = input_unchecked::<T>(obj, name, ndim)?;
-    if let Some(i) = arr.as_slice()?.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = crate::real::first_non_finite(arr.as_slice()?) {
         let value = arr.as_slice()?[i];
         let (mut index, mut rest) = (vec![0usize; arr.ndim()], i);
         for (d, &len) in arr.shape().iter().enumerate().rev() {
