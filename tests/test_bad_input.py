@@ -18,6 +18,7 @@ import pickle
 import re
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -219,10 +220,12 @@ def test_bad_latent_codes(fitted, est_name, method):
     nan = Z.copy()
     nan[0, 0] = np.nan
     for bad, match in [(nan, "NaN"), (Z[0], "2-D"), (Z[None], "2-D"), (np.zeros((5, 3)), "n_components"),
-                       (np.zeros((0, 2)), "0 sample"), (Z.astype(complex), "[Cc]omplex"), (Z.astype(str), "numbers"), (None, "None")]:
+                       (np.zeros((0, 2)), "0 sample"), (Z.astype(complex), "[Cc]omplex"), (Z.astype(str), "numbers"), (None, "None"),
+                       ([[1.0, 2.0], [1.0]], "sequence|inhomogeneous")]:
         raises_named("Z", lambda: call(bad), match)
     assert state(est) == before
     assert call(Z).shape == (5, D)
+    np.testing.assert_array_equal(call(sp.csr_matrix(Z)), call(Z)), "sparse codes are accepted, as sparse X is"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,7 +293,7 @@ def test_bad_regression_targets(fitted):
 # hyperparameters: out of range, wrong type, unknown options
 
 
-COMMON = [("dtype", "float16", None), ("dtype", int, None), ("n_jobs", 0, None), ("n_jobs", -3, None), ("n_jobs", 1.5, None),
+COMMON = [("dtype", "float16", None), ("dtype", int, None), ("dtype", None, None), ("n_jobs", 0, None), ("n_jobs", -3, None), ("n_jobs", 1.5, None),
           ("n_jobs", "2", None), ("random_state", -1, None), ("random_state", "seed", None), ("random_state", 1.5, None),
           ("verbose", -1, None), ("verbose", "yes", None)]
 RBM_LIKE = [("k", 0, None), ("k", 1.5, None), ("persistent", "yes", None), ("persistent", 1, None), ("learning_rate", 0.0, None),
@@ -310,7 +313,10 @@ HYPERPARAMETERS = {
     "RBM": COMMON + RBM_LIKE + [("n_components", 0, None), ("n_components", -4, None), ("n_components", 2.0, None),
                                 ("n_components", None, None), ("hidden", "linear", None)],
     "DBN": COMMON + [p for p in RBM_LIKE if p[0] != "hidden"] + STACK + [
-        ("layer_params", [{"bogus": 1}, {}], "bogus"), ("layer_params", [{}, {"k": 0}], r"layer_params\[1\]")],
+        ("layer_params", [{"bogus": 1}, {}], "bogus"), ("layer_params", [{}, {"k": 0}], r"layer_params\[1\]"),
+        # structure comes from the estimator: a layer may not change its size, units, dtype or seed
+        ("layer_params", [{"n_components": 3}, {}], "n_components"), ("layer_params", [{}, {"dtype": "float64"}], "dtype"),
+        ("layer_params", [{"hidden": "gaussian"}, {}], "hidden"), ("layer_params", [{"random_state": 1}, {}], "random_state")],
     "DBNClassifier": COMMON + STACK + FINETUNE + [("visible", "binary", None)],
     "DBNRegressor": COMMON + STACK + FINETUNE + [("visible", 3, None)],
     "DeepAutoencoder": COMMON + FINETUNE + [("n_components", 0, None), ("loss", "hinge", None), ("loss", None, None),
@@ -389,6 +395,7 @@ def test_bad_method_arguments(fitted):
     raises_named("base_rate", lambda: rbm.log_partition(base_rate=np.full(D - 1, 0.5), n_betas=10))
     raises_named("base_rate", lambda: rbm.log_partition(base_rate=np.full(D, np.nan), n_betas=10))
     raises_named("base_rate", lambda: rbm.log_partition(base_rate=["a"] * D, n_betas=10))
+    raises_named("base_rate", lambda: rbm.log_partition(base_rate=np.full(D, 1.5), n_betas=10), r"\[0, 1\]")
     raises_named("random_state", lambda: rbm.log_partition(random_state=-5, n_betas=10))
     raises_named("max_units", lambda: rbm.log_partition("exact", max_units=0))
     raises_named("method", lambda: rbm.log_partition("annealed"))
@@ -399,7 +406,7 @@ def test_bad_method_arguments(fitted):
     dbn = copy.deepcopy(fitted["DBN"])
     before = state(dbn)
     raises_named("n_samples", lambda: dbn.sample(-1))
-    raises_named("n_steps", lambda: dbn.sample(2, n_steps=0))
+    raises_named("n_steps", lambda: dbn.sample(2, n_steps=-1))
     raises_named("rbms", lambda: DBN.from_rbms([]))
     raises_named("rbms", lambda: DBN.from_rbms([RBM(3)]))
     with pytest.raises(ValueError, match="visible units"):

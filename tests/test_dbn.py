@@ -101,6 +101,20 @@ def test_dbn_gaussian_visible_real_valued_data(rng):
     assert S.shape == (3, 10) and np.all(np.isfinite(S))
 
 
+def test_one_layer_gaussian_dbn_samples_on_the_data_scale(rng):
+    """With one layer the top RBM is also the bottom one: its samples are mapped back from the
+    standardised space like the RBM's own, from random or given starting points."""
+    X = 100 + 3 * rng.standard_normal((500, 5))
+    dbn = DBN((4,), visible="gaussian", n_iter=5, random_state=0).fit(X)
+    for S in (dbn.sample(400, n_steps=50), dbn.sample(n_steps=5, init=X[:400])):
+        assert S.shape == (400, 5)
+        np.testing.assert_allclose(S.mean(axis=0), X.mean(axis=0), atol=1.5)
+    np.testing.assert_allclose(dbn.sample(init=X[:7], n_steps=0), dbn.rbms_[0].sample(init=X[:7], n_steps=0), rtol=1e-6)
+    two = DBN((4, 3), visible="gaussian", n_iter=5, random_state=0).fit(X)
+    np.testing.assert_allclose(two.sample(200, n_steps=20).mean(axis=0), X.mean(axis=0), atol=1.5)
+    assert two.sample(init=X[:3], n_steps=0).shape == (3, 5), "n_steps=0 is the down pass of the starting states"
+
+
 def test_dbn_float64_and_threads(mnist_tiny):
     X, _ = mnist_tiny
     d64 = DBN((16, 8), n_iter=1, dtype="float64", random_state=0).fit(X)

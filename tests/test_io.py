@@ -173,6 +173,22 @@ def test_save_is_atomic_and_leaves_no_temporary_files(data, tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"], "no temporary file left behind"
 
 
+def test_saved_file_gets_the_mode_open_would_give_it(data, tmp_path):
+    """The temporary file behind the atomic write is private; the saved model is not (0666 - umask)."""
+    import os
+
+    est, _ = fitted("RBM", data)
+    old = os.umask(0o022)
+    try:
+        est.save(tmp_path / "shared.safetensors")
+        os.umask(0o077)
+        est.save(tmp_path / "private.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.safetensors").stat().st_mode & 0o777 == 0o600
+
+
 def test_saving_an_unfitted_estimator_fails(tmp_path):
     from sklearn.exceptions import NotFittedError
 

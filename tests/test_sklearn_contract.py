@@ -168,6 +168,30 @@ def test_expected_failures_are_only_range_errors():
         assert np.all(np.isfinite(est.transform(Xu)))
 
 
+@pytest.mark.parametrize("est", [RBM(**SMALL_RBM), DBN(**SMALL_STACK), DBNClassifier(**SMALL_CLF), DeepAutoencoder(**SMALL_AE), VAE(**SMALL_VAE)],
+                         ids=lambda e: type(e).__name__)
+def test_transformers_name_their_output_features_and_support_set_output(est):
+    """As BernoulliRBM: get_feature_names_out gives "<classname><i>" for transform's columns, so that
+    set_output(transform="pandas") and Pipeline.get_feature_names_out work."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import make_pipeline
+
+    with pytest.raises(NotFittedError):
+        est.get_feature_names_out()
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.random((40, 6)), columns=[f"pixel{i}" for i in range(6)])
+    y = rng.integers(0, 2, 40)
+    pipe = make_pipeline(est).set_output(transform="pandas")
+    out = pipe.fit_transform(X, y)
+    width = est.transform(X).shape[1]
+    names = [f"{type(est).__name__.lower()}{i}" for i in range(width)]
+    assert list(est.get_feature_names_out()) == names
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == names
+    assert list(pipe.get_feature_names_out()) == names
+
+
 def test_tags_describe_the_input_each_configuration_accepts():
     from sklearn.utils import get_tags
 

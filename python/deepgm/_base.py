@@ -37,6 +37,8 @@ class DivergenceError(FloatingPointError, ValueError, RuntimeError):
 
 def check_dtype(dtype) -> type:
     """The numpy scalar type named by ``dtype`` ("float32" or "float64")."""
+    if dtype is None:  # np.dtype(None) would silently mean float64
+        raise ValueError("dtype must be 'float32' or 'float64'; got None")
     if isinstance(dtype, str) and dtype in _DTYPES:
         return _DTYPES[dtype]
     try:
@@ -46,6 +48,15 @@ def check_dtype(dtype) -> type:
     if resolved is not None and resolved.name in _DTYPES and not isinstance(dtype, (bool, numbers.Number)):
         return _DTYPES[resolved.name]
     raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+
+
+def preserved_dtypes(dtype) -> list:
+    """scikit-learn's ``preserves_dtype`` tag for a ``dtype`` setting: the dtype the estimator computes
+    in (float32 when the setting is invalid, which fit will report)."""
+    try:
+        return [np.dtype(check_dtype(dtype)).name]
+    except ValueError:
+        return ["float32"]
 
 
 def seed_from(random_state) -> int:
@@ -292,8 +303,11 @@ class DeepGMEstimator(BaseEstimator):
         if Z is None:
             raise ValueError(f"{name} must be a 2-D array of shape (n_samples, {n_columns}); got None")
         if not hasattr(Z, "shape"):
-            Z = np.asarray(Z)
+            with _named_errors(name):
+                Z = np.asarray(Z)
         _refuse_non_numeric(Z, name)
+        if sp.issparse(Z):
+            Z = Z.toarray()
         if not sp.issparse(Z) and len(Z.shape) != 2:
             raise ValueError(f"{name} must be a 2-D array of shape (n_samples, {n_columns}); got a {len(Z.shape)}-D array of shape {tuple(Z.shape)}")
         with _named_errors(name):

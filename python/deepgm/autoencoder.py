@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import expit
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
 from ._base import (
+    preserved_dtypes,
     DeepGMEstimator,
     check_bool,
     check_hidden_layer_sizes,
@@ -26,7 +27,7 @@ from .dbn import check_layer_params, pretrain_stack
 __all__ = ["DeepAutoencoder"]
 
 
-class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
+class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     """RBM-pretrained deep autoencoder (Hinton & Salakhutdinov, Science 2006).
 
     Pretraining fits RBMs n_features-h1-...-hk-n_components, the last one with linear hidden units
@@ -268,6 +269,11 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
             n_jobs=self._n_jobs(),
         )
 
+    @property
+    def _n_features_out(self):
+        """Width of ``transform``'s output, from the fitted parameters (``get_feature_names_out``)."""
+        return self.coefs_[len(self.coefs_) // 2 - 1].shape[1]  # the code layer: encoder and decoder mirror each other
+
     def transform(self, X):
         """The codes (the linear code layer's values).
 
@@ -290,7 +296,7 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
         X_rec : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        Z = self._validate_array(Z, "Z", self.n_components, "n_components")
+        Z = self._validate_array(Z, "Z", self._n_features_out, "n_components of the fitted model")
         out = self._run_layers(Z, self._n_encoder_layers(), len(self.coefs_))
         if self.loss_function_ == "cross_entropy":
             out = expit(out).astype(self._dtype())
@@ -332,5 +338,5 @@ class DeepAutoencoder(TransformerMixin, DeepGMEstimator):
         tags.input_tags.sparse = True
         # loss="cross_entropy" needs X in [0, 1] ("auto" picks it only for such data).
         tags.input_tags.positive_only = self.loss == "cross_entropy"
-        tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
+        tags.transformer_tags.preserves_dtype = preserved_dtypes(self.dtype)
         return tags

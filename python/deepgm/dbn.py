@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
-from sklearn.base import ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, RegressorMixin, TransformerMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import _check_y, check_is_fitted
 
 from . import _core
 from ._base import (
+    preserved_dtypes,
     DeepGMEstimator,
     _named_errors,
     check_bool,
@@ -44,7 +45,21 @@ def check_layer_params(layer_params, n_layers: int):
         unknown = set(p) - valid
         if unknown:
             raise ValueError(f"layer_params[{i}] has unknown RBM parameters {sorted(unknown)}; valid: {sorted(valid)}")
+        structural = sorted(set(p) & set(_STACK_OWNED))
+        if structural:
+            owners = ", ".join(f"{name} by {_STACK_OWNED[name]}" for name in structural)
+            raise ValueError(f"layer_params[{i}] may not set {structural}: the stack sets them ({owners}); got {p!r}")
     return [dict(p) for p in layer_params]
+
+
+# RBM parameters that define the stack's structure, so that every layer must agree with the estimator.
+_STACK_OWNED = {
+    "n_components": "hidden_layer_sizes",
+    "visible": "the estimator's visible (bottom layer); upper layers see probabilities",
+    "hidden": "the estimator (linear code layer of the autoencoder, Bernoulli elsewhere)",
+    "dtype": "the estimator's dtype",
+    "random_state": "the estimator's random_state (one derived seed per layer)",
+}
 
 
 def stack_params(sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0):
@@ -123,7 +138,7 @@ class _RBMStackParams:
         return tags
 
 
-class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
+class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """Deep belief network: a stack of RBMs trained greedily, layer by layer.
 
     Each RBM is a :class:`deepgm.RBM`, fitted to the hidden probabilities of the one below.
@@ -264,6 +279,11 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         dbn.history_ = _stack_history(rbms)
         return dbn
 
+    @property
+    def _n_features_out(self):
+        """Width of ``transform``'s output, from the fitted parameters (``get_feature_names_out``)."""
+        return self.rbms_[-1].components_.shape[0]
+
     def transform(self, X):
         """Top-layer features: the hidden probabilities of the top RBM after an up pass.
 
@@ -286,10 +306,11 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         n_samples : int, default=16
             Number of chains (ignored when ``init`` is given).
         n_steps : int, default=1000
-            Gibbs steps in the top RBM.
+            Gibbs steps in the top RBM (0: the down pass of the starting states).
         init : array-like of shape (n_chains, n_features), default=None
             Data whose up pass starts the chains (e.g. training images); by default the top RBM's
-            visible units start from uniform random binary states.
+            visible units start from uniform random binary states (standard normal draws when the
+            top RBM is a Gaussian-visible bottom layer).
 
         Returns
         -------
@@ -297,29 +318,23 @@ class DBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
             Visible means (pixel probabilities for Bernoulli visible units).
         """
         check_is_fitted(self)
-        n_steps = check_positive_int(n_steps, "n_steps")
+        n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
         top = self.rbms_[-1]
         if init is None:
             n_samples = check_positive_int(n_samples, "n_samples")
+            V = None
         else:
             V = self._validate_X(init, reset=False, bernoulli=self.visible == "bernoulli", name="init")
-        seed = self._next_seed()
-        if init is None:
-            rng = np.random.default_rng(seed)
-            V = (rng.random((n_samples, top.n_features_in_)) < 0.5).astype(top._dtype())
-        else:
             for rbm in self.rbms_[:-1]:
                 V = rbm.transform(V)
-        _, mean = _core.rbm_gibbs(
-            np.ascontiguousarray(V, dtype=top._dtype()), top.components_, top.intercept_visible_, top.intercept_hidden_,
-            n_steps=n_steps, visible=top.visible, hidden=top.hidden, seed=seed, n_jobs=top._n_jobs(),
-        )
-        return down_pass(self.rbms_[:-1], mean)
+            V = top._model_space(V)  # standardised when the top RBM is also the (Gaussian) bottom one
+        mean = top._gibbs_chains(V, n_samples, n_steps, self._next_seed(), return_means=True)
+        return down_pass(self.rbms_[:-1], top._data_space(mean))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
+        tags.transformer_tags.preserves_dtype = preserved_dtypes(self.dtype)
         return self._bernoulli_tags(tags)
 
 
@@ -341,7 +356,7 @@ def _stack_history(rbms):
     return history
 
 
-class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
+class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """Pretraining of a stack of RBMs, then fine-tuning of the whole network plus an output layer."""
 
     _param_names = ("coefs_", "intercepts_")
@@ -472,6 +487,11 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
         X = self._validate_X(X, reset=False, bernoulli=self.visible == "bernoulli")
         return FineTuner(self, self._hidden_activations(), self._loss).forward(X)
 
+    @property
+    def _n_features_out(self):
+        """Width of ``transform``'s output, from the fitted parameters (``get_feature_names_out``)."""
+        return self.coefs_[-1].shape[0]
+
     def transform(self, X):
         """Features learned by the network: the activations of the last hidden layer after fine-tuning.
 
@@ -502,7 +522,7 @@ class _FineTunedDBN(TransformerMixin, _RBMStackParams, DeepGMEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float32", "float64") else ["float32"]
+        tags.transformer_tags.preserves_dtype = preserved_dtypes(self.dtype)
         return self._bernoulli_tags(tags)
 
 

@@ -168,6 +168,11 @@ def save(estimator, path) -> Path:
     os.close(fd)
     try:
         save_file(writer.tensors, tmp, metadata=metadata)
+        # mkstemp makes the file private (0600); a saved model gets a normal file's mode (0666 less
+        # the umask), as open() would give it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -8,10 +8,11 @@ import math
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from . import _core
 from ._base import (
+    preserved_dtypes,
     DeepGMEstimator,
     batch_rows,
     check_bool,
@@ -89,7 +90,7 @@ class LogPartition(float):
 _MONITOR_ROWS = 500
 
 
-class RBM(TransformerMixin, DeepGMEstimator):
+class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     """Restricted Boltzmann machine trained with contrastive divergence (CD-k) or persistent CD.
 
     Shares its parameter and attribute names with :class:`sklearn.neural_network.BernoulliRBM`, so it
@@ -414,6 +415,11 @@ class RBM(TransformerMixin, DeepGMEstimator):
 
     # -- inference ----------------------------------------------------------------------------------
 
+    @property
+    def _n_features_out(self):
+        """Width of ``transform``'s output, from the fitted parameters (``get_feature_names_out``)."""
+        return self.components_.shape[0]
+
     def transform(self, X):
         """Hidden unit activation probabilities p(h = 1 | v = X).
 
@@ -482,25 +488,32 @@ class RBM(TransformerMixin, DeepGMEstimator):
         self._check_fitted()
         check_positive_int(n_steps, "n_steps", minimum=0)
         check_bool(return_means, "return_means")
-        dtype = self._dtype()
         if init is None:
             n_samples = check_positive_int(n_samples, "n_samples")
+            V = None
         else:
             V = self._model_space(self._check_X(init, name="init"))
-        seed = self._next_seed()
-        if init is None:
+        return self._data_space(self._gibbs_chains(V, n_samples, n_steps, self._next_seed(), return_means))
+
+    def _gibbs_chains(self, V, n_samples, n_steps, seed, return_means):
+        """``n_steps`` of block Gibbs sampling from V (n_chains, n_features) in the model's space, or
+        from ``n_samples`` random states (uniform binary for Bernoulli visible units, standard normal
+        for Gaussian ones) when V is None. Returns the last mean of v | h (or the sample), in the
+        model's space; with ``n_steps == 0``, the starting states."""
+        dtype = self._dtype()
+        if V is None:
             rng = np.random.default_rng(seed)
             if self.visible == "bernoulli":
                 V = (rng.random((n_samples, self.n_features_in_)) < 0.5).astype(dtype)
             else:
                 V = rng.standard_normal((n_samples, self.n_features_in_)).astype(dtype)
         if n_steps == 0:
-            return self._data_space(V)
+            return V
         sample, mean = _core.rbm_gibbs(
-            V, self.components_, self.intercept_visible_, self.intercept_hidden_,
+            np.ascontiguousarray(V, dtype=dtype), self.components_, self.intercept_visible_, self.intercept_hidden_,
             n_steps=n_steps, visible=self.visible, hidden=self.hidden, seed=seed, n_jobs=self._n_jobs(),
         )
-        return self._data_space(mean if return_means else sample)
+        return mean if return_means else sample
 
     def free_energy(self, X):
         """Free energy F(v) = -log sum_h exp(-E(v, h)) of each sample (float64; in the standardised
@@ -598,6 +611,11 @@ class RBM(TransformerMixin, DeepGMEstimator):
             raise ValueError(f"base_rate must have shape ({self.n_features_in_},); got {means.shape}")
         if not np.all(np.isfinite(means)):
             raise ValueError("base_rate must hold finite numbers; got NaN or inf")
+        if self.visible == "bernoulli" and (means.min() < 0 or means.max() > 1):
+            raise ValueError(
+                "base_rate must hold visible probabilities in [0, 1] for Bernoulli visible units; "
+                f"got values from {means.min():g} to {means.max():g}"
+            )
         if self.visible == "bernoulli":
             p = np.clip(np.asarray(means, dtype=np.float64), 1e-3, 1 - 1e-3)
             base_bias = np.log(p / (1 - p)).astype(dtype)
@@ -640,7 +658,7 @@ class RBM(TransformerMixin, DeepGMEstimator):
         tags.input_tags.sparse = True
         # Bernoulli visible units refuse negative values (and values above 1).
         tags.input_tags.positive_only = self.visible == "bernoulli"
-        tags.transformer_tags.preserves_dtype = [self.dtype if isinstance(self.dtype, str) else np.dtype(self.dtype).name]
+        tags.transformer_tags.preserves_dtype = preserved_dtypes(self.dtype)
         tags.non_deterministic = self.random_state is None
         return tags
 

@@ -7,16 +7,16 @@ import math
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _core
 from ._base import (
+    preserved_dtypes,
     DeepGMEstimator,
     _named_errors,
-    check_dtype,
     batch_rows,
     check_hidden_layer_sizes,
     check_number,
@@ -33,7 +33,7 @@ from ._mlp import new_slots
 __all__ = ["VAE", "CVAE"]
 
 
-class VAE(TransformerMixin, DeepGMEstimator):
+class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     """Variational autoencoder with a diagonal Gaussian encoder and a Bernoulli or Gaussian decoder.
 
     q(z | x) = N(mu(x), diag sigma^2(x)) from an MLP encoder; z = mu + sigma * eps (the
@@ -167,7 +167,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
         tags.input_tags.sparse = True
         # The Bernoulli decoder needs data in [0, 1].
         tags.input_tags.positive_only = self.likelihood == "bernoulli"
-        tags.transformer_tags.preserves_dtype = [np.dtype(check_dtype(self.dtype)).name] if _valid_dtype(self.dtype) else ["float32"]
+        tags.transformer_tags.preserves_dtype = preserved_dtypes(self.dtype)
         return tags
 
     def _init_params(self, n_features):
@@ -327,6 +327,11 @@ class VAE(TransformerMixin, DeepGMEstimator):
         X = self._check_X(X)
         return _core.vae_encode(X, *self._net(), **self._net_kwargs())
 
+    @property
+    def _n_features_out(self):
+        """Width of ``transform``'s output, from the fitted parameters (``get_feature_names_out``)."""
+        return self.encoder_coefs_[-1].shape[1] // 2  # the encoder outputs (mu, log_var)
+
     def transform(self, X):
         """Posterior means E[z | x].
 
@@ -348,7 +353,7 @@ class VAE(TransformerMixin, DeepGMEstimator):
         return _core.vae_decode(Z, *self._net(), **self._net_kwargs())
 
     def _check_Z(self, Z):
-        return self._validate_array(Z, "Z", self.n_components, "n_components")
+        return self._validate_array(Z, "Z", self._n_features_out, "n_components of the fitted model")
 
     def reconstruct(self, X):
         """decode(E[z | x]): the mean reconstruction of X.
@@ -716,11 +721,3 @@ class CVAE(VAE):
         X = self._check_X(X)
         codes = self._encode_labels(y, X.shape[0])
         return self._log_likelihood(X, codes, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
-
-
-def _valid_dtype(dtype) -> bool:
-    try:
-        check_dtype(dtype)
-        return True
-    except ValueError:
-        return False
