@@ -17,6 +17,7 @@ use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
 use crate::optim::{self, Optimizer};
 use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
+use crate::scratch;
 
 /// A read-only view of one layer's parameters.
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +96,12 @@ impl<T: Real> Activations<T> {
     pub fn output(&self) -> &[T] {
         self.outputs.last().map(|v| v.as_slice()).unwrap_or(&[])
     }
+
+    /// Hands the buffers back to the scratch pool once the backward pass is done with them.
+    pub fn recycle(self) {
+        self.outputs.into_iter().for_each(scratch::recycle);
+        self.masks.into_iter().flatten().for_each(scratch::recycle);
+    }
 }
 
 /// Forward pass of a batch `input` (batch, n_in_0) through `layers`.
@@ -108,7 +115,7 @@ pub fn forward_with<T: Real>(layers: &[Layer<'_, T>], input: View<'_, T>, dropou
     let mut outputs: Vec<Vec<T>> = Vec::with_capacity(layers.len());
     let mut masks = Vec::with_capacity(layers.len());
     for (l, layer) in layers.iter().enumerate() {
-        let mut z = vec![T::zero(); batch * layer.n_out];
+        let mut z = scratch::take(batch * layer.n_out); // overwritten by the product
         {
             let a_in = if l == 0 { input } else { View::new(&outputs[l - 1], batch, layers[l - 1].n_out) };
             gemm(T::one(), a_in, View::new(layer.weight, layer.n_in, layer.n_out), T::zero(), ViewMut::new(&mut z, batch, layer.n_out), threads);
@@ -255,12 +262,13 @@ pub fn backward<T: Real>(
             break;
         }
         // delta_in = delta W^T: (batch, n_in)
-        let mut delta_in = vec![T::zero(); batch * layer.n_in];
+        let mut delta_in = scratch::take(batch * layer.n_in); // overwritten by the product
         gemm(T::one(), View::new(&delta, batch, layer.n_out), View::new(layer.weight, layer.n_in, layer.n_out).t(), T::zero(), ViewMut::new(&mut delta_in, batch, layer.n_in), Threads::Pool);
         if l == 0 {
             if let Some(out) = input_grad.take() {
                 out.copy_from_slice(&delta_in);
             }
+            scratch::recycle(delta_in);
             break;
         }
         // Through the activation (and dropout mask) of the layer below.
@@ -281,8 +289,9 @@ pub fn backward<T: Real>(
                     }
                 }),
         }
-        delta = delta_in;
+        scratch::recycle(std::mem::replace(&mut delta, delta_in));
     }
+    scratch::recycle(delta);
 }
 
 /// Fails with a `Value` error naming `name` if `values` holds NaN or inf.
@@ -293,9 +302,18 @@ pub fn check_finite<T: Real>(name: &str, values: &[T]) -> Result<()> {
     }
 }
 
-/// Zeroed gradient buffers shaped like `layers`.
-pub fn zero_grads<T: Real>(layers: &[Layer<'_, T>]) -> Vec<LayerGrad<T>> {
-    layers.iter().map(|l| LayerGrad { weight: vec![T::zero(); l.n_in * l.n_out], bias: vec![T::zero(); l.n_out] }).collect()
+/// Gradient buffers shaped like `layers`, from the scratch pool: their contents are unspecified until
+/// [`backward`] overwrites every one of them.
+pub fn grad_buffers<T: Real>(layers: &[Layer<'_, T>]) -> Vec<LayerGrad<T>> {
+    layers.iter().map(|l| LayerGrad { weight: scratch::take(l.n_in * l.n_out), bias: scratch::take(l.n_out) }).collect()
+}
+
+/// Hands gradient buffers back to the scratch pool once the optimiser has applied them.
+pub fn recycle_grads<T: Real>(grads: Vec<LayerGrad<T>>) {
+    for g in grads {
+        scratch::recycle(g.weight);
+        scratch::recycle(g.bias);
+    }
 }
 
 /// A minibatch: either the whole of `x`/`y`, or the rows `rows` of them.
@@ -324,8 +342,9 @@ impl<'a, T: Real> Batch<'a, T> {
         match self.rows {
             None => (None, None),
             Some(rows) => {
-                let mut xb = vec![T::zero(); rows.len() * self.n_features];
-                let mut yb = vec![T::zero(); rows.len() * self.n_targets];
+                // Overwritten by the gathers.
+                let mut xb = scratch::take(rows.len() * self.n_features);
+                let mut yb = scratch::take(rows.len() * self.n_targets);
                 gather_rows(self.x, self.n_features, rows, &mut xb);
                 gather_rows(self.y, self.n_targets, rows, &mut yb);
                 (Some(xb), Some(yb))
@@ -370,7 +389,7 @@ fn forward_backward<T: Real>(
         check_finite("y", &y[..n * batch.n_targets])?;
     }
     let acts = forward(layers, View::new(x, n, batch.n_features), dropout);
-    let mut delta = vec![T::zero(); n * last.n_out];
+    let mut delta = scratch::take(n * last.n_out); // every element is written by loss_and_delta
     let mut per_sample = vec![0.0; n];
     loss_and_delta(loss, last.activation, acts.output(), y, last.n_out, &mut delta, &mut per_sample);
     let loss_value = per_sample.iter().sum::<f64>() / n.max(1) as f64;
@@ -379,9 +398,11 @@ fn forward_backward<T: Real>(
             "the training loss is {loss_value}: the model diverged (try a smaller learning rate)"
         )));
     }
-    let mut grads = zero_grads(layers);
+    let mut grads = grad_buffers(layers);
     let mut d_input = input_grad.then(|| vec![T::zero(); n * batch.n_features]);
     backward(layers, View::new(x, n, batch.n_features), &acts, delta, &mut grads, d_input.as_deref_mut());
+    acts.recycle();
+    xb.into_iter().chain(yb).for_each(scratch::recycle);
     Ok(Gradients { loss: loss_value, grads, input_grad: d_input })
 }
 
@@ -414,6 +435,7 @@ pub fn train_step<T: Real>(
         optim::step(opt, layer.weight, &g.weight, w_slots, weight_decay);
         optim::step(opt, layer.bias, &g.bias, b_slots, 0.0);
     }
+    recycle_grads(grads);
     Ok(loss_value)
 }
 

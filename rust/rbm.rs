@@ -23,6 +23,7 @@ use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
 use crate::real::{first_non_finite, Real};
 use crate::rng::{purpose, stream, CHUNK};
+use crate::scratch;
 
 /// The type of a layer's units: binary, or real-valued with unit-variance Gaussian noise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,9 +311,10 @@ pub fn cd_step<T: Real>(
     }
     let total = b + c;
     // X = [V_data ; V_model] (b + c, nv), S = [H_data ; H_model] (b + c, nh)
-    let mut x = vec![T::zero(); total * nv];
-    let mut s = vec![T::zero(); total * nh];
-    let mut v_mean = vec![T::zero(); c * nv];
+    // From the scratch pool: every element is written below before it is read.
+    let mut x = scratch::take(total * nv);
+    let mut s = scratch::take(total * nh);
+    let mut v_mean = scratch::take(c * nv);
     {
         let rbm = state.rbm();
         let (x_data, x_model) = x.split_at_mut(b * nv);
@@ -329,7 +331,7 @@ pub fn cd_step<T: Real>(
         // Positive phase: p(h | v_data), and a sample of it to start the chain (CD).
         let mut h_state = match chain {
             Some(ref ch) => ch.to_vec(),
-            None => vec![T::zero(); c * nh],
+            None => scratch::take(c * nh), // the positive phase's sample
         };
         let sample_into = if chain.is_none() { Some(h_state.as_mut_slice()) } else { None };
         rbm.hidden(x_data, s_data, sample_into, key(purpose::HIDDEN, 0));
@@ -344,7 +346,9 @@ pub fn cd_step<T: Real>(
         if let Some(ch) = chain {
             ch.copy_from_slice(&h_state);
         }
+        scratch::recycle(h_state);
     }
+    scratch::recycle(v_mean);
 
     // Bias gradients: column means of the data half minus those of the model half.
     let mut sums_v = vec![T::zero(); 2 * nv];
@@ -369,6 +373,8 @@ pub fn cd_step<T: Real>(
         ViewMut::new(state.weight_velocity, nh, nv),
         Threads::Pool,
     );
+    scratch::recycle(x);
+    scratch::recycle(s);
     // W += vel - lr * wd * W folded into the velocity (so decay also carries momentum).
     let weights_finite = state
         .weight

@@ -51,6 +51,10 @@ pub trait Real:
         alpha: Self,
         par: faer::Par,
     );
+
+    /// Runs `f` on this thread's pool of reusable buffers of this type (see `scratch`); `None` once
+    /// the thread is shutting down.
+    fn with_scratch_pool<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> Option<R>;
 }
 
 macro_rules! impl_real {
@@ -91,6 +95,13 @@ macro_rules! impl_real {
                 debug_assert!(beta == 0.0 || beta == 1.0);
                 let accum = if beta == 0.0 { faer::Accum::Replace } else { faer::Accum::Add };
                 faer::linalg::matmul::matmul(c, accum, a, b, alpha, par);
+            }
+
+            fn with_scratch_pool<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> Option<R> {
+                thread_local! {
+                    static POOL: std::cell::RefCell<Vec<Vec<$t>>> = const { std::cell::RefCell::new(Vec::new()) };
+                }
+                POOL.try_with(|pool| f(&mut pool.borrow_mut())).ok()
             }
         }
     };

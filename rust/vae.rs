@@ -15,12 +15,13 @@
 use rayon::prelude::*;
 
 use crate::activations::{bce_with_logits, exp_fast, sigmoid, StreamKey};
-use crate::dense::{backward, check_finite, check_named_chain, forward, forward_with, zero_grads, Activations, Layer, LayerGrad, LayerMut};
+use crate::dense::{backward, check_finite, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gather_rows, Threads, View};
 use crate::optim::{self, Optimizer};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
+use crate::scratch;
 
 /// log-variances are clamped to this range in the forward pass (with zero gradient outside), so that
 /// exp(log_var) can neither overflow nor vanish.
@@ -229,16 +230,21 @@ impl<'a, T: Real> Vae<'a, T> {
     fn encoder_input(&self, batch: &VaeBatch<'_, T>, labels: &[usize], n: usize) -> Vec<T> {
         let d = self.spec.n_features;
         let width = self.spec.encoder_inputs();
-        let mut out = vec![T::zero(); n * width];
-        match batch.rows {
-            Some(rows) if width == d => gather_rows(batch.x, d, rows, &mut out),
-            None if width == d => out.copy_from_slice(&batch.x[..n * d]),
-            _ => out.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
-                let src = batch.rows.map(|r| r[i]).unwrap_or(i);
-                row[..d].copy_from_slice(&batch.x[src * d..(src + 1) * d]);
-                row[d + labels[i]] = T::one();
-            }),
+        if width == d {
+            let mut out = scratch::take(n * width); // overwritten by the copy
+            match batch.rows {
+                Some(rows) => gather_rows(batch.x, d, rows, &mut out),
+                None => out.copy_from_slice(&batch.x[..n * d]),
+            }
+            return out;
         }
+        // Zeroed: the one-hot part keeps its zeros.
+        let mut out = vec![T::zero(); n * width];
+        out.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
+            let src = batch.rows.map(|r| r[i]).unwrap_or(i);
+            row[..d].copy_from_slice(&batch.x[src * d..(src + 1) * d]);
+            row[d + labels[i]] = T::one();
+        });
         out
     }
 
@@ -329,7 +335,8 @@ impl<'a, T: Real> Vae<'a, T> {
             &batch.x[r * d..(r + 1) * d]
         };
         let inv_n = T::of(1.0 / n.max(1) as f64);
-        let mut delta = if want_delta { vec![T::zero(); n * d] } else { vec![] };
+        // Every element of delta is written below.
+        let mut delta = if want_delta { scratch::take(n * d) } else { vec![] };
         let mut recon = vec![0.0f64; n];
         if want_delta {
             recon.par_iter_mut().zip(delta.par_chunks_mut(d)).enumerate().for_each(|(i, (r, row))| {
@@ -374,7 +381,7 @@ impl<'a, T: Real> Vae<'a, T> {
         let (n, k) = (p.batch, s.n_latent);
         let inv_n = T::of(1.0 / n.max(1) as f64);
         let delta = std::mem::take(&mut p.delta);
-        let mut dec_grads = zero_grads(&self.decoder);
+        let mut dec_grads = grad_buffers(&self.decoder);
         let mut d_dec_input = vec![T::zero(); n * s.decoder_inputs()];
         backward(&self.decoder, View::new(&p.decoder_input, n, s.decoder_inputs()), &p.decoder, delta, &mut dec_grads, Some(&mut d_dec_input));
 
@@ -401,8 +408,11 @@ impl<'a, T: Real> Vae<'a, T> {
                 }
             }
         }
-        let mut enc_grads = zero_grads(&self.encoder);
+        let mut enc_grads = grad_buffers(&self.encoder);
         backward(&self.encoder, View::new(&p.encoder_input, n, s.encoder_inputs()), &p.encoder, d_enc_out, &mut enc_grads, None);
+        p.encoder.recycle();
+        p.decoder.recycle();
+        scratch::recycle(p.encoder_input);
         Ok((Losses { recon: p.recon, kl: p.kl }, enc_grads, dec_grads, d_class_means))
     }
 
@@ -542,6 +552,8 @@ pub fn train_step<T: Real>(
     if let (Some(cm), Some(g)) = (net.class_means.as_deref_mut(), cm_grad) {
         optim::step(opt, cm, &g, &mut slots[p], 0.0);
     }
+    recycle_grads(enc_grads);
+    recycle_grads(dec_grads);
     Ok((loss, recon, kl))
 }
 
