@@ -217,15 +217,18 @@ fn pool(n_threads: usize) -> Arc<rayon::ThreadPool> {
 /// Afterwards the pool's workers spin for a short while (see [`spin_time`]) instead of going to
 /// sleep: a training loop calls the kernels every few milliseconds with a little Python in between,
 /// and a sleeping worker can take longer to wake (measured: over 0.3 ms on a virtual machine) than
-/// its share of the next product. The spin ends as soon as the next call starts. OpenMP runtimes and
-/// OpenBLAS do the same (their workers spin far longer).
+/// its share of the next product. The spin ends as soon as the next call starts, and pools with more
+/// threads than cores do not spin. OpenMP runtimes and OpenBLAS do the same (their workers spin far
+/// longer).
 pub fn with_threads<R: Send>(n_jobs: usize, f: impl FnOnce() -> R + Send) -> R {
     let n_threads = resolve_threads(n_jobs);
     let pool = pool(n_threads);
     let call = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
     let out = pool.install(f);
     let spin = spin_time();
-    if n_threads > 1 && !spin.is_zero() {
+    // Only while every worker can have a core of its own: with more threads than cores, spinning
+    // workers would take the cores the working ones need (measured: 16 threads on 2 cores, 24x slower).
+    if n_threads > 1 && n_threads <= resolve_threads(0) && !spin.is_zero() {
         pool.spawn_broadcast(move |_| {
             let deadline = std::time::Instant::now() + spin;
             // Stop at the deadline, or as soon as another kernel call begins (it needs this thread).

@@ -123,11 +123,23 @@ def test_help_lists_each_models_hyperparameters(tmp_path):
         (["sample", "missing.safetensors"], "no such model file"),
         (["sample", "corrupt.safetensors"], "not a valid deepgm model"),
         (["train", "rbm", "--persistent", "maybe"], "persistent"),
+        (["train", "vae", "--data", "empty.npy"], "--data: cannot read"),
+        (["train", "vae", "--data", "x.npy", "--labels", "empty.npy"], "--labels: cannot read"),
+        (["train", "cvae", "--data", "table.csv", "--label-column", "99"], "--label-column 99 is out of range"),
+        (["train", "vae", "--data", "x.npy", "--out", "nowhere/m.safetensors"], "nowhere.*does not exist"),
+        (["train", "vae", "--data", "x.npy", "--out", "."], "is a folder"),
+        (["sample", "vae.safetensors", "--label", "3"], "--label applies to conditional models"),
+        (["sample", "vae.safetensors", "--out", "nowhere/s.png"], "nowhere.*does not exist"),
+        (["demo", "--n-jobs", "0", "--out", "report"], "n_jobs"),
     ],
 )
 def test_bad_options_and_files_are_one_clear_line(tmp_path, args, message):
-    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 5)))
+    X = np.random.default_rng(0).random((20, 5))
+    np.save(tmp_path / "x.npy", X)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.savetxt(tmp_path / "table.csv", X, delimiter=",")
     (tmp_path / "corrupt.safetensors").write_bytes(b"not a model")
+    deepgm.VAE(2, hidden_layer_sizes=(4,), n_iter=1, random_state=0).fit(X).save(tmp_path / "vae.safetensors")
     code, stdout, stderr = run_cli(*args, cwd=tmp_path)
     assert code != 0
     assert "Traceback" not in stderr

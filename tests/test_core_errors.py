@@ -440,7 +440,8 @@ def test_effective_n_jobs():
     assert _core.effective_n_jobs(-1) == all_cores
     assert _core.effective_n_jobs(None) == all_cores
     assert _core.effective_n_jobs(1) == 1
-    assert _core.effective_n_jobs(3) == 3
+    assert _core.effective_n_jobs(3) == min(3, all_cores)
+    assert _core.effective_n_jobs(10_000) == all_cores, "more threads than cores are capped"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -309,6 +309,18 @@ def test_divergence_is_reported_and_the_last_good_epoch_kept(make, needs_y, data
                 np.testing.assert_array_equal(g, w)
 
 
+def test_a_vae_loss_that_explodes_without_overflowing_is_divergence(digits):
+    """Adam at a rate of 10 keeps the -ELBO finite but drives it from ~550 to ~1e13 in one epoch:
+    that is divergence (as for fine-tuning), not a model to return."""
+    X = digits[0][:300]
+    est = VAE(learning_rate=10.0, n_iter=5, random_state=0)
+    with pytest.raises(DivergenceError, match="grew from .* smaller learning_rate") as info:
+        est.fit(X)
+    _check_divergence(info.value, "VAE")
+    assert est.n_iter_ == 0 and est.history_ == {} and np.all(np.isfinite(est.transform(X[:5])))
+    assert VAE(n_iter=2, random_state=0).fit(X).history_["loss"][-1] < 550, "a normal rate still trains"
+
+
 def test_divergence_in_a_dbn_layer_keeps_the_layers_trained_so_far(digits):
     X = digits[0][:500]
     dbn = DBN((16, 8), n_iter=5, batch_size=50, layer_params=[{}, {"learning_rate": 1e6}], random_state=0)

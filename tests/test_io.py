@@ -143,6 +143,27 @@ def test_truncated_and_corrupted_files_are_clear_errors(data, tmp_path):
         deepgm.load(tmp_path / "missing.safetensors")
 
 
+@pytest.mark.parametrize("where", ["first weight", "last byte", "hyperparameter"])
+def test_a_flipped_byte_is_detected_on_load(data, tmp_path, where):
+    """A checksum over the description and every tensor: a model whose bytes changed after saving
+    (disk or copy errors) is refused instead of loading with wrong weights."""
+    est, _ = fitted("RBM", data)
+    path = tmp_path / "model.safetensors"
+    est.save(path)
+    raw = bytearray(path.read_bytes())
+    header_len = struct.unpack("<Q", raw[:8])[0]
+    if where == "hyperparameter":  # same length, still valid JSON: n_iter 2 -> 3
+        header = raw[8 : 8 + header_len].decode()
+        assert '\\"n_iter\\": {\\"value\\": 2}' in header
+        raw[8 : 8 + header_len] = header.replace('\\"n_iter\\": {\\"value\\": 2}', '\\"n_iter\\": {\\"value\\": 3}').encode()
+    else:
+        at = 8 + header_len if where == "first weight" else len(raw) - 1
+        raw[at] ^= 0x40
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupted: its contents do not match the checksum"):
+        deepgm.load(path)
+
+
 def test_newer_format_version_is_refused(data, tmp_path):
     from safetensors.numpy import save_file
 

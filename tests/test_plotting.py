@@ -61,3 +61,20 @@ def test_plot_errors_are_clear(models):
     big = deepgm.VAE(3, hidden_layer_sizes=(8,), n_iter=1, random_state=0).fit(X)
     with pytest.raises(ValueError, match="n_components=2"):
         plotting.plot_manifold(big)
+    # the wrong kind of model, or a missing argument: errors that name what is expected
+    with pytest.raises(ValueError, match="y is required for a CVAE"):
+        plotting.plot_manifold(cvae)
+    with pytest.raises(ValueError, match="y applies to a CVAE only"):
+        plotting.plot_manifold(vae, y=3)
+    with pytest.raises(TypeError, match="cvae must be a fitted deepgm CVAE; got VAE"):
+        plotting.plot_class_samples(vae)
+    with pytest.raises(TypeError, match="model must be a fitted RBM"):
+        plotting.plot_filters(vae)
+    with pytest.raises(ValueError, match="history: VAE has no history_"):
+        plotting.plot_training_curves(deepgm.VAE())
+    with pytest.raises(ValueError, match=r"keys \['nope'\] are not in the history"):
+        plotting.plot_training_curves(vae, ["nope"])
+    with pytest.raises(TypeError, match="vae must be a fitted deepgm VAE"):
+        plotting.plot_manifold(rbm)
+    saved_manifold = plotting.plot_manifold(cvae, n=3, y=cvae.classes_[0])  # a CVAE given its class draws
+    assert saved_manifold.axes

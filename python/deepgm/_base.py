@@ -29,10 +29,23 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 class DivergenceError(FloatingPointError, ValueError, RuntimeError):
-    """Training produced non-finite parameters or losses (usually: the learning rate is too large).
+    """Training produced non-finite parameters or losses, or a loss that exploded (usually: the
+    learning rate is too large).
 
     The estimator is left with the parameters it had at the start of the failing epoch.
     """
+
+
+#: A training loss that stays finite can still explode: an epoch whose mean loss exceeds this
+#: multiple of the first step's (positive) loss has diverged.
+LOSS_EXPLOSION_FACTOR = 100.0
+
+
+def check_loss_explosion(mean_loss: float, first_loss) -> None:
+    """Raises FloatingPointError (turned into DivergenceError by ``_epoch_guard``) when an epoch's
+    mean loss has grown past ``LOSS_EXPLOSION_FACTOR`` times the first step's loss."""
+    if first_loss is not None and first_loss > 0 and mean_loss > LOSS_EXPLOSION_FACTOR * first_loss:
+        raise FloatingPointError(f"the mean training loss grew from {first_loss:.4g} (first step) to {mean_loss:.4g}")
 
 
 def check_dtype(dtype) -> type:

@@ -10,6 +10,7 @@ from . import _core
 from ._base import (
     batch_rows,
     check_bool,
+    check_loss_explosion,
     check_number,
     check_option,
     check_positive_int,
@@ -47,10 +48,6 @@ def check_finetune_params(est):
     check_number(est.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
     check_positive_int(est.n_iter_no_change, "n_iter_no_change")
     check_number(est.tol, "tol", low=0)
-
-
-#: An epoch whose mean loss exceeds this multiple of the first step's loss has diverged.
-_EXPLODED = 100.0
 
 
 def reset_finetune_state(est):
@@ -167,10 +164,8 @@ class FineTuner:
                     if not np.isfinite(total):
                         raise FloatingPointError(f"the epoch's mean training loss is {mean_loss}")
                     # A loss that stays finite can still explode (e.g. SGD on a squared error over
-                    # wide sigmoid layers): 100x the first step's loss is divergence, not noise.
-                    first = est._finetune_first_loss
-                    if first is not None and first > 0 and mean_loss > _EXPLODED * first:
-                        raise FloatingPointError(f"the mean training loss grew from {first:.4g} (first step) to {mean_loss:.4g}")
+                    # wide sigmoid layers).
+                    check_loss_explosion(mean_loss, est._finetune_first_loss)
             finally:
                 bar.close()
             est.n_iter_ += 1

@@ -11,7 +11,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _core
 from ._base import (
-    preserved_dtypes,
     DeepGMEstimator,
     check_bool,
     check_hidden_layer_sizes,
@@ -19,6 +18,7 @@ from ._base import (
     check_option,
     check_positive_int,
     check_unit_interval,
+    preserved_dtypes,
     seed_from,
 )
 from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation

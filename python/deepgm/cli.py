@@ -101,13 +101,33 @@ def _hyperparameters(args, defaults):
 
 def load_data(path, labels=None, label_column=None, supervised=False):
     """(X, y) from the embedded MNIST (path None), an MNIST IDX folder or file, a .npy/.npz, or a CSV."""
-    from .datasets import load_mnist, read_idx
-
     if path is None:
+        from .datasets import load_mnist
+
         return load_mnist()
     path = Path(path)
     if not path.exists():
         raise CLIError(f"--data: no such file or folder: {path}")
+    try:
+        X, y = _read_data(path, label_column, supervised and labels is None)
+    except CLIError:
+        raise
+    except Exception as err:  # numpy's readers raise EOFError, ValueError, OSError, ... on bad files
+        raise CLIError(f"--data: cannot read {path}: {_first_line(err)}") from None
+    if labels is not None:
+        y = load_labels(labels)
+    if y is not None and np.asarray(y).dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
+        y = np.asarray(y).astype(np.int64)
+    return X, y
+
+
+def _first_line(err):
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _read_data(path, label_column, labels_in_file):
+    from .datasets import load_mnist, read_idx
+
     y = None
     if path.is_dir():
         try:
@@ -130,9 +150,11 @@ def load_data(path, labels=None, label_column=None, supervised=False):
             table = np.loadtxt(path, delimiter=",", ndmin=2)
         except ValueError:
             table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
-        if label_column is None and supervised and labels is None:
+        if label_column is None and labels_in_file:
             label_column = -1
         if label_column is not None:
+            if not -table.shape[1] <= label_column < table.shape[1]:
+                raise CLIError(f"--label-column {label_column} is out of range: {path} has {table.shape[1]} columns")
             y = table[:, label_column]
             X = np.delete(table, label_column % table.shape[1], axis=1)
         else:
@@ -147,10 +169,6 @@ def load_data(path, labels=None, label_column=None, supervised=False):
         X = X.reshape(X.shape[0], -1)
     if X.dtype == np.uint8:
         X = X.astype(np.float32) / 255.0
-    if labels is not None:
-        y = load_labels(labels)
-    if y is not None and np.asarray(y).dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
-        y = np.asarray(y).astype(np.int64)
     return X, y
 
 
@@ -160,11 +178,14 @@ def load_labels(path):
     path = Path(path)
     if not path.exists():
         raise CLIError(f"--labels: no such file: {path}")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix.lower() in (".csv", ".txt"):
-        return np.loadtxt(path, delimiter=",").ravel()
-    return read_idx(path)
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if path.suffix.lower() in (".csv", ".txt"):
+            return np.loadtxt(path, delimiter=",").ravel()
+        return read_idx(path)
+    except Exception as err:
+        raise CLIError(f"--labels: cannot read {path}: {_first_line(err)}") from None
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -174,6 +195,8 @@ def cmd_train(args, defaults):
     model = args.model
     cls = _estimator_class(model)
     params = _hyperparameters(args, defaults)
+    out = Path(args.out or f"{model}.safetensors")
+    _check_writable(out, "--out")  # before training, not after
     X, y = load_data(args.data, args.labels, args.label_column, supervised=model in SUPERVISED)
     if model in SUPERVISED and y is None:
         raise CLIError(f"{model} needs labels: use the embedded data, an MNIST folder, a .npz with 'y', --labels, or a CSV label column")
@@ -186,7 +209,6 @@ def cmd_train(args, defaults):
     start = time.perf_counter()
     est.fit(X, y) if model in SUPERVISED else est.fit(X)
     elapsed = time.perf_counter() - start
-    out = Path(args.out or f"{model}.safetensors")
     est.save(out)
     metric = ""
     if hasattr(est, "history_") and est.history_:
@@ -215,6 +237,10 @@ def cmd_sample(args):
     n = args.n
     if n < 1:
         raise CLIError(f"-n must be >= 1; got {n}")
+    if args.label is not None and name != "CVAE":
+        raise CLIError(f"--label applies to conditional models (cvae); {path} holds a {name}")
+    out = Path(args.out)
+    _check_writable(out, "--out")
     if name in ("RBM", "DBN"):
         samples = est.sample(n, n_steps=args.steps)
     elif name == "VAE":
@@ -228,7 +254,6 @@ def cmd_sample(args):
             samples = est.sample(n, y=label)
     else:
         raise CLIError(f"{name} is not a generative model with a sampler; deepgm sample works with rbm, dbn, vae and cvae models")
-    out = Path(args.out)
     if out.suffix == ".npy":
         np.save(out, samples)
     else:
@@ -240,6 +265,14 @@ def cmd_sample(args):
         fig.savefig(out, dpi=110, bbox_inches="tight")
     print(f"wrote {samples.shape[0]} samples to {out}")
     return 0
+
+
+def _check_writable(path, option):
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise CLIError(f"{option} {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise CLIError(f"{option} {path}: the folder {folder} does not exist")
 
 
 def _parse_label(text, classes):
@@ -323,9 +356,8 @@ def main(argv=None):
     except CLIError as err:
         print(f"deepgm {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, OSError, KeyError) as err:
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"deepgm {args.command}: error: {msg}", file=sys.stderr)
+    except Exception as err:  # never a traceback: one line naming what went wrong
+        print(f"deepgm {args.command}: error: {_first_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"deepgm {args.command}: interrupted", file=sys.stderr)

@@ -12,7 +12,6 @@ from sklearn.utils.validation import _check_y, check_is_fitted
 
 from . import _core
 from ._base import (
-    preserved_dtypes,
     DeepGMEstimator,
     _named_errors,
     check_bool,
@@ -22,6 +21,7 @@ from ._base import (
     check_positive_int,
     check_seen_labels,
     check_unit_interval,
+    preserved_dtypes,
     seed_from,
 )
 from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import CVAE, DBN, RBM, VAE, DBNClassifier, DeepAutoencoder
+from ._base import check_n_jobs
 from .datasets import load_mnist
 
 __all__ = ["run_demo", "SETTINGS"]
@@ -158,6 +159,7 @@ def format_table(rows) -> str:
 
 
 def main_demo(out: str | Path, full: bool, random_state: int, n_jobs, verbose: int):
+    check_n_jobs(n_jobs)  # before the first model starts training
     rows, index = run_demo(out, full=full, random_state=random_state, n_jobs=n_jobs, verbose=verbose)
     print()
     print(format_table(rows))

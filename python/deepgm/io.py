@@ -9,6 +9,7 @@ leaves a half-written model behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -160,10 +161,17 @@ def save(estimator, path) -> Path:
     writer = _Writer()
     desc = writer.encode_estimator(estimator, "")
     metadata = {
-        _META_KEY: json.dumps({"format_version": FORMAT_VERSION, "library_version": __version__, "estimator": desc}),
+        _META_KEY: json.dumps({
+            "format_version": FORMAT_VERSION, "library_version": __version__, "estimator": desc,
+            "sha256": _digest(desc, writer.tensors),
+        }),
     }
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
@@ -182,6 +190,17 @@ def save(estimator, path) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _digest(desc, tensors) -> str:
+    """SHA-256 of the estimator description and every tensor (name, dtype, shape and bytes), so that
+    a flipped bit anywhere in a saved model is detected on load."""
+    h = hashlib.sha256(json.dumps(desc, sort_keys=True).encode())
+    for name in sorted(tensors):
+        t = np.ascontiguousarray(tensors[name])
+        h.update(f"\0{name}\0{t.dtype.str}\0{t.shape}\0".encode())
+        h.update(t.tobytes())
+    return h.hexdigest()
 
 
 def load(path):
@@ -220,6 +239,9 @@ def load(path):
             f"{path} was written in model format version {version} by deepgm {info.get('library_version', '?')}; "
             f"this deepgm reads format versions up to {FORMAT_VERSION}: upgrade deepgm to load it"
         )
+    # Files from before checksums were written have none; every newer file must match its own.
+    if "sha256" in info and info["sha256"] != _digest(desc, tensors):
+        raise ValueError(f"{path} is corrupted: its contents do not match the checksum written with them")
     try:
         return _Reader(tensors).decode_estimator(desc)
     except (KeyError, TypeError) as err:

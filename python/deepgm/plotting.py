@@ -35,6 +35,10 @@ def _pyplot():
     return plt
 
 
+def _describe(obj):
+    return type(obj).__name__ if hasattr(obj, "get_params") else f"a {type(obj).__name__}"
+
+
 def _has_display():
     import os
 
@@ -100,8 +104,14 @@ def image_grid(images, *, n_cols=None, image_shape=None, title=None, normalize="
 def plot_filters(model, n_filters=100, *, image_shape=None, title="RBM filters", **kwargs):
     """The first ``n_filters`` rows of an RBM's ``components_`` (or of a given weight matrix) as
     images, each scaled on its own."""
-    weights = getattr(model, "components_", model)
-    weights = np.asarray(weights)[:n_filters]
+    if hasattr(model, "get_params"):  # an estimator: an RBM's weights
+        if not hasattr(model, "components_"):
+            raise TypeError(f"model must be a fitted RBM (with components_) or a 2-D weight matrix; got {_describe(model)}")
+        model = model.components_
+    weights = np.asarray(model)
+    if weights.ndim != 2 or weights.dtype.kind not in "fiu":
+        raise ValueError(f"model must be a fitted RBM or a 2-D numeric weight matrix (n_filters, n_features); got an array of shape {weights.shape}")
+    weights = weights[:n_filters]
     return image_grid(weights, image_shape=image_shape, title=title, normalize="each", **kwargs)
 
 
@@ -135,9 +145,17 @@ def plot_reconstructions(originals, *reconstructions, labels=None, image_shape=N
 def plot_training_curves(history, keys=None, *, title="Training curves"):
     """Per-epoch metrics of an estimator (its ``history_``) or of a history dict, one panel per metric."""
     plt = _pyplot()
-    if hasattr(history, "history_"):
+    if hasattr(history, "get_params"):
+        if not hasattr(history, "history_"):
+            raise ValueError(f"history: {_describe(history)} has no history_: fit it first")
         history = history.history_
+    if not isinstance(history, dict):
+        raise TypeError(f"history must be a fitted estimator or a dict of per-epoch metric lists; got {type(history).__name__}")
     skip = {"epoch", "time", "layer"}
+    if keys is not None:
+        unknown = [k for k in keys if k not in history]
+        if unknown:
+            raise ValueError(f"keys {unknown} are not in the history; it has {sorted(history)}")
     keys = keys or [k for k, v in history.items() if k not in skip and len(v) and isinstance(v[0], (int, float, np.floating))]
     if not keys:
         raise ValueError("history has no per-epoch metrics to plot")
@@ -184,12 +202,25 @@ def plot_latent_map(Z, y=None, *, title="Latent space", ax=None, max_points=5000
 def plot_manifold(vae, *, n=20, span=2.5, image_shape=None, title="Decoded latent grid", y=None):
     """For a model with 2 latent dimensions: decodes an n x n grid of z in [-span, span]^2 (around the
     class mean for a prior-mean CVAE given ``y``)."""
-    if vae.n_components != 2:
-        raise ValueError(f"plot_manifold needs n_components=2; got {vae.n_components}")
+    from sklearn.utils.validation import check_is_fitted
+
+    from .vae import CVAE, VAE
+
+    if not isinstance(vae, VAE):
+        raise TypeError(f"vae must be a fitted deepgm VAE or CVAE; got {_describe(vae)}")
+    check_is_fitted(vae)
+    if vae._n_features_out != 2:
+        raise ValueError(f"plot_manifold needs a model with n_components=2; got {vae._n_features_out}")
+    conditional = isinstance(vae, CVAE)
+    if conditional and y is None:
+        raise ValueError("y is required for a CVAE: the class whose manifold to draw")
+    if not conditional and y is not None:
+        raise ValueError(f"y applies to a CVAE only; got y={y!r} for a {type(vae).__name__}")
     axis = np.linspace(span, -span, n)
     zz = np.array([[x, yv] for yv in axis for x in axis[::-1]], dtype=np.float64)
-    if y is not None:
-        center = vae.class_means_[vae._encode_labels(np.array([y]), 1)[0]]
+    if conditional:
+        code = vae._encode_labels(np.array([y]), 1)
+        center = vae.class_means_[code[0]] if vae.conditioning == "prior_mean" else 0.0
         images = vae.decode(zz + center, np.full(len(zz), y))
     else:
         images = vae.decode(zz)
@@ -198,6 +229,13 @@ def plot_manifold(vae, *, n=20, span=2.5, image_shape=None, title="Decoded laten
 
 def plot_class_samples(cvae, n_per_class=10, *, image_shape=None, title="Samples by class (one row per class)"):
     """A CVAE's samples with one row per class."""
+    from sklearn.utils.validation import check_is_fitted
+
+    from .vae import CVAE
+
+    if not isinstance(cvae, CVAE):
+        raise TypeError(f"cvae must be a fitted deepgm CVAE; got {_describe(cvae)}")
+    check_is_fitted(cvae)
     plt = _pyplot()
     rows = [cvae.sample(n_per_class, y=label) for label in cvae.classes_]
     images = np.concatenate(rows)

@@ -12,7 +12,6 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from . import _core
 from ._base import (
-    preserved_dtypes,
     DeepGMEstimator,
     batch_rows,
     check_bool,
@@ -22,6 +21,7 @@ from ._base import (
     deferred_interrupts,
     interruption_point,
     minibatch,
+    preserved_dtypes,
     seed_from,
 )
 
@@ -133,7 +133,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     dtype : {"float32", "float64"}, default="float32"
         Precision of the computation and of the fitted arrays.
     n_jobs : int or None, default=None
-        Threads for the Rust kernels (None or -1: all cores).
+        Threads for the Rust kernels (None or -1: all cores; more than the cores available are
+        capped at their number). Results do not depend on it.
     verbose : int, default=0
         Progress bar and per-epoch metrics.
 

@@ -14,11 +14,11 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _core
 from ._base import (
-    preserved_dtypes,
     DeepGMEstimator,
     _named_errors,
     batch_rows,
     check_hidden_layer_sizes,
+    check_loss_explosion,
     check_number,
     check_option,
     check_positive_int,
@@ -26,6 +26,7 @@ from ._base import (
     deferred_interrupts,
     interruption_point,
     minibatch,
+    preserved_dtypes,
     seed_from,
 )
 from ._mlp import new_slots
@@ -90,7 +91,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
 
     _param_names = ("encoder_coefs_", "encoder_intercepts_", "decoder_coefs_", "decoder_intercepts_")
     _fitted_attribute = "encoder_coefs_"
-    _state_names = ("_adam", "_adam_t", "_steps")
+    _state_names = ("_adam", "_adam_t", "_steps", "_first_loss")
     _conditioning = "none"
 
     def __init__(
@@ -195,6 +196,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         self._adam = new_slots(self._params(), "adam")
         self._adam_t = 0
         self._steps = 0
+        self._first_loss = None
         self.n_iter_ = 0
         self.history_ = {}
 
@@ -299,11 +301,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
                             epsilon=float(self.epsilon), t=self._adam_t, weight_decay=float(self.weight_decay),
                             seed=self._fit_seed, step=self._steps, **kwargs,
                         )
+                        if self._steps == 0:
+                            self._first_loss = float(loss)
                         self._steps += 1
                         sums += np.array([loss, recon, kl]) * len(rows)
                         bar.update()
                     if not np.all(np.isfinite(sums)):
                         raise FloatingPointError(f"the epoch's mean -ELBO is {sums[0] / X.shape[0]}")
+                    # Adam at a far too large rate can keep the loss finite but huge (1e8 from 550).
+                    check_loss_explosion(sums[0] / X.shape[0], getattr(self, "_first_loss", None))
             finally:
                 bar.close()
             self.n_iter_ += 1
