@@ -6,6 +6,7 @@ generation, the estimator API, partial_fit, dtype, determinism and bad input."""
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -254,7 +255,11 @@ def test_importance_sampled_log_likelihood_bounds(vae2d, mnist_split):
 
 def test_importance_sampling_agrees_with_numerical_integration_in_2d(vae2d, mnist_split):
     X_test = mnist_split[2][:120]
-    grid = vae2d.log_likelihood(X_test, method="grid")
+    # Some test digits' posteriors sit 5-6 prior standard deviations out: a grid of +/- 9 holds
+    # them whole (the default +/- 6 warns and reads up to half a nat low for them).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grid = vae2d.log_likelihood(X_test, method="grid", grid_range=9.0, grid_size=451)
     iwae = vae2d.log_likelihood(X_test, n_importance=1000)
     assert grid.shape == (120,) and np.all(np.isfinite(grid))
     gap = grid - iwae
@@ -269,8 +274,26 @@ def test_importance_sampling_agrees_with_numerical_integration_in_2d(vae2d, mnis
     assert gap1.mean() > gap100.mean() > gap.mean()
     assert grid.mean() > vae2d.elbo(X_test).mean()
     # The grid is fine enough: refining it changes little.
-    finer = vae2d.log_likelihood(X_test[:10], method="grid", grid_size=421)
+    finer = vae2d.log_likelihood(X_test[:10], method="grid", grid_range=9.0, grid_size=631)
     np.testing.assert_allclose(finer, grid[:10], atol=0.05)
+
+
+def test_grid_warns_when_the_posterior_reaches_past_its_edge():
+    """A sharp Gaussian decoder puts some posteriors 6-8 prior standard deviations out: a grid of
+    +/- 6 misses them (values far below the importance-sampled lower bound) and says so; a wider
+    grid integrates them and agrees with the importance-sampled estimate."""
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((2000, 2))
+    X = (Z @ (3 * rng.standard_normal((2, 10))) + 5 + 0.1 * rng.standard_normal((2000, 10))).astype(np.float32)
+    vae = VAE(2, hidden_layer_sizes=(32,), likelihood="gaussian", decoder_variance=0.05, n_iter=60, learning_rate=3e-3, random_state=0).fit(X)
+    iwae = vae.log_likelihood(X[:200], n_importance=1000)
+    with pytest.warns(RuntimeWarning, match="edge of the grid .* holds up to .* increase grid_range"):
+        narrow = vae.log_likelihood(X[:200], method="grid")
+    assert (narrow - iwae).min() < -10, "the narrow grid misses a posterior's mass"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wide = vae.log_likelihood(X[:200], method="grid", grid_range=14, grid_size=601)
+    assert (wide - iwae).min() > -1.0 and abs(wide.mean() - iwae.mean()) < 0.2
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ minibatch (encoder, reparameterised sampling, decoder, -ELBO, backward pass and 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy.special import logsumexp
@@ -30,6 +31,9 @@ from ._base import (
     seed_from,
 )
 from ._mlp import new_slots
+
+#: method='grid' warns when the grid's outermost points hold more than this share of the integral.
+_GRID_EDGE_TOLERANCE = 1e-4
 
 __all__ = ["VAE", "CVAE"]
 
@@ -416,7 +420,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         grid_size : int, default=None
             Grid points per latent dimension (default: 2001 in 1-D, 301 in 2-D).
         grid_range : float, default=6.0
-            The grid spans the prior mean +/- grid_range in each dimension.
+            The grid spans the prior mean +/- grid_range in each dimension. A RuntimeWarning says
+            when the integrand is not negligible on the grid's edge (a posterior far from the prior
+            mean): the integral then misses mass, and grid_range should grow.
 
         Returns
         -------
@@ -453,17 +459,36 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         log_area = k * math.log(step)
         out = np.empty(n)
         groups = [(np.arange(n), None)] if codes is None else [(np.flatnonzero(codes == c), c) for c in np.unique(codes)]
+        # The share of the integral on the grid's outermost points, per sample: a posterior that
+        # reaches the edge reaches beyond it too, and the integral misses that part.
+        on_edge = np.isclose(np.abs(offsets).max(axis=1), span)
+        edge_mass = np.full(n, -np.inf)
         for rows, code in groups:
             center = self._prior_means(None if code is None else np.array([code]), 1)[0]
             Z = offsets + center
             log_prior = -0.5 * np.sum(offsets**2, axis=1) - 0.5 * k * math.log(2 * math.pi)
             acc = np.full(rows.size, -np.inf)
             for start in range(0, Z.shape[0], 4096):
-                z = np.ascontiguousarray(Z[start : start + 4096], dtype=self._dtype())
+                stop = start + 4096
+                z = np.ascontiguousarray(Z[start:stop], dtype=self._dtype())
                 log_px = self._decoder_log_prob(X64[rows], z, code)
-                terms = log_px + log_prior[start : start + 4096][None, :]
+                terms = log_px + log_prior[start:stop][None, :]
                 acc = np.logaddexp(acc, logsumexp(terms, axis=1))
+                if on_edge[start:stop].any():
+                    edge_mass[rows] = np.logaddexp(edge_mass[rows], logsumexp(terms[:, on_edge[start:stop]], axis=1))
             out[rows] = acc + log_area
+            edge_mass[rows] += log_area
+        edge_share = edge_mass - out
+        reaching = edge_share > math.log(_GRID_EDGE_TOLERANCE)
+        if reaching.any():
+            warnings.warn(
+                f"log_likelihood(method='grid'): for {int(reaching.sum())} of {n} samples the edge of the grid "
+                f"(+/- grid_range={span:g} around the prior mean) holds up to {math.exp(float(edge_share.max())):.2g} of the "
+                "integral, so part of the posterior lies outside the grid and those values are too low; "
+                "increase grid_range (and grid_size)",
+                RuntimeWarning,
+                stacklevel=4,  # the caller of log_likelihood
+            )
         return out
 
     def _decoder_outputs(self, z, code):
