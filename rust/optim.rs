@@ -97,11 +97,23 @@ pub fn step<T: Real>(opt: &Optimizer, param: &mut [T], grad: &[T], slots: &mut [
 
 // The update loops are compiled for AVX-512 / AVX2 too and picked at run time (the crate's baseline
 // is SSE2): measured 10-15% of a VAE epoch, whose Adam step passes over 650k parameters.
+//
+// The optimiser state is flushed to zero below the smallest normal number. A parameter whose gradient
+// is exactly zero (a weight from an MNIST border pixel that is 0 in every image) sees its moments decay
+// geometrically into subnormal numbers after ~800 steps, and arithmetic on subnormals takes a slow
+// microcode path: a VAE epoch became 30% slower from its tenth epoch on (benches/NOTES.md entry 13).
+// Such values are 1e-38 and below; the updates they would make are smaller still.
+
+/// `x`, or 0 if `x` is subnormal (a branch-free select: the loops stay vectorised).
+#[inline(always)]
+fn flush_subnormal<T: Real>(x: T) -> T {
+    if x.abs() < T::min_positive_value() { T::zero() } else { x }
+}
 
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn sgd_chunk<T: Real>(p: &mut [T], v: &mut [T], g: &[T], lr: T, mu: T, wd: T) {
     for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
-        *v = mu * *v - lr * (g + wd * *p);
+        *v = flush_subnormal(mu * *v - lr * (g + wd * *p));
         *p += *v;
     }
 }
@@ -122,8 +134,8 @@ struct AdamConstants<T> {
 fn adam_chunk<T: Real>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: AdamConstants<T>) {
     for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
         let g = g + k.wd * *p;
-        *m = k.b1 * *m + k.one_b1 * g;
-        *v = k.b2 * *v + k.one_b2 * g * g;
+        *m = flush_subnormal(k.b1 * *m + k.one_b1 * g);
+        *v = flush_subnormal(k.b2 * *v + k.one_b2 * g * g);
         *p -= k.step_size * *m / ((*v * k.inv_c2).sqrt() + k.eps);
     }
 }
@@ -183,6 +195,25 @@ mod tests {
             step(&opt, &mut p, &g, &mut [&mut m, &mut v], 0.0);
         }
         assert!(p.iter().all(|x| (x - 1.0).abs() < 1e-2));
+    }
+
+    #[test]
+    fn state_of_parameters_without_gradient_decays_to_zero_not_to_subnormals() {
+        let normal_or_zero = |x: f32| x == 0.0 || x.abs() >= f32::MIN_POSITIVE;
+        let n = 64;
+        let (mut p, mut m, mut v) = (vec![1.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let (mut ps, mut vel) = (vec![1.0f32; n], vec![0.0f32; n]);
+        let zeros = vec![0.0f32; n];
+        for t in 1..=3000u64 {
+            // A gradient for the first 10 steps, then none: the moments decay through the subnormal range.
+            let g = if t <= 10 { vec![1e-3f32; n] } else { zeros.clone() };
+            let adam = Optimizer::Adam { learning_rate: 1e-3, beta1: 0.9, beta2: 0.9, epsilon: 1e-8, t };
+            step(&adam, &mut p, &g, &mut [&mut m, &mut v], 0.0);
+            step(&Optimizer::Sgd { learning_rate: 0.1, momentum: 0.9 }, &mut ps, &g, &mut [&mut vel], 0.0);
+            assert!(m.iter().chain(&v).chain(&vel).all(|&x| normal_or_zero(x)), "subnormal state at step {t}");
+        }
+        assert!(m.iter().chain(&v).chain(&vel).all(|&x| x == 0.0), "the state reached zero");
+        assert!(p.iter().chain(&ps).all(|x| x.is_finite() && *x < 1.0), "the early steps moved the parameters");
     }
 
     #[test]
