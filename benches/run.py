@@ -112,19 +112,25 @@ class Row:
 
 def time_impl(name: str, fn: Callable[[], object], repeats: int, warmup: int = 1) -> Result:
     """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones, starting from a
-    quiet process; with the peak memory added during the timed calls."""
+    quiet process; and the peak memory added by one more, untimed call.
+
+    Memory is sampled in a separate call: the sampling thread wakes every 2 ms and slowed the timed
+    epochs by 4-10% (deepgm's RBM epoch 0.211 -> 0.223 s, PyTorch's 0.218 -> 0.226 s, scikit-learn's
+    0.422 -> 0.463 s; benches/NOTES.md entry 14)."""
     kernels.settle(max_wait_s=2.0)
     for _ in range(warmup):
         fn()
     kernels.settle(max_wait_s=2.0)
     times = []
     load = kernels.ForeignLoad().start()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    foreign = load.stop()
     with PeakMemory() as mem:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return Result(name, float(np.median(times)), times, mem.mib, load.stop())
+        fn()
+    return Result(name, float(np.median(times)), times, mem.mib, foreign)
 
 
 def measure(row: Row, impls: Dict[str, Callable[[], object]], repeats: int, log) -> Row:
