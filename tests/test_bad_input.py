@@ -16,6 +16,7 @@ import copy
 import itertools
 import pickle
 import re
+import sys
 
 import numpy as np
 import scipy.sparse as sp
@@ -832,3 +833,40 @@ def test_data_frames_feature_names_are_checked_and_kept_only_on_success():
     with pytest.raises(ValueError):
         unfitted.fit(renamed - 1)
     assert not hasattr(unfitted, "feature_names_in_") and not hasattr(unfitted, "n_features_in_")
+
+
+# --------------------------------------------------------------------------------------------------
+# memory
+
+
+_TOO_BIG = """
+import deepgm, numpy as np
+X = np.random.default_rng(0).random((200, 784)).astype(np.float32)
+vae = deepgm.VAE(2, hidden_layer_sizes=(16,), n_iter=1, random_state=0).fit(X)
+rbm = deepgm.RBM(64, n_iter=1, random_state=0).fit(X)
+codes = np.zeros((20_000_000, 2), np.float32)  # 160 MB of codes decode to 63 GB
+V = np.zeros((1_000_000, 784), np.float32)  # 3.1 GB, whose Gibbs chains need twice that again
+for name, call in [("decode", lambda: vae.decode(codes)), ("gibbs", lambda: rbm.gibbs(V))]:
+    try:
+        call()
+        print(name, "ran")
+    except MemoryError as err:
+        print(name, "MemoryError", err)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the address-space limit (RLIMIT_AS) is Linux's")
+def test_a_call_too_large_for_memory_is_a_memory_error_not_an_abort():
+    """Rust aborts the process when an allocation fails; kernels sized by their input reserve their
+    buffers first, so a request beyond the memory limit is a MemoryError like NumPy's."""
+    import resource
+    import subprocess
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    proc = subprocess.run([sys.executable, "-c", _TOO_BIG], capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and all("MemoryError" in line for line in lines), proc.stdout
+    assert "vae_decode: cannot allocate" in lines[0] and "rbm_gibbs: cannot allocate" in lines[1]

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::arrays::{expect_shape, float_dtype, indices, input, input_list, input_unchecked, ndim_of, output, output_list, threads, Dtype};
-use super::errors::{run, value_error};
+use super::errors::{ensure_allocatable, run, value_error};
 use super::kernels::dispatch;
 use crate::activations::{Activation, StreamKey};
 use crate::dense::{self, Batch, Dropout, Layer, LayerMut, Loss};
@@ -170,6 +170,7 @@ fn forward_impl<'py, T: Real + Element>(
     let (n, d) = (x.shape()[0], x.shape()[1]);
     dense::check_chain(&layers, d).map_err(|e| value_error("mlp_forward", e))?;
     let xs = x.as_slice()?;
+    ensure_allocatable("mlp_forward", n.saturating_mul(layers.iter().map(|l| l.n_out).sum()), std::mem::size_of::<T>())?;
     let outs = run(py, "mlp_forward", n_jobs, || Ok(dense::forward(&layers, crate::linalg::View::new(xs, n, d), None).outputs))?;
     let widths: Vec<usize> = layers.iter().map(|l| l.n_out).collect();
     if all_layers {

@@ -3,7 +3,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use pyo3::exceptions::{PyFloatingPointError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyFloatingPointError, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::error::KernelError;
@@ -49,6 +49,17 @@ pub fn run<R: Send>(
             panic_message(payload.as_ref())
         ))),
     }
+}
+
+/// Refuses with `MemoryError` a call whose buffers (`elements` values of `elem_bytes` each) cannot be
+/// allocated. Rust aborts the whole process when an allocation fails, so a call sized by its input
+/// (e.g. decoding a million codes) first reserves that much address space, untouched, and releases it.
+pub fn ensure_allocatable(function: &str, elements: usize, elem_bytes: usize) -> PyResult<()> {
+    let bytes = elements.saturating_mul(elem_bytes);
+    let mut probe: Vec<u8> = Vec::new();
+    probe.try_reserve_exact(bytes).map_err(|_| {
+        PyMemoryError::new_err(format!("{function}: cannot allocate the {:.1} GiB its buffers need", bytes as f64 / (1u64 << 30) as f64))
+    })
 }
 
 /// A `ValueError` prefixed with the function name.

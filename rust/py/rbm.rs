@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 
 use super::arrays::{expect_shape, float_dtype, indices, input, input_unchecked, output, threads};
 use super::dense::new_array;
-use super::errors::{run, value_error};
+use super::errors::{ensure_allocatable, run, value_error};
 use super::kernels::dispatch;
 use crate::activations::StreamKey;
 use crate::ais;
@@ -100,6 +100,7 @@ fn hidden_impl<'py, T: Real + Element>(
     let (ws, cs, vs) = (w.as_slice()?, c.as_slice()?, v.as_slice()?);
     // The visible bias is not needed for p(h | v).
     let zeros = vec![T::zero(); nv];
+    ensure_allocatable("rbm_hidden", n.saturating_mul(2 * nh), std::mem::size_of::<T>())?;
     let (probs, samples) = run(py, "rbm_hidden", n_jobs, || {
         let rbm = Rbm { weight: ws, visible_bias: &zeros, hidden_bias: cs, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden };
         let mut probs = vec![T::zero(); n * nh];
@@ -159,6 +160,7 @@ fn visible_impl<'py, T: Real + Element>(
     let n = h.shape()[0];
     let (ws, bs, hs) = (w.as_slice()?, b.as_slice()?, h.as_slice()?);
     let zeros = vec![T::zero(); nh];
+    ensure_allocatable("rbm_visible", n.saturating_mul(2 * nv), std::mem::size_of::<T>())?;
     let (mean, samples) = run(py, "rbm_visible", n_jobs, || {
         let rbm = Rbm { weight: ws, visible_bias: bs, hidden_bias: &zeros, n_visible: nv, n_hidden: nh, visible, hidden: Units::Bernoulli };
         let mut mean = vec![T::zero(); n * nv];
@@ -212,6 +214,7 @@ fn free_energy_impl<'py, T: Real + Element>(
     let vs = v.as_slice()?;
     let rbm = p.rbm()?;
     let name = if pseudo.is_some() { "rbm_pseudo_likelihood" } else { "rbm_free_energy" };
+    ensure_allocatable(name, n.saturating_mul(rbm.n_hidden + 1), std::mem::size_of::<T>())?;
     let out = run(py, name, n_jobs, || {
         let mut out = vec![0.0f64; n];
         match pseudo {
@@ -284,6 +287,7 @@ fn gibbs_impl<'py, T: Real + Element>(
     let n = v.shape()[0];
     let vs = v.as_slice()?;
     let rbm = p.rbm()?;
+    ensure_allocatable("rbm_gibbs", n.saturating_mul(2 * (nv + rbm.n_hidden)), std::mem::size_of::<T>())?;
     let (state, mean) = run(py, "rbm_gibbs", n_jobs, || {
         let mut state = vs.to_vec();
         let mut mean = vec![T::zero(); vs.len()];

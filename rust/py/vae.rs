@@ -10,7 +10,7 @@ use pyo3::types::PyList;
 
 use super::arrays::{float_dtype, indices, input, input_unchecked, output, threads};
 use super::dense::{new_array, parse_optimizer, ChainIn, ChainOut, Slots};
-use super::errors::{run, value_error};
+use super::errors::{ensure_allocatable, run, value_error};
 use super::kernels::dispatch;
 use crate::real::Real;
 use crate::vae::{self, Conditioning, Likelihood, Vae, VaeBatch, VaeMut, VaeSpec};
@@ -146,6 +146,11 @@ macro_rules! net_signature_fn {
     };
 }
 
+/// Values per sample in the activations of one pass through encoder and decoder.
+fn widths<T>(vae: &crate::vae::Vae<'_, T>) -> usize {
+    vae.encoder.iter().chain(&vae.decoder).map(|l| l.n_out).sum::<usize>() + 4 * vae.spec.n_latent
+}
+
 fn encode_impl<'py, T: Real + Element>(py: Python<'py>, net: NetArgs<'_, 'py>, s: Settings, n_jobs: usize, x: &Bound<'py, PyAny>, y: Option<&Bound<'py, PyAny>>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let net = NetIn::<T>::extract(net)?;
     let x = x_of::<T>(x, net.n_features, true)?;
@@ -153,6 +158,7 @@ fn encode_impl<'py, T: Real + Element>(py: Python<'py>, net: NetArgs<'_, 'py>, s
     let labels = labels_of(y, n, s)?;
     let vae = net.vae(s)?;
     let xs = x.as_slice()?;
+    ensure_allocatable("vae_encode", n.saturating_mul(widths(&vae)), std::mem::size_of::<T>())?;
     let (mu, lv) = run(py, "vae_encode", n_jobs, || vae.encode(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }))?;
     Ok((new_array(py, &[n, s.n_latent], mu)?, new_array(py, &[n, s.n_latent], lv)?))
 }
@@ -176,6 +182,7 @@ fn decode_impl<'py, T: Real + Element>(py: Python<'py>, net: NetArgs<'_, 'py>, s
     let vae = net.vae(s)?;
     let zs = z.as_slice()?;
     let d = net.n_features;
+    ensure_allocatable("vae_decode", n.saturating_mul(widths(&vae)), std::mem::size_of::<T>())?;
     let out = run(py, "vae_decode", n_jobs, || vae.decode(zs, labels.as_deref()))?;
     Ok(new_array(py, &[n, d], out)?)
 }
@@ -219,6 +226,7 @@ fn losses_impl<'py, T: Real + Element>(
         Some(e) => Some(e.as_slice()?.to_vec()),
         None => None,
     };
+    ensure_allocatable("vae_losses", n.saturating_mul(widths(&vae) + net.n_features), std::mem::size_of::<T>())?;
     let l = run(py, "vae_losses", n_jobs, || {
         let e = eps_vec.unwrap_or_else(|| vae.draw_eps(n, seed, step));
         vae.losses(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }, e)
@@ -303,6 +311,7 @@ fn ll_impl<'py, T: Real + Element>(
     let labels = labels_of(y, n, s)?;
     let vae = net.vae(s)?;
     let xs = x.as_slice()?;
+    ensure_allocatable("vae_log_likelihood", n.saturating_mul(widths(&vae)), std::mem::size_of::<T>())?;
     let out = run(py, "vae_log_likelihood", n_jobs, || vae.log_likelihood(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }, n_importance, seed))?;
     Ok(new_array(py, &[n], out)?)
 }
