@@ -143,6 +143,18 @@ def test_truncated_and_corrupted_files_are_clear_errors(data, tmp_path):
         deepgm.load(tmp_path / "missing.safetensors")
 
 
+def test_big_endian_arrays_round_trip(tmp_path):
+    """safetensors stores little-endian; a model holding big-endian arrays (here its classes) saves
+    and loads with the same values, and its checksum matches."""
+    X = np.random.default_rng(0).random((60, 8))
+    y = np.array([0, 1, 2] * 20, dtype=">i8")
+    est = CVAE(2, hidden_layer_sizes=(4,), n_iter=1, random_state=0).fit(X, y)
+    est.save(tmp_path / "be.safetensors")
+    loaded = deepgm.load(tmp_path / "be.safetensors")
+    np.testing.assert_array_equal(loaded.classes_, est.classes_)
+    np.testing.assert_array_equal(loaded.transform(X, y), est.transform(X, y))
+
+
 @pytest.mark.parametrize("where", ["first weight", "last byte", "hyperparameter"])
 def test_a_flipped_byte_is_detected_on_load(data, tmp_path, where):
     """A checksum over the description and every tensor: a model whose bytes changed after saving

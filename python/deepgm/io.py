@@ -34,7 +34,8 @@ class _Writer:
     def encode(self, value, name: str):
         if isinstance(value, np.ndarray):
             if value.dtype.kind in "biuf":
-                self.tensors[name] = np.ascontiguousarray(value)
+                # safetensors stores little-endian: store (and checksum) what will be read back.
+                self.tensors[name] = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
                 return {"tensor": name}
             return {"array": value.tolist(), "dtype": value.dtype.str if value.dtype.kind != "O" else "object"}
         if isinstance(value, (list, tuple)):
