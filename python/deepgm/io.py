@@ -179,9 +179,7 @@ def save(estimator, path) -> Path:
         save_file(writer.tensors, tmp, metadata=metadata)
         # mkstemp makes the file private (0600); a saved model gets a normal file's mode (0666 less
         # the umask), as open() would give it.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -191,6 +189,21 @@ def save(estimator, path) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux's /proc): setting it
+    to read it back would briefly change it for every thread."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _digest(desc, tensors) -> str:
