@@ -226,19 +226,21 @@ fn bce_loss<T: Real>(y: &[T], logits: &[T]) -> f64 {
 /// vectorises) and combined in a fixed order (so the result is deterministic).
 #[inline(always)]
 pub fn sum_f64<T: Real>(xs: &[T], f: impl Fn(T) -> T) -> f64 {
+    sum_pairs_f64(xs, xs, |x, _| f(x))
+}
+
+/// `sum_i f(x_i, y_i)` over two slices, accumulated like [`sum_f64`].
+#[inline(always)]
+pub fn sum_pairs_f64<T: Real, R: Real>(x: &[T], y: &[T], f: impl Fn(T, T) -> R) -> f64 {
     let mut lanes = [0.0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
+    let full = x.len().min(y.len()) / 8 * 8;
+    for (a, b) in x[..full].chunks_exact(8).zip(y[..full].chunks_exact(8)) {
         for l in 0..8 {
-            lanes[l] += f(c[l]).f64();
+            lanes[l] += f(a[l], b[l]).f64();
         }
     }
-    let mut total = 0.0;
-    for x in rest {
-        total += f(*x).f64();
-    }
-    lanes.iter().sum::<f64>() + total
+    let rest: f64 = (full..x.len().min(y.len())).map(|i| f(x[i], y[i]).f64()).sum();
+    lanes.iter().sum::<f64>() + rest
 }
 
 /// log(sigmoid(x)) = -softplus(-x).

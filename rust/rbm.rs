@@ -18,7 +18,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::activations::{gaussian, log_sigmoid, sigmoid_bernoulli, softplus, StreamKey};
+use crate::activations::{gaussian, log_sigmoid, sigmoid_bernoulli, softplus, sum_f64, sum_pairs_f64, StreamKey};
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
 use crate::real::{first_non_finite, Real};
@@ -157,7 +157,7 @@ impl<'a, T: Real> Rbm<'a, T> {
     /// Gaussian integral `sum_j (c_j pre_j + pre_j^2 / 2) + n_hidden / 2 log(2 pi)`.
     fn hidden_free_term(&self, pre: &[T]) -> f64 {
         match self.hidden {
-            Units::Bernoulli => softplus_sum(pre, self.hidden_bias, None),
+            Units::Bernoulli => softplus_sum(pre, self.hidden_bias),
             // In float64: (W v)^2 overflows float32 long before the free energy does.
             Units::Gaussian => {
                 sum_pairs_f64(pre, self.hidden_bias, |p, c| c.f64() * p.f64() + 0.5 * p.f64() * p.f64())
@@ -183,7 +183,7 @@ impl<'a, T: Real> Rbm<'a, T> {
         });
         out.par_iter_mut().enumerate().for_each_init(
             || vec![T::zero(); nh],
-            |column, (r, o)| {
+            |flipped_pre, (r, o)| {
                 let vi = &v[r * nv..(r + 1) * nv];
                 let pi = &pre[r * nh..(r + 1) * nh];
                 let visible = self.visible_energy(vi);
@@ -191,8 +191,10 @@ impl<'a, T: Real> Rbm<'a, T> {
                 // Flipping unit k changes W v by W[:, k] * (1 - 2 v_k) and b.v by b_k (1 - 2 v_k).
                 let k = flip[r];
                 let delta = T::one() - T::of(2.0) * vi[k];
-                column.iter_mut().enumerate().for_each(|(j, w)| *w = self.weight[j * nv + k]);
-                let f_flipped = visible - (self.visible_bias[k] * delta).f64() - softplus_sum(pi, self.hidden_bias, Some((column, delta)));
+                for (j, x) in flipped_pre.iter_mut().enumerate() {
+                    *x = pi[j] + self.hidden_bias[j] + self.weight[j * nv + k] * delta;
+                }
+                let f_flipped = visible - (self.visible_bias[k] * delta).f64() - softplus_total(flipped_pre);
                 *o = nv as f64 * log_sigmoid(f_flipped - f);
             },
         );
@@ -409,45 +411,23 @@ pub fn cd_step<T: Real>(
     Ok(())
 }
 
-/// `sum_j softplus(pre_j + bias_j [+ shift * column_j])` in float64, for the free energy: the terms are
-/// computed in blocks of 8 (vectorised) and summed in 8 float64 lanes combined in a fixed order.
+/// `sum_j softplus(pre_j + bias_j)` in float64, for the free energy: the terms are computed in blocks
+/// of 8 (vectorised) and summed in 8 float64 lanes combined in a fixed order.
 #[multiversion(targets = "simd")]
-fn softplus_sum<T: Real>(pre: &[T], bias: &[T], shifted: Option<(&[T], T)>) -> f64 {
-    match shifted {
-        None => sum_pairs_f64(pre, bias, |p, c| softplus(p + c)),
-        Some((column, shift)) => {
-            let mut lanes = [0.0f64; 8];
-            let full = pre.len() / 8 * 8;
-            for ((p, c), w) in pre[..full].chunks_exact(8).zip(bias[..full].chunks_exact(8)).zip(column[..full].chunks_exact(8)) {
-                for l in 0..8 {
-                    lanes[l] += softplus(p[l] + c[l] + w[l] * shift).f64();
-                }
-            }
-            let rest: f64 = (full..pre.len()).map(|j| softplus(pre[j] + bias[j] + column[j] * shift).f64()).sum();
-            lanes.iter().sum::<f64>() + rest
-        }
-    }
+fn softplus_sum<T: Real>(pre: &[T], bias: &[T]) -> f64 {
+    sum_pairs_f64(pre, bias, |p, c| softplus(p + c))
+}
+
+/// `sum_j softplus(x_j)`, accumulated like [`softplus_sum`].
+#[multiversion(targets = "simd")]
+fn softplus_total<T: Real>(x: &[T]) -> f64 {
+    sum_f64(x, softplus)
 }
 
 /// `sum_i x_i y_i` in float64 lanes (fixed order).
 #[multiversion(targets = "simd")]
 fn dot_f64<T: Real>(x: &[T], y: &[T]) -> f64 {
     sum_pairs_f64(x, y, |a, b| a * b)
-}
-
-/// `sum_i f(x_i, y_i)` accumulated in 8 float64 lanes (so the loop vectorises) combined in a fixed
-/// order (so the result does not depend on threads).
-#[inline(always)]
-fn sum_pairs_f64<T: Real, R: Real>(x: &[T], y: &[T], f: impl Fn(T, T) -> R) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let full = x.len().min(y.len()) / 8 * 8;
-    for (a, b) in x[..full].chunks_exact(8).zip(y[..full].chunks_exact(8)) {
-        for l in 0..8 {
-            lanes[l] += f(a[l], b[l]).f64();
-        }
-    }
-    let rest: f64 = (full..x.len().min(y.len())).map(|i| f(x[i], y[i]).f64()).sum();
-    lanes.iter().sum::<f64>() + rest
 }
 
 #[cfg(test)]
