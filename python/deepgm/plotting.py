@@ -39,6 +39,15 @@ def _describe(obj):
     return type(obj).__name__ if hasattr(obj, "get_params") else f"a {type(obj).__name__}"
 
 
+def _check_fitted_model(model, cls, name, expected):
+    """TypeError naming ``name`` unless ``model`` is a ``cls``; NotFittedError if it is not fitted."""
+    from sklearn.utils.validation import check_is_fitted
+
+    if not isinstance(model, cls):
+        raise TypeError(f"{name} must be {expected}; got {_describe(model)}")
+    check_is_fitted(model)
+
+
 def _has_display():
     import os
 
@@ -202,13 +211,9 @@ def plot_latent_map(Z, y=None, *, title="Latent space", ax=None, max_points=5000
 def plot_manifold(vae, *, n=20, span=2.5, image_shape=None, title="Decoded latent grid", y=None):
     """For a model with 2 latent dimensions: decodes an n x n grid of z in [-span, span]^2 (around the
     class mean for a prior-mean CVAE given ``y``)."""
-    from sklearn.utils.validation import check_is_fitted
-
     from .vae import CVAE, VAE
 
-    if not isinstance(vae, VAE):
-        raise TypeError(f"vae must be a fitted deepgm VAE or CVAE; got {_describe(vae)}")
-    check_is_fitted(vae)
+    _check_fitted_model(vae, VAE, "vae", "a fitted deepgm VAE or CVAE")
     if vae._n_features_out != 2:
         raise ValueError(f"plot_manifold needs a model with n_components=2; got {vae._n_features_out}")
     conditional = isinstance(vae, CVAE)
@@ -229,13 +234,9 @@ def plot_manifold(vae, *, n=20, span=2.5, image_shape=None, title="Decoded laten
 
 def plot_class_samples(cvae, n_per_class=10, *, image_shape=None, title="Samples by class (one row per class)"):
     """A CVAE's samples with one row per class."""
-    from sklearn.utils.validation import check_is_fitted
-
     from .vae import CVAE
 
-    if not isinstance(cvae, CVAE):
-        raise TypeError(f"cvae must be a fitted deepgm CVAE; got {_describe(cvae)}")
-    check_is_fitted(cvae)
+    _check_fitted_model(cvae, CVAE, "cvae", "a fitted deepgm CVAE")
     plt = _pyplot()
     rows = [cvae.sample(n_per_class, y=label) for label in cvae.classes_]
     images = np.concatenate(rows)
