@@ -18,6 +18,7 @@ use crate::optim::{self, Optimizer};
 use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
 use crate::scratch;
+use crate::zero_columns;
 
 /// A read-only view of one layer's parameters.
 #[derive(Clone, Copy, Debug)]
@@ -388,7 +389,16 @@ fn forward_backward<T: Real>(
         check_finite("x", &x[..n * batch.n_features])?;
         check_finite("y", &y[..n * batch.n_targets])?;
     }
-    let acts = forward(layers, View::new(x, n, batch.n_features), dropout);
+    // A training step without an input gradient skips the batch's all-zero input columns in the first
+    // layer (see zero_columns: never at inference, where rows must not depend on their batch).
+    let zero_columns = if training && !input_grad { zero_columns::compact(&x[..n * batch.n_features], n, &layers[0]) } else { None };
+    let compact_layers: Option<Vec<Layer<'_, T>>> =
+        zero_columns.as_ref().map(|c| std::iter::once(c.layer(&layers[0])).chain(layers[1..].iter().copied()).collect());
+    let (layers, input) = match (&compact_layers, &zero_columns) {
+        (Some(l), Some(c)) => (l.as_slice(), View::new(c.input(), n, c.width())),
+        _ => (layers, View::new(x, n, batch.n_features)),
+    };
+    let acts = forward(layers, input, dropout);
     let mut delta = scratch::take(n * last.n_out); // every element is written by loss_and_delta
     let mut per_sample = vec![0.0; n];
     loss_and_delta(loss, last.activation, acts.output(), y, last.n_out, &mut delta, &mut per_sample);
@@ -400,8 +410,13 @@ fn forward_backward<T: Real>(
     }
     let mut grads = grad_buffers(layers);
     let mut d_input = input_grad.then(|| vec![T::zero(); n * batch.n_features]);
-    backward(layers, View::new(x, n, batch.n_features), &acts, delta, &mut grads, d_input.as_deref_mut());
+    backward(layers, input, &acts, delta, &mut grads, d_input.as_deref_mut());
     acts.recycle();
+    if let Some(c) = zero_columns {
+        let compact_grad = std::mem::take(&mut grads[0].weight);
+        grads[0].weight = c.expand_weight_grad(compact_grad);
+        c.recycle();
+    }
     xb.into_iter().chain(yb).for_each(scratch::recycle);
     Ok(Gradients { loss: loss_value, grads, input_grad: d_input })
 }
@@ -545,6 +560,44 @@ mod tests {
         let b = loss_gradients(&net.layers(), &Batch { x: &xb, y: &yb, n_features: 3, n_targets: 2, rows: None }, Loss::SquaredError).unwrap();
         assert_eq!(a.0, b.0);
         assert_eq!(a.1, b.1);
+    }
+
+    #[test]
+    fn training_step_on_zero_columns_applies_the_full_gradients() {
+        // Columns 0, 3, 4 and 7 are zero in every row: the step skips them in the first layer
+        // (zero_columns) and must still apply the gradients of the uncompacted pass.
+        let (sizes, acts) = ([8, 5, 3], [Activation::Tanh, Activation::Identity]);
+        let n = 6;
+        let x: Vec<f64> = data(n, 8, 5).iter().enumerate().map(|(i, &v)| if [0, 3, 4, 7].contains(&(i % 8)) { 0.0 } else { v }).collect();
+        let y = data(n, 3, 9);
+        let net = Net::new(&sizes, &acts, 13);
+        let batch = Batch { x: &x, y: &y, n_features: 8, n_targets: 3, rows: None };
+        assert!(zero_columns::compact(&x, n, &net.layers()[0]).is_some());
+        let (loss, grads, _) = loss_gradients(&net.layers(), &batch, Loss::SquaredError).unwrap();
+        let (mut weights, mut biases) = (net.weights.clone(), net.biases.clone());
+        let mut state: Vec<Vec<f64>> = weights.iter().chain(&biases).map(|p| vec![0.0; p.len()]).collect();
+        let (ws, bs) = state.split_at_mut(2);
+        let mut slots: Vec<Vec<&mut [f64]>> = ws.iter_mut().zip(bs.iter_mut()).map(|(w, b)| vec![w.as_mut_slice(), b.as_mut_slice()]).collect();
+        let (w_rest, b_rest) = (&mut weights[..], &mut biases[..]);
+        let mut layers: Vec<LayerMut<'_, f64>> = w_rest
+            .iter_mut()
+            .zip(b_rest.iter_mut())
+            .enumerate()
+            .map(|(l, (w, b))| LayerMut { weight: w, bias: b, n_in: sizes[l], n_out: sizes[l + 1], activation: acts[l] })
+            .collect();
+        let opt = Optimizer::Sgd { learning_rate: 1.0, momentum: 0.0 };
+        let step_loss = train_step(&mut layers, &mut slots, &batch, Loss::SquaredError, &opt, 0.0, None).unwrap();
+        assert!((step_loss - loss).abs() < 1e-12 * (1.0 + loss.abs()));
+        for l in 0..2 {
+            for (i, g) in grads[l].weight.iter().enumerate() {
+                let stepped = net.weights[l][i] - weights[l][i];
+                assert!((stepped - g).abs() < 1e-12 * (1.0 + g.abs()), "W{l}[{i}]: stepped {stepped} vs gradient {g}");
+            }
+            for (i, g) in grads[l].bias.iter().enumerate() {
+                let stepped = net.biases[l][i] - biases[l][i];
+                assert!((stepped - g).abs() < 1e-12 * (1.0 + g.abs()), "b{l}[{i}]: stepped {stepped} vs gradient {g}");
+            }
+        }
     }
 
     #[test]

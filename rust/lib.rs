@@ -16,6 +16,7 @@ pub mod real;
 pub mod rng;
 pub mod scratch;
 pub mod vae;
+pub mod zero_columns;
 
 #[cfg(feature = "python")]
 mod py;

@@ -22,6 +22,7 @@ use crate::optim::{self, Optimizer};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
 use crate::scratch;
+use crate::zero_columns::{self, ZeroColumns};
 
 /// log-variances are clamped to this range in the forward pass (with zero gradient outside), so that
 /// exp(log_var) can neither overflow nor vanish.
@@ -118,6 +119,8 @@ struct Pass<T> {
     batch: usize,
     labels: Vec<usize>,
     encoder_input: Vec<T>,
+    /// In training gradients: the batch's kept (not all-zero) encoder input columns.
+    zero_columns: Option<ZeroColumns<T>>,
     encoder: Activations<T>,
     /// (batch, n_latent) each: the posterior mean and standard deviation exp(log_var / 2), log_var
     /// clamped.
@@ -315,14 +318,41 @@ impl<'a, T: Real> Vae<'a, T> {
         Ok(out)
     }
 
+    /// The encoder, its first layer restricted to the kept input columns when they are given.
+    fn encoder_layers<'b>(&'b self, zero_columns: Option<&'b ZeroColumns<T>>) -> Vec<Layer<'b, T>> {
+        let mut layers: Vec<Layer<'b, T>> = self.encoder.clone();
+        if let Some(c) = zero_columns {
+            layers[0] = c.layer(&self.encoder[0]);
+        }
+        layers
+    }
+
+    /// The encoder's input as its (possibly compacted) first layer reads it.
+    fn encoder_view<'b>(&self, pass: &'b Pass<T>) -> View<'b, T> {
+        match &pass.zero_columns {
+            Some(c) => View::new(c.input(), pass.batch, c.width()),
+            None => View::new(&pass.encoder_input, pass.batch, self.spec.encoder_inputs()),
+        }
+    }
+
     /// Forward pass with given noise `eps` (n, n_latent).
-    /// With `want_delta`, also d(mean -log p(x|z)) / d(decoder output), fused with the loss.
+    /// With `want_delta` (training gradients), also d(mean -log p(x|z)) / d(decoder output), fused
+    /// with the loss, and the encoder's first layer skips the batch's all-zero input columns (never at
+    /// inference, where a row's result must not depend on its batch: see zero_columns).
     fn pass(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>, want_delta: bool) -> Result<Pass<T>> {
         let s = self.spec;
         let n = batch.len(s.n_features);
         let labels = self.batch_labels(batch, n)?;
         let encoder_input = self.encoder_input(batch, &labels, n);
-        let encoder = forward(&self.encoder, View::new(&encoder_input, n, s.encoder_inputs()), None);
+        let zero_columns = if want_delta { zero_columns::compact(&encoder_input, n, &self.encoder[0]) } else { None };
+        let encoder = {
+            let layers = self.encoder_layers(zero_columns.as_ref());
+            let input = match &zero_columns {
+                Some(c) => View::new(c.input(), n, c.width()),
+                None => View::new(&encoder_input, n, s.encoder_inputs()),
+            };
+            forward(&layers, input, None)
+        };
         let (mu, log_var, log_var_in_range) = self.split_posterior(encoder.output(), n);
         let sigma: Vec<T> = log_var.iter().map(|&lv| exp_fast(T::of(0.5) * lv)).collect();
         let z: Vec<T> = (0..n * s.n_latent).map(|i| mu[i] + sigma[i] * eps[i]).collect();
@@ -355,7 +385,7 @@ impl<'a, T: Real> Vae<'a, T> {
         }
         let k = s.n_latent;
         let kl: Vec<f64> = (0..n).map(|i| gaussian_kl(&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k], self.prior_mean(&labels, i))).collect();
-        Ok(Pass { batch: n, labels, encoder_input, encoder, mu, sigma, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
+        Ok(Pass { batch: n, labels, encoder_input, zero_columns, encoder, mu, sigma, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
     }
 
     /// Standard normal noise for a batch of n at training step `step`.
@@ -408,8 +438,14 @@ impl<'a, T: Real> Vae<'a, T> {
                 }
             }
         }
-        let mut enc_grads = grad_buffers(&self.encoder);
-        backward(&self.encoder, View::new(&p.encoder_input, n, s.encoder_inputs()), &p.encoder, d_enc_out, &mut enc_grads, None);
+        let encoder_layers = self.encoder_layers(p.zero_columns.as_ref());
+        let mut enc_grads = grad_buffers(&encoder_layers);
+        backward(&encoder_layers, self.encoder_view(&p), &p.encoder, d_enc_out, &mut enc_grads, None);
+        if let Some(c) = p.zero_columns.take() {
+            let compact_grad = std::mem::take(&mut enc_grads[0].weight);
+            enc_grads[0].weight = c.expand_weight_grad(compact_grad);
+            c.recycle();
+        }
         p.encoder.recycle();
         p.decoder.recycle();
         scratch::recycle(p.encoder_input);
@@ -598,13 +634,23 @@ mod tests {
         }
     }
 
-    fn check_all_gradients(likelihood: Likelihood, conditioning: Conditioning) {
+    /// With `zero_columns`, pixels 1 and 4 (and class 1) are absent from the whole batch, so the
+    /// training gradients skip them in the encoder's first layer (see zero_columns).
+    fn check_all_gradients(likelihood: Likelihood, conditioning: Conditioning, zero_columns: bool) {
         let mut m = Owned::new(likelihood, conditioning);
         let n = 4;
-        let x: Vec<f64> = (0..n * 6).map(|i| ((i * 37) % 11) as f64 / 10.0).collect();
-        let labels = vec![0usize, 2, 1, 2];
+        let x: Vec<f64> = (0..n * 6)
+            .map(|i| if zero_columns && (i % 6 == 1 || i % 6 == 4) { 0.0 } else { ((i * 37) % 11) as f64 / 10.0 + 0.05 })
+            .collect();
+        let labels = if zero_columns { vec![0usize, 2, 0, 2] } else { vec![0usize, 2, 1, 2] };
         let eps: Vec<f64> = (0..n * 2).map(|i| ((i * 13) % 7) as f64 / 3.0 - 1.0).collect();
         let batch = VaeBatch { x: &x, labels: Some(&labels), rows: None };
+        {
+            let vae = m.vae();
+            let input = vae.encoder_input(&batch, &labels, n);
+            let compacted = crate::zero_columns::compact(&input, n, &vae.encoder[0]).is_some();
+            assert_eq!(compacted, zero_columns, "the test batch must (not) have skippable columns");
+        }
         let (_, eg, dg, cg) = m.vae().gradients(&batch, eps.clone()).unwrap();
         let h = 1e-6;
         let tol = |fd: f64| 1e-6 * (1.0 + fd.abs());
@@ -650,10 +696,12 @@ mod tests {
 
     #[test]
     fn elbo_gradients_match_finite_differences() {
-        check_all_gradients(Likelihood::Bernoulli, Conditioning::None);
-        check_all_gradients(Likelihood::Gaussian { variance: 0.5 }, Conditioning::None);
-        check_all_gradients(Likelihood::Bernoulli, Conditioning::PriorMean);
-        check_all_gradients(Likelihood::Bernoulli, Conditioning::Concat);
+        for zero_columns in [false, true] {
+            check_all_gradients(Likelihood::Bernoulli, Conditioning::None, zero_columns);
+            check_all_gradients(Likelihood::Gaussian { variance: 0.5 }, Conditioning::None, zero_columns);
+            check_all_gradients(Likelihood::Bernoulli, Conditioning::PriorMean, zero_columns);
+            check_all_gradients(Likelihood::Bernoulli, Conditioning::Concat, zero_columns);
+        }
     }
 
     #[test]
