@@ -98,6 +98,8 @@ pub enum Threads {
     Pool,
     /// The calling thread only: for products inside an already parallel loop.
     Single,
+    /// At most this many threads of the current pool: for a product that runs beside other work.
+    Part(usize),
 }
 
 /// `C = alpha * op(A) op(B) + beta * C`. With `beta == 0`, C is overwritten (its old values, even NaN, are
@@ -109,6 +111,7 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
     let n_threads = match threads {
         Threads::Single => 1,
         Threads::Pool => rayon::current_num_threads(),
+        Threads::Part(n) => n.clamp(1, rayon::current_num_threads()),
     };
     gemm_on(alpha, a, b, beta, c, n_threads);
 }

@@ -281,10 +281,10 @@ impl<'a, T: Real> RbmState<'a, T> {
 /// With `chain` (n_chains, n_hidden), the negative phase starts from those hidden states and leaves its
 /// last hidden sample there (persistent CD); otherwise it starts from a sample of h | v_data.
 ///
-/// The gradient of the log-likelihood is estimated as `<v h>_data - <v h>_model` and both statistics
-/// come from one product: with `S = [P_data / B ; -P_model / C]` (hidden probabilities, stacked) and
-/// `X = [V_data ; V_model]`, the weight gradient is `S^T X`, and the velocity update
-/// `vel = momentum * vel + lr * S^T X` is that GEMM's `beta`/`alpha`.
+/// The gradient of the log-likelihood is estimated as `<v h>_data - <v h>_model` (hidden
+/// probabilities P, visible states V), so the velocity update
+/// `vel = momentum * vel + lr/B * P_data^T V_data - lr/C * P_model^T V_model` is two products with
+/// `beta`/`alpha`. The first needs only the positive phase: it runs beside the negative chain.
 pub fn cd_step<T: Real>(
     state: &mut RbmState<'_, T>,
     data: &[T],
@@ -317,8 +317,20 @@ pub fn cd_step<T: Real>(
     let mut x = scratch::take(total * nv);
     let mut s = scratch::take(total * nh);
     let mut v_mean = scratch::take(c * nv);
+    let (inv_b, inv_c) = (T::of(1.0 / b as f64), T::of(1.0 / c as f64));
+    let (lr, mu, wd) = (T::of(settings.learning_rate), T::of(settings.momentum), T::of(settings.weight_decay));
     {
-        let rbm = state.rbm();
+        // The chain reads the parameters while the positive statistics go into the velocity.
+        let rbm = Rbm {
+            weight: &*state.weight,
+            visible_bias: &*state.visible_bias,
+            hidden_bias: &*state.hidden_bias,
+            n_visible: nv,
+            n_hidden: nh,
+            visible: state.visible,
+            hidden: state.hidden,
+        };
+        let weight_velocity = &mut *state.weight_velocity;
         let (x_data, x_model) = x.split_at_mut(b * nv);
         let (s_data, s_model) = s.split_at_mut(b * nh);
         match rows {
@@ -338,13 +350,23 @@ pub fn cd_step<T: Real>(
         let sample_into = if chain.is_none() { Some(h_state.as_mut_slice()) } else { None };
         rbm.hidden(x_data, s_data, sample_into, key(purpose::HIDDEN, 0));
 
-        // Negative phase: k steps h -> v -> h.
-        for g in 1..=settings.k {
-            rbm.visible(&h_state, &mut v_mean, Some(x_model), key(purpose::VISIBLE, g));
-            let last = g == settings.k;
-            let keep_sample = !last || chain.is_some();
-            rbm.hidden(x_model, s_model, if keep_sample { Some(h_state.as_mut_slice()) } else { None }, key(purpose::HIDDEN, g));
-        }
+        // vel = momentum * vel + lr/B * P_data^T V_data, on half of the pool, beside the negative
+        // phase (k steps h -> v -> h), whose split products the other threads share by work stealing.
+        // Each product's result does not depend on how many threads compute it.
+        let positive_statistics = || {
+            let part = Threads::Part((rayon::current_num_threads() / 2).max(1));
+            let (s_data, x_data) = (View::new(s_data, b, nh), View::new(x_data, b, nv));
+            gemm(lr * inv_b, s_data.t(), x_data, mu, ViewMut::new(weight_velocity, nh, nv), part);
+        };
+        let negative_phase = || {
+            for g in 1..=settings.k {
+                rbm.visible(&h_state, &mut v_mean, Some(x_model), key(purpose::VISIBLE, g));
+                let last = g == settings.k;
+                let keep_sample = !last || chain.is_some();
+                rbm.hidden(x_model, s_model, if keep_sample { Some(h_state.as_mut_slice()) } else { None }, key(purpose::HIDDEN, g));
+            }
+        };
+        rayon::join(positive_statistics, negative_phase);
         if let Some(ch) = chain {
             ch.copy_from_slice(&h_state);
         }
@@ -359,19 +381,15 @@ pub fn cd_step<T: Real>(
     column_sums(&x[b * nv..], c, nv, &mut sums_v[nv..]);
     column_sums(&s[..b * nh], b, nh, &mut sums_h[..nh]);
     column_sums(&s[b * nh..], c, nh, &mut sums_h[nh..]);
-    let (inv_b, inv_c) = (T::of(1.0 / b as f64), T::of(1.0 / c as f64));
     let grad_v: Vec<T> = (0..nv).map(|i| sums_v[i] * inv_b - sums_v[nv + i] * inv_c).collect();
     let grad_h: Vec<T> = (0..nh).map(|j| sums_h[j] * inv_b - sums_h[nh + j] * inv_c).collect();
 
-    // S <- [S_data / b ; -S_model / c], then vel_W = momentum * vel_W + lr * S^T X.
-    s[..b * nh].par_chunks_mut(CHUNK).for_each(|ch| ch.iter_mut().for_each(|x| *x *= inv_b));
-    s[b * nh..].par_chunks_mut(CHUNK).for_each(|ch| ch.iter_mut().for_each(|x| *x *= -inv_c));
-    let (lr, mu, wd) = (T::of(settings.learning_rate), T::of(settings.momentum), T::of(settings.weight_decay));
+    // vel -= lr/C * P_model^T V_model
     gemm(
-        lr,
-        View::new(&s, total, nh).t(),
-        View::new(&x, total, nv),
-        mu,
+        -(lr * inv_c),
+        View::new(&s[b * nh..], c, nh).t(),
+        View::new(&x[b * nv..], c, nv),
+        T::one(),
         ViewMut::new(state.weight_velocity, nh, nv),
         Threads::Pool,
     );
@@ -721,7 +739,9 @@ mod tests {
                 (proto ^ flip) as u8 as f32
             })
             .collect();
-        let run = |threads| {
+        // Products beside the chain (the positive statistics) and split ones: any thread count, CD-1,
+        // and persistent CD-2.
+        let run = |threads, k: usize, persistent: bool| {
             let mut w: Vec<f32> = (0..nv * nh).map(|i| (((i * 7919) % 101) as f32 / 101.0 - 0.5) * 0.02).collect();
             let (mut b, mut c) = (vec![0.0f32; nv], vec![0.0f32; nh]);
             let (mut vw, mut vb, mut vc) = (vec![0.0f32; nv * nh], vec![0.0f32; nv], vec![0.0f32; nh]);
@@ -730,11 +750,13 @@ mod tests {
                 weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
                 n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
             };
-            let s = CdSettings { k: 1, learning_rate: 0.1, momentum: 0.5, weight_decay: 1e-4 };
+            let s = CdSettings { k, learning_rate: 0.1, momentum: 0.5, weight_decay: 1e-4 };
+            let mut chain = vec![0.0f32; 24 * nh];
             with_threads(threads, || {
                 for step in 0..200u64 {
                     let rows: Vec<usize> = (0..32).map(|i| ((step as usize * 32 + i) * 97) % n).collect();
-                    cd_step(&mut st, &data, Some(&rows), None, &s, 42, step).unwrap();
+                    let chain = if persistent { Some(chain.as_mut_slice()) } else { None };
+                    cd_step(&mut st, &data, Some(&rows), chain, &s, 42, step).unwrap();
                 }
             });
             let mut fe = vec![0.0; n];
@@ -744,10 +766,14 @@ mod tests {
             st.rbm().free_energy(&noise, &mut fe_noise);
             (w, fe.iter().sum::<f64>() / n as f64, fe_noise.iter().sum::<f64>() / n as f64)
         };
-        let (w1, fe_data, fe_noise) = run(1);
-        assert!(fe_data < fe_noise - 10.0, "data should get lower free energy: {fe_data} vs {fe_noise}");
-        let (w2, ..) = run(2);
-        assert_eq!(w1, w2);
+        for (k, persistent) in [(1, false), (2, true)] {
+            let (w1, fe_data, fe_noise) = run(1, k, persistent);
+            assert!(fe_data < fe_noise - 10.0, "k={k}: data should get lower free energy: {fe_data} vs {fe_noise}");
+            for threads in [2, 3] {
+                let (w, ..) = run(threads, k, persistent);
+                assert!(w == w1, "k={k} persistent={persistent}: {threads} threads differ from 1");
+            }
+        }
     }
 
     #[test]
