@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::activations::{bce_with_logits, bernoulli_chunk, bias_activation, Activation, StreamKey};
 use crate::error::{KernelError, Result};
-use crate::linalg::{column_sums, gather_rows, gemm, gemm_pair, Product, Threads, View, ViewMut};
+use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
 use crate::optim::{self, Optimizer};
 use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
@@ -256,29 +256,15 @@ pub fn backward<T: Real>(
         let layer = &layers[l];
         let a_in = if l == 0 { input } else { View::new(&acts.outputs[l - 1], batch, layers[l - 1].n_out) };
         let g = &mut grads[l];
-        column_sums(&delta, batch, layer.n_out, &mut g.bias);
         // dW = A_in^T delta: (n_in, n_out)
-        let weight_grad = Product {
-            alpha: T::one(),
-            a: a_in.t(),
-            b: View::new(&delta, batch, layer.n_out),
-            beta: T::zero(),
-            c: ViewMut::new(&mut g.weight, layer.n_in, layer.n_out),
-        };
+        gemm(T::one(), a_in.t(), View::new(&delta, batch, layer.n_out), T::zero(), ViewMut::new(&mut g.weight, layer.n_in, layer.n_out), Threads::Pool);
+        column_sums(&delta, batch, layer.n_out, &mut g.bias);
         if l == 0 && input_grad.is_none() {
-            gemm(weight_grad.alpha, weight_grad.a, weight_grad.b, weight_grad.beta, weight_grad.c, Threads::Pool);
             break;
         }
-        // delta_in = delta W^T: (batch, n_in), independent of dW: the two run side by side.
+        // delta_in = delta W^T: (batch, n_in)
         let mut delta_in = scratch::take(batch * layer.n_in); // overwritten by the product
-        let input_delta = Product {
-            alpha: T::one(),
-            a: View::new(&delta, batch, layer.n_out),
-            b: View::new(layer.weight, layer.n_in, layer.n_out).t(),
-            beta: T::zero(),
-            c: ViewMut::new(&mut delta_in, batch, layer.n_in),
-        };
-        gemm_pair(weight_grad, input_delta);
+        gemm(T::one(), View::new(&delta, batch, layer.n_out), View::new(layer.weight, layer.n_in, layer.n_out).t(), T::zero(), ViewMut::new(&mut delta_in, batch, layer.n_in), Threads::Pool);
         if l == 0 {
             if let Some(out) = input_grad.take() {
                 out.copy_from_slice(&delta_in);

@@ -113,38 +113,6 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
         Threads::Pool => rayon::current_num_threads(),
         Threads::Part(n) => n.clamp(1, rayon::current_num_threads()),
     };
-    gemm_on(alpha, a, b, beta, c, n_threads);
-}
-
-/// One product's operands, for [`gemm_pair`]: `C = alpha * op(A) op(B) + beta * C`.
-pub struct Product<'a, T> {
-    pub alpha: T,
-    pub a: View<'a, T>,
-    pub b: View<'a, T>,
-    pub beta: T,
-    pub c: ViewMut<'a, T>,
-}
-
-/// Two independent products at once, each on half of the pool's threads.
-///
-/// At a backward pass's shapes (a few hundred rows) a product split over two threads runs only
-/// ~1.55x faster than on one (benches/NOTES.md): each half packs its own copy of the shared operand.
-/// Two independent products, each on its own thread, lose nothing to splitting. Split products are
-/// bit-identical to single-threaded ones, so the results do not depend on the thread count.
-pub fn gemm_pair<T: Real>(first: Product<'_, T>, second: Product<'_, T>) {
-    let n_threads = rayon::current_num_threads();
-    let run = |p: Product<'_, T>, threads: usize| gemm_on(p.alpha, p.a, p.b, p.beta, p.c, threads);
-    if n_threads < 2 {
-        run(first, 1);
-        run(second, 1);
-    } else {
-        let half = n_threads / 2;
-        rayon::join(|| run(first, half), || run(second, n_threads - half));
-    }
-}
-
-/// [`gemm`] with `n_threads` threads of the current pool.
-fn gemm_on<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewMut<'_, T>, n_threads: usize) {
     let (m, k, n) = (a.rows_op(), a.cols_op(), b.cols_op());
     assert_eq!(b.rows_op(), k, "gemm: inner dimensions differ ({m}x{k} times {}x{n})", b.rows_op());
     assert!(c.rows == m && c.cols == n, "gemm: C is {}x{}, expected {m}x{n}", c.rows, c.cols);
@@ -461,35 +429,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    fn paired_products_are_bit_identical_to_single_threaded_ones() {
-        // A backward pass's pair: dW = A^T delta (400x128x784) and delta_in = delta W^T (128x784x400).
-        let (n, d_in, d_out) = (128, 400, 784);
-        let a: Vec<f32> = filled(n * d_in, 1).into_iter().map(|x| x as f32).collect();
-        let delta: Vec<f32> = filled(n * d_out, 2).into_iter().map(|x| x as f32).collect();
-        let w: Vec<f32> = filled(d_in * d_out, 3).into_iter().map(|x| x as f32).collect();
-        let alone = || {
-            let (mut dw, mut din) = (vec![0f32; d_in * d_out], vec![0f32; n * d_in]);
-            gemm(1.0, View::new(&a, n, d_in).t(), View::new(&delta, n, d_out), 0.0, ViewMut::new(&mut dw, d_in, d_out), Threads::Single);
-            gemm(1.0, View::new(&delta, n, d_out), View::new(&w, d_in, d_out).t(), 0.0, ViewMut::new(&mut din, n, d_in), Threads::Single);
-            (dw, din)
-        };
-        let paired = |t: usize| {
-            let (mut dw, mut din) = (vec![f32::NAN; d_in * d_out], vec![f32::NAN; n * d_in]);
-            with_threads(t, || {
-                gemm_pair(
-                    Product { alpha: 1.0, a: View::new(&a, n, d_in).t(), b: View::new(&delta, n, d_out), beta: 0.0, c: ViewMut::new(&mut dw, d_in, d_out) },
-                    Product { alpha: 1.0, a: View::new(&delta, n, d_out), b: View::new(&w, d_in, d_out).t(), beta: 0.0, c: ViewMut::new(&mut din, n, d_in) },
-                )
-            });
-            (dw, din)
-        };
-        let want = alone();
-        for t in 1..=5 {
-            assert!(paired(t) == want, "threads={t}");
         }
     }
 

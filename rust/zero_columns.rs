@@ -42,7 +42,8 @@ pub fn compact<T: Real>(input: &[T], batch: usize, layer: &Layer<'_, T>) -> Opti
         nonzero.iter_mut().zip(row).for_each(|(f, &v)| *f |= v != T::zero());
     }
     let width = nonzero.iter().filter(|&&f| f).count();
-    if width as f64 > MAX_KEPT_FRACTION * n_in as f64 {
+    // An all-zero batch keeps the plain path: no empty (k = 0) products.
+    if width == 0 || width as f64 > MAX_KEPT_FRACTION * n_in as f64 {
         return None;
     }
     // The kept columns as runs `start..end` (MNIST's are the middle spans of the image rows, ~20
@@ -139,6 +140,13 @@ mod tests {
     }
 
     #[test]
+    fn an_all_zero_batch_is_not_compacted() {
+        let x = vec![0.0; 4 * 10];
+        let (w, b) = (vec![0.5; 10 * 3], vec![0.0; 3]);
+        assert!(compact(&x, 4, &layer(&w, &b, 10, 3)).is_none());
+    }
+
+    #[test]
     fn nan_and_inf_columns_are_kept() {
         let mut x = vec![0.0; 2 * 10];
         x[3] = f64::NAN;
@@ -166,7 +174,8 @@ mod tests {
             let b = vec![0.0; n_out];
             let full_layer = layer(&w, &b, n_in, n_out);
             let Some(c) = compact(&x, batch, &full_layer) else {
-                prop_assert!(on.iter().filter(|&&o| o).count() as f64 > MAX_KEPT_FRACTION * n_in as f64);
+                let kept = on.iter().filter(|&&o| o).count();
+                prop_assert!(kept == 0 || kept as f64 > MAX_KEPT_FRACTION * n_in as f64);
                 return Ok(());
             };
             let cl = c.layer(&full_layer);
