@@ -5,7 +5,7 @@
 //! dimension, across threads, so a product is bit-identical for any number of threads.
 //!
 //! Threads: all work of one kernel call runs inside [`with_threads`], on a cached rayon pool of the
-//! requested size; nested parallel code (faer, `par_chunks`) then uses exactly that many threads.
+//! requested size; nested parallel code (faer, `par_chunks`) then uses at most that many threads.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,7 +98,8 @@ pub enum Threads {
     Pool,
     /// The calling thread only: for products inside an already parallel loop.
     Single,
-    /// At most this many threads of the current pool: for a product that runs beside other work.
+    /// Split the product into at most this many blocks of the current pool's work: for a product that
+    /// runs beside other work (the pool's idle threads may still steal blocks or the scaling of C).
     Part(usize),
 }
 

@@ -636,6 +636,51 @@ mod tests {
     }
 
     #[test]
+    fn persistent_statistics_match_float64_oracle_with_more_chains_than_rows() {
+        // PCD-1 with B = 3 data rows and C = 5 persistent chains: the positive statistics are means
+        // over the B rows, the negative ones over the C chains (each its own 1/B and 1/C).
+        let (nv, nh, b, c) = (7, 5, 3, 5);
+        let m = Owned::new(nv, nh, Units::Bernoulli, 0.5, 3);
+        let data: Vec<f64> = (0..b * nv).map(|i| ((i * 5) % 3 == 0) as u8 as f64).collect();
+        let chain0: Vec<f64> = (0..c * nh).map(|i| ((i * 7) % 4 < 2) as u8 as f64).collect();
+        let mut chain = chain0.clone();
+        let (mut w, mut vb, mut hb) = (m.w.clone(), m.b.clone(), m.c.clone());
+        let (mut vw, mut vvb, mut vhb) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
+        let mut st = RbmState {
+            weight: &mut w, visible_bias: &mut vb, hidden_bias: &mut hb,
+            weight_velocity: &mut vw, visible_velocity: &mut vvb, hidden_velocity: &mut vhb,
+            n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
+        };
+        let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
+        with_threads(2, || cd_step(&mut st, &data, None, Some(&mut chain), &settings, 91, 4)).unwrap();
+
+        // Oracle: the chain's visible draw with the kernel's stream, then float64 conditionals.
+        let rbm = m.rbm();
+        let (mut vm, mut v1) = (vec![0.0; c * nv], vec![0.0; c * nv]);
+        rbm.visible(&chain0, &mut vm, Some(&mut v1), StreamKey { seed: 91, step: 4, purpose: purpose::VISIBLE + 16 });
+        let (mut h1p, mut h1s) = (vec![0.0; c * nh], vec![0.0; c * nh]);
+        rbm.hidden(&v1, &mut h1p, Some(&mut h1s), StreamKey { seed: 91, step: 4, purpose: purpose::HIDDEN + 16 });
+        assert_eq!(chain, h1s, "the chains keep the last hidden sample");
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let cond = |v: &[f64], r: usize, j: usize| sig((0..nv).map(|i| m.w[j * nv + i] * v[r * nv + i]).sum::<f64>() + m.c[j]);
+        for j in 0..nh {
+            for i in 0..nv {
+                let pos: f64 = (0..b).map(|r| cond(&data, r, j) * data[r * nv + i]).sum::<f64>() / b as f64;
+                let neg: f64 = (0..c).map(|r| cond(&v1, r, j) * v1[r * nv + i]).sum::<f64>() / c as f64;
+                assert!((w[j * nv + i] - (m.w[j * nv + i] + pos - neg)).abs() < 1e-12, "W[{j},{i}]");
+            }
+            let pos: f64 = (0..b).map(|r| cond(&data, r, j)).sum::<f64>() / b as f64;
+            let neg: f64 = (0..c).map(|r| cond(&v1, r, j)).sum::<f64>() / c as f64;
+            assert!((hb[j] - (m.c[j] + pos - neg)).abs() < 1e-12, "c[{j}]");
+        }
+        for i in 0..nv {
+            let pos: f64 = (0..b).map(|r| data[r * nv + i]).sum::<f64>() / b as f64;
+            let neg: f64 = (0..c).map(|r| v1[r * nv + i]).sum::<f64>() / c as f64;
+            assert!((vb[i] - (m.b[i] + pos - neg)).abs() < 1e-12, "b[{i}]");
+        }
+    }
+
+    #[test]
     fn momentum_and_weight_decay_follow_the_recursion() {
         let (nv, nh) = (4, 3);
         let m = Owned::new(nv, nh, Units::Bernoulli, 0.3, 5);
@@ -769,7 +814,8 @@ mod tests {
         for (k, persistent) in [(1, false), (2, true)] {
             let (w1, fe_data, fe_noise) = run(1, k, persistent);
             assert!(fe_data < fe_noise - 10.0, "k={k}: data should get lower free energy: {fe_data} vs {fe_noise}");
-            for threads in [2, 3] {
+            // 4 and 5 threads also split the positive statistics' product (on half of the pool).
+            for threads in [2, 3, 4, 5] {
                 let (w, ..) = run(threads, k, persistent);
                 assert!(w == w1, "k={k} persistent={persistent}: {threads} threads differ from 1");
             }

@@ -403,7 +403,9 @@ impl<'a, T: Real> Vae<'a, T> {
     }
 
     /// Mean loss and the gradients of every parameter for a batch and fixed noise `eps`:
-    /// (losses, encoder grads, decoder grads, class-mean grads).
+    /// (losses, encoder grads, decoder grads, class-mean grads). As in a training step, the encoder's
+    /// first layer skips the batch's all-zero input columns (see zero_columns), so the per-sample
+    /// losses may differ from [`Vae::losses`] in the last bits.
     pub fn gradients(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>) -> Result<(Losses, Vec<LayerGrad<T>>, Vec<LayerGrad<T>>, Option<Vec<T>>)> {
         self.check()?;
         let mut p = self.pass(batch, eps, true)?;

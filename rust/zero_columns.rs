@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use crate::dense::Layer;
-use crate::real::Real;
+use crate::real::{first_non_finite, Real};
 use crate::scratch;
 
 /// Compact only when at most this fraction of the columns is kept: below it the saved multiply-adds
@@ -32,7 +32,9 @@ pub struct ZeroColumns<T> {
 }
 
 /// The compacted batch for `layer` (the first layer) and `input` (batch, layer.n_in), or `None` when
-/// too few columns are all-zero for skipping them to pay.
+/// too few columns are all-zero for skipping them to pay, when every column is zero, or when a weight
+/// row to be skipped holds NaN or inf (the full product turns it into a NaN loss, which the training
+/// step reports as divergence; skipping it would hide a broken model).
 pub fn compact<T: Real>(input: &[T], batch: usize, layer: &Layer<'_, T>) -> Option<ZeroColumns<T>> {
     let (n_in, n_out) = (layer.n_in, layer.n_out);
     debug_assert_eq!(input.len(), batch * n_in);
@@ -48,6 +50,10 @@ pub fn compact<T: Real>(input: &[T], batch: usize, layer: &Layer<'_, T>) -> Opti
     }
     // The kept columns as runs `start..end` (MNIST's are the middle spans of the image rows, ~20
     // per batch): the batch's rows are gathered a run at a time.
+    let skipped_rows_finite = (0..n_in).filter(|&j| !nonzero[j]).all(|j| first_non_finite(&layer.weight[j * n_out..(j + 1) * n_out]).is_none());
+    if !skipped_rows_finite {
+        return None;
+    }
     let mut runs = Vec::new();
     let mut j = 0;
     while j < n_in {
@@ -62,15 +68,13 @@ pub fn compact<T: Real>(input: &[T], batch: usize, layer: &Layer<'_, T>) -> Opti
         }
     }
     let mut compact_input = scratch::take(batch * width); // every element written below
-    if width > 0 {
-        compact_input.par_chunks_mut(width).zip(input.par_chunks(n_in)).for_each(|(dst, src)| {
-            let mut at = 0;
-            for run in &runs {
-                dst[at..at + run.len()].copy_from_slice(&src[run.clone()]);
-                at += run.len();
-            }
-        });
-    }
+    compact_input.par_chunks_mut(width).zip(input.par_chunks(n_in)).for_each(|(dst, src)| {
+        let mut at = 0;
+        for run in &runs {
+            dst[at..at + run.len()].copy_from_slice(&src[run.clone()]);
+            at += run.len();
+        }
+    });
     let kept: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
     let mut weight = scratch::take(width * n_out); // every row written below
     if n_out > 0 {
@@ -144,6 +148,16 @@ mod tests {
         let x = vec![0.0; 4 * 10];
         let (w, b) = (vec![0.5; 10 * 3], vec![0.0; 3]);
         assert!(compact(&x, 4, &layer(&w, &b, 10, 3)).is_none());
+    }
+
+    #[test]
+    fn non_finite_weights_in_a_skipped_row_turn_compaction_off() {
+        let mut x = vec![0.0; 2 * 10];
+        x[3] = 1.0;
+        let (mut w, b) = (vec![0.5; 10 * 3], vec![0.0; 3]);
+        assert!(compact(&x, 2, &layer(&w, &b, 10, 3)).is_some());
+        w[5 * 3 + 1] = f64::INFINITY; // row 5: a skipped column's weights
+        assert!(compact(&x, 2, &layer(&w, &b, 10, 3)).is_none());
     }
 
     #[test]

@@ -380,6 +380,22 @@ def test_vae_api_shapes(vae_small, mnist):
     assert vae_small.n_features_in_ == 784
 
 
+def test_inference_of_a_row_does_not_depend_on_its_batch(vae_small, mnist):
+    """Training steps skip a minibatch's all-zero pixel columns; inference must not: a row gets the
+    same bits alone or among rows whose zero columns differ (550 vs 289 non-zero columns here)."""
+    X, y = mnist
+    V, labels = X[1000:1300], y[1000:1300]
+    assert (V != 0).any(axis=0).sum() > (V[:5] != 0).any(axis=0).sum() + 100
+    np.testing.assert_array_equal(vae_small.encode(V)[1][:5], vae_small.encode(V[:5])[1])
+    np.testing.assert_array_equal(vae_small.transform(V)[:5], vae_small.transform(V[:5]))
+    np.testing.assert_array_equal(vae_small.reconstruct(V)[:5], vae_small.reconstruct(V[:5]))
+    np.testing.assert_array_equal(vae_small.elbo(V)[:5], vae_small.elbo(V[:5]))
+    np.testing.assert_array_equal(vae_small.log_likelihood(V, n_importance=10)[:5], vae_small.log_likelihood(V[:5], n_importance=10))
+    cvae = CVAE(n_components=4, hidden_layer_sizes=(32,), conditioning="concat", n_iter=1, random_state=0).fit(X[:1000], y[:1000])
+    np.testing.assert_array_equal(cvae.transform(V, labels)[:5], cvae.transform(V[:5], labels[:5]))
+    np.testing.assert_array_equal(cvae.elbo(V, labels)[:5], cvae.elbo(V[:5], labels[:5]))
+
+
 def mean_images_agree(A, B):
     """The mean images of two independent samples agree up to Monte Carlo error (per-pixel z-scores)."""
     A, B = f64(A), f64(B)
