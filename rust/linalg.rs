@@ -123,7 +123,7 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
     if beta != T::zero() && beta != T::one() {
         // faer accumulates C += alpha A B; scale C first, row by row (C is row-major).
         let (cols, stride) = (c.cols, c.row_stride);
-        let scale = |row: &mut [T]| row[..cols].iter_mut().for_each(|x| *x *= beta);
+        let scale = |row: &mut [T]| scale_in_place(&mut row[..cols], beta);
         if n_threads > 1 && m * n >= 1 << 16 {
             use rayon::prelude::*;
             c.data.par_chunks_mut(stride).for_each(|row| if row.len() >= cols { scale(row) });
@@ -140,6 +140,13 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
     } else {
         T::matmul(c, beta, a, b, alpha, Par::rayon(n_threads));
     }
+}
+
+/// `x *= factor`, compiled for AVX-512 / AVX2 too (the crate's baseline is SSE2): the momentum
+/// scaling of the RBM's velocity before its product.
+#[multiversion::multiversion(targets = "simd")]
+fn scale_in_place<T: Real>(x: &mut [T], factor: T) {
+    x.iter_mut().for_each(|v| *v *= factor);
 }
 
 /// Beyond this inner dimension faer's sequential kernel may block the reduction differently for

@@ -400,15 +400,7 @@ pub fn cd_step<T: Real>(
         .weight
         .par_chunks_mut(CHUNK)
         .zip(state.weight_velocity.par_chunks_mut(CHUNK))
-        .map(|(w, v)| {
-            let mut finite = true;
-            for (w, v) in w.iter_mut().zip(v.iter_mut()) {
-                *v -= lr * wd * *w;
-                *w += *v;
-                finite &= w.is_finite();
-            }
-            finite
-        })
+        .map(|(w, v)| decay_and_step(w, v, lr * wd))
         .reduce(|| true, |a, b| a && b);
     let mut biases_finite = true;
     for (p, (v, g)) in state.visible_bias.iter_mut().zip(state.visible_velocity.iter_mut().zip(&grad_v)) {
@@ -427,6 +419,20 @@ pub fn cd_step<T: Real>(
         ));
     }
     Ok(())
+}
+
+/// `v -= lr_wd * w; w += v` over a chunk of the weights and their velocity; whether every new weight
+/// is finite. Compiled for AVX-512 / AVX2 too: the baseline SSE2 loop was ~4% of a CD step.
+#[multiversion(targets = "simd")]
+fn decay_and_step<T: Real>(w: &mut [T], v: &mut [T], lr_wd: T) -> bool {
+    let mut finite = true;
+    for (w, v) in w.iter_mut().zip(v.iter_mut()) {
+        *v -= lr_wd * *w;
+        *w += *v;
+        // `|x| < inf` is false for NaN and infinities; `&` keeps the loop branch-free.
+        finite &= w.abs() < T::infinity();
+    }
+    finite
 }
 
 /// `sum_j softplus(pre_j + bias_j)` in float64, for the free energy: the terms are computed in blocks
