@@ -169,18 +169,31 @@ impl<'a, T: Real> Rbm<'a, T> {
     /// scikit-learn's pseudo-likelihood proxy: for each row, flip one visible unit chosen uniformly at
     /// random and return `n_visible * log sigmoid(F(v_flipped) - F(v))` (Bernoulli units only).
     pub fn pseudo_likelihood(&self, v: &[T], out: &mut [f64], key: StreamKey) -> Result<()> {
-        if self.visible != Units::Bernoulli || self.hidden != Units::Bernoulli {
-            return Err(KernelError::value("units", "Bernoulli visible and hidden units for the pseudo-likelihood", "Gaussian units"));
-        }
-        let (n, nv, nh) = (out.len(), self.n_visible, self.n_hidden);
-        let mut pre = vec![T::zero(); n * nh];
-        self.hidden_input(View::new(v, n, nv), &mut pre, Threads::Pool);
+        let nv = self.n_visible;
         // One uniform index per row, from fixed chunks of rows.
-        let mut flip = vec![0usize; n];
+        let mut flip = vec![0usize; out.len()];
         flip.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, idx)| {
             let mut rng = stream(key.seed, key.step, key.purpose, ci as u64);
             idx.iter_mut().for_each(|i| *i = ((T::uniform(&mut rng).f64() * nv as f64) as usize).min(nv - 1));
         });
+        self.pseudo_likelihood_flipping(v, &flip, out)
+    }
+
+    /// The pseudo-likelihood of each row of `v` with the given unit `flip[r] < n_visible` flipped in row
+    /// r (scikit-learn draws these indices with NumPy; the Python estimator does the same).
+    pub fn pseudo_likelihood_flipping(&self, v: &[T], flip: &[usize], out: &mut [f64]) -> Result<()> {
+        if self.visible != Units::Bernoulli || self.hidden != Units::Bernoulli {
+            return Err(KernelError::value("units", "Bernoulli visible and hidden units for the pseudo-likelihood", "Gaussian units"));
+        }
+        let (n, nv, nh) = (out.len(), self.n_visible, self.n_hidden);
+        if flip.len() != n {
+            return Err(KernelError::shape("flip", format!("one index per row ({n})"), flip.len()));
+        }
+        if let Some(&k) = flip.iter().find(|&&k| k >= nv) {
+            return Err(KernelError::value("flip", format!("indices below n_visible = {nv}"), k));
+        }
+        let mut pre = vec![T::zero(); n * nh];
+        self.hidden_input(View::new(v, n, nv), &mut pre, Threads::Pool);
         out.par_iter_mut().enumerate().for_each_init(
             || vec![T::zero(); nh],
             |flipped_pre, (r, o)| {

@@ -528,7 +528,11 @@ def rbm_core_cases():
         ("rbm_ais betas NaN", lambda: _core.rbm_ais(W, b, c, b, np.array([0.0, np.nan, 1.0]), seed=0), ValueError, "betas"),
         ("rbm_log_partition_exact too many units", lambda: _core.rbm_log_partition_exact(np.zeros((25, 25)), np.zeros(25), np.zeros(25)),
          ValueError, "method|units"),
-        ("rbm_pseudo_likelihood no seed", lambda: _core.rbm_pseudo_likelihood(v, W, b, c), TypeError, "seed"),
+        ("rbm_pseudo_likelihood no seed", lambda: _core.rbm_pseudo_likelihood(v, W, b, c), ValueError, "seed"),
+        ("rbm_pseudo_likelihood flip too large", lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.full(len(v), W.shape[1])), ValueError, "flip"),
+        ("rbm_pseudo_likelihood flip negative", lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.full(len(v), -1)), ValueError, "flip"),
+        ("rbm_pseudo_likelihood flip length", lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.zeros(len(v) + 1, dtype=int)), ValueError, "flip"),
+        ("rbm_pseudo_likelihood flip floats", lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.zeros(len(v))), TypeError, "flip"),
         ("rbm_cd_step no step", lambda: _core.rbm_cd_step(*cd_step()[0], seed=0), TypeError, "step"),
         # minibatch rows and persistent chains
         ("rbm_cd_step rows out of range", lambda: run_cd(rows=np.array([0, NB])), ValueError, "rows"),

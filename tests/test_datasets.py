@@ -11,6 +11,8 @@ import gzip
 import hashlib
 import http.server
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -879,3 +881,14 @@ def test_fetch_mnist_writes_only_inside_mnist_folder(served, data_home):
     fetch_mnist(data_home, base_url=server.url, checksums=checksums)
     assert [p.name for p in data_home.iterdir()] == ["mnist"]
     assert sorted(p.name for p in (data_home / "mnist").iterdir()) == sorted(GZ_NAMES)
+
+
+def test_submodules_are_attributes_after_a_plain_import():
+    """``import deepgm`` is enough for ``deepgm.datasets.load_mnist()`` and ``deepgm.plotting``, and it
+    does not import matplotlib (an optional extra, loaded when a picture is drawn)."""
+    code = (
+        "import sys, deepgm\n"
+        "assert callable(deepgm.datasets.load_mnist) and callable(deepgm.plotting.plot_samples)\n"
+        "assert 'matplotlib' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

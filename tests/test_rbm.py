@@ -412,7 +412,12 @@ def test_log_partition_is_a_number_that_unpacks_as_estimate_and_spread(rbm12):
     # ... and the pair (estimate, spread).
     log_z, spread = ais
     assert (log_z, spread) == (ais.log_z, ais.std_error) and spread > 0
-    assert tuple(exact) == (exact.log_z, 0.0) and len(exact) == 2 and exact[1] == 0.0
+    assert tuple(exact) == (exact.log_z, 0.0) and exact[0] == exact.log_z and exact[1] == 0.0
+    # A number for pytest.approx and NumPy too (not a two-element sequence), on either side.
+    assert ais == pytest.approx(exact, abs=1.0) and exact == pytest.approx(float(exact))
+    assert float(exact) == pytest.approx(exact) and exact == pytest.approx(exact.log_z + 0.4, abs=0.5)
+    assert exact != pytest.approx(exact.log_z + 0.6, abs=0.5)
+    assert np.isclose(ais, exact, atol=1.0) and np.asarray(exact).shape == ()
     assert ais.lower <= log_z <= ais.upper and ais.method == "ais"
     again = pickle.loads(pickle.dumps(ais))
     assert isinstance(again, LogPartition) and repr(again) == repr(ais) and tuple(again) == tuple(ais)
@@ -456,7 +461,7 @@ def test_gibbs_sampling_matches_exact_distribution():
     W, b, c = random_params(3, 4, 1.0, seed=12)
     rbm = rbm_with_params(W, b, c)
     n = 20000
-    V = rbm.sample(n_samples=n, n_steps=30, return_means=False)
+    V = rbm.sample(n_samples=n, n_steps=30)  # the default: samples, not means
     assert V.shape == (n, 4) and set(np.unique(V)) <= {0.0, 1.0}
     counts = np.bincount(state_index(V), minlength=16)
     p = exact_visible_distribution(W, b, c)
@@ -489,10 +494,10 @@ def test_gibbs_api(rbm64, mnist_tiny):
 
 def test_sample_shape_range_and_init(rbm64, mnist):
     X, _ = mnist
-    S = rbm64.sample(n_samples=7, n_steps=20)
-    assert S.shape == (7, 784) and np.all((S >= 0) & (S <= 1))
-    B = rbm64.sample(n_samples=5, n_steps=3, return_means=False)
-    assert B.shape == (5, 784) and set(np.unique(B)) <= {0.0, 1.0}
+    S = rbm64.sample(n_samples=7, n_steps=20, return_means=True)
+    assert S.shape == (7, 784) and np.all((S >= 0) & (S <= 1)) and len(np.unique(S)) > 2
+    B = rbm64.sample(n_samples=5, n_steps=3)  # samples by default, as the method's name says
+    assert B.shape == (5, 784) and B.dtype == np.float32 and set(np.unique(B)) <= {0.0, 1.0}
     init = X[9000:9010]
     np.testing.assert_array_equal(rbm64.sample(n_steps=0, init=init), init)
     R = rbm64.sample(n_samples=3, n_steps=1, init=init)
@@ -502,7 +507,7 @@ def test_sample_shape_range_and_init(rbm64, mnist):
     # starting image and far from those of the others.
     X_test, y_test = X[9000:], mnist[1][9000:]
     starts = X_test[[np.flatnonzero(y_test == digit)[0] for digit in (0, 1, 3, 4, 7)]]
-    M = rbm64.sample(n_steps=1, init=np.repeat(starts, 200, axis=0)).reshape(5, 200, 784).mean(axis=1)
+    M = rbm64.sample(n_steps=1, init=np.repeat(starts, 200, axis=0), return_means=True).reshape(5, 200, 784).mean(axis=1)
     R = rbm64.reconstruct(starts)
     d = ((M[:, None, :] - R[None, :, :]) ** 2).sum(axis=-1)
     own = np.diag(d)
@@ -707,6 +712,23 @@ def test_score_samples_is_sklearn_pseudo_likelihood(mnist):
     # Reproducible with an int random_state, for the same estimator and for a refitted clone.
     np.testing.assert_array_equal(rbm.score_samples(V), got)
     np.testing.assert_array_equal(clone(rbm).fit(X[:500]).score_samples(V), got)
+
+
+@pytest.mark.parametrize("random_state", [0, 123])
+def test_score_samples_equals_bernoulli_rbm_with_the_same_parameters(mnist, random_state):
+    """Same weights and random_state: the same flipped units, so the same scores as BernoulliRBM."""
+    X, _ = mnist
+    V = X[9000:9400]
+    rbm = RBM(32, n_iter=1, random_state=random_state, dtype="float64").fit(X[:300])
+    sk = BernoulliRBM(n_components=32, random_state=random_state).fit(X[:20])
+    sk.components_, sk.intercept_hidden_, sk.intercept_visible_ = rbm.components_, rbm.intercept_hidden_, rbm.intercept_visible_
+    np.testing.assert_allclose(rbm.score_samples(V), sk.score_samples(V), rtol=1e-6, atol=1e-6)
+    # A RandomState instance advances, as scikit-learn's does: the second call flips other units.
+    rbm.random_state, sk.random_state = np.random.RandomState(5), np.random.RandomState(5)
+    first = rbm.score_samples(V)
+    np.testing.assert_allclose(first, sk.score_samples(V), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rbm.score_samples(V), sk.score_samples(V), rtol=1e-6, atol=1e-6)
+    assert not np.array_equal(rbm.score_samples(V), first)
 
 
 def test_sklearn_rbm_logistic_pipeline_clone_and_grid_search():

@@ -4,6 +4,7 @@ Restricted Boltzmann machines, deep belief networks, RBM-pretrained deep autoenc
 autoencoders and conditional VAEs, with a scikit-learn interface and a parallel Rust core.
 """
 
+from . import datasets, plotting  # deepgm.datasets.load_mnist(), deepgm.plotting.* (matplotlib is imported on first use)
 from ._base import DivergenceError
 from .autoencoder import DeepAutoencoder
 from .dbn import DBN, DBNClassifier, DBNRegressor

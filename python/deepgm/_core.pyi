@@ -74,7 +74,7 @@ def rbm_free_energy(
 ) -> npt.NDArray[np.float64]: ...
 def rbm_pseudo_likelihood(
     v: FloatArray, components: FloatArray, intercept_visible: FloatArray, intercept_hidden: FloatArray, *,
-    seed: int, step: int = 0, n_jobs: int | None = None,
+    seed: int | None = None, step: int = 0, flip: IndexArray | None = None, n_jobs: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
 def rbm_gibbs(
     v: FloatArray, components: FloatArray, intercept_visible: FloatArray, intercept_hidden: FloatArray, *,

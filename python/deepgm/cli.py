@@ -241,7 +241,9 @@ def cmd_sample(args):
         raise CLIError(f"--label applies to conditional models (cvae); {path} holds a {name}")
     out = Path(args.out)
     _check_writable(out, "--out")
-    if name in ("RBM", "DBN"):
+    if name == "RBM":
+        samples = est.sample(n, n_steps=args.steps, return_means=True)  # pixel probabilities: smoother pictures
+    elif name == "DBN":
         samples = est.sample(n, n_steps=args.steps)
     elif name == "VAE":
         samples = est.sample(n)

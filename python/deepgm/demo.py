@@ -85,7 +85,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     rows.append(["RBM", t_rbm, "test log-likelihood (AIS), nats", ll, f"log Z = {log_z.log_z:.1f} ± {log_z.std_error:.2f}"])
     report.figure("Restricted Boltzmann machine", plotting.plot_filters(rbm, 100), "rbm_filters.png", "The first 100 RBM filters (rows of components_), each scaled to its own range.")
     steps = cfg.get("gibbs_steps", 1000)
-    report.figure("Restricted Boltzmann machine", plotting.plot_samples(rbm.sample(36, n_steps=steps), title="RBM samples"), "rbm_samples.png", f"RBM fantasies: 36 chains after {steps:,} steps of Gibbs sampling from random states (visible means).")
+    report.figure("Restricted Boltzmann machine", plotting.plot_samples(rbm.sample(36, n_steps=steps, return_means=True), title="RBM samples"), "rbm_samples.png", f"RBM fantasies: 36 chains after {steps:,} steps of Gibbs sampling from random states (visible means).")
 
     log("[2/5] DBNClassifier 784-500-500-2000-10")
     clf, t_clf = _timed(lambda: DBNClassifier(**cfg["dbn"], **common).fit(Xtr, ytr))

@@ -9,6 +9,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state as sklearn_check_random_state
 
 from . import _core
 from ._base import (
@@ -40,8 +41,10 @@ def check_training_schedule(est):
 class LogPartition(float):
     """log Z of an RBM (the result of :meth:`RBM.log_partition`): a float that also carries its spread.
 
-    It is the estimate itself (``float(result)``, ``result - other``, comparisons), and it unpacks as
-    the pair ``(estimate, spread)``: ``log_z, std_error = rbm.log_partition("ais")``.
+    It is the estimate itself (``float(result)``, ``result - other``, comparisons, ``pytest.approx``),
+    and it unpacks as the pair ``(estimate, spread)``: ``log_z, std_error = rbm.log_partition("ais")``
+    (also ``result[0]``, ``result[1]``). It has no ``len``: a sized object would be taken for a
+    sequence by ``pytest.approx`` and NumPy, where it must be a number.
 
     Attributes
     ----------
@@ -69,9 +72,6 @@ class LogPartition(float):
 
     def __iter__(self):
         return iter((float(self), self.std_error))
-
-    def __len__(self):
-        return 2
 
     def __getitem__(self, index):
         return (float(self), self.std_error)[index]
@@ -467,7 +467,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         )
         return self._data_space(sample)
 
-    def sample(self, n_samples=16, n_steps=1000, init=None, *, return_means=True):
+    def sample(self, n_samples=16, n_steps=1000, init=None, *, return_means=False):
         """Fantasies: runs ``n_steps`` of block Gibbs sampling from random or given visible states.
 
         Parameters
@@ -479,12 +479,15 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         init : array-like of shape (n_chains, n_features), default=None
             Starting visible states; by default uniform random binary states (Bernoulli) or standard
             normal draws (Gaussian).
-        return_means : bool, default=True
-            Return the mean of v | h at the last step (smoother to look at) instead of the sample.
+        return_means : bool, default=False
+            Return the mean of v | h at the last step (pixel probabilities: smoother to look at)
+            instead of the sample.
 
         Returns
         -------
         V : ndarray of shape (n_chains, n_features)
+            Samples of the visible units after ``n_steps`` steps (0/1 for Bernoulli units), or their
+            means with ``return_means=True``.
         """
         self._check_fitted()
         check_positive_int(n_steps, "n_steps", minimum=0)
@@ -535,9 +538,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         """Pseudo-likelihood of each sample, as scikit-learn defines it: flip one randomly chosen
         visible unit per sample and return ``n_features * log sigmoid(F(v_flipped) - F(v))``.
 
-        Reproducible: with an int ``random_state`` the same units are flipped at every call. With
-        Gaussian units, where flipping a unit means nothing, it returns the unnormalised log-density
-        ``-F(v)`` instead (use :meth:`log_likelihood` for normalised values).
+        The flipped units are drawn as ``BernoulliRBM.score_samples`` draws them
+        (``check_random_state(random_state).randint(0, n_features, n_samples)``), so with the same
+        parameters and the same ``random_state`` both give the same scores. Reproducible: with an
+        int ``random_state`` the same units are flipped at every call (a RandomState or Generator
+        advances, None draws afresh). With Gaussian units, where flipping a unit means nothing, it
+        returns the unnormalised log-density ``-F(v)`` instead (use :meth:`log_likelihood` for
+        normalised values).
 
         Returns
         -------
@@ -547,9 +554,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         if self.visible != "bernoulli" or self.hidden != "bernoulli":
             return -self.free_energy(X)
         V = self._model_space(self._check_X(X))
-        seed = seed_from(self.random_state)
+        n_samples, n_features = V.shape
+        if isinstance(self.random_state, np.random.Generator):
+            flip = self.random_state.integers(0, n_features, n_samples)
+        else:
+            flip = sklearn_check_random_state(self.random_state).randint(0, n_features, n_samples)
         return _core.rbm_pseudo_likelihood(
-            V, self.components_, self.intercept_visible_, self.intercept_hidden_, seed=seed, step=0, n_jobs=self._n_jobs()
+            V, self.components_, self.intercept_visible_, self.intercept_hidden_, flip=flip, n_jobs=self._n_jobs()
         )
 
     # -- partition function and likelihood ----------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Bindings of the RBM kernels and of the partition-function estimators.
 
 use numpy::{Element, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::arrays::{expect_shape, float_dtype, indices, input, input_unchecked, output, threads};
@@ -205,7 +206,7 @@ fn free_energy_impl<'py, T: Real + Element>(
     c: &Bound<'py, PyAny>,
     visible: &str,
     hidden: &str,
-    pseudo: Option<(u64, u64)>,
+    pseudo: Option<Flips>,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let p = Params::<T>::extract(w, b, c, visible, hidden)?;
@@ -219,7 +220,8 @@ fn free_energy_impl<'py, T: Real + Element>(
         let mut out = vec![0.0f64; n];
         match pseudo {
             None => rbm.free_energy(vs, &mut out),
-            Some((seed, step)) => rbm.pseudo_likelihood(vs, &mut out, StreamKey { seed, step, purpose: purpose::PSEUDO_LIKELIHOOD })?,
+            Some(Flips::Drawn { seed, step }) => rbm.pseudo_likelihood(vs, &mut out, StreamKey { seed, step, purpose: purpose::PSEUDO_LIKELIHOOD })?,
+            Some(Flips::Given(ref flip)) => rbm.pseudo_likelihood_flipping(vs, flip, &mut out)?,
         }
         Ok(out)
     })?;
@@ -244,10 +246,18 @@ fn rbm_free_energy<'py>(
     dispatch!(float_dtype(components, "components")?, free_energy_impl(py, v, components, intercept_visible, intercept_hidden, visible, hidden, None, n_jobs))
 }
 
-/// scikit-learn's pseudo-likelihood proxy of every row (float64, (n,)), flipping one random unit per
-/// row drawn from the stream (seed, step).
+/// Which visible unit the pseudo-likelihood flips in each row.
+enum Flips {
+    /// One uniform draw per row from the stream (seed, step).
+    Drawn { seed: u64, step: u64 },
+    /// Given indices, one per row.
+    Given(Vec<usize>),
+}
+
+/// scikit-learn's pseudo-likelihood proxy of every row (float64, (n,)), flipping in each row the unit
+/// `flip[r]` if given, else one drawn from the stream (seed, step).
 #[pyfunction]
-#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, seed, step=0, n_jobs=None))]
+#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, seed=None, step=0, flip=None, n_jobs=None))]
 #[allow(clippy::too_many_arguments)]
 fn rbm_pseudo_likelihood<'py>(
     py: Python<'py>,
@@ -255,16 +265,21 @@ fn rbm_pseudo_likelihood<'py>(
     components: &Bound<'py, PyAny>,
     intercept_visible: &Bound<'py, PyAny>,
     intercept_hidden: &Bound<'py, PyAny>,
-    seed: &Bound<'_, PyAny>,
+    seed: Option<&Bound<'_, PyAny>>,
     step: i64,
+    flip: Option<&Bound<'_, PyAny>>,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let seed = super::arrays::seed_arg(seed, "seed")?;
     let step = super::arrays::count_arg(step, "step", 0)? as u64;
+    let flips = match (seed, flip) {
+        (_, Some(flip)) => Flips::Given(indices(flip, "flip", usize::MAX)?),
+        (Some(seed), None) => Flips::Drawn { seed: super::arrays::seed_arg(seed, "seed")?, step },
+        (None, None) => return Err(PyValueError::new_err("rbm_pseudo_likelihood needs seed (random flips) or flip (one index per row)")),
+    };
     let n_jobs = threads(n_jobs)?;
     dispatch!(
         float_dtype(components, "components")?,
-        free_energy_impl(py, v, components, intercept_visible, intercept_hidden, "bernoulli", "bernoulli", Some((seed, step)), n_jobs)
+        free_energy_impl(py, v, components, intercept_visible, intercept_hidden, "bernoulli", "bernoulli", Some(flips), n_jobs)
     )
 }
 
