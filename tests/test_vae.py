@@ -561,6 +561,13 @@ def test_cvae_determinism_and_partial_fit(mnist_tiny):
     assert a.n_iter_ == 3 and not np.array_equal(a.class_means_, means)
     c = CVAE(4, hidden_layer_sizes=(16,), random_state=0).partial_fit(X[:20], y[:20], classes=np.arange(10))
     assert c.class_means_.shape == (10, 4)
+    # Later calls may repeat the classes, not change them (as scikit-learn's partial_fit).
+    c.partial_fit(X[20:40], y[20:40], classes=np.arange(10))
+    with pytest.raises(ValueError, match="classes"):
+        c.partial_fit(X[20:40], y[20:40], classes=np.arange(12))
+    # Labels outside the given classes are listed as plain values.
+    with pytest.raises(ValueError, match=r"not in classes: \[5, 6, 7, 8, 9\]"):
+        CVAE(4, hidden_layer_sizes=(16,)).partial_fit(X[:40], np.arange(40) % 10, classes=np.arange(5))
     c64 = CVAE(4, hidden_layer_sizes=(16,), n_iter=1, dtype="float64", random_state=0).fit(X, y)
     assert c64.class_means_.dtype == np.float64 and c64.sample(2, y=0).dtype == np.float64
 
