@@ -298,6 +298,95 @@ pub fn column_sums<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T]) {
     });
 }
 
+/// `dst = src^T`: `src` (rows, cols) and `dst` (cols, rows), both row-major. Threads split the rows of
+/// `dst` in bands of 32; within a band, tiles of 8x8 are transposed in registers (AVX2, for f32) or
+/// element by element.
+pub fn transpose_into<T: Real>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    use rayon::prelude::*;
+    const BAND: usize = 32;
+    assert_eq!(src.len(), rows * cols, "transpose: source is not {rows}x{cols}");
+    assert_eq!(dst.len(), rows * cols, "transpose: destination is not {cols}x{rows}");
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    dst.par_chunks_mut(BAND * rows).enumerate().for_each(|(band, out)| {
+        let c0 = band * BAND;
+        let width = out.len() / rows;
+        let mut r0 = 0;
+        #[cfg(target_arch = "x86_64")]
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: T is f32 (checked above), so the slices may be viewed as f32.
+            let (src32, out32) = unsafe {
+                (std::slice::from_raw_parts(src.as_ptr() as *const f32, src.len()), std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len()))
+            };
+            while r0 + 8 <= rows {
+                let mut c = 0;
+                while c + 8 <= width {
+                    // SAFETY: AVX2 is available; rows r0..r0+8 and columns c0+c..c0+c+8 of src, and rows
+                    // c..c+8, columns r0..r0+8 of the band, are in bounds.
+                    unsafe { transpose_8x8_avx2(&src32[r0 * cols + c0 + c..], cols, &mut out32[c * rows + r0..], rows) };
+                    c += 8;
+                }
+                for r in r0..r0 + 8 {
+                    for cc in c..width {
+                        out[cc * rows + r] = src[r * cols + c0 + cc];
+                    }
+                }
+                r0 += 8;
+            }
+        }
+        for r in r0..rows {
+            for (c, &v) in src[r * cols + c0..r * cols + c0 + width].iter().enumerate() {
+                out[c * rows + r] = v;
+            }
+        }
+    });
+}
+
+/// Transposes the 8x8 block at the start of `src` (rows `src_stride` apart) into the start of `dst`
+/// (rows `dst_stride` apart), in registers.
+///
+/// # Safety
+/// AVX2 must be available; `src` must hold `7 * src_stride + 8` values and `dst` `7 * dst_stride + 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_8x8_avx2(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
+    use std::arch::x86_64::*;
+    assert!(src.len() >= 7 * src_stride + 8 && dst.len() >= 7 * dst_stride + 8);
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * src_stride)));
+    // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves exchanged.
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    let out = [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ];
+    for (i, row) in out.iter().enumerate() {
+        _mm256_storeu_ps(d.add(i * dst_stride), *row);
+    }
+}
+
 /// Copies rows `rows[i]` of the (n, cols) matrix `src` into row `i` of `dst` (`rows.len()` x `cols`).
 pub fn gather_rows<T: Real>(src: &[T], cols: usize, rows: &[usize], dst: &mut [T]) {
     use rayon::prelude::*;
@@ -435,6 +524,27 @@ mod tests {
                     for t in 2..=4 {
                         assert!(one == run(t, beta), "{m}x{k}x{n} ta={ta} tb={tb} beta={beta} threads={t}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_matches_element_by_element_copy() {
+        // Shapes with and without whole 8x8 tiles and 32-column bands, f32 (AVX2 tiles) and f64.
+        for &(rows, cols) in &[(1, 1), (1, 9), (9, 1), (7, 9), (8, 8), (16, 40), (33, 65), (500, 784), (784, 500)] {
+            let src64 = filled(rows * cols, 11);
+            let src32: Vec<f32> = src64.iter().map(|&x| x as f32).collect();
+            let mut dst32 = vec![f32::NAN; rows * cols];
+            let mut dst64 = vec![f64::NAN; rows * cols];
+            with_threads(2, || {
+                transpose_into(&src32, rows, cols, &mut dst32);
+                transpose_into(&src64, rows, cols, &mut dst64);
+            });
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(dst32[c * rows + r], src32[r * cols + c], "f32 {rows}x{cols} at ({r}, {c})");
+                    assert_eq!(dst64[c * rows + r], src64[r * cols + c], "f64 {rows}x{cols} at ({r}, {c})");
                 }
             }
         }

@@ -20,10 +20,11 @@ use rayon::prelude::*;
 
 use crate::activations::{gaussian, log_sigmoid, sigmoid_bernoulli, softplus, sum_f64, sum_pairs_f64, StreamKey};
 use crate::error::{KernelError, Result};
-use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
+use crate::linalg::{column_sums, gather_rows, gemm, transpose_into, Threads, View, ViewMut};
 use crate::real::{first_non_finite, Real};
 use crate::rng::{purpose, stream, CHUNK};
 use crate::scratch;
+use crate::sparse;
 
 /// The type of a layer's units: binary, or real-valued with unit-variance Gaussian noise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,8 +93,28 @@ impl<'a, T: Real> Rbm<'a, T> {
     /// The mean of h | v (`p(h = 1 | v)` for Bernoulli units) for the rows of `v` (n, n_visible) into
     /// `out` (n, n_hidden); with `samples`, also a draw of h.
     pub fn hidden(&self, v: &[T], out: &mut [T], samples: Option<&mut [T]>, key: StreamKey) {
+        self.hidden_with(v, out, samples, key, None);
+    }
+
+    /// `W^T` (n_visible, n_hidden), for [`Rbm::hidden_with`]; a scratch buffer (hand it back with
+    /// `scratch::recycle`).
+    pub fn weight_transposed(&self) -> Vec<T> {
+        let mut wt = scratch::take(self.n_visible * self.n_hidden); // every element written below
+        transpose_into(self.weight, self.n_hidden, self.n_visible, &mut wt);
+        wt
+    }
+
+    /// [`Rbm::hidden`], given also the weights transposed, `weight_t` (n_visible, n_hidden): then a `v`
+    /// that is mostly zero is multiplied by its nonzeros alone ([`sparse::sparse_times`]), which reads
+    /// the weights a visible unit at a time: the rows of W^T (benches/NOTES.md entry 26).
+    pub fn hidden_with(&self, v: &[T], out: &mut [T], samples: Option<&mut [T]>, key: StreamKey, weight_t: Option<&[T]>) {
         let n = v.len() / self.n_visible.max(1);
-        self.hidden_input(View::new(v, n, self.n_visible), out, Threads::Pool);
+        match weight_t {
+            Some(wt) if sparse::worth_it(sparse::count_nonzeros(v), v.len()) => {
+                sparse::sparse_times(v, n, self.n_visible, wt, self.n_hidden, out)
+            }
+            _ => self.hidden_input(View::new(v, n, self.n_visible), out, Threads::Pool),
+        }
         match self.hidden {
             Units::Bernoulli => sigmoid_bernoulli(out, self.n_hidden, self.hidden_bias, samples, key),
             Units::Gaussian => {
@@ -221,9 +242,14 @@ impl<'a, T: Real> Rbm<'a, T> {
         let mut h_probs = vec![T::zero(); n * self.n_hidden];
         let mut h = vec![T::zero(); n * self.n_hidden];
         let mut mean = vec![T::zero(); n * self.n_visible];
+        // Binary visible samples are mostly zero on data like MNIST: their products go through W^T.
+        let weight_t = (self.visible == Units::Bernoulli && n_steps > 0).then(|| self.weight_transposed());
         for step in 0..n_steps as u64 {
-            self.hidden(v, &mut h_probs, Some(&mut h), StreamKey { seed, step, purpose: purpose::HIDDEN });
+            self.hidden_with(v, &mut h_probs, Some(&mut h), StreamKey { seed, step, purpose: purpose::HIDDEN }, weight_t.as_deref());
             self.visible(&h, &mut mean, Some(v), StreamKey { seed, step, purpose: purpose::VISIBLE });
+        }
+        if let Some(wt) = weight_t {
+            scratch::recycle(wt);
         }
         if let Some(out) = v_mean {
             out.copy_from_slice(&mean);
@@ -759,8 +785,23 @@ mod tests {
 
     #[test]
     fn gibbs_sampling_matches_exact_distribution() {
-        // 3 visible x 2 hidden: 8 visible states; long chains vs exact p(v) = exp(-F(v)) / Z, chi-square.
-        let m = Owned::new(3, 2, Units::Bernoulli, 1.5, 4);
+        check_gibbs_against_exact_distribution(&Owned::new(3, 2, Units::Bernoulli, 1.5, 4));
+    }
+
+    #[test]
+    fn gibbs_sampling_of_mostly_zero_states_matches_exact_distribution() {
+        // Visible biases of -2.5 leave ~15% of the units on: the chains' hidden inputs then come
+        // from the sparse product over W^T.
+        let mut m = Owned::new(3, 2, Units::Bernoulli, 1.0, 4);
+        m.b.iter_mut().for_each(|b| *b -= 2.5);
+        let mut v = vec![0.0; 3000];
+        m.rbm().gibbs_chain(&mut v, 20, None, 5);
+        assert!(sparse::worth_it(sparse::count_nonzeros(&v), v.len()), "states are not sparse: {}", sparse::count_nonzeros(&v));
+        check_gibbs_against_exact_distribution(&m);
+    }
+
+    /// 3 visible x 2 hidden: 8 visible states; long chains vs exact p(v) = exp(-F(v)) / Z, chi-square.
+    fn check_gibbs_against_exact_distribution(m: &Owned) {
         let rbm = m.rbm();
         let mut f = vec![0.0; 8];
         let states: Vec<f64> = (0..8).flat_map(|s| bits(s, 3)).collect();
