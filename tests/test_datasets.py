@@ -696,16 +696,20 @@ def test_fetch_mnist_replaces_stale_corrupt_file(served, data_home):
     assert load_mnist(folder, subset="train")[0].shape == (50, 784)
 
 
-def test_fetch_mnist_stale_file_removed_when_redownload_fails(served, data_home):
+def test_fetch_mnist_mismatched_file_kept_when_redownload_fails(served, data_home):
+    """A cached file with another SHA-256 may be a valid copy compressed another way (deepgm's own
+    embedded test files are): a failed download must not delete it."""
     server, checksums, _ = served
     folder = fetch_mnist(data_home, base_url=server.url, checksums=checksums)
     name = TEST_IMAGES + ".gz"
-    (folder / name).write_bytes(b"garbage")
+    recompressed = gzip.compress(gzip.decompress((folder / name).read_bytes()), mtime=1)
+    (folder / name).write_bytes(recompressed)
     (server.root / name).unlink()
-    with pytest.raises(OSError, match=name):
+    with pytest.raises(OSError, match=f"{name}.*left as it was"):
         fetch_mnist(data_home, base_url=server.url, checksums=checksums)
-    assert not (folder / name).exists()
+    assert (folder / name).read_bytes() == recompressed
     assert leftover_temp_files(folder) == []
+    assert load_mnist(folder, subset="test")[0].shape[1] == 784
 
 
 def test_fetch_mnist_force_redownloads(served, data_home):

@@ -649,8 +649,10 @@ def fetch_mnist(
     matches are kept, so once everything is cached no network access
     happens at all. Each download is streamed into a temporary file in the
     same folder and renamed into place only after its SHA-256 has been
-    verified: nothing partial or corrupt is ever left in the cache, even
-    when the download fails or is interrupted.
+    verified: nothing partial or corrupt is ever written to the cache, even
+    when the download fails or is interrupted. A cached file whose SHA-256
+    differs is replaced by a verified download, and left as it was if the
+    download fails.
 
     Parameters
     ----------
@@ -712,15 +714,23 @@ def fetch_mnist(
 
     for name, expected in expected_sha256.items():
         dest = folder / name
+        mismatched = False
         if dest.is_file():
             if _sha256_of_file(dest) == expected:
                 if not force:
                     continue
             else:
+                mismatched = True
                 if verbose:
                     print(f"{dest} has a wrong SHA-256; downloading it again",
                           file=sys.stderr)
-                # Never keep a corrupt file, even if the new download fails.
-                dest.unlink()
-        _download(name, mirrors, dest, expected, timeout, verbose)
+        # The download replaces a mismatched file only once it is verified. If it fails, the
+        # file is left as it was: it may be a valid copy compressed another way (deepgm's own
+        # embedded test files are), and deleting it would lose it.
+        try:
+            _download(name, mirrors, dest, expected, timeout, verbose)
+        except OSError as err:
+            if mismatched:
+                raise OSError(f"{err}; the cached {dest} (its SHA-256 does not match) was left as it was") from None
+            raise
     return folder

@@ -623,9 +623,11 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
 
         Returns
         -------
-        P : ndarray of shape (n_samples, n_classes)
+        P : ndarray of shape (n_samples, n_classes), float64
+            The softmax of the network's outputs, computed in float64 whatever the model's dtype (as
+            ``predict_log_proba``), so that every row sums to 1 to float64 precision.
         """
-        return softmax(self._forward(X).astype(np.float64), axis=1).astype(self._dtype())
+        return softmax(self._forward(X).astype(np.float64), axis=1)
 
     def predict_log_proba(self, X):
         from scipy.special import log_softmax
