@@ -14,7 +14,7 @@ use crate::linalg::{gemm, Threads, View, ViewMut};
 use crate::rbm::{Rbm, Units};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
-use crate::{scratch, sparse};
+use crate::scratch;
 
 fn require_bernoulli_hidden<T>(rbm: &Rbm<'_, T>) -> Result<()> {
     if rbm.hidden != Units::Bernoulli {
@@ -187,10 +187,7 @@ pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64]
     let weight_t = (!gaussian).then(|| rbm.weight_transposed());
     for k in 1..betas.len() {
         let (b_prev, b_now) = (betas[k - 1], betas[k]);
-        match &weight_t {
-            Some(wt) if sparse::worth_it(sparse::count_nonzeros(&v), v.len()) => sparse::sparse_times(&v, n, nv, wt, nh, &mut x),
-            _ => gemm(T::one(), View::new(&v, n, nv), w.t(), T::zero(), ViewMut::new(&mut x, n, nh), Threads::Pool),
-        }
+        rbm.hidden_input_from(&v, &mut x, weight_t.as_deref());
         let (bp, bn) = (T::of(b_prev), T::of(b_now));
         log_w.par_iter_mut().zip(x.par_chunks_mut(nh)).zip(v.par_chunks(nv)).for_each(|((lw, xr), vr)| {
             xr.iter_mut().zip(rbm.hidden_bias).for_each(|(x, &c)| *x += c);

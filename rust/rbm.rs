@@ -85,6 +85,19 @@ impl<'a, T: Real> Rbm<'a, T> {
         gemm(T::one(), v, self.w().t(), T::zero(), ViewMut::new(out, v.rows, self.n_hidden), threads);
     }
 
+    /// `out = V W^T` (n, n_hidden) for the rows of `v` (n, n_visible); given also `weight_t` = W^T
+    /// (n_visible, n_hidden), a `v` that is mostly zero is multiplied by its nonzeros alone
+    /// ([`sparse::sparse_times`]).
+    pub fn hidden_input_from(&self, v: &[T], out: &mut [T], weight_t: Option<&[T]>) {
+        let n = v.len() / self.n_visible.max(1);
+        match weight_t {
+            Some(wt) if sparse::worth_it(sparse::count_nonzeros(v), v.len()) => {
+                sparse::sparse_times(v, n, self.n_visible, wt, self.n_hidden, out)
+            }
+            _ => self.hidden_input(View::new(v, n, self.n_visible), out, Threads::Pool),
+        }
+    }
+
     /// `out = H W` (n, n_visible): visible pre-activations without the bias.
     fn visible_input(&self, h: View<'_, T>, out: &mut [T], threads: Threads) {
         gemm(T::one(), h, self.w(), T::zero(), ViewMut::new(out, h.rows, self.n_visible), threads);
@@ -108,13 +121,7 @@ impl<'a, T: Real> Rbm<'a, T> {
     /// that is mostly zero is multiplied by its nonzeros alone ([`sparse::sparse_times`]), which reads
     /// the weights a visible unit at a time: the rows of W^T (benches/NOTES.md entry 26).
     pub fn hidden_with(&self, v: &[T], out: &mut [T], samples: Option<&mut [T]>, key: StreamKey, weight_t: Option<&[T]>) {
-        let n = v.len() / self.n_visible.max(1);
-        match weight_t {
-            Some(wt) if sparse::worth_it(sparse::count_nonzeros(v), v.len()) => {
-                sparse::sparse_times(v, n, self.n_visible, wt, self.n_hidden, out)
-            }
-            _ => self.hidden_input(View::new(v, n, self.n_visible), out, Threads::Pool),
-        }
+        self.hidden_input_from(v, out, weight_t);
         match self.hidden {
             Units::Bernoulli => sigmoid_bernoulli(out, self.n_hidden, self.hidden_bias, samples, key),
             Units::Gaussian => {

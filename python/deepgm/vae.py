@@ -693,12 +693,14 @@ class CVAE(VAE):
             y = self._validate_y(y, X.shape[0], classification=True)
             if first:
                 self._set_classes(y, classes)
-            elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
+            elif classes is not None:
                 # As scikit-learn's partial_fit: the classes are fixed by the first call.
-                raise ValueError(
-                    f"classes={np.unique(np.asarray(classes)).tolist()} differs from the classes of the first "
-                    f"partial_fit call ({self.classes_.tolist()})"
-                )
+                given = np.unique(np.asarray(classes))
+                if not np.array_equal(given, self.classes_):
+                    raise ValueError(
+                        f"classes={given.tolist()} differs from the classes of the first partial_fit call "
+                        f"({self.classes_.tolist()})"
+                    )
             codes = self._encode_labels(y, X.shape[0])
             if first:
                 self._init_params(X.shape[1])
