@@ -290,10 +290,14 @@ def cmd_demo(args):
     return main_demo(args.out, args.full, args.seed, args.n_jobs, 0 if args.quiet else 1)
 
 
-def cmd_bench(args, extra):
-    from .bench_entry import run_bench
+def cmd_bench(extra):
+    """``deepgm bench [options]``: the benchmark suite shipped in the package (deepgm.bench)."""
+    from .bench import main as bench_main
 
-    return run_bench(extra)
+    try:
+        return int(bench_main(extra) or 0)
+    except SystemExit as exit_:  # --help, or an option argparse refused (it has printed why)
+        return exit_.code if isinstance(exit_.code, int) else 2
 
 
 def build_parser():
@@ -335,7 +339,7 @@ def main(argv=None):
     parser = build_parser()
     if argv and argv[0] == "bench":
         try:
-            return cmd_bench(None, argv[1:])
+            return cmd_bench(argv[1:])
         except CLIError as err:
             print(f"deepgm bench: error: {err}", file=sys.stderr)
             return 2
