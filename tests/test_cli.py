@@ -113,6 +113,13 @@ def test_help_lists_each_models_hyperparameters(tmp_path):
     assert code == 0 and stdout.startswith("usage: deepgm bench")
 
 
+def test_version(tmp_path):
+    code, stdout, _ = run_cli("--version", cwd=tmp_path)
+    assert code == 0 and stdout.strip() == f"deepgm {deepgm.__version__}"
+    from importlib.metadata import version
+
+    assert deepgm.__version__ == version("deepgm") == deepgm._core.__version__
+
 
 @pytest.mark.parametrize(
     "args, message",

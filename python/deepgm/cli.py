@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
+
 __all__ = ["main"]
 
 #: ``deepgm train MODEL`` names and their estimator classes (imported lazily).
@@ -302,6 +304,7 @@ def cmd_bench(extra):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="deepgm", description="Classic deep generative models on a fast parallel CPU core.")
+    parser.add_argument("--version", action="version", version=f"deepgm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="train every model on the embedded MNIST data and write an HTML report",
