@@ -91,14 +91,16 @@ def fit_distributed(estimator, X, y=None, *, client=None, n_rounds=None, local_s
         n_rounds = check_positive_int(n_rounds, "n_rounds")
     seed = seed_from(check_random_state(estimator.random_state if random_state is None else random_state))
     client = _client(client)
-    run = Run(
-        client, X, y if fitter.targets is not None else None, n_rounds=n_rounds, local_steps=local_steps, seed=seed,
-        verbose=getattr(estimator, "verbose", 0), classification=fitter.targets == "classes",
-    )
-    try:
-        fitter.fit(estimator, run)
-    finally:
-        run.close()
+    # The given client, not the default one, computes what dask computes here (chunk sizes, waits).
+    with client.as_current():
+        run = Run(
+            client, X, y if fitter.targets is not None else None, n_rounds=n_rounds, local_steps=local_steps, seed=seed,
+            verbose=getattr(estimator, "verbose", 0), classification=fitter.targets == "classes",
+        )
+        try:
+            fitter.fit(estimator, run)
+        finally:
+            run.close()
     return estimator
 
 

@@ -78,8 +78,9 @@ class Run:
     def sample(self):
         """A sample of X (up to about 2,000 rows spread over the blocks) for initialisation and
         monitoring, as a pandas DataFrame when X was a dask DataFrame (feature names)."""
-        # A copy: an array rebuilt from a network message may be misaligned or read-only.
-        sample = np.array(self.client.compute(self.X[sample_index(self.X)]).result(), copy=True)
+        sample = self.client.compute(self.X[sample_index(self.X)]).result()
+        if isinstance(sample, np.ndarray):  # (blocks may also be sparse matrices)
+            sample = np.array(sample, copy=True)  # rebuilt from a network message: maybe misaligned
         if self.columns is not None:
             import pandas as pd
 
@@ -287,8 +288,10 @@ def weighted_mean(values, weights):
     first = values[0]
     if isinstance(first, np.ndarray):
         total = np.zeros(first.shape, dtype=np.float64)
+        scaled = np.empty_like(total)  # one buffer for every shard's w * v: no temporaries per shard
         for w, v in zip(weights, values):
-            total += w * np.asarray(v, dtype=np.float64)
+            np.multiply(v, w, out=scaled)
+            total += scaled
         return total.astype(first.dtype)
     if isinstance(first, (list, tuple)):
         return [weighted_mean([v[i] for v in values], weights) for i in range(len(first))]
