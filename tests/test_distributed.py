@@ -228,7 +228,8 @@ def test_dbn_classifier_matches_the_single_machine_fit(client, mnist, mnist_dask
 def test_dbn_regressor_and_string_labels(client, mnist, mnist_dask):
     X, y = mnist
     Xd, yd = mnist_dask
-    reg = fit_distributed(DBNRegressor((32,), pretrain_iter=1, finetune_iter=5, random_state=0), Xd, yd.astype(np.float64), client=client)
+    targets = yd.astype(np.float64).rechunk(400)  # chunked unlike X: rechunked to X's blocks
+    reg = fit_distributed(DBNRegressor((32,), pretrain_iter=1, finetune_iter=5, random_state=0), Xd, targets, client=client)
     np.testing.assert_allclose(reg.y_mean_, [y[:2000].mean()], rtol=1e-10)
     assert reg.predict(X[8000:8010]).shape == (10,)
     assert reg.score(X[8000:9000], y[8000:9000].astype(float)) > 0.3
@@ -262,6 +263,14 @@ def test_cvae_and_persistent_rbm(client, mnist, mnist_dask):
     pcd = fit_distributed(RBM(16, persistent=True, n_iter=2, random_state=0), Xd, client=client, local_steps=5)
     assert pcd.h_samples_.shape == (100, 16) and set(np.unique(pcd.h_samples_)) <= {0.0, 1.0}
     assert pcd.h_samples_.any()  # the chains ran (they start at zero)
+
+
+def test_one_progress_bar_over_the_rounds(client, mnist_dask, capsys):
+    """verbose: one tqdm bar on the driver over every round of every phase (2 layers x 4 rounds)."""
+    fit_distributed(DBN((16, 8), n_iter=2, random_state=0, verbose=1), mnist_dask[0], client=client, local_steps=5)
+    err = capsys.readouterr().err
+    assert "8/8" in err and "round" in err
+    assert "0/8" in err  # a single bar: its total covers both layers from the start
 
 
 def test_dask_dataframe_input_keeps_feature_names(client, mnist):
