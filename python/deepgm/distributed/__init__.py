@@ -17,6 +17,7 @@ shard rank): a given layout of X on a given number of workers always gives the s
 
 Install with ``pip install "deepgm[dask]"``. See docs/distributed.md for the cost model and for when
 to use this, ``partial_fit`` over memory maps, or a joblib hyperparameter search on the cluster.
+Other model families plug in with :func:`register` (see ``_estimators.py`` and ``_phases.py``).
 """
 
 from __future__ import annotations

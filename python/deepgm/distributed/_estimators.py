@@ -40,7 +40,15 @@ _FITTERS: dict = {}
 
 
 def register(cls, *, targets=None):
-    """Registers ``fit(estimator, run)`` for estimators of ``cls`` and its subclasses."""
+    """Registers ``fit(estimator, run)`` for estimators of ``cls`` and its subclasses (a decorator).
+
+    ``targets`` says what y the family takes (None, "classes" or "values"). ``fit`` does what the
+    estimator's own fit does, with ``run`` (a :class:`~deepgm.distributed._rounds.Run`) in place of
+    X: validate the settings; inside ``estimator._fit_transaction()``, validate and initialise from
+    ``run.sample()`` (a few thousand rows, dense or sparse like X's blocks; ``run.compute`` for
+    reductions over all of X or ``run.y``); then ``run.train(phase, estimator, epochs=...,
+    on_commit=commit)`` with a Phase that says what is averaged and what one minibatch step is.
+    """
 
     def decorate(fit):
         _FITTERS[cls] = Fitter(fit, targets)
