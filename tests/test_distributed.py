@@ -498,11 +498,12 @@ def test_fitted_estimators_pickle(client, mnist, mnist_dask):
 
 
 def test_grid_search_on_the_joblib_dask_backend(client, mnist):
-    """Trials run on the workers, each with its worker's threads, and find what a sequential search
-    finds (the fits are deterministic)."""
+    """Trials run on the workers, each with its worker's threads although ``n_jobs`` is left at None
+    ("all cores"), and find what a sequential search finds (the fits are deterministic)."""
     X, y = mnist
     X, y = X[:600], y[:600]
-    est = DBNClassifier((16,), pretrain_iter=1, finetune_iter=3, random_state=0, n_jobs=threads_per_worker(client))
+    assert threads_per_worker(client) == 1
+    est = DBNClassifier((16,), pretrain_iter=1, finetune_iter=3, random_state=0)
     grid = {"learning_rate": [0.05, 0.3], "hidden_layer_sizes": [(16,), (32,)]}
     sequential = GridSearchCV(est, grid, cv=2).fit(X, y)
     with distributed.get_task_stream(client) as stream, joblib.parallel_config(backend="dask"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numbers
 import re
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -169,6 +170,20 @@ def check_n_jobs(n_jobs):
     return int(n_jobs)
 
 
+def _dask_worker_threads() -> int | None:
+    """The number of threads of the Dask worker running the calling code, or None outside one.
+
+    Only looked up if ``distributed`` is imported already: code that never uses Dask never imports it.
+    """
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return int(distributed.get_worker().state.nthreads)
+    except (ValueError, AttributeError):  # ValueError: not in a worker
+        return None
+
+
 def check_hidden_layer_sizes(sizes, name: str = "hidden_layer_sizes") -> tuple:
     if isinstance(sizes, (numbers.Integral, np.integer)) and not isinstance(sizes, bool):
         sizes = (sizes,)
@@ -221,7 +236,13 @@ class DeepGMEstimator(BaseEstimator):
         return check_dtype(self.dtype)
 
     def _n_jobs(self):
-        return check_n_jobs(self.n_jobs)
+        """Threads for the kernels: ``n_jobs``, except that "all cores" (None or -1) inside a Dask
+        worker means the worker's threads, so trials of a search running side by side on one machine
+        do not each take every core (Dask's nanny caps the BLAS thread variables, not deepgm's pool)."""
+        n_jobs = check_n_jobs(self.n_jobs)
+        if n_jobs is None or n_jobs == -1:
+            return _dask_worker_threads() or n_jobs
+        return n_jobs
 
     def _check_common_params(self):
         """dtype, n_jobs, random_state and verbose: the settings every estimator shares."""

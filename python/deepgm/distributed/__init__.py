@@ -106,9 +106,11 @@ def fit_distributed(estimator, X, y=None, *, client=None, n_rounds=None, local_s
 
 
 def threads_per_worker(client=None) -> int:
-    """The smallest number of threads of a worker of the cluster: give it as ``n_jobs`` to the
-    estimators of a joblib search on Dask, so that each trial uses its worker's threads rather than
-    every core of the machine."""
+    """The smallest number of threads of a worker of the cluster.
+
+    An estimator with ``n_jobs=None`` (or -1) already uses its Dask worker's threads when it is fitted
+    inside a worker (a trial of a joblib search on Dask); this tells the same number to the client,
+    e.g. to give it as ``n_jobs`` to an estimator fitted outside the cluster for comparison."""
     nthreads = _client(client).nthreads()
     if not nthreads:
         raise ValueError("the Dask cluster has no workers")
