@@ -8,7 +8,8 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{bernoulli, gaussian as gaussian_sample, sigmoid, softplus, sum_f64, StreamKey};
+use crate::activations::{sigmoid, softplus, sum_f64};
+use crate::sampling::{bernoulli, gaussian as gaussian_sample, StreamKey};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gemm, Threads, View, ViewMut};
 use crate::rbm::{Rbm, Units};
@@ -352,7 +353,7 @@ mod tests {
         b.iter_mut().for_each(|b| *b -= 3.0);
         let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli };
         let exact = log_partition_exact(&rbm, 20).unwrap();
-        let lw = |threads: usize| crate::linalg::with_threads(threads, || ais_log_weights(&rbm, &b, &schedule(1000), 64, 9).unwrap());
+        let lw = |threads: usize| crate::threads::with_threads(threads, || ais_log_weights(&rbm, &b, &schedule(1000), 64, 9).unwrap());
         let weights = lw(2);
         let (m, s) = log_sum_exp(&weights);
         let est = base_log_partition(&b, nh, Units::Bernoulli) + m + (s / weights.len() as f64).ln();
@@ -366,8 +367,8 @@ mod tests {
         let (w, b, c) = model(12, 5, 1.0, 3);
         let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 12, n_hidden: 5, visible: Units::Bernoulli, hidden: Units::Bernoulli };
         let base = vec![0.0; 12];
-        let one = crate::linalg::with_threads(1, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
-        let two = crate::linalg::with_threads(2, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
+        let one = crate::threads::with_threads(1, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
+        let two = crate::threads::with_threads(2, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
         assert_eq!(one, two);
         assert_eq!(one.len(), 40);
     }

@@ -11,7 +11,8 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{bce_with_logits, bernoulli_chunk, bias_activation, Activation, StreamKey};
+use crate::activations::{bce_with_logits, bias_activation, Activation};
+use crate::sampling::{bernoulli_chunk, StreamKey};
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
 use crate::optim::{self, Optimizer};
@@ -457,7 +458,7 @@ pub fn train_step<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linalg::with_threads;
+    use crate::threads::with_threads;
 
     struct Net {
         weights: Vec<Vec<f64>>,

@@ -14,8 +14,10 @@ pub mod optim;
 pub mod rbm;
 pub mod real;
 pub mod rng;
+pub mod sampling;
 pub mod scratch;
 pub mod sparse;
+pub mod threads;
 pub mod vae;
 pub mod zero_columns;
 

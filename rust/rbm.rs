@@ -18,7 +18,8 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::activations::{gaussian, log_sigmoid, sigmoid_bernoulli, softplus, sum_f64, sum_pairs_f64, StreamKey};
+use crate::activations::{log_sigmoid, softplus, sum_f64, sum_pairs_f64};
+use crate::sampling::{gaussian, sigmoid_bernoulli, StreamKey};
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gather_rows, gemm, transpose_into, Threads, View, ViewMut};
 use crate::real::{first_non_finite, Real};
@@ -503,7 +504,7 @@ fn dot_f64<T: Real>(x: &[T], y: &[T]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linalg::with_threads;
+    use crate::threads::with_threads;
 
     pub(crate) struct Owned {
         pub w: Vec<f64>,

@@ -108,7 +108,7 @@ fn accumulate<T: Real>(out: &mut [T], b: &[T], n: usize, c0: usize, idx: &[u32],
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linalg::with_threads;
+    use crate::threads::with_threads;
     use proptest::prelude::*;
 
     /// A (rows, cols) matrix with about `density` of its values nonzero (in (0, 1]), whole zero rows

@@ -14,7 +14,8 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{bce_with_logits, exp_fast, sigmoid, StreamKey};
+use crate::activations::{bce_with_logits, exp_fast, sigmoid};
+use crate::sampling::{self, StreamKey};
 use crate::dense::{backward, check_finite, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gather_rows, Threads, View};
@@ -391,7 +392,7 @@ impl<'a, T: Real> Vae<'a, T> {
     /// Standard normal noise for a batch of n at training step `step`.
     pub fn draw_eps(&self, n: usize, seed: u64, step: u64) -> Vec<T> {
         let mut eps = vec![T::zero(); n * self.spec.n_latent];
-        crate::activations::standard_normal(&mut eps, StreamKey { seed, step, purpose: purpose::LATENT });
+        sampling::standard_normal(&mut eps, StreamKey { seed, step, purpose: purpose::LATENT });
         eps
     }
 
@@ -796,7 +797,7 @@ mod tests {
                 state.push(vec![vec![0.0; *s], vec![0.0; *s]]);
             }
             let mut losses = vec![];
-            crate::linalg::with_threads(threads, || {
+            crate::threads::with_threads(threads, || {
                 for t in 1..=300u64 {
                     let mut net = VaeMut {
                         encoder: m.enc.iter_mut().map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a }).collect(),

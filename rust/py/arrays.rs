@@ -160,7 +160,7 @@ pub fn indices(obj: &Bound<'_, PyAny>, name: &str, upper: usize) -> PyResult<Vec
 pub fn threads(n_jobs: Option<i64>) -> PyResult<usize> {
     match n_jobs {
         None | Some(-1) => Ok(0),
-        Some(n) if n >= 1 => Ok((n as usize).min(crate::linalg::resolve_threads(0))),
+        Some(n) if n >= 1 => Ok((n as usize).min(crate::threads::resolve_threads(0))),
         Some(n) => Err(PyValueError::new_err(format!("n_jobs must be None, -1 or an integer >= 1, got {n}"))),
     }
 }

@@ -7,7 +7,7 @@ use pyo3::exceptions::{PyFloatingPointError, PyMemoryError, PyRuntimeError, PyVa
 use pyo3::prelude::*;
 
 use crate::error::KernelError;
-use crate::linalg::with_threads;
+use crate::threads::with_threads;
 
 /// Maps a kernel error to the Python exception a user expects.
 pub fn to_pyerr(function: &str, err: KernelError) -> PyErr {

@@ -6,7 +6,8 @@ use pyo3::prelude::*;
 
 use super::arrays::{expect_shape, float_dtype, input, input_unchecked, ndim_of, output, threads};
 use super::errors::{run, value_error};
-use crate::activations::{self, Activation, StreamKey};
+use crate::activations::{self, Activation};
+use crate::sampling::{self, StreamKey};
 use crate::linalg::{gemm as gemm_kernel, Threads, View, ViewMut};
 use crate::real::Real;
 use crate::rng::purpose;
@@ -131,7 +132,7 @@ fn sigmoid_bernoulli_impl<'py, T: Real + Element>(
     let (probs, samples) = run(py, "sigmoid_bernoulli", n_jobs, || {
         let mut probs = ps.to_vec();
         let mut samples = vec![T::zero(); ps.len()];
-        activations::sigmoid_bernoulli(&mut probs, shape[1], bs, Some(&mut samples), StreamKey { seed, step, purpose: purpose::USER });
+        sampling::sigmoid_bernoulli(&mut probs, shape[1], bs, Some(&mut samples), StreamKey { seed, step, purpose: purpose::USER });
         Ok((probs, samples))
     })?;
     Ok((new_like(py, &shape, probs).into_any(), new_like(py, &shape, samples).into_any()))
@@ -165,7 +166,7 @@ fn bernoulli_impl<'py, T: Real + Element>(py: Python<'py>, probs: &Bound<'py, Py
     }
     let out = run(py, "bernoulli", n_jobs, || {
         let mut s = vec![T::zero(); ps.len()];
-        activations::bernoulli(ps, &mut s, StreamKey { seed, step, purpose: purpose::USER });
+        sampling::bernoulli(ps, &mut s, StreamKey { seed, step, purpose: purpose::USER });
         Ok(s)
     })?;
     Ok(new_like(py, &shape, out).into_any())
@@ -199,7 +200,7 @@ fn gaussian_impl<'py, T: Real + Element>(
     let (out, eps) = run(py, "gaussian", n_jobs, || {
         let mut out = vec![T::zero(); ms.len()];
         let mut eps = vec![T::zero(); ms.len()];
-        activations::gaussian(ms, ss, &mut out, Some(&mut eps), StreamKey { seed, step, purpose: purpose::NOISE });
+        sampling::gaussian(ms, ss, &mut out, Some(&mut eps), StreamKey { seed, step, purpose: purpose::NOISE });
         Ok((out, eps))
     })?;
     Ok((new_like(py, &shape, out).into_any(), new_like(py, &shape, eps).into_any()))
@@ -238,7 +239,7 @@ fn _panic_for_testing(py: Python<'_>) -> PyResult<()> {
 #[pyfunction]
 #[pyo3(signature = (n_jobs=None))]
 fn effective_n_jobs(n_jobs: Option<i64>) -> PyResult<usize> {
-    Ok(crate::linalg::resolve_threads(threads(n_jobs)?))
+    Ok(crate::threads::resolve_threads(threads(n_jobs)?))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

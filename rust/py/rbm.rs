@@ -8,7 +8,7 @@ use super::arrays::{expect_shape, float_dtype, indices, input, input_unchecked, 
 use super::dense::new_array;
 use super::errors::{ensure_allocatable, run, value_error};
 use super::kernels::dispatch;
-use crate::activations::StreamKey;
+use crate::sampling::StreamKey;
 use crate::ais;
 use crate::rbm::{self, CdSettings, Rbm, RbmState, Units};
 use crate::real::Real;
