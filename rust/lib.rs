@@ -18,6 +18,7 @@ pub mod sampling;
 pub mod scratch;
 pub mod sparse;
 pub mod threads;
+pub mod units;
 pub mod vae;
 pub mod zero_columns;
 

@@ -2,48 +2,33 @@
 //! the CD-k / persistent-CD training step.
 //!
 //! Notation (as scikit-learn's `BernoulliRBM`): `W` is (n_hidden, n_visible) (`components_`), `b` the
-//! visible bias (`intercept_visible_`), `c` the hidden bias (`intercept_hidden_`).
+//! visible bias (`intercept_visible_`), `c` the hidden bias (`intercept_hidden_`). With the layers'
+//! own energies `e_v(v; b)` and `e_h(h; c)` (their unit types, see `units`):
 //!
-//! - Bernoulli visible units: `E(v, h) = -b.v - c.h - h.W v`, `p(v_i = 1 | h) = sigmoid(b_i + (h W)_i)`,
-//!   free energy `F(v) = -b.v - sum_j softplus(c_j + (W v)_j)`.
-//! - Gaussian visible units with unit variance: `E(v, h) = |v - b|^2 / 2 - c.h - h.W v`,
-//!   `v | h ~ N(b + h W, I)`, `F(v) = |v - b|^2 / 2 - sum_j softplus(c_j + (W v)_j)`.
+//! - `E(v, h) = e_v(v; b) + e_h(h; c) - h.W v`;
+//! - `p(h | v)` is the hidden units' conditional given the input `W v`, `p(v | h)` the visible units'
+//!   given `h W` (Bernoulli: `p(h_j = 1 | v) = sigmoid(c_j + (W v)_j)`; Gaussian: `N(c + W v, I)`);
+//! - the free energy sums h out: `F(v) = e_v(v; b) - log sum_h exp(-e_h(h; c) + h.W v)`, e.g.
+//!   `F(v) = -b.v - sum_j softplus(c_j + (W v)_j)` for Bernoulli units in both layers.
 //!
-//! In both, `p(h_j = 1 | v) = sigmoid(c_j + (W v)_j)`.
+//! Gaussian visible units model real-valued data (unit variance); Gaussian hidden units are the linear
+//! code layer of Hinton & Salakhutdinov's deep autoencoder.
 //!
-//! - Gaussian hidden units with unit variance (the linear code layer of Hinton & Salakhutdinov's deep
-//!   autoencoder): `E(v, h) = -b.v + |h - c|^2 / 2 - h.W v`, `h | v ~ N(c + W v, I)`, and
-//!   `F(v) = -b.v - sum_j (c_j x_j + x_j^2 / 2) - n_hidden / 2 log(2 pi)` with `x = W v`.
+//! CD-k (and persistent CD) estimates the log-likelihood gradient as `<v h>_data - <v h>_model`, the
+//! model statistics from k steps of block Gibbs sampling.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::activations::{log_sigmoid, softplus, sum_f64, sum_pairs_f64};
-use crate::sampling::{gaussian, sigmoid_bernoulli, StreamKey};
+use crate::activations::{log_sigmoid, softplus, sum_f64};
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gather_rows, gemm, transpose_into, Threads, View, ViewMut};
 use crate::real::{first_non_finite, Real};
 use crate::rng::{purpose, stream, CHUNK};
+use crate::sampling::StreamKey;
 use crate::scratch;
 use crate::sparse;
-
-/// The type of a layer's units: binary, or real-valued with unit-variance Gaussian noise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Units {
-    Bernoulli,
-    Gaussian,
-}
-
-impl Units {
-    /// Parses "bernoulli" / "gaussian"; `param` names the argument in the error.
-    pub fn parse(name: &str, param: &str) -> Result<Self> {
-        match name {
-            "bernoulli" => Ok(Units::Bernoulli),
-            "gaussian" => Ok(Units::Gaussian),
-            other => Err(KernelError::value(param, "'bernoulli' or 'gaussian'", format!("'{other}'"))),
-        }
-    }
-}
+pub use crate::units::Units;
 
 /// Read-only parameters of an RBM.
 #[derive(Clone, Copy, Debug)]
@@ -123,16 +108,7 @@ impl<'a, T: Real> Rbm<'a, T> {
     /// the weights a visible unit at a time: the rows of W^T (benches/NOTES.md entry 26).
     pub fn hidden_with(&self, v: &[T], out: &mut [T], samples: Option<&mut [T]>, key: StreamKey, weight_t: Option<&[T]>) {
         self.hidden_input_from(v, out, weight_t);
-        match self.hidden {
-            Units::Bernoulli => sigmoid_bernoulli(out, self.n_hidden, self.hidden_bias, samples, key),
-            Units::Gaussian => {
-                let nh = self.n_hidden;
-                out.par_chunks_mut(nh).for_each(|row| row.iter_mut().zip(self.hidden_bias).for_each(|(x, &c)| *x += c));
-                if let Some(s) = samples {
-                    gaussian(out, &[T::one()], s, None, key);
-                }
-            }
-        }
+        self.hidden.activate(out, self.hidden_bias, samples, key);
     }
 
     /// The mean of `v | h` for the rows of `h` (n, n_hidden) into `out` (n, n_visible); with `samples`,
@@ -140,21 +116,7 @@ impl<'a, T: Real> Rbm<'a, T> {
     pub fn visible(&self, h: &[T], out: &mut [T], samples: Option<&mut [T]>, key: StreamKey) {
         let n = h.len() / self.n_hidden.max(1);
         self.visible_input(View::new(h, n, self.n_hidden), out, Threads::Pool);
-        self.finish_visible(out, samples, key);
-    }
-
-    /// Adds the bias to visible pre-activations in `out`, applies the unit's mean function, and samples.
-    fn finish_visible(&self, out: &mut [T], samples: Option<&mut [T]>, key: StreamKey) {
-        match self.visible {
-            Units::Bernoulli => sigmoid_bernoulli(out, self.n_visible, self.visible_bias, samples, key),
-            Units::Gaussian => {
-                let nv = self.n_visible;
-                out.par_chunks_mut(nv).for_each(|row| row.iter_mut().zip(self.visible_bias).for_each(|(x, &b)| *x += b));
-                if let Some(s) = samples {
-                    gaussian(out, &[T::one()], s, None, key);
-                }
-            }
-        }
+        self.visible.activate(out, self.visible_bias, samples, key);
     }
 
     /// Free energy `F(v)` of each row of `v` (n, n_visible) into `out` (n,).
@@ -169,30 +131,9 @@ impl<'a, T: Real> Rbm<'a, T> {
         });
     }
 
-    /// `F(v)` given `pre = W v` (without the hidden bias).
+    /// `F(v) = e_v(v; b) - log sum_h exp(-e_h(h; c) + h.pre)` given `pre = W v` (without the hidden bias).
     fn free_energy_row(&self, v: &[T], pre: &[T]) -> f64 {
-        self.visible_energy(v) - self.hidden_free_term(pre)
-    }
-
-    /// The visible part of `F(v)`: `-b.v` (Bernoulli) or `|v - b|^2 / 2` (Gaussian), in float64.
-    fn visible_energy(&self, v: &[T]) -> f64 {
-        match self.visible {
-            Units::Bernoulli => -dot_f64(v, self.visible_bias),
-            Units::Gaussian => sum_pairs_f64(v, self.visible_bias, |x, b| 0.5 * (x - b).f64().powi(2)),
-        }
-    }
-
-    /// The hidden part of `-F(v)` given `pre = W v`: `sum_j softplus(c_j + pre_j)` (Bernoulli), or the
-    /// Gaussian integral `sum_j (c_j pre_j + pre_j^2 / 2) + n_hidden / 2 log(2 pi)`.
-    fn hidden_free_term(&self, pre: &[T]) -> f64 {
-        match self.hidden {
-            Units::Bernoulli => softplus_sum(pre, self.hidden_bias),
-            // In float64: (W v)^2 overflows float32 long before the free energy does.
-            Units::Gaussian => {
-                sum_pairs_f64(pre, self.hidden_bias, |p, c| c.f64() * p.f64() + 0.5 * p.f64() * p.f64())
-                    + 0.5 * self.n_hidden as f64 * (2.0 * std::f64::consts::PI).ln()
-            }
-        }
+        self.visible.energy(v, self.visible_bias) - self.hidden.log_sum(pre, self.hidden_bias)
     }
 
     /// scikit-learn's pseudo-likelihood proxy: for each row, flip one visible unit chosen uniformly at
@@ -228,8 +169,8 @@ impl<'a, T: Real> Rbm<'a, T> {
             |flipped_pre, (r, o)| {
                 let vi = &v[r * nv..(r + 1) * nv];
                 let pi = &pre[r * nh..(r + 1) * nh];
-                let visible = self.visible_energy(vi);
-                let f = visible - self.hidden_free_term(pi);
+                let visible = self.visible.energy(vi, self.visible_bias);
+                let f = visible - self.hidden.log_sum(pi, self.hidden_bias);
                 // Flipping unit k changes W v by W[:, k] * (1 - 2 v_k) and b.v by b_k (1 - 2 v_k).
                 let k = flip[r];
                 let delta = T::one() - T::of(2.0) * vi[k];
@@ -251,7 +192,7 @@ impl<'a, T: Real> Rbm<'a, T> {
         let mut h = vec![T::zero(); n * self.n_hidden];
         let mut mean = vec![T::zero(); n * self.n_visible];
         // Binary visible samples are mostly zero on data like MNIST: their products go through W^T.
-        let weight_t = (self.visible == Units::Bernoulli && n_steps > 0).then(|| self.weight_transposed());
+        let weight_t = (self.visible.binary() && n_steps > 0).then(|| self.weight_transposed());
         for step in 0..n_steps as u64 {
             self.hidden_with(v, &mut h_probs, Some(&mut h), StreamKey { seed, step, purpose: purpose::HIDDEN }, weight_t.as_deref());
             self.visible(&h, &mut mean, Some(v), StreamKey { seed, step, purpose: purpose::VISIBLE });
@@ -482,23 +423,11 @@ fn decay_and_step<T: Real>(w: &mut [T], v: &mut [T], lr_wd: T) -> bool {
     finite
 }
 
-/// `sum_j softplus(pre_j + bias_j)` in float64, for the free energy: the terms are computed in blocks
-/// of 8 (vectorised) and summed in 8 float64 lanes combined in a fixed order.
-#[multiversion(targets = "simd")]
-fn softplus_sum<T: Real>(pre: &[T], bias: &[T]) -> f64 {
-    sum_pairs_f64(pre, bias, |p, c| softplus(p + c))
-}
-
-/// `sum_j softplus(x_j)`, accumulated like [`softplus_sum`].
+/// `sum_j softplus(x_j)` in float64: terms computed in blocks of 8 (vectorised), summed in 8 float64
+/// lanes combined in a fixed order.
 #[multiversion(targets = "simd")]
 fn softplus_total<T: Real>(x: &[T]) -> f64 {
     sum_f64(x, softplus)
-}
-
-/// `sum_i x_i y_i` in float64 lanes (fixed order).
-#[multiversion(targets = "simd")]
-fn dot_f64<T: Real>(x: &[T], y: &[T]) -> f64 {
-    sum_pairs_f64(x, y, |a, b| a * b)
 }
 
 #[cfg(test)]

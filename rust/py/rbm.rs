@@ -14,12 +14,9 @@ use crate::rbm::{self, CdSettings, Rbm, RbmState, Units};
 use crate::real::Real;
 use crate::rng::purpose;
 
-fn parse_visible(name: &str) -> PyResult<Units> {
-    Units::parse(name, "visible").map_err(|e| value_error("visible", e))
-}
-
-fn parse_hidden(name: &str) -> PyResult<Units> {
-    Units::parse(name, "hidden").map_err(|e| value_error("hidden", e))
+/// The unit type a Python string names ("bernoulli", "gaussian"); `param` names the argument.
+fn units(name: &str, param: &str) -> PyResult<Units> {
+    Units::parse(name, param).map_err(|e| value_error(param, e))
 }
 
 /// The three parameter arrays of an RBM, borrowed read-only and shape-checked.
@@ -42,16 +39,15 @@ impl<'py, T: Element + Real> Params<'py, T> {
     }
         expect_shape("intercept_visible", b.shape(), &[nv])?;
         expect_shape("intercept_hidden", c.shape(), &[nh])?;
-        Ok(Params { w, b, c, visible: parse_visible(visible)?, hidden: parse_hidden(hidden)? })
+        Ok(Params { w, b, c, visible: units(visible, "visible")?, hidden: units(hidden, "hidden")? })
     }
 
     /// Visible states `v` (n, n_visible): in [0, 1] for Bernoulli visible units.
     fn visible_data(&self, v: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
         let v = data::<T>(v, name, self.w.shape()[1])?;
-        if self.visible == Units::Bernoulli {
-            if let Some(bad) = v.as_slice()?.iter().find(|x| **x < T::zero() || **x > T::one()) {
-                return Err(value_error(name, format!("expected values in [0, 1] for Bernoulli visible units, got {bad}")));
-            }
+        if let Some(bad) = self.visible.first_outside(v.as_slice()?) {
+            let (range, title) = (self.visible.range(), self.visible.title());
+            return Err(value_error(name, format!("expected {range} for {title} visible units, got {bad}")));
         }
         Ok(v)
     }
@@ -88,7 +84,7 @@ fn hidden_impl<'py, T: Real + Element>(
     step: u64,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let hidden = parse_hidden(hidden)?;
+    let hidden = units(hidden, "hidden")?;
     let w = input::<T>(w, "components", 2)?;
     let c = input::<T>(c, "intercept_hidden", 1)?;
     let (nh, nv) = (w.shape()[0], w.shape()[1]);
@@ -149,7 +145,7 @@ fn visible_impl<'py, T: Real + Element>(
     step: u64,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let visible = parse_visible(visible)?;
+    let visible = units(visible, "visible")?;
     let w = input::<T>(w, "components", 2)?;
     let b = input::<T>(b, "intercept_visible", 1)?;
     let (nh, nv) = (w.shape()[0], w.shape()[1]);
@@ -434,8 +430,8 @@ fn rbm_cd_step(
     let step = super::arrays::count_arg(step, "step", 0)? as u64;
     let k = super::arrays::count_arg(k, "k", 1)?;
     let n_jobs = threads(n_jobs)?;
-    let visible = parse_visible(visible)?;
-    let hidden = parse_hidden(hidden)?;
+    let visible = units(visible, "visible")?;
+    let hidden = units(hidden, "hidden")?;
     let settings = CdSettings { k, learning_rate, momentum, weight_decay };
     settings.validate().map_err(|e| value_error("rbm_cd_step", e))?;
     dispatch!(
