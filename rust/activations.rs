@@ -246,6 +246,51 @@ pub fn sum_pairs_f64<T: Real, R: Real>(x: &[T], y: &[T], f: impl Fn(T, T) -> R) 
     lanes.iter().sum::<f64>() + rest
 }
 
+/// A running `log sum_i exp(x_i)` over blocks of float64 terms, kept as `max + ln(sum)` with
+/// `max = max_i x_i` and `sum = sum_i exp(x_i - max)`, so that no exponential overflows. Blocks are
+/// added in the caller's (fixed) order: the result does not depend on the number of threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogSumExp {
+    pub max: f64,
+    pub sum: f64,
+}
+
+impl LogSumExp {
+    /// No terms: `log 0 = -inf`.
+    pub const EMPTY: LogSumExp = LogSumExp { max: f64::NEG_INFINITY, sum: 0.0 };
+
+    /// The terms of one block.
+    pub fn of(xs: &[f64]) -> Self {
+        let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if max == f64::NEG_INFINITY {
+            return LogSumExp { max, sum: 0.0 };
+        }
+        LogSumExp { max, sum: xs.iter().map(|x| (x - max).exp()).sum() }
+    }
+
+    /// The terms of both.
+    pub fn add(self, other: LogSumExp) -> Self {
+        if self.max == f64::NEG_INFINITY {
+            return other;
+        }
+        if other.max == f64::NEG_INFINITY {
+            return self;
+        }
+        let max = self.max.max(other.max);
+        LogSumExp { max, sum: self.sum * (self.max - max).exp() + other.sum * (other.max - max).exp() }
+    }
+
+    /// `log sum_i exp(x_i)`.
+    pub fn value(self) -> f64 {
+        self.max + self.sum.ln()
+    }
+
+    /// `log (1/n) sum_i exp(x_i)`: the log of the mean of `n` terms.
+    pub fn log_mean(self, n: usize) -> f64 {
+        self.max + (self.sum / n as f64).ln()
+    }
+}
+
 /// log(sigmoid(x)) = -softplus(-x).
 #[inline(always)]
 pub fn log_sigmoid<T: Real>(x: T) -> T {
@@ -432,6 +477,20 @@ mod tests {
         let xs: Vec<f32> = (0..1003).map(|i| i as f32 * 0.5).collect();
         let want: f64 = xs.iter().map(|&x| (x * 2.0) as f64).sum();
         assert_eq!(sum_f64(&xs, |x| x * 2.0), want);
+    }
+
+    #[test]
+    fn log_sum_exp_matches_the_direct_sum_and_survives_large_terms() {
+        let xs: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin() * 5.0).collect();
+        let want = xs.iter().map(|x| x.exp()).sum::<f64>().ln();
+        let whole = LogSumExp::of(&xs);
+        let blocks = xs.chunks(7).fold(LogSumExp::EMPTY, |acc, b| acc.add(LogSumExp::of(b)));
+        assert!((whole.value() - want).abs() < 1e-12 && (blocks.value() - want).abs() < 1e-12);
+        assert!((blocks.log_mean(50) - (want - 50f64.ln())).abs() < 1e-12);
+        // Terms far beyond exp's range, and blocks of zeros (-inf) on either side.
+        let big = LogSumExp::of(&[1000.0, 1000.0]).add(LogSumExp::of(&[f64::NEG_INFINITY]));
+        assert!((big.value() - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert_eq!(LogSumExp::EMPTY.add(LogSumExp::of(&[f64::NEG_INFINITY])).value(), f64::NEG_INFINITY);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{sigmoid, softplus, sum_f64};
+use crate::activations::{sigmoid, softplus, sum_f64, LogSumExp};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gemm, Threads, View, ViewMut};
 use crate::rbm::{Rbm, Units};
@@ -35,28 +35,6 @@ pub const MAX_EXACT_UNITS: usize = 24;
 
 /// States enumerated per block (a fixed number, so the sum's order does not depend on threads).
 const STATES_PER_BLOCK: usize = 2048;
-
-/// Adds `log(sum exp(xs))` of one block to a running (max, sum) pair, stably.
-fn accumulate(acc: (f64, f64), block: (f64, f64)) -> (f64, f64) {
-    let (m1, s1) = acc;
-    let (m2, s2) = block;
-    if m1 == f64::NEG_INFINITY {
-        return block;
-    }
-    if m2 == f64::NEG_INFINITY {
-        return acc;
-    }
-    let m = m1.max(m2);
-    (m, s1 * (m1 - m).exp() + s2 * (m2 - m).exp())
-}
-
-fn log_sum_exp(xs: &[f64]) -> (f64, f64) {
-    let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return (m, 0.0);
-    }
-    (m, xs.iter().map(|x| (x - m).exp()).sum())
-}
 
 /// Exact `log Z` by enumerating the 2^n states of the smaller layer (the hidden layer for Gaussian
 /// visible units). Fails if that layer has more than `max_units` (<= [`MAX_EXACT_UNITS`]) units.
@@ -80,7 +58,7 @@ pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Resul
     let n_blocks = n_states.div_ceil(STATES_PER_BLOCK);
     // The other layer, summed out of every enumerated state.
     let (m, other) = if enumerate_hidden { (nv, rbm.visible) } else { (nh, rbm.hidden) };
-    let blocks: Vec<(f64, f64)> = (0..n_blocks)
+    let blocks: Vec<LogSumExp> = (0..n_blocks)
         .into_par_iter()
         .map(|blk| {
             let first = blk * STATES_PER_BLOCK;
@@ -106,11 +84,11 @@ pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Resul
                     linear + other.log_sum_f64(pr, other_bias)
                 })
                 .collect();
-            log_sum_exp(&terms)
+            LogSumExp::of(&terms)
         })
         .collect();
-    let (mx, sum) = blocks.into_iter().fold((f64::NEG_INFINITY, 0.0), accumulate);
-    Ok(mx + sum.ln() + other.log_sum_constant(m))
+    let total = blocks.into_iter().fold(LogSumExp::EMPTY, LogSumExp::add);
+    Ok(total.value() + other.log_sum_constant(m))
 }
 
 /// Annealed importance sampling from the base-rate model with visible bias `base_bias` (Bernoulli:
@@ -229,8 +207,7 @@ mod tests {
                 terms.push(neg_e);
             }
         }
-        let (m, s) = log_sum_exp(&terms);
-        m + s.ln()
+        LogSumExp::of(&terms).value()
     }
 
     #[test]
@@ -282,8 +259,7 @@ mod tests {
             let exact = log_partition_exact(&rbm, 20).unwrap();
             let base: Vec<f64> = b.iter().map(|x| x * 0.5).collect();
             let lw = ais_log_weights(&rbm, &base, &schedule(2000), 64, 7).unwrap();
-            let (m, s) = log_sum_exp(&lw);
-            let est = base_log_partition(&base, nh, visible) + m + (s / lw.len() as f64).ln();
+            let est = base_log_partition(&base, nh, visible) + LogSumExp::of(&lw).log_mean(lw.len());
             assert!((est - exact).abs() < 0.1, "{visible:?}: AIS {est} vs exact {exact}");
         }
     }
@@ -299,8 +275,7 @@ mod tests {
         let exact = log_partition_exact(&rbm, 20).unwrap();
         let lw = |threads: usize| crate::threads::with_threads(threads, || ais_log_weights(&rbm, &b, &schedule(1000), 64, 9).unwrap());
         let weights = lw(2);
-        let (m, s) = log_sum_exp(&weights);
-        let est = base_log_partition(&b, nh, Units::Bernoulli) + m + (s / weights.len() as f64).ln();
+        let est = base_log_partition(&b, nh, Units::Bernoulli) + LogSumExp::of(&weights).log_mean(weights.len());
         assert!((est - exact).abs() < 0.1, "AIS {est} vs exact {exact}");
         assert_eq!(weights, lw(1));
         assert_eq!(weights, lw(3));

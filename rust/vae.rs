@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{bce_with_logits, exp_fast, sigmoid};
+use crate::activations::{bce_with_logits, exp_fast, sigmoid, LogSumExp};
 use crate::sampling::{self, StreamKey};
 use crate::dense::{backward, check_finite, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut};
 use crate::error::{KernelError, Result};
@@ -477,7 +477,7 @@ impl<'a, T: Real> Vae<'a, T> {
                 let (mu_i, lv_i) = (&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k]);
                 let prior = self.prior_mean(&labels, i);
                 let sum_lv: f64 = lv_i.iter().map(|v| v.f64()).sum();
-                let mut acc = (f64::NEG_INFINITY, 0.0f64);
+                let mut acc = LogSumExp::EMPTY;
                 let mut rng = stream(seed, i as u64, purpose::LATENT, 0);
                 let mut done = 0;
                 while done < n_importance {
@@ -505,17 +505,10 @@ impl<'a, T: Real> Vae<'a, T> {
                     for t in 0..m {
                         log_w[t] -= recon_nll(s.likelihood, x, &out[t * d..(t + 1) * d]);
                     }
-                    let mx = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let block = (mx, log_w.iter().map(|v| (v - mx).exp()).sum::<f64>());
-                    acc = if acc.0 == f64::NEG_INFINITY {
-                        block
-                    } else {
-                        let m2 = acc.0.max(block.0);
-                        (m2, acc.1 * (acc.0 - m2).exp() + block.1 * (block.0 - m2).exp())
-                    };
+                    acc = acc.add(LogSumExp::of(&log_w));
                     done += m;
                 }
-                acc.0 + (acc.1 / n_importance as f64).ln()
+                acc.log_mean(n_importance)
             })
             .collect())
     }
