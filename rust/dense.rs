@@ -19,7 +19,7 @@ use crate::optim::{self, Optimizer};
 use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
 use crate::scratch;
-use crate::zero_columns;
+use crate::zero_columns::FirstLayer;
 
 /// A read-only view of one layer's parameters.
 #[derive(Clone, Copy, Debug)]
@@ -392,14 +392,10 @@ fn forward_backward<T: Real>(
     }
     // A training step without an input gradient skips the batch's all-zero input columns in the first
     // layer (see zero_columns: never at inference, where rows must not depend on their batch).
-    let zero_columns = if training && !input_grad { zero_columns::compact(&x[..n * batch.n_features], n, &layers[0]) } else { None };
-    let compact_layers: Option<Vec<Layer<'_, T>>> =
-        zero_columns.as_ref().map(|c| std::iter::once(c.layer(&layers[0])).chain(layers[1..].iter().copied()).collect());
-    let (layers, input) = match (&compact_layers, &zero_columns) {
-        (Some(l), Some(c)) => (l.as_slice(), View::new(c.input(), n, c.width())),
-        _ => (layers, View::new(x, n, batch.n_features)),
-    };
-    let acts = forward(layers, input, dropout);
+    let first = FirstLayer::new(training && !input_grad, &x[..n * batch.n_features], n, &layers[0]);
+    let layers = first.chain(layers);
+    let input = first.input(x, n, batch.n_features);
+    let acts = forward(&layers, input, dropout);
     let mut delta = scratch::take(n * last.n_out); // every element is written by loss_and_delta
     let mut per_sample = vec![0.0; n];
     loss_and_delta(loss, last.activation, acts.output(), y, last.n_out, &mut delta, &mut per_sample);
@@ -409,15 +405,11 @@ fn forward_backward<T: Real>(
             "the training loss is {loss_value}: the model diverged (try a smaller learning rate)"
         )));
     }
-    let mut grads = grad_buffers(layers);
+    let mut grads = grad_buffers(&layers);
     let mut d_input = input_grad.then(|| vec![T::zero(); n * batch.n_features]);
-    backward(layers, input, &acts, delta, &mut grads, d_input.as_deref_mut());
+    backward(&layers, input, &acts, delta, &mut grads, d_input.as_deref_mut());
     acts.recycle();
-    if let Some(c) = zero_columns {
-        let compact_grad = std::mem::take(&mut grads[0].weight);
-        grads[0].weight = c.expand_weight_grad(compact_grad);
-        c.recycle();
-    }
+    first.finish(&mut grads);
     xb.into_iter().chain(yb).for_each(scratch::recycle);
     Ok(Gradients { loss: loss_value, grads, input_grad: d_input })
 }
@@ -573,7 +565,7 @@ mod tests {
         let y = data(n, 3, 9);
         let net = Net::new(&sizes, &acts, 13);
         let batch = Batch { x: &x, y: &y, n_features: 8, n_targets: 3, rows: None };
-        assert!(zero_columns::compact(&x, n, &net.layers()[0]).is_some());
+        assert!(crate::zero_columns::compact(&x, n, &net.layers()[0]).is_some());
         let (loss, grads, _) = loss_gradients(&net.layers(), &batch, Loss::SquaredError).unwrap();
         let (mut weights, mut biases) = (net.weights.clone(), net.biases.clone());
         let mut state: Vec<Vec<f64>> = weights.iter().chain(&biases).map(|p| vec![0.0; p.len()]).collect();

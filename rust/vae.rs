@@ -23,7 +23,7 @@ use crate::optim::{self, Optimizer};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
 use crate::scratch;
-use crate::zero_columns::{self, ZeroColumns};
+use crate::zero_columns::FirstLayer;
 
 /// log-variances are clamped to this range in the forward pass (with zero gradient outside), so that
 /// exp(log_var) can neither overflow nor vanish.
@@ -120,8 +120,8 @@ struct Pass<T> {
     batch: usize,
     labels: Vec<usize>,
     encoder_input: Vec<T>,
-    /// In training gradients: the batch's kept (not all-zero) encoder input columns.
-    zero_columns: Option<ZeroColumns<T>>,
+    /// The encoder's first layer: over the batch's kept (not all-zero) columns in training gradients.
+    first_layer: FirstLayer<T>,
     encoder: Activations<T>,
     /// (batch, n_latent) each: the posterior mean and standard deviation exp(log_var / 2), log_var
     /// clamped.
@@ -319,23 +319,6 @@ impl<'a, T: Real> Vae<'a, T> {
         Ok(out)
     }
 
-    /// The encoder, its first layer restricted to the kept input columns when they are given.
-    fn encoder_layers<'b>(&'b self, zero_columns: Option<&'b ZeroColumns<T>>) -> Vec<Layer<'b, T>> {
-        let mut layers: Vec<Layer<'b, T>> = self.encoder.clone();
-        if let Some(c) = zero_columns {
-            layers[0] = c.layer(&self.encoder[0]);
-        }
-        layers
-    }
-
-    /// The encoder's input as its (possibly compacted) first layer reads it.
-    fn encoder_view<'b>(&self, pass: &'b Pass<T>) -> View<'b, T> {
-        match &pass.zero_columns {
-            Some(c) => View::new(c.input(), pass.batch, c.width()),
-            None => View::new(&pass.encoder_input, pass.batch, self.spec.encoder_inputs()),
-        }
-    }
-
     /// Forward pass with given noise `eps` (n, n_latent).
     /// With `want_delta` (training gradients), also d(mean -log p(x|z)) / d(decoder output), fused
     /// with the loss, and the encoder's first layer skips the batch's all-zero input columns (never at
@@ -345,15 +328,8 @@ impl<'a, T: Real> Vae<'a, T> {
         let n = batch.len(s.n_features);
         let labels = self.batch_labels(batch, n)?;
         let encoder_input = self.encoder_input(batch, &labels, n);
-        let zero_columns = if want_delta { zero_columns::compact(&encoder_input, n, &self.encoder[0]) } else { None };
-        let encoder = {
-            let layers = self.encoder_layers(zero_columns.as_ref());
-            let input = match &zero_columns {
-                Some(c) => View::new(c.input(), n, c.width()),
-                None => View::new(&encoder_input, n, s.encoder_inputs()),
-            };
-            forward(&layers, input, None)
-        };
+        let first_layer = FirstLayer::new(want_delta, &encoder_input, n, &self.encoder[0]);
+        let encoder = forward(&first_layer.chain(&self.encoder), first_layer.input(&encoder_input, n, s.encoder_inputs()), None);
         let (mu, log_var, log_var_in_range) = self.split_posterior(encoder.output(), n);
         let sigma: Vec<T> = log_var.iter().map(|&lv| exp_fast(T::of(0.5) * lv)).collect();
         let z: Vec<T> = (0..n * s.n_latent).map(|i| mu[i] + sigma[i] * eps[i]).collect();
@@ -386,7 +362,7 @@ impl<'a, T: Real> Vae<'a, T> {
         }
         let k = s.n_latent;
         let kl: Vec<f64> = (0..n).map(|i| gaussian_kl(&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k], self.prior_mean(&labels, i))).collect();
-        Ok(Pass { batch: n, labels, encoder_input, zero_columns, encoder, mu, sigma, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
+        Ok(Pass { batch: n, labels, encoder_input, first_layer, encoder, mu, sigma, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
     }
 
     /// Standard normal noise for a batch of n at training step `step`.
@@ -441,14 +417,11 @@ impl<'a, T: Real> Vae<'a, T> {
                 }
             }
         }
-        let encoder_layers = self.encoder_layers(p.zero_columns.as_ref());
+        let encoder_layers = p.first_layer.chain(&self.encoder);
+        let encoder_input = p.first_layer.input(&p.encoder_input, n, s.encoder_inputs());
         let mut enc_grads = grad_buffers(&encoder_layers);
-        backward(&encoder_layers, self.encoder_view(&p), &p.encoder, d_enc_out, &mut enc_grads, None);
-        if let Some(c) = p.zero_columns.take() {
-            let compact_grad = std::mem::take(&mut enc_grads[0].weight);
-            enc_grads[0].weight = c.expand_weight_grad(compact_grad);
-            c.recycle();
-        }
+        backward(&encoder_layers, encoder_input, &p.encoder, d_enc_out, &mut enc_grads, None);
+        p.first_layer.finish(&mut enc_grads);
         p.encoder.recycle();
         p.decoder.recycle();
         scratch::recycle(p.encoder_input);

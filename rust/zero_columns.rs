@@ -11,9 +11,58 @@
 
 use rayon::prelude::*;
 
-use crate::dense::Layer;
+use crate::dense::{Layer, LayerGrad};
+use crate::linalg::View;
 use crate::real::{first_non_finite, Real};
 use crate::scratch;
+
+/// The first layer of a chain as a step runs it: over the batch's kept columns when [`compact`] finds
+/// enough all-zero ones in a training step, else over all of them. A step builds it once, takes the
+/// chain and its input from it for the forward and backward passes, and [`FirstLayer::finish`]es the
+/// gradients with it.
+pub struct FirstLayer<T> {
+    compacted: Option<ZeroColumns<T>>,
+}
+
+impl<T: Real> FirstLayer<T> {
+    /// The first layer `layer` for `input` (batch, layer.n_in): compacted if `skip_zero_columns` (a
+    /// training step) and it pays.
+    pub fn new(skip_zero_columns: bool, input: &[T], batch: usize, layer: &Layer<'_, T>) -> Self {
+        FirstLayer { compacted: if skip_zero_columns { compact(input, batch, layer) } else { None } }
+    }
+
+    /// Whether the batch's all-zero columns are skipped.
+    pub fn is_compacted(&self) -> bool {
+        self.compacted.is_some()
+    }
+
+    /// The chain `layers` with its first layer as this runs it.
+    pub fn chain<'a>(&'a self, layers: &[Layer<'a, T>]) -> Vec<Layer<'a, T>> {
+        let mut chain = layers.to_vec();
+        if let Some(c) = &self.compacted {
+            chain[0] = c.layer(&layers[0]);
+        }
+        chain
+    }
+
+    /// The input the first layer reads: the batch's kept columns, or `full` (batch, width).
+    pub fn input<'a>(&'a self, full: &'a [T], batch: usize, width: usize) -> View<'a, T> {
+        match &self.compacted {
+            Some(c) => View::new(c.input(), batch, c.width()),
+            None => View::new(full, batch, width),
+        }
+    }
+
+    /// Turns the first layer's weight gradient in `grads[0]` into the full layer's (zero rows for the
+    /// skipped columns) and hands the compacted buffers back to the scratch pool.
+    pub fn finish(self, grads: &mut [LayerGrad<T>]) {
+        if let Some(c) = self.compacted {
+            let compact_grad = std::mem::take(&mut grads[0].weight);
+            grads[0].weight = c.expand_weight_grad(compact_grad);
+            c.recycle();
+        }
+    }
+}
 
 /// Compact only when at most this fraction of the columns is kept: below it the saved multiply-adds
 /// outweigh gathering the kept weight rows and scattering their gradient back.
