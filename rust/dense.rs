@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use crate::activations::{bce_with_logits, bias_activation, Activation};
 use crate::sampling::{bernoulli_chunk, StreamKey};
 use crate::error::{KernelError, Result};
-use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
+use crate::linalg::{column_sums, gemm, Threads, View, ViewMut};
+use crate::batch::Batch;
 use crate::optim::{self, Optimizer};
 use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
@@ -318,43 +319,6 @@ pub fn recycle_grads<T: Real>(grads: Vec<LayerGrad<T>>) {
     }
 }
 
-/// A minibatch: either the whole of `x`/`y`, or the rows `rows` of them.
-pub struct Batch<'a, T> {
-    pub x: &'a [T],
-    pub y: &'a [T],
-    pub n_features: usize,
-    pub n_targets: usize,
-    pub rows: Option<&'a [usize]>,
-}
-
-impl<'a, T: Real> Batch<'a, T> {
-    pub fn len(&self) -> usize {
-        match self.rows {
-            Some(r) => r.len(),
-            None => self.x.len() / self.n_features.max(1),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Gathers the minibatch rows into owned buffers when `rows` is given.
-    fn materialise(&self) -> (Option<Vec<T>>, Option<Vec<T>>) {
-        match self.rows {
-            None => (None, None),
-            Some(rows) => {
-                // Overwritten by the gathers.
-                let mut xb = scratch::take(rows.len() * self.n_features);
-                let mut yb = scratch::take(rows.len() * self.n_targets);
-                gather_rows(self.x, self.n_features, rows, &mut xb);
-                gather_rows(self.y, self.n_targets, rows, &mut yb);
-                (Some(xb), Some(yb))
-            }
-        }
-    }
-}
-
 /// Mean loss and the gradients of every layer for one batch (no update). For tests and diagnostics.
 pub fn loss_gradients<T: Real>(layers: &[Layer<'_, T>], batch: &Batch<'_, T>, loss: Loss) -> Result<(f64, Vec<LayerGrad<T>>, Vec<T>)> {
     let pass = forward_backward(layers, batch, loss, None, true, false)?;
@@ -382,13 +346,18 @@ fn forward_backward<T: Real>(
     check_chain(layers, batch.n_features)?;
     let last = layers.last().ok_or_else(|| KernelError::value("weights", "at least one layer", "none"))?;
     loss.check_output(last.activation)?;
+    batch.check()?;
+    let (y_all, n_targets) = batch.target_values()?;
+    if n_targets != last.n_out {
+        return Err(KernelError::shape("y", format!("{} columns (the outputs of the last layer)", last.n_out), format!("{n_targets} columns")));
+    }
     let n = batch.len();
-    let (xb, yb) = batch.materialise();
+    let (xb, yb) = (batch.gathered_x(), batch.gathered_y());
     let x = xb.as_deref().unwrap_or(batch.x);
-    let y = yb.as_deref().unwrap_or(batch.y);
+    let y = yb.as_deref().unwrap_or(y_all);
     if training {
         check_finite("x", &x[..n * batch.n_features])?;
-        check_finite("y", &y[..n * batch.n_targets])?;
+        check_finite("y", &y[..n * n_targets])?;
     }
     // A training step without an input gradient skips the batch's all-zero input columns in the first
     // layer (see zero_columns: never at inference, where rows must not depend on their batch).
@@ -428,10 +397,7 @@ pub fn train_step<T: Real>(
     dropout: Option<Dropout>,
 ) -> Result<f64> {
     opt.validate()?;
-    let n = batch.len();
-    if n == 0 {
-        return Err(KernelError::value(if batch.rows.is_some() { "rows" } else { "x" }, "at least one sample in the minibatch", 0));
-    }
+    batch.check_not_empty()?;
     let (loss_value, grads) = {
         let views: Vec<Layer<'_, T>> = layers.iter().map(|l| l.view()).collect();
         let pass = forward_backward(&views, batch, loss, dropout, false, true)?;
@@ -479,7 +445,7 @@ mod tests {
 
         fn loss(&self, x: &[f64], y: &[f64], loss: Loss) -> f64 {
             let n_out = *self.sizes.last().unwrap();
-            let batch = Batch { x, y, n_features: self.sizes[0], n_targets: n_out, rows: None };
+            let batch = Batch::new(x, self.sizes[0]).values(y, n_out);
             loss_gradients(&self.layers(), &batch, loss).unwrap().0
         }
     }
@@ -492,7 +458,7 @@ mod tests {
         let n = 5;
         let x = data(n, sizes[0], 3);
         let mut net = Net::new(sizes, acts, 11);
-        let batch = Batch { x: &x, y: &target, n_features: sizes[0], n_targets: *sizes.last().unwrap(), rows: None };
+        let batch = Batch::new(&x, sizes[0]).values(&target, *sizes.last().unwrap());
         let (_, grads, input_grad) = loss_gradients(&net.layers(), &batch, loss).unwrap();
         let h = 1e-6;
         for l in 0..net.weights.len() {
@@ -549,8 +515,8 @@ mod tests {
         let rows = [4usize, 1, 1];
         let xb: Vec<f64> = rows.iter().flat_map(|&r| x[r * 3..r * 3 + 3].to_vec()).collect();
         let yb: Vec<f64> = rows.iter().flat_map(|&r| y[r * 2..r * 2 + 2].to_vec()).collect();
-        let a = loss_gradients(&net.layers(), &Batch { x: &x, y: &y, n_features: 3, n_targets: 2, rows: Some(&rows) }, Loss::SquaredError).unwrap();
-        let b = loss_gradients(&net.layers(), &Batch { x: &xb, y: &yb, n_features: 3, n_targets: 2, rows: None }, Loss::SquaredError).unwrap();
+        let a = loss_gradients(&net.layers(), &Batch::new(&x, 3).values(&y, 2).rows(Some(&rows)), Loss::SquaredError).unwrap();
+        let b = loss_gradients(&net.layers(), &Batch::new(&xb, 3).values(&yb, 2), Loss::SquaredError).unwrap();
         assert_eq!(a.0, b.0);
         assert_eq!(a.1, b.1);
     }
@@ -564,7 +530,7 @@ mod tests {
         let x: Vec<f64> = data(n, 8, 5).iter().enumerate().map(|(i, &v)| if [0, 3, 4, 7].contains(&(i % 8)) { 0.0 } else { v }).collect();
         let y = data(n, 3, 9);
         let net = Net::new(&sizes, &acts, 13);
-        let batch = Batch { x: &x, y: &y, n_features: 8, n_targets: 3, rows: None };
+        let batch = Batch::new(&x, 8).values(&y, 3);
         assert!(crate::zero_columns::compact(&x, n, &net.layers()[0]).is_some());
         let (loss, grads, _) = loss_gradients(&net.layers(), &batch, Loss::SquaredError).unwrap();
         let (mut weights, mut biases) = (net.weights.clone(), net.biases.clone());
@@ -613,7 +579,7 @@ mod tests {
                         LayerMut { weight: &mut w1, bias: &mut b1, n_in: 8, n_out: 1, activation: Activation::Identity },
                     ];
                     let opt = Optimizer::Adam { learning_rate: 0.03, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
-                    let batch = Batch { x: &x, y: &y, n_features: 2, n_targets: 1, rows: None };
+                    let batch = Batch::new(&x, 2).values(&y, 1);
                     last = train_step(&mut layers, &mut slots, &batch, Loss::BinaryCrossEntropy, &opt, 0.0, None).unwrap();
                 }
             });
@@ -656,7 +622,7 @@ mod tests {
         let mut layers = vec![LayerMut { weight: &mut w, bias: &mut b, n_in: 2, n_out: 1, activation: Activation::Identity }];
         let mut slots: Vec<Vec<&mut [f32]>> = vec![vec![&mut v1, &mut v2]];
         let opt = Optimizer::Sgd { learning_rate: 0.1, momentum: 0.0 };
-        let batch = Batch { x: &x, y: &y, n_features: 2, n_targets: 1, rows: None };
+        let batch = Batch::new(&x, 2).values(&y, 1);
         let err = train_step(&mut layers, &mut slots, &batch, Loss::SquaredError, &opt, 0.0, None).unwrap_err();
         assert!(matches!(err, KernelError::NonFinite(_)));
         assert_eq!(w, vec![1e30f32; 2], "parameters untouched by a failed step");

@@ -22,7 +22,8 @@ use rayon::prelude::*;
 
 use crate::activations::{log_sigmoid, softplus, sum_f64};
 use crate::error::{KernelError, Result};
-use crate::linalg::{column_sums, gather_rows, gemm, transpose_into, Threads, View, ViewMut};
+use crate::batch::Batch;
+use crate::linalg::{column_sums, gemm, transpose_into, Threads, View, ViewMut};
 use crate::real::{first_non_finite, Real};
 use crate::rng::{purpose, stream, CHUNK};
 use crate::sampling::StreamKey;
@@ -265,8 +266,8 @@ impl<'a, T: Real> RbmState<'a, T> {
 
 /// One CD-k (or persistent CD-k) step on a minibatch, updating the parameters in place.
 ///
-/// `data` is (n, n_visible); the minibatch is `data[rows]` (or all of `data` if `rows` is `None`).
-/// With `chain` (n_chains, n_hidden), the negative phase starts from those hidden states and leaves its
+/// The minibatch `batch` has rows of n_visible values (its targets are not read). With `chain`
+/// (n_chains, n_hidden), the negative phase starts from those hidden states and leaves its
 /// last hidden sample there (persistent CD); otherwise it starts from a sample of h | v_data.
 ///
 /// The gradient of the log-likelihood is estimated as `<v h>_data - <v h>_model` (hidden
@@ -275,8 +276,7 @@ impl<'a, T: Real> RbmState<'a, T> {
 /// `beta`/`alpha`. The first needs only the positive phase: it runs beside the negative chain.
 pub fn cd_step<T: Real>(
     state: &mut RbmState<'_, T>,
-    data: &[T],
-    rows: Option<&[usize]>,
+    batch: &Batch<'_, T>,
     chain: Option<&mut [T]>,
     settings: &CdSettings,
     seed: u64,
@@ -285,15 +285,17 @@ pub fn cd_step<T: Real>(
     settings.validate()?;
     state.rbm().check()?;
     let (nv, nh) = (state.n_visible, state.n_hidden);
-    let b = match rows {
-        Some(r) => r.len(),
-        None => data.len() / nv,
-    };
-    if b == 0 {
-        return Err(KernelError::value(if rows.is_some() { "rows" } else { "x" }, "at least one sample in the minibatch", 0));
+    if batch.n_features != nv {
+        return Err(KernelError::shape("x", format!("{nv} columns (the visible units)"), format!("{} columns", batch.n_features)));
     }
+    batch.check()?;
+    batch.check_not_empty()?;
+    let b = batch.len();
     let c = match &chain {
-        Some(ch) => ch.len() / nh.max(1),
+        Some(ch) if ch.len() % nh != 0 => {
+            return Err(KernelError::shape("h_samples", format!("rows of {nh} hidden units"), format!("{} values", ch.len())));
+        }
+        Some(ch) => ch.len() / nh,
         None => b,
     };
     if c == 0 {
@@ -321,10 +323,7 @@ pub fn cd_step<T: Real>(
         let weight_velocity = &mut *state.weight_velocity;
         let (x_data, x_model) = x.split_at_mut(b * nv);
         let (s_data, s_model) = s.split_at_mut(b * nh);
-        match rows {
-            Some(r) => gather_rows(data, nv, r, x_data),
-            None => x_data.copy_from_slice(data),
-        }
+        batch.gather_into(x_data);
         if let Some(i) = first_non_finite(x_data) {
             return Err(KernelError::value("x", "finite values in the minibatch", x_data[i]));
         }
@@ -580,7 +579,7 @@ mod tests {
             n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
         };
         let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
-        cd_step(&mut st, &data, None, None, &settings, 77, 5).unwrap();
+        cd_step(&mut st, &Batch::new(&data, nv), None, &settings, 77, 5).unwrap();
 
         // Oracle with the kernel's random streams.
         let rbm = m.rbm();
@@ -634,7 +633,7 @@ mod tests {
             n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
         };
         let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
-        with_threads(2, || cd_step(&mut st, &data, None, Some(&mut chain), &settings, 91, 4)).unwrap();
+        with_threads(2, || cd_step(&mut st, &Batch::new(&data, nv), Some(&mut chain), &settings, 91, 4)).unwrap();
 
         // Oracle: the chain's visible draw with the kernel's stream, then float64 conditionals.
         let rbm = m.rbm();
@@ -675,7 +674,7 @@ mod tests {
                 weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
                 n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
             };
-            cd_step(&mut st, &data, None, None, &CdSettings { k: 1, learning_rate: lr, momentum: mu, weight_decay: wd }, 1, 1).unwrap();
+            cd_step(&mut st, &Batch::new(&data, nv), None, &CdSettings { k: 1, learning_rate: lr, momentum: mu, weight_decay: wd }, 1, 1).unwrap();
             w
         };
         // The gradient G from a plain step: w1 = w0 + G (velocity 0.1 only enters through momentum).
@@ -706,9 +705,9 @@ mod tests {
             };
             let s = CdSettings { k: 2, learning_rate: 0.1, momentum: 0.0, weight_decay: 0.0 };
             if use_rows {
-                cd_step(&mut st, &data, Some(&rows), Some(&mut chain), &s, 3, 0).unwrap();
+                cd_step(&mut st, &Batch::new(&data, nv).rows(Some(&rows)), Some(&mut chain), &s, 3, 0).unwrap();
             } else {
-                cd_step(&mut st, &sub, None, Some(&mut chain), &s, 3, 0).unwrap();
+                cd_step(&mut st, &Batch::new(&sub, nv), Some(&mut chain), &s, 3, 0).unwrap();
             }
             (w, chain)
         };
@@ -798,7 +797,7 @@ mod tests {
                 for step in 0..200u64 {
                     let rows: Vec<usize> = (0..32).map(|i| ((step as usize * 32 + i) * 97) % n).collect();
                     let chain = if persistent { Some(chain.as_mut_slice()) } else { None };
-                    cd_step(&mut st, &data, Some(&rows), chain, &s, 42, step).unwrap();
+                    cd_step(&mut st, &Batch::new(&data, nv).rows(Some(&rows)), chain, &s, 42, step).unwrap();
                 }
             });
             let mut fe = vec![0.0; n];
@@ -832,6 +831,6 @@ mod tests {
         };
         let data = vec![1e3f32; 2 * nv];
         let s = CdSettings { k: 1, learning_rate: 1e3, momentum: 0.0, weight_decay: 0.0 };
-        assert!(matches!(cd_step(&mut st, &data, None, None, &s, 0, 0), Err(KernelError::NonFinite(_))));
+        assert!(matches!(cd_step(&mut st, &Batch::new(&data, nv), None, &s, 0, 0), Err(KernelError::NonFinite(_))));
     }
 }

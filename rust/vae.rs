@@ -16,9 +16,10 @@ use rayon::prelude::*;
 
 use crate::activations::{bce_with_logits, exp_fast, sigmoid, LogSumExp};
 use crate::sampling::{self, StreamKey};
-use crate::dense::{backward, check_finite, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut};
+use crate::dense::{backward, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut};
 use crate::error::{KernelError, Result};
-use crate::linalg::{gather_rows, Threads, View};
+use crate::batch::Batch;
+use crate::linalg::{Threads, View};
 use crate::optim::{self, Optimizer};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
@@ -96,23 +97,6 @@ pub struct Vae<'a, T> {
     /// (n_classes, n_latent), for `PriorMean` conditioning.
     pub class_means: Option<&'a [T]>,
     pub spec: VaeSpec,
-}
-
-/// A minibatch: the rows `rows` of `x` (n, n_features) and of `labels` (n,), or all of them.
-#[derive(Clone, Copy)]
-pub struct VaeBatch<'a, T> {
-    pub x: &'a [T],
-    pub labels: Option<&'a [usize]>,
-    pub rows: Option<&'a [usize]>,
-}
-
-impl<'a, T: Real> VaeBatch<'a, T> {
-    pub fn len(&self, n_features: usize) -> usize {
-        match self.rows {
-            Some(r) => r.len(),
-            None => self.x.len() / n_features.max(1),
-        }
-    }
 }
 
 /// Everything one forward pass computes that the loss and the backward pass need.
@@ -211,42 +195,36 @@ impl<'a, T: Real> Vae<'a, T> {
         Ok(())
     }
 
-    /// The labels of the batch, checked against n_classes.
-    fn batch_labels(&self, batch: &VaeBatch<'_, T>, n: usize) -> Result<Vec<usize>> {
+    /// Checks `batch` (rows of `width` values: the features, or the latent codes) and returns the
+    /// labels of its rows, checked against n_classes (none for a plain VAE).
+    fn batch_labels(&self, batch: &Batch<'_, T>, width: usize) -> Result<Vec<usize>> {
+        if batch.n_features != width {
+            return Err(KernelError::shape("x", format!("rows of {width} values"), format!("rows of {}", batch.n_features)));
+        }
+        batch.check()?;
         if !self.spec.needs_labels() {
             return Ok(vec![]);
         }
-        let labels = batch.labels.ok_or_else(|| KernelError::value("y", "class labels for a conditional VAE", "None"))?;
-        let out: Vec<usize> = match batch.rows {
-            Some(rows) => rows.iter().map(|&r| labels[r]).collect(),
-            None => labels.to_vec(),
-        };
-        if out.len() != n {
-            return Err(KernelError::shape("y", format!("{n} labels"), format!("{} labels", out.len())));
-        }
-        if let Some(&bad) = out.iter().find(|&&c| c >= self.spec.n_classes) {
+        let labels = batch.batch_labels().ok_or_else(|| KernelError::value("y", "class labels for a conditional VAE", "None"))?;
+        if let Some(&bad) = labels.iter().find(|&&c| c >= self.spec.n_classes) {
             return Err(KernelError::Index { name: "y".into(), index: bad as i64, len: self.spec.n_classes });
         }
-        Ok(out)
+        Ok(labels)
     }
 
     /// `[x | onehot(label)]` (Concat) or the plain rows of x.
-    fn encoder_input(&self, batch: &VaeBatch<'_, T>, labels: &[usize], n: usize) -> Vec<T> {
+    fn encoder_input(&self, batch: &Batch<'_, T>, labels: &[usize], n: usize) -> Vec<T> {
         let d = self.spec.n_features;
         let width = self.spec.encoder_inputs();
         if width == d {
             let mut out = scratch::take(n * width); // overwritten by the copy
-            match batch.rows {
-                Some(rows) => gather_rows(batch.x, d, rows, &mut out),
-                None => out.copy_from_slice(&batch.x[..n * d]),
-            }
+            batch.gather_into(&mut out);
             return out;
         }
         // Zeroed: the one-hot part keeps its zeros.
         let mut out = vec![T::zero(); n * width];
         out.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
-            let src = batch.rows.map(|r| r[i]).unwrap_or(i);
-            row[..d].copy_from_slice(&batch.x[src * d..(src + 1) * d]);
+            row[..d].copy_from_slice(batch.x_row(i));
             row[d + labels[i]] = T::one();
         });
         out
@@ -294,10 +272,10 @@ impl<'a, T: Real> Vae<'a, T> {
     }
 
     /// The posterior q(z | x): (mu, log_var), each (n, n_latent).
-    pub fn encode(&self, batch: &VaeBatch<'_, T>) -> Result<(Vec<T>, Vec<T>)> {
+    pub fn encode(&self, batch: &Batch<'_, T>) -> Result<(Vec<T>, Vec<T>)> {
         self.check()?;
-        let n = batch.len(self.spec.n_features);
-        let labels = self.batch_labels(batch, n)?;
+        let labels = self.batch_labels(batch, self.spec.n_features)?;
+        let n = batch.len();
         let input = self.encoder_input(batch, &labels, n);
         let acts = forward(&self.encoder, View::new(&input, n, self.spec.encoder_inputs()), None);
         let (mu, lv, _) = self.split_posterior(acts.output(), n);
@@ -308,8 +286,8 @@ impl<'a, T: Real> Vae<'a, T> {
     /// or Gaussian means.
     pub fn decode(&self, z: &[T], labels: Option<&[usize]>) -> Result<Vec<T>> {
         self.check()?;
+        let labels = self.batch_labels(&Batch::new(z, self.spec.n_latent).labels(labels), self.spec.n_latent)?;
         let n = z.len() / self.spec.n_latent;
-        let labels = self.batch_labels(&VaeBatch { x: z, labels, rows: None }, n)?;
         let input = self.decoder_input(z, &labels, n);
         let acts = forward(&self.decoder, View::new(&input, n, self.spec.decoder_inputs()), None);
         let mut out = acts.outputs.into_iter().last().unwrap_or_default();
@@ -323,10 +301,13 @@ impl<'a, T: Real> Vae<'a, T> {
     /// With `want_delta` (training gradients), also d(mean -log p(x|z)) / d(decoder output), fused
     /// with the loss, and the encoder's first layer skips the batch's all-zero input columns (never at
     /// inference, where a row's result must not depend on its batch: see zero_columns).
-    fn pass(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>, want_delta: bool) -> Result<Pass<T>> {
+    fn pass(&self, batch: &Batch<'_, T>, eps: Vec<T>, want_delta: bool) -> Result<Pass<T>> {
         let s = self.spec;
-        let n = batch.len(s.n_features);
-        let labels = self.batch_labels(batch, n)?;
+        let labels = self.batch_labels(batch, s.n_features)?;
+        let n = batch.len();
+        if eps.len() != n * s.n_latent {
+            return Err(KernelError::shape("eps", format!("{n}x{} values (one row per sample)", s.n_latent), format!("{} values", eps.len())));
+        }
         let encoder_input = self.encoder_input(batch, &labels, n);
         let first_layer = FirstLayer::new(want_delta, &encoder_input, n, &self.encoder[0]);
         let encoder = forward(&first_layer.chain(&self.encoder), first_layer.input(&encoder_input, n, s.encoder_inputs()), None);
@@ -337,10 +318,7 @@ impl<'a, T: Real> Vae<'a, T> {
         let decoder = forward(&self.decoder, View::new(&decoder_input, n, s.decoder_inputs()), None);
         let out = decoder.output();
         let d = s.n_features;
-        let x_row = |i: usize| {
-            let r = batch.rows.map(|r| r[i]).unwrap_or(i);
-            &batch.x[r * d..(r + 1) * d]
-        };
+        let x_row = |i: usize| batch.x_row(i);
         let inv_n = T::of(1.0 / n.max(1) as f64);
         // Every element of delta is written below.
         let mut delta = if want_delta { scratch::take(n * d) } else { vec![] };
@@ -373,7 +351,7 @@ impl<'a, T: Real> Vae<'a, T> {
     }
 
     /// Per-sample reconstruction terms and KL with the given noise (one sample of z per x).
-    pub fn losses(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>) -> Result<Losses> {
+    pub fn losses(&self, batch: &Batch<'_, T>, eps: Vec<T>) -> Result<Losses> {
         self.check()?;
         let p = self.pass(batch, eps, false)?;
         Ok(Losses { recon: p.recon, kl: p.kl })
@@ -383,7 +361,7 @@ impl<'a, T: Real> Vae<'a, T> {
     /// (losses, encoder grads, decoder grads, class-mean grads). As in a training step, the encoder's
     /// first layer skips the batch's all-zero input columns (see zero_columns), so the per-sample
     /// losses may differ from [`Vae::losses`] in the last bits.
-    pub fn gradients(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>) -> Result<(Losses, Vec<LayerGrad<T>>, Vec<LayerGrad<T>>, Option<Vec<T>>)> {
+    pub fn gradients(&self, batch: &Batch<'_, T>, eps: Vec<T>) -> Result<(Losses, Vec<LayerGrad<T>>, Vec<LayerGrad<T>>, Option<Vec<T>>)> {
         self.check()?;
         let mut p = self.pass(batch, eps, true)?;
         let s = self.spec;
@@ -431,22 +409,21 @@ impl<'a, T: Real> Vae<'a, T> {
     /// Importance-sampled log-likelihood (the IWAE bound) of each sample with `n_importance` draws
     /// from q(z | x): `log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x)`, computed with log-sum-exp.
     /// Parallel over samples; each sample's draws come from its own stream.
-    pub fn log_likelihood(&self, batch: &VaeBatch<'_, T>, n_importance: usize, seed: u64) -> Result<Vec<f64>> {
+    pub fn log_likelihood(&self, batch: &Batch<'_, T>, n_importance: usize, seed: u64) -> Result<Vec<f64>> {
         self.check()?;
         if n_importance == 0 {
             return Err(KernelError::value("n_importance", "an integer >= 1", 0));
         }
         let s = self.spec;
-        let n = batch.len(s.n_features);
-        let labels = self.batch_labels(batch, n)?;
+        let labels = self.batch_labels(batch, s.n_features)?;
+        let n = batch.len();
         let (mu, log_var) = self.encode(batch)?;
         let (k, d) = (s.n_latent, s.n_features);
         const DRAWS_PER_BLOCK: usize = 256;
         Ok((0..n)
             .into_par_iter()
             .map(|i| {
-                let r = batch.rows.map(|r| r[i]).unwrap_or(i);
-                let x = &batch.x[r * d..(r + 1) * d];
+                let x = batch.x_row(i);
                 let (mu_i, lv_i) = (&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k]);
                 let prior = self.prior_mean(&labels, i);
                 let sum_lv: f64 = lv_i.iter().map(|v| v.f64()).sum();
@@ -517,7 +494,7 @@ impl<'a, T: Real> VaeMut<'a, T> {
 pub fn train_step<T: Real>(
     net: &mut VaeMut<'_, T>,
     slots: &mut [Vec<&mut [T]>],
-    batch: &VaeBatch<'_, T>,
+    batch: &Batch<'_, T>,
     opt: &Optimizer,
     weight_decay: f64,
     seed: u64,
@@ -527,18 +504,13 @@ pub fn train_step<T: Real>(
     if slots.len() != net.n_params() {
         return Err(KernelError::shape("optimizer state", format!("{} parameter arrays", net.n_params()), slots.len()));
     }
-    let n = batch.len(net.spec.n_features);
-    if n == 0 {
-        return Err(KernelError::value(if batch.rows.is_some() { "rows" } else { "x" }, "at least one sample in the minibatch", 0));
-    }
-    let d = net.spec.n_features;
-    match batch.rows {
-        Some(rows) => rows.iter().try_for_each(|&r| check_finite("x", &batch.x[r * d..(r + 1) * d]))?,
-        None => check_finite("x", &batch.x[..n * d])?,
-    }
+    net.view().check()?;
+    batch.check()?;
+    batch.check_not_empty()?;
+    batch.check_finite()?;
     let (losses, enc_grads, dec_grads, cm_grad) = {
         let view = net.view();
-        let eps = view.draw_eps(n, seed, step);
+        let eps = view.draw_eps(batch.len(), seed, step);
         view.gradients(batch, eps)?
     };
     let (loss, recon, kl) = losses.mean_loss();
@@ -598,7 +570,7 @@ mod tests {
             Vae { encoder: conv(&self.enc), decoder: conv(&self.dec), class_means: self.class_means.as_deref(), spec: self.spec }
         }
 
-        fn mean_loss(&self, batch: &VaeBatch<'_, f64>, eps: &[f64]) -> f64 {
+        fn mean_loss(&self, batch: &Batch<'_, f64>, eps: &[f64]) -> f64 {
             self.vae().losses(batch, eps.to_vec()).unwrap().mean_loss().0
         }
     }
@@ -613,7 +585,7 @@ mod tests {
             .collect();
         let labels = if zero_columns { vec![0usize, 2, 0, 2] } else { vec![0usize, 2, 1, 2] };
         let eps: Vec<f64> = (0..n * 2).map(|i| ((i * 13) % 7) as f64 / 3.0 - 1.0).collect();
-        let batch = VaeBatch { x: &x, labels: Some(&labels), rows: None };
+        let batch = Batch::new(&x, 6).labels(Some(&labels));
         {
             let vae = m.vae();
             let input = vae.encoder_input(&batch, &labels, n);
@@ -707,7 +679,7 @@ mod tests {
         let m = Owned::new(Likelihood::Bernoulli, Conditioning::None);
         let n = 8;
         let x: Vec<f64> = (0..n * 6).map(|i| ((i * 5) % 3 == 0) as u8 as f64).collect();
-        let batch = VaeBatch { x: &x, labels: None, rows: None };
+        let batch = Batch::new(&x, 6);
         let vae = m.vae();
         // Average ELBO over many eps: the IWAE estimate with K = 1 is an ELBO sample.
         let mut elbo = vec![0.0; n];
@@ -773,7 +745,7 @@ mod tests {
                     };
                     let mut slots: Vec<Vec<&mut [f64]>> = state.iter_mut().map(|s| s.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
                     let opt = Optimizer::Adam { learning_rate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
-                    let batch = VaeBatch { x: &x, labels: Some(&labels), rows: None };
+                    let batch = Batch::new(&x, 6).labels(Some(&labels));
                     losses.push(train_step(&mut net, &mut slots, &batch, &opt, 0.0, 11, t).unwrap().0);
                 }
             });

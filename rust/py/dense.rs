@@ -11,7 +11,8 @@ use super::errors::{ensure_allocatable, run, value_error};
 use super::kernels::dispatch;
 use crate::activations::Activation;
 use crate::sampling::StreamKey;
-use crate::dense::{self, Batch, Dropout, Layer, LayerMut, Loss};
+use crate::batch::Batch;
+use crate::dense::{self, Dropout, Layer, LayerMut, Loss};
 use crate::optim::{self, Optimizer};
 use crate::real::Real;
 use crate::rng::purpose;
@@ -229,7 +230,7 @@ fn gradients_impl<'py, T: Real + Element>(
     expect_shape("y", y.shape(), &[n, n_out])?;
     let (xs, ys) = (x.as_slice()?, y.as_slice()?);
     let (value, grads, gin) = run(py, "mlp_loss_gradients", n_jobs, || {
-        dense::loss_gradients(&layers, &Batch { x: xs, y: ys, n_features: d, n_targets: n_out, rows: None }, loss)
+        dense::loss_gradients(&layers, &Batch::new(xs, d).values(ys, n_out), loss)
     })?;
     let gw = PyList::empty(py);
     let gb = PyList::empty(py);
@@ -307,7 +308,7 @@ fn train_impl<T: Real + Element>(
     }
     let drop = (dropout > 0.0).then_some(Dropout { rate: dropout, key: StreamKey { seed, step, purpose: purpose::DROPOUT } });
     run(py, "mlp_train_step", n_jobs, || {
-        let batch = Batch { x: xs, y: ys, n_features: d, n_targets, rows: rows.as_deref() };
+        let batch = Batch::new(xs, d).values(ys, n_targets).rows(rows.as_deref());
         dense::train_step(&mut layers, &mut per_layer, &batch, loss, &opt, weight_decay, drop)
     })
 }

@@ -10,6 +10,7 @@ use super::errors::{ensure_allocatable, run, value_error};
 use super::kernels::dispatch;
 use crate::sampling::StreamKey;
 use crate::ais;
+use crate::batch::Batch;
 use crate::rbm::{self, CdSettings, Rbm, RbmState, Units};
 use crate::real::Real;
 use crate::rng::purpose;
@@ -395,7 +396,7 @@ fn cd_impl<T: Real + Element>(
         visible,
         hidden,
     };
-    run(py, "rbm_cd_step", n_jobs, || rbm::cd_step(&mut state, xs, rows.as_deref(), chain_slice, &settings, seed, step))
+    run(py, "rbm_cd_step", n_jobs, || rbm::cd_step(&mut state, &Batch::new(xs, nv).rows(rows.as_deref()), chain_slice, &settings, seed, step))
 }
 
 /// One CD-k step (PCD-k with h_samples, the persistent hidden chains) on the minibatch X[rows] (or all

@@ -13,7 +13,8 @@ use super::dense::{new_array, parse_optimizer, ChainIn, ChainOut, Slots};
 use super::errors::{ensure_allocatable, run, value_error};
 use super::kernels::dispatch;
 use crate::real::Real;
-use crate::vae::{self, Conditioning, Likelihood, Vae, VaeBatch, VaeMut, VaeSpec};
+use crate::batch::Batch;
+use crate::vae::{self, Conditioning, Likelihood, Vae, VaeMut, VaeSpec};
 
 /// The keyword settings shared by all VAE functions.
 #[derive(Clone, Copy)]
@@ -159,7 +160,7 @@ fn encode_impl<'py, T: Real + Element>(py: Python<'py>, net: NetArgs<'_, 'py>, s
     let vae = net.vae(s)?;
     let xs = x.as_slice()?;
     ensure_allocatable("vae_encode", n.saturating_mul(widths(&vae)), std::mem::size_of::<T>())?;
-    let (mu, lv) = run(py, "vae_encode", n_jobs, || vae.encode(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }))?;
+    let (mu, lv) = run(py, "vae_encode", n_jobs, || vae.encode(&Batch::new(xs, net.n_features).labels(labels.as_deref())))?;
     Ok((new_array(py, &[n, s.n_latent], mu)?, new_array(py, &[n, s.n_latent], lv)?))
 }
 
@@ -229,7 +230,7 @@ fn losses_impl<'py, T: Real + Element>(
     ensure_allocatable("vae_losses", n.saturating_mul(widths(&vae) + net.n_features), std::mem::size_of::<T>())?;
     let l = run(py, "vae_losses", n_jobs, || {
         let e = eps_vec.unwrap_or_else(|| vae.draw_eps(n, seed, step));
-        vae.losses(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }, e)
+        vae.losses(&Batch::new(xs, net.n_features).labels(labels.as_deref()), e)
     })?;
     Ok((new_array(py, &[n], l.recon)?, new_array(py, &[n], l.kl)?))
 }
@@ -266,7 +267,7 @@ fn gradients_impl<'py, T: Real + Element>(
     let vae = net.vae(s)?;
     let xs = x.as_slice()?;
     let e = eps.as_slice()?.to_vec();
-    let (losses, eg, dg, cg) = run(py, "vae_gradients", n_jobs, || vae.gradients(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }, e))?;
+    let (losses, eg, dg, cg) = run(py, "vae_gradients", n_jobs, || vae.gradients(&Batch::new(xs, net.n_features).labels(labels.as_deref()), e))?;
     let to_list = |grads: Vec<crate::dense::LayerGrad<T>>, layers: &[crate::dense::Layer<'_, T>]| -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for (g, l) in grads.into_iter().zip(layers) {
@@ -312,7 +313,7 @@ fn ll_impl<'py, T: Real + Element>(
     let vae = net.vae(s)?;
     let xs = x.as_slice()?;
     ensure_allocatable("vae_log_likelihood", n.saturating_mul(widths(&vae)), std::mem::size_of::<T>())?;
-    let out = run(py, "vae_log_likelihood", n_jobs, || vae.log_likelihood(&VaeBatch { x: xs, labels: labels.as_deref(), rows: None }, n_importance, seed))?;
+    let out = run(py, "vae_log_likelihood", n_jobs, || vae.log_likelihood(&Batch::new(xs, net.n_features).labels(labels.as_deref()), n_importance, seed))?;
     Ok(new_array(py, &[n], out)?)
 }
 
@@ -381,7 +382,7 @@ fn train_impl<'py, T: Real + Element>(
     };
     vae_mut.view().check().map_err(|e| value_error("vae", e))?;
     run(py, "vae_train_step", n_jobs, || {
-        let batch = VaeBatch { x: xs, labels: labels.as_deref(), rows: rows.as_deref() };
+        let batch = Batch::new(xs, n_features).labels(labels.as_deref()).rows(rows.as_deref());
         vae::train_step(&mut vae_mut, &mut slot_slices, &batch, &opt, weight_decay, seed, step)
     })
 }
