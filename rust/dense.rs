@@ -16,7 +16,7 @@ use crate::sampling::{bernoulli_chunk, StreamKey};
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gemm, Threads, View, ViewMut};
 use crate::batch::Batch;
-use crate::optim::{self, Optimizer};
+use crate::optim::{self, Update};
 use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
 use crate::scratch;
@@ -83,6 +83,15 @@ pub fn check_named_chain<T>(layers: &[Layer<'_, T>], n_features: usize, prefix: 
 pub struct Dropout {
     pub rate: f64,
     pub key: StreamKey,
+}
+
+impl Dropout {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.rate) {
+            return Err(KernelError::value("dropout", "in [0, 1)", self.rate));
+        }
+        Ok(())
+    }
 }
 
 /// What the backward pass needs from the forward pass.
@@ -383,32 +392,33 @@ fn forward_backward<T: Real>(
     Ok(Gradients { loss: loss_value, grads, input_grad: d_input })
 }
 
+/// How a training step of a chain runs: its loss, its optimiser step, and dropout on the hidden layers.
+#[derive(Clone, Copy, Debug)]
+pub struct Training {
+    pub loss: Loss,
+    pub update: Update,
+    pub dropout: Option<Dropout>,
+}
+
 /// One training step on a minibatch: forward (with optional dropout), loss, backward, and an
-/// optimiser update of every weight and bias in place. `slots[l]` holds the optimiser state of layer l:
-/// `opt.n_slots()` arrays for the weight, then as many for the bias. Weight decay applies to weights,
-/// not biases. Returns the mean loss of the minibatch (before the update).
-pub fn train_step<T: Real>(
-    layers: &mut [LayerMut<'_, T>],
-    slots: &mut [Vec<&mut [T]>],
-    batch: &Batch<'_, T>,
-    loss: Loss,
-    opt: &Optimizer,
-    weight_decay: f64,
-    dropout: Option<Dropout>,
-) -> Result<f64> {
-    opt.validate()?;
+/// optimiser update of every weight and bias in place. `slots[p]` holds the optimiser state of
+/// parameter p in the order [W0, b0, W1, b1, ...]. Weight decay applies to weights, not biases.
+/// Returns the mean loss of the minibatch (before the update).
+pub fn train_step<T: Real>(layers: &mut [LayerMut<'_, T>], slots: &mut [Vec<&mut [T]>], batch: &Batch<'_, T>, training: &Training) -> Result<f64> {
+    training.update.validate()?;
+    if let Some(d) = training.dropout {
+        d.validate()?;
+    }
+    let sizes: Vec<usize> = layers.iter().flat_map(|l| [l.weight.len(), l.bias.len()]).collect();
+    optim::check_state(&training.update.optimizer, slots, &sizes)?;
     batch.check_not_empty()?;
     let (loss_value, grads) = {
         let views: Vec<Layer<'_, T>> = layers.iter().map(|l| l.view()).collect();
-        let pass = forward_backward(&views, batch, loss, dropout, false, true)?;
+        let pass = forward_backward(&views, batch, training.loss, training.dropout, false, true)?;
         (pass.loss, pass.grads)
     };
-    let k = opt.n_slots();
-    for ((layer, g), s) in layers.iter_mut().zip(&grads).zip(slots.iter_mut()) {
-        let (w_slots, b_slots) = s.split_at_mut(k);
-        optim::step(opt, layer.weight, &g.weight, w_slots, weight_decay);
-        optim::step(opt, layer.bias, &g.bias, b_slots, 0.0);
-    }
+    let params = layers.iter_mut().zip(&grads).flat_map(|(l, g)| [(&mut *l.weight, &g.weight[..], true), (&mut *l.bias, &g.bias[..], false)]);
+    training.update.apply(slots, params);
     recycle_grads(grads);
     Ok(loss_value)
 }
@@ -416,7 +426,13 @@ pub fn train_step<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::Optimizer;
     use crate::threads::with_threads;
+
+    /// Plain gradient descent on `loss`, no momentum, decay or dropout.
+    fn sgd(loss: Loss, learning_rate: f64) -> Training {
+        Training { loss, update: Update { optimizer: Optimizer::Sgd { learning_rate, momentum: 0.0 }, weight_decay: 0.0 }, dropout: None }
+    }
 
     struct Net {
         weights: Vec<Vec<f64>>,
@@ -536,7 +552,7 @@ mod tests {
         let (mut weights, mut biases) = (net.weights.clone(), net.biases.clone());
         let mut state: Vec<Vec<f64>> = weights.iter().chain(&biases).map(|p| vec![0.0; p.len()]).collect();
         let (ws, bs) = state.split_at_mut(2);
-        let mut slots: Vec<Vec<&mut [f64]>> = ws.iter_mut().zip(bs.iter_mut()).map(|(w, b)| vec![w.as_mut_slice(), b.as_mut_slice()]).collect();
+        let mut slots: Vec<Vec<&mut [f64]>> = ws.iter_mut().zip(bs.iter_mut()).flat_map(|(w, b)| [vec![w.as_mut_slice()], vec![b.as_mut_slice()]]).collect();
         let (w_rest, b_rest) = (&mut weights[..], &mut biases[..]);
         let mut layers: Vec<LayerMut<'_, f64>> = w_rest
             .iter_mut()
@@ -544,8 +560,8 @@ mod tests {
             .enumerate()
             .map(|(l, (w, b))| LayerMut { weight: w, bias: b, n_in: sizes[l], n_out: sizes[l + 1], activation: acts[l] })
             .collect();
-        let opt = Optimizer::Sgd { learning_rate: 1.0, momentum: 0.0 };
-        let step_loss = train_step(&mut layers, &mut slots, &batch, Loss::SquaredError, &opt, 0.0, None).unwrap();
+        let training = sgd(Loss::SquaredError, 1.0);
+        let step_loss = train_step(&mut layers, &mut slots, &batch, &training).unwrap();
         assert!((step_loss - loss).abs() < 1e-12 * (1.0 + loss.abs()));
         for l in 0..2 {
             for (i, g) in grads[l].weight.iter().enumerate() {
@@ -572,15 +588,16 @@ mod tests {
             let mut last = 0.0;
             with_threads(threads, || {
                 for t in 1..=1500u64 {
-                    let (s0, rest) = st.split_at_mut(4);
-                    let mut slots: Vec<Vec<&mut [f32]>> = vec![s0.iter_mut().map(|v| v.as_mut_slice()).collect(), rest.iter_mut().map(|v| v.as_mut_slice()).collect()];
+                    // [m, v] of each of W0, b0, W1, b1.
+                    let mut slots: Vec<Vec<&mut [f32]>> = st.chunks_mut(2).map(|c| c.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
                     let mut layers = vec![
                         LayerMut { weight: &mut w0, bias: &mut b0, n_in: 2, n_out: 8, activation: Activation::Tanh },
                         LayerMut { weight: &mut w1, bias: &mut b1, n_in: 8, n_out: 1, activation: Activation::Identity },
                     ];
-                    let opt = Optimizer::Adam { learning_rate: 0.03, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
+                    let optimizer = Optimizer::Adam { learning_rate: 0.03, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
+                    let training = Training { loss: Loss::BinaryCrossEntropy, update: Update { optimizer, weight_decay: 0.0 }, dropout: None };
                     let batch = Batch::new(&x, 2).values(&y, 1);
-                    last = train_step(&mut layers, &mut slots, &batch, Loss::BinaryCrossEntropy, &opt, 0.0, None).unwrap();
+                    last = train_step(&mut layers, &mut slots, &batch, &training).unwrap();
                 }
             });
             (last, w0, w1)
@@ -620,10 +637,9 @@ mod tests {
         let x = vec![1e10f32, 1e10];
         let y = vec![0.0f32];
         let mut layers = vec![LayerMut { weight: &mut w, bias: &mut b, n_in: 2, n_out: 1, activation: Activation::Identity }];
-        let mut slots: Vec<Vec<&mut [f32]>> = vec![vec![&mut v1, &mut v2]];
-        let opt = Optimizer::Sgd { learning_rate: 0.1, momentum: 0.0 };
+        let mut slots: Vec<Vec<&mut [f32]>> = vec![vec![&mut v1], vec![&mut v2]];
         let batch = Batch::new(&x, 2).values(&y, 1);
-        let err = train_step(&mut layers, &mut slots, &batch, Loss::SquaredError, &opt, 0.0, None).unwrap_err();
+        let err = train_step(&mut layers, &mut slots, &batch, &sgd(Loss::SquaredError, 0.1)).unwrap_err();
         assert!(matches!(err, KernelError::NonFinite(_)));
         assert_eq!(w, vec![1e30f32; 2], "parameters untouched by a failed step");
     }

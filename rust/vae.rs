@@ -20,7 +20,7 @@ use crate::dense::{backward, check_named_chain, forward, forward_with, grad_buff
 use crate::error::{KernelError, Result};
 use crate::batch::Batch;
 use crate::linalg::{Threads, View};
-use crate::optim::{self, Optimizer};
+use crate::optim::{self, Update};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
 use crate::scratch;
@@ -482,28 +482,20 @@ impl<'a, T: Real> VaeMut<'a, T> {
         }
     }
 
-    /// How many parameter arrays the optimiser state covers: (W, b) per layer, then the class means.
-    pub fn n_params(&self) -> usize {
-        2 * (self.encoder.len() + self.decoder.len()) + usize::from(self.class_means.is_some())
+    /// The sizes of the parameter arrays the optimiser state covers, in its order: (W, b) of every
+    /// encoder then decoder layer, then the class means.
+    pub fn param_sizes(&self) -> Vec<usize> {
+        let layers = self.encoder.iter().chain(&self.decoder).flat_map(|l| [l.weight.len(), l.bias.len()]);
+        layers.chain(self.class_means.as_ref().map(|c| c.len())).collect()
     }
 }
 
 /// One training step: draw eps, forward, loss, backward, optimiser update of every parameter.
-/// `slots[p]` holds the optimiser state of parameter p in the order of [`VaeMut::n_params`].
+/// `slots[p]` holds the optimiser state of parameter p in the order of [`VaeMut::param_sizes`].
 /// Weight decay applies to the weight matrices only. Returns (loss, reconstruction, KL) means.
-pub fn train_step<T: Real>(
-    net: &mut VaeMut<'_, T>,
-    slots: &mut [Vec<&mut [T]>],
-    batch: &Batch<'_, T>,
-    opt: &Optimizer,
-    weight_decay: f64,
-    seed: u64,
-    step: u64,
-) -> Result<(f64, f64, f64)> {
-    opt.validate()?;
-    if slots.len() != net.n_params() {
-        return Err(KernelError::shape("optimizer state", format!("{} parameter arrays", net.n_params()), slots.len()));
-    }
+pub fn train_step<T: Real>(net: &mut VaeMut<'_, T>, slots: &mut [Vec<&mut [T]>], batch: &Batch<'_, T>, update: &Update, seed: u64, step: u64) -> Result<(f64, f64, f64)> {
+    update.validate()?;
+    optim::check_state(&update.optimizer, slots, &net.param_sizes())?;
     net.view().check()?;
     batch.check()?;
     batch.check_not_empty()?;
@@ -519,16 +511,10 @@ pub fn train_step<T: Real>(
             "the training loss is {loss}: the model diverged (try a smaller learning_rate)"
         )));
     }
-    let mut p = 0;
     let layers = net.encoder.iter_mut().zip(&enc_grads).chain(net.decoder.iter_mut().zip(&dec_grads));
-    for (layer, g) in layers {
-        optim::step(opt, layer.weight, &g.weight, &mut slots[p], weight_decay);
-        optim::step(opt, layer.bias, &g.bias, &mut slots[p + 1], 0.0);
-        p += 2;
-    }
-    if let (Some(cm), Some(g)) = (net.class_means.as_deref_mut(), cm_grad) {
-        optim::step(opt, cm, &g, &mut slots[p], 0.0);
-    }
+    let weights_and_biases = layers.flat_map(|(l, g)| [(&mut *l.weight, &g.weight[..], true), (&mut *l.bias, &g.bias[..], false)]);
+    let class_means = net.class_means.as_deref_mut().zip(cm_grad.as_deref()).map(|(p, g)| (p, g, false));
+    update.apply(slots, weights_and_biases.chain(class_means));
     recycle_grads(enc_grads);
     recycle_grads(dec_grads);
     Ok((loss, recon, kl))
@@ -744,9 +730,10 @@ mod tests {
                         spec: m.spec,
                     };
                     let mut slots: Vec<Vec<&mut [f64]>> = state.iter_mut().map(|s| s.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
-                    let opt = Optimizer::Adam { learning_rate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
+                    let optimizer = crate::optim::Optimizer::Adam { learning_rate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
+                    let update = Update { optimizer, weight_decay: 0.0 };
                     let batch = Batch::new(&x, 6).labels(Some(&labels));
-                    losses.push(train_step(&mut net, &mut slots, &batch, &opt, 0.0, 11, t).unwrap().0);
+                    losses.push(train_step(&mut net, &mut slots, &batch, &update, 11, t).unwrap().0);
                 }
             });
             (losses, m.class_means.clone().unwrap())

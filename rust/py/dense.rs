@@ -12,8 +12,8 @@ use super::kernels::dispatch;
 use crate::activations::Activation;
 use crate::sampling::StreamKey;
 use crate::batch::Batch;
-use crate::dense::{self, Dropout, Layer, LayerMut, Loss};
-use crate::optim::{self, Optimizer};
+use crate::dense::{self, Dropout, Layer, LayerMut, Loss, Training};
+use crate::optim::{self, Optimizer, Update};
 use crate::real::Real;
 use crate::rng::purpose;
 
@@ -294,22 +294,16 @@ fn train_impl<T: Real + Element>(
     if layers.last().map(|l| l.n_out) != Some(n_targets) {
         return Err(value_error("mlp_train_step", format!("y has {n_targets} columns but the last layer has {:?} outputs", layers.last().map(|l| l.n_out))));
     }
-    let flat = slots.slices()?;
-    let mut per_layer: Vec<Vec<&mut [T]>> = Vec::with_capacity(layers.len());
-    let mut it = flat.into_iter();
-    for _ in 0..layers.len() {
-        let mut s = it.next().unwrap_or_default();
-        s.extend(it.next().unwrap_or_default());
-        per_layer.push(s);
-    }
+    let mut per_param = slots.slices()?;
     let (xs, ys) = (x.as_slice()?, y.as_slice()?);
     if !(0.0..1.0).contains(&dropout) {
         return Err(value_error("dropout", format!("must be in [0, 1), got {dropout}")));
     }
     let drop = (dropout > 0.0).then_some(Dropout { rate: dropout, key: StreamKey { seed, step, purpose: purpose::DROPOUT } });
+    let training = Training { loss, update: Update { optimizer: opt, weight_decay }, dropout: drop };
     run(py, "mlp_train_step", n_jobs, || {
         let batch = Batch::new(xs, d).values(ys, n_targets).rows(rows.as_deref());
-        dense::train_step(&mut layers, &mut per_layer, &batch, loss, &opt, weight_decay, drop)
+        dense::train_step(&mut layers, &mut per_param, &batch, &training)
     })
 }
 

@@ -383,7 +383,7 @@ fn train_impl<'py, T: Real + Element>(
     vae_mut.view().check().map_err(|e| value_error("vae", e))?;
     run(py, "vae_train_step", n_jobs, || {
         let batch = Batch::new(xs, n_features).labels(labels.as_deref()).rows(rows.as_deref());
-        vae::train_step(&mut vae_mut, &mut slot_slices, &batch, &opt, weight_decay, seed, step)
+        vae::train_step(&mut vae_mut, &mut slot_slices, &batch, &crate::optim::Update { optimizer: opt, weight_decay }, seed, step)
     })
 }
 
