@@ -25,21 +25,3 @@ pub mod zero_columns;
 
 #[cfg(feature = "python")]
 mod py;
-
-/// The kernels allocate their working buffers per call (training steps reuse theirs through
-/// `scratch`). With the system allocator, buffers of a megabyte or more come from fresh mmap pages
-/// every time and the page faults cost about a millisecond per VAE step (benches/NOTES.md); mimalloc
-/// keeps and reuses freed pages, so memory stays flat and warm across calls.
-#[cfg(feature = "python")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[cfg(feature = "python")]
-use pyo3::prelude::*;
-
-/// The native module `deepgm._core`.
-#[cfg(feature = "python")]
-#[pymodule]
-fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    py::register(m)
-}

@@ -251,6 +251,22 @@ pub struct RbmState<'a, T> {
 }
 
 impl<'a, T: Real> RbmState<'a, T> {
+    /// Checks the parameters (see [`Rbm::check`]) and that each velocity has its parameter's size.
+    pub fn check(&self) -> Result<()> {
+        self.rbm().check()?;
+        let (nv, nh) = (self.n_visible, self.n_hidden);
+        for (name, len, want) in [
+            ("components_velocity", self.weight_velocity.len(), nh * nv),
+            ("intercept_visible_velocity", self.visible_velocity.len(), nv),
+            ("intercept_hidden_velocity", self.hidden_velocity.len(), nh),
+        ] {
+            if len != want {
+                return Err(KernelError::shape(name, format!("{want} values (the size of its parameter)"), format!("{len} values")));
+            }
+        }
+        Ok(())
+    }
+
     pub fn rbm(&self) -> Rbm<'_, T> {
         Rbm {
             weight: self.weight,
@@ -283,7 +299,7 @@ pub fn cd_step<T: Real>(
     step: u64,
 ) -> Result<()> {
     settings.validate()?;
-    state.rbm().check()?;
+    state.check()?;
     let (nv, nh) = (state.n_visible, state.n_hidden);
     if batch.n_features != nv {
         return Err(KernelError::shape("x", format!("{nv} columns (the visible units)"), format!("{} columns", batch.n_features)));
@@ -816,6 +832,29 @@ mod tests {
                 assert!(w == w1, "k={k} persistent={persistent}: {threads} threads differ from 1");
             }
         }
+    }
+
+    #[test]
+    fn cd_step_refuses_inputs_that_disagree_naming_them() {
+        let (nv, nh) = (4, 3);
+        let m = Owned::new(nv, nh, Units::Bernoulli, 0.1, 1);
+        let data = vec![0.0; 2 * nv];
+        let s = CdSettings { k: 1, learning_rate: 0.1, momentum: 0.0, weight_decay: 0.0 };
+        let error = |vb_len: usize, rows: Option<&[usize]>, chain_len: Option<usize>| {
+            let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
+            let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; vb_len], vec![0.0; nh]);
+            let mut chain = chain_len.map(|len| vec![0.0; len]);
+            let mut st = RbmState {
+                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
+                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
+                n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
+            };
+            cd_step(&mut st, &Batch::new(&data, nv).rows(rows), chain.as_deref_mut(), &s, 0, 0).unwrap_err().to_string()
+        };
+        assert!(error(nv + 1, None, None).starts_with("intercept_visible_velocity:"));
+        assert!(error(nv, Some(&[0, 2]), None).starts_with("rows:"));
+        assert!(error(nv, Some(&[]), None).starts_with("rows"));
+        assert!(error(nv, None, Some(nh + 1)).starts_with("h_samples:"));
     }
 
     #[test]

@@ -181,6 +181,9 @@ impl<'a, T: Real> Vae<'a, T> {
         if dec_out != s.n_features {
             return Err(KernelError::shape("decoder", format!("{} outputs", s.n_features), format!("{dec_out} outputs")));
         }
+        if s.needs_labels() && s.n_classes == 0 {
+            return Err(KernelError::value("n_classes", "an integer >= 1 for a conditional VAE", 0));
+        }
         if s.conditioning == Conditioning::PriorMean {
             let len = self.class_means.map(|c| c.len()).unwrap_or(0);
             if len != s.n_classes * s.n_latent || s.n_classes == 0 {
@@ -202,10 +205,12 @@ impl<'a, T: Real> Vae<'a, T> {
             return Err(KernelError::shape("x", format!("rows of {width} values"), format!("rows of {}", batch.n_features)));
         }
         batch.check()?;
-        if !self.spec.needs_labels() {
-            return Ok(vec![]);
-        }
-        let labels = batch.batch_labels().ok_or_else(|| KernelError::value("y", "class labels for a conditional VAE", "None"))?;
+        let labels = match (batch.batch_labels(), self.spec.needs_labels()) {
+            (None, false) => return Ok(vec![]),
+            (Some(labels), false) => return Err(KernelError::value("y", "None for a VAE without conditioning", format!("{} labels", labels.len()))),
+            (None, true) => return Err(KernelError::value("y", "class labels for a conditional VAE", "None")),
+            (Some(labels), true) => labels,
+        };
         if let Some(&bad) = labels.iter().find(|&&c| c >= self.spec.n_classes) {
             return Err(KernelError::Index { name: "y".into(), index: bad as i64, len: self.spec.n_classes });
         }
@@ -571,7 +576,8 @@ mod tests {
             .collect();
         let labels = if zero_columns { vec![0usize, 2, 0, 2] } else { vec![0usize, 2, 1, 2] };
         let eps: Vec<f64> = (0..n * 2).map(|i| ((i * 13) % 7) as f64 / 3.0 - 1.0).collect();
-        let batch = Batch::new(&x, 6).labels(Some(&labels));
+        // Labels for a conditional VAE only: a plain one refuses them.
+        let batch = Batch::new(&x, 6).labels((conditioning != Conditioning::None).then_some(&labels[..]));
         {
             let vae = m.vae();
             let input = vae.encoder_input(&batch, &labels, n);
