@@ -119,7 +119,7 @@ fn expf_poly(x: f32) -> f32 {
     let n = t - ROUND; // round(x / ln 2)
     let r = x - n * LN2_HI - n * LN2_LO; // |r| <= ln(2) / 2
     let p = ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r
-        + 5.000_000_1e-1;
+        + 5e-1;
     let y = p * r * r + r + 1.0;
     // 2^n from the integer in the low mantissa bits of t.
     let bits = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
@@ -269,7 +269,7 @@ impl LogSumExp {
     }
 
     /// The terms of both.
-    pub fn add(self, other: LogSumExp) -> Self {
+    pub fn merge(self, other: LogSumExp) -> Self {
         if self.max == f64::NEG_INFINITY {
             return other;
         }
@@ -484,13 +484,13 @@ mod tests {
         let xs: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin() * 5.0).collect();
         let want = xs.iter().map(|x| x.exp()).sum::<f64>().ln();
         let whole = LogSumExp::of(&xs);
-        let blocks = xs.chunks(7).fold(LogSumExp::EMPTY, |acc, b| acc.add(LogSumExp::of(b)));
+        let blocks = xs.chunks(7).fold(LogSumExp::EMPTY, |acc, b| acc.merge(LogSumExp::of(b)));
         assert!((whole.value() - want).abs() < 1e-12 && (blocks.value() - want).abs() < 1e-12);
         assert!((blocks.log_mean(50) - (want - 50f64.ln())).abs() < 1e-12);
         // Terms far beyond exp's range, and blocks of zeros (-inf) on either side.
-        let big = LogSumExp::of(&[1000.0, 1000.0]).add(LogSumExp::of(&[f64::NEG_INFINITY]));
+        let big = LogSumExp::of(&[1000.0, 1000.0]).merge(LogSumExp::of(&[f64::NEG_INFINITY]));
         assert!((big.value() - (1000.0 + 2f64.ln())).abs() < 1e-12);
-        assert_eq!(LogSumExp::EMPTY.add(LogSumExp::of(&[f64::NEG_INFINITY])).value(), f64::NEG_INFINITY);
+        assert_eq!(LogSumExp::EMPTY.merge(LogSumExp::of(&[f64::NEG_INFINITY])).value(), f64::NEG_INFINITY);
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Resul
             LogSumExp::of(&terms)
         })
         .collect();
-    let total = blocks.into_iter().fold(LogSumExp::EMPTY, LogSumExp::add);
+    let total = blocks.into_iter().fold(LogSumExp::EMPTY, LogSumExp::merge);
     Ok(total.value() + other.log_sum_constant(m))
 }
 
@@ -108,7 +108,7 @@ pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64]
     if base_bias.len() != nv {
         return Err(KernelError::shape("base_bias", format!("length {nv}"), format!("length {}", base_bias.len())));
     }
-    if betas.len() < 2 || betas[0] != 0.0 || *betas.last().unwrap() != 1.0 || betas.windows(2).any(|w| !(w[1] >= w[0])) {
+    if betas.len() < 2 || betas[0] != 0.0 || *betas.last().unwrap() != 1.0 || betas.windows(2).any(|w| w[1].is_nan() || w[1] < w[0]) {
         return Err(KernelError::value("betas", "a non-decreasing schedule from 0 to 1 with at least 2 entries", format!("{} values", betas.len())));
     }
     if n_chains == 0 {

@@ -80,7 +80,7 @@ impl<'a, T: Real> Batch<'a, T> {
     /// have one row (or label) per row of `x`.
     pub fn check(&self) -> Result<()> {
         let d = self.n_features;
-        if d == 0 || self.x.len() % d != 0 {
+        if d == 0 || !self.x.len().is_multiple_of(d) {
             return Err(KernelError::shape("x", format!("rows of {d} features"), format!("{} values", self.x.len())));
         }
         let n = self.n_rows();

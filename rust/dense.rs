@@ -477,7 +477,7 @@ mod tests {
         let batch = Batch::new(&x, sizes[0]).values(&target, *sizes.last().unwrap());
         let (_, grads, input_grad) = loss_gradients(&net.layers(), &batch, loss).unwrap();
         let h = 1e-6;
-        for l in 0..net.weights.len() {
+        for (l, g) in grads.iter().enumerate() {
             for i in 0..net.weights[l].len() {
                 let orig = net.weights[l][i];
                 net.weights[l][i] = orig + h;
@@ -486,7 +486,7 @@ mod tests {
                 let down = net.loss(&x, &target, loss);
                 net.weights[l][i] = orig;
                 let fd = (up - down) / (2.0 * h);
-                assert!((fd - grads[l].weight[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{loss:?} W{l}[{i}]: fd {fd} vs {}", grads[l].weight[i]);
+                assert!((fd - g.weight[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{loss:?} W{l}[{i}]: fd {fd} vs {}", g.weight[i]);
             }
             for i in 0..net.biases[l].len() {
                 let orig = net.biases[l][i];
@@ -496,7 +496,7 @@ mod tests {
                 let down = net.loss(&x, &target, loss);
                 net.biases[l][i] = orig;
                 let fd = (up - down) / (2.0 * h);
-                assert!((fd - grads[l].bias[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{loss:?} b{l}[{i}]: fd {fd} vs {}", grads[l].bias[i]);
+                assert!((fd - g.bias[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{loss:?} b{l}[{i}]: fd {fd} vs {}", g.bias[i]);
             }
         }
         // d loss / d input

@@ -328,11 +328,10 @@ mod tests {
     use proptest::prelude::*;
 
     /// Float64 oracle: the textbook triple loop.
-    fn naive(a: &[f64], ar: usize, ac: usize, ta: bool, b: &[f64], br: usize, bc: usize, tb: bool) -> Vec<f64> {
-        let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
-        let n = if tb { br } else { bc };
-        let at = |i: usize, p: usize| if ta { a[p * ac + i] } else { a[i * ac + p] };
-        let bt = |p: usize, j: usize| if tb { b[j * bc + p] } else { b[p * bc + j] };
+    fn naive(a: View<'_, f64>, b: View<'_, f64>) -> Vec<f64> {
+        let (m, k, n) = (a.rows_op(), a.cols_op(), b.cols_op());
+        let at = |i: usize, p: usize| if a.transposed { a.data[p * a.cols + i] } else { a.data[i * a.cols + p] };
+        let bt = |p: usize, j: usize| if b.transposed { b.data[j * b.cols + p] } else { b.data[p * b.cols + j] };
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -340,6 +339,12 @@ mod tests {
             }
         }
         c
+    }
+
+    /// `data` (rows, cols) as an operand, transposed if `transposed`.
+    fn operand<T: Real>(data: &[T], rows: usize, cols: usize, transposed: bool) -> View<'_, T> {
+        let view = View::new(data, rows, cols);
+        if transposed { view.t() } else { view }
     }
 
     fn filled(len: usize, salt: u64) -> Vec<f64> {
@@ -355,13 +360,10 @@ mod tests {
             let a = filled(ar * ac, 1);
             let b = filled(br * bc, 2);
             let c0 = filled(m * n, 3);
-            let ab = naive(&a, ar, ac, ta, &b, br, bc, tb);
+            let (av, bv) = (operand(&a, ar, ac, ta), operand(&b, br, bc, tb));
+            let ab = naive(av, bv);
             for &(alpha, beta) in &[(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
                 let mut c = c0.clone();
-                let mut av = View::new(&a, ar, ac);
-                let mut bv = View::new(&b, br, bc);
-                if ta { av = av.t(); }
-                if tb { bv = bv.t(); }
                 with_threads(2, || gemm(alpha, av, bv, beta, ViewMut::new(&mut c, m, n), Threads::Pool));
                 for i in 0..m * n {
                     let want = alpha * ab[i] + beta * c0[i];
@@ -415,8 +417,8 @@ mod tests {
         let x: Vec<f64> = (0..3 * 600).map(|v| v as f64).collect();
         let mut sums = vec![0.0; 600];
         with_threads(2, || column_sums(&x, 3, 600, &mut sums));
-        for j in 0..600 {
-            assert_eq!(sums[j], (j + (600 + j) + (1200 + j)) as f64);
+        for (j, &sum) in sums.iter().enumerate() {
+            assert_eq!(sum, (j + (600 + j) + (1200 + j)) as f64);
         }
         let mut g = vec![0.0; 2 * 600];
         gather_rows(&x, 600, &[2, 0], &mut g);
@@ -437,10 +439,7 @@ mod tests {
                 let c0: Vec<f32> = filled(m * n, 5).into_iter().map(|x| x as f32).collect();
                 let run = |t: usize, beta: f32| {
                     let mut c = c0.clone();
-                    let mut av = View::new(&a, ar, ac);
-                    let mut bv = View::new(&b, br, bc);
-                    if ta { av = av.t(); }
-                    if tb { bv = bv.t(); }
+                    let (av, bv) = (operand(&a, ar, ac, ta), operand(&b, br, bc, tb));
                     with_threads(t, || gemm(1.0, av, bv, beta, ViewMut::new(&mut c, m, n), Threads::Pool));
                     c
                 };
@@ -483,12 +482,9 @@ mod tests {
             let (br, bc) = if tb { (n, k) } else { (k, n) };
             let a = filled(ar * ac, salt);
             let b = filled(br * bc, salt + 7);
-            let want = naive(&a, ar, ac, ta, &b, br, bc, tb);
+            let (av, bv) = (operand(&a, ar, ac, ta), operand(&b, br, bc, tb));
+            let want = naive(av, bv);
             let mut c = vec![0.0; m * n];
-            let mut av = View::new(&a, ar, ac);
-            let mut bv = View::new(&b, br, bc);
-            if ta { av = av.t(); }
-            if tb { bv = bv.t(); }
             gemm(1.0, av, bv, 0.0, ViewMut::new(&mut c, m, n), Threads::Pool);
             for (x, y) in c.iter().zip(&want) {
                 prop_assert!((x - y).abs() < 1e-12);

@@ -479,9 +479,9 @@ mod tests {
         /// Energy E(v, h), float64, straight from the definition.
         pub fn energy(&self, v: &[f64], h: &[f64]) -> f64 {
             let mut e = 0.0;
-            for j in 0..self.nh {
+            for (j, &hj) in h.iter().enumerate() {
                 let wv: f64 = (0..self.nv).map(|i| self.w[j * self.nv + i] * v[i]).sum();
-                e -= h[j] * (wv + self.c[j]);
+                e -= hj * (wv + self.c[j]);
             }
             e + match self.visible {
                 Units::Bernoulli => -(0..self.nv).map(|i| self.b[i] * v[i]).sum::<f64>(),
@@ -732,7 +732,7 @@ mod tests {
         assert_eq!(w1, w2);
         assert_eq!(chain1, chain2);
         assert!(chain1.iter().all(|&x| x == 0.0 || x == 1.0));
-        assert!(chain1.iter().any(|&x| x == 1.0), "the chain moved");
+        assert!(chain1.contains(&1.0), "the chain moved");
     }
 
     #[test]

@@ -138,6 +138,15 @@ impl Losses {
     }
 }
 
+/// What [`Vae::gradients`] computes.
+pub struct Gradients<T> {
+    pub losses: Losses,
+    pub encoder: Vec<LayerGrad<T>>,
+    pub decoder: Vec<LayerGrad<T>>,
+    /// (n_classes, n_latent), for `PriorMean` conditioning.
+    pub class_means: Option<Vec<T>>,
+}
+
 /// `-log p(x | z)` of one sample given the decoder output (logits or means).
 #[inline]
 fn recon_nll<T: Real>(likelihood: Likelihood, x: &[T], out: &[T]) -> f64 {
@@ -362,11 +371,11 @@ impl<'a, T: Real> Vae<'a, T> {
         Ok(Losses { recon: p.recon, kl: p.kl })
     }
 
-    /// Mean loss and the gradients of every parameter for a batch and fixed noise `eps`:
-    /// (losses, encoder grads, decoder grads, class-mean grads). As in a training step, the encoder's
-    /// first layer skips the batch's all-zero input columns (see zero_columns), so the per-sample
-    /// losses may differ from [`Vae::losses`] in the last bits.
-    pub fn gradients(&self, batch: &Batch<'_, T>, eps: Vec<T>) -> Result<(Losses, Vec<LayerGrad<T>>, Vec<LayerGrad<T>>, Option<Vec<T>>)> {
+    /// The per-sample losses and the gradients of the mean loss for every parameter, for a batch and
+    /// fixed noise `eps`. As in a training step, the encoder's first layer skips the batch's all-zero
+    /// input columns (see zero_columns), so the per-sample losses may differ from [`Vae::losses`] in
+    /// the last bits.
+    pub fn gradients(&self, batch: &Batch<'_, T>, eps: Vec<T>) -> Result<Gradients<T>> {
         self.check()?;
         let mut p = self.pass(batch, eps, true)?;
         let s = self.spec;
@@ -408,7 +417,7 @@ impl<'a, T: Real> Vae<'a, T> {
         p.encoder.recycle();
         p.decoder.recycle();
         scratch::recycle(p.encoder_input);
-        Ok((Losses { recon: p.recon, kl: p.kl }, enc_grads, dec_grads, d_class_means))
+        Ok(Gradients { losses: Losses { recon: p.recon, kl: p.kl }, encoder: enc_grads, decoder: dec_grads, class_means: d_class_means })
     }
 
     /// Importance-sampled log-likelihood (the IWAE bound) of each sample with `n_importance` draws
@@ -460,7 +469,7 @@ impl<'a, T: Real> Vae<'a, T> {
                     for t in 0..m {
                         log_w[t] -= recon_nll(s.likelihood, x, &out[t * d..(t + 1) * d]);
                     }
-                    acc = acc.add(LogSumExp::of(&log_w));
+                    acc = acc.merge(LogSumExp::of(&log_w));
                     done += m;
                 }
                 acc.log_mean(n_importance)
@@ -505,7 +514,7 @@ pub fn train_step<T: Real>(net: &mut VaeMut<'_, T>, slots: &mut [Vec<&mut [T]>],
     batch.check()?;
     batch.check_not_empty()?;
     batch.check_finite()?;
-    let (losses, enc_grads, dec_grads, cm_grad) = {
+    let Gradients { losses, encoder: enc_grads, decoder: dec_grads, class_means: cm_grad } = {
         let view = net.view();
         let eps = view.draw_eps(batch.len(), seed, step);
         view.gradients(batch, eps)?
@@ -531,13 +540,16 @@ mod tests {
     use crate::activations::Activation;
 
     struct Owned {
-        enc: Vec<(Vec<f64>, Vec<f64>, usize, usize, Activation)>,
-        dec: Vec<(Vec<f64>, Vec<f64>, usize, usize, Activation)>,
+        enc: Vec<OwnedLayer>,
+        dec: Vec<OwnedLayer>,
         class_means: Option<Vec<f64>>,
         spec: VaeSpec,
     }
 
-    fn layer(n_in: usize, n_out: usize, act: Activation, salt: u64) -> (Vec<f64>, Vec<f64>, usize, usize, Activation) {
+    /// (weight, bias, n_in, n_out, activation)
+    type OwnedLayer = (Vec<f64>, Vec<f64>, usize, usize, Activation);
+
+    fn layer(n_in: usize, n_out: usize, act: Activation, salt: u64) -> OwnedLayer {
         let r = |i: u64, k: u64| ((((i + salt * 7919) * 2654435761 + k) % 10007) as f64 / 10007.0 - 0.5) * 2.0;
         ((0..(n_in * n_out) as u64).map(|i| r(i, 1) * 0.6).collect(), (0..n_out as u64).map(|i| r(i, 2) * 0.3).collect(), n_in, n_out, act)
     }
@@ -555,7 +567,7 @@ mod tests {
         }
 
         fn vae(&self) -> Vae<'_, f64> {
-            fn conv(ls: &[(Vec<f64>, Vec<f64>, usize, usize, Activation)]) -> Vec<Layer<'_, f64>> {
+            fn conv(ls: &[OwnedLayer]) -> Vec<Layer<'_, f64>> {
                 ls.iter().map(|(w, b, i, o, a)| Layer { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a }).collect()
             }
             Vae { encoder: conv(&self.enc), decoder: conv(&self.dec), class_means: self.class_means.as_deref(), spec: self.spec }
@@ -584,7 +596,7 @@ mod tests {
             let compacted = crate::zero_columns::compact(&input, n, &vae.encoder[0]).is_some();
             assert_eq!(compacted, zero_columns, "the test batch must (not) have skippable columns");
         }
-        let (_, eg, dg, cg) = m.vae().gradients(&batch, eps.clone()).unwrap();
+        let Gradients { encoder: eg, decoder: dg, class_means: cg, .. } = m.vae().gradients(&batch, eps.clone()).unwrap();
         let h = 1e-6;
         let tol = |fd: f64| 1e-6 * (1.0 + fd.abs());
         macro_rules! check_param {
@@ -601,13 +613,13 @@ mod tests {
                 }
             };
         }
-        for l in 0..m.enc.len() {
-            check_param!(m.enc[l].0, eg[l].weight, format!("enc W{l}"));
-            check_param!(m.enc[l].1, eg[l].bias, format!("enc b{l}"));
+        for (l, g) in eg.iter().enumerate() {
+            check_param!(m.enc[l].0, g.weight, format!("enc W{l}"));
+            check_param!(m.enc[l].1, g.bias, format!("enc b{l}"));
         }
-        for l in 0..m.dec.len() {
-            check_param!(m.dec[l].0, dg[l].weight, format!("dec W{l}"));
-            check_param!(m.dec[l].1, dg[l].bias, format!("dec b{l}"));
+        for (l, g) in dg.iter().enumerate() {
+            check_param!(m.dec[l].0, g.weight, format!("dec W{l}"));
+            check_param!(m.dec[l].1, g.bias, format!("dec b{l}"));
         }
         if let Some(g) = cg {
             let mut cm = m.class_means.take().unwrap();
@@ -677,8 +689,8 @@ mod tests {
         let mut elbo = vec![0.0; n];
         for s in 0..200 {
             let l = vae.losses(&batch, vae.draw_eps(n, 5, s)).unwrap();
-            for i in 0..n {
-                elbo[i] += -(l.recon[i] + l.kl[i]) / 200.0;
+            for (i, e) in elbo.iter_mut().enumerate() {
+                *e += -(l.recon[i] + l.kl[i]) / 200.0;
             }
         }
         let k1 = vae.log_likelihood(&batch, 1, 3).unwrap();

@@ -10,7 +10,6 @@
 #![allow(clippy::too_many_arguments, reason = "one Rust parameter per Python argument")]
 
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 
 use super::arrays::{count_arg, optional_seed, seed_arg, threads, units, SeedStep};
 use super::dense::{self, ChainArgs, OptimizerArgs};
@@ -452,8 +451,7 @@ vae_function!(
     #[pyfunction]
     #[pyo3(signature = (x, eps, encoder_weights, encoder_biases, encoder_activations, decoder_weights, decoder_biases, decoder_activations,
         class_means=None, *, y=None, n_latent, likelihood="bernoulli", decoder_variance=1.0, conditioning="none", n_classes=0, n_jobs=None))]
-    fn vae_gradients<'py>(py, x: &Bound<'py, PyAny>, eps: &Bound<'py, PyAny>; y: Option<&Bound<'py, PyAny>>)
-        -> (f64, Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyAny>);
+    fn vae_gradients<'py>(py, x: &Bound<'py, PyAny>, eps: &Bound<'py, PyAny>; y: Option<&Bound<'py, PyAny>>) -> vae::Gradients<'py>;
     |vae, n_jobs| vae::gradients(py, vae, x, y, eps, n_jobs)
 );
 

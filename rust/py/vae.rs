@@ -231,6 +231,9 @@ fn losses_typed<'py, T: Real + Element>(
     Ok((new_array(py, &[n], l.recon)?, new_array(py, &[n], l.kl)?))
 }
 
+/// (mean loss, [(dW, db) per encoder layer], [(dW, db) per decoder layer], d class_means or None).
+pub type Gradients<'py> = (f64, Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyAny>);
+
 pub fn gradients<'py>(
     py: Python<'py>,
     args: VaeArgs<'_, 'py>,
@@ -238,7 +241,7 @@ pub fn gradients<'py>(
     y: Option<&Bound<'py, PyAny>>,
     eps: &Bound<'py, PyAny>,
     n_jobs: usize,
-) -> PyResult<(f64, Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyAny>)> {
+) -> PyResult<Gradients<'py>> {
     dispatch!(args.dtype()?, gradients_typed(py, &args, x, y, eps, n_jobs))
 }
 
@@ -249,11 +252,11 @@ fn gradients_typed<'py, T: Real + Element>(
     y: Option<&Bound<'py, PyAny>>,
     eps: &Bound<'py, PyAny>,
     n_jobs: usize,
-) -> PyResult<(f64, Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyAny>)> {
+) -> PyResult<Gradients<'py>> {
     let inputs = Inputs::<T>::borrow(args, x, y)?;
     let eps = rows_of::<T>(eps, "eps", args.n_latent)?.as_slice()?.to_vec();
     let (vae, batch) = (inputs.net.vae(args)?, inputs.batch()?);
-    let (losses, eg, dg, cg) = run(py, "vae_gradients", n_jobs, || vae.gradients(&batch, eps))?;
+    let grads = run(py, "vae_gradients", n_jobs, || vae.gradients(&batch, eps))?;
     let to_list = |grads: Vec<LayerGrad<T>>, layers: &[Layer<'_, T>]| -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for (g, l) in grads.into_iter().zip(layers) {
@@ -261,13 +264,13 @@ fn gradients_typed<'py, T: Real + Element>(
         }
         Ok(list)
     };
-    let enc = to_list(eg, &vae.encoder)?;
-    let dec = to_list(dg, &vae.decoder)?;
-    let cm = match cg {
+    let enc = to_list(grads.encoder, &vae.encoder)?;
+    let dec = to_list(grads.decoder, &vae.decoder)?;
+    let cm = match grads.class_means {
         Some(g) => new_array(py, &[args.n_classes, args.n_latent], g)?,
         None => py.None().into_bound(py),
     };
-    Ok((losses.mean_loss().0, enc, dec, cm))
+    Ok((grads.losses.mean_loss().0, enc, dec, cm))
 }
 
 pub fn log_likelihood<'py>(
