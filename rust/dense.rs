@@ -8,6 +8,10 @@
 //! - squared error: `1/2 * sum_j (a_j - y_j)^2` (any output activation);
 //! - binary cross-entropy with logits: `sum_j softplus(z_j) - y_j z_j` (identity output, z = logits);
 //! - softmax cross-entropy: `logsumexp(z) - sum_j y_j z_j` for target rows summing to 1 (identity output).
+//!
+//! Backpropagation: with `delta = d(loss) / d(Z)` for a layer's pre-activations `Z = A_in W + b`,
+//! `dW = A_in^T delta`, `db = sum over rows of delta`, and the layer below receives
+//! `delta_in = (delta W^T) * f'(Z_in)` elementwise (times the dropout mask where dropout ran).
 
 use rayon::prelude::*;
 

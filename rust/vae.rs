@@ -10,7 +10,13 @@
 //!   class, so that `KL = 1/2 sum_i [(mu_i - mu_y,i)^2 + sigma_i^2 - log sigma_i^2 - 1]`. With `Concat`
 //!   conditioning the one-hot label is appended to the encoder's and the decoder's inputs.
 //!
-//! The loss of a minibatch is the mean over samples of `-ELBO = -log p(x | z) + KL`, in nats.
+//! The loss of a minibatch is the mean over samples of `-ELBO = -log p(x | z) + KL`, in nats. Its
+//! gradient reaches the encoder's outputs through z and the KL term:
+//! `dL/dmu = dL/dz + (mu - mu_y) / n` and `dL/dlog_var = dL/dz * eps * sigma / 2 + (sigma^2 - 1) / (2n)`
+//! (zero where log_var was clamped), and the class means get `-(mu - mu_y) / n`.
+//!
+//! The log-likelihood is estimated by importance sampling from q (the IWAE bound):
+//! `log p(x) ~ log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x)`, `z_k ~ q(z | x)`.
 
 use rayon::prelude::*;
 
