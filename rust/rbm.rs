@@ -29,7 +29,7 @@ use crate::rng::{purpose, stream, CHUNK};
 use crate::sampling::StreamKey;
 use crate::scratch;
 use crate::sparse;
-pub use crate::units::Units;
+use crate::units::Units;
 
 /// Read-only parameters of an RBM.
 #[derive(Clone, Copy, Debug)]

@@ -31,11 +31,6 @@ impl<T: Real> FirstLayer<T> {
         FirstLayer { compacted: if skip_zero_columns { compact(input, batch, layer) } else { None } }
     }
 
-    /// Whether the batch's all-zero columns are skipped.
-    pub fn is_compacted(&self) -> bool {
-        self.compacted.is_some()
-    }
-
     /// The chain `layers` with its first layer as this runs it.
     pub fn chain<'a>(&'a self, layers: &[Layer<'a, T>]) -> Vec<Layer<'a, T>> {
         let mut chain = layers.to_vec();
