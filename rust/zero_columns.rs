@@ -148,8 +148,9 @@ impl<T: Real> ZeroColumns<T> {
     pub fn expand_weight_grad(&self, compact_grad: Vec<T>) -> Vec<T> {
         let n_out = self.n_out;
         debug_assert_eq!(compact_grad.len(), self.kept.len() * n_out);
-        let mut full = scratch::take(self.n_in * n_out); // every row written below
-        // Row j of the full gradient: row r of the compact one if j is the r-th kept column, else 0.
+        // Row j of the full gradient (every row is written below): row r of the compact one if j is
+        // the r-th kept column, else 0.
+        let mut full = scratch::take(self.n_in * n_out);
         let mut source = vec![usize::MAX; self.n_in];
         self.kept.iter().enumerate().for_each(|(r, &j)| source[j] = r);
         if n_out > 0 {
