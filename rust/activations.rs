@@ -75,7 +75,11 @@ impl Activation {
                 T::one() - t * t
             }
             Activation::Relu => {
-                if x > T::zero() { T::one() } else { T::zero() }
+                if x > T::zero() {
+                    T::one()
+                } else {
+                    T::zero()
+                }
             }
             Activation::Softplus => sigmoid(x),
         }
@@ -89,7 +93,11 @@ impl Activation {
             Activation::Sigmoid => y * (T::one() - y),
             Activation::Tanh => T::one() - y * y,
             Activation::Relu => {
-                if y > T::zero() { T::one() } else { T::zero() }
+                if y > T::zero() {
+                    T::one()
+                } else {
+                    T::zero()
+                }
             }
             // softplus' = sigmoid(x) = 1 - exp(-y)
             Activation::Softplus => -(-y).exp_m1(),
@@ -118,8 +126,7 @@ fn expf_poly(x: f32) -> f32 {
     let t = x * LOG2E + ROUND;
     let n = t - ROUND; // round(x / ln 2)
     let r = x - n * LN2_HI - n * LN2_LO; // |r| <= ln(2) / 2
-    let p = ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r
-        + 5e-1;
+    let p = ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5e-1;
     let y = p * r * r + r + 1.0;
     // 2^n from the integer in the low mantissa bits of t.
     let bits = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
@@ -299,7 +306,11 @@ pub fn log_sigmoid<T: Real>(x: T) -> T {
 
 #[inline(always)]
 pub fn relu<T: Real>(x: T) -> T {
-    if x > T::zero() { x } else { T::zero() }
+    if x > T::zero() {
+        x
+    } else {
+        T::zero()
+    }
 }
 
 #[inline(always)]
@@ -393,8 +404,7 @@ mod tests {
         }
     }
 
-    const ALL: [Activation; 5] =
-        [Activation::Identity, Activation::Sigmoid, Activation::Tanh, Activation::Relu, Activation::Softplus];
+    const ALL: [Activation; 5] = [Activation::Identity, Activation::Sigmoid, Activation::Tanh, Activation::Relu, Activation::Softplus];
 
     #[test]
     fn values_and_derivatives_match_float64_oracle() {
@@ -405,7 +415,10 @@ mod tests {
                 let tol = |v: f64| 1e-12 * (1.0 + v.abs());
                 assert!((act.apply(x) - f).abs() <= tol(f), "{act:?}({x})");
                 assert!((act.derivative(x) - d).abs() <= tol(d), "{act:?}'({x})");
-                assert!((act.derivative_from_output(act.apply(x)) - d).abs() <= 1e-9 * (1.0 + d.abs()) || act == Activation::Softplus && x > 30.0);
+                assert!(
+                    (act.derivative_from_output(act.apply(x)) - d).abs() <= 1e-9 * (1.0 + d.abs())
+                        || act == Activation::Softplus && x > 30.0
+                );
                 // float32 kernels: relative error of a few ulp
                 let x32 = x as f32;
                 let (f32_want, _) = oracle(act, x32 as f64);
@@ -438,7 +451,14 @@ mod tests {
         while x < 120.0 {
             let want = if x > 30.0 { x + (-x).exp() } else { x.exp().ln_1p() };
             let got = softplus(x as f32) as f64;
-            let want32 = { let x = x as f32 as f64; if x > 30.0 { x + (-x).exp() } else { x.exp().ln_1p() } };
+            let want32 = {
+                let x = x as f32 as f64;
+                if x > 30.0 {
+                    x + (-x).exp()
+                } else {
+                    x.exp().ln_1p()
+                }
+            };
             worst = worst.max((got - want32).abs() / (1.0 + want.abs()));
             x += 0.00731;
         }

@@ -18,11 +18,11 @@ use crate::activations::{sigmoid, softplus, sum_f64, LogSumExp};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gemm, Threads, View, ViewMut};
 use crate::rbm::Rbm;
-use crate::units::Units;
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
 use crate::sampling::StreamKey;
 use crate::scratch;
+use crate::units::Units;
 
 fn require_bernoulli_hidden<T>(rbm: &Rbm<'_, T>) -> Result<()> {
     if rbm.hidden != Units::Bernoulli {
@@ -76,7 +76,8 @@ pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Resul
             let w = View::new(rbm.weight, nh, nv);
             let op_w = if enumerate_hidden { w } else { w.t() };
             gemm(T::one(), View::new(&states, count, n_units), op_w, T::zero(), ViewMut::new(&mut pre, count, m), Threads::Single);
-            let (own_bias, other_bias) = if enumerate_hidden { (rbm.hidden_bias, rbm.visible_bias) } else { (rbm.visible_bias, rbm.hidden_bias) };
+            let (own_bias, other_bias) =
+                if enumerate_hidden { (rbm.hidden_bias, rbm.visible_bias) } else { (rbm.visible_bias, rbm.hidden_bias) };
             let terms: Vec<f64> = (0..count)
                 .map(|s| {
                     let st = &states[s * n_units..(s + 1) * n_units];
@@ -110,7 +111,11 @@ pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64]
         return Err(KernelError::shape("base_bias", format!("length {nv}"), format!("length {}", base_bias.len())));
     }
     if betas.len() < 2 || betas[0] != 0.0 || *betas.last().unwrap() != 1.0 || betas.windows(2).any(|w| w[1].is_nan() || w[1] < w[0]) {
-        return Err(KernelError::value("betas", "a non-decreasing schedule from 0 to 1 with at least 2 entries", format!("{} values", betas.len())));
+        return Err(KernelError::value(
+            "betas",
+            "a non-decreasing schedule from 0 to 1 with at least 2 entries",
+            format!("{} values", betas.len()),
+        ));
     }
     if n_chains == 0 {
         return Err(KernelError::value("n_chains", "an integer >= 1", 0));
@@ -215,7 +220,15 @@ mod tests {
     fn exact_matches_brute_force_enumerating_either_layer() {
         for &(nv, nh) in &[(5, 3), (3, 6), (4, 4)] {
             let (w, b, c) = model(nv, nh, 1.0, nv as u64);
-            let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+            let rbm = Rbm {
+                weight: &w,
+                visible_bias: &b,
+                hidden_bias: &c,
+                n_visible: nv,
+                n_hidden: nh,
+                visible: Units::Bernoulli,
+                hidden: Units::Bernoulli,
+            };
             let got = log_partition_exact(&rbm, 20).unwrap();
             let want = brute_force(&w, &b, &c, nv, nh);
             assert!((got - want).abs() < 1e-10, "{nv}x{nh}: {got} vs {want}");
@@ -226,7 +239,15 @@ mod tests {
     fn exact_gaussian_matches_numerical_integration() {
         // One Gaussian visible unit, two hidden units: integrate exp(-F(v)) over v on a fine grid.
         let (w, b, c) = (vec![0.7, -1.1], vec![0.3], vec![0.2, -0.4]);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 1, n_hidden: 2, visible: Units::Gaussian, hidden: Units::Bernoulli };
+        let rbm = Rbm {
+            weight: &w,
+            visible_bias: &b,
+            hidden_bias: &c,
+            n_visible: 1,
+            n_hidden: 2,
+            visible: Units::Gaussian,
+            hidden: Units::Bernoulli,
+        };
         let got = log_partition_exact(&rbm, 20).unwrap();
         let (lo, hi, n) = (-15.0, 15.0, 300_000);
         let dx = (hi - lo) / n as f64;
@@ -243,7 +264,15 @@ mod tests {
     #[test]
     fn exact_refuses_large_layers() {
         let (w, b, c) = model(30, 25, 0.1, 1);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 30, n_hidden: 25, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+        let rbm = Rbm {
+            weight: &w,
+            visible_bias: &b,
+            hidden_bias: &c,
+            n_visible: 30,
+            n_hidden: 25,
+            visible: Units::Bernoulli,
+            hidden: Units::Bernoulli,
+        };
         assert!(log_partition_exact(&rbm, 20).is_err());
     }
 
@@ -272,7 +301,15 @@ mod tests {
         let (nv, nh) = (40, 10);
         let (w, mut b, c) = model(nv, nh, 0.5, 4);
         b.iter_mut().for_each(|b| *b -= 3.0);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+        let rbm = Rbm {
+            weight: &w,
+            visible_bias: &b,
+            hidden_bias: &c,
+            n_visible: nv,
+            n_hidden: nh,
+            visible: Units::Bernoulli,
+            hidden: Units::Bernoulli,
+        };
         let exact = log_partition_exact(&rbm, 20).unwrap();
         let lw = |threads: usize| crate::threads::with_threads(threads, || ais_log_weights(&rbm, &b, &schedule(1000), 64, 9).unwrap());
         let weights = lw(2);
@@ -285,7 +322,15 @@ mod tests {
     #[test]
     fn ais_is_thread_count_independent() {
         let (w, b, c) = model(12, 5, 1.0, 3);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 12, n_hidden: 5, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+        let rbm = Rbm {
+            weight: &w,
+            visible_bias: &b,
+            hidden_bias: &c,
+            n_visible: 12,
+            n_hidden: 5,
+            visible: Units::Bernoulli,
+            hidden: Units::Bernoulli,
+        };
         let base = vec![0.0; 12];
         let one = crate::threads::with_threads(1, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
         let two = crate::threads::with_threads(2, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
@@ -296,7 +341,15 @@ mod tests {
     #[test]
     fn ais_rejects_bad_schedules() {
         let (w, b, c) = model(3, 2, 1.0, 3);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 3, n_hidden: 2, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+        let rbm = Rbm {
+            weight: &w,
+            visible_bias: &b,
+            hidden_bias: &c,
+            n_visible: 3,
+            n_hidden: 2,
+            visible: Units::Bernoulli,
+            hidden: Units::Bernoulli,
+        };
         assert!(ais_log_weights(&rbm, &[0.0; 3], &[0.0, 0.5], 4, 0).is_err());
         assert!(ais_log_weights(&rbm, &[0.0; 3], &[0.0, 0.7, 0.5, 1.0], 4, 0).is_err());
         assert!(ais_log_weights(&rbm, &[0.0; 2], &[0.0, 1.0], 4, 0).is_err());

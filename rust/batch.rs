@@ -16,7 +16,10 @@ use crate::scratch;
 pub enum Targets<'a, T> {
     None,
     /// `y` (n, width): regression or classification outputs.
-    Values { y: &'a [T], width: usize },
+    Values {
+        y: &'a [T],
+        width: usize,
+    },
     /// One class label per row of `x`.
     Labels(&'a [usize]),
 }

@@ -16,13 +16,13 @@
 use rayon::prelude::*;
 
 use crate::activations::{bce_with_logits, bias_activation, Activation};
-use crate::sampling::{bernoulli_chunk, StreamKey};
+use crate::batch::Batch;
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gemm, Threads, View, ViewMut};
-use crate::batch::Batch;
 use crate::optim::{self, Update};
 use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
+use crate::sampling::{bernoulli_chunk, StreamKey};
 use crate::scratch;
 use crate::zero_columns::FirstLayer;
 
@@ -65,16 +65,32 @@ pub fn check_named_chain<T>(layers: &[Layer<'_, T>], n_features: usize, prefix: 
     for (l, layer) in layers.iter().enumerate() {
         if layer.n_in != width {
             let source = if l == 0 { "the input's width".to_string() } else { format!("the outputs of {prefix}weights[{}]", l - 1) };
-            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), format!("{width} rows ({source})"), format!("{} rows", layer.n_in)));
+            return Err(KernelError::shape(
+                &format!("{prefix}weights[{l}]"),
+                format!("{width} rows ({source})"),
+                format!("{} rows", layer.n_in),
+            ));
         }
         if layer.n_in == 0 || layer.n_out == 0 {
-            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), "at least one input and one output", format!("{}x{}", layer.n_in, layer.n_out)));
+            return Err(KernelError::shape(
+                &format!("{prefix}weights[{l}]"),
+                "at least one input and one output",
+                format!("{}x{}", layer.n_in, layer.n_out),
+            ));
         }
         if layer.weight.len() != layer.n_in * layer.n_out {
-            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), format!("{} values", layer.n_in * layer.n_out), layer.weight.len()));
+            return Err(KernelError::shape(
+                &format!("{prefix}weights[{l}]"),
+                format!("{} values", layer.n_in * layer.n_out),
+                layer.weight.len(),
+            ));
         }
         if layer.bias.len() != layer.n_out {
-            return Err(KernelError::shape(&format!("{prefix}biases[{l}]"), format!("length {}", layer.n_out), format!("length {}", layer.bias.len())));
+            return Err(KernelError::shape(
+                &format!("{prefix}biases[{l}]"),
+                format!("length {}", layer.n_out),
+                format!("length {}", layer.bias.len()),
+            ));
         }
         width = layer.n_out;
     }
@@ -134,7 +150,14 @@ pub fn forward_with<T: Real>(layers: &[Layer<'_, T>], input: View<'_, T>, dropou
         let mut z = scratch::take(batch * layer.n_out); // overwritten by the product
         {
             let a_in = if l == 0 { input } else { View::new(&outputs[l - 1], batch, layers[l - 1].n_out) };
-            gemm(T::one(), a_in, View::new(layer.weight, layer.n_in, layer.n_out), T::zero(), ViewMut::new(&mut z, batch, layer.n_out), threads);
+            gemm(
+                T::one(),
+                a_in,
+                View::new(layer.weight, layer.n_in, layer.n_out),
+                T::zero(),
+                ViewMut::new(&mut z, batch, layer.n_out),
+                threads,
+            );
         }
         bias_activation(layer.activation, &mut z, layer.n_out, layer.bias);
         let is_hidden = l + 1 < layers.len();
@@ -189,11 +212,7 @@ impl Loss {
     /// Losses on logits need a linear output layer.
     pub fn check_output(self, act: Activation) -> Result<()> {
         if self != Loss::SquaredError && act != Activation::Identity {
-            return Err(KernelError::value(
-                "activations[-1]",
-                "'identity' (the loss takes logits)",
-                format!("'{}'", act.name()),
-            ));
+            return Err(KernelError::value("activations[-1]", "'identity' (the loss takes logits)", format!("'{}'", act.name())));
         }
         Ok(())
     }
@@ -212,40 +231,36 @@ pub fn loss_and_delta<T: Real>(
 ) {
     let batch = per_sample.len();
     let inv_batch = T::of(1.0 / batch.max(1) as f64);
-    delta
-        .par_chunks_mut(n_out.max(1))
-        .zip(per_sample.par_iter_mut())
-        .enumerate()
-        .for_each(|(i, (d, ls))| {
-            let a = &output[i * n_out..(i + 1) * n_out];
-            let y = &target[i * n_out..(i + 1) * n_out];
-            *ls = match loss {
-                Loss::SquaredError => {
-                    let mut s = 0.0;
-                    for j in 0..n_out {
-                        let r = a[j] - y[j];
-                        s += 0.5 * (r * r).f64();
-                        d[j] = r * out_activation.derivative_from_output(a[j]) * inv_batch;
-                    }
-                    s
+    delta.par_chunks_mut(n_out.max(1)).zip(per_sample.par_iter_mut()).enumerate().for_each(|(i, (d, ls))| {
+        let a = &output[i * n_out..(i + 1) * n_out];
+        let y = &target[i * n_out..(i + 1) * n_out];
+        *ls = match loss {
+            Loss::SquaredError => {
+                let mut s = 0.0;
+                for j in 0..n_out {
+                    let r = a[j] - y[j];
+                    s += 0.5 * (r * r).f64();
+                    d[j] = r * out_activation.derivative_from_output(a[j]) * inv_batch;
                 }
-                Loss::BinaryCrossEntropy => bce_with_logits(y, a, Some(d), inv_batch),
-                Loss::SoftmaxCrossEntropy => {
-                    let max = a.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-                    let sum_exp: T = a.iter().map(|&v| (v - max).exp()).sum();
-                    let log_z = max + sum_exp.ln();
-                    let y_sum: T = y.iter().copied().sum();
-                    let mut s = 0.0;
-                    for j in 0..n_out {
-                        let p = (a[j] - log_z).exp();
-                        s -= (y[j] * (a[j] - log_z)).f64();
-                        // d/dz_j of logsumexp(z) * sum(y) - y.z
-                        d[j] = (p * y_sum - y[j]) * inv_batch;
-                    }
-                    s
+                s
+            }
+            Loss::BinaryCrossEntropy => bce_with_logits(y, a, Some(d), inv_batch),
+            Loss::SoftmaxCrossEntropy => {
+                let max = a.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+                let sum_exp: T = a.iter().map(|&v| (v - max).exp()).sum();
+                let log_z = max + sum_exp.ln();
+                let y_sum: T = y.iter().copied().sum();
+                let mut s = 0.0;
+                for j in 0..n_out {
+                    let p = (a[j] - log_z).exp();
+                    s -= (y[j] * (a[j] - log_z)).f64();
+                    // d/dz_j of logsumexp(z) * sum(y) - y.z
+                    d[j] = (p * y_sum - y[j]) * inv_batch;
                 }
-            };
-        });
+                s
+            }
+        };
+    });
 }
 
 /// Gradients of one layer: `weight` (n_in, n_out) and `bias` (n_out,).
@@ -272,14 +287,28 @@ pub fn backward<T: Real>(
         let a_in = if l == 0 { input } else { View::new(&acts.outputs[l - 1], batch, layers[l - 1].n_out) };
         let g = &mut grads[l];
         // dW = A_in^T delta: (n_in, n_out)
-        gemm(T::one(), a_in.t(), View::new(&delta, batch, layer.n_out), T::zero(), ViewMut::new(&mut g.weight, layer.n_in, layer.n_out), Threads::Pool);
+        gemm(
+            T::one(),
+            a_in.t(),
+            View::new(&delta, batch, layer.n_out),
+            T::zero(),
+            ViewMut::new(&mut g.weight, layer.n_in, layer.n_out),
+            Threads::Pool,
+        );
         column_sums(&delta, batch, layer.n_out, &mut g.bias);
         if l == 0 && input_grad.is_none() {
             break;
         }
         // delta_in = delta W^T: (batch, n_in)
         let mut delta_in = scratch::take(batch * layer.n_in); // overwritten by the product
-        gemm(T::one(), View::new(&delta, batch, layer.n_out), View::new(layer.weight, layer.n_in, layer.n_out).t(), T::zero(), ViewMut::new(&mut delta_in, batch, layer.n_in), Threads::Pool);
+        gemm(
+            T::one(),
+            View::new(&delta, batch, layer.n_out),
+            View::new(layer.weight, layer.n_in, layer.n_out).t(),
+            T::zero(),
+            ViewMut::new(&mut delta_in, batch, layer.n_in),
+            Threads::Pool,
+        );
         if l == 0 {
             if let Some(out) = input_grad.take() {
                 out.copy_from_slice(&delta_in);
@@ -294,16 +323,12 @@ pub fn backward<T: Real>(
             None => delta_in.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).for_each(|(d, a)| {
                 d.iter_mut().zip(a).for_each(|(d, &a)| *d *= below.activation.derivative_from_output(a));
             }),
-            Some(mask) => delta_in
-                .par_chunks_mut(CHUNK)
-                .zip(a.par_chunks(CHUNK))
-                .zip(mask.par_chunks(CHUNK))
-                .for_each(|((d, a), m)| {
-                    for ((d, &a), &m) in d.iter_mut().zip(a).zip(m) {
-                        // a = f(z) * m, so f(z) = a / m where the unit was kept.
-                        *d = if m == T::zero() { T::zero() } else { *d * m * below.activation.derivative_from_output(a / m) };
-                    }
-                }),
+            Some(mask) => delta_in.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(mask.par_chunks(CHUNK)).for_each(|((d, a), m)| {
+                for ((d, &a), &m) in d.iter_mut().zip(a).zip(m) {
+                    // a = f(z) * m, so f(z) = a / m where the unit was kept.
+                    *d = if m == T::zero() { T::zero() } else { *d * m * below.activation.derivative_from_output(a / m) };
+                }
+            }),
         }
         scratch::recycle(std::mem::replace(&mut delta, delta_in));
     }
@@ -362,7 +387,11 @@ fn forward_backward<T: Real>(
     batch.check()?;
     let (y_all, n_targets) = batch.target_values()?;
     if n_targets != last.n_out {
-        return Err(KernelError::shape("y", format!("{} columns (the outputs of the last layer)", last.n_out), format!("{n_targets} columns")));
+        return Err(KernelError::shape(
+            "y",
+            format!("{} columns (the outputs of the last layer)", last.n_out),
+            format!("{n_targets} columns"),
+        ));
     }
     let n = batch.len();
     let (xb, yb) = (batch.gathered_x(), batch.gathered_y());
@@ -383,9 +412,7 @@ fn forward_backward<T: Real>(
     loss_and_delta(loss, last.activation, acts.output(), y, last.n_out, &mut delta, &mut per_sample);
     let loss_value = per_sample.iter().sum::<f64>() / n.max(1) as f64;
     if training && !loss_value.is_finite() {
-        return Err(KernelError::NonFinite(format!(
-            "the training loss is {loss_value}: the model diverged (try a smaller learning rate)"
-        )));
+        return Err(KernelError::NonFinite(format!("the training loss is {loss_value}: the model diverged (try a smaller learning rate)")));
     }
     let mut grads = grad_buffers(&layers);
     let mut d_input = input_grad.then(|| vec![T::zero(); n * batch.n_features]);
@@ -408,7 +435,12 @@ pub struct Training {
 /// optimiser update of every weight and bias in place. `slots[p]` holds the optimiser state of
 /// parameter p in the order [W0, b0, W1, b1, ...]. Weight decay applies to weights, not biases.
 /// Returns the mean loss of the minibatch (before the update).
-pub fn train_step<T: Real>(layers: &mut [LayerMut<'_, T>], slots: &mut [Vec<&mut [T]>], batch: &Batch<'_, T>, training: &Training) -> Result<f64> {
+pub fn train_step<T: Real>(
+    layers: &mut [LayerMut<'_, T>],
+    slots: &mut [Vec<&mut [T]>],
+    batch: &Batch<'_, T>,
+    training: &Training,
+) -> Result<f64> {
     training.update.validate()?;
     if let Some(d) = training.dropout {
         d.validate()?;
@@ -421,7 +453,8 @@ pub fn train_step<T: Real>(layers: &mut [LayerMut<'_, T>], slots: &mut [Vec<&mut
         let pass = forward_backward(&views, batch, training.loss, training.dropout, false, true)?;
         (pass.loss, pass.grads)
     };
-    let params = layers.iter_mut().zip(&grads).flat_map(|(l, g)| [(&mut *l.weight, &g.weight[..], true), (&mut *l.bias, &g.bias[..], false)]);
+    let params =
+        layers.iter_mut().zip(&grads).flat_map(|(l, g)| [(&mut *l.weight, &g.weight[..], true), (&mut *l.bias, &g.bias[..], false)]);
     training.update.apply(slots, params);
     recycle_grads(grads);
     Ok(loss_value)
@@ -459,7 +492,13 @@ mod tests {
 
         fn layers(&self) -> Vec<Layer<'_, f64>> {
             (0..self.weights.len())
-                .map(|l| Layer { weight: &self.weights[l], bias: &self.biases[l], n_in: self.sizes[l], n_out: self.sizes[l + 1], activation: self.acts[l] })
+                .map(|l| Layer {
+                    weight: &self.weights[l],
+                    bias: &self.biases[l],
+                    n_in: self.sizes[l],
+                    n_out: self.sizes[l + 1],
+                    activation: self.acts[l],
+                })
                 .collect()
         }
 
@@ -556,7 +595,8 @@ mod tests {
         let (mut weights, mut biases) = (net.weights.clone(), net.biases.clone());
         let mut state: Vec<Vec<f64>> = weights.iter().chain(&biases).map(|p| vec![0.0; p.len()]).collect();
         let (ws, bs) = state.split_at_mut(2);
-        let mut slots: Vec<Vec<&mut [f64]>> = ws.iter_mut().zip(bs.iter_mut()).flat_map(|(w, b)| [vec![w.as_mut_slice()], vec![b.as_mut_slice()]]).collect();
+        let mut slots: Vec<Vec<&mut [f64]>> =
+            ws.iter_mut().zip(bs.iter_mut()).flat_map(|(w, b)| [vec![w.as_mut_slice()], vec![b.as_mut_slice()]]).collect();
         let (w_rest, b_rest) = (&mut weights[..], &mut biases[..]);
         let mut layers: Vec<LayerMut<'_, f64>> = w_rest
             .iter_mut()
@@ -588,18 +628,21 @@ mod tests {
             let mut b0 = vec![0.0f32; 8];
             let mut w1: Vec<f32> = (0..8).map(|i| ((i * 17 % 7) as f32 / 7.0 - 0.5) * 2.0).collect();
             let mut b1 = vec![0.0f32; 1];
-            let mut st: Vec<Vec<f32>> = vec![vec![0.0; 16], vec![0.0; 16], vec![0.0; 8], vec![0.0; 8], vec![0.0; 8], vec![0.0; 8], vec![0.0; 1], vec![0.0; 1]];
+            let mut st: Vec<Vec<f32>> =
+                vec![vec![0.0; 16], vec![0.0; 16], vec![0.0; 8], vec![0.0; 8], vec![0.0; 8], vec![0.0; 8], vec![0.0; 1], vec![0.0; 1]];
             let mut last = 0.0;
             with_threads(threads, || {
                 for t in 1..=1500u64 {
                     // [m, v] of each of W0, b0, W1, b1.
-                    let mut slots: Vec<Vec<&mut [f32]>> = st.chunks_mut(2).map(|c| c.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
+                    let mut slots: Vec<Vec<&mut [f32]>> =
+                        st.chunks_mut(2).map(|c| c.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
                     let mut layers = vec![
                         LayerMut { weight: &mut w0, bias: &mut b0, n_in: 2, n_out: 8, activation: Activation::Tanh },
                         LayerMut { weight: &mut w1, bias: &mut b1, n_in: 8, n_out: 1, activation: Activation::Identity },
                     ];
                     let optimizer = Optimizer::Adam { learning_rate: 0.03, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
-                    let training = Training { loss: Loss::BinaryCrossEntropy, update: Update { optimizer, weight_decay: 0.0 }, dropout: None };
+                    let training =
+                        Training { loss: Loss::BinaryCrossEntropy, update: Update { optimizer, weight_decay: 0.0 }, dropout: None };
                     let batch = Batch::new(&x, 2).values(&y, 1);
                     last = train_step(&mut layers, &mut slots, &batch, &training).unwrap();
                 }

@@ -42,11 +42,19 @@ impl<'a, T: Real> View<'a, T> {
     }
 
     pub fn rows_op(&self) -> usize {
-        if self.transposed { self.cols } else { self.rows }
+        if self.transposed {
+            self.cols
+        } else {
+            self.rows
+        }
     }
 
     pub fn cols_op(&self) -> usize {
-        if self.transposed { self.rows } else { self.cols }
+        if self.transposed {
+            self.rows
+        } else {
+            self.cols
+        }
     }
 
     fn faer(&self) -> MatRef<'a, T> {
@@ -55,7 +63,11 @@ impl<'a, T: Real> View<'a, T> {
         assert!(self.rows == 0 || self.cols == 0 || self.data.len() >= (self.rows - 1) * self.row_stride + self.cols);
         // SAFETY: every element (i, j), i < rows, j < cols, lies at i * row_stride + j < data.len().
         let m = unsafe { MatRef::from_raw_parts(self.data.as_ptr(), self.rows, self.cols, self.row_stride as isize, 1) };
-        if self.transposed { m.transpose() } else { m }
+        if self.transposed {
+            m.transpose()
+        } else {
+            m
+        }
     }
 }
 
@@ -122,9 +134,17 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
         let scale = |row: &mut [T]| scale_in_place(&mut row[..cols], beta);
         if n_threads > 1 && m * n >= 1 << 16 {
             use rayon::prelude::*;
-            c.data.par_chunks_mut(stride).for_each(|row| if row.len() >= cols { scale(row) });
+            c.data.par_chunks_mut(stride).for_each(|row| {
+                if row.len() >= cols {
+                    scale(row)
+                }
+            });
         } else {
-            c.data.chunks_mut(stride).take(m).for_each(|row| if row.len() >= cols { scale(row) });
+            c.data.chunks_mut(stride).take(m).for_each(|row| {
+                if row.len() >= cols {
+                    scale(row)
+                }
+            });
         }
     }
     let beta = if beta == T::zero() { T::zero() } else { T::one() };
@@ -241,7 +261,10 @@ pub fn transpose_into<T: Real>(src: &[T], rows: usize, cols: usize, dst: &mut [T
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: T is f32 (checked above), so the slices may be viewed as f32.
             let (src32, out32) = unsafe {
-                (std::slice::from_raw_parts(src.as_ptr() as *const f32, src.len()), std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len()))
+                (
+                    std::slice::from_raw_parts(src.as_ptr() as *const f32, src.len()),
+                    std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len()),
+                )
             };
             while r0 + 8 <= rows {
                 let mut c = 0;
@@ -344,7 +367,11 @@ mod tests {
     /// `data` (rows, cols) as an operand, transposed if `transposed`.
     fn operand<T: Real>(data: &[T], rows: usize, cols: usize, transposed: bool) -> View<'_, T> {
         let view = View::new(data, rows, cols);
-        if transposed { view.t() } else { view }
+        if transposed {
+            view.t()
+        } else {
+            view
+        }
     }
 
     fn filled(len: usize, salt: u64) -> Vec<f64> {
@@ -411,7 +438,6 @@ mod tests {
         assert_eq!(one, run(3));
     }
 
-
     #[test]
     fn column_sums_and_gather_rows() {
         let x: Vec<f64> = (0..3 * 600).map(|v| v as f64).collect();
@@ -429,7 +455,16 @@ mod tests {
     #[test]
     fn split_products_are_bit_identical_to_single_threaded_ones() {
         // The shapes of the models' products, with every transpose, for 1 to 4 threads.
-        let shapes = [(100, 784, 500), (100, 500, 784), (500, 784, 200), (128, 400, 784), (128, 784, 400), (784, 400, 128), (16, 2000, 64), (1000, 30, 250)];
+        let shapes = [
+            (100, 784, 500),
+            (100, 500, 784),
+            (500, 784, 200),
+            (128, 400, 784),
+            (128, 784, 400),
+            (784, 400, 128),
+            (16, 2000, 64),
+            (1000, 30, 250),
+        ];
         for &(m, k, n) in &shapes {
             for &(ta, tb) in &[(false, false), (true, false), (false, true)] {
                 let (ar, ac) = if ta { (k, m) } else { (m, k) };

@@ -38,10 +38,18 @@ impl Optimizer {
     /// Rejects settings outside their valid range.
     pub fn validate(&self) -> Result<()> {
         let positive = |name: &str, x: f64| {
-            if x.is_finite() && x > 0.0 { Ok(()) } else { Err(KernelError::value(name, "a finite number > 0", x)) }
+            if x.is_finite() && x > 0.0 {
+                Ok(())
+            } else {
+                Err(KernelError::value(name, "a finite number > 0", x))
+            }
         };
         let unit = |name: &str, x: f64| {
-            if (0.0..1.0).contains(&x) { Ok(()) } else { Err(KernelError::value(name, "in [0, 1)", x)) }
+            if (0.0..1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(KernelError::value(name, "in [0, 1)", x))
+            }
         };
         match *self {
             Optimizer::Sgd { learning_rate, momentum } => {
@@ -134,15 +142,12 @@ pub fn step<T: Real>(opt: &Optimizer, param: &mut [T], grad: &[T], slots: &mut [
             let eps = T::of(epsilon);
             let (m_slot, v_slot) = slots.split_at_mut(1);
             let (m, v) = (&mut *m_slot[0], &mut *v_slot[0]);
-            param
-                .par_chunks_mut(CHUNK)
-                .zip(m.par_chunks_mut(CHUNK))
-                .zip(v.par_chunks_mut(CHUNK))
-                .zip(grad.par_chunks(CHUNK))
-                .for_each(|(((p, m), v), g)| {
+            param.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).zip(grad.par_chunks(CHUNK)).for_each(
+                |(((p, m), v), g)| {
                     let k = AdamConstants { b1, b2, one_b1, one_b2, step_size, inv_c2, eps, wd };
                     adam_chunk(p, m, v, g, k)
-                });
+                },
+            );
         }
     }
 }
@@ -159,7 +164,11 @@ pub fn step<T: Real>(opt: &Optimizer, param: &mut [T], grad: &[T], slots: &mut [
 /// `x`, or 0 if `x` is subnormal (a branch-free select: the loops stay vectorised).
 #[inline(always)]
 fn flush_subnormal<T: Real>(x: T) -> T {
-    if x.abs() < T::min_positive_value() { T::zero() } else { x }
+    if x.abs() < T::min_positive_value() {
+        T::zero()
+    } else {
+        x
+    }
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]

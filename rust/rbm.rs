@@ -21,8 +21,8 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::activations::{log_sigmoid, softplus, sum_f64};
-use crate::error::{KernelError, Result};
 use crate::batch::Batch;
+use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gemm, transpose_into, Threads, View, ViewMut};
 use crate::real::{first_non_finite, Real};
 use crate::rng::{purpose, stream, CHUNK};
@@ -49,10 +49,18 @@ pub struct Rbm<'a, T> {
 impl<'a, T: Real> Rbm<'a, T> {
     pub fn check(&self) -> Result<()> {
         if self.n_visible == 0 || self.n_hidden == 0 {
-            return Err(KernelError::shape("components", "at least one visible and one hidden unit", format!("{}x{}", self.n_hidden, self.n_visible)));
+            return Err(KernelError::shape(
+                "components",
+                "at least one visible and one hidden unit",
+                format!("{}x{}", self.n_hidden, self.n_visible),
+            ));
         }
         if self.weight.len() != self.n_hidden * self.n_visible {
-            return Err(KernelError::shape("components", format!("{}x{}", self.n_hidden, self.n_visible), format!("{} values", self.weight.len())));
+            return Err(KernelError::shape(
+                "components",
+                format!("{}x{}", self.n_hidden, self.n_visible),
+                format!("{} values", self.weight.len()),
+            ));
         }
         if self.visible_bias.len() != self.n_visible {
             return Err(KernelError::shape("intercept_visible", format!("length {}", self.n_visible), self.visible_bias.len()));
@@ -473,7 +481,15 @@ mod tests {
         }
 
         pub fn rbm(&self) -> Rbm<'_, f64> {
-            Rbm { weight: &self.w, visible_bias: &self.b, hidden_bias: &self.c, n_visible: self.nv, n_hidden: self.nh, visible: self.visible, hidden: Units::Bernoulli }
+            Rbm {
+                weight: &self.w,
+                visible_bias: &self.b,
+                hidden_bias: &self.c,
+                n_visible: self.nv,
+                n_hidden: self.nh,
+                visible: self.visible,
+                hidden: Units::Bernoulli,
+            }
         }
 
         /// Energy E(v, h), float64, straight from the definition.
@@ -515,7 +531,15 @@ mod tests {
         // Two visible Bernoulli units, two linear hidden units: integrate exp(-E(v, h)) over h on a grid.
         let w = vec![0.8, -0.5, 0.3, 1.1];
         let (b, c) = (vec![0.2, -0.4], vec![0.5, -0.3]);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 2, n_hidden: 2, visible: Units::Bernoulli, hidden: Units::Gaussian };
+        let rbm = Rbm {
+            weight: &w,
+            visible_bias: &b,
+            hidden_bias: &c,
+            n_visible: 2,
+            n_hidden: 2,
+            visible: Units::Bernoulli,
+            hidden: Units::Gaussian,
+        };
         for v in [[0.0, 1.0], [1.0, 1.0]] {
             let mut f = vec![0.0];
             rbm.free_energy(&v, &mut f);
@@ -540,7 +564,15 @@ mod tests {
         let (nv, nh, n) = (3, 2, 20000);
         let w = vec![0.5, -1.0, 0.25, 1.5, 0.0, -0.5];
         let (b, c) = (vec![0.0; nv], vec![0.3, -0.2]);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Gaussian };
+        let rbm = Rbm {
+            weight: &w,
+            visible_bias: &b,
+            hidden_bias: &c,
+            n_visible: nv,
+            n_hidden: nh,
+            visible: Units::Bernoulli,
+            hidden: Units::Gaussian,
+        };
         let v: Vec<f64> = (0..n).flat_map(|_| [1.0, 0.0, 1.0]).collect();
         let mut mean = vec![0.0; n * nh];
         let mut s = vec![0.0; n * nh];
@@ -590,9 +622,16 @@ mod tests {
         let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
         let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
         let mut st = RbmState {
-            weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
-            weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-            n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
+            weight: &mut w,
+            visible_bias: &mut b,
+            hidden_bias: &mut c,
+            weight_velocity: &mut vw,
+            visible_velocity: &mut vb,
+            hidden_velocity: &mut vc,
+            n_visible: nv,
+            n_hidden: nh,
+            visible: Units::Bernoulli,
+            hidden: Units::Bernoulli,
         };
         let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
         cd_step(&mut st, &Batch::new(&data, nv), None, &settings, 77, 5).unwrap();
@@ -644,9 +683,16 @@ mod tests {
         let (mut w, mut vb, mut hb) = (m.w.clone(), m.b.clone(), m.c.clone());
         let (mut vw, mut vvb, mut vhb) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
         let mut st = RbmState {
-            weight: &mut w, visible_bias: &mut vb, hidden_bias: &mut hb,
-            weight_velocity: &mut vw, visible_velocity: &mut vvb, hidden_velocity: &mut vhb,
-            n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
+            weight: &mut w,
+            visible_bias: &mut vb,
+            hidden_bias: &mut hb,
+            weight_velocity: &mut vw,
+            visible_velocity: &mut vvb,
+            hidden_velocity: &mut vhb,
+            n_visible: nv,
+            n_hidden: nh,
+            visible: Units::Bernoulli,
+            hidden: Units::Bernoulli,
         };
         let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
         with_threads(2, || cd_step(&mut st, &Batch::new(&data, nv), Some(&mut chain), &settings, 91, 4)).unwrap();
@@ -686,11 +732,19 @@ mod tests {
             let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
             let (mut vw, mut vb, mut vc) = (vec![0.1; nv * nh], vec![0.0; nv], vec![0.0; nh]);
             let mut st = RbmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut c,
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut vc,
+                n_visible: nv,
+                n_hidden: nh,
+                visible: Units::Bernoulli,
+                hidden: Units::Bernoulli,
             };
-            cd_step(&mut st, &Batch::new(&data, nv), None, &CdSettings { k: 1, learning_rate: lr, momentum: mu, weight_decay: wd }, 1, 1).unwrap();
+            cd_step(&mut st, &Batch::new(&data, nv), None, &CdSettings { k: 1, learning_rate: lr, momentum: mu, weight_decay: wd }, 1, 1)
+                .unwrap();
             w
         };
         // The gradient G from a plain step: w1 = w0 + G (velocity 0.1 only enters through momentum).
@@ -715,9 +769,16 @@ mod tests {
             let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
             let mut chain = vec![0.0; 5 * nh];
             let mut st = RbmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut c,
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut vc,
+                n_visible: nv,
+                n_hidden: nh,
+                visible: Units::Bernoulli,
+                hidden: Units::Bernoulli,
             };
             let s = CdSettings { k: 2, learning_rate: 0.1, momentum: 0.0, weight_decay: 0.0 };
             if use_rows {
@@ -803,9 +864,16 @@ mod tests {
             let (mut b, mut c) = (vec![0.0f32; nv], vec![0.0f32; nh]);
             let (mut vw, mut vb, mut vc) = (vec![0.0f32; nv * nh], vec![0.0f32; nv], vec![0.0f32; nh]);
             let mut st = RbmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut c,
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut vc,
+                n_visible: nv,
+                n_hidden: nh,
+                visible: Units::Bernoulli,
+                hidden: Units::Bernoulli,
             };
             let s = CdSettings { k, learning_rate: 0.1, momentum: 0.5, weight_decay: 1e-4 };
             let mut chain = vec![0.0f32; 24 * nh];
@@ -845,9 +913,16 @@ mod tests {
             let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; vb_len], vec![0.0; nh]);
             let mut chain = chain_len.map(|len| vec![0.0; len]);
             let mut st = RbmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut c,
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut vc,
+                n_visible: nv,
+                n_hidden: nh,
+                visible: Units::Bernoulli,
+                hidden: Units::Bernoulli,
             };
             cd_step(&mut st, &Batch::new(&data, nv).rows(rows), chain.as_deref_mut(), &s, 0, 0).unwrap_err().to_string()
         };
@@ -864,9 +939,16 @@ mod tests {
         let (mut b, mut c) = (vec![0.0f32; nv], vec![0.0f32; nh]);
         let (mut vw, mut vb, mut vc) = (vec![0.0f32; nv * nh], vec![0.0f32; nv], vec![0.0f32; nh]);
         let mut st = RbmState {
-            weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c,
-            weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-            n_visible: nv, n_hidden: nh, visible: Units::Gaussian, hidden: Units::Bernoulli,
+            weight: &mut w,
+            visible_bias: &mut b,
+            hidden_bias: &mut c,
+            weight_velocity: &mut vw,
+            visible_velocity: &mut vb,
+            hidden_velocity: &mut vc,
+            n_visible: nv,
+            n_hidden: nh,
+            visible: Units::Gaussian,
+            hidden: Units::Bernoulli,
         };
         let data = vec![1e3f32; 2 * nv];
         let s = CdSettings { k: 1, learning_rate: 1e3, momentum: 0.0, weight_decay: 0.0 };

@@ -56,11 +56,7 @@ pub fn bernoulli_chunk<T: Real>(probs: &[T], samples: &mut [T], key: StreamKey, 
 
 /// Bernoulli draws: `samples[i] = 1 with probability probs[i]`.
 pub fn bernoulli<T: Real>(probs: &[T], samples: &mut [T], key: StreamKey) {
-    samples
-        .par_chunks_mut(CHUNK)
-        .zip(probs.par_chunks(CHUNK))
-        .enumerate()
-        .for_each(|(ci, (s, p))| bernoulli_chunk(p, s, key, ci));
+    samples.par_chunks_mut(CHUNK).zip(probs.par_chunks(CHUNK)).enumerate().for_each(|(ci, (s, p))| bernoulli_chunk(p, s, key, ci));
 }
 
 /// Reparameterised Gaussian draws: `out = mean + scale * eps`, `eps ~ N(0, 1)` elementwise; `eps` is
@@ -91,11 +87,7 @@ pub fn gaussian<T: Real>(mean: &[T], scale: &[T], out: &mut [T], eps_out: Option
         }
     };
     match eps_out {
-        Some(eps) => out
-            .par_chunks_mut(CHUNK)
-            .zip(eps.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(ci, (o, e))| body(ci, o, Some(e))),
+        Some(eps) => out.par_chunks_mut(CHUNK).zip(eps.par_chunks_mut(CHUNK)).enumerate().for_each(|(ci, (o, e))| body(ci, o, Some(e))),
         None => out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, o)| body(ci, o, None)),
     }
 }
@@ -114,7 +106,11 @@ mod tests {
     use crate::threads::with_threads;
 
     fn sigmoid64(x: f64) -> f64 {
-        if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) }
+        if x >= 0.0 {
+            1.0 / (1.0 + (-x).exp())
+        } else {
+            x.exp() / (1.0 + x.exp())
+        }
     }
 
     #[test]

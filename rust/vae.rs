@@ -21,14 +21,16 @@
 use rayon::prelude::*;
 
 use crate::activations::{bce_with_logits, exp_fast, sigmoid, LogSumExp};
-use crate::sampling::{self, StreamKey};
-use crate::dense::{backward, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut};
-use crate::error::{KernelError, Result};
 use crate::batch::Batch;
+use crate::dense::{
+    backward, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut,
+};
+use crate::error::{KernelError, Result};
 use crate::linalg::{Threads, View};
 use crate::optim::{self, Update};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
+use crate::sampling::{self, StreamKey};
 use crate::scratch;
 use crate::zero_columns::FirstLayer;
 
@@ -80,7 +82,11 @@ pub struct VaeSpec {
 
 impl VaeSpec {
     fn label_width(&self) -> usize {
-        if self.conditioning == Conditioning::Concat { self.n_classes } else { 0 }
+        if self.conditioning == Conditioning::Concat {
+            self.n_classes
+        } else {
+            0
+        }
     }
 
     pub fn encoder_inputs(&self) -> usize {
@@ -190,7 +196,11 @@ impl<'a, T: Real> Vae<'a, T> {
         check_named_chain(&self.decoder, s.decoder_inputs(), "decoder_")?;
         let enc_out = self.encoder.last().map(|l| l.n_out).unwrap_or(0);
         if enc_out != 2 * s.n_latent {
-            return Err(KernelError::shape("encoder", format!("{} outputs (mu and log_var)", 2 * s.n_latent), format!("{enc_out} outputs")));
+            return Err(KernelError::shape(
+                "encoder",
+                format!("{} outputs (mu and log_var)", 2 * s.n_latent),
+                format!("{enc_out} outputs"),
+            ));
         }
         let dec_out = self.decoder.last().map(|l| l.n_out).unwrap_or(0);
         if dec_out != s.n_features {
@@ -222,7 +232,9 @@ impl<'a, T: Real> Vae<'a, T> {
         batch.check()?;
         let labels = match (batch.batch_labels(), self.spec.needs_labels()) {
             (None, false) => return Ok(vec![]),
-            (Some(labels), false) => return Err(KernelError::value("y", "None for a VAE without conditioning", format!("{} labels", labels.len()))),
+            (Some(labels), false) => {
+                return Err(KernelError::value("y", "None for a VAE without conditioning", format!("{} labels", labels.len())))
+            }
             (None, true) => return Err(KernelError::value("y", "class labels for a conditional VAE", "None")),
             (Some(labels), true) => labels,
         };
@@ -326,7 +338,11 @@ impl<'a, T: Real> Vae<'a, T> {
         let labels = self.batch_labels(batch, s.n_features)?;
         let n = batch.len();
         if eps.len() != n * s.n_latent {
-            return Err(KernelError::shape("eps", format!("{n}x{} values (one row per sample)", s.n_latent), format!("{} values", eps.len())));
+            return Err(KernelError::shape(
+                "eps",
+                format!("{n}x{} values (one row per sample)", s.n_latent),
+                format!("{} values", eps.len()),
+            ));
         }
         let encoder_input = self.encoder_input(batch, &labels, n);
         let first_layer = FirstLayer::new(want_delta, &encoder_input, n, &self.encoder[0]);
@@ -359,8 +375,24 @@ impl<'a, T: Real> Vae<'a, T> {
             recon.par_iter_mut().enumerate().for_each(|(i, r)| *r = recon_nll(s.likelihood, x_row(i), &out[i * d..(i + 1) * d]));
         }
         let k = s.n_latent;
-        let kl: Vec<f64> = (0..n).map(|i| gaussian_kl(&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k], self.prior_mean(&labels, i))).collect();
-        Ok(Pass { batch: n, labels, encoder_input, first_layer, encoder, mu, sigma, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
+        let kl: Vec<f64> =
+            (0..n).map(|i| gaussian_kl(&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k], self.prior_mean(&labels, i))).collect();
+        Ok(Pass {
+            batch: n,
+            labels,
+            encoder_input,
+            first_layer,
+            encoder,
+            mu,
+            sigma,
+            log_var_in_range,
+            eps,
+            decoder_input,
+            decoder,
+            recon,
+            kl,
+            delta,
+        })
     }
 
     /// Standard normal noise for a batch of n at training step `step`.
@@ -390,7 +422,14 @@ impl<'a, T: Real> Vae<'a, T> {
         let delta = std::mem::take(&mut p.delta);
         let mut dec_grads = grad_buffers(&self.decoder);
         let mut d_dec_input = vec![T::zero(); n * s.decoder_inputs()];
-        backward(&self.decoder, View::new(&p.decoder_input, n, s.decoder_inputs()), &p.decoder, delta, &mut dec_grads, Some(&mut d_dec_input));
+        backward(
+            &self.decoder,
+            View::new(&p.decoder_input, n, s.decoder_inputs()),
+            &p.decoder,
+            delta,
+            &mut dec_grads,
+            Some(&mut d_dec_input),
+        );
 
         // Through z = mu + exp(log_var / 2) * eps, plus the KL term.
         let w = s.decoder_inputs();
@@ -513,7 +552,14 @@ impl<'a, T: Real> VaeMut<'a, T> {
 /// One training step: draw eps, forward, loss, backward, optimiser update of every parameter.
 /// `slots[p]` holds the optimiser state of parameter p in the order of [`VaeMut::param_sizes`].
 /// Weight decay applies to the weight matrices only. Returns (loss, reconstruction, KL) means.
-pub fn train_step<T: Real>(net: &mut VaeMut<'_, T>, slots: &mut [Vec<&mut [T]>], batch: &Batch<'_, T>, update: &Update, seed: u64, step: u64) -> Result<(f64, f64, f64)> {
+pub fn train_step<T: Real>(
+    net: &mut VaeMut<'_, T>,
+    slots: &mut [Vec<&mut [T]>],
+    batch: &Batch<'_, T>,
+    update: &Update,
+    seed: u64,
+    step: u64,
+) -> Result<(f64, f64, f64)> {
     update.validate()?;
     optim::check_state(&update.optimizer, slots, &net.param_sizes())?;
     net.view().check()?;
@@ -527,9 +573,7 @@ pub fn train_step<T: Real>(net: &mut VaeMut<'_, T>, slots: &mut [Vec<&mut [T]>],
     };
     let (loss, recon, kl) = losses.mean_loss();
     if !loss.is_finite() {
-        return Err(KernelError::NonFinite(format!(
-            "the training loss is {loss}: the model diverged (try a smaller learning_rate)"
-        )));
+        return Err(KernelError::NonFinite(format!("the training loss is {loss}: the model diverged (try a smaller learning_rate)")));
     }
     let layers = net.encoder.iter_mut().zip(&enc_grads).chain(net.decoder.iter_mut().zip(&dec_grads));
     let weights_and_biases = layers.flat_map(|(l, g)| [(&mut *l.weight, &g.weight[..], true), (&mut *l.bias, &g.bias[..], false)]);
@@ -740,7 +784,8 @@ mod tests {
             let x: Vec<f64> = (0..n * 6).map(|i| ((i / 6) % 3 == (i % 6) % 3) as u8 as f64).collect();
             let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
             let mut state: Vec<Vec<Vec<f64>>> = vec![];
-            let sizes: Vec<usize> = m.enc.iter().chain(&m.dec).flat_map(|l| [l.0.len(), l.1.len()]).chain([m.class_means.as_ref().unwrap().len()]).collect();
+            let sizes: Vec<usize> =
+                m.enc.iter().chain(&m.dec).flat_map(|l| [l.0.len(), l.1.len()]).chain([m.class_means.as_ref().unwrap().len()]).collect();
             for s in &sizes {
                 state.push(vec![vec![0.0; *s], vec![0.0; *s]]);
             }
@@ -748,12 +793,21 @@ mod tests {
             crate::threads::with_threads(threads, || {
                 for t in 1..=300u64 {
                     let mut net = VaeMut {
-                        encoder: m.enc.iter_mut().map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a }).collect(),
-                        decoder: m.dec.iter_mut().map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a }).collect(),
+                        encoder: m
+                            .enc
+                            .iter_mut()
+                            .map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a })
+                            .collect(),
+                        decoder: m
+                            .dec
+                            .iter_mut()
+                            .map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a })
+                            .collect(),
                         class_means: m.class_means.as_deref_mut(),
                         spec: m.spec,
                     };
-                    let mut slots: Vec<Vec<&mut [f64]>> = state.iter_mut().map(|s| s.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
+                    let mut slots: Vec<Vec<&mut [f64]>> =
+                        state.iter_mut().map(|s| s.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
                     let optimizer = crate::optim::Optimizer::Adam { learning_rate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
                     let update = Update { optimizer, weight_decay: 0.0 };
                     let batch = Batch::new(&x, 6).labels(Some(&labels));

@@ -94,7 +94,8 @@ pub fn compact<T: Real>(input: &[T], batch: usize, layer: &Layer<'_, T>) -> Opti
     }
     // The kept columns as runs `start..end` (MNIST's are the middle spans of the image rows, ~20
     // per batch): the batch's rows are gathered a run at a time.
-    let skipped_rows_finite = (0..n_in).filter(|&j| !nonzero[j]).all(|j| first_non_finite(&layer.weight[j * n_out..(j + 1) * n_out]).is_none());
+    let skipped_rows_finite =
+        (0..n_in).filter(|&j| !nonzero[j]).all(|j| first_non_finite(&layer.weight[j * n_out..(j + 1) * n_out]).is_none());
     if !skipped_rows_finite {
         return None;
     }
@@ -122,7 +123,10 @@ pub fn compact<T: Real>(input: &[T], batch: usize, layer: &Layer<'_, T>) -> Opti
     let kept: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
     let mut weight = scratch::take(width * n_out); // every row written below
     if n_out > 0 {
-        weight.par_chunks_mut(n_out).zip(kept.par_iter()).for_each(|(dst, &j)| dst.copy_from_slice(&layer.weight[j * n_out..(j + 1) * n_out]));
+        weight
+            .par_chunks_mut(n_out)
+            .zip(kept.par_iter())
+            .for_each(|(dst, &j)| dst.copy_from_slice(&layer.weight[j * n_out..(j + 1) * n_out]));
     }
     Some(ZeroColumns { kept, n_in, n_out, input: compact_input, weight })
 }

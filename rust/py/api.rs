@@ -43,7 +43,13 @@ fn gemm(
 /// 'softplus'; returns a new array of x's shape and dtype.
 #[pyfunction]
 #[pyo3(signature = (x, name, *, derivative=false, n_jobs=None))]
-fn activation<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, name: &str, derivative: bool, n_jobs: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
+fn activation<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    name: &str,
+    derivative: bool,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
     kernels::activation(py, x, name, derivative, threads(n_jobs)?)
 }
 
@@ -97,7 +103,11 @@ fn effective_n_jobs(n_jobs: Option<i64>) -> PyResult<usize> {
 fn _panic_for_testing(py: Python<'_>) -> PyResult<()> {
     run(py, "_panic_for_testing", 2, || -> crate::error::Result<()> {
         use rayon::prelude::*;
-        (0..4).into_par_iter().for_each(|i| if i == 3 { panic!("deliberate panic in a worker thread") });
+        (0..4).into_par_iter().for_each(|i| {
+            if i == 3 {
+                panic!("deliberate panic in a worker thread")
+            }
+        });
         Ok(())
     })
 }
@@ -216,7 +226,13 @@ fn rbm_hidden<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let step = count_arg(step, "step", 0)? as u64;
     let draw = optional_seed(seed, "seed")?.map(|seed| SeedStep { seed, step });
-    let model = RbmArgs { components, intercept_visible: None, intercept_hidden: Some(intercept_hidden), visible: Units::Bernoulli, hidden: units(hidden, "hidden")? };
+    let model = RbmArgs {
+        components,
+        intercept_visible: None,
+        intercept_hidden: Some(intercept_hidden),
+        visible: Units::Bernoulli,
+        hidden: units(hidden, "hidden")?,
+    };
     rbm::hidden(py, model, v, draw, threads(n_jobs)?)
 }
 
@@ -235,7 +251,13 @@ fn rbm_visible<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let step = count_arg(step, "step", 0)? as u64;
     let draw = optional_seed(seed, "seed")?.map(|seed| SeedStep { seed, step });
-    let model = RbmArgs { components, intercept_visible: Some(intercept_visible), intercept_hidden: None, visible: units(visible, "visible")?, hidden: Units::Bernoulli };
+    let model = RbmArgs {
+        components,
+        intercept_visible: Some(intercept_visible),
+        intercept_hidden: None,
+        visible: units(visible, "visible")?,
+        hidden: Units::Bernoulli,
+    };
     rbm::visible(py, model, h, draw, threads(n_jobs)?)
 }
 
@@ -328,7 +350,8 @@ fn rbm_cd_step(
 ) -> PyResult<()> {
     let draw = SeedStep::parse(seed, step)?;
     let settings = CdSettings { k: count_arg(k, "k", 1)?, learning_rate, momentum, weight_decay };
-    let params = [components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity, intercept_hidden_velocity];
+    let params =
+        [components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity, intercept_hidden_velocity];
     let (visible, hidden) = (units(visible, "visible")?, units(hidden, "hidden")?);
     rbm::cd_step(py, CdStep { x, params, visible, hidden, rows, h_samples, settings, draw }, threads(n_jobs)?)
 }
@@ -494,7 +517,12 @@ vae_function!(
 /// KL(N(mu, diag exp(log_var)) || N(prior_mean, I)) per row (float64).
 #[pyfunction]
 #[pyo3(signature = (mu, log_var, prior_mean=None))]
-fn gaussian_kl<'py>(py: Python<'py>, mu: &Bound<'py, PyAny>, log_var: &Bound<'py, PyAny>, prior_mean: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+fn gaussian_kl<'py>(
+    py: Python<'py>,
+    mu: &Bound<'py, PyAny>,
+    log_var: &Bound<'py, PyAny>,
+    prior_mean: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     vae::gaussian_kl(py, mu, log_var, prior_mean)
 }
 

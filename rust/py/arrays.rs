@@ -8,7 +8,10 @@
 //! must agree, values in range) and their errors reach Python through `errors`.
 
 use numpy::ndarray::{ArrayD, IxDyn};
-use numpy::{Element, IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    Element, IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -41,8 +44,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn untyped<'a, 'py>(obj: &'a Bound<'py, PyAny>, name: &str) -> PyResult<&'a Bound<'py, PyUntypedArray>> {
-    obj.cast::<PyUntypedArray>()
-        .map_err(|_| PyTypeError::new_err(format!("{name} must be a numpy.ndarray, got {}", type_name(obj))))
+    obj.cast::<PyUntypedArray>().map_err(|_| PyTypeError::new_err(format!("{name} must be a numpy.ndarray, got {}", type_name(obj))))
 }
 
 /// The float type of array `obj`: float32 or float64, else a `TypeError`.
@@ -98,9 +100,7 @@ pub fn input<'py, T: Element + Real>(obj: &Bound<'py, PyAny>, name: &str, ndim: 
             index[d] = rest % len.max(1);
             rest /= len.max(1);
         }
-        return Err(PyValueError::new_err(format!(
-            "{name} must hold finite values (no NaN or infinity); got {value} at index {index:?}"
-        )));
+        return Err(PyValueError::new_err(format!("{name} must hold finite values (no NaN or infinity); got {value} at index {index:?}")));
     }
     Ok(arr)
 }
@@ -108,17 +108,15 @@ pub fn input<'py, T: Element + Real>(obj: &Bound<'py, PyAny>, name: &str, ndim: 
 /// [`input`] without the finiteness check: for the training steps, which read only the minibatch's
 /// rows of a (possibly huge) array and check those, and for `gemm`, which like BLAS propagates them.
 pub fn input_unchecked<'py, T: Element>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
-    typed::<T>(obj, name, ndim)?
-        .try_readonly()
-        .map_err(|e| PyValueError::new_err(format!("{name} cannot be read: {e}")))
+    typed::<T>(obj, name, ndim)?.try_readonly().map_err(|e| PyValueError::new_err(format!("{name} cannot be read: {e}")))
 }
 
 /// A writable borrow of a C-contiguous `ndim`-D array of element type T (fails if the array is
 /// read-only or already borrowed by another argument of the same call).
 pub fn output<'py, T: Element>(obj: &Bound<'py, PyAny>, name: &str, ndim: usize) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
-    typed::<T>(obj, name, ndim)?.try_readwrite().map_err(|e| {
-        PyValueError::new_err(format!("{name} must be a writeable array not passed twice to the same call ({e})"))
-    })
+    typed::<T>(obj, name, ndim)?
+        .try_readwrite()
+        .map_err(|e| PyValueError::new_err(format!("{name} must be a writeable array not passed twice to the same call ({e})")))
 }
 
 /// A read-only borrow of a finite 2-D array whose rows have `width` values.
@@ -168,7 +166,8 @@ pub fn indices(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<usize>> {
     if kind != b'i' && kind != b'u' {
         return Err(PyTypeError::new_err(format!("{name} must be an integer array, got dtype {}", arr.dtype())));
     }
-    let values = obj.call_method1("astype", ("int64",))?.cast_into::<PyArrayDyn<i64>>().map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))?;
+    let values =
+        obj.call_method1("astype", ("int64",))?.cast_into::<PyArrayDyn<i64>>().map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))?;
     let values = values.readonly();
     values
         .as_array()

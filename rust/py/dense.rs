@@ -5,7 +5,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::arrays::{dispatch, expect_shape, float_dtype, indices, input, input_list, input_unchecked, ndim_of, new_array, output, output_list, SeedStep};
+use super::arrays::{
+    dispatch, expect_shape, float_dtype, indices, input, input_list, input_unchecked, ndim_of, new_array, output, output_list, SeedStep,
+};
 use super::errors::{ensure_allocatable, run, to_pyerr, value_error};
 use crate::activations::Activation;
 use crate::batch::Batch;
@@ -35,14 +37,22 @@ impl<'a, 'py> ChainArgs<'a, 'py> {
 
     /// The arrays borrowed by `borrow` (read-only or writable) and the parsed activations; `prefix`
     /// names the lists in errors ("encoder_", "decoder_" or "").
-    fn borrow<A>(self, prefix: &str, borrow: impl Fn(&Bound<'py, PyAny>, &str, usize) -> PyResult<Vec<A>>) -> PyResult<(Vec<A>, Vec<A>, Vec<Activation>)> {
+    fn borrow<A>(
+        self,
+        prefix: &str,
+        borrow: impl Fn(&Bound<'py, PyAny>, &str, usize) -> PyResult<Vec<A>>,
+    ) -> PyResult<(Vec<A>, Vec<A>, Vec<Activation>)> {
         let weights = borrow(self.weights, &format!("{prefix}weights"), 2)?;
         let biases = borrow(self.biases, &format!("{prefix}biases"), 1)?;
         if weights.len() != biases.len() {
-            return Err(value_error(prefix.trim_end_matches('_'), format!("{} weight matrices but {} bias vectors", weights.len(), biases.len())));
+            return Err(value_error(
+                prefix.trim_end_matches('_'),
+                format!("{} weight matrices but {} bias vectors", weights.len(), biases.len()),
+            ));
         }
         let name = format!("{prefix}activations");
-        let names: Vec<String> = self.activations.extract().map_err(|_| PyTypeError::new_err(format!("{name} must be a list of strings")))?;
+        let names: Vec<String> =
+            self.activations.extract().map_err(|_| PyTypeError::new_err(format!("{name} must be a list of strings")))?;
         if names.len() != weights.len() {
             return Err(value_error(&name, format!("one activation per layer expected ({}), got {}", weights.len(), names.len())));
         }
@@ -163,11 +173,23 @@ pub fn training(loss: Loss, update: Update, rate: f64, draw: SeedStep) -> Traini
     Training { loss, update, dropout }
 }
 
-pub fn forward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, chain: ChainArgs<'_, 'py>, all_layers: bool, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+pub fn forward<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    chain: ChainArgs<'_, 'py>,
+    all_layers: bool,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     dispatch!(float_dtype(x, "x")?, forward_typed(py, x, chain, all_layers, n_jobs))
 }
 
-fn forward_typed<'py, T: Real + Element>(py: Python<'py>, x: &Bound<'py, PyAny>, chain: ChainArgs<'_, 'py>, all_layers: bool, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+fn forward_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    chain: ChainArgs<'_, 'py>,
+    all_layers: bool,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     let x = input::<T>(x, "x", 2)?;
     let chain = ChainIn::<T>::borrow(chain, "")?;
     let layers = chain.layers()?;
@@ -200,11 +222,23 @@ pub struct Data<'a, 'py> {
 /// (loss, weight gradients, bias gradients, input gradient).
 pub type Gradients<'py> = (f64, Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyAny>);
 
-pub fn loss_gradients<'py>(py: Python<'py>, data: Data<'_, 'py>, chain: ChainArgs<'_, 'py>, loss: Loss, n_jobs: usize) -> PyResult<Gradients<'py>> {
+pub fn loss_gradients<'py>(
+    py: Python<'py>,
+    data: Data<'_, 'py>,
+    chain: ChainArgs<'_, 'py>,
+    loss: Loss,
+    n_jobs: usize,
+) -> PyResult<Gradients<'py>> {
     dispatch!(float_dtype(data.x, "x")?, gradients_typed(py, &data, chain, loss, n_jobs))
 }
 
-fn gradients_typed<'py, T: Real + Element>(py: Python<'py>, data: &Data<'_, 'py>, chain: ChainArgs<'_, 'py>, loss: Loss, n_jobs: usize) -> PyResult<Gradients<'py>> {
+fn gradients_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    data: &Data<'_, 'py>,
+    chain: ChainArgs<'_, 'py>,
+    loss: Loss,
+    n_jobs: usize,
+) -> PyResult<Gradients<'py>> {
     let x = input::<T>(data.x, "x", 2)?;
     let y = input::<T>(data.y, "y", 2)?;
     let chain = ChainIn::<T>::borrow(chain, "")?;
@@ -212,7 +246,8 @@ fn gradients_typed<'py, T: Real + Element>(py: Python<'py>, data: &Data<'_, 'py>
     let (n, d) = (x.shape()[0], x.shape()[1]);
     let (xs, ys) = (x.as_slice()?, y.as_slice()?);
     let n_targets = y.shape()[1];
-    let (value, grads, gin) = run(py, "mlp_loss_gradients", n_jobs, || dense::loss_gradients(&layers, &Batch::new(xs, d).values(ys, n_targets), loss))?;
+    let (value, grads, gin) =
+        run(py, "mlp_loss_gradients", n_jobs, || dense::loss_gradients(&layers, &Batch::new(xs, d).values(ys, n_targets), loss))?;
     let gw = PyList::empty(py);
     let gb = PyList::empty(py);
     for (g, l) in grads.into_iter().zip(&layers) {
@@ -222,11 +257,25 @@ fn gradients_typed<'py, T: Real + Element>(py: Python<'py>, data: &Data<'_, 'py>
     Ok((value, gw, gb, new_array(py, &[n, d], gin)?))
 }
 
-pub fn train_step(py: Python<'_>, data: Data<'_, '_>, chain: ChainArgs<'_, '_>, slots: &Bound<'_, PyAny>, training: Training, n_jobs: usize) -> PyResult<f64> {
+pub fn train_step(
+    py: Python<'_>,
+    data: Data<'_, '_>,
+    chain: ChainArgs<'_, '_>,
+    slots: &Bound<'_, PyAny>,
+    training: Training,
+    n_jobs: usize,
+) -> PyResult<f64> {
     dispatch!(float_dtype(data.x, "x")?, train_typed(py, &data, chain, slots, training, n_jobs))
 }
 
-fn train_typed<T: Real + Element>(py: Python<'_>, data: &Data<'_, '_>, chain: ChainArgs<'_, '_>, slots: &Bound<'_, PyAny>, training: Training, n_jobs: usize) -> PyResult<f64> {
+fn train_typed<T: Real + Element>(
+    py: Python<'_>,
+    data: &Data<'_, '_>,
+    chain: ChainArgs<'_, '_>,
+    slots: &Bound<'_, PyAny>,
+    training: Training,
+    n_jobs: usize,
+) -> PyResult<f64> {
     // Unchecked here: the step checks the minibatch's rows (x may be the whole data set).
     let x = input_unchecked::<T>(data.x, "x", 2)?;
     let y = input_unchecked::<T>(data.y, "y", 2)?;
@@ -243,11 +292,25 @@ fn train_typed<T: Real + Element>(py: Python<'_>, data: &Data<'_, '_>, chain: Ch
     })
 }
 
-pub fn optimizer_step(py: Python<'_>, param: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>, slots: &Bound<'_, PyAny>, update: Update, n_jobs: usize) -> PyResult<()> {
+pub fn optimizer_step(
+    py: Python<'_>,
+    param: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    slots: &Bound<'_, PyAny>,
+    update: Update,
+    n_jobs: usize,
+) -> PyResult<()> {
     dispatch!(float_dtype(param, "param")?, optimizer_step_typed(py, param, grad, slots, update, n_jobs))
 }
 
-fn optimizer_step_typed<T: Real + Element>(py: Python<'_>, param: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>, slots: &Bound<'_, PyAny>, update: Update, n_jobs: usize) -> PyResult<()> {
+fn optimizer_step_typed<T: Real + Element>(
+    py: Python<'_>,
+    param: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    slots: &Bound<'_, PyAny>,
+    update: Update,
+    n_jobs: usize,
+) -> PyResult<()> {
     let mut p = output::<T>(param, "param", ndim_of(param))?;
     let g = input::<T>(grad, "grad", ndim_of(param))?;
     expect_shape("grad", g.shape(), p.shape())?;

@@ -67,7 +67,13 @@ pub fn activation<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, name: &str, deriv
     dispatch!(float_dtype(x, "x")?, activation_typed(py, x, act, derivative, n_jobs))
 }
 
-fn activation_typed<'py, T: Real + Element>(py: Python<'py>, x: &Bound<'py, PyAny>, act: Activation, derivative: bool, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+fn activation_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    act: Activation,
+    derivative: bool,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     let x = input::<T>(x, "x", ndim_of(x))?;
     let xs = x.as_slice()?;
     let out = run(py, "activation", n_jobs, || {
@@ -82,7 +88,13 @@ fn activation_typed<'py, T: Real + Element>(py: Python<'py>, x: &Bound<'py, PyAn
     new_array(py, x.shape(), out)
 }
 
-pub fn sigmoid_bernoulli<'py>(py: Python<'py>, pre: &Bound<'py, PyAny>, bias: &Bound<'py, PyAny>, draw: SeedStep, n_jobs: usize) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+pub fn sigmoid_bernoulli<'py>(
+    py: Python<'py>,
+    pre: &Bound<'py, PyAny>,
+    bias: &Bound<'py, PyAny>,
+    draw: SeedStep,
+    n_jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     dispatch!(float_dtype(pre, "pre")?, sigmoid_bernoulli_typed(py, pre, bias, draw, n_jobs))
 }
 
@@ -111,7 +123,12 @@ pub fn bernoulli<'py>(py: Python<'py>, probs: &Bound<'py, PyAny>, draw: SeedStep
     dispatch!(float_dtype(probs, "probs")?, bernoulli_typed(py, probs, draw, n_jobs))
 }
 
-fn bernoulli_typed<'py, T: Real + Element>(py: Python<'py>, probs: &Bound<'py, PyAny>, draw: SeedStep, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+fn bernoulli_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    probs: &Bound<'py, PyAny>,
+    draw: SeedStep,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     let probs = input::<T>(probs, "probs", ndim_of(probs))?;
     let ps = probs.as_slice()?;
     if let Some(bad) = ps.iter().find(|p| !(**p >= T::zero() && **p <= T::one())) {
@@ -125,7 +142,13 @@ fn bernoulli_typed<'py, T: Real + Element>(py: Python<'py>, probs: &Bound<'py, P
     new_array(py, probs.shape(), out)
 }
 
-pub fn gaussian<'py>(py: Python<'py>, mean: &Bound<'py, PyAny>, scale: &Bound<'py, PyAny>, draw: SeedStep, n_jobs: usize) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+pub fn gaussian<'py>(
+    py: Python<'py>,
+    mean: &Bound<'py, PyAny>,
+    scale: &Bound<'py, PyAny>,
+    draw: SeedStep,
+    n_jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     dispatch!(float_dtype(mean, "mean")?, gaussian_typed(py, mean, scale, draw, n_jobs))
 }
 
@@ -141,7 +164,10 @@ fn gaussian_typed<'py, T: Real + Element>(
     let shape = mean.shape().to_vec();
     let (ms, ss) = (mean.as_slice()?, scale.as_slice()?);
     if ss.len() != 1 && scale.shape() != mean.shape() {
-        return Err(value_error("gaussian", format!("scale must have the shape of mean {:?} or a single value, got {:?}", shape, scale.shape())));
+        return Err(value_error(
+            "gaussian",
+            format!("scale must have the shape of mean {:?} or a single value, got {:?}", shape, scale.shape()),
+        ));
     }
     let (out, eps) = run(py, "gaussian", n_jobs, || {
         let mut out = vec![T::zero(); ms.len()];

@@ -25,7 +25,13 @@ pub struct RbmArgs<'a, 'py> {
 
 impl<'a, 'py> RbmArgs<'a, 'py> {
     /// An RBM with both biases.
-    pub fn full(components: &'a Bound<'py, PyAny>, visible_bias: &'a Bound<'py, PyAny>, hidden_bias: &'a Bound<'py, PyAny>, visible: Units, hidden: Units) -> Self {
+    pub fn full(
+        components: &'a Bound<'py, PyAny>,
+        visible_bias: &'a Bound<'py, PyAny>,
+        hidden_bias: &'a Bound<'py, PyAny>,
+        visible: Units,
+        hidden: Units,
+    ) -> Self {
         RbmArgs { components, intercept_visible: Some(visible_bias), intercept_hidden: Some(hidden_bias), visible, hidden }
     }
 }
@@ -96,12 +102,24 @@ impl<'py, T: Element + Real> Params<'py, T> {
 }
 
 /// The mean of h | v, and with `draw` a sample: `mean` or `(mean, sample)`.
-pub fn hidden<'py>(py: Python<'py>, model: RbmArgs<'_, 'py>, v: &Bound<'py, PyAny>, draw: Option<SeedStep>, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+pub fn hidden<'py>(
+    py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
+    v: &Bound<'py, PyAny>,
+    draw: Option<SeedStep>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     dispatch!(float_dtype(model.components, "components")?, conditional(py, &model, v, Layer::Hidden, draw, n_jobs))
 }
 
 /// The mean of v | h, and with `draw` a sample: `mean` or `(mean, sample)`.
-pub fn visible<'py>(py: Python<'py>, model: RbmArgs<'_, 'py>, h: &Bound<'py, PyAny>, draw: Option<SeedStep>, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+pub fn visible<'py>(
+    py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
+    h: &Bound<'py, PyAny>,
+    draw: Option<SeedStep>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     dispatch!(float_dtype(model.components, "components")?, conditional(py, &model, h, Layer::Visible, draw, n_jobs))
 }
 
@@ -169,11 +187,23 @@ impl Flips {
 }
 
 /// The free energy of every row of v, or with `flips` scikit-learn's pseudo-likelihood proxy.
-pub fn free_energy<'py>(py: Python<'py>, model: RbmArgs<'_, 'py>, v: &Bound<'py, PyAny>, flips: Option<Flips>, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+pub fn free_energy<'py>(
+    py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
+    v: &Bound<'py, PyAny>,
+    flips: Option<Flips>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     dispatch!(float_dtype(model.components, "components")?, free_energy_typed(py, &model, v, flips, n_jobs))
 }
 
-fn free_energy_typed<'py, T: Real + Element>(py: Python<'py>, model: &RbmArgs<'_, 'py>, v: &Bound<'py, PyAny>, flips: Option<Flips>, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+fn free_energy_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: &RbmArgs<'_, 'py>,
+    v: &Bound<'py, PyAny>,
+    flips: Option<Flips>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     let name = if flips.is_some() { "rbm_pseudo_likelihood" } else { "rbm_free_energy" };
     let p = Params::<T>::borrow(model)?;
     let rbm = p.rbm(name)?;
@@ -194,7 +224,14 @@ fn free_energy_typed<'py, T: Real + Element>(py: Python<'py>, model: &RbmArgs<'_
 }
 
 /// `n_steps` of block Gibbs sampling from the rows of v: (the last sample, the last mean of v | h).
-pub fn gibbs<'py>(py: Python<'py>, model: RbmArgs<'_, 'py>, v: &Bound<'py, PyAny>, n_steps: usize, seed: u64, n_jobs: usize) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+pub fn gibbs<'py>(
+    py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
+    v: &Bound<'py, PyAny>,
+    n_steps: usize,
+    seed: u64,
+    n_jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     dispatch!(float_dtype(model.components, "components")?, gibbs_typed(py, &model, v, n_steps, seed, n_jobs))
 }
 
@@ -239,7 +276,14 @@ pub fn cd_step(py: Python<'_>, step: CdStep<'_, '_>, n_jobs: usize) -> PyResult<
 }
 
 fn cd_step_typed<T: Real + Element>(py: Python<'_>, step: &CdStep<'_, '_>, n_jobs: usize) -> PyResult<()> {
-    const NAMES: [&str; 6] = ["components", "intercept_visible", "intercept_hidden", "components_velocity", "intercept_visible_velocity", "intercept_hidden_velocity"];
+    const NAMES: [&str; 6] = [
+        "components",
+        "intercept_visible",
+        "intercept_hidden",
+        "components_velocity",
+        "intercept_visible_velocity",
+        "intercept_hidden_velocity",
+    ];
     let borrow = |i: usize, ndim: usize| output::<T>(step.params[i], NAMES[i], ndim);
     let (mut w, mut b, mut c) = (borrow(0, 2)?, borrow(1, 1)?, borrow(2, 1)?);
     let (mut vw, mut vb, mut vc) = (borrow(3, 2)?, borrow(4, 1)?, borrow(5, 1)?);
@@ -300,11 +344,21 @@ pub struct Annealing<'a, 'py> {
     pub seed: u64,
 }
 
-pub fn ais<'py>(py: Python<'py>, model: RbmArgs<'_, 'py>, annealing: Annealing<'_, 'py>, n_jobs: usize) -> PyResult<(Bound<'py, PyAny>, f64)> {
+pub fn ais<'py>(
+    py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
+    annealing: Annealing<'_, 'py>,
+    n_jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, f64)> {
     dispatch!(float_dtype(model.components, "components")?, ais_typed(py, &model, &annealing, n_jobs))
 }
 
-fn ais_typed<'py, T: Real + Element>(py: Python<'py>, model: &RbmArgs<'_, 'py>, annealing: &Annealing<'_, 'py>, n_jobs: usize) -> PyResult<(Bound<'py, PyAny>, f64)> {
+fn ais_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: &RbmArgs<'_, 'py>,
+    annealing: &Annealing<'_, 'py>,
+    n_jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, f64)> {
     let p = Params::<T>::borrow(model)?;
     let rbm = p.rbm("rbm_ais")?;
     let base = input::<T>(annealing.base_bias, "base_bias", 1)?;

@@ -54,7 +54,14 @@ pub struct VaeArgs<'a, 'py> {
 }
 
 impl<'a, 'py> VaeArgs<'a, 'py> {
-    pub fn parse(net: NetArgs<'a, 'py>, n_latent: i64, likelihood: &str, decoder_variance: f64, conditioning: &str, n_classes: i64) -> PyResult<Self> {
+    pub fn parse(
+        net: NetArgs<'a, 'py>,
+        n_latent: i64,
+        likelihood: &str,
+        decoder_variance: f64,
+        conditioning: &str,
+        n_classes: i64,
+    ) -> PyResult<Self> {
         let n_latent = count_arg(n_latent, "n_latent", 1)?;
         let n_classes = count_arg(n_classes, "n_classes", 0)?;
         // Refused whatever the likelihood, as its name says a Gaussian's variance.
@@ -71,7 +78,13 @@ impl<'a, 'py> VaeArgs<'a, 'py> {
     }
 
     fn spec(&self, n_features: usize) -> VaeSpec {
-        VaeSpec { n_features, n_latent: self.n_latent, n_classes: self.n_classes, likelihood: self.likelihood, conditioning: self.conditioning }
+        VaeSpec {
+            n_features,
+            n_latent: self.n_latent,
+            n_classes: self.n_classes,
+            likelihood: self.likelihood,
+            conditioning: self.conditioning,
+        }
     }
 
     /// The element type of the network (of its first encoder bias).
@@ -161,7 +174,13 @@ fn widths<T>(vae: &Vae<'_, T>) -> usize {
     vae.encoder.iter().chain(&vae.decoder).map(|l| l.n_out).sum::<usize>() + 4 * vae.spec.n_latent
 }
 
-pub fn encode<'py>(py: Python<'py>, args: VaeArgs<'_, 'py>, x: &Bound<'py, PyAny>, y: Option<&Bound<'py, PyAny>>, n_jobs: usize) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+pub fn encode<'py>(
+    py: Python<'py>,
+    args: VaeArgs<'_, 'py>,
+    x: &Bound<'py, PyAny>,
+    y: Option<&Bound<'py, PyAny>>,
+    n_jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     dispatch!(args.dtype()?, encode_typed(py, &args, x, y, n_jobs))
 }
 
@@ -179,11 +198,23 @@ fn encode_typed<'py, T: Real + Element>(
     Ok((new_array(py, &[n, args.n_latent], mu)?, new_array(py, &[n, args.n_latent], lv)?))
 }
 
-pub fn decode<'py>(py: Python<'py>, args: VaeArgs<'_, 'py>, z: &Bound<'py, PyAny>, y: Option<&Bound<'py, PyAny>>, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+pub fn decode<'py>(
+    py: Python<'py>,
+    args: VaeArgs<'_, 'py>,
+    z: &Bound<'py, PyAny>,
+    y: Option<&Bound<'py, PyAny>>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     dispatch!(args.dtype()?, decode_typed(py, &args, z, y, n_jobs))
 }
 
-fn decode_typed<'py, T: Real + Element>(py: Python<'py>, args: &VaeArgs<'_, 'py>, z: &Bound<'py, PyAny>, y: Option<&Bound<'py, PyAny>>, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+fn decode_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    args: &VaeArgs<'_, 'py>,
+    z: &Bound<'py, PyAny>,
+    y: Option<&Bound<'py, PyAny>>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     let net = NetIn::<T>::borrow(args.net)?;
     let z = rows_of::<T>(z, "z", args.n_latent)?;
     let n = z.shape()[0];
@@ -315,10 +346,16 @@ pub fn train_step<'py>(py: Python<'py>, args: VaeArgs<'_, 'py>, step: TrainingAr
     dispatch!(float_dtype(step.x, "x")?, train_typed(py, &args, &step, n_jobs))
 }
 
-fn train_typed<'py, T: Real + Element>(py: Python<'py>, args: &VaeArgs<'_, 'py>, step: &TrainingArgs<'_, 'py>, n_jobs: usize) -> PyResult<(f64, f64, f64)> {
+fn train_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    args: &VaeArgs<'_, 'py>,
+    step: &TrainingArgs<'_, 'py>,
+    n_jobs: usize,
+) -> PyResult<(f64, f64, f64)> {
     let mut encoder = ChainOut::<T>::borrow(args.net.encoder, "encoder_")?;
     let mut decoder = ChainOut::<T>::borrow(args.net.decoder, "decoder_")?;
-    let mut class_means: Option<PyReadwriteArrayDyn<'py, T>> = args.net.class_means.map(|c| output::<T>(c, "class_means", 2)).transpose()?;
+    let mut class_means: Option<PyReadwriteArrayDyn<'py, T>> =
+        args.net.class_means.map(|c| output::<T>(c, "class_means", 2)).transpose()?;
     let encoder = encoder.layers()?;
     let decoder = decoder.layers()?;
     let n_features = decoder.last().map(|l| l.n_out).unwrap_or(0);
@@ -340,11 +377,21 @@ fn train_typed<'py, T: Real + Element>(py: Python<'py>, args: &VaeArgs<'_, 'py>,
     })
 }
 
-pub fn gaussian_kl<'py>(py: Python<'py>, mu: &Bound<'py, PyAny>, log_var: &Bound<'py, PyAny>, prior_mean: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+pub fn gaussian_kl<'py>(
+    py: Python<'py>,
+    mu: &Bound<'py, PyAny>,
+    log_var: &Bound<'py, PyAny>,
+    prior_mean: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     dispatch!(float_dtype(mu, "mu")?, gaussian_kl_typed(py, mu, log_var, prior_mean))
 }
 
-fn gaussian_kl_typed<'py, T: Real + Element>(py: Python<'py>, mu: &Bound<'py, PyAny>, lv: &Bound<'py, PyAny>, pm: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+fn gaussian_kl_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    mu: &Bound<'py, PyAny>,
+    lv: &Bound<'py, PyAny>,
+    pm: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let mu = input::<T>(mu, "mu", 2)?;
     let lv = input::<T>(lv, "log_var", 2)?;
     super::arrays::expect_shape("log_var", lv.shape(), mu.shape())?;
@@ -358,6 +405,7 @@ fn gaussian_kl_typed<'py, T: Real + Element>(py: Python<'py>, mu: &Bound<'py, Py
         Some(p) => Some(p.as_slice()?),
         None => None,
     };
-    let out: Vec<f64> = (0..n).map(|i| vae::gaussian_kl(&ms[i * k..(i + 1) * k], &ls[i * k..(i + 1) * k], ps.map(|p| &p[i * k..(i + 1) * k]))).collect();
+    let out: Vec<f64> =
+        (0..n).map(|i| vae::gaussian_kl(&ms[i * k..(i + 1) * k], &ls[i * k..(i + 1) * k], ps.map(|p| &p[i * k..(i + 1) * k]))).collect();
     new_array(py, &[n], out)
 }
