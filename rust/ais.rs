@@ -220,15 +220,7 @@ mod tests {
     fn exact_matches_brute_force_enumerating_either_layer() {
         for &(nv, nh) in &[(5, 3), (3, 6), (4, 4)] {
             let (w, b, c) = model(nv, nh, 1.0, nv as u64);
-            let rbm = Rbm {
-                weight: &w,
-                visible_bias: &b,
-                hidden_bias: &c,
-                n_visible: nv,
-                n_hidden: nh,
-                visible: Units::Bernoulli,
-                hidden: Units::Bernoulli,
-            };
+            let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
             let got = log_partition_exact(&rbm, 20).unwrap();
             let want = brute_force(&w, &b, &c, nv, nh);
             assert!((got - want).abs() < 1e-10, "{nv}x{nh}: {got} vs {want}");
@@ -239,15 +231,7 @@ mod tests {
     fn exact_gaussian_matches_numerical_integration() {
         // One Gaussian visible unit, two hidden units: integrate exp(-F(v)) over v on a fine grid.
         let (w, b, c) = (vec![0.7, -1.1], vec![0.3], vec![0.2, -0.4]);
-        let rbm = Rbm {
-            weight: &w,
-            visible_bias: &b,
-            hidden_bias: &c,
-            n_visible: 1,
-            n_hidden: 2,
-            visible: Units::Gaussian,
-            hidden: Units::Bernoulli,
-        };
+        let rbm = Rbm::new(&w, &b, &c, Units::Gaussian, Units::Bernoulli);
         let got = log_partition_exact(&rbm, 20).unwrap();
         let (lo, hi, n) = (-15.0, 15.0, 300_000);
         let dx = (hi - lo) / n as f64;
@@ -264,15 +248,7 @@ mod tests {
     #[test]
     fn exact_refuses_large_layers() {
         let (w, b, c) = model(30, 25, 0.1, 1);
-        let rbm = Rbm {
-            weight: &w,
-            visible_bias: &b,
-            hidden_bias: &c,
-            n_visible: 30,
-            n_hidden: 25,
-            visible: Units::Bernoulli,
-            hidden: Units::Bernoulli,
-        };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
         assert!(log_partition_exact(&rbm, 20).is_err());
     }
 
@@ -285,7 +261,7 @@ mod tests {
         for visible in [Units::Bernoulli, Units::Gaussian] {
             let (nv, nh) = (20, 8);
             let (w, b, c) = model(nv, nh, 0.4, 2);
-            let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible, hidden: Units::Bernoulli };
+            let rbm = Rbm::new(&w, &b, &c, visible, Units::Bernoulli);
             let exact = log_partition_exact(&rbm, 20).unwrap();
             let base: Vec<f64> = b.iter().map(|x| x * 0.5).collect();
             let lw = ais_log_weights(&rbm, &base, &schedule(2000), 64, 7).unwrap();
@@ -301,15 +277,7 @@ mod tests {
         let (nv, nh) = (40, 10);
         let (w, mut b, c) = model(nv, nh, 0.5, 4);
         b.iter_mut().for_each(|b| *b -= 3.0);
-        let rbm = Rbm {
-            weight: &w,
-            visible_bias: &b,
-            hidden_bias: &c,
-            n_visible: nv,
-            n_hidden: nh,
-            visible: Units::Bernoulli,
-            hidden: Units::Bernoulli,
-        };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
         let exact = log_partition_exact(&rbm, 20).unwrap();
         let lw = |threads: usize| crate::threads::with_threads(threads, || ais_log_weights(&rbm, &b, &schedule(1000), 64, 9).unwrap());
         let weights = lw(2);
@@ -322,15 +290,7 @@ mod tests {
     #[test]
     fn ais_is_thread_count_independent() {
         let (w, b, c) = model(12, 5, 1.0, 3);
-        let rbm = Rbm {
-            weight: &w,
-            visible_bias: &b,
-            hidden_bias: &c,
-            n_visible: 12,
-            n_hidden: 5,
-            visible: Units::Bernoulli,
-            hidden: Units::Bernoulli,
-        };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
         let base = vec![0.0; 12];
         let one = crate::threads::with_threads(1, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
         let two = crate::threads::with_threads(2, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
@@ -341,15 +301,7 @@ mod tests {
     #[test]
     fn ais_rejects_bad_schedules() {
         let (w, b, c) = model(3, 2, 1.0, 3);
-        let rbm = Rbm {
-            weight: &w,
-            visible_bias: &b,
-            hidden_bias: &c,
-            n_visible: 3,
-            n_hidden: 2,
-            visible: Units::Bernoulli,
-            hidden: Units::Bernoulli,
-        };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
         assert!(ais_log_weights(&rbm, &[0.0; 3], &[0.0, 0.5], 4, 0).is_err());
         assert!(ais_log_weights(&rbm, &[0.0; 3], &[0.0, 0.7, 0.5, 1.0], 4, 0).is_err());
         assert!(ais_log_weights(&rbm, &[0.0; 2], &[0.0, 1.0], 4, 0).is_err());

@@ -47,6 +47,12 @@ pub struct Rbm<'a, T> {
 }
 
 impl<'a, T: Real> Rbm<'a, T> {
+    /// The RBM of `weight` (n_hidden, n_visible) and the biases, whose lengths give the layers' sizes.
+    pub fn new(weight: &'a [T], visible_bias: &'a [T], hidden_bias: &'a [T], visible: Units, hidden: Units) -> Self {
+        let (n_visible, n_hidden) = (visible_bias.len(), hidden_bias.len());
+        Rbm { weight, visible_bias, hidden_bias, n_visible, n_hidden, visible, hidden }
+    }
+
     pub fn check(&self) -> Result<()> {
         if self.n_visible == 0 || self.n_hidden == 0 {
             return Err(KernelError::shape(
@@ -463,7 +469,6 @@ mod tests {
         pub b: Vec<f64>,
         pub c: Vec<f64>,
         pub nv: usize,
-        pub nh: usize,
         pub visible: Units,
     }
 
@@ -475,21 +480,12 @@ mod tests {
                 b: (0..nv as u64).map(|i| r(i, 2) * scale).collect(),
                 c: (0..nh as u64).map(|i| r(i, 3) * scale).collect(),
                 nv,
-                nh,
                 visible,
             }
         }
 
         pub fn rbm(&self) -> Rbm<'_, f64> {
-            Rbm {
-                weight: &self.w,
-                visible_bias: &self.b,
-                hidden_bias: &self.c,
-                n_visible: self.nv,
-                n_hidden: self.nh,
-                visible: self.visible,
-                hidden: Units::Bernoulli,
-            }
+            Rbm::new(&self.w, &self.b, &self.c, self.visible, Units::Bernoulli)
         }
 
         /// Energy E(v, h), float64, straight from the definition.
@@ -503,6 +499,48 @@ mod tests {
                 Units::Bernoulli => -(0..self.nv).map(|i| self.b[i] * v[i]).sum::<f64>(),
                 Units::Gaussian => (0..self.nv).map(|i| 0.5 * (v[i] - self.b[i]).powi(2)).sum::<f64>(),
             }
+        }
+    }
+
+    /// The parameters and velocities of an RBM being trained, owned; `state` lends them to `cd_step`.
+    struct Trainee<T> {
+        w: Vec<T>,
+        b: Vec<T>,
+        c: Vec<T>,
+        vw: Vec<T>,
+        vb: Vec<T>,
+        vc: Vec<T>,
+        visible: Units,
+    }
+
+    impl<T: Real> Trainee<T> {
+        /// Weights `w` (n_hidden x n_visible) and biases `b`, `c`, with zero velocities.
+        fn new(w: Vec<T>, b: Vec<T>, c: Vec<T>, visible: Units) -> Self {
+            let (vw, vb, vc) = (vec![T::zero(); w.len()], vec![T::zero(); b.len()], vec![T::zero(); c.len()]);
+            Trainee { w, b, c, vw, vb, vc, visible }
+        }
+
+        fn state(&mut self) -> RbmState<'_, T> {
+            let (n_visible, n_hidden) = (self.b.len(), self.c.len());
+            RbmState {
+                weight: &mut self.w,
+                visible_bias: &mut self.b,
+                hidden_bias: &mut self.c,
+                weight_velocity: &mut self.vw,
+                visible_velocity: &mut self.vb,
+                hidden_velocity: &mut self.vc,
+                n_visible,
+                n_hidden,
+                visible: self.visible,
+                hidden: Units::Bernoulli,
+            }
+        }
+    }
+
+    impl Owned {
+        /// This RBM's parameters, to train.
+        fn trainee(&self) -> Trainee<f64> {
+            Trainee::new(self.w.clone(), self.b.clone(), self.c.clone(), self.visible)
         }
     }
 
@@ -531,15 +569,7 @@ mod tests {
         // Two visible Bernoulli units, two linear hidden units: integrate exp(-E(v, h)) over h on a grid.
         let w = vec![0.8, -0.5, 0.3, 1.1];
         let (b, c) = (vec![0.2, -0.4], vec![0.5, -0.3]);
-        let rbm = Rbm {
-            weight: &w,
-            visible_bias: &b,
-            hidden_bias: &c,
-            n_visible: 2,
-            n_hidden: 2,
-            visible: Units::Bernoulli,
-            hidden: Units::Gaussian,
-        };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Gaussian);
         for v in [[0.0, 1.0], [1.0, 1.0]] {
             let mut f = vec![0.0];
             rbm.free_energy(&v, &mut f);
@@ -564,15 +594,7 @@ mod tests {
         let (nv, nh, n) = (3, 2, 20000);
         let w = vec![0.5, -1.0, 0.25, 1.5, 0.0, -0.5];
         let (b, c) = (vec![0.0; nv], vec![0.3, -0.2]);
-        let rbm = Rbm {
-            weight: &w,
-            visible_bias: &b,
-            hidden_bias: &c,
-            n_visible: nv,
-            n_hidden: nh,
-            visible: Units::Bernoulli,
-            hidden: Units::Gaussian,
-        };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Gaussian);
         let v: Vec<f64> = (0..n).flat_map(|_| [1.0, 0.0, 1.0]).collect();
         let mut mean = vec![0.0; n * nh];
         let mut s = vec![0.0; n * nh];
@@ -619,22 +641,10 @@ mod tests {
         let (nv, nh, n) = (7, 5, 6);
         let m = Owned::new(nv, nh, Units::Bernoulli, 0.5, 2);
         let data: Vec<f64> = (0..n * nv).map(|i| ((i * 3) % 4 == 0) as u8 as f64).collect();
-        let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
-        let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
-        let mut st = RbmState {
-            weight: &mut w,
-            visible_bias: &mut b,
-            hidden_bias: &mut c,
-            weight_velocity: &mut vw,
-            visible_velocity: &mut vb,
-            hidden_velocity: &mut vc,
-            n_visible: nv,
-            n_hidden: nh,
-            visible: Units::Bernoulli,
-            hidden: Units::Bernoulli,
-        };
+        let mut t = m.trainee();
         let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
-        cd_step(&mut st, &Batch::new(&data, nv), None, &settings, 77, 5).unwrap();
+        cd_step(&mut t.state(), &Batch::new(&data, nv), None, &settings, 77, 5).unwrap();
+        let Trainee { w, b, c, .. } = t;
 
         // Oracle with the kernel's random streams.
         let rbm = m.rbm();
@@ -680,22 +690,10 @@ mod tests {
         let data: Vec<f64> = (0..b * nv).map(|i| ((i * 5) % 3 == 0) as u8 as f64).collect();
         let chain0: Vec<f64> = (0..c * nh).map(|i| ((i * 7) % 4 < 2) as u8 as f64).collect();
         let mut chain = chain0.clone();
-        let (mut w, mut vb, mut hb) = (m.w.clone(), m.b.clone(), m.c.clone());
-        let (mut vw, mut vvb, mut vhb) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
-        let mut st = RbmState {
-            weight: &mut w,
-            visible_bias: &mut vb,
-            hidden_bias: &mut hb,
-            weight_velocity: &mut vw,
-            visible_velocity: &mut vvb,
-            hidden_velocity: &mut vhb,
-            n_visible: nv,
-            n_hidden: nh,
-            visible: Units::Bernoulli,
-            hidden: Units::Bernoulli,
-        };
+        let mut t = m.trainee();
         let settings = CdSettings { k: 1, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
-        with_threads(2, || cd_step(&mut st, &Batch::new(&data, nv), Some(&mut chain), &settings, 91, 4)).unwrap();
+        with_threads(2, || cd_step(&mut t.state(), &Batch::new(&data, nv), Some(&mut chain), &settings, 91, 4)).unwrap();
+        let Trainee { w, b: vb, c: hb, .. } = t;
 
         // Oracle: the chain's visible draw with the kernel's stream, then float64 conditionals.
         let rbm = m.rbm();
@@ -729,23 +727,11 @@ mod tests {
         let m = Owned::new(nv, nh, Units::Bernoulli, 0.3, 5);
         let data: Vec<f64> = (0..2 * nv).map(|i| (i % 2) as f64).collect();
         let run = |mu: f64, wd: f64, lr: f64| {
-            let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
-            let (mut vw, mut vb, mut vc) = (vec![0.1; nv * nh], vec![0.0; nv], vec![0.0; nh]);
-            let mut st = RbmState {
-                weight: &mut w,
-                visible_bias: &mut b,
-                hidden_bias: &mut c,
-                weight_velocity: &mut vw,
-                visible_velocity: &mut vb,
-                hidden_velocity: &mut vc,
-                n_visible: nv,
-                n_hidden: nh,
-                visible: Units::Bernoulli,
-                hidden: Units::Bernoulli,
-            };
-            cd_step(&mut st, &Batch::new(&data, nv), None, &CdSettings { k: 1, learning_rate: lr, momentum: mu, weight_decay: wd }, 1, 1)
-                .unwrap();
-            w
+            let mut t = m.trainee();
+            t.vw = vec![0.1; nv * nh];
+            let settings = CdSettings { k: 1, learning_rate: lr, momentum: mu, weight_decay: wd };
+            cd_step(&mut t.state(), &Batch::new(&data, nv), None, &settings, 1, 1).unwrap();
+            t.w
         };
         // The gradient G from a plain step: w1 = w0 + G (velocity 0.1 only enters through momentum).
         let plain = run(0.0, 0.0, 1.0);
@@ -765,28 +751,12 @@ mod tests {
         let rows = [3usize, 7, 1];
         let sub: Vec<f64> = rows.iter().flat_map(|&r| data[r * nv..(r + 1) * nv].to_vec()).collect();
         let run = |use_rows: bool| {
-            let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
-            let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; nv], vec![0.0; nh]);
+            let mut t = m.trainee();
             let mut chain = vec![0.0; 5 * nh];
-            let mut st = RbmState {
-                weight: &mut w,
-                visible_bias: &mut b,
-                hidden_bias: &mut c,
-                weight_velocity: &mut vw,
-                visible_velocity: &mut vb,
-                hidden_velocity: &mut vc,
-                n_visible: nv,
-                n_hidden: nh,
-                visible: Units::Bernoulli,
-                hidden: Units::Bernoulli,
-            };
             let s = CdSettings { k: 2, learning_rate: 0.1, momentum: 0.0, weight_decay: 0.0 };
-            if use_rows {
-                cd_step(&mut st, &Batch::new(&data, nv).rows(Some(&rows)), Some(&mut chain), &s, 3, 0).unwrap();
-            } else {
-                cd_step(&mut st, &Batch::new(&sub, nv), Some(&mut chain), &s, 3, 0).unwrap();
-            }
-            (w, chain)
+            let batch = if use_rows { Batch::new(&data, nv).rows(Some(&rows)) } else { Batch::new(&sub, nv) };
+            cd_step(&mut t.state(), &batch, Some(&mut chain), &s, 3, 0).unwrap();
+            (t.w, chain)
         };
         let (w1, chain1) = run(true);
         let (w2, chain2) = run(false);
@@ -860,36 +830,23 @@ mod tests {
         // Products beside the chain (the positive statistics) and split ones: any thread count, CD-1,
         // and persistent CD-2.
         let run = |threads, k: usize, persistent: bool| {
-            let mut w: Vec<f32> = (0..nv * nh).map(|i| (((i * 7919) % 101) as f32 / 101.0 - 0.5) * 0.02).collect();
-            let (mut b, mut c) = (vec![0.0f32; nv], vec![0.0f32; nh]);
-            let (mut vw, mut vb, mut vc) = (vec![0.0f32; nv * nh], vec![0.0f32; nv], vec![0.0f32; nh]);
-            let mut st = RbmState {
-                weight: &mut w,
-                visible_bias: &mut b,
-                hidden_bias: &mut c,
-                weight_velocity: &mut vw,
-                visible_velocity: &mut vb,
-                hidden_velocity: &mut vc,
-                n_visible: nv,
-                n_hidden: nh,
-                visible: Units::Bernoulli,
-                hidden: Units::Bernoulli,
-            };
+            let w: Vec<f32> = (0..nv * nh).map(|i| (((i * 7919) % 101) as f32 / 101.0 - 0.5) * 0.02).collect();
+            let mut t = Trainee::new(w, vec![0.0f32; nv], vec![0.0f32; nh], Units::Bernoulli);
             let s = CdSettings { k, learning_rate: 0.1, momentum: 0.5, weight_decay: 1e-4 };
             let mut chain = vec![0.0f32; 24 * nh];
             with_threads(threads, || {
                 for step in 0..200u64 {
                     let rows: Vec<usize> = (0..32).map(|i| ((step as usize * 32 + i) * 97) % n).collect();
                     let chain = if persistent { Some(chain.as_mut_slice()) } else { None };
-                    cd_step(&mut st, &Batch::new(&data, nv).rows(Some(&rows)), chain, &s, 42, step).unwrap();
+                    cd_step(&mut t.state(), &Batch::new(&data, nv).rows(Some(&rows)), chain, &s, 42, step).unwrap();
                 }
             });
-            let mut fe = vec![0.0; n];
-            st.rbm().free_energy(&data, &mut fe);
+            let (mut fe, mut fe_noise) = (vec![0.0; n], vec![0.0; n]);
             let noise: Vec<f32> = (0..n * nv).map(|i| ((i * 48271) % 2) as f32).collect();
-            let mut fe_noise = vec![0.0; n];
+            let st = t.state();
+            st.rbm().free_energy(&data, &mut fe);
             st.rbm().free_energy(&noise, &mut fe_noise);
-            (w, fe.iter().sum::<f64>() / n as f64, fe_noise.iter().sum::<f64>() / n as f64)
+            (t.w, fe.iter().sum::<f64>() / n as f64, fe_noise.iter().sum::<f64>() / n as f64)
         };
         for (k, persistent) in [(1, false), (2, true)] {
             let (w1, fe_data, fe_noise) = run(1, k, persistent);
@@ -909,22 +866,10 @@ mod tests {
         let data = vec![0.0; 2 * nv];
         let s = CdSettings { k: 1, learning_rate: 0.1, momentum: 0.0, weight_decay: 0.0 };
         let error = |vb_len: usize, rows: Option<&[usize]>, chain_len: Option<usize>| {
-            let (mut w, mut b, mut c) = (m.w.clone(), m.b.clone(), m.c.clone());
-            let (mut vw, mut vb, mut vc) = (vec![0.0; nv * nh], vec![0.0; vb_len], vec![0.0; nh]);
+            let mut t = m.trainee();
+            t.vb = vec![0.0; vb_len];
             let mut chain = chain_len.map(|len| vec![0.0; len]);
-            let mut st = RbmState {
-                weight: &mut w,
-                visible_bias: &mut b,
-                hidden_bias: &mut c,
-                weight_velocity: &mut vw,
-                visible_velocity: &mut vb,
-                hidden_velocity: &mut vc,
-                n_visible: nv,
-                n_hidden: nh,
-                visible: Units::Bernoulli,
-                hidden: Units::Bernoulli,
-            };
-            cd_step(&mut st, &Batch::new(&data, nv).rows(rows), chain.as_deref_mut(), &s, 0, 0).unwrap_err().to_string()
+            cd_step(&mut t.state(), &Batch::new(&data, nv).rows(rows), chain.as_deref_mut(), &s, 0, 0).unwrap_err().to_string()
         };
         assert!(error(nv + 1, None, None).starts_with("intercept_visible_velocity:"));
         assert!(error(nv, Some(&[0, 2]), None).starts_with("rows:"));
@@ -935,23 +880,9 @@ mod tests {
     #[test]
     fn diverging_training_is_an_error() {
         let (nv, nh) = (4, 3);
-        let mut w = vec![1e38f32; nv * nh];
-        let (mut b, mut c) = (vec![0.0f32; nv], vec![0.0f32; nh]);
-        let (mut vw, mut vb, mut vc) = (vec![0.0f32; nv * nh], vec![0.0f32; nv], vec![0.0f32; nh]);
-        let mut st = RbmState {
-            weight: &mut w,
-            visible_bias: &mut b,
-            hidden_bias: &mut c,
-            weight_velocity: &mut vw,
-            visible_velocity: &mut vb,
-            hidden_velocity: &mut vc,
-            n_visible: nv,
-            n_hidden: nh,
-            visible: Units::Gaussian,
-            hidden: Units::Bernoulli,
-        };
+        let mut t = Trainee::new(vec![1e38f32; nv * nh], vec![0.0f32; nv], vec![0.0f32; nh], Units::Gaussian);
         let data = vec![1e3f32; 2 * nv];
         let s = CdSettings { k: 1, learning_rate: 1e3, momentum: 0.0, weight_decay: 0.0 };
-        assert!(matches!(cd_step(&mut st, &Batch::new(&data, nv), None, &s, 0, 0), Err(KernelError::NonFinite(_))));
+        assert!(matches!(cd_step(&mut t.state(), &Batch::new(&data, nv), None, &s, 0, 0), Err(KernelError::NonFinite(_))));
     }
 }
