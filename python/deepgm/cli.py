@@ -310,7 +310,9 @@ def build_parser(train_model=None):
     train.add_argument("model", choices=sorted(commands), metavar="MODEL", help="one of: " + ", ".join(commands))
     train.add_argument("--data", default=None, help="an MNIST IDX folder or file, a .npy/.npz, or a CSV (default: the embedded MNIST)")
     train.add_argument("--labels", default=None, help="labels for --data (.npy, .csv or IDX), for supervised models")
-    train.add_argument("--label-column", type=int, default=None, help="CSV column holding the labels (default for supervised models: the last)")
+    train.add_argument(
+        "--label-column", type=int, default=None, help="CSV column holding the labels (default for supervised models: the last)"
+    )
     train.add_argument("--out", default=None, help="model file to write (default: MODEL.safetensors)")
 
     sample = sub.add_parser("sample", help="draw samples from a saved model into an image grid",

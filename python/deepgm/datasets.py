@@ -28,8 +28,9 @@ import struct
 import sys
 import tempfile
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Union
 
 import numpy as np
 import pooch
