@@ -408,3 +408,22 @@ def test_unfitted_estimators_raise_not_fitted_error(mnist_tiny):
         DBN().transform(X[:5])
     with pytest.raises(NotFittedError):
         DBN().sample(2)
+
+
+def test_auto_visible_units_are_bernoulli_only_for_mostly_binary_data(mnist_tiny, rng):
+    """visible="auto": pixels (mostly exact 0s and 1s) get Bernoulli units; MinMaxScaler output of
+    continuous measurements (in [0, 1], hardly any exact 0 or 1) and real values get Gaussian ones."""
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, y = mnist_tiny
+    assert DBN((4,), n_iter=1, random_state=0).fit(X).rbms_[0].visible == "bernoulli"
+    continuous = np.clip(MinMaxScaler().fit_transform(rng.standard_normal((60, 5))), 0, 1)  # (rounding can give 1 + 2e-16)
+    assert continuous.min() == 0 and continuous.max() == 1
+    assert DBN((4,), n_iter=1, random_state=0).fit(continuous).rbms_[0].visible == "gaussian"
+    clf = DBNClassifier((4,), pretrain_iter=1, finetune_iter=1, random_state=0).fit(continuous, np.arange(60) % 2)
+    assert clf.visible_ == "gaussian" and clf.rbms_[0].visible == "gaussian"
+    # the rule's threshold: half the entries exactly 0 or 1
+    half = np.where(np.arange(60 * 4).reshape(60, 4) % 2 == 0, 0.0, 0.5)
+    assert DBN((4,), n_iter=1, random_state=0).fit(half).rbms_[0].visible == "bernoulli"
+    half[0, 0] = 0.25  # one fewer exact 0: below half
+    assert DBN((4,), n_iter=1, random_state=0).fit(half).rbms_[0].visible == "gaussian"

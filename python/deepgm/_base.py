@@ -518,9 +518,38 @@ def value_range(X, chunk_rows: int | None = None):
 
 
 def in_unit_interval(X) -> bool:
-    """Whether every value of X lies in [0, 1] (what "auto" units and losses choose Bernoulli for)."""
+    """Whether every value of X lies in [0, 1] (what "auto" losses choose cross-entropy for)."""
     lo, hi = value_range(X)
     return bool(lo >= 0 and hi <= 1)
+
+
+#: visible="auto" picks Bernoulli units for data in [0, 1] of which at least this fraction is exactly
+#: 0 or 1 (see :func:`mostly_binary`).
+BINARY_FRACTION = 0.5
+
+
+def binary_fraction(X, chunk_rows: int | None = None) -> float:
+    """The fraction of the entries of X (dense or sparse) that are exactly 0 or 1, read in chunks."""
+    n_rows, n_cols = X.shape
+    if chunk_rows is None:
+        chunk_rows = max(1, (4 << 20) // (8 * max(1, n_cols)))
+    count = 0
+    for start in range(0, n_rows, chunk_rows):
+        block = X[start : start + chunk_rows]
+        if sp.issparse(block):
+            stored = block.data
+            count += block.shape[0] * n_cols - stored.size + np.count_nonzero((stored == 0) | (stored == 1))
+        else:
+            count += np.count_nonzero((block == 0) | (block == 1))
+    return count / max(1, n_rows * n_cols)
+
+
+def mostly_binary(X) -> bool:
+    """Whether X suits Bernoulli visible units: every value in [0, 1] and at least BINARY_FRACTION of
+    them exactly 0 or 1 (pixel intensities, indicators, bag-of-words presence). MinMaxScaler output of
+    continuous measurements lies in [0, 1] too but has almost no exact 0s and 1s: on it Bernoulli units
+    learned nearly constant features (wine: 0.92 test accuracy against 0.97 with Gaussian units)."""
+    return in_unit_interval(X) and binary_fraction(X) >= BINARY_FRACTION
 
 
 def check_unit_interval(X, name="X", chunk_rows: int | None = None, *, what="Bernoulli visible units", hint="visible='gaussian'"):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import dask.array as da
 
-from .._base import check_hidden_layer_sizes, check_unit_interval, seed_from
+from .._base import BINARY_FRACTION, binary_fraction, check_hidden_layer_sizes, check_unit_interval, seed_from
 from .._mlp import init_layer, reset_finetune_state
 from .._schedule import FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs
 from ..autoencoder import DeepAutoencoder
@@ -91,15 +91,16 @@ def _with_batch_size(common, run):
 
 
 def _resolve_visible(est, run, sample):
-    """The bottom RBM's visible units, as the estimator's ``_resolve_visible`` decides them from
-    all of X (its "auto" looks at the range of every row, not only the sample's)."""
+    """The bottom RBM's visible units, as the estimator's ``_resolve_visible`` decides them (the
+    range from all of X, the fraction of exact 0s and 1s from the sample)."""
     if est.visible == "bernoulli":
         check_unit_interval(sample)
         return "bernoulli"
     if est.visible == "gaussian":
         return "gaussian"
     low, high = run.compute(run.X.min(), run.X.max())
-    return "bernoulli" if low >= 0 and high <= 1 else "gaussian"
+    binary = low >= 0 and high <= 1 and binary_fraction(sample) >= BINARY_FRACTION  # the fraction from the sample
+    return "bernoulli" if binary else "gaussian"
 
 
 def _pretrain(run, stack, sample, out):
