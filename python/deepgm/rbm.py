@@ -138,7 +138,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         Samples per minibatch (BernoulliRBM's default). Larger batches (100) train faster per epoch.
     n_iter : int or "auto", default=10
         Epochs (passes over the training data) of ``fit``; "auto" picks them from the data size
-        (at least 1,000 updates, 5 to 200 epochs: :mod:`deepgm._schedule`), as every layer of
+        (at least 500 updates, 10 to 200 epochs: :mod:`deepgm._schedule`), as every layer of
         a :class:`deepgm.DBN` does by default.
     random_state : int, RandomState, Generator or None, default=None
         Seeds initialisation, shuffling and sampling. The same value gives the same model for any
