@@ -186,11 +186,14 @@ def test_real_valued_data_uses_squared_error(rng):
     assert model.loss_function_ == "squared_error"
     R = model.reconstruct(X)
     assert R.shape == X.shape and np.all(np.isfinite(R))
-    assert model.score(X) < 0.5 * np.sum(X.var(axis=0)), "reconstructions beat predicting the mean"
+    assert model.reconstruction_error(X) < 0.5 * np.sum(X.var(axis=0)), "reconstructions beat predicting the mean"
     np.testing.assert_allclose(model.inverse_transform(model.transform(X)), R, rtol=1e-5, atol=1e-4)
     # Before fine-tuning, the unrolled encoder equals the RBM stack (whose first RBM standardises X).
-    raw = DeepAutoencoder((16,), n_components=2, pretrain_iter=3, finetune_iter=0, random_state=0).fit(X)
+    raw = DeepAutoencoder((16,), n_components=2, pretrain=True, pretrain_iter=3, finetune_iter=0, random_state=0).fit(X)
     np.testing.assert_allclose(raw.transform(X[:50]), raw.rbms_[1].transform(raw.rbms_[0].transform(X[:50])), rtol=1e-3, atol=1e-3)
+    # pretrain="auto" does not pretrain for real-valued data (squared error), and does for data in [0, 1]
+    assert not model.pretrained_ and model.rbms_ == [] and raw.pretrained_
+    assert DeepAutoencoder((4,), 2, pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5))).pretrained_
     # loss may be forced
     assert DeepAutoencoder((4,), 2, loss="squared_error", pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5))).loss_function_ == "squared_error"
 

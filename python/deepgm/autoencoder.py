@@ -43,10 +43,14 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         Encoder hidden layers (the decoder mirrors them).
     n_components : int, default=30
         Size of the linear code layer.
-    pretrain : bool, default=True
-        RBM pretraining (else: random initialisation).
-    pretrain_iter : int, default=10
-        RBM epochs per layer.
+    pretrain : bool or "auto", default="auto"
+        RBM pretraining (else: random initialisation). "auto" pretrains when the loss is cross-entropy
+        (data in [0, 1], Bernoulli visible units: the MNIST recipe of Hinton & Salakhutdinov 2006) and
+        not for real-valued data, where Gaussian-RBM pretraining gave a worse start than a random one
+        (standardised breast cancer, (128, 64) layers, 5-d code: held-out error 10.5 pretrained, 4.6
+        not, PCA 5.1). ``pretrained_`` records the choice.
+    pretrain_iter : int or "auto", default="auto"
+        RBM epochs per layer ("auto": see :mod:`deepgm._schedule`).
     pretrain_learning_rate : float or "auto", default="auto"
         See :class:`deepgm.RBM` ("auto": 0.1, 0.01 for Gaussian visible units, 0.001 for the linear code layer).
     loss : {"auto", "cross_entropy", "squared_error"}, default="auto"
@@ -67,6 +71,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
 
     Attributes
     ----------
+    pretrained_ : bool
+        Whether the network was pretrained (what ``pretrain="auto"`` chose).
     rbms_ : list of RBM
         The pretrained RBMs.
     coefs_, intercepts_ : list of ndarray
@@ -96,7 +102,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         hidden_layer_sizes=(1000, 500, 250),
         n_components=30,
         *,
-        pretrain=True,
+        pretrain="auto",
         pretrain_iter="auto",
         pretrain_learning_rate="auto",
         loss="auto",
@@ -149,7 +155,10 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
     def _check_params(self):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_positive_int(self.n_components, "n_components")
-        check_bool(self.pretrain, "pretrain")
+        if isinstance(self.pretrain, str):
+            check_option(self.pretrain, "pretrain", ("auto",))
+        else:
+            check_bool(self.pretrain, "pretrain")
         check_length(self.pretrain_iter, "pretrain_iter")
         if isinstance(self.pretrain_learning_rate, str):
             check_option(self.pretrain_learning_rate, "pretrain_learning_rate", ("auto",))
@@ -202,6 +211,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
             else:
                 self.loss_function_ = self.loss
             visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
+            self.pretrained_ = self._pretrains()
             dtype = self._dtype()
             validation = None
             train_X = X
@@ -220,11 +230,18 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         )
         return self
 
+    def _pretrains(self) -> bool:
+        """Whether fit pretrains: ``pretrain``, or for "auto" whether the loss (``loss_function_``,
+        set first) is cross-entropy."""
+        if self.pretrain == "auto":
+            return self.loss_function_ == "cross_entropy"
+        return bool(self.pretrain)
+
     def _unroll(self, X, visible, dtype):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes) + (self.n_components,)
         layer_params = check_layer_params(self.layer_params, len(sizes))
         self._fit_seed = seed_from(self.random_state)
-        if self.pretrain:
+        if self.pretrained_:
             common = pretraining_settings(self)
             self.rbms_ = pretrain_stack(
                 X, sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=visible,

@@ -228,7 +228,7 @@ def _fit_classifier_stack(est, run, targets):
             run, est, commit, sample,
             sizes=check_hidden_layer_sizes(est.hidden_layer_sizes), first_visible=est.visible_, last_hidden="bernoulli",
             unroll=lambda rbms: _unroll_classifier_stack(est, rbms, n_outputs),
-            initialise=lambda: est._initialise(sample, n_outputs),
+            initialise=lambda: est._initialise(sample, n_outputs), pretrain=est.pretrain,
             phase=lambda: FineTunePhase(
                 est, activations=est._hidden_activations(), loss=est._loss, targets=targets,
                 unit_check=("Bernoulli visible units", "visible='gaussian'") if est.visible_ == "bernoulli" else None,
@@ -236,14 +236,14 @@ def _fit_classifier_stack(est, run, targets):
         )
 
 
-def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible, last_hidden, unroll, initialise, phase):
+def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible, last_hidden, unroll, initialise, phase, pretrain):
     """What a fine-tuned stack's fit does, by parameter averaging: pretrain the RBMs layer by layer
-    (``pretrain=True``) and ``unroll(rbms)`` into the network, or ``initialise()`` it at random with
+    (``pretrain``, the estimator's resolved setting) and ``unroll(rbms)`` into the network, or ``initialise()`` it at random with
     the estimator's own initialiser; then fine-tune (``phase()``: the FineTunePhase of the network).
     The fit is committed once the first fine-tuning round is complete (or at once without any)."""
     stack = []
     batch_size = auto_batch_size(est.batch_size, run.n_rows)
-    if est.pretrain:
+    if pretrain:
         stack = stack_params(
             sizes, seed=est._fit_seed, layer_params=check_layer_params(est.layer_params, len(sizes)),
             common=_with_batch_size(pretraining_settings(est), run), first_visible=first_visible, last_hidden=last_hidden,
@@ -253,7 +253,7 @@ def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible
     # (no convergence test between rounds).
     finetune_epochs = plan_epochs(est.finetune_iter, run.n_rows, batch_size, FINETUNE_BUDGET)
     run.start_progress(_stack_rounds(stack, run) + [(finetune_epochs, batch_size)])
-    if est.pretrain:
+    if pretrain:
         rbms = []
         _pretrain(run, stack, sample, rbms)
         unroll(rbms)
@@ -308,12 +308,13 @@ def fit_autoencoder(est, run):
         else:
             est.loss_function_ = est.loss
         visible = "bernoulli" if est.loss_function_ == "cross_entropy" else "gaussian"
+        est.pretrained_ = est._pretrains()
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
             run, est, commit, sample,
             sizes=check_hidden_layer_sizes(est.hidden_layer_sizes) + (est.n_components,), first_visible=visible,
             last_hidden="gaussian", unroll=lambda rbms: _unroll_autoencoder(est, rbms, visible),
-            initialise=lambda: est._unroll(sample, visible, est._dtype()),
+            initialise=lambda: est._unroll(sample, visible, est._dtype()), pretrain=est.pretrained_,
             phase=lambda: FineTunePhase(
                 est, activations=est._activations(), loss=est._kernel_loss(), targets="inputs",
                 unit_check=("loss='cross_entropy'", "loss='squared_error'") if visible == "bernoulli" else None,
