@@ -93,7 +93,10 @@ class FineTuner:
         dtype = est._dtype()
         slots = self.slots()
         est._optimizer_t += 1
-        x, x_rows = minibatch(X, rows, dtype)
+        if self._standardises():
+            x, x_rows = est._network_input(X[rows]), None  # only the minibatch is copied
+        else:
+            x, x_rows = minibatch(X, rows, dtype)
         if x_rows is None:
             y = np.ascontiguousarray(Y[rows], dtype=dtype)
         else:
@@ -118,8 +121,15 @@ class FineTuner:
             n_jobs=est._n_jobs(),
         )
 
+    def _standardises(self) -> bool:
+        """Whether the estimator standardises the network's input (a stack with Gaussian visible
+        units: ``input_mean_``, see ``_FineTunedDBN._network_input``)."""
+        return getattr(self.est, "input_mean_", None) is not None
+
     def forward(self, X, *, all_layers=False):
         est = self.est
+        if self._standardises():
+            X = est._network_input(X)
         return _core.mlp_forward(
             np.ascontiguousarray(X, dtype=est._dtype()), est.coefs_, est.intercepts_, self.activations,
             all_layers=all_layers, n_jobs=est._n_jobs(),

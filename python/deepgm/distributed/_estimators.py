@@ -184,7 +184,8 @@ def _unroll_classifier_stack(est, rbms, n_outputs):
     est.coefs_ = [np.ascontiguousarray(r.components_.T) for r in rbms]
     est.intercepts_ = [r.intercept_hidden_.copy() for r in rbms]
     if est.visible_ == "gaussian":
-        est.coefs_[0], est.intercepts_[0] = _fold_standardisation(rbms[0], est.coefs_[0], est.intercepts_[0], dtype)
+        # As the estimator: the network computes on data standardised as the bottom RBM saw it.
+        est.input_mean_, est.input_scale_ = rbms[0].mean_.copy(), rbms[0].scale_.copy()
     w_out, b_out = init_layer(rng, rbms[-1].n_components, n_outputs, dtype, scale=0.01)
     est.coefs_.append(w_out)
     est.intercepts_.append(b_out)
@@ -222,6 +223,7 @@ def _fit_classifier_stack(est, run, targets):
     with est._fit_transaction() as commit:
         sample = est._validate_X(run.sample(), reset=True, stream=True)
         est.visible_ = _resolve_visible(est, run, sample)
+        est.input_mean_ = est.input_scale_ = None
         n_outputs = _set_targets(est, run, targets)
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
