@@ -134,8 +134,8 @@ def test_rbm_cd1_matches_the_single_machine_log_likelihood(client, mnist, mnist_
     Measured over seeds 0-3: single machine -194 to -199 nats, distributed -191 to -196."""
     X, _ = mnist
     test = X[8000:9000]
-    single = RBM(12, n_iter=10, random_state=0).fit(X[:2000])
-    dist = fit_distributed(RBM(12, n_iter=20, random_state=0), mnist_dask[0], client=client, local_steps=10)
+    single = RBM(12, n_iter=10, batch_size=100, random_state=0).fit(X[:2000])
+    dist = fit_distributed(RBM(12, n_iter=20, batch_size=100, random_state=0), mnist_dask[0], client=client, local_steps=10)
     assert len(dist.history_["round"]) == 20  # 20 epochs of 2,000 rows / (2 shards x 10 steps x 100 rows)
     ll_single = single.log_likelihood(test, method="exact")
     ll_dist = dist.log_likelihood(test, method="exact")
