@@ -110,3 +110,17 @@ def test_rbm_features_as_good_as_bernoulli_rbm_in_scikit_learns_digits_example()
     ours = accuracy(RBM(n_components=100, learning_rate=0.06, n_iter=10, random_state=0))
     theirs = accuracy(BernoulliRBM(n_components=100, learning_rate=0.06, n_iter=10, random_state=0))
     assert ours >= theirs - 0.01, f"deepgm.RBM {ours:.3f} vs BernoulliRBM {theirs:.3f}"
+
+
+def test_vae_defaults_train_to_convergence_on_digits():
+    """n_iter="auto" stops once the training objective has converged: the held-out ELBO is within
+    1 nat of the same model trained three times as long (measured: -24.8 against -24.4; ten times
+    as long: -24.1)."""
+    from deepgm import VAE
+
+    X = datasets.load_digits(return_X_y=True)[0] / 16.0
+    X_train, X_test = train_test_split(X, test_size=0.3, random_state=0)
+    auto = VAE(random_state=0).fit(X_train)
+    assert auto.history_["epochs_without_improvement"][-1] == auto.n_iter_no_change, "stopped by convergence"
+    longer = VAE(n_iter=3 * auto.n_iter_, random_state=0).fit(X_train)
+    assert auto.score(X_test) >= longer.score(X_test) - 1.0
