@@ -18,6 +18,12 @@ except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
     threadpool_limits = None
 
 
+def pytest_configure(config):
+    # scikit-learn's own BernoulliRBM tests (run against deepgm.RBM in test_sklearn_bernoulli_rbm.py)
+    # carry this mark of scikit-learn's free-threading test setup.
+    config.addinivalue_line("markers", "thread_unsafe: a test that must not run in several threads at once (scikit-learn's mark)")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _single_threaded_blas():
     """Limits numpy/scipy/scikit-learn BLAS to one thread (deepgm's kernels do not use BLAS).

@@ -134,8 +134,8 @@ def test_rbm_cd1_matches_the_single_machine_log_likelihood(client, mnist, mnist_
     Measured over seeds 0-3: single machine -194 to -199 nats, distributed -191 to -196."""
     X, _ = mnist
     test = X[8000:9000]
-    single = RBM(12, n_iter=10, random_state=0).fit(X[:2000])
-    dist = fit_distributed(RBM(12, n_iter=20, random_state=0), mnist_dask[0], client=client, local_steps=10)
+    single = RBM(12, n_iter=10, batch_size=100, random_state=0).fit(X[:2000])
+    dist = fit_distributed(RBM(12, n_iter=20, batch_size=100, random_state=0), mnist_dask[0], client=client, local_steps=10)
     assert len(dist.history_["round"]) == 20  # 20 epochs of 2,000 rows / (2 shards x 10 steps x 100 rows)
     ll_single = single.log_likelihood(test, method="exact")
     ll_dist = dist.log_likelihood(test, method="exact")
@@ -198,7 +198,7 @@ def test_replicas_use_the_threads_of_their_worker(client, mnist_dask):
 
 
 def test_dbn_trains_layer_by_layer(client, mnist, mnist_dask):
-    dbn = fit_distributed(DBN((48, 16), n_iter=2, random_state=0), mnist_dask[0], client=client, local_steps=5)
+    dbn = fit_distributed(DBN((48, 16), n_iter=2, batch_size=100, random_state=0), mnist_dask[0], client=client, local_steps=5)
     assert [r.components_.shape for r in dbn.rbms_] == [(48, 784), (16, 48)]
     rounds_per_layer = 2 * 2000 // (N_WORKERS * 5 * 100)
     assert dbn.history_["layer"] == [1] * rounds_per_layer + [2] * rounds_per_layer
@@ -217,8 +217,8 @@ def test_dbn_classifier_matches_the_single_machine_fit(client, mnist, mnist_dask
     single-machine fit: measured 0.912 test accuracy for both (0.915 with one local step)."""
     X, y = mnist
     Xd, yd = mnist_dask
-    single = DBNClassifier((64,), pretrain_iter=2, finetune_iter=10, random_state=0).fit(X[:2000], y[:2000])
-    clf = fit_distributed(DBNClassifier((64,), pretrain_iter=4, finetune_iter=20, random_state=0), Xd, yd, client=client, local_steps=5)
+    single = DBNClassifier((64,), pretrain_iter=2, finetune_iter=10, batch_size=100, random_state=0).fit(X[:2000], y[:2000])
+    clf = fit_distributed(DBNClassifier((64,), pretrain_iter=4, finetune_iter=20, batch_size=100, random_state=0), Xd, yd, client=client, local_steps=5)
     assert len(clf.rbms_) == 1 and [c.shape for c in clf.coefs_] == [(784, 64), (64, 10)]
     np.testing.assert_array_equal(clf.classes_, np.arange(10))
     assert clf.n_iter_ == len(clf.loss_curve_) == len(clf.history_["loss"]) == 40
@@ -244,14 +244,14 @@ def test_deep_autoencoder_matches_the_single_machine_fit(client, mnist, mnist_da
     """Pretraining then fine-tuning, with as many steps per replica as the single-machine fit:
     measured 50.08 and 50.08 squared error per test image (the mean image: 58.9)."""
     X, _ = mnist
-    single = DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=10, random_state=0).fit(X[:2000])
+    single = DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=10, batch_size=100, random_state=0).fit(X[:2000])
     ae = fit_distributed(
-        DeepAutoencoder((64,), n_components=8, pretrain_iter=4, finetune_iter=20, random_state=0), mnist_dask[0], client=client
+        DeepAutoencoder((64,), n_components=8, pretrain_iter=4, finetune_iter=20, batch_size=100, random_state=0), mnist_dask[0], client=client
     )
     assert ae.loss_function_ == "cross_entropy" and len(ae.rbms_) == 2
     mean_image = float(np.mean(np.sum((X[8000:9000] - X[:2000].mean(axis=0)) ** 2, axis=1)))
-    assert ae.score(X[8000:9000]) < 0.9 * mean_image
-    assert ae.score(X[8000:9000]) < 1.05 * single.score(X[8000:9000])
+    assert ae.reconstruction_error(X[8000:9000]) < 0.9 * mean_image
+    assert ae.reconstruction_error(X[8000:9000]) < 1.05 * single.reconstruction_error(X[8000:9000])
 
 
 def test_cvae_and_persistent_rbm(client, mnist, mnist_dask):
@@ -260,14 +260,14 @@ def test_cvae_and_persistent_rbm(client, mnist, mnist_dask):
     cvae = fit_distributed(CVAE(4, hidden_layer_sizes=(32,), n_iter=4, random_state=0), Xd, yd, client=client)
     assert cvae.class_means_.shape == (10, 4) and cvae.sample(3, y=7).shape == (3, 784)
     assert np.isfinite(cvae.score(X[8000:8500], y[8000:8500]))
-    pcd = fit_distributed(RBM(16, persistent=True, n_iter=2, random_state=0), Xd, client=client, local_steps=5)
+    pcd = fit_distributed(RBM(16, persistent=True, n_iter=2, batch_size=100, random_state=0), Xd, client=client, local_steps=5)
     assert pcd.h_samples_.shape == (100, 16) and set(np.unique(pcd.h_samples_)) <= {0.0, 1.0}
     assert pcd.h_samples_.any()  # the chains ran (they start at zero)
 
 
 def test_one_progress_bar_over_the_rounds(client, mnist_dask, capsys):
     """verbose: one tqdm bar on the driver over every round of every phase (2 layers x 4 rounds)."""
-    fit_distributed(DBN((16, 8), n_iter=2, random_state=0, verbose=1), mnist_dask[0], client=client, local_steps=5)
+    fit_distributed(DBN((16, 8), n_iter=2, batch_size=100, random_state=0, verbose=1), mnist_dask[0], client=client, local_steps=5)
     err = capsys.readouterr().err
     assert "8/8" in err and "round" in err
     assert "0/8" in err  # a single bar: its total covers both layers from the start

@@ -615,8 +615,15 @@ def test_fit_returns_self_and_defaults_from_spec():
     rbm = RBM()
     p = rbm.get_params()
     assert p["n_components"] == 256 and p["visible"] == "bernoulli" and p["k"] == 1 and p["persistent"] is False
-    assert p["momentum"] == 0.5 and p["final_momentum"] == 0.9 and p["weight_decay"] == 2e-4
-    assert p["batch_size"] == 100 and p["n_iter"] == 10 and p["dtype"] == "float32"
+    assert p["momentum"] == 0.5 and p["final_momentum"] == 0.5 and p["weight_decay"] == 2e-4
+    # BernoulliRBM's defaults where the names are shared (issue 15: a switch changes only the speed)
+    from sklearn.neural_network import BernoulliRBM
+
+    shared = BernoulliRBM().get_params()
+    for name in ("n_components", "batch_size", "n_iter"):
+        assert p[name] == shared[name], name
+    assert p["learning_rate"] == "auto" and RBM()._learning_rate() == shared["learning_rate"]
+    assert p["dtype"] == "float32"
     X = (np.random.default_rng(0).random((30, 5)) < 0.5).astype(np.float32)
     assert RBM(3, n_iter=1).fit(X).__class__ is RBM
     est = RBM(3, n_iter=1)
@@ -776,8 +783,14 @@ def test_float64_dtype(mnist_tiny):
     rbm = RBM(16, n_iter=1, random_state=0, dtype="float64").fit(X)
     for name in ("components_", "intercept_hidden_", "intercept_visible_", "h_samples_"):
         assert getattr(rbm, name).dtype == np.float64, name
-    assert rbm.transform(X).dtype == np.float64 and rbm.reconstruct(X).dtype == np.float64
-    assert RBM(16, n_iter=1, random_state=0).fit(X).components_.dtype == np.float32
+    # Outputs follow the input's dtype (scikit-learn's convention), whatever the model computes in.
+    assert rbm.transform(X).dtype == np.float32 and rbm.reconstruct(X).dtype == np.float32
+    X64 = X.astype(np.float64)
+    assert rbm.transform(X64).dtype == np.float64 and rbm.reconstruct(X64).dtype == np.float64
+    rbm32 = RBM(16, n_iter=1, random_state=0).fit(X)
+    assert rbm32.components_.dtype == np.float32
+    assert rbm32.transform(X64).dtype == np.float64 and rbm32.transform((X > 0.5).astype(np.int64)).dtype == np.float64
+    np.testing.assert_allclose(rbm32.transform(X64), rbm32.transform(X), rtol=1e-6)
 
 
 @pytest.mark.parametrize("persistent, k", [(False, 1), (True, 2)])
@@ -872,10 +885,18 @@ def test_bad_data(rbm64, mnist_tiny):
     for method in (rbm64.transform, rbm64.score_samples, rbm64.free_energy, rbm64.reconstruct, rbm64.gibbs):
         with pytest.raises(ValueError, match="features"):
             method(X[:5, :100])
-        with pytest.raises(ValueError, match=r"\[0, 1\]"):
-            method(X[:5] + 1)
         with pytest.raises(ValueError, match="NaN"):
             method(X_nan[:5])
+    # The likelihood methods and Gibbs sampling (whose input is a visible state) refuse values outside
+    # [0, 1]; transform and reconstruct accept them (p(h | v) is defined for any real v).
+    for method in (rbm64.score_samples, rbm64.free_energy, rbm64.gibbs):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            method(X[:5] + 1)
+    outside = X[:5] * 1.2 - 0.1
+    H = rbm64.transform(outside)
+    expected = 1 / (1 + np.exp(-(outside.astype(np.float64) @ rbm64.components_.T + rbm64.intercept_hidden_)))
+    np.testing.assert_allclose(H, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(np.isfinite(rbm64.reconstruct(outside)))
     with pytest.raises(ValueError, match="features|init"):
         rbm64.sample(init=X[:5, :100], n_steps=1)
     with pytest.raises((ValueError, TypeError), match="n_samples"):

@@ -1,31 +1,29 @@
 """The scikit-learn estimator contract: scikit-learn's own ``check_estimator`` checks, run through
 ``parametrize_with_checks`` on every estimator with a scikit-learn interface.
 
-Two instances of each estimator are checked (tiny sizes and 1-2 epochs so the checks run fast):
+Two groups of instances are checked, at settings a user would pick for small data (small layers so
+that the checks run fast; the training lengths are the defaults, ``"auto"``):
 
-- the default configuration. RBM, DBN and DBNClassifier default to Bernoulli visible units, and VAE to a
-  Bernoulli decoder, which model data in [0, 1] and refuse anything else with a ValueError naming X
-  (DESIGN.md section 4). scikit-learn's checks fit generic real-valued data (``make_blobs``, uniform draws
-  on [0, 3), iris, ...) that falls outside [0, 1], so the checks that need such data to be accepted cannot
-  apply to these instances; they are listed in ``BERNOULLI_EXPECTED_FAILURES`` with the reason, and run as
-  strict expected failures (one that starts passing fails the suite, so the list stays exact). Every
-  other check must pass, including the ones about refusing bad input, tags (``positive_only``), cloning
-  and parameters;
-- an instance configured for real-valued data (Gaussian visible units / decoder, squared error), which
-  must pass every check but one: ``check_dtype_object`` (``DESIGN_EXPECTED_FAILURES``), which every
-  instance fails on purpose because DESIGN.md section 4 refuses object arrays.
+- instances configured for real-valued data (Gaussian visible units, "auto" units that become
+  Gaussian for such data, a Gaussian decoder, squared error). They pass every check.
+- instances with Bernoulli visible units or a Bernoulli decoder, which model data in [0, 1]: ``fit``
+  refuses anything else with a ValueError naming X (their prediction and transform accept any finite
+  values). scikit-learn's checks fit generic real-valued data (``make_blobs``, uniform draws on
+  [0, 3), iris, ...) that falls outside [0, 1], so the checks that need such data accepted by ``fit``
+  cannot apply to them; they are listed in ``BERNOULLI_EXPECTED_FAILURES`` with the data each feeds
+  to fit, and run as strict expected failures (one that starts passing fails the suite, so the list
+  stays exact). ``test_expected_failures_are_only_range_errors`` checks that the range error is what
+  they hit. Every other check passes, including the ones about refusing bad input, tags
+  (``positive_only``), cloning and parameters.
 
 Skipped by scikit-learn itself (reported as skipped, not failed):
 
 - ``check_array_api_input``, for every instance: scikit-learn runs it only when the environment variable
   SCIPY_ARRAY_API=1 is set and array-api-compat is installed. deepgm computes in NumPy through its Rust
   core and does not claim array API support (tag ``array_api_support`` False).
-- ``check_classifier_data_not_an_array`` (DBNClassifier, real-valued) and ``check_regressor_data_not_an_array``
-  (DBNRegressor): skipped when pandas is not installed (it is not a dependency of deepgm nor of its
-  tests); with pandas installed both pass. (For the default DBNClassifier the first is an expected
-  failure below: it fits integer data up to 4 before reaching pandas.)
-CVAE is not checked: every method needs class labels besides X (``transform(X, y)``, ``sample(n, y)``), which
-scikit-learn's transformer checks do not pass.
+
+CVAE is not checked: every method needs class labels besides X (``transform(X, y)``, ``sample(n, y)``),
+which scikit-learn's transformer checks do not pass.
 """
 
 from __future__ import annotations
@@ -82,22 +80,13 @@ _CLASSIFIER_FAILURES = {
 }
 
 
-#: Checks every instance fails on purpose, and why.
-DESIGN_EXPECTED_FAILURES = {
-    "check_dtype_object": (
-        "DESIGN.md section 4 and issue 8: object arrays are refused with a TypeError naming X, even when they "
-        "hold numbers; this check expects numbers in an object array to be accepted"
-    ),
-}
-
-
 def expected_failed_checks(estimator):
-    """The ``expected_failed_checks`` of parametrize_with_checks."""
+    """The ``expected_failed_checks`` of parametrize_with_checks: none for real-valued
+    configurations; the checks that fit values outside [0, 1] for Bernoulli ones."""
     bernoulli = getattr(estimator, "visible", None) == "bernoulli" or getattr(estimator, "likelihood", None) == "bernoulli"
     if not bernoulli:
-        return dict(DESIGN_EXPECTED_FAILURES)
-    failures = dict(DESIGN_EXPECTED_FAILURES)
-    failures.update(BERNOULLI_EXPECTED_FAILURES)
+        return {}
+    failures = dict(BERNOULLI_EXPECTED_FAILURES)
     failures.update(_TRANSFORMER_FAILURES)  # every Bernoulli-unit estimator here is a transformer
     if isinstance(estimator, DBNClassifier):
         failures.update(_CLASSIFIER_FAILURES)
@@ -105,38 +94,36 @@ def expected_failed_checks(estimator):
 
 
 # --------------------------------------------------------------------------------------------------
-# the instances
+# the instances: small layers, default ("auto") training lengths
 
-SMALL_RBM = dict(n_components=4, n_iter=2, batch_size=10, random_state=0)
-SMALL_STACK = dict(hidden_layer_sizes=(4, 3), n_iter=2, batch_size=10, random_state=0)
-SMALL_CLF = dict(hidden_layer_sizes=(8,), pretrain_iter=1, finetune_iter=10, batch_size=10, random_state=0)
-SMALL_AE = dict(hidden_layer_sizes=(4,), n_components=2, pretrain_iter=1, finetune_iter=2, batch_size=10, random_state=0)
-SMALL_VAE = dict(n_components=2, hidden_layer_sizes=(4,), n_iter=2, batch_size=10, random_state=0)
+SMALL_RBM = dict(n_components=4, random_state=0)
+SMALL_STACK = dict(hidden_layer_sizes=(4, 3), random_state=0)
+SMALL_CLF = dict(hidden_layer_sizes=(16,), random_state=0)
+SMALL_AE = dict(hidden_layer_sizes=(4,), n_components=2, random_state=0)
+SMALL_VAE = dict(n_components=2, hidden_layer_sizes=(4,), random_state=0)
 
-DEFAULT_INSTANCES = [
+BERNOULLI_INSTANCES = [
     RBM(**SMALL_RBM),
-    DBN(**SMALL_STACK),
-    DBNClassifier(**SMALL_CLF),
-    DeepAutoencoder(**SMALL_AE),  # loss="auto": cross-entropy for data in [0, 1], squared error otherwise
+    DBN(visible="bernoulli", **SMALL_STACK),
+    DBNClassifier(visible="bernoulli", **SMALL_CLF),
     VAE(**SMALL_VAE),
 ]
 
 REAL_VALUED_INSTANCES = [
-    RBM(visible="gaussian", **SMALL_RBM),
-    RBM(visible="gaussian", hidden="gaussian", persistent=True, k=2, dtype="float64", **SMALL_RBM),
-    DBN(visible="gaussian", **SMALL_STACK),
-    DBNClassifier(visible="gaussian", **SMALL_CLF),
-    # Gaussian visible units and Adam at 3e-3 by default: 10 epochs of a 8-unit net are too few for
-    # check_regressors_train's R^2 > 0.5, 40 are enough.
-    DBNRegressor(**{**SMALL_CLF, "finetune_iter": 40}),
+    RBM(visible="gaussian", learning_rate="auto", **SMALL_RBM),
+    RBM(visible="gaussian", hidden="gaussian", learning_rate="auto", persistent=True, k=2, dtype="float64", **SMALL_RBM),
+    DBN(**SMALL_STACK),  # visible="auto": Gaussian for these checks' real-valued data
+    DBNClassifier(**SMALL_CLF),
+    DBNRegressor(**SMALL_CLF),
+    DeepAutoencoder(**SMALL_AE),  # loss="auto": cross-entropy for data in [0, 1], squared error otherwise
     DeepAutoencoder(loss="squared_error", **SMALL_AE),
     VAE(likelihood="gaussian", **SMALL_VAE),
 ]
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@parametrize_with_checks(DEFAULT_INSTANCES, expected_failed_checks=expected_failed_checks, xfail_strict=True)
-def test_default_instances(estimator, check):
+@parametrize_with_checks(BERNOULLI_INSTANCES, expected_failed_checks=expected_failed_checks, xfail_strict=True)
+def test_bernoulli_instances(estimator, check):
     check(estimator)
 
 
@@ -151,21 +138,20 @@ def test_real_valued_instances(estimator, check):
 
 
 def test_expected_failures_are_only_range_errors():
-    """Each expected failure of a default instance is the [0, 1] range error and nothing else: the same
-    check with the data clipped into [0, 1] raises no error."""
+    """Each expected failure of a Bernoulli instance is fit's [0, 1] range error and nothing else: the
+    same data scaled into [0, 1] fit, and the fitted model transforms the unscaled data."""
     import numpy as np
     from sklearn.datasets import make_blobs
 
     X, y = make_blobs(n_samples=30, centers=[[0, 0], [3, 3]], random_state=0)
-    for est in DEFAULT_INSTANCES:
-        if isinstance(est, DeepAutoencoder):
-            continue
+    for est in BERNOULLI_INSTANCES:
         with pytest.raises(ValueError, match=r"X must hold values in \[0, 1\]"):
             est.fit(X, y)
         Xu = (X - X.min()) / (X.max() - X.min())
         fitted = est.fit(Xu, y)
         assert fitted is est and est.n_features_in_ == 2
         assert np.all(np.isfinite(est.transform(Xu)))
+        assert np.all(np.isfinite(est.transform(X)))  # the range rule binds fit, not inference
 
 
 @pytest.mark.parametrize("est", [RBM(**SMALL_RBM), DBN(**SMALL_STACK), DBNClassifier(**SMALL_CLF), DeepAutoencoder(**SMALL_AE), VAE(**SMALL_VAE)],
@@ -197,12 +183,13 @@ def test_tags_describe_the_input_each_configuration_accepts():
 
     assert get_tags(RBM()).input_tags.positive_only
     assert not get_tags(RBM(visible="gaussian")).input_tags.positive_only
-    assert get_tags(DBNClassifier()).input_tags.positive_only
+    assert get_tags(DBNClassifier(visible="bernoulli")).input_tags.positive_only
+    assert not get_tags(DBNClassifier()).input_tags.positive_only  # visible="auto" takes any real data
     assert not get_tags(DBNRegressor()).input_tags.positive_only
     assert get_tags(VAE()).input_tags.positive_only
     assert not get_tags(VAE(likelihood="gaussian")).input_tags.positive_only
     assert not get_tags(DeepAutoencoder()).input_tags.positive_only
     assert get_tags(DeepAutoencoder(loss="cross_entropy")).input_tags.positive_only
-    for est in DEFAULT_INSTANCES + REAL_VALUED_INSTANCES:
+    for est in BERNOULLI_INSTANCES + REAL_VALUED_INSTANCES:
         tags = get_tags(est)
         assert tags.input_tags.sparse and not tags.input_tags.allow_nan

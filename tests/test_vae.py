@@ -432,7 +432,9 @@ def test_vae_determinism_threads_float64_and_pickle(mnist_tiny):
     assert not np.array_equal(other.encoder_coefs_[0], fits[0].encoder_coefs_[0])
     m64 = VAE(3, hidden_layer_sizes=(16,), n_iter=1, random_state=0, dtype="float64").fit(X)
     assert all(w.dtype == np.float64 for w in m64.encoder_coefs_ + m64.decoder_coefs_)
-    assert m64.transform(X).dtype == np.float64 and m64.sample(2).dtype == np.float64
+    # Outputs follow the input's dtype (scikit-learn's convention); samples the model's dtype.
+    assert m64.transform(X).dtype == X.dtype and m64.transform(X.astype(np.float64)).dtype == np.float64
+    assert m64.sample(2).dtype == np.float64
     again = pickle.loads(pickle.dumps(fits[0]))
     np.testing.assert_array_equal(again.transform(X), fits[0].transform(X))
     fresh = clone(fits[0])
@@ -624,8 +626,12 @@ def test_bad_data(vae_small, vae2d, mnist_tiny, rng):
             method(X[:5, :100])
         with pytest.raises(ValueError, match="NaN"):
             method(X_nan[:5])
+    # The likelihood methods need data in [0, 1] for the Bernoulli decoder; the encoder takes any real input.
+    for method in (vae_small.elbo, vae_small.score, vae_small.log_likelihood):
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
             method(X[:5] + 1)
+    for method in (vae_small.transform, vae_small.reconstruct):
+        assert np.all(np.isfinite(method(X[:5] + 1)))
     with pytest.raises(ValueError, match="n_components"):
         vae_small.decode(np.zeros((3, 7)))
     with pytest.raises(ValueError, match="method"):

@@ -64,13 +64,21 @@ def check_dtype(dtype) -> type:
     raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
 
 
-def preserved_dtypes(dtype) -> list:
-    """scikit-learn's ``preserves_dtype`` tag for a ``dtype`` setting: the dtype the estimator computes
-    in (float32 when the setting is invalid, which fit will report)."""
-    try:
-        return [np.dtype(check_dtype(dtype)).name]
-    except ValueError:
-        return ["float32"]
+def output_dtype(X) -> type:
+    """The dtype of what a method returns for input X, whatever the dtype the model computes in
+    (scikit-learn's convention): float32 for float32 input, float64 for anything else (float64,
+    integers, lists, object arrays of numbers)."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is None and hasattr(X, "dtypes"):  # a data frame: float32 only if every column is
+        kinds = {np.dtype(d) for d in X.dtypes} if len(X.dtypes) else set()
+        dtype = kinds.pop() if len(kinds) == 1 else None
+    return np.float32 if dtype == np.float32 else np.float64
+
+
+def as_output(values, X):
+    """``values`` (an array computed from X) in :func:`output_dtype` of X, without a copy when it
+    already has it."""
+    return values.astype(output_dtype(X), copy=False)
 
 
 def seed_from(random_state) -> int:
@@ -499,7 +507,7 @@ def _restore_in_place(current, saved) -> bool:
 
 
 def _refuse_non_numeric(X, name):
-    """Clear errors for complex, string and object inputs before scikit-learn's conversion."""
+    """Clear errors for complex and string arrays before scikit-learn's conversion."""
     dtype = getattr(X, "dtype", None)
     if dtype is None or sp.issparse(X) or not isinstance(dtype, np.dtype):
         return
@@ -507,13 +515,8 @@ def _refuse_non_numeric(X, name):
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got dtype {dtype}")
     if dtype.kind in "USV":
         raise TypeError(f"{name} must hold numbers; got an array of strings (dtype {dtype})")
-    if dtype.kind == "O":
-        # DESIGN.md section 4: object arrays are refused, even when they hold numbers (a numeric array
-        # hides behind them only by accident; converting silently would also copy).
-        raise TypeError(
-            f"{name} must hold numbers in an array of a numeric dtype; got an array of dtype object. "
-            f"Convert it first, e.g. np.asarray({name}, dtype=np.float32)"
-        )
+    # Object arrays go on to scikit-learn's check_array, which converts numbers (as every scikit-learn
+    # estimator does) and refuses strings, dicts or complex values with an error naming the input.
 
 
 @contextmanager
@@ -543,20 +546,61 @@ def check_seen_labels(y, classes, name="y"):
         raise ValueError(f"{name} holds labels unseen in fit: {unseen.tolist()[:10]}; known classes: {classes.tolist()}")
 
 
-def check_unit_interval(X, name="X", chunk_rows: int | None = None, *, what="Bernoulli visible units", hint="visible='gaussian'"):
-    """Fails unless every value of X lies in [0, 1] (Bernoulli units); reads X in chunks so that a
-    memory-mapped X is not loaded at once."""
+def value_range(X, chunk_rows: int | None = None):
+    """(min, max) of X, read in chunks so that a memory-mapped X is not loaded at once."""
     if chunk_rows is None:
         chunk_rows = max(1, (4 << 20) // (X.dtype.itemsize * max(1, X.shape[1])))
+    lo, hi = np.inf, -np.inf
     for start in range(0, X.shape[0], chunk_rows):
         block = X[start : start + chunk_rows]
-        lo, hi = block.min(), block.max()
-        if lo < 0 or hi > 1:
-            negative = " (Negative values in data are not allowed.)" if lo < 0 else ""
-            raise ValueError(
-                f"{name} must hold values in [0, 1] for {what}; got values in [{lo:g}, {hi:g}]{negative} "
-                f"Scale the data to [0, 1], or use {hint} for real-valued data."
-            )
+        lo, hi = min(lo, block.min()), max(hi, block.max())
+    return lo, hi
+
+
+def in_unit_interval(X) -> bool:
+    """Whether every value of X lies in [0, 1] (what "auto" losses choose cross-entropy for)."""
+    lo, hi = value_range(X)
+    return bool(lo >= 0 and hi <= 1)
+
+
+#: visible="auto" picks Bernoulli units for data in [0, 1] of which at least this fraction is exactly
+#: 0 or 1 (see :func:`mostly_binary`).
+BINARY_FRACTION = 0.5
+
+
+def binary_fraction(X, chunk_rows: int | None = None) -> float:
+    """The fraction of the entries of X (dense or sparse) that are exactly 0 or 1, read in chunks."""
+    n_rows, n_cols = X.shape
+    if chunk_rows is None:
+        chunk_rows = max(1, (4 << 20) // (8 * max(1, n_cols)))
+    count = 0
+    for start in range(0, n_rows, chunk_rows):
+        block = X[start : start + chunk_rows]
+        if sp.issparse(block):
+            stored = block.data
+            count += block.shape[0] * n_cols - stored.size + np.count_nonzero((stored == 0) | (stored == 1))
+        else:
+            count += np.count_nonzero((block == 0) | (block == 1))
+    return count / max(1, n_rows * n_cols)
+
+
+def mostly_binary(X) -> bool:
+    """Whether X suits Bernoulli visible units: every value in [0, 1] and at least BINARY_FRACTION of
+    them exactly 0 or 1 (pixel intensities, indicators, bag-of-words presence). MinMaxScaler output of
+    continuous measurements lies in [0, 1] too but has almost no exact 0s and 1s: on it Bernoulli units
+    learned nearly constant features (wine: 0.92 test accuracy against 0.97 with Gaussian units)."""
+    return in_unit_interval(X) and binary_fraction(X) >= BINARY_FRACTION
+
+
+def check_unit_interval(X, name="X", chunk_rows: int | None = None, *, what="Bernoulli visible units", hint="visible='gaussian'"):
+    """Fails unless every value of X lies in [0, 1] (Bernoulli units)."""
+    lo, hi = value_range(X, chunk_rows)
+    if lo < 0 or hi > 1:
+        negative = " (Negative values in data are not allowed.)" if lo < 0 else ""
+        raise ValueError(
+            f"{name} must hold values in [0, 1] for {what}; got values in [{lo:g}, {hi:g}]{negative} "
+            f"Scale the data to [0, 1], or use {hint} for real-valued data."
+        )
 
 
 class _InterruptState:

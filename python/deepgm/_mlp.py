@@ -18,6 +18,7 @@ from ._base import (
     interruption_point,
     minibatch,
 )
+from ._schedule import Convergence, auto_batch_size, check_batch_size
 
 
 def init_layer(rng: np.random.Generator, n_in: int, n_out: int, dtype, scale: float = 0.01):
@@ -43,7 +44,7 @@ def check_finetune_params(est):
     check_number(est.momentum, "momentum", low=0, high=1, high_open=True)
     check_number(est.weight_decay, "weight_decay", low=0)
     check_number(est.dropout, "dropout", low=0, high=1, high_open=True)
-    check_positive_int(est.batch_size, "batch_size")
+    check_batch_size(est.batch_size)
     check_bool(est.early_stopping, "early_stopping")
     check_number(est.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
     check_positive_int(est.n_iter_no_change, "n_iter_no_change")
@@ -92,7 +93,10 @@ class FineTuner:
         dtype = est._dtype()
         slots = self.slots()
         est._optimizer_t += 1
-        x, x_rows = minibatch(X, rows, dtype)
+        if self._standardises():
+            x, x_rows = est._network_input(X[rows]), None  # only the minibatch is copied
+        else:
+            x, x_rows = minibatch(X, rows, dtype)
         if x_rows is None:
             y = np.ascontiguousarray(Y[rows], dtype=dtype)
         else:
@@ -117,36 +121,54 @@ class FineTuner:
             n_jobs=est._n_jobs(),
         )
 
+    def _standardises(self) -> bool:
+        """Whether the estimator standardises the network's input (a stack with Gaussian visible
+        units: ``input_mean_``, see ``_FineTunedDBN._network_input``)."""
+        return getattr(self.est, "input_mean_", None) is not None
+
     def forward(self, X, *, all_layers=False):
         est = self.est
+        if self._standardises():
+            X = est._network_input(X)
         return _core.mlp_forward(
             np.ascontiguousarray(X, dtype=est._dtype()), est.coefs_, est.intercepts_, self.activations,
             all_layers=all_layers, n_jobs=est._n_jobs(),
         )
 
-    def run(self, X, Y, *, n_epochs: int, seed: int, validation=None, score=None, desc="fine-tune"):
-        """Trains for up to ``n_epochs`` epochs of shuffled minibatches.
+    def run(self, X, Y, *, n_epochs: int, seed: int, validation=None, score=None, desc="fine-tune", converge=False):
+        """Trains for up to ``n_epochs`` epochs of shuffled minibatches (of ``est.batch_size`` rows,
+        see :func:`deepgm._schedule.auto_batch_size` for "auto").
 
-        ``validation`` is an (X_val, Y_val) pair and ``score(X_val, Y_val)`` a higher-is-better metric;
-        with ``est.early_stopping`` training stops after ``n_iter_no_change`` epochs without an
-        improvement of ``tol`` and the best parameters are restored. Per-epoch metrics go to
-        ``history_`` ("loss", and "validation_score" when there is a validation set).
+        ``validation`` is an (X_val, Y_val) pair and ``score(X_val, Y_val)`` a higher-is-better metric.
+        Training stops early (see :class:`deepgm._schedule.Convergence`) when ``est.early_stopping`` is
+        set and the validation score has not improved by ``tol`` for ``n_iter_no_change`` epochs (the
+        best parameters are then restored), or, with ``converge`` and no validation set, when the
+        training loss has not. Per-epoch metrics go to ``history_``: "loss", "updates" (minibatch
+        updates so far), "validation_score" with a validation set and "epochs_without_improvement"
+        when a stopping rule is active.
 
         Ctrl-C stops between two minibatches (see ``deferred_interrupts``): the parameters are those
         after the last whole step, ``history_``, ``loss_curve_`` and ``n_iter_`` cover the completed epochs.
         """
         with deferred_interrupts():
-            self._run(X, Y, n_epochs=n_epochs, seed=seed, validation=validation, score=score, desc=desc)
+            self._run(X, Y, n_epochs=n_epochs, seed=seed, validation=validation, score=score, desc=desc, converge=converge)
 
-    def _run(self, X, Y, *, n_epochs, seed, validation, score, desc):
+    def _run(self, X, Y, *, n_epochs, seed, validation, score, desc, converge):
         est = self.est
         n = X.shape[0]
-        best_score, best_params, stale = -np.inf, None, 0
+        batch_size = auto_batch_size(est.batch_size, n)
+        early = validation is not None and est.early_stopping
+        monitor = None
+        if early:
+            monitor = Convergence(est.tol, est.n_iter_no_change, higher_is_better=True)
+        elif converge:
+            monitor = Convergence(est.tol, est.n_iter_no_change)
+        best_params = None
         for _ in range(n_epochs):
             epoch = est.n_iter_
             start = est._timer()
             rng = np.random.default_rng([seed % 2**63, 1_000_003, epoch])
-            batches = batch_rows(n, est.batch_size, rng)
+            batches = batch_rows(n, batch_size, rng)
             bar = est._progress(len(batches), f"{desc} epoch {epoch + 1}")
             total, count = 0.0, 0
             try:
@@ -171,22 +193,23 @@ class FineTuner:
             est.n_iter_ += 1
             est.loss_curve_.append(mean_loss)
             est.loss_ = mean_loss
-            metrics = {"loss": mean_loss}
+            metrics = {"loss": mean_loss, "updates": est._finetune_steps}
             if validation is not None:
                 val = float(score(*validation))
                 est.validation_scores_.append(val)
                 metrics["validation_score"] = val
-                if val > best_score + est.tol:
-                    best_score, stale = val, 0
-                    best_params = [p.copy() for p in self.params()]
-                else:
-                    stale += 1
-                est.best_validation_score_ = max(best_score, val)
+                if est.best_validation_score_ is None or val > est.best_validation_score_:
+                    est.best_validation_score_ = val
+                    if early:
+                        best_params = [p.copy() for p in self.params()]
+            if monitor is not None:
+                monitor.update(metrics["validation_score"] if early else mean_loss)
+                metrics["epochs_without_improvement"] = monitor.stale
             est._log_epoch(epoch=est.n_iter_, **metrics, time=est._timer() - start)
             interruption_point()
-            if validation is not None and est.early_stopping and stale >= est.n_iter_no_change:
+            if monitor is not None and monitor.converged:
                 break
-        if validation is not None and est.early_stopping and best_params is not None:
+        if early and best_params is not None:
             for p, best in zip(self.params(), best_params):
                 p[...] = best
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import dask.array as da
 import numpy as np
 
-from .._base import check_hidden_layer_sizes, check_unit_interval, seed_from
+from .._base import BINARY_FRACTION, binary_fraction, check_hidden_layer_sizes, check_unit_interval, seed_from
 from .._mlp import init_layer, reset_finetune_state
+from .._schedule import FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs
 from ..autoencoder import DeepAutoencoder
-from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history, check_layer_params, stack_params
+from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history, check_layer_params, pretraining_settings, stack_params
 from ..rbm import RBM
 from ..vae import CVAE, VAE
 from ._phases import FineTunePhase, RBMPhase, VAEPhase
@@ -77,6 +78,31 @@ def _start_rbm(rbm, sample, n_rows):
     return sample
 
 
+def _rbm_epochs(n_iter, batch_size, run):
+    """Epochs of an RBM (or a stack's layer) over all of X: ``n_iter``, "auto" resolved from the
+    number of rows as the RBM's fit would (:mod:`deepgm._schedule`)."""
+    return plan_epochs(n_iter, run.n_rows, batch_size, RBM_BUDGET)
+
+
+def _with_batch_size(common, run):
+    """A stack's common RBM settings with ``batch_size="auto"`` resolved from all of X's rows, as
+    :func:`deepgm.dbn.pretrain_stack` resolves it from X."""
+    return dict(common, batch_size=auto_batch_size(common.get("batch_size", "auto"), run.n_rows))
+
+
+def _resolve_visible(est, run, sample):
+    """The bottom RBM's visible units, as the estimator's ``_resolve_visible`` decides them (the
+    range from all of X, the fraction of exact 0s and 1s from the sample)."""
+    if est.visible == "bernoulli":
+        check_unit_interval(sample)
+        return "bernoulli"
+    if est.visible == "gaussian":
+        return "gaussian"
+    low, high = run.compute(run.X.min(), run.X.max())
+    binary = low >= 0 and high <= 1 and binary_fraction(sample) >= BINARY_FRACTION  # the fraction from the sample
+    return "bernoulli" if binary else "gaussian"
+
+
 def _pretrain(run, stack, sample, out):
     """Greedy layer-wise pretraining, one layer after the other by parameter averaging: each worker
     transforms its own blocks through the layers below. Layers are appended to ``out`` as they start,
@@ -86,21 +112,22 @@ def _pretrain(run, stack, sample, out):
         layer_sample = _start_rbm(rbm, sample, run.n_rows)
         out.append(rbm)
         phase = RBMPhase(rbm, lower=out[:-1], name=f"layer {number}")
-        run.train(phase, rbm, epochs=rbm.n_iter, monitor=lambda r=rbm, s=layer_sample: r._monitor(s))
+        run.train(phase, rbm, epochs=_rbm_epochs(rbm.n_iter, rbm.batch_size, run), monitor=lambda r=rbm, s=layer_sample: r._monitor(s))
         sample = rbm.transform(layer_sample)
 
 
-def _stack_rounds(stack):
-    return [(params["n_iter"], params["batch_size"]) for params in stack]
+def _stack_rounds(stack, run):
+    return [(_rbm_epochs(params["n_iter"], params["batch_size"], run), params["batch_size"]) for params in stack]
 
 
 @register(RBM)
 def fit_rbm(rbm, run):
     rbm._check_params()
-    run.start_progress([(rbm.n_iter, rbm.batch_size)])
+    epochs = _rbm_epochs(rbm.n_iter, rbm.batch_size, run)
+    run.start_progress([(epochs, rbm.batch_size)])
     with rbm._fit_transaction() as commit:
         sample = _start_rbm(rbm, run.sample(), run.n_rows)
-        run.train(RBMPhase(rbm), rbm, epochs=rbm.n_iter, monitor=lambda: rbm._monitor(sample), on_commit=commit)
+        run.train(RBMPhase(rbm), rbm, epochs=epochs, monitor=lambda: rbm._monitor(sample), on_commit=commit)
 
 
 @register(DBN)
@@ -109,14 +136,15 @@ def fit_dbn(dbn, run):
     sizes = check_hidden_layer_sizes(dbn.hidden_layer_sizes)
     layer_params = check_layer_params(dbn.layer_params, len(sizes))
     with dbn._fit_transaction() as commit:
-        sample = dbn._validate_X(run.sample(), reset=True, bernoulli=dbn.visible == "bernoulli", stream=True)
+        sample = dbn._validate_X(run.sample(), reset=True, stream=True)
+        visible = _resolve_visible(dbn, run, sample)
         dbn._fit_seed = seed_from(dbn.random_state)
         dbn._sample_calls = 0
         stack = stack_params(
-            sizes, seed=dbn._fit_seed, layer_params=layer_params, common=dbn._rbm_common(), first_visible=dbn.visible,
-            verbose=dbn.verbose,
+            sizes, seed=dbn._fit_seed, layer_params=layer_params, common=_with_batch_size(dbn._rbm_common(), run),
+            first_visible=visible, verbose=dbn.verbose,
         )
-        run.start_progress(_stack_rounds(stack))
+        run.start_progress(_stack_rounds(stack, run))
         rbms = []
         try:
             _pretrain(run, stack, sample, rbms)
@@ -130,14 +158,6 @@ def fit_dbn(dbn, run):
 
 
 # -- fine-tuned stacks ------------------------------------------------------------------------------
-
-
-def _pretrain_common(est):
-    """The RBM settings a fine-tuned stack passes to its layers (as in its fit)."""
-    return dict(
-        k=est.k, persistent=est.persistent, learning_rate=est.pretrain_learning_rate, weight_decay=est.pretrain_weight_decay,
-        batch_size=est.batch_size, n_iter=est.pretrain_iter, dtype=est.dtype, n_jobs=est.n_jobs,
-    )
 
 
 def _refuse_early_stopping(est):
@@ -163,8 +183,9 @@ def _unroll_classifier_stack(est, rbms, n_outputs):
     est.rbms_ = rbms
     est.coefs_ = [np.ascontiguousarray(r.components_.T) for r in rbms]
     est.intercepts_ = [r.intercept_hidden_.copy() for r in rbms]
-    if est.visible == "gaussian":
-        est.coefs_[0], est.intercepts_[0] = _fold_standardisation(rbms[0], est.coefs_[0], est.intercepts_[0], dtype)
+    if est.visible_ == "gaussian":
+        # As the estimator: the network computes on data standardised as the bottom RBM saw it.
+        est.input_mean_, est.input_scale_ = rbms[0].mean_.copy(), rbms[0].scale_.copy()
     w_out, b_out = init_layer(rng, rbms[-1].n_components, n_outputs, dtype, scale=0.01)
     est.coefs_.append(w_out)
     est.intercepts_.append(b_out)
@@ -201,35 +222,40 @@ def _fit_classifier_stack(est, run, targets):
     _require_y(est, run)
     with est._fit_transaction() as commit:
         sample = est._validate_X(run.sample(), reset=True, stream=True)
-        if est.visible == "bernoulli":
-            check_unit_interval(sample)
+        est.visible_ = _resolve_visible(est, run, sample)
+        est.input_mean_ = est.input_scale_ = None
         n_outputs = _set_targets(est, run, targets)
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
             run, est, commit, sample,
-            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes), first_visible=est.visible, last_hidden="bernoulli",
+            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes), first_visible=est.visible_, last_hidden="bernoulli",
             unroll=lambda rbms: _unroll_classifier_stack(est, rbms, n_outputs),
-            initialise=lambda: est._initialise(sample, n_outputs),
+            initialise=lambda: est._initialise(sample, n_outputs), pretrain=est.pretrain,
             phase=lambda: FineTunePhase(
                 est, activations=est._hidden_activations(), loss=est._loss, targets=targets,
-                unit_check=("Bernoulli visible units", "visible='gaussian'") if est.visible == "bernoulli" else None,
+                unit_check=("Bernoulli visible units", "visible='gaussian'") if est.visible_ == "bernoulli" else None,
             ),
         )
 
 
-def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible, last_hidden, unroll, initialise, phase):
+def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible, last_hidden, unroll, initialise, phase, pretrain):
     """What a fine-tuned stack's fit does, by parameter averaging: pretrain the RBMs layer by layer
-    (``pretrain=True``) and ``unroll(rbms)`` into the network, or ``initialise()`` it at random with
+    (``pretrain``, the estimator's resolved setting) and ``unroll(rbms)`` into the network, or ``initialise()`` it at random with
     the estimator's own initialiser; then fine-tune (``phase()``: the FineTunePhase of the network).
     The fit is committed once the first fine-tuning round is complete (or at once without any)."""
     stack = []
-    if est.pretrain:
+    batch_size = auto_batch_size(est.batch_size, run.n_rows)
+    if pretrain:
         stack = stack_params(
             sizes, seed=est._fit_seed, layer_params=check_layer_params(est.layer_params, len(sizes)),
-            common=_pretrain_common(est), first_visible=first_visible, last_hidden=last_hidden, verbose=est.verbose,
+            common=_with_batch_size(pretraining_settings(est), run), first_visible=first_visible, last_hidden=last_hidden,
+            verbose=est.verbose,
         )
-    run.start_progress(_stack_rounds(stack) + [(est.finetune_iter, est.batch_size)])
-    if est.pretrain:
+    # fit_distributed trains a fixed number of rounds: an "auto" fine-tuning length is its ceiling
+    # (no convergence test between rounds).
+    finetune_epochs = plan_epochs(est.finetune_iter, run.n_rows, batch_size, FINETUNE_BUDGET)
+    run.start_progress(_stack_rounds(stack, run) + [(finetune_epochs, batch_size)])
+    if pretrain:
         rbms = []
         _pretrain(run, stack, sample, rbms)
         unroll(rbms)
@@ -237,10 +263,11 @@ def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible
         initialise()
     reset_finetune_state(est)
     fine_tuning = phase()
-    if est.finetune_iter == 0:
+    fine_tuning.rows_per_batch = batch_size
+    if finetune_epochs == 0:
         commit()
         return
-    run.train(fine_tuning, est, epochs=est.finetune_iter, on_commit=commit)
+    run.train(fine_tuning, est, epochs=finetune_epochs, on_commit=commit)
 
 
 @register(DBNClassifier, targets="classes")
@@ -283,12 +310,13 @@ def fit_autoencoder(est, run):
         else:
             est.loss_function_ = est.loss
         visible = "bernoulli" if est.loss_function_ == "cross_entropy" else "gaussian"
+        est.pretrained_ = est._pretrains()
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
             run, est, commit, sample,
             sizes=check_hidden_layer_sizes(est.hidden_layer_sizes) + (est.n_components,), first_visible=visible,
             last_hidden="gaussian", unroll=lambda rbms: _unroll_autoencoder(est, rbms, visible),
-            initialise=lambda: est._unroll(sample, visible, est._dtype()),
+            initialise=lambda: est._unroll(sample, visible, est._dtype()), pretrain=est.pretrained_,
             phase=lambda: FineTunePhase(
                 est, activations=est._activations(), loss=est._kernel_loss(), targets="inputs",
                 unit_check=("loss='cross_entropy'", "loss='squared_error'") if visible == "bernoulli" else None,
@@ -303,7 +331,8 @@ def _fit_vae_family(est, run, conditional):
     est._check_params()
     if conditional:
         _require_y(est, run)
-    run.start_progress([(est.n_iter, est.batch_size)])
+    epochs = plan_epochs(est.n_iter, run.n_rows, est.batch_size, VAE_BUDGET)
+    run.start_progress([(epochs, est.batch_size)])
     with est._fit_transaction() as commit:
         sample = est._check_X(run.sample(), reset=True, stream=True)
         if conditional:
@@ -311,7 +340,7 @@ def _fit_vae_family(est, run, conditional):
             (labels,) = run.compute(da.unique(y))
             est._set_classes(est._validate_y(labels, len(labels), classification=True))
         est._init_params(sample.shape[1])
-        run.train(VAEPhase(est), est, epochs=est.n_iter, on_commit=commit)
+        run.train(VAEPhase(est), est, epochs=epochs, on_commit=commit)
 
 
 @register(VAE)

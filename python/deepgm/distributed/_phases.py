@@ -30,6 +30,7 @@ import numpy as np
 from .. import _core
 from .._base import check_loss_explosion, minibatch
 from .._mlp import FineTuner
+from ..vae import _dense_rows
 
 __all__ = ["RBMPhase", "FineTunePhase", "VAEPhase"]
 
@@ -237,6 +238,13 @@ class FineTunePhase(Phase):
         # None, or the (what, hint) of the estimator's own refusal of values outside [0, 1].
         self.unit_check = unit_check
 
+    #: Rows per minibatch: the estimator's ``batch_size`` with "auto" resolved from all of X (set by
+    #: the fitter before training).
+    rows_per_batch = None
+
+    def batch_size(self, est) -> int:
+        return int(self.rows_per_batch if self.rows_per_batch is not None else est.batch_size)
+
     def prepare(self, est, X, y):
         if self.unit_check is None:
             X = est._validate_X(X, reset=False, stream=True)
@@ -287,8 +295,22 @@ class VAEPhase(Phase):
         codes = est._encode_labels(np.asarray(y).ravel(), X.shape[0]) if y is not None else None
         return X, codes
 
+    def round_settings(self, est, epochs_done):
+        # The KL weight of the round's first epoch (its warm-up advances per epoch, not per step here).
+        if est.kl_warmup == 0:
+            return {"kl_weight": float(est.kl_weight)}
+        return {"kl_weight": float(est.kl_weight) * min(1.0, (epochs_done + 1) / est.kl_warmup)}
+
     def step(self, est, data, targets, rows, *, seed, step, settings):
         # As VAE._train_epochs does for one minibatch.
+        weight = settings["kl_weight"]
+        if weight != 1.0:
+            x = _dense_rows(data, rows, est._dtype())
+            est._adam_t += 1
+            recon, kl = est._kl_weighted_step(x, None if targets is None else targets[rows], weight, seed=seed, step=step)
+            est._steps += 1
+            n = len(rows)
+            return {"loss": (recon + kl) * n, "reconstruction": recon * n, "kl": kl * n}
         x, x_rows = minibatch(data, rows, est._dtype())
         labels = targets if (targets is None or x_rows is not None) else targets[rows]
         est._adam_t += 1
