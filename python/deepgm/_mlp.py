@@ -19,6 +19,7 @@ from ._base import (
     minibatch,
 )
 from ._schedule import Convergence, auto_batch_size, check_batch_size
+from ._streams import Purpose, generator
 
 
 def init_layer(rng: np.random.Generator, n_in: int, n_out: int, dtype, scale: float = 0.01):
@@ -167,7 +168,7 @@ class FineTuner:
         for _ in range(n_epochs):
             epoch = est.n_iter_
             start = est._timer()
-            rng = np.random.default_rng([seed % 2**63, 1_000_003, epoch])
+            rng = generator(seed, Purpose.FINETUNE_EPOCH_ORDER, epoch)
             batches = batch_rows(n, batch_size, rng)
             bar = est._progress(len(batches), f"{desc} epoch {epoch + 1}")
             total, count = 0.0, 0
@@ -217,7 +218,7 @@ class FineTuner:
 def split_validation(n: int, fraction: float, seed: int, stratify=None):
     """Train and validation row indices (validation = ``fraction`` of the rows, stratified by class
     labels when given)."""
-    rng = np.random.default_rng([seed % 2**63, 77])
+    rng = generator(seed, Purpose.VALIDATION_SPLIT)
     if stratify is None:
         order = rng.permutation(n)
         n_val = max(1, int(round(fraction * n)))

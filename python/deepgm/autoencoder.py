@@ -24,6 +24,7 @@ from ._base import (
 from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
 from ._schedule import FINETUNE_BUDGET, auto_batch_size, check_length, plan_epochs
 from .dbn import check_layer_params, pretrain_stack, pretraining_settings
+from ._streams import Purpose, generator
 
 __all__ = ["DeepAutoencoder"]
 
@@ -260,7 +261,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
                 decoder[-1] = (np.ascontiguousarray(Wd * first.scale_[None, :], dtype=dtype), (bd * first.scale_ + first.mean_).astype(dtype))
         else:
             self.rbms_ = []
-            rng = np.random.default_rng([self._fit_seed % 2**63, 9])
+            rng = generator(self._fit_seed, Purpose.AUTOENCODER_INIT)
             widths = (X.shape[1],) + sizes
             encoder = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
             rev = widths[::-1]

@@ -28,12 +28,13 @@ from ._base import (
 from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
 from ._schedule import FINETUNE_BUDGET, auto_batch_size, check_length, plan_epochs
 from .rbm import RBM, check_training_schedule
+from ._streams import Purpose, child_seeds, generator
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
 
 
 def _layer_seeds(seed: int, n: int):
-    return [int(s) for s in np.random.SeedSequence([seed % 2**63, 4242]).generate_state(n, np.uint64)]
+    return child_seeds(seed, Purpose.LAYER_SEEDS, n)
 
 
 def check_layer_params(layer_params, n_layers: int):
@@ -493,7 +494,7 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         layer_params = check_layer_params(self.layer_params, len(sizes))
         self._fit_seed = seed_from(self.random_state)
-        rng = np.random.default_rng([self._fit_seed % 2**63, 5])
+        rng = generator(self._fit_seed, Purpose.DBN_INIT)
         if self.pretrain:
             common = pretraining_settings(self)
             self.rbms_ = pretrain_stack(

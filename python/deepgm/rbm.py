@@ -26,6 +26,7 @@ from ._base import (
     seed_from,
 )
 from ._schedule import RBM_BUDGET, check_batch_size, check_length, plan_epochs
+from ._streams import rbm_epoch_generator, rbm_init_generator
 
 __all__ = ["RBM", "LogPartition"]
 
@@ -264,7 +265,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         n_features = X.shape[1]
         self._fit_seed = seed_from(self.random_state)
         self._sample_calls = 0
-        rng = np.random.default_rng(self._fit_seed)
+        rng = rbm_init_generator(self._fit_seed)
         mean, var = _column_moments(X)
         if self.visible == "gaussian":
             self.mean_ = mean.astype(dtype)
@@ -361,7 +362,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             self._train_epochs(X, n_epochs=n_epochs, shuffle=shuffle)
 
     def _train_epochs(self, X, *, n_epochs, shuffle):
-        rng = np.random.default_rng([self._fit_seed % 2**63, self._epochs_done]) if shuffle else None
+        rng = rbm_epoch_generator(self._fit_seed, self._epochs_done) if shuffle else None
         n_jobs = self._n_jobs()
         lr = self._learning_rate()
         for _ in range(n_epochs):

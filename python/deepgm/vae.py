@@ -33,6 +33,7 @@ from ._base import (
 )
 from ._mlp import new_slots
 from ._schedule import VAE_BUDGET, Convergence, check_length, plan_epochs
+from ._streams import Purpose, generator
 
 #: method='grid' warns when the integrand's mean on the grid's outermost points exceeds this fraction
 #: of its mean over the whole grid.
@@ -226,7 +227,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         dtype = self._dtype()
         self._fit_seed = seed_from(self.random_state)
         self._sample_calls = 0
-        rng = np.random.default_rng([self._fit_seed % 2**63, 3])
+        rng = generator(self._fit_seed, Purpose.VAE_INIT)
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         k, extra = self.n_components, self._extra_inputs()
         enc_widths = (n_features + extra,) + sizes + (2 * k,)
@@ -352,7 +353,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         weighted = self.kl_weight != 1 or self.kl_warmup > 0
         for _ in range(n_epochs):
             start = self._timer()
-            rng = np.random.default_rng([self._fit_seed % 2**63, 11, self.n_iter_]) if shuffle else None
+            rng = generator(self._fit_seed, Purpose.VAE_EPOCH_ORDER, self.n_iter_) if shuffle else None
             batches = batch_rows(X.shape[0], self.batch_size, rng)
             bar = self._progress(len(batches), f"{type(self).__name__} epoch {self.n_iter_ + 1}")
             sums = np.zeros(3)  # objective (reconstruction + weight * KL), reconstruction, KL
@@ -412,7 +413,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         stream of (``seed``, ``step``)); returns the minibatch's mean reconstruction term and KL
         before the step."""
         dtype = self._dtype()
-        eps = np.random.default_rng([seed % 2**63, 29, step]).standard_normal((x.shape[0], self.n_components))
+        eps = generator(seed, Purpose.VAE_WARMUP_NOISE, step).standard_normal((x.shape[0], self.n_components))
         grads, recon, kl = self._kl_weighted_gradients(x, labels, eps.astype(dtype), weight)
         n_weights = len(self.encoder_coefs_) + len(self.decoder_coefs_)
         for i, (param, grad) in enumerate(zip(self._params(), grads)):

@@ -26,6 +26,7 @@ from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history, check_layer_
 from ..rbm import RBM
 from ..vae import CVAE, VAE
 from ._phases import FineTunePhase, RBMPhase, VAEPhase
+from .._streams import Purpose, generator
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def _unroll_classifier_stack(est, rbms, n_outputs):
     """_FineTunedDBN._initialise after its pretraining: the RBMs' weights as the hidden layers, a new
     output layer drawn from the same random stream."""
     dtype = est._dtype()
-    rng = np.random.default_rng([est._fit_seed % 2**63, 5])
+    rng = generator(est._fit_seed, Purpose.DBN_INIT)
     est.rbms_ = rbms
     est.coefs_ = [np.ascontiguousarray(r.components_.T) for r in rbms]
     est.intercepts_ = [r.intercept_hidden_.copy() for r in rbms]
