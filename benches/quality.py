@@ -100,7 +100,7 @@ def autoencoder(Xtr, Xte, log):
     from sklearn.decomposition import PCA
 
     ae, t = timed(lambda: DeepAutoencoder(**SETTINGS["ae"]).fit(Xtr))
-    err = ae.score(Xte)
+    err = ae.reconstruction_error(Xte)
     pca = PCA(30, random_state=0).fit(Xtr)
     pca_err = float(np.mean(np.sum((Xte - pca.inverse_transform(pca.transform(Xte))) ** 2, axis=1)))
     log(f"  DeepAutoencoder: test squared error {err:.2f} per image (PCA 30: {pca_err:.2f}) in {t:.0f} s")

@@ -97,7 +97,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     pca = PCA(n_components=cfg["ae"]["n_components"], random_state=random_state).fit(Xtr)
     pca_rec = pca.inverse_transform(pca.transform(Xte))
     pca_err = float(np.mean(np.sum((Xte - pca_rec) ** 2, axis=1)))
-    rows.append(["DeepAutoencoder", t_ae, "test squared error per image", ae.score(Xte), f"PCA ({cfg['ae']['n_components']} components): {pca_err:.2f}"])
+    rows.append(["DeepAutoencoder", t_ae, "test squared error per image", ae.reconstruction_error(Xte), f"PCA ({cfg['ae']['n_components']} components): {pca_err:.2f}"])
     report.figure(
         "Deep autoencoder", plotting.plot_reconstructions(show, ae.reconstruct(show), pca.inverse_transform(pca.transform(show)), labels=["input", "autoencoder", "PCA"]),
         "ae_reconstructions.png", "Test digits (top), their reconstructions through the 30-unit code of the deep autoencoder (middle) and by PCA with 30 components (bottom).",
