@@ -15,6 +15,7 @@ pub mod rbm;
 pub mod real;
 pub mod rng;
 pub mod scratch;
+pub mod softmax;
 pub mod sparse;
 pub mod vae;
 pub mod zero_columns;
