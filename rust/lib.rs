@@ -7,6 +7,7 @@
 
 pub mod activations;
 pub mod ais;
+pub mod collaborative;
 pub mod dense;
 pub mod error;
 pub mod linalg;

@@ -7,6 +7,7 @@ autoencoders and conditional VAEs, with a scikit-learn interface and a parallel 
 from . import datasets, plotting  # deepgm.datasets.load_mnist(), deepgm.plotting.* (matplotlib is imported on first use)
 from ._base import DivergenceError
 from .autoencoder import DeepAutoencoder
+from .collaborative import CollaborativeRBM
 from .dbn import DBN, DBNClassifier, DBNRegressor
 from .io import load, save
 from .rbm import RBM, LogPartition
@@ -22,6 +23,7 @@ __all__ = [
     "DeepAutoencoder",
     "VAE",
     "CVAE",
+    "CollaborativeRBM",
     "LogPartition",
     "DivergenceError",
     "load",

@@ -6,6 +6,7 @@ mod errors;
 mod dense;
 mod kernels;
 mod rbm;
+mod softmax_models;
 mod vae;
 
 use pyo3::prelude::*;
@@ -16,5 +17,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dense::register(m)?;
     rbm::register(m)?;
     vae::register(m)?;
+    softmax_models::register(m)?;
     Ok(())
 }
