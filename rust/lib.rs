@@ -14,6 +14,7 @@ pub mod linalg;
 pub mod optim;
 pub mod rbm;
 pub mod real;
+pub mod replicated_softmax;
 pub mod rng;
 pub mod scratch;
 pub mod softmax;

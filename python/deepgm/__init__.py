@@ -11,6 +11,7 @@ from .collaborative import CollaborativeRBM
 from .dbn import DBN, DBNClassifier, DBNRegressor
 from .io import load, save
 from .rbm import RBM, LogPartition
+from .topics import ReplicatedSoftmax
 from .vae import CVAE, VAE
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "VAE",
     "CVAE",
     "CollaborativeRBM",
+    "ReplicatedSoftmax",
     "LogPartition",
     "DivergenceError",
     "load",

@@ -134,9 +134,9 @@ class _Reader:
 
 
 def _estimator_classes():
-    from . import CVAE, DBN, RBM, VAE, CollaborativeRBM, DBNClassifier, DBNRegressor, DeepAutoencoder
+    from . import CVAE, DBN, RBM, VAE, CollaborativeRBM, DBNClassifier, DBNRegressor, DeepAutoencoder, ReplicatedSoftmax
 
-    return {c.__name__: c for c in (RBM, DBN, DBNClassifier, DBNRegressor, DeepAutoencoder, VAE, CVAE, CollaborativeRBM)}
+    return {c.__name__: c for c in (RBM, DBN, DBNClassifier, DBNRegressor, DeepAutoencoder, VAE, CVAE, CollaborativeRBM, ReplicatedSoftmax)}
 
 
 def save(estimator, path) -> Path:

@@ -1,4 +1,5 @@
-//! Bindings of the softmax-unit models: the collaborative-filtering RBM (`collab_*`).
+//! Bindings of the softmax-unit models: the collaborative-filtering RBM (`collab_*`) and the Replicated
+//! Softmax topic model (`rs_*`).
 //!
 //! Sparse inputs arrive as the three arrays of a CSR matrix: `indptr` and `indices` as int64, and the
 //! stored values (rating-value indices as int64, or word counts in the model's float dtype). The
@@ -14,6 +15,7 @@ use super::kernels::dispatch;
 use crate::collaborative::{self, Crbm, CrbmState, Pattern, Ratings};
 use crate::rbm::CdSettings;
 use crate::real::Real;
+use crate::replicated_softmax::{self, Docs, Rsm, RsmState};
 
 /// The structure of a CSR matrix: `indptr` and `indices`, int64, borrowed read-only.
 struct CsrArrays<'py> {
@@ -529,11 +531,359 @@ fn collab_catch_up(
     dispatch!(float_dtype(components, "components")?, collab_catch_up_impl(py, params, conditional, shared, last_update, settings, step, n_jobs))
 }
 
+// -- Replicated Softmax ---------------------------------------------------------------------------------
+
+/// The parameters of a Replicated Softmax model, borrowed read-only and shape-checked.
+struct RsmArrays<'py, T: Element> {
+    w: PyReadonlyArrayDyn<'py, T>,
+    b: Option<PyReadonlyArrayDyn<'py, T>>,
+    a: PyReadonlyArrayDyn<'py, T>,
+}
+
+impl<'py, T: Element + Real> RsmArrays<'py, T> {
+    fn extract(w: &Bound<'py, PyAny>, b: Option<&Bound<'py, PyAny>>, a: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let w = input::<T>(w, "components", 2)?;
+        let (f, v) = (w.shape()[0], w.shape()[1]);
+        if f == 0 || v == 0 {
+            return Err(value_error("components", format!("must have at least one hidden unit and one word, got shape {:?}", w.shape())));
+        }
+        let b = b.map(|b| input::<T>(b, "intercept_visible", 1)).transpose()?;
+        let a = input::<T>(a, "intercept_hidden", 1)?;
+        if let Some(b) = &b {
+            expect_shape("intercept_visible", b.shape(), &[v])?;
+        }
+        expect_shape("intercept_hidden", a.shape(), &[f])?;
+        Ok(RsmArrays { w, b, a })
+    }
+
+    fn rsm(&self) -> PyResult<Rsm<'_, T>> {
+        Ok(Rsm {
+            weight: self.w.as_slice()?,
+            visible_bias: match &self.b {
+                Some(b) => b.as_slice()?,
+                None => &[],
+            },
+            hidden_bias: self.a.as_slice()?,
+            n_words: self.w.shape()[1],
+            n_hidden: self.w.shape()[0],
+        })
+    }
+}
+
+/// The documents' CSR arrays, with the counts in the model's dtype.
+struct DocArrays<'py, T: Element> {
+    csr: CsrArrays<'py>,
+    counts: PyReadonlyArrayDyn<'py, T>,
+}
+
+impl<'py, T: Element + Real> DocArrays<'py, T> {
+    fn extract(indptr: &Bound<'py, PyAny>, idx: &Bound<'py, PyAny>, data: &Bound<'py, PyAny>) -> PyResult<Self> {
+        Ok(DocArrays { csr: CsrArrays::extract(indptr, idx, "")?, counts: input_unchecked::<T>(data, "data", 1)? })
+    }
+
+    fn docs(&self) -> PyResult<Docs<'_, T>> {
+        Ok(Docs { indptr: self.csr.indptr.as_slice()?, words: self.csr.indices.as_slice()?, counts: self.counts.as_slice()? })
+    }
+}
+
+fn rs_docs_impl<'py, T: Real + Element>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    idx: &Bound<'py, PyAny>,
+    data: &Bound<'py, PyAny>,
+    w: &Bound<'py, PyAny>,
+    b: Option<&Bound<'py, PyAny>>,
+    a: &Bound<'py, PyAny>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = RsmArrays::<T>::extract(w, b, a)?;
+    let x = DocArrays::<T>::extract(indptr, idx, data)?;
+    let docs = x.docs()?;
+    let model = p.rsm()?;
+    let name = if b.is_some() { "rs_log_unnormalized" } else { "rs_hidden" };
+    docs.check("x", model.n_words).map_err(|e| value_error(name, e))?;
+    let (n, f) = (docs.n_docs(), model.n_hidden);
+    ensure_allocatable(name, n.saturating_mul(f + 1), std::mem::size_of::<T>().max(8))?;
+    if b.is_some() {
+        let out = run(py, name, n_jobs, || {
+            let mut out = vec![0.0f64; n];
+            model.log_unnormalized(docs, &mut out);
+            Ok(out)
+        })?;
+        new_array(py, &[n], out)
+    } else {
+        let out = run(py, name, n_jobs, || {
+            let mut out = vec![T::zero(); n * f];
+            model.hidden(docs, &mut out);
+            Ok(out)
+        })?;
+        new_array(py, &[n, f], out)
+    }
+}
+
+/// p(h = 1 | v) (n_documents, n_hidden) for the word counts of the CSR matrix (indptr, indices, data).
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, data, components, intercept_hidden, *, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn rs_hidden<'py>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    data: &Bound<'py, PyAny>,
+    components: &Bound<'py, PyAny>,
+    intercept_hidden: &Bound<'py, PyAny>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let n_jobs = threads(n_jobs)?;
+    dispatch!(float_dtype(components, "components")?, rs_docs_impl(py, indptr, indices, data, components, None, intercept_hidden, n_jobs))
+}
+
+/// log p*(v) = b.v + sum_j softplus(D a_j + W_j . v) (float64, (n_documents,)): the unnormalised
+/// log-probability of each document's word sequence.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, data, components, intercept_visible, intercept_hidden, *, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn rs_log_unnormalized<'py>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    data: &Bound<'py, PyAny>,
+    components: &Bound<'py, PyAny>,
+    intercept_visible: &Bound<'py, PyAny>,
+    intercept_hidden: &Bound<'py, PyAny>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let n_jobs = threads(n_jobs)?;
+    dispatch!(
+        float_dtype(components, "components")?,
+        rs_docs_impl(py, indptr, indices, data, components, Some(intercept_visible), intercept_hidden, n_jobs)
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rs_cd_impl<'py, T: Real + Element>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    idx: &Bound<'py, PyAny>,
+    data: &Bound<'py, PyAny>,
+    params: [&Bound<'py, PyAny>; 6],
+    rows: &Bound<'py, PyAny>,
+    settings: CdSettings,
+    seed: u64,
+    step: u64,
+    return_reconstruction: bool,
+    n_jobs: usize,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let [w, b, a, vw, vb, va] = params;
+    let mut w = output::<T>(w, "components", 2)?;
+    let (f, v) = (w.shape()[0], w.shape()[1]);
+    let mut b = output::<T>(b, "intercept_visible", 1)?;
+    let mut a = output::<T>(a, "intercept_hidden", 1)?;
+    let mut vw = output::<T>(vw, "components_velocity", 2)?;
+    let mut vb = output::<T>(vb, "intercept_visible_velocity", 1)?;
+    let mut va = output::<T>(va, "intercept_hidden_velocity", 1)?;
+    expect_shape("intercept_visible", b.shape(), &[v])?;
+    expect_shape("intercept_hidden", a.shape(), &[f])?;
+    expect_shape("components_velocity", vw.shape(), &[f, v])?;
+    expect_shape("intercept_visible_velocity", vb.shape(), &[v])?;
+    expect_shape("intercept_hidden_velocity", va.shape(), &[f])?;
+    let x = DocArrays::<T>::extract(indptr, idx, data)?;
+    let rows = indices(rows, "rows", x.csr.n_rows())?;
+    let docs = x.docs()?;
+    let mut state = RsmState {
+        weight: w.as_slice_mut()?,
+        visible_bias: b.as_slice_mut()?,
+        hidden_bias: a.as_slice_mut()?,
+        weight_velocity: vw.as_slice_mut()?,
+        visible_velocity: vb.as_slice_mut()?,
+        hidden_velocity: va.as_slice_mut()?,
+        n_words: v,
+        n_hidden: f,
+    };
+    let n = rows.len();
+    let recon = run(py, "rs_cd_step", n_jobs, || replicated_softmax::cd_step(&mut state, docs, &rows, &settings, seed, step))?;
+    if return_reconstruction {
+        Ok(Some(new_array(py, &[n, v], recon)?))
+    } else {
+        crate::scratch::recycle(recon);
+        Ok(None)
+    }
+}
+
+/// One CD-k step on the documents `rows` of the CSR word counts (indptr, indices, data), updating the
+/// parameters and velocities in place. With return_reconstruction, returns the reconstructed
+/// documents' counts (len(rows), n_words).
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, data, components, intercept_visible, intercept_hidden, components_velocity,
+    intercept_visible_velocity, intercept_hidden_velocity, *, rows, k=1, learning_rate=0.1, momentum=0.0, weight_decay=0.0,
+    seed, step, return_reconstruction=false, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn rs_cd_step<'py>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    data: &Bound<'py, PyAny>,
+    components: &Bound<'py, PyAny>,
+    intercept_visible: &Bound<'py, PyAny>,
+    intercept_hidden: &Bound<'py, PyAny>,
+    components_velocity: &Bound<'py, PyAny>,
+    intercept_visible_velocity: &Bound<'py, PyAny>,
+    intercept_hidden_velocity: &Bound<'py, PyAny>,
+    rows: &Bound<'py, PyAny>,
+    k: i64,
+    learning_rate: f64,
+    momentum: f64,
+    weight_decay: f64,
+    seed: &Bound<'_, PyAny>,
+    step: i64,
+    return_reconstruction: bool,
+    n_jobs: Option<i64>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let seed = seed_arg(seed, "seed")?;
+    let step = count_arg(step, "step", 0)? as u64;
+    let settings = cd_settings(k, learning_rate, momentum, weight_decay, "rs_cd_step")?;
+    let n_jobs = threads(n_jobs)?;
+    let params = [components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity, intercept_hidden_velocity];
+    dispatch!(float_dtype(components, "components")?, rs_cd_impl(py, indptr, indices, data, params, rows, settings, seed, step, return_reconstruction, n_jobs))
+}
+
+fn rs_exact_impl<'py, T: Real + Element>(
+    py: Python<'py>,
+    w: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    a: &Bound<'py, PyAny>,
+    lengths: Vec<usize>,
+    max_units: usize,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = RsmArrays::<T>::extract(w, Some(b), a)?;
+    let model = p.rsm()?;
+    let n = lengths.len();
+    let out = run(py, "rs_log_partition_exact", n_jobs, || model.log_partition_exact(&lengths, max_units))?;
+    new_array(py, &[n], out)
+}
+
+/// Exact log Z_D (float64) for each length D in doc_lengths, enumerating the 2^n_hidden hidden states
+/// once for all of them (n_hidden <= max_units <= 24).
+#[pyfunction]
+#[pyo3(signature = (components, intercept_visible, intercept_hidden, doc_lengths, *, max_units=20, n_jobs=None))]
+fn rs_log_partition_exact<'py>(
+    py: Python<'py>,
+    components: &Bound<'py, PyAny>,
+    intercept_visible: &Bound<'py, PyAny>,
+    intercept_hidden: &Bound<'py, PyAny>,
+    doc_lengths: &Bound<'py, PyAny>,
+    max_units: i64,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let lengths = indices(doc_lengths, "doc_lengths", usize::MAX)?;
+    let max_units = count_arg(max_units, "max_units", 1)?;
+    let n_jobs = threads(n_jobs)?;
+    dispatch!(float_dtype(components, "components")?, rs_exact_impl(py, components, intercept_visible, intercept_hidden, lengths, max_units, n_jobs))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rs_ais_impl<'py, T: Real + Element>(
+    py: Python<'py>,
+    w: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    a: &Bound<'py, PyAny>,
+    lengths: Vec<usize>,
+    steps_per_word: usize,
+    n_chains: usize,
+    seed: u64,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = RsmArrays::<T>::extract(w, Some(b), a)?;
+    let model = p.rsm()?;
+    let n = lengths.len();
+    let log_w = run(py, "rs_ais", n_jobs, || model.ais_log_weights(&lengths, steps_per_word, n_chains, seed))?;
+    new_array(py, &[n, n_chains], log_w)
+}
+
+/// Annealed importance sampling of log Z_D for each length in doc_lengths (ascending, distinct): the log
+/// importance weights (n_lengths, n_chains); the estimate for length l is
+/// n_hidden * log(2) + log mean exp(log_w[l]). One run per chain anneals the hidden units (the visible
+/// units summed out) from length 0 up to the longest length, steps_per_word steps per word at first.
+#[pyfunction]
+#[pyo3(signature = (components, intercept_visible, intercept_hidden, doc_lengths, *, steps_per_word=50, n_chains=100, seed, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn rs_ais<'py>(
+    py: Python<'py>,
+    components: &Bound<'py, PyAny>,
+    intercept_visible: &Bound<'py, PyAny>,
+    intercept_hidden: &Bound<'py, PyAny>,
+    doc_lengths: &Bound<'py, PyAny>,
+    steps_per_word: i64,
+    n_chains: i64,
+    seed: &Bound<'_, PyAny>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let seed = seed_arg(seed, "seed")?;
+    let n_chains = count_arg(n_chains, "n_chains", 1)?;
+    let steps_per_word = count_arg(steps_per_word, "steps_per_word", 1)?;
+    let lengths = indices(doc_lengths, "doc_lengths", usize::MAX)?;
+    let n_jobs = threads(n_jobs)?;
+    dispatch!(
+        float_dtype(components, "components")?,
+        rs_ais_impl(py, components, intercept_visible, intercept_hidden, lengths, steps_per_word, n_chains, seed, n_jobs)
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rs_sample_impl<'py, T: Real + Element>(
+    py: Python<'py>,
+    w: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    a: &Bound<'py, PyAny>,
+    n_samples: usize,
+    length: usize,
+    n_steps: usize,
+    seed: u64,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = RsmArrays::<T>::extract(w, Some(b), a)?;
+    let model = p.rsm()?;
+    ensure_allocatable("rs_sample", n_samples.saturating_mul(model.n_words), std::mem::size_of::<T>())?;
+    let out = run(py, "rs_sample", n_jobs, || Ok(model.sample(n_samples, length, n_steps, seed)))?;
+    new_array(py, &[n_samples, model.n_words], out)
+}
+
+/// n_samples documents of doc_length words after n_steps of Gibbs sampling from D words drawn from
+/// softmax(b): their word counts (n_samples, n_words). Chain c draws from the stream (seed, c).
+#[pyfunction]
+#[pyo3(signature = (components, intercept_visible, intercept_hidden, *, n_samples, doc_length, n_steps=1000, seed, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+fn rs_sample<'py>(
+    py: Python<'py>,
+    components: &Bound<'py, PyAny>,
+    intercept_visible: &Bound<'py, PyAny>,
+    intercept_hidden: &Bound<'py, PyAny>,
+    n_samples: i64,
+    doc_length: i64,
+    n_steps: i64,
+    seed: &Bound<'_, PyAny>,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let seed = seed_arg(seed, "seed")?;
+    let n_samples = count_arg(n_samples, "n_samples", 1)?;
+    let length = count_arg(doc_length, "doc_length", 0)?;
+    let n_steps = count_arg(n_steps, "n_steps", 0)?;
+    let n_jobs = threads(n_jobs)?;
+    dispatch!(float_dtype(components, "components")?, rs_sample_impl(py, components, intercept_visible, intercept_hidden, n_samples, length, n_steps, seed, n_jobs))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(collab_hidden, m)?)?;
     m.add_function(wrap_pyfunction!(collab_visible, m)?)?;
     m.add_function(wrap_pyfunction!(collab_gibbs, m)?)?;
     m.add_function(wrap_pyfunction!(collab_cd_step, m)?)?;
     m.add_function(wrap_pyfunction!(collab_catch_up, m)?)?;
+    m.add_function(wrap_pyfunction!(rs_hidden, m)?)?;
+    m.add_function(wrap_pyfunction!(rs_log_unnormalized, m)?)?;
+    m.add_function(wrap_pyfunction!(rs_cd_step, m)?)?;
+    m.add_function(wrap_pyfunction!(rs_log_partition_exact, m)?)?;
+    m.add_function(wrap_pyfunction!(rs_ais, m)?)?;
+    m.add_function(wrap_pyfunction!(rs_sample, m)?)?;
     Ok(())
 }
