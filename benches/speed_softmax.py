@@ -1,6 +1,6 @@
 """One training epoch of the softmax-unit models: deepgm against plain NumPy, same data, same run.
 
-    python benches/speed_softmax.py [--repeats N] [--out FILE.json]
+    python benches/speed_softmax.py [--repeats N] [--threads N] [--out FILE.json]
 
 - ``CollaborativeRBM`` (100 hidden units, CD-1, batches of 20 users, float32) on MovieLens
   (``../shared/data/movielens-small``), against :class:`NumpyCollaborativeRBM`: the same algorithm as a
@@ -12,7 +12,9 @@
 
 deepgm is timed through ``fit`` with one epoch (so its time includes initialisation and the per-epoch
 monitoring; NumPy's is the epoch alone). Each figure is the median of ``--repeats`` runs; the ratio is
-NumPy's time over deepgm's (> 1: deepgm is faster). Both use every core (rayon; OpenBLAS).
+NumPy's time over deepgm's (> 1: deepgm is faster). Both use ``--threads`` threads (rayon; OpenBLAS, through
+threadpoolctl), by default every core. On a loaded machine prefer ``--threads 1``: OpenBLAS's threads
+wait for each other by spinning, and a descheduled one can make a product tens of times slower.
 """
 
 from __future__ import annotations
@@ -147,14 +149,16 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--movielens", default=str(DATA / "movielens-small"))
     parser.add_argument("--newsgroups", default=str(DATA / "20news" / "docs.feat"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     from sklearn.datasets import load_svmlight_file
+    from threadpoolctl import threadpool_limits
 
     from quality_softmax import cpu_name
 
-    results = {"machine": cpu_name(), "logical_cpus": os.cpu_count(), "rows": {}}
-    print(f"machine: {results['machine']}, {os.cpu_count()} logical CPUs; median of {args.repeats}", flush=True)
+    results = {"machine": cpu_name(), "logical_cpus": os.cpu_count(), "threads": args.threads, "rows": {}}
+    print(f"machine: {results['machine']}, {os.cpu_count()} logical CPUs; {args.threads} threads; median of {args.repeats}", flush=True)
 
     R, _, _ = load_movielens(args.movielens)
     values = np.unique(R.data)
@@ -162,7 +166,7 @@ def main(argv=None) -> int:
     reference = NumpyCollaborativeRBM(R.shape[1], values.size)
     rows = {
         "CollaborativeRBM epoch (MovieLens, 100 hidden, CD-1)": (
-            lambda: CollaborativeRBM(100, k=1, n_iter=1, random_state=0).fit(R),
+            lambda: CollaborativeRBM(100, k=1, n_iter=1, random_state=0, n_jobs=args.threads).fit(R),
             lambda: reference.fit_epoch(R_codes),
         )
     }
@@ -170,13 +174,15 @@ def main(argv=None) -> int:
     C = sp.csr_matrix(X.astype(np.float32))
     reference_rs = NumpyReplicatedSoftmax(C.shape[1])
     rows["ReplicatedSoftmax epoch (20news, 50 hidden, CD-1)"] = (
-        lambda: ReplicatedSoftmax(50, max_iter=1, random_state=0).fit(C),
+        lambda: ReplicatedSoftmax(50, max_iter=1, random_state=0, n_jobs=args.threads).fit(C),
         lambda: reference_rs.fit_epoch(C),
     )
     for name, (deepgm_run, numpy_run) in rows.items():
-        deepgm_run(), numpy_run()  # warm-up: page in the data, start the thread pools
+        with threadpool_limits(args.threads):
+            deepgm_run(), numpy_run()  # warm-up: page in the data, start the thread pools
         t_deepgm = median_seconds(deepgm_run, args.repeats)
-        t_numpy = median_seconds(numpy_run, args.repeats)
+        with threadpool_limits(args.threads):
+            t_numpy = median_seconds(numpy_run, args.repeats)
         results["rows"][name] = dict(deepgm_seconds=t_deepgm, numpy_seconds=t_numpy, numpy_over_deepgm=t_numpy / t_deepgm)
         print(f"  {name:<52} deepgm {t_deepgm:7.3f} s   NumPy {t_numpy:7.3f} s   NumPy/deepgm {t_numpy / t_deepgm:5.1f}x", flush=True)
     if args.out:
