@@ -1,20 +1,28 @@
 //! The partition function of an RBM: exactly, by enumerating the states of the smaller layer, or by
 //! annealed importance sampling (AIS) from a base-rate model (Salakhutdinov & Murray, 2008).
 //!
-//! Both work with unnormalised marginals: for Bernoulli visible units, summing h out gives
-//! `log p*(v) = b.v + sum_j softplus(c_j + (W v)_j)`, and summing v out gives
-//! `log p*(h) = c.h + sum_i softplus(b_i + (h W)_i)`. For Gaussian visible units (unit variance),
-//! integrating v out gives `log p*(h) = c.h + |b + h W|^2 / 2 - |b|^2 / 2 + n_visible / 2 * log(2 pi)`.
+//! Both work with unnormalised marginals, one layer summed out (see `units`):
+//! `log p*(v) = -e_v(v; b) + log sum_h exp(-e_h(h; c) + h.W v)`, and likewise `log p*(h)`. For
+//! Bernoulli units in both layers, `log p*(v) = b.v + sum_j softplus(c_j + (W v)_j)` and
+//! `log p*(h) = c.h + sum_i softplus(b_i + (h W)_i)`; for Gaussian visible units (unit variance),
+//! `log p*(h) = c.h + |b + h W|^2 / 2 - |b|^2 / 2 + n_visible / 2 * log(2 pi)`.
+//!
+//! `log Z = log sum_h p*(h)` exactly when a layer is small enough to enumerate; otherwise AIS anneals
+//! from the base-rate model `p_0(v) ~ exp(-e_v(v; a))` (no weights, known `log Z_0`) through
+//! `p_k(v) ~ exp(-(1 - beta_k) e_v(v; a) - beta_k e_v(v; b) + log sum_h exp(-e_h(h; c) + beta_k h.W v))`
+//! with `beta_k` rising from 0 to 1, and `Z / Z_0 = E[prod_k p*_k(v_k) / p*_{k-1}(v_k)]`.
 
 use rayon::prelude::*;
 
-use crate::activations::{bernoulli, gaussian as gaussian_sample, sigmoid, softplus, sum_f64, StreamKey};
+use crate::activations::{sigmoid, softplus, sum_f64, LogSumExp};
 use crate::error::{KernelError, Result};
 use crate::linalg::{gemm, Threads, View, ViewMut};
-use crate::rbm::{Rbm, Units};
+use crate::rbm::Rbm;
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
+use crate::sampling::StreamKey;
 use crate::scratch;
+use crate::units::Units;
 
 fn require_bernoulli_hidden<T>(rbm: &Rbm<'_, T>) -> Result<()> {
     if rbm.hidden != Units::Bernoulli {
@@ -29,54 +37,14 @@ pub const MAX_EXACT_UNITS: usize = 24;
 /// States enumerated per block (a fixed number, so the sum's order does not depend on threads).
 const STATES_PER_BLOCK: usize = 2048;
 
-/// Adds `log(sum exp(xs))` of one block to a running (max, sum) pair, stably.
-fn accumulate(acc: (f64, f64), block: (f64, f64)) -> (f64, f64) {
-    let (m1, s1) = acc;
-    let (m2, s2) = block;
-    if m1 == f64::NEG_INFINITY {
-        return block;
-    }
-    if m2 == f64::NEG_INFINITY {
-        return acc;
-    }
-    let m = m1.max(m2);
-    (m, s1 * (m1 - m).exp() + s2 * (m2 - m).exp())
-}
-
-fn log_sum_exp(xs: &[f64]) -> (f64, f64) {
-    let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return (m, 0.0);
-    }
-    (m, xs.iter().map(|x| (x - m).exp()).sum())
-}
-
-/// `sum_i softplus(x_i)` in float64, as `sum_i max(x_i, 0) + ln prod_i (1 + exp(-|x_i|))`: one
-/// logarithm per 512 terms instead of one `log1p` per term (the exact log Z sums a softplus for every
-/// state and unit: 51 million for 16 hidden x 784 visible units). Each factor lies in (1, 2], so a
-/// product of 512 stays below 2^512; the result differs from the term-by-term sum by rounding only.
-fn softplus_sum(xs: impl Iterator<Item = f64>) -> f64 {
-    const TERMS_PER_LOG: usize = 512;
-    let (mut linear, mut logs, mut product, mut n) = (0.0f64, 0.0f64, 1.0f64, 0usize);
-    for x in xs {
-        linear += x.max(0.0);
-        product *= 1.0 + (-x.abs()).exp();
-        n += 1;
-        if n == TERMS_PER_LOG {
-            logs += product.ln();
-            (product, n) = (1.0, 0);
-        }
-    }
-    linear + logs + product.ln()
-}
-
 /// Exact `log Z` by enumerating the 2^n states of the smaller layer (the hidden layer for Gaussian
 /// visible units). Fails if that layer has more than `max_units` (<= [`MAX_EXACT_UNITS`]) units.
 pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Result<f64> {
     rbm.check()?;
     require_bernoulli_hidden(rbm)?;
     let (nv, nh) = (rbm.n_visible, rbm.n_hidden);
-    let enumerate_hidden = rbm.visible == Units::Gaussian || nh <= nv;
+    // A layer of real-valued units cannot be enumerated: then the hidden layer is.
+    let enumerate_hidden = !rbm.visible.countable() || nh <= nv;
     let n_units = if enumerate_hidden { nh } else { nv };
     let limit = max_units.min(MAX_EXACT_UNITS);
     if n_units > limit {
@@ -89,9 +57,9 @@ pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Resul
     }
     let n_states = 1usize << n_units;
     let n_blocks = n_states.div_ceil(STATES_PER_BLOCK);
-    // The other layer's width.
-    let m = if enumerate_hidden { nv } else { nh };
-    let blocks: Vec<(f64, f64)> = (0..n_blocks)
+    // The other layer, summed out of every enumerated state.
+    let (m, other) = if enumerate_hidden { (nv, rbm.visible) } else { (nh, rbm.hidden) };
+    let blocks: Vec<LogSumExp> = (0..n_blocks)
         .into_par_iter()
         .map(|blk| {
             let first = blk * STATES_PER_BLOCK;
@@ -108,35 +76,21 @@ pub fn log_partition_exact<T: Real>(rbm: &Rbm<'_, T>, max_units: usize) -> Resul
             let w = View::new(rbm.weight, nh, nv);
             let op_w = if enumerate_hidden { w } else { w.t() };
             gemm(T::one(), View::new(&states, count, n_units), op_w, T::zero(), ViewMut::new(&mut pre, count, m), Threads::Single);
-            let (own_bias, other_bias) = if enumerate_hidden { (rbm.hidden_bias, rbm.visible_bias) } else { (rbm.visible_bias, rbm.hidden_bias) };
+            let (own_bias, other_bias) =
+                if enumerate_hidden { (rbm.hidden_bias, rbm.visible_bias) } else { (rbm.visible_bias, rbm.hidden_bias) };
             let terms: Vec<f64> = (0..count)
                 .map(|s| {
                     let st = &states[s * n_units..(s + 1) * n_units];
                     let pr = &pre[s * m..(s + 1) * m];
                     let linear: f64 = st.iter().zip(own_bias).map(|(&x, &b)| (x * b).f64()).sum();
-                    let other: f64 = match (enumerate_hidden, rbm.visible) {
-                        (true, Units::Gaussian) => pr
-                            .iter()
-                            .zip(other_bias)
-                            .map(|(&p, &b)| {
-                                let (p, b) = (p.f64(), b.f64());
-                                0.5 * (b + p) * (b + p) - 0.5 * b * b
-                            })
-                            .sum(),
-                        _ => softplus_sum(pr.iter().zip(other_bias).map(|(&p, &b)| p.f64() + b.f64())),
-                    };
-                    linear + other
+                    linear + other.log_sum_f64(pr, other_bias)
                 })
                 .collect();
-            log_sum_exp(&terms)
+            LogSumExp::of(&terms)
         })
         .collect();
-    let (mx, sum) = blocks.into_iter().fold((f64::NEG_INFINITY, 0.0), accumulate);
-    let mut log_z = mx + sum.ln();
-    if rbm.visible == Units::Gaussian {
-        log_z += 0.5 * nv as f64 * (2.0 * std::f64::consts::PI).ln();
-    }
-    Ok(log_z)
+    let total = blocks.into_iter().fold(LogSumExp::EMPTY, LogSumExp::merge);
+    Ok(total.value() + other.log_sum_constant(m))
 }
 
 /// Annealed importance sampling from the base-rate model with visible bias `base_bias` (Bernoulli:
@@ -156,27 +110,30 @@ pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64]
     if base_bias.len() != nv {
         return Err(KernelError::shape("base_bias", format!("length {nv}"), format!("length {}", base_bias.len())));
     }
-    if betas.len() < 2 || betas[0] != 0.0 || *betas.last().unwrap() != 1.0 || betas.windows(2).any(|w| !(w[1] >= w[0])) {
-        return Err(KernelError::value("betas", "a non-decreasing schedule from 0 to 1 with at least 2 entries", format!("{} values", betas.len())));
+    if betas.len() < 2 || betas[0] != 0.0 || *betas.last().unwrap() != 1.0 || betas.windows(2).any(|w| w[1].is_nan() || w[1] < w[0]) {
+        return Err(KernelError::value(
+            "betas",
+            "a non-decreasing schedule from 0 to 1 with at least 2 entries",
+            format!("{} values", betas.len()),
+        ));
     }
     if n_chains == 0 {
         return Err(KernelError::value("n_chains", "an integer >= 1", 0));
     }
-    let gaussian = rbm.visible == Units::Gaussian;
+    let visible = rbm.visible;
     let n = n_chains;
     let key = |step: u64, p: u64| StreamKey { seed, step, purpose: p };
 
-    // Start: an exact draw from the base model.
+    // Start: an exact draw from the base model, every chain from the same means.
+    let base_mean: Vec<T> = (0..n * nv).map(|i| visible.mean(base_bias[i % nv])).collect();
     let mut v = vec![T::zero(); n * nv];
-    let base_mean: Vec<T> = if gaussian { base_bias.to_vec() } else { base_bias.iter().map(|&a| sigmoid(a)).collect() };
-    draw_visible(&mut v, nv, &base_mean, gaussian, key(0, purpose::AIS));
+    visible.sample(&base_mean, &mut v, key(0, purpose::AIS));
 
-    // Gaussian units: the squared biases of -|v - b|^2 / 2 also change with beta.
-    let half_sq = |x: &[T]| 0.5 * x.iter().map(|&a| a.f64() * a.f64()).sum::<f64>();
-    let sq_change = if gaussian { half_sq(rbm.visible_bias) - half_sq(base_bias) } else { 0.0 };
-    // log p*_beta(v) = (1 - beta) (a.v - |a|^2/2) + beta (b.v - |b|^2/2) + sum_j softplus(beta x_j),
+    // With e_v(v; a) = g(v) - a.v + e_0(a) (e_0 = units' bias_energy: |a|^2 / 2 for Gaussian units),
+    // log p*_beta(v) = -g(v) + (1 - beta) (a.v - e_0(a)) + beta (b.v - e_0(b)) + sum_j softplus(beta x_j),
     // x = W v + c: its change from beta_{k-1} to beta_k is
-    // (beta_k - beta_{k-1}) ((b - a).v - (|b|^2 - |a|^2)/2) + sum_j [softplus(beta_k x_j) - softplus(beta_{k-1} x_j)].
+    // (beta_k - beta_{k-1}) ((b - a).v - (e_0(b) - e_0(a))) + sum_j [softplus(beta_k x_j) - softplus(beta_{k-1} x_j)].
+    let sq_change = visible.bias_energy(rbm.visible_bias) - visible.bias_energy(base_bias);
     let bias_diff: Vec<T> = rbm.visible_bias.iter().zip(base_bias).map(|(&b, &a)| b - a).collect();
     let mut log_w = vec![0.0f64; n];
     let mut x = vec![T::zero(); n * nh];
@@ -184,7 +141,7 @@ pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64]
     let mut mean_v = vec![T::zero(); n * nv];
     let w = View::new(rbm.weight, nh, nv);
     // Binary visible states are mostly zero on data like MNIST: then x comes from their nonzeros and W^T.
-    let weight_t = (!gaussian).then(|| rbm.weight_transposed());
+    let weight_t = visible.binary().then(|| rbm.weight_transposed());
     for k in 1..betas.len() {
         let (b_prev, b_now) = (betas[k - 1], betas[k]);
         rbm.hidden_input_from(&v, &mut x, weight_t.as_deref());
@@ -210,10 +167,10 @@ pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64]
         mean_v.par_chunks_mut(nv).for_each(|row| {
             for (i, m) in row.iter_mut().enumerate() {
                 let pre = one_minus * base_bias[i] + bn * (*m + rbm.visible_bias[i]);
-                *m = if gaussian { pre } else { sigmoid(pre) };
+                *m = visible.mean(pre);
             }
         });
-        draw_visible_from(&mut v, &mean_v, gaussian, key(k as u64, purpose::AIS));
+        visible.sample(&mean_v, &mut v, key(k as u64, purpose::AIS));
     }
     if let Some(wt) = weight_t {
         scratch::recycle(wt);
@@ -221,28 +178,10 @@ pub fn ais_log_weights<T: Real>(rbm: &Rbm<'_, T>, base_bias: &[T], betas: &[f64]
     Ok(log_w)
 }
 
-/// v = a draw with per-column means `mean` (n rows of `cols`): Bernoulli or unit-variance Gaussian.
-fn draw_visible<T: Real>(v: &mut [T], cols: usize, mean: &[T], gaussian: bool, key: StreamKey) {
-    let means: Vec<T> = (0..v.len()).map(|i| mean[i % cols]).collect();
-    draw_visible_from(v, &means, gaussian, key);
-}
-
-fn draw_visible_from<T: Real>(v: &mut [T], mean: &[T], gaussian: bool, key: StreamKey) {
-    if gaussian {
-        gaussian_sample(mean, &[T::one()], v, None, key);
-    } else {
-        bernoulli(mean, v, key);
-    }
-}
-
-/// `log Z` of the base-rate model of [`ais_log_weights`] (its n_hidden units have no parameters).
+/// `log Z` of the base-rate model of [`ais_log_weights`]: the visible layer alone with biases
+/// `base_bias`, times 2^n_hidden for its Bernoulli hidden units, which have no parameters.
 pub fn base_log_partition<T: Real>(base_bias: &[T], n_hidden: usize, visible: Units) -> f64 {
-    let hidden = n_hidden as f64 * std::f64::consts::LN_2;
-    match visible {
-        Units::Bernoulli => base_bias.iter().map(|&a| softplus(a.f64())).sum::<f64>() + hidden,
-        // exp(-|v - a|^2 / 2) integrates to (2 pi)^(n/2) whatever a.
-        Units::Gaussian => 0.5 * base_bias.len() as f64 * (2.0 * std::f64::consts::PI).ln() + hidden,
-    }
+    visible.log_partition(base_bias) + n_hidden as f64 * std::f64::consts::LN_2
 }
 
 #[cfg(test)]
@@ -274,15 +213,14 @@ mod tests {
                 terms.push(neg_e);
             }
         }
-        let (m, s) = log_sum_exp(&terms);
-        m + s.ln()
+        LogSumExp::of(&terms).value()
     }
 
     #[test]
     fn exact_matches_brute_force_enumerating_either_layer() {
         for &(nv, nh) in &[(5, 3), (3, 6), (4, 4)] {
             let (w, b, c) = model(nv, nh, 1.0, nv as u64);
-            let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+            let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
             let got = log_partition_exact(&rbm, 20).unwrap();
             let want = brute_force(&w, &b, &c, nv, nh);
             assert!((got - want).abs() < 1e-10, "{nv}x{nh}: {got} vs {want}");
@@ -293,7 +231,7 @@ mod tests {
     fn exact_gaussian_matches_numerical_integration() {
         // One Gaussian visible unit, two hidden units: integrate exp(-F(v)) over v on a fine grid.
         let (w, b, c) = (vec![0.7, -1.1], vec![0.3], vec![0.2, -0.4]);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 1, n_hidden: 2, visible: Units::Gaussian, hidden: Units::Bernoulli };
+        let rbm = Rbm::new(&w, &b, &c, Units::Gaussian, Units::Bernoulli);
         let got = log_partition_exact(&rbm, 20).unwrap();
         let (lo, hi, n) = (-15.0, 15.0, 300_000);
         let dx = (hi - lo) / n as f64;
@@ -308,19 +246,9 @@ mod tests {
     }
 
     #[test]
-    fn softplus_sum_matches_the_term_by_term_sum() {
-        for n in [0usize, 1, 7, 511, 512, 513, 2000] {
-            let xs: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7311).sin() * 40.0).collect();
-            let want: f64 = xs.iter().map(|&x| softplus(x)).sum();
-            let got = softplus_sum(xs.iter().copied());
-            assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{n}: {got} vs {want}");
-        }
-    }
-
-    #[test]
     fn exact_refuses_large_layers() {
         let (w, b, c) = model(30, 25, 0.1, 1);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 30, n_hidden: 25, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
         assert!(log_partition_exact(&rbm, 20).is_err());
     }
 
@@ -333,12 +261,11 @@ mod tests {
         for visible in [Units::Bernoulli, Units::Gaussian] {
             let (nv, nh) = (20, 8);
             let (w, b, c) = model(nv, nh, 0.4, 2);
-            let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible, hidden: Units::Bernoulli };
+            let rbm = Rbm::new(&w, &b, &c, visible, Units::Bernoulli);
             let exact = log_partition_exact(&rbm, 20).unwrap();
             let base: Vec<f64> = b.iter().map(|x| x * 0.5).collect();
             let lw = ais_log_weights(&rbm, &base, &schedule(2000), 64, 7).unwrap();
-            let (m, s) = log_sum_exp(&lw);
-            let est = base_log_partition(&base, nh, visible) + m + (s / lw.len() as f64).ln();
+            let est = base_log_partition(&base, nh, visible) + LogSumExp::of(&lw).log_mean(lw.len());
             assert!((est - exact).abs() < 0.1, "{visible:?}: AIS {est} vs exact {exact}");
         }
     }
@@ -350,12 +277,11 @@ mod tests {
         let (nv, nh) = (40, 10);
         let (w, mut b, c) = model(nv, nh, 0.5, 4);
         b.iter_mut().for_each(|b| *b -= 3.0);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
         let exact = log_partition_exact(&rbm, 20).unwrap();
-        let lw = |threads: usize| crate::linalg::with_threads(threads, || ais_log_weights(&rbm, &b, &schedule(1000), 64, 9).unwrap());
+        let lw = |threads: usize| crate::threads::with_threads(threads, || ais_log_weights(&rbm, &b, &schedule(1000), 64, 9).unwrap());
         let weights = lw(2);
-        let (m, s) = log_sum_exp(&weights);
-        let est = base_log_partition(&b, nh, Units::Bernoulli) + m + (s / weights.len() as f64).ln();
+        let est = base_log_partition(&b, nh, Units::Bernoulli) + LogSumExp::of(&weights).log_mean(weights.len());
         assert!((est - exact).abs() < 0.1, "AIS {est} vs exact {exact}");
         assert_eq!(weights, lw(1));
         assert_eq!(weights, lw(3));
@@ -364,10 +290,10 @@ mod tests {
     #[test]
     fn ais_is_thread_count_independent() {
         let (w, b, c) = model(12, 5, 1.0, 3);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 12, n_hidden: 5, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
         let base = vec![0.0; 12];
-        let one = crate::linalg::with_threads(1, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
-        let two = crate::linalg::with_threads(2, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
+        let one = crate::threads::with_threads(1, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
+        let two = crate::threads::with_threads(2, || ais_log_weights(&rbm, &base, &schedule(50), 40, 1).unwrap());
         assert_eq!(one, two);
         assert_eq!(one.len(), 40);
     }
@@ -375,7 +301,7 @@ mod tests {
     #[test]
     fn ais_rejects_bad_schedules() {
         let (w, b, c) = model(3, 2, 1.0, 3);
-        let rbm = Rbm { weight: &w, visible_bias: &b, hidden_bias: &c, n_visible: 3, n_hidden: 2, visible: Units::Bernoulli, hidden: Units::Bernoulli };
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Bernoulli);
         assert!(ais_log_weights(&rbm, &[0.0; 3], &[0.0, 0.5], 4, 0).is_err());
         assert!(ais_log_weights(&rbm, &[0.0; 3], &[0.0, 0.7, 0.5, 1.0], 4, 0).is_err());
         assert!(ais_log_weights(&rbm, &[0.0; 2], &[0.0, 1.0], 4, 0).is_err());

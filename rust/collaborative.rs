@@ -100,7 +100,11 @@ impl<'a> Ratings<'a> {
     pub fn check(&self, name: &str, n_items: usize, n_values: usize) -> Result<()> {
         self.pattern.check(name, n_items)?;
         if self.codes.len() != self.pattern.items.len() {
-            return Err(KernelError::shape(&format!("{name}_codes"), format!("one per rating ({})", self.pattern.items.len()), self.codes.len()));
+            return Err(KernelError::shape(
+                &format!("{name}_codes"),
+                format!("one per rating ({})", self.pattern.items.len()),
+                self.codes.len(),
+            ));
         }
         check_range(&format!("{name}_codes"), self.codes, n_values)
     }
@@ -117,7 +121,11 @@ impl<'a> Ratings<'a> {
             }
             let (lo, hi) = (ip[u], ip[u + 1]);
             if lo < 0 || hi < lo || hi as usize > n {
-                return Err(KernelError::value(&format!("{name}_indptr"), format!("offsets within [0, {n}] that do not decrease"), format!("{lo}..{hi} for user {u}")));
+                return Err(KernelError::value(
+                    &format!("{name}_indptr"),
+                    format!("offsets within [0, {n}] that do not decrease"),
+                    format!("{lo}..{hi} for user {u}"),
+                ));
             }
             let range = lo as usize..hi as usize;
             check_range(&format!("{name}_indices"), &self.pattern.items[range.clone()], n_items)?;
@@ -165,7 +173,11 @@ impl<'a, T: Real> Crbm<'a, T> {
             return Err(KernelError::shape("components", "at least one item, rating value and hidden unit", format!("{i}x{k}x{f}")));
         }
         let expect = |name: &str, len: usize, want: usize, shape: String| {
-            if len != want { Err(KernelError::shape(name, shape, format!("{len} values"))) } else { Ok(()) }
+            if len != want {
+                Err(KernelError::shape(name, shape, format!("{len} values")))
+            } else {
+                Ok(())
+            }
         };
         expect("components", self.weight.len(), i * k * f, format!("{i}x{k}x{f}"))?;
         expect("intercept_visible", self.visible_bias.len(), i * k, format!("{i}x{k}"))?;
@@ -280,7 +292,6 @@ impl<'a, T: Real> Crbm<'a, T> {
             *code = sample_category(&scratch.probs, rng) as i64;
         }
     }
-
 }
 
 /// p(h = 1 | V) of one user into `row`. (Compiled for AVX2 / AVX-512 too, with everything it inlines.)
@@ -320,34 +331,38 @@ fn gibbs_user<T: Real>(
     }
 }
 
-/// The positive and negative phases of CD-T for one user: `h_data = P(V)`, `h_model = P(V~)` and the
-/// reconstructed ratings `recon` (V~ after `k` Gibbs steps from a sample of h | V).
+/// One user's results of the two phases of CD-T: `h_data = P(V)`, `h_model = P(V~)` (n_hidden each)
+/// and the reconstructed ratings `recon` (V~, one per rated item).
+struct Phases<'a, T> {
+    h_data: &'a mut [T],
+    h_model: &'a mut [T],
+    recon: &'a mut [i64],
+}
+
+/// The positive and negative phases of CD-`k` for the user who rated `items` with `codes` (V~ after
+/// `k` Gibbs steps from a sample of h | V).
 #[multiversion(targets = "simd")]
-#[allow(clippy::too_many_arguments)]
 fn contrast<T: Real>(
     model: &Crbm<'_, T>,
-    items: &[i64],
-    codes: &[i64],
+    (items, codes): (&[i64], &[i64]),
     k: usize,
-    h_data: &mut [T],
-    h_model: &mut [T],
-    recon: &mut [i64],
+    out: Phases<'_, T>,
     scratch: &mut UserScratch<T>,
     rng: &mut Xoshiro256PlusPlus,
 ) {
     model.hidden_input(items, codes, items, &mut scratch.x);
-    h_data.iter_mut().zip(&scratch.x).for_each(|(p, &x)| *p = sigmoid(x));
+    out.h_data.iter_mut().zip(&scratch.x).for_each(|(p, &x)| *p = sigmoid(x));
     sample_hidden(&scratch.x, &mut scratch.h, rng);
     for step in 1..=k {
         let h = std::mem::take(&mut scratch.h);
-        model.resample(items, &h, recon, scratch, rng);
+        model.resample(items, &h, out.recon, scratch, rng);
         scratch.h = h;
-        model.hidden_input(items, recon, items, &mut scratch.x);
+        model.hidden_input(items, out.recon, items, &mut scratch.x);
         if step < k {
             sample_hidden(&scratch.x, &mut scratch.h, rng);
         }
     }
-    h_model.iter_mut().zip(&scratch.x).for_each(|(p, &x)| *p = sigmoid(x));
+    out.h_model.iter_mut().zip(&scratch.x).for_each(|(p, &x)| *p = sigmoid(x));
 }
 
 /// Per-thread buffers of one user's chain.
@@ -360,7 +375,12 @@ struct UserScratch<T> {
 
 impl<T: Real> UserScratch<T> {
     fn new(n_hidden: usize, n_values: usize) -> Self {
-        UserScratch { x: vec![T::zero(); n_hidden], h: vec![T::zero(); n_hidden], probs: vec![T::zero(); n_values], shared: vec![T::zero(); n_values] }
+        UserScratch {
+            x: vec![T::zero(); n_hidden],
+            h: vec![T::zero(); n_hidden],
+            probs: vec![T::zero(); n_values],
+            shared: vec![T::zero(); n_values],
+        }
     }
 }
 
@@ -443,7 +463,9 @@ impl<'a, T: Real> CrbmState<'a, T> {
         match (&self.conditional, &self.conditional_velocity) {
             (Some(d), Some(v)) if d.len() == v.len() => {}
             (None, None) => {}
-            _ => return Err(KernelError::shape("conditional_weights_velocity", "the shape of conditional_weights", "another shape or none")),
+            _ => {
+                return Err(KernelError::shape("conditional_weights_velocity", "the shape of conditional_weights", "another shape or none"))
+            }
         }
         match (&self.shared, &self.shared_velocity) {
             (Some(s), Some(v)) if s.len() == v.len() => Ok(()),
@@ -453,25 +475,33 @@ impl<'a, T: Real> CrbmState<'a, T> {
     }
 }
 
-/// One CD-`settings.k` step on the users `users` of `data`, updating the parameters in place (the
-/// shared weights, if any, with the step size `shared_learning_rate`). Returns the reconstructed ratings
-/// of the minibatch (V~, rating-value indices), user after user in the order of `users`, each user's in
-/// the data's order.
+/// What one training step does: its CD settings, the step size of the shared weights, and its random
+/// stream (the fit's seed and the step's number).
+#[derive(Clone, Copy, Debug)]
+pub struct CrbmStep {
+    pub cd: CdSettings,
+    pub shared_learning_rate: f64,
+    pub seed: u64,
+    pub step: u64,
+}
+
+/// One CD-`how.cd.k` step on the users `users` of `data`, updating the parameters in place (the
+/// shared weights, if any, with the step size `how.shared_learning_rate`). Returns the reconstructed
+/// ratings of the minibatch (V~, rating-value indices), user after user in the order of `users`, each
+/// user's in the data's order.
 ///
 /// `last_update[i]` counts the steps item i's rows have seen. The step first brings the rows of the
-/// minibatch's items up to `step` ([`catch_up`]), so every step reads exactly the parameters of the
-/// dense algorithm, whose momentum and weight decay move every item at every step; then it updates
-/// those rows and sets their `last_update` to `step + 1`.
+/// minibatch's items up to `how.step` ([`catch_up`]), so every step reads exactly the parameters of
+/// the dense algorithm, whose momentum and weight decay move every item at every step; then it
+/// updates those rows and sets their `last_update` to `how.step + 1`.
 pub fn cd_step<T: Real>(
     state: &mut CrbmState<'_, T>,
     last_update: &mut [i64],
     data: Ratings<'_>,
     users: &[usize],
-    settings: &CdSettings,
-    shared_learning_rate: f64,
-    seed: u64,
-    step: u64,
+    how: &CrbmStep,
 ) -> Result<Vec<i64>> {
+    let (settings, shared_learning_rate, step) = (&how.cd, how.shared_learning_rate, how.step);
     settings.validate()?;
     if !(shared_learning_rate.is_finite() && shared_learning_rate >= 0.0) {
         return Err(KernelError::value("shared_learning_rate", "a finite number >= 0", shared_learning_rate));
@@ -520,9 +550,8 @@ pub fn cd_step<T: Real>(
         h_data.par_chunks_mut(f).zip(h_model.par_chunks_mut(f)).zip(pieces).enumerate().for_each_init(
             || UserScratch::new(f, kk),
             |scratch, (n, ((hd, hm), rec))| {
-                let (items, codes) = data.of(users[n]);
-                let mut rng = stream(seed, step, purpose::USER_CHAIN, n as u64);
-                contrast(&model, items, codes, settings.k, hd, hm, rec, scratch, &mut rng);
+                let mut rng = stream(how.seed, how.step, purpose::USER_CHAIN, n as u64);
+                contrast(&model, data.of(users[n]), settings.k, Phases { h_data: hd, h_model: hm, recon: rec }, scratch, &mut rng);
             },
         );
     }
@@ -601,7 +630,8 @@ fn check_last_update(last_update: &[i64], n_items: usize, step: u64) -> Result<(
 /// The rows of the items `items` (ascending, distinct) of every parameter and velocity.
 fn item_rows<'s, T: Real>(state: &'s mut CrbmState<'_, T>, last_update: &'s mut [i64], items: &[usize]) -> Vec<ItemRows<'s, T>> {
     let (kk, f) = (state.n_values, state.n_hidden);
-    let mut d_rows: Vec<Option<(&mut [T], &mut [T])>> = match (state.conditional.as_deref_mut(), state.conditional_velocity.as_deref_mut()) {
+    let mut d_rows: Vec<Option<(&mut [T], &mut [T])>> = match (state.conditional.as_deref_mut(), state.conditional_velocity.as_deref_mut())
+    {
         (Some(d), Some(vd)) => rows_mut(d, f, items).into_iter().zip(rows_mut(vd, f, items)).map(Some).collect(),
         _ => (0..items.len()).map(|_| None).collect(),
     };
@@ -656,7 +686,9 @@ impl<T: Real> ItemRows<'_, T> {
 /// The matrix `[[a, b], [c, d]]` of `n` steps `v <- mu v - decay w; w <- w + v` (zero gradient, with
 /// `decay = lr * weight_decay`) acting on `(w, v)`: `w_n = a w + b v`, `v_n = c w + d v`.
 fn zero_gradient_steps(n: u64, decay: f64, mu: f64) -> [f64; 4] {
-    let mul = |x: [f64; 4], y: [f64; 4]| [x[0] * y[0] + x[1] * y[2], x[0] * y[1] + x[1] * y[3], x[2] * y[0] + x[3] * y[2], x[2] * y[1] + x[3] * y[3]];
+    let mul = |x: [f64; 4], y: [f64; 4]| {
+        [x[0] * y[0] + x[1] * y[2], x[0] * y[1] + x[1] * y[3], x[2] * y[0] + x[3] * y[2], x[2] * y[1] + x[3] * y[3]]
+    };
     // One step: v' = mu v - decay w, w' = w + v' = (1 - decay) w + mu v.
     let (mut base, mut out, mut n) = ([1.0 - decay, mu, -decay, mu], [1.0, 0.0, 0.0, 1.0], n);
     while n > 0 {
@@ -709,7 +741,14 @@ impl<T: Real> Step<T> {
 /// One item's CD statistics (its minibatch `entries`, summed in minibatch order) and momentum step;
 /// whether its new parameters are finite. Its rows count `step + 1` steps afterwards.
 #[multiversion(targets = "simd")]
-fn update_item<T: Real>(stats: &Statistics<'_, T>, entries: &[(usize, usize)], rows: ItemRows<'_, T>, g: &mut ItemScratch<T>, s: Step<T>, step: u64) -> bool {
+fn update_item<T: Real>(
+    stats: &Statistics<'_, T>,
+    entries: &[(usize, usize)],
+    rows: ItemRows<'_, T>,
+    g: &mut ItemScratch<T>,
+    s: Step<T>,
+    step: u64,
+) -> bool {
     let f = g.gd.len();
     let conditional = rows.d.is_some();
     g.gw.iter_mut().for_each(|x| *x = T::zero());
@@ -740,7 +779,7 @@ fn update_item<T: Real>(stats: &Statistics<'_, T>, entries: &[(usize, usize)], r
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linalg::with_threads;
+    use crate::threads::with_threads;
 
     /// A small model with deterministic pseudo-random parameters (float64).
     struct Owned {
@@ -844,7 +883,8 @@ mod tests {
             for u in 0..3 {
                 for e in indptr[u] as usize..indptr[u + 1] as usize {
                     let i = items[e] as usize;
-                    let z: Vec<f64> = (0..3).map(|k| m.b[i * 3 + k] + (0..4).map(|j| h[u * 4 + j] * m.weight(i, k, j)).sum::<f64>()).collect();
+                    let z: Vec<f64> =
+                        (0..3).map(|k| m.b[i * 3 + k] + (0..4).map(|j| h[u * 4 + j] * m.weight(i, k, j)).sum::<f64>()).collect();
                     let norm: f64 = z.iter().map(|x| x.exp()).sum();
                     for k in 0..3 {
                         assert!((p[e * 3 + k] - z[k].exp() / norm).abs() < 1e-12);
@@ -871,13 +911,24 @@ mod tests {
             let mut vd = d.as_ref().map(|d| vec![0.0; d.len()]);
             let mut vs = s.as_ref().map(|s| vec![0.0; s.len()]);
             let mut state = CrbmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c, conditional: d.as_deref_mut(),
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                conditional_velocity: vd.as_deref_mut(), shared: s.as_deref_mut(), shared_velocity: vs.as_deref_mut(),
-                n_items: 5, n_values: 3, n_hidden: 4,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut c,
+                conditional: d.as_deref_mut(),
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut vc,
+                conditional_velocity: vd.as_deref_mut(),
+                shared: s.as_deref_mut(),
+                shared_velocity: vs.as_deref_mut(),
+                n_items: 5,
+                n_values: 3,
+                n_hidden: 4,
             };
             let settings = CdSettings { k, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
-            let recon = cd_step(&mut state, &mut vec![2; 5], data, &users, &settings, 1.0, 7, 2).unwrap();
+            let recon =
+                cd_step(&mut state, &mut [2; 5], data, &users, &CrbmStep { cd: settings, shared_learning_rate: 1.0, seed: 7, step: 2 })
+                    .unwrap();
             assert_eq!(recon.len(), 7);
 
             let (mut gw, mut gb, mut gc, mut gd) = (vec![0.0; m.w.len()], vec![0.0; m.b.len()], vec![0.0; 4], vec![0.0; 5 * 4]);
@@ -937,12 +988,22 @@ mod tests {
         let (mut w, mut b, mut c, mut d) = (m.w.clone(), m.b.clone(), m.c.clone(), m.d.clone().unwrap());
         let (mut vw, mut vb, mut vc, mut vd) = (vec![0.5; w.len()], vec![0.5; b.len()], vec![0.0; 3], vec![0.5; d.len()]);
         let mut state = CrbmState {
-            weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c, conditional: Some(&mut d),
-            weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-            conditional_velocity: Some(&mut vd), shared: None, shared_velocity: None, n_items: 6, n_values: 2, n_hidden: 3,
+            weight: &mut w,
+            visible_bias: &mut b,
+            hidden_bias: &mut c,
+            conditional: Some(&mut d),
+            weight_velocity: &mut vw,
+            visible_velocity: &mut vb,
+            hidden_velocity: &mut vc,
+            conditional_velocity: Some(&mut vd),
+            shared: None,
+            shared_velocity: None,
+            n_items: 6,
+            n_values: 2,
+            n_hidden: 3,
         };
         let settings = CdSettings { k: 1, learning_rate: 0.1, momentum: 0.9, weight_decay: 0.01 };
-        cd_step(&mut state, &mut vec![0; 6], data, &[0], &settings, 0.1, 1, 0).unwrap();
+        cd_step(&mut state, &mut [0; 6], data, &[0], &CrbmStep { cd: settings, shared_learning_rate: 0.1, seed: 1, step: 0 }).unwrap();
         for i in [1usize, 3, 4, 5] {
             assert_eq!(&w[i * 6..(i + 1) * 6], &m.w[i * 6..(i + 1) * 6], "W of item {i}");
             assert_eq!(&d[i * 3..(i + 1) * 3], &m.d.as_ref().unwrap()[i * 3..(i + 1) * 3], "D of item {i}");
@@ -991,15 +1052,24 @@ mod tests {
             let (mut vw, mut vb, mut vc) = (vec![0.01; w.len()], vec![0.02; b.len()], vec![0.0; f]);
             let (mut vd, mut vsh) = (vec![-0.01; d.len()], vec![0.0; sh.len()]);
             let mut state = CrbmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c, conditional: Some(&mut d),
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                conditional_velocity: Some(&mut vd), shared: Some(&mut sh), shared_velocity: Some(&mut vsh),
-                n_items, n_values: kk, n_hidden: f,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut c,
+                conditional: Some(&mut d),
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut vc,
+                conditional_velocity: Some(&mut vd),
+                shared: Some(&mut sh),
+                shared_velocity: Some(&mut vsh),
+                n_items,
+                n_values: kk,
+                n_hidden: f,
             };
             let mut last = vec![0; n_items];
             for step in 0..6u64 {
                 let users = [(step as usize) % n_users, (step as usize + 3) % n_users];
-                cd_step(&mut state, &mut last, data, &users, &settings, 0.2, 9, step).unwrap();
+                cd_step(&mut state, &mut last, data, &users, &CrbmStep { cd: settings, shared_learning_rate: 0.2, seed: 9, step }).unwrap();
                 if eager {
                     catch_up(&mut state, &mut last, &settings, step + 1).unwrap();
                 }
@@ -1076,16 +1146,27 @@ mod tests {
             let (mut vw, mut vb, mut vc, mut vd) = (vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; f], vec![0.0; d.len()]);
             let (mut sh, mut vsh) = (vec![0.01; kk * f], vec![0.0; kk * f]);
             let mut state = CrbmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut c, conditional: Some(&mut d),
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut vc,
-                conditional_velocity: Some(&mut vd), shared: Some(&mut sh), shared_velocity: Some(&mut vsh), n_items, n_values: kk, n_hidden: f,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut c,
+                conditional: Some(&mut d),
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut vc,
+                conditional_velocity: Some(&mut vd),
+                shared: Some(&mut sh),
+                shared_velocity: Some(&mut vsh),
+                n_items,
+                n_values: kk,
+                n_hidden: f,
             };
             let settings = CdSettings { k: 2, learning_rate: 0.05, momentum: 0.5, weight_decay: 1e-3 };
             let mut last = vec![0; n_items];
             with_threads(threads, || {
                 for step in 0..20u64 {
                     let users: Vec<usize> = (0..16).map(|n| (step as usize * 16 + n * 7) % n_users).collect();
-                    cd_step(&mut state, &mut last, data, &users, &settings, 0.3, 5, step).unwrap();
+                    cd_step(&mut state, &mut last, data, &users, &CrbmStep { cd: settings, shared_learning_rate: 0.3, seed: 5, step })
+                        .unwrap();
                 }
                 catch_up(&mut state, &mut last, &settings, 20).unwrap();
             });

@@ -8,17 +8,23 @@
 //! - squared error: `1/2 * sum_j (a_j - y_j)^2` (any output activation);
 //! - binary cross-entropy with logits: `sum_j softplus(z_j) - y_j z_j` (identity output, z = logits);
 //! - softmax cross-entropy: `logsumexp(z) - sum_j y_j z_j` for target rows summing to 1 (identity output).
+//!
+//! Backpropagation: with `delta = d(loss) / d(Z)` for a layer's pre-activations `Z = A_in W + b`,
+//! `dW = A_in^T delta`, `db = sum over rows of delta`, and the layer below receives
+//! `delta_in = (delta W^T) * f'(Z_in)` elementwise (times the dropout mask where dropout ran).
 
 use rayon::prelude::*;
 
-use crate::activations::{bce_with_logits, bernoulli_chunk, bias_activation, Activation, StreamKey};
+use crate::activations::{bce_with_logits, bias_activation, Activation};
+use crate::batch::Batch;
 use crate::error::{KernelError, Result};
-use crate::linalg::{column_sums, gather_rows, gemm, Threads, View, ViewMut};
-use crate::optim::{self, Optimizer};
+use crate::linalg::{column_sums, gemm, Threads, View, ViewMut};
+use crate::optim::{self, Update};
 use crate::real::{first_non_finite, Real};
 use crate::rng::CHUNK;
+use crate::sampling::{bernoulli_chunk, StreamKey};
 use crate::scratch;
-use crate::zero_columns;
+use crate::zero_columns::FirstLayer;
 
 /// A read-only view of one layer's parameters.
 #[derive(Clone, Copy, Debug)]
@@ -59,16 +65,32 @@ pub fn check_named_chain<T>(layers: &[Layer<'_, T>], n_features: usize, prefix: 
     for (l, layer) in layers.iter().enumerate() {
         if layer.n_in != width {
             let source = if l == 0 { "the input's width".to_string() } else { format!("the outputs of {prefix}weights[{}]", l - 1) };
-            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), format!("{width} rows ({source})"), format!("{} rows", layer.n_in)));
+            return Err(KernelError::shape(
+                &format!("{prefix}weights[{l}]"),
+                format!("{width} rows ({source})"),
+                format!("{} rows", layer.n_in),
+            ));
         }
         if layer.n_in == 0 || layer.n_out == 0 {
-            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), "at least one input and one output", format!("{}x{}", layer.n_in, layer.n_out)));
+            return Err(KernelError::shape(
+                &format!("{prefix}weights[{l}]"),
+                "at least one input and one output",
+                format!("{}x{}", layer.n_in, layer.n_out),
+            ));
         }
         if layer.weight.len() != layer.n_in * layer.n_out {
-            return Err(KernelError::shape(&format!("{prefix}weights[{l}]"), format!("{} values", layer.n_in * layer.n_out), layer.weight.len()));
+            return Err(KernelError::shape(
+                &format!("{prefix}weights[{l}]"),
+                format!("{} values", layer.n_in * layer.n_out),
+                layer.weight.len(),
+            ));
         }
         if layer.bias.len() != layer.n_out {
-            return Err(KernelError::shape(&format!("{prefix}biases[{l}]"), format!("length {}", layer.n_out), format!("length {}", layer.bias.len())));
+            return Err(KernelError::shape(
+                &format!("{prefix}biases[{l}]"),
+                format!("length {}", layer.n_out),
+                format!("length {}", layer.bias.len()),
+            ));
         }
         width = layer.n_out;
     }
@@ -81,6 +103,15 @@ pub fn check_named_chain<T>(layers: &[Layer<'_, T>], n_features: usize, prefix: 
 pub struct Dropout {
     pub rate: f64,
     pub key: StreamKey,
+}
+
+impl Dropout {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.rate) {
+            return Err(KernelError::value("dropout", "in [0, 1)", self.rate));
+        }
+        Ok(())
+    }
 }
 
 /// What the backward pass needs from the forward pass.
@@ -119,7 +150,14 @@ pub fn forward_with<T: Real>(layers: &[Layer<'_, T>], input: View<'_, T>, dropou
         let mut z = scratch::take(batch * layer.n_out); // overwritten by the product
         {
             let a_in = if l == 0 { input } else { View::new(&outputs[l - 1], batch, layers[l - 1].n_out) };
-            gemm(T::one(), a_in, View::new(layer.weight, layer.n_in, layer.n_out), T::zero(), ViewMut::new(&mut z, batch, layer.n_out), threads);
+            gemm(
+                T::one(),
+                a_in,
+                View::new(layer.weight, layer.n_in, layer.n_out),
+                T::zero(),
+                ViewMut::new(&mut z, batch, layer.n_out),
+                threads,
+            );
         }
         bias_activation(layer.activation, &mut z, layer.n_out, layer.bias);
         let is_hidden = l + 1 < layers.len();
@@ -174,11 +212,7 @@ impl Loss {
     /// Losses on logits need a linear output layer.
     pub fn check_output(self, act: Activation) -> Result<()> {
         if self != Loss::SquaredError && act != Activation::Identity {
-            return Err(KernelError::value(
-                "activations[-1]",
-                "'identity' (the loss takes logits)",
-                format!("'{}'", act.name()),
-            ));
+            return Err(KernelError::value("activations[-1]", "'identity' (the loss takes logits)", format!("'{}'", act.name())));
         }
         Ok(())
     }
@@ -197,40 +231,36 @@ pub fn loss_and_delta<T: Real>(
 ) {
     let batch = per_sample.len();
     let inv_batch = T::of(1.0 / batch.max(1) as f64);
-    delta
-        .par_chunks_mut(n_out.max(1))
-        .zip(per_sample.par_iter_mut())
-        .enumerate()
-        .for_each(|(i, (d, ls))| {
-            let a = &output[i * n_out..(i + 1) * n_out];
-            let y = &target[i * n_out..(i + 1) * n_out];
-            *ls = match loss {
-                Loss::SquaredError => {
-                    let mut s = 0.0;
-                    for j in 0..n_out {
-                        let r = a[j] - y[j];
-                        s += 0.5 * (r * r).f64();
-                        d[j] = r * out_activation.derivative_from_output(a[j]) * inv_batch;
-                    }
-                    s
+    delta.par_chunks_mut(n_out.max(1)).zip(per_sample.par_iter_mut()).enumerate().for_each(|(i, (d, ls))| {
+        let a = &output[i * n_out..(i + 1) * n_out];
+        let y = &target[i * n_out..(i + 1) * n_out];
+        *ls = match loss {
+            Loss::SquaredError => {
+                let mut s = 0.0;
+                for j in 0..n_out {
+                    let r = a[j] - y[j];
+                    s += 0.5 * (r * r).f64();
+                    d[j] = r * out_activation.derivative_from_output(a[j]) * inv_batch;
                 }
-                Loss::BinaryCrossEntropy => bce_with_logits(y, a, Some(d), inv_batch),
-                Loss::SoftmaxCrossEntropy => {
-                    let max = a.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-                    let sum_exp: T = a.iter().map(|&v| (v - max).exp()).sum();
-                    let log_z = max + sum_exp.ln();
-                    let y_sum: T = y.iter().copied().sum();
-                    let mut s = 0.0;
-                    for j in 0..n_out {
-                        let p = (a[j] - log_z).exp();
-                        s -= (y[j] * (a[j] - log_z)).f64();
-                        // d/dz_j of logsumexp(z) * sum(y) - y.z
-                        d[j] = (p * y_sum - y[j]) * inv_batch;
-                    }
-                    s
+                s
+            }
+            Loss::BinaryCrossEntropy => bce_with_logits(y, a, Some(d), inv_batch),
+            Loss::SoftmaxCrossEntropy => {
+                let max = a.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+                let sum_exp: T = a.iter().map(|&v| (v - max).exp()).sum();
+                let log_z = max + sum_exp.ln();
+                let y_sum: T = y.iter().copied().sum();
+                let mut s = 0.0;
+                for j in 0..n_out {
+                    let p = (a[j] - log_z).exp();
+                    s -= (y[j] * (a[j] - log_z)).f64();
+                    // d/dz_j of logsumexp(z) * sum(y) - y.z
+                    d[j] = (p * y_sum - y[j]) * inv_batch;
                 }
-            };
-        });
+                s
+            }
+        };
+    });
 }
 
 /// Gradients of one layer: `weight` (n_in, n_out) and `bias` (n_out,).
@@ -257,14 +287,28 @@ pub fn backward<T: Real>(
         let a_in = if l == 0 { input } else { View::new(&acts.outputs[l - 1], batch, layers[l - 1].n_out) };
         let g = &mut grads[l];
         // dW = A_in^T delta: (n_in, n_out)
-        gemm(T::one(), a_in.t(), View::new(&delta, batch, layer.n_out), T::zero(), ViewMut::new(&mut g.weight, layer.n_in, layer.n_out), Threads::Pool);
+        gemm(
+            T::one(),
+            a_in.t(),
+            View::new(&delta, batch, layer.n_out),
+            T::zero(),
+            ViewMut::new(&mut g.weight, layer.n_in, layer.n_out),
+            Threads::Pool,
+        );
         column_sums(&delta, batch, layer.n_out, &mut g.bias);
         if l == 0 && input_grad.is_none() {
             break;
         }
         // delta_in = delta W^T: (batch, n_in)
         let mut delta_in = scratch::take(batch * layer.n_in); // overwritten by the product
-        gemm(T::one(), View::new(&delta, batch, layer.n_out), View::new(layer.weight, layer.n_in, layer.n_out).t(), T::zero(), ViewMut::new(&mut delta_in, batch, layer.n_in), Threads::Pool);
+        gemm(
+            T::one(),
+            View::new(&delta, batch, layer.n_out),
+            View::new(layer.weight, layer.n_in, layer.n_out).t(),
+            T::zero(),
+            ViewMut::new(&mut delta_in, batch, layer.n_in),
+            Threads::Pool,
+        );
         if l == 0 {
             if let Some(out) = input_grad.take() {
                 out.copy_from_slice(&delta_in);
@@ -279,16 +323,12 @@ pub fn backward<T: Real>(
             None => delta_in.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).for_each(|(d, a)| {
                 d.iter_mut().zip(a).for_each(|(d, &a)| *d *= below.activation.derivative_from_output(a));
             }),
-            Some(mask) => delta_in
-                .par_chunks_mut(CHUNK)
-                .zip(a.par_chunks(CHUNK))
-                .zip(mask.par_chunks(CHUNK))
-                .for_each(|((d, a), m)| {
-                    for ((d, &a), &m) in d.iter_mut().zip(a).zip(m) {
-                        // a = f(z) * m, so f(z) = a / m where the unit was kept.
-                        *d = if m == T::zero() { T::zero() } else { *d * m * below.activation.derivative_from_output(a / m) };
-                    }
-                }),
+            Some(mask) => delta_in.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(mask.par_chunks(CHUNK)).for_each(|((d, a), m)| {
+                for ((d, &a), &m) in d.iter_mut().zip(a).zip(m) {
+                    // a = f(z) * m, so f(z) = a / m where the unit was kept.
+                    *d = if m == T::zero() { T::zero() } else { *d * m * below.activation.derivative_from_output(a / m) };
+                }
+            }),
         }
         scratch::recycle(std::mem::replace(&mut delta, delta_in));
     }
@@ -314,43 +354,6 @@ pub fn recycle_grads<T: Real>(grads: Vec<LayerGrad<T>>) {
     for g in grads {
         scratch::recycle(g.weight);
         scratch::recycle(g.bias);
-    }
-}
-
-/// A minibatch: either the whole of `x`/`y`, or the rows `rows` of them.
-pub struct Batch<'a, T> {
-    pub x: &'a [T],
-    pub y: &'a [T],
-    pub n_features: usize,
-    pub n_targets: usize,
-    pub rows: Option<&'a [usize]>,
-}
-
-impl<'a, T: Real> Batch<'a, T> {
-    pub fn len(&self) -> usize {
-        match self.rows {
-            Some(r) => r.len(),
-            None => self.x.len() / self.n_features.max(1),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Gathers the minibatch rows into owned buffers when `rows` is given.
-    fn materialise(&self) -> (Option<Vec<T>>, Option<Vec<T>>) {
-        match self.rows {
-            None => (None, None),
-            Some(rows) => {
-                // Overwritten by the gathers.
-                let mut xb = scratch::take(rows.len() * self.n_features);
-                let mut yb = scratch::take(rows.len() * self.n_targets);
-                gather_rows(self.x, self.n_features, rows, &mut xb);
-                gather_rows(self.y, self.n_targets, rows, &mut yb);
-                (Some(xb), Some(yb))
-            }
-        }
     }
 }
 
@@ -381,75 +384,78 @@ fn forward_backward<T: Real>(
     check_chain(layers, batch.n_features)?;
     let last = layers.last().ok_or_else(|| KernelError::value("weights", "at least one layer", "none"))?;
     loss.check_output(last.activation)?;
+    batch.check()?;
+    let (y_all, n_targets) = batch.target_values()?;
+    if n_targets != last.n_out {
+        return Err(KernelError::shape(
+            "y",
+            format!("{} columns (the outputs of the last layer)", last.n_out),
+            format!("{n_targets} columns"),
+        ));
+    }
     let n = batch.len();
-    let (xb, yb) = batch.materialise();
+    let (xb, yb) = (batch.gathered_x(), batch.gathered_y());
     let x = xb.as_deref().unwrap_or(batch.x);
-    let y = yb.as_deref().unwrap_or(batch.y);
+    let y = yb.as_deref().unwrap_or(y_all);
     if training {
         check_finite("x", &x[..n * batch.n_features])?;
-        check_finite("y", &y[..n * batch.n_targets])?;
+        check_finite("y", &y[..n * n_targets])?;
     }
     // A training step without an input gradient skips the batch's all-zero input columns in the first
     // layer (see zero_columns: never at inference, where rows must not depend on their batch).
-    let zero_columns = if training && !input_grad { zero_columns::compact(&x[..n * batch.n_features], n, &layers[0]) } else { None };
-    let compact_layers: Option<Vec<Layer<'_, T>>> =
-        zero_columns.as_ref().map(|c| std::iter::once(c.layer(&layers[0])).chain(layers[1..].iter().copied()).collect());
-    let (layers, input) = match (&compact_layers, &zero_columns) {
-        (Some(l), Some(c)) => (l.as_slice(), View::new(c.input(), n, c.width())),
-        _ => (layers, View::new(x, n, batch.n_features)),
-    };
-    let acts = forward(layers, input, dropout);
+    let first = FirstLayer::new(training && !input_grad, &x[..n * batch.n_features], n, &layers[0]);
+    let layers = first.chain(layers);
+    let input = first.input(x, n, batch.n_features);
+    let acts = forward(&layers, input, dropout);
     let mut delta = scratch::take(n * last.n_out); // every element is written by loss_and_delta
     let mut per_sample = vec![0.0; n];
     loss_and_delta(loss, last.activation, acts.output(), y, last.n_out, &mut delta, &mut per_sample);
     let loss_value = per_sample.iter().sum::<f64>() / n.max(1) as f64;
     if training && !loss_value.is_finite() {
-        return Err(KernelError::NonFinite(format!(
-            "the training loss is {loss_value}: the model diverged (try a smaller learning rate)"
-        )));
+        return Err(KernelError::NonFinite(format!("the training loss is {loss_value}: the model diverged (try a smaller learning rate)")));
     }
-    let mut grads = grad_buffers(layers);
+    let mut grads = grad_buffers(&layers);
     let mut d_input = input_grad.then(|| vec![T::zero(); n * batch.n_features]);
-    backward(layers, input, &acts, delta, &mut grads, d_input.as_deref_mut());
+    backward(&layers, input, &acts, delta, &mut grads, d_input.as_deref_mut());
     acts.recycle();
-    if let Some(c) = zero_columns {
-        let compact_grad = std::mem::take(&mut grads[0].weight);
-        grads[0].weight = c.expand_weight_grad(compact_grad);
-        c.recycle();
-    }
+    first.finish(&mut grads);
     xb.into_iter().chain(yb).for_each(scratch::recycle);
     Ok(Gradients { loss: loss_value, grads, input_grad: d_input })
 }
 
+/// How a training step of a chain runs: its loss, its optimiser step, and dropout on the hidden layers.
+#[derive(Clone, Copy, Debug)]
+pub struct Training {
+    pub loss: Loss,
+    pub update: Update,
+    pub dropout: Option<Dropout>,
+}
+
 /// One training step on a minibatch: forward (with optional dropout), loss, backward, and an
-/// optimiser update of every weight and bias in place. `slots[l]` holds the optimiser state of layer l:
-/// `opt.n_slots()` arrays for the weight, then as many for the bias. Weight decay applies to weights,
-/// not biases. Returns the mean loss of the minibatch (before the update).
+/// optimiser update of every weight and bias in place. `slots[p]` holds the optimiser state of
+/// parameter p in the order [W0, b0, W1, b1, ...]. Weight decay applies to weights, not biases.
+/// Returns the mean loss of the minibatch (before the update).
 pub fn train_step<T: Real>(
     layers: &mut [LayerMut<'_, T>],
     slots: &mut [Vec<&mut [T]>],
     batch: &Batch<'_, T>,
-    loss: Loss,
-    opt: &Optimizer,
-    weight_decay: f64,
-    dropout: Option<Dropout>,
+    training: &Training,
 ) -> Result<f64> {
-    opt.validate()?;
-    let n = batch.len();
-    if n == 0 {
-        return Err(KernelError::value(if batch.rows.is_some() { "rows" } else { "x" }, "at least one sample in the minibatch", 0));
+    training.update.validate()?;
+    if let Some(d) = training.dropout {
+        d.validate()?;
     }
+    let sizes: Vec<usize> = layers.iter().flat_map(|l| [l.weight.len(), l.bias.len()]).collect();
+    optim::check_state(&training.update.optimizer, slots, &sizes)?;
+    batch.check_not_empty()?;
     let (loss_value, grads) = {
         let views: Vec<Layer<'_, T>> = layers.iter().map(|l| l.view()).collect();
-        let pass = forward_backward(&views, batch, loss, dropout, false, true)?;
+        let pass = forward_backward(&views, batch, training.loss, training.dropout, false, true)?;
         (pass.loss, pass.grads)
     };
-    let k = opt.n_slots();
-    for ((layer, g), s) in layers.iter_mut().zip(&grads).zip(slots.iter_mut()) {
-        let (w_slots, b_slots) = s.split_at_mut(k);
-        optim::step(opt, layer.weight, &g.weight, w_slots, weight_decay);
-        optim::step(opt, layer.bias, &g.bias, b_slots, 0.0);
-    }
+    let params =
+        layers.iter_mut().zip(&grads).flat_map(|(l, g)| [(&mut *l.weight, &g.weight[..], true), (&mut *l.bias, &g.bias[..], false)]);
+    training.update.apply(slots, params);
     recycle_grads(grads);
     Ok(loss_value)
 }
@@ -457,7 +463,13 @@ pub fn train_step<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linalg::with_threads;
+    use crate::optim::Optimizer;
+    use crate::threads::with_threads;
+
+    /// Plain gradient descent on `loss`, no momentum, decay or dropout.
+    fn sgd(loss: Loss, learning_rate: f64) -> Training {
+        Training { loss, update: Update { optimizer: Optimizer::Sgd { learning_rate, momentum: 0.0 }, weight_decay: 0.0 }, dropout: None }
+    }
 
     struct Net {
         weights: Vec<Vec<f64>>,
@@ -480,13 +492,19 @@ mod tests {
 
         fn layers(&self) -> Vec<Layer<'_, f64>> {
             (0..self.weights.len())
-                .map(|l| Layer { weight: &self.weights[l], bias: &self.biases[l], n_in: self.sizes[l], n_out: self.sizes[l + 1], activation: self.acts[l] })
+                .map(|l| Layer {
+                    weight: &self.weights[l],
+                    bias: &self.biases[l],
+                    n_in: self.sizes[l],
+                    n_out: self.sizes[l + 1],
+                    activation: self.acts[l],
+                })
                 .collect()
         }
 
         fn loss(&self, x: &[f64], y: &[f64], loss: Loss) -> f64 {
             let n_out = *self.sizes.last().unwrap();
-            let batch = Batch { x, y, n_features: self.sizes[0], n_targets: n_out, rows: None };
+            let batch = Batch::new(x, self.sizes[0]).values(y, n_out);
             loss_gradients(&self.layers(), &batch, loss).unwrap().0
         }
     }
@@ -499,10 +517,10 @@ mod tests {
         let n = 5;
         let x = data(n, sizes[0], 3);
         let mut net = Net::new(sizes, acts, 11);
-        let batch = Batch { x: &x, y: &target, n_features: sizes[0], n_targets: *sizes.last().unwrap(), rows: None };
+        let batch = Batch::new(&x, sizes[0]).values(&target, *sizes.last().unwrap());
         let (_, grads, input_grad) = loss_gradients(&net.layers(), &batch, loss).unwrap();
         let h = 1e-6;
-        for l in 0..net.weights.len() {
+        for (l, g) in grads.iter().enumerate() {
             for i in 0..net.weights[l].len() {
                 let orig = net.weights[l][i];
                 net.weights[l][i] = orig + h;
@@ -511,7 +529,7 @@ mod tests {
                 let down = net.loss(&x, &target, loss);
                 net.weights[l][i] = orig;
                 let fd = (up - down) / (2.0 * h);
-                assert!((fd - grads[l].weight[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{loss:?} W{l}[{i}]: fd {fd} vs {}", grads[l].weight[i]);
+                assert!((fd - g.weight[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{loss:?} W{l}[{i}]: fd {fd} vs {}", g.weight[i]);
             }
             for i in 0..net.biases[l].len() {
                 let orig = net.biases[l][i];
@@ -521,7 +539,7 @@ mod tests {
                 let down = net.loss(&x, &target, loss);
                 net.biases[l][i] = orig;
                 let fd = (up - down) / (2.0 * h);
-                assert!((fd - grads[l].bias[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{loss:?} b{l}[{i}]: fd {fd} vs {}", grads[l].bias[i]);
+                assert!((fd - g.bias[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{loss:?} b{l}[{i}]: fd {fd} vs {}", g.bias[i]);
             }
         }
         // d loss / d input
@@ -556,8 +574,8 @@ mod tests {
         let rows = [4usize, 1, 1];
         let xb: Vec<f64> = rows.iter().flat_map(|&r| x[r * 3..r * 3 + 3].to_vec()).collect();
         let yb: Vec<f64> = rows.iter().flat_map(|&r| y[r * 2..r * 2 + 2].to_vec()).collect();
-        let a = loss_gradients(&net.layers(), &Batch { x: &x, y: &y, n_features: 3, n_targets: 2, rows: Some(&rows) }, Loss::SquaredError).unwrap();
-        let b = loss_gradients(&net.layers(), &Batch { x: &xb, y: &yb, n_features: 3, n_targets: 2, rows: None }, Loss::SquaredError).unwrap();
+        let a = loss_gradients(&net.layers(), &Batch::new(&x, 3).values(&y, 2).rows(Some(&rows)), Loss::SquaredError).unwrap();
+        let b = loss_gradients(&net.layers(), &Batch::new(&xb, 3).values(&yb, 2), Loss::SquaredError).unwrap();
         assert_eq!(a.0, b.0);
         assert_eq!(a.1, b.1);
     }
@@ -571,13 +589,14 @@ mod tests {
         let x: Vec<f64> = data(n, 8, 5).iter().enumerate().map(|(i, &v)| if [0, 3, 4, 7].contains(&(i % 8)) { 0.0 } else { v }).collect();
         let y = data(n, 3, 9);
         let net = Net::new(&sizes, &acts, 13);
-        let batch = Batch { x: &x, y: &y, n_features: 8, n_targets: 3, rows: None };
-        assert!(zero_columns::compact(&x, n, &net.layers()[0]).is_some());
+        let batch = Batch::new(&x, 8).values(&y, 3);
+        assert!(crate::zero_columns::compact(&x, n, &net.layers()[0]).is_some());
         let (loss, grads, _) = loss_gradients(&net.layers(), &batch, Loss::SquaredError).unwrap();
         let (mut weights, mut biases) = (net.weights.clone(), net.biases.clone());
         let mut state: Vec<Vec<f64>> = weights.iter().chain(&biases).map(|p| vec![0.0; p.len()]).collect();
         let (ws, bs) = state.split_at_mut(2);
-        let mut slots: Vec<Vec<&mut [f64]>> = ws.iter_mut().zip(bs.iter_mut()).map(|(w, b)| vec![w.as_mut_slice(), b.as_mut_slice()]).collect();
+        let mut slots: Vec<Vec<&mut [f64]>> =
+            ws.iter_mut().zip(bs.iter_mut()).flat_map(|(w, b)| [vec![w.as_mut_slice()], vec![b.as_mut_slice()]]).collect();
         let (w_rest, b_rest) = (&mut weights[..], &mut biases[..]);
         let mut layers: Vec<LayerMut<'_, f64>> = w_rest
             .iter_mut()
@@ -585,8 +604,8 @@ mod tests {
             .enumerate()
             .map(|(l, (w, b))| LayerMut { weight: w, bias: b, n_in: sizes[l], n_out: sizes[l + 1], activation: acts[l] })
             .collect();
-        let opt = Optimizer::Sgd { learning_rate: 1.0, momentum: 0.0 };
-        let step_loss = train_step(&mut layers, &mut slots, &batch, Loss::SquaredError, &opt, 0.0, None).unwrap();
+        let training = sgd(Loss::SquaredError, 1.0);
+        let step_loss = train_step(&mut layers, &mut slots, &batch, &training).unwrap();
         assert!((step_loss - loss).abs() < 1e-12 * (1.0 + loss.abs()));
         for l in 0..2 {
             for (i, g) in grads[l].weight.iter().enumerate() {
@@ -609,19 +628,23 @@ mod tests {
             let mut b0 = vec![0.0f32; 8];
             let mut w1: Vec<f32> = (0..8).map(|i| ((i * 17 % 7) as f32 / 7.0 - 0.5) * 2.0).collect();
             let mut b1 = vec![0.0f32; 1];
-            let mut st: Vec<Vec<f32>> = vec![vec![0.0; 16], vec![0.0; 16], vec![0.0; 8], vec![0.0; 8], vec![0.0; 8], vec![0.0; 8], vec![0.0; 1], vec![0.0; 1]];
+            let mut st: Vec<Vec<f32>> =
+                vec![vec![0.0; 16], vec![0.0; 16], vec![0.0; 8], vec![0.0; 8], vec![0.0; 8], vec![0.0; 8], vec![0.0; 1], vec![0.0; 1]];
             let mut last = 0.0;
             with_threads(threads, || {
                 for t in 1..=1500u64 {
-                    let (s0, rest) = st.split_at_mut(4);
-                    let mut slots: Vec<Vec<&mut [f32]>> = vec![s0.iter_mut().map(|v| v.as_mut_slice()).collect(), rest.iter_mut().map(|v| v.as_mut_slice()).collect()];
+                    // [m, v] of each of W0, b0, W1, b1.
+                    let mut slots: Vec<Vec<&mut [f32]>> =
+                        st.chunks_mut(2).map(|c| c.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
                     let mut layers = vec![
                         LayerMut { weight: &mut w0, bias: &mut b0, n_in: 2, n_out: 8, activation: Activation::Tanh },
                         LayerMut { weight: &mut w1, bias: &mut b1, n_in: 8, n_out: 1, activation: Activation::Identity },
                     ];
-                    let opt = Optimizer::Adam { learning_rate: 0.03, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
-                    let batch = Batch { x: &x, y: &y, n_features: 2, n_targets: 1, rows: None };
-                    last = train_step(&mut layers, &mut slots, &batch, Loss::BinaryCrossEntropy, &opt, 0.0, None).unwrap();
+                    let optimizer = Optimizer::Adam { learning_rate: 0.03, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
+                    let training =
+                        Training { loss: Loss::BinaryCrossEntropy, update: Update { optimizer, weight_decay: 0.0 }, dropout: None };
+                    let batch = Batch::new(&x, 2).values(&y, 1);
+                    last = train_step(&mut layers, &mut slots, &batch, &training).unwrap();
                 }
             });
             (last, w0, w1)
@@ -661,10 +684,9 @@ mod tests {
         let x = vec![1e10f32, 1e10];
         let y = vec![0.0f32];
         let mut layers = vec![LayerMut { weight: &mut w, bias: &mut b, n_in: 2, n_out: 1, activation: Activation::Identity }];
-        let mut slots: Vec<Vec<&mut [f32]>> = vec![vec![&mut v1, &mut v2]];
-        let opt = Optimizer::Sgd { learning_rate: 0.1, momentum: 0.0 };
-        let batch = Batch { x: &x, y: &y, n_features: 2, n_targets: 1, rows: None };
-        let err = train_step(&mut layers, &mut slots, &batch, Loss::SquaredError, &opt, 0.0, None).unwrap_err();
+        let mut slots: Vec<Vec<&mut [f32]>> = vec![vec![&mut v1], vec![&mut v2]];
+        let batch = Batch::new(&x, 2).values(&y, 1);
+        let err = train_step(&mut layers, &mut slots, &batch, &sgd(Loss::SquaredError, 0.1)).unwrap_err();
         assert!(matches!(err, KernelError::NonFinite(_)));
         assert_eq!(w, vec![1e30f32; 2], "parameters untouched by a failed step");
     }

@@ -7,6 +7,7 @@
 
 pub mod activations;
 pub mod ais;
+pub mod batch;
 pub mod collaborative;
 pub mod dense;
 pub mod error;
@@ -16,29 +17,14 @@ pub mod rbm;
 pub mod real;
 pub mod replicated_softmax;
 pub mod rng;
+pub mod sampling;
 pub mod scratch;
 pub mod softmax;
 pub mod sparse;
+pub mod threads;
+pub mod units;
 pub mod vae;
 pub mod zero_columns;
 
 #[cfg(feature = "python")]
 mod py;
-
-/// The kernels allocate their working buffers per call (training steps reuse theirs through
-/// `scratch`). With the system allocator, buffers of a megabyte or more come from fresh mmap pages
-/// every time and the page faults cost about a millisecond per VAE step (benches/NOTES.md); mimalloc
-/// keeps and reuses freed pages, so memory stays flat and warm across calls.
-#[cfg(feature = "python")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[cfg(feature = "python")]
-use pyo3::prelude::*;
-
-/// The native module `deepgm._core`.
-#[cfg(feature = "python")]
-#[pymodule]
-fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    py::register(m)
-}

@@ -1,15 +1,11 @@
-//! Dense matrix products over row-major buffers, and control of the number of threads.
+//! Dense matrix products over row-major buffers.
 //!
 //! Every matrix in deepgm is a row-major slice. [`gemm`] computes `C = alpha * op(A) op(B) + beta * C`
 //! with faer's runtime-dispatched (AVX2 / AVX-512) kernels. faer splits the output, never the inner
-//! dimension, across threads, so a product is bit-identical for any number of threads.
+//! dimension, across threads, so a product is bit-identical for any number of threads. A product uses
+//! the threads of the pool it runs on (see `threads`), all of them, one, or a part ([`Threads`]).
 //!
-//! Threads: all work of one kernel call runs inside [`with_threads`], on a cached rayon pool of the
-//! requested size; nested parallel code (faer, `par_chunks`) then uses at most that many threads.
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+//! Also the row-major helpers around products: column sums, row gathers and transposes.
 
 use faer::{MatMut, MatRef, Par};
 
@@ -46,11 +42,19 @@ impl<'a, T: Real> View<'a, T> {
     }
 
     pub fn rows_op(&self) -> usize {
-        if self.transposed { self.cols } else { self.rows }
+        if self.transposed {
+            self.cols
+        } else {
+            self.rows
+        }
     }
 
     pub fn cols_op(&self) -> usize {
-        if self.transposed { self.rows } else { self.cols }
+        if self.transposed {
+            self.rows
+        } else {
+            self.cols
+        }
     }
 
     fn faer(&self) -> MatRef<'a, T> {
@@ -59,7 +63,11 @@ impl<'a, T: Real> View<'a, T> {
         assert!(self.rows == 0 || self.cols == 0 || self.data.len() >= (self.rows - 1) * self.row_stride + self.cols);
         // SAFETY: every element (i, j), i < rows, j < cols, lies at i * row_stride + j < data.len().
         let m = unsafe { MatRef::from_raw_parts(self.data.as_ptr(), self.rows, self.cols, self.row_stride as isize, 1) };
-        if self.transposed { m.transpose() } else { m }
+        if self.transposed {
+            m.transpose()
+        } else {
+            m
+        }
     }
 }
 
@@ -94,7 +102,7 @@ impl<'a, T: Real> ViewMut<'a, T> {
 /// How a product may use threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Threads {
-    /// All threads of the current pool (see [`with_threads`]).
+    /// All threads of the current pool (see [`crate::threads::with_threads`]).
     Pool,
     /// The calling thread only: for products inside an already parallel loop.
     Single,
@@ -126,9 +134,17 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
         let scale = |row: &mut [T]| scale_in_place(&mut row[..cols], beta);
         if n_threads > 1 && m * n >= 1 << 16 {
             use rayon::prelude::*;
-            c.data.par_chunks_mut(stride).for_each(|row| if row.len() >= cols { scale(row) });
+            c.data.par_chunks_mut(stride).for_each(|row| {
+                if row.len() >= cols {
+                    scale(row)
+                }
+            });
         } else {
-            c.data.chunks_mut(stride).take(m).for_each(|row| if row.len() >= cols { scale(row) });
+            c.data.chunks_mut(stride).take(m).for_each(|row| {
+                if row.len() >= cols {
+                    scale(row)
+                }
+            });
         }
     }
     let beta = if beta == T::zero() { T::zero() } else { T::one() };
@@ -209,78 +225,6 @@ fn join_all<I: Send, F: Fn(I) + Sync>(mut items: Vec<I>, f: &F) {
     }
 }
 
-/// The number of threads `n_jobs` stands for: `0` means every available core.
-pub fn resolve_threads(n_jobs: usize) -> usize {
-    // Asking the OS (cgroup quotas, affinity) costs tens of microseconds: ask once.
-    static CORES: OnceLock<usize> = OnceLock::new();
-    if n_jobs == 0 {
-        *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-    } else {
-        n_jobs
-    }
-}
-
-fn pool(n_threads: usize) -> Arc<rayon::ThreadPool> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
-    // A poisoned lock only means another caller panicked while inserting: the map is still valid.
-    let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
-    pools
-        .entry(n_threads)
-        .or_insert_with(|| {
-            Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n_threads)
-                    .thread_name(move |i| format!("deepgm-{n_threads}-{i}"))
-                    .build()
-                    .expect("deepgm: cannot start a thread pool"),
-            )
-        })
-        .clone()
-}
-
-/// Runs `f` on a pool of `n_jobs` threads (`0` = all cores); parallel code inside uses that pool.
-///
-/// Afterwards the pool's workers spin for a short while (see [`spin_time`]) instead of going to
-/// sleep: a training loop calls the kernels every few milliseconds with a little Python in between,
-/// and a sleeping worker can take longer to wake (measured: over 0.3 ms on a virtual machine) than
-/// its share of the next product. The spin ends as soon as the next call starts, and pools with more
-/// threads than cores do not spin. OpenMP runtimes and OpenBLAS do the same (their workers spin far
-/// longer).
-pub fn with_threads<R: Send>(n_jobs: usize, f: impl FnOnce() -> R + Send) -> R {
-    let n_threads = resolve_threads(n_jobs);
-    let pool = pool(n_threads);
-    let call = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
-    let out = pool.install(f);
-    let spin = spin_time();
-    // Only while every worker can have a core of its own: with more threads than cores, spinning
-    // workers would take the cores the working ones need (measured: 16 threads on 2 cores, 24x slower).
-    if n_threads > 1 && n_threads <= resolve_threads(0) && !spin.is_zero() {
-        pool.spawn_broadcast(move |_| {
-            let deadline = std::time::Instant::now() + spin;
-            // Stop at the deadline, or as soon as another kernel call begins (it needs this thread).
-            while CALLS.load(Ordering::Relaxed) == call && std::time::Instant::now() < deadline {
-                for _ in 0..64 {
-                    std::hint::spin_loop();
-                }
-            }
-        });
-    }
-    out
-}
-
-/// Kernel calls started so far: spinning workers watch it to give way to the next call.
-static CALLS: AtomicU64 = AtomicU64::new(0);
-
-/// How long idle workers spin after a call: 2 ms, or `DEEPGM_SPIN_US` microseconds (0 turns it off).
-pub fn spin_time() -> std::time::Duration {
-    static SPIN: OnceLock<std::time::Duration> = OnceLock::new();
-    *SPIN.get_or_init(|| {
-        let us = std::env::var("DEEPGM_SPIN_US").ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(2000);
-        std::time::Duration::from_micros(us)
-    })
-}
-
 /// `out[j] = sum_i x[i, j]` for a row-major (rows, cols) matrix, summing rows in order (so the result
 /// does not depend on the number of threads: threads split the columns).
 pub fn column_sums<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T]) {
@@ -317,7 +261,10 @@ pub fn transpose_into<T: Real>(src: &[T], rows: usize, cols: usize, dst: &mut [T
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: T is f32 (checked above), so the slices may be viewed as f32.
             let (src32, out32) = unsafe {
-                (std::slice::from_raw_parts(src.as_ptr() as *const f32, src.len()), std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len()))
+                (
+                    std::slice::from_raw_parts(src.as_ptr() as *const f32, src.len()),
+                    std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len()),
+                )
             };
             while r0 + 8 <= rows {
                 let mut c = 0;
@@ -400,14 +347,14 @@ pub fn gather_rows<T: Real>(src: &[T], cols: usize, rows: &[usize], dst: &mut [T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::threads::with_threads;
     use proptest::prelude::*;
 
     /// Float64 oracle: the textbook triple loop.
-    fn naive(a: &[f64], ar: usize, ac: usize, ta: bool, b: &[f64], br: usize, bc: usize, tb: bool) -> Vec<f64> {
-        let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
-        let n = if tb { br } else { bc };
-        let at = |i: usize, p: usize| if ta { a[p * ac + i] } else { a[i * ac + p] };
-        let bt = |p: usize, j: usize| if tb { b[j * bc + p] } else { b[p * bc + j] };
+    fn naive(a: View<'_, f64>, b: View<'_, f64>) -> Vec<f64> {
+        let (m, k, n) = (a.rows_op(), a.cols_op(), b.cols_op());
+        let at = |i: usize, p: usize| if a.transposed { a.data[p * a.cols + i] } else { a.data[i * a.cols + p] };
+        let bt = |p: usize, j: usize| if b.transposed { b.data[j * b.cols + p] } else { b.data[p * b.cols + j] };
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -415,6 +362,16 @@ mod tests {
             }
         }
         c
+    }
+
+    /// `data` (rows, cols) as an operand, transposed if `transposed`.
+    fn operand<T: Real>(data: &[T], rows: usize, cols: usize, transposed: bool) -> View<'_, T> {
+        let view = View::new(data, rows, cols);
+        if transposed {
+            view.t()
+        } else {
+            view
+        }
     }
 
     fn filled(len: usize, salt: u64) -> Vec<f64> {
@@ -430,13 +387,10 @@ mod tests {
             let a = filled(ar * ac, 1);
             let b = filled(br * bc, 2);
             let c0 = filled(m * n, 3);
-            let ab = naive(&a, ar, ac, ta, &b, br, bc, tb);
+            let (av, bv) = (operand(&a, ar, ac, ta), operand(&b, br, bc, tb));
+            let ab = naive(av, bv);
             for &(alpha, beta) in &[(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
                 let mut c = c0.clone();
-                let mut av = View::new(&a, ar, ac);
-                let mut bv = View::new(&b, br, bc);
-                if ta { av = av.t(); }
-                if tb { bv = bv.t(); }
                 with_threads(2, || gemm(alpha, av, bv, beta, ViewMut::new(&mut c, m, n), Threads::Pool));
                 for i in 0..m * n {
                     let want = alpha * ab[i] + beta * c0[i];
@@ -484,14 +438,13 @@ mod tests {
         assert_eq!(one, run(3));
     }
 
-
     #[test]
     fn column_sums_and_gather_rows() {
         let x: Vec<f64> = (0..3 * 600).map(|v| v as f64).collect();
         let mut sums = vec![0.0; 600];
         with_threads(2, || column_sums(&x, 3, 600, &mut sums));
-        for j in 0..600 {
-            assert_eq!(sums[j], (j + (600 + j) + (1200 + j)) as f64);
+        for (j, &sum) in sums.iter().enumerate() {
+            assert_eq!(sum, (j + (600 + j) + (1200 + j)) as f64);
         }
         let mut g = vec![0.0; 2 * 600];
         gather_rows(&x, 600, &[2, 0], &mut g);
@@ -502,7 +455,16 @@ mod tests {
     #[test]
     fn split_products_are_bit_identical_to_single_threaded_ones() {
         // The shapes of the models' products, with every transpose, for 1 to 4 threads.
-        let shapes = [(100, 784, 500), (100, 500, 784), (500, 784, 200), (128, 400, 784), (128, 784, 400), (784, 400, 128), (16, 2000, 64), (1000, 30, 250)];
+        let shapes = [
+            (100, 784, 500),
+            (100, 500, 784),
+            (500, 784, 200),
+            (128, 400, 784),
+            (128, 784, 400),
+            (784, 400, 128),
+            (16, 2000, 64),
+            (1000, 30, 250),
+        ];
         for &(m, k, n) in &shapes {
             for &(ta, tb) in &[(false, false), (true, false), (false, true)] {
                 let (ar, ac) = if ta { (k, m) } else { (m, k) };
@@ -512,10 +474,7 @@ mod tests {
                 let c0: Vec<f32> = filled(m * n, 5).into_iter().map(|x| x as f32).collect();
                 let run = |t: usize, beta: f32| {
                     let mut c = c0.clone();
-                    let mut av = View::new(&a, ar, ac);
-                    let mut bv = View::new(&b, br, bc);
-                    if ta { av = av.t(); }
-                    if tb { bv = bv.t(); }
+                    let (av, bv) = (operand(&a, ar, ac, ta), operand(&b, br, bc, tb));
                     with_threads(t, || gemm(1.0, av, bv, beta, ViewMut::new(&mut c, m, n), Threads::Pool));
                     c
                 };
@@ -558,12 +517,9 @@ mod tests {
             let (br, bc) = if tb { (n, k) } else { (k, n) };
             let a = filled(ar * ac, salt);
             let b = filled(br * bc, salt + 7);
-            let want = naive(&a, ar, ac, ta, &b, br, bc, tb);
+            let (av, bv) = (operand(&a, ar, ac, ta), operand(&b, br, bc, tb));
+            let want = naive(av, bv);
             let mut c = vec![0.0; m * n];
-            let mut av = View::new(&a, ar, ac);
-            let mut bv = View::new(&b, br, bc);
-            if ta { av = av.t(); }
-            if tb { bv = bv.t(); }
             gemm(1.0, av, bv, 0.0, ViewMut::new(&mut c, m, n), Threads::Pool);
             for (x, y) in c.iter().zip(&want) {
                 prop_assert!((x - y).abs() < 1e-12);

@@ -1,7 +1,14 @@
 //! Optimisers that update a parameter array in place, in one fused parallel pass.
 //!
-//! Gradients here are of a loss to *minimise*. Weight decay is the L2 penalty
-//! `weight_decay / 2 * ||param||^2`, added to the gradient (as `torch.optim.SGD`/`Adam` do).
+//! Gradients `g` here are of a loss to *minimise*. Weight decay is the L2 penalty
+//! `weight_decay / 2 * ||p||^2`, added to the gradient (as `torch.optim.SGD`/`Adam` do):
+//!
+//! - SGD with momentum: `v <- momentum * v - lr * (g + wd * p)`, `p <- p + v`;
+//! - Adam (Kingma & Ba 2015): `m <- b1 m + (1 - b1) g`, `v <- b2 v + (1 - b2) g^2`,
+//!   `p <- p - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)`.
+//!
+//! The state of a list of parameters is laid out one way everywhere: `slots[p]` holds the state arrays
+//! of parameter p (the velocity, or Adam's m and v), each as long as the parameter.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -31,10 +38,18 @@ impl Optimizer {
     /// Rejects settings outside their valid range.
     pub fn validate(&self) -> Result<()> {
         let positive = |name: &str, x: f64| {
-            if x.is_finite() && x > 0.0 { Ok(()) } else { Err(KernelError::value(name, "a finite number > 0", x)) }
+            if x.is_finite() && x > 0.0 {
+                Ok(())
+            } else {
+                Err(KernelError::value(name, "a finite number > 0", x))
+            }
         };
         let unit = |name: &str, x: f64| {
-            if (0.0..1.0).contains(&x) { Ok(()) } else { Err(KernelError::value(name, "in [0, 1)", x)) }
+            if (0.0..1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(KernelError::value(name, "in [0, 1)", x))
+            }
         };
         match *self {
             Optimizer::Sgd { learning_rate, momentum } => {
@@ -53,6 +68,51 @@ impl Optimizer {
             }
         }
     }
+}
+
+/// An optimiser step of a network's parameters: weight decay applies to the weight matrices, not to
+/// the biases (or other vectors).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Update {
+    pub optimizer: Optimizer,
+    pub weight_decay: f64,
+}
+
+impl Update {
+    /// Rejects settings outside their valid range.
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer.validate()?;
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(KernelError::value("weight_decay", "a finite number >= 0", self.weight_decay));
+        }
+        Ok(())
+    }
+
+    /// Applies one step to each `(parameter, gradient, decayed)` in order, `slots[p]` being the state
+    /// of parameter p ([`check_state`] first); `decayed` marks the weight matrices.
+    pub fn apply<'p, T: Real>(&self, slots: &mut [Vec<&mut [T]>], params: impl IntoIterator<Item = (&'p mut [T], &'p [T], bool)>) {
+        for ((param, grad, decayed), state) in params.into_iter().zip(slots.iter_mut()) {
+            let weight_decay = if decayed { self.weight_decay } else { 0.0 };
+            step(&self.optimizer, param, grad, state, weight_decay);
+        }
+    }
+}
+
+/// Checks the optimiser state of a list of parameters of `sizes` values each: one entry per parameter,
+/// holding `opt.n_slots()` arrays as long as the parameter.
+pub fn check_state<T>(opt: &Optimizer, slots: &[Vec<&mut [T]>], sizes: &[usize]) -> Result<()> {
+    if slots.len() != sizes.len() {
+        return Err(KernelError::shape("slots", format!("one entry per parameter array ({})", sizes.len()), slots.len()));
+    }
+    for (p, (state, &len)) in slots.iter().zip(sizes).enumerate() {
+        if state.len() != opt.n_slots() {
+            return Err(KernelError::shape(&format!("slots[{p}]"), format!("{} arrays for this optimizer", opt.n_slots()), state.len()));
+        }
+        if let Some((k, a)) = state.iter().enumerate().find(|(_, a)| a.len() != len) {
+            return Err(KernelError::shape(&format!("slots[{p}][{k}]"), format!("{len} values (the size of its parameter)"), a.len()));
+        }
+    }
+    Ok(())
 }
 
 /// Applies one step of `opt` to `param` given `grad`; `slots` are the optimiser's state arrays for
@@ -82,15 +142,12 @@ pub fn step<T: Real>(opt: &Optimizer, param: &mut [T], grad: &[T], slots: &mut [
             let eps = T::of(epsilon);
             let (m_slot, v_slot) = slots.split_at_mut(1);
             let (m, v) = (&mut *m_slot[0], &mut *v_slot[0]);
-            param
-                .par_chunks_mut(CHUNK)
-                .zip(m.par_chunks_mut(CHUNK))
-                .zip(v.par_chunks_mut(CHUNK))
-                .zip(grad.par_chunks(CHUNK))
-                .for_each(|(((p, m), v), g)| {
+            param.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).zip(grad.par_chunks(CHUNK)).for_each(
+                |(((p, m), v), g)| {
                     let k = AdamConstants { b1, b2, one_b1, one_b2, step_size, inv_c2, eps, wd };
                     adam_chunk(p, m, v, g, k)
-                });
+                },
+            );
         }
     }
 }
@@ -107,7 +164,11 @@ pub fn step<T: Real>(opt: &Optimizer, param: &mut [T], grad: &[T], slots: &mut [
 /// `x`, or 0 if `x` is subnormal (a branch-free select: the loops stay vectorised).
 #[inline(always)]
 fn flush_subnormal<T: Real>(x: T) -> T {
-    if x.abs() < T::min_positive_value() { T::zero() } else { x }
+    if x.abs() < T::min_positive_value() {
+        T::zero()
+    } else {
+        x
+    }
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
@@ -214,6 +275,32 @@ mod tests {
         }
         assert!(m.iter().chain(&v).chain(&vel).all(|&x| x == 0.0), "the state reached zero");
         assert!(p.iter().chain(&ps).all(|x| x.is_finite() && *x < 1.0), "the early steps moved the parameters");
+    }
+
+    #[test]
+    fn state_checks_name_the_slot_that_disagrees() {
+        let (mut a, mut b, mut c) = (vec![0.0f32; 3], vec![0.0f32; 3], vec![0.0f32; 2]);
+        let adam = Optimizer::Adam { learning_rate: 0.1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t: 1 };
+        let sgd = Optimizer::Sgd { learning_rate: 0.1, momentum: 0.0 };
+        let slots: Vec<Vec<&mut [f32]>> = vec![vec![&mut a, &mut b], vec![&mut c]];
+        assert!(check_state(&sgd, &slots, &[3, 2]).unwrap_err().to_string().starts_with("slots[0]:"));
+        assert!(check_state(&adam, &slots, &[3, 2]).unwrap_err().to_string().starts_with("slots[1]:"));
+        assert!(check_state(&adam, &slots, &[3]).unwrap_err().to_string().starts_with("slots:"));
+        let slots: Vec<Vec<&mut [f32]>> = vec![vec![&mut a], vec![&mut c]];
+        assert!(check_state(&sgd, &slots, &[3, 2]).is_ok());
+        assert!(check_state(&sgd, &slots, &[3, 3]).unwrap_err().to_string().starts_with("slots[1][0]:"));
+    }
+
+    #[test]
+    fn update_decays_only_the_marked_parameters() {
+        let update = Update { optimizer: Optimizer::Sgd { learning_rate: 0.5, momentum: 0.0 }, weight_decay: 0.1 };
+        let (mut w, mut b) = (vec![2.0f64], vec![2.0f64]);
+        let (mut vw, mut vb) = (vec![0.0f64], vec![0.0f64]);
+        let mut slots: Vec<Vec<&mut [f64]>> = vec![vec![&mut vw], vec![&mut vb]];
+        update.apply(&mut slots, [(&mut w[..], &[1.0][..], true), (&mut b[..], &[1.0][..], false)]);
+        assert_eq!(w, vec![2.0 - 0.5 * (1.0 + 0.1 * 2.0)]);
+        assert_eq!(b, vec![2.0 - 0.5]);
+        assert!(Update { weight_decay: -1.0, ..update }.validate().is_err());
     }
 
     #[test]

@@ -43,14 +43,7 @@ pub trait Real:
 
     /// `C = alpha * op(A) * op(B) + beta * C` on faer views, for `beta` 0 (overwrite) or 1 (accumulate);
     /// `linalg::gemm` handles other betas.
-    fn matmul(
-        c: faer::MatMut<'_, Self>,
-        beta: Self,
-        a: faer::MatRef<'_, Self>,
-        b: faer::MatRef<'_, Self>,
-        alpha: Self,
-        par: faer::Par,
-    );
+    fn matmul(c: faer::MatMut<'_, Self>, beta: Self, a: faer::MatRef<'_, Self>, b: faer::MatRef<'_, Self>, alpha: Self, par: faer::Par);
 
     /// Runs `f` on this thread's pool of reusable buffers of this type (see `scratch`); `None` once
     /// the thread is shutting down.

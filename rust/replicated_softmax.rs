@@ -93,7 +93,11 @@ impl<'a, T: Real> Docs<'a, T> {
             }
             let (lo, hi) = (ip[d], ip[d + 1]);
             if lo < 0 || hi < lo || hi as usize > n {
-                return Err(KernelError::value(&format!("{name}_indptr"), format!("offsets within [0, {n}] that do not decrease"), format!("{lo}..{hi} for document {d}")));
+                return Err(KernelError::value(
+                    &format!("{name}_indptr"),
+                    format!("offsets within [0, {n}] that do not decrease"),
+                    format!("{lo}..{hi} for document {d}"),
+                ));
             }
             self.check_entries(name, lo as usize..hi as usize, n_words)?;
         }
@@ -102,7 +106,11 @@ impl<'a, T: Real> Docs<'a, T> {
 
     fn check_entries(&self, name: &str, range: std::ops::Range<usize>, n_words: usize) -> Result<()> {
         if self.counts.len() != self.words.len() {
-            return Err(KernelError::shape(&format!("{name}_data"), format!("one count per entry ({})", self.words.len()), self.counts.len()));
+            return Err(KernelError::shape(
+                &format!("{name}_data"),
+                format!("one count per entry ({})", self.words.len()),
+                self.counts.len(),
+            ));
         }
         if let Some(&w) = self.words[range.clone()].iter().find(|&&w| w < 0 || w as u64 >= n_words as u64) {
             return Err(KernelError::value(&format!("{name}_indices"), format!("word indices in [0, {n_words})"), w));
@@ -301,7 +309,14 @@ impl<'a, T: Real> Rsm<'a, T> {
                 for row in logits.chunks_exact_mut(v) {
                     row.copy_from_slice(self.visible_bias);
                 }
-                gemm(T::one(), View::new(&states, count, f), View::new(self.weight, f, v), T::one(), ViewMut::new(&mut logits, count, v), Threads::Single);
+                gemm(
+                    T::one(),
+                    View::new(&states, count, f),
+                    View::new(self.weight, f, v),
+                    T::one(),
+                    ViewMut::new(&mut logits, count, v),
+                    Threads::Single,
+                );
                 // Per state: a.h + log sum_k exp(b_k + (W^T h)_k), the log-normaliser of one word.
                 let per_word: Vec<f64> = (0..count)
                     .map(|s| {
@@ -448,16 +463,15 @@ fn anneal_hidden<T: Real>(model: &Rsm<'_, T>, grid: &[f64], lengths: &[usize], r
             out.push(log_w);
             next += 1;
         }
-        for j in 0..f {
-            let wj = &model.weight[j * v..(j + 1) * v];
-            let sign = if h[j] { -T::one() } else { T::one() };
+        for ((hj, wj), aj) in h.iter_mut().zip(model.weight.chunks_exact(v)).zip(model.hidden_bias) {
+            let sign = if *hj { -T::one() } else { T::one() };
             alt.iter_mut().zip(&z).zip(wj).for_each(|((a, &z), &w)| *a = z + sign * w);
             let lse_alt = log_sum_exp_fast(&alt);
-            let (lse_on, lse_off) = if h[j] { (lse, lse_alt) } else { (lse_alt, lse) };
-            let p_on = sigmoid(t * (model.hidden_bias[j].f64() + lse_on - lse_off));
+            let (lse_on, lse_off) = if *hj { (lse, lse_alt) } else { (lse_alt, lse) };
+            let p_on = sigmoid(t * (aj.f64() + lse_on - lse_off));
             let on = f64::uniform(rng) < p_on;
-            if on != h[j] {
-                h[j] = on;
+            if on != *hj {
+                *hj = on;
                 std::mem::swap(&mut z, &mut alt);
                 lse = lse_alt;
             }
@@ -481,13 +495,26 @@ pub struct RsmState<'a, T> {
 
 impl<'a, T: Real> RsmState<'a, T> {
     pub fn rsm(&self) -> Rsm<'_, T> {
-        Rsm { weight: self.weight, visible_bias: self.visible_bias, hidden_bias: self.hidden_bias, n_words: self.n_words, n_hidden: self.n_hidden }
+        Rsm {
+            weight: self.weight,
+            visible_bias: self.visible_bias,
+            hidden_bias: self.hidden_bias,
+            n_words: self.n_words,
+            n_hidden: self.n_hidden,
+        }
     }
 }
 
 /// One CD-`settings.k` step on the documents `rows` of `docs`, updating the parameters in place.
 /// Returns the reconstructed documents' counts (len(rows), n_words), a scratch buffer.
-pub fn cd_step<T: Real>(state: &mut RsmState<'_, T>, docs: Docs<'_, T>, rows: &[usize], settings: &CdSettings, seed: u64, step: u64) -> Result<Vec<T>> {
+pub fn cd_step<T: Real>(
+    state: &mut RsmState<'_, T>,
+    docs: Docs<'_, T>,
+    rows: &[usize],
+    settings: &CdSettings,
+    seed: u64,
+    step: u64,
+) -> Result<Vec<T>> {
     settings.validate()?;
     state.rsm().check()?;
     let (v, f, b) = (state.n_words, state.n_hidden, rows.len());
@@ -553,7 +580,8 @@ pub fn cd_step<T: Real>(state: &mut RsmState<'_, T>, docs: Docs<'_, T>, rows: &[
         scratch::recycle(wt);
     }
 
-    let (lr, mu, wd, inv_b) = (T::of(settings.learning_rate), T::of(settings.momentum), T::of(settings.weight_decay), T::of(1.0 / b as f64));
+    let (lr, mu, wd, inv_b) =
+        (T::of(settings.learning_rate), T::of(settings.momentum), T::of(settings.weight_decay), T::of(1.0 / b as f64));
     // Biases: db = 1/B sum_n (v_n - v~_n), da = 1/B sum_n D_n (P(v_n) - P(v~_n)).
     let mut sums = vec![T::zero(); 2 * v];
     column_sums(&x[..b * v], b, v, &mut sums[..v]);
@@ -599,7 +627,7 @@ pub fn cd_step<T: Real>(state: &mut RsmState<'_, T>, docs: Docs<'_, T>, rows: &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linalg::with_threads;
+    use crate::threads::with_threads;
 
     struct Owned {
         w: Vec<f64>,
@@ -612,7 +640,9 @@ mod tests {
     impl Owned {
         fn new(v: usize, f: usize, scale: f64, salt: u64) -> Self {
             let r = |n: usize, k: u64| -> Vec<f64> {
-                (0..n as u64).map(|i| ((((i + salt * 7919 + k * 104729) * 2654435761) % 10007) as f64 / 10007.0 - 0.5) * 2.0 * scale).collect()
+                (0..n as u64)
+                    .map(|i| ((((i + salt * 7919 + k * 104729) * 2654435761) % 10007) as f64 / 10007.0 - 0.5) * 2.0 * scale)
+                    .collect()
             };
             Owned { w: r(f * v, 1), b: r(v, 2), a: r(f, 3).iter().map(|x| x * 0.2).collect(), v, f }
         }
@@ -643,10 +673,12 @@ mod tests {
             return vec![vec![length as f64]];
         }
         (0..=length)
-            .flat_map(|c| count_vectors(v - 1, length - c).into_iter().map(move |mut rest| {
-                rest.insert(0, c as f64);
-                rest
-            }))
+            .flat_map(|c| {
+                count_vectors(v - 1, length - c).into_iter().map(move |mut rest| {
+                    rest.insert(0, c as f64);
+                    rest
+                })
+            })
             .collect()
     }
 
@@ -760,7 +792,10 @@ mod tests {
         assert!(chi2(&p) < 27.88, "chi-square {}: counts {counts:?}, p {p:?}", chi2(&p));
         // The same test rejects the model without its hidden units (words independent, softmax(b)).
         let z: f64 = m.b.iter().map(|x| x.exp()).sum();
-        let q: Vec<f64> = vectors.iter().map(|c| (log_multinomial(c) + c.iter().zip(&m.b).map(|(c, b)| c * b).sum::<f64>() - length as f64 * z.ln()).exp()).collect();
+        let q: Vec<f64> = vectors
+            .iter()
+            .map(|c| (log_multinomial(c) + c.iter().zip(&m.b).map(|(c, b)| c * b).sum::<f64>() - length as f64 * z.ln()).exp())
+            .collect();
         assert!(chi2(&q) > 27.88, "the test tells the model from its hidden-less base");
         assert_eq!(samples, with_threads(1, || m.rsm().sample(n, length, 20, 17)));
     }
@@ -776,8 +811,14 @@ mod tests {
             let (mut w, mut b, mut a) = (m.w.clone(), m.b.clone(), m.a.clone());
             let (mut vw, mut vb, mut va) = (vec![0.0; w.len()], vec![0.0; 6], vec![0.0; 3]);
             let mut state = RsmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut a,
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut va, n_words: 6, n_hidden: 3,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut a,
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut va,
+                n_words: 6,
+                n_hidden: 3,
             };
             let settings = CdSettings { k, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
             let recon = cd_step(&mut state, docs, &batch, &settings, 3, 1).unwrap();
@@ -788,7 +829,8 @@ mod tests {
                 let (vd, vm) = (&rows[d], &recon[n * 6..(n + 1) * 6]);
                 let length: f64 = vd.iter().sum();
                 assert_eq!(vm.iter().sum::<f64>(), length, "a reconstruction keeps the document's length");
-                let (pd, pm): (Vec<f64>, Vec<f64>) = (m.pre(vd).iter().map(|&x| sig(x)).collect(), m.pre(vm).iter().map(|&x| sig(x)).collect());
+                let (pd, pm): (Vec<f64>, Vec<f64>) =
+                    (m.pre(vd).iter().map(|&x| sig(x)).collect(), m.pre(vm).iter().map(|&x| sig(x)).collect());
                 for j in 0..3 {
                     for i in 0..6 {
                         gw[j * 6 + i] += (pd[j] * vd[i] - pm[j] * vm[i]) / 3.0;
@@ -814,7 +856,8 @@ mod tests {
     #[test]
     fn cd_step_is_thread_count_independent_and_decays_weights() {
         let (v, f, n) = (50usize, 8usize, 40usize);
-        let rows: Vec<Vec<f64>> = (0..n).map(|d| (0..v).map(|k| if (d * 13 + k * 7) % 9 < 2 { ((d + k) % 4) as f64 } else { 0.0 }).collect()).collect();
+        let rows: Vec<Vec<f64>> =
+            (0..n).map(|d| (0..v).map(|k| if (d * 13 + k * 7) % 9 < 2 { ((d + k) % 4) as f64 } else { 0.0 }).collect()).collect();
         let (ip, words, counts) = csr(&rows);
         let docs = Docs { indptr: &ip, words: &words, counts: &counts };
         let run = |threads: usize, wd: f64| {
@@ -822,8 +865,14 @@ mod tests {
             let (mut w, mut b, mut a) = (m.w.clone(), m.b.clone(), m.a.clone());
             let (mut vw, mut vb, mut va) = (vec![0.0; w.len()], vec![0.0; v], vec![0.0; f]);
             let mut state = RsmState {
-                weight: &mut w, visible_bias: &mut b, hidden_bias: &mut a,
-                weight_velocity: &mut vw, visible_velocity: &mut vb, hidden_velocity: &mut va, n_words: v, n_hidden: f,
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut a,
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut va,
+                n_words: v,
+                n_hidden: f,
             };
             let settings = CdSettings { k: 1, learning_rate: 0.01, momentum: 0.5, weight_decay: wd };
             with_threads(threads, || {

@@ -108,7 +108,7 @@ fn accumulate<T: Real>(out: &mut [T], b: &[T], n: usize, c0: usize, idx: &[u32],
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linalg::with_threads;
+    use crate::threads::with_threads;
     use proptest::prelude::*;
 
     /// A (rows, cols) matrix with about `density` of its values nonzero (in (0, 1]), whole zero rows
@@ -121,7 +121,17 @@ mod tests {
             state ^= state << 17;
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        (0..rows * cols).map(|i| if i % cols == 3 || i / cols == 1 { 0.0 } else if next() < density { next() + 1e-3 } else { 0.0 }).collect()
+        (0..rows * cols)
+            .map(|i| {
+                if i % cols == 3 || i / cols == 1 {
+                    0.0
+                } else if next() < density {
+                    next() + 1e-3
+                } else {
+                    0.0
+                }
+            })
+            .collect()
     }
 
     /// Float64 oracle: the textbook product.

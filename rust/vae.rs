@@ -10,19 +10,29 @@
 //!   class, so that `KL = 1/2 sum_i [(mu_i - mu_y,i)^2 + sigma_i^2 - log sigma_i^2 - 1]`. With `Concat`
 //!   conditioning the one-hot label is appended to the encoder's and the decoder's inputs.
 //!
-//! The loss of a minibatch is the mean over samples of `-ELBO = -log p(x | z) + KL`, in nats.
+//! The loss of a minibatch is the mean over samples of `-ELBO = -log p(x | z) + KL`, in nats. Its
+//! gradient reaches the encoder's outputs through z and the KL term:
+//! `dL/dmu = dL/dz + (mu - mu_y) / n` and `dL/dlog_var = dL/dz * eps * sigma / 2 + (sigma^2 - 1) / (2n)`
+//! (zero where log_var was clamped), and the class means get `-(mu - mu_y) / n`.
+//!
+//! The log-likelihood is estimated by importance sampling from q (the IWAE bound):
+//! `log p(x) ~ log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x)`, `z_k ~ q(z | x)`.
 
 use rayon::prelude::*;
 
-use crate::activations::{bce_with_logits, exp_fast, sigmoid, StreamKey};
-use crate::dense::{backward, check_finite, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut};
+use crate::activations::{bce_with_logits, exp_fast, sigmoid, LogSumExp};
+use crate::batch::Batch;
+use crate::dense::{
+    backward, check_named_chain, forward, forward_with, grad_buffers, recycle_grads, Activations, Layer, LayerGrad, LayerMut,
+};
 use crate::error::{KernelError, Result};
-use crate::linalg::{gather_rows, Threads, View};
-use crate::optim::{self, Optimizer};
+use crate::linalg::{Threads, View};
+use crate::optim::{self, Update};
 use crate::real::Real;
 use crate::rng::{purpose, stream, CHUNK};
+use crate::sampling::{self, StreamKey};
 use crate::scratch;
-use crate::zero_columns::{self, ZeroColumns};
+use crate::zero_columns::FirstLayer;
 
 /// log-variances are clamped to this range in the forward pass (with zero gradient outside), so that
 /// exp(log_var) can neither overflow nor vanish.
@@ -72,7 +82,11 @@ pub struct VaeSpec {
 
 impl VaeSpec {
     fn label_width(&self) -> usize {
-        if self.conditioning == Conditioning::Concat { self.n_classes } else { 0 }
+        if self.conditioning == Conditioning::Concat {
+            self.n_classes
+        } else {
+            0
+        }
     }
 
     pub fn encoder_inputs(&self) -> usize {
@@ -97,30 +111,13 @@ pub struct Vae<'a, T> {
     pub spec: VaeSpec,
 }
 
-/// A minibatch: the rows `rows` of `x` (n, n_features) and of `labels` (n,), or all of them.
-#[derive(Clone, Copy)]
-pub struct VaeBatch<'a, T> {
-    pub x: &'a [T],
-    pub labels: Option<&'a [usize]>,
-    pub rows: Option<&'a [usize]>,
-}
-
-impl<'a, T: Real> VaeBatch<'a, T> {
-    pub fn len(&self, n_features: usize) -> usize {
-        match self.rows {
-            Some(r) => r.len(),
-            None => self.x.len() / n_features.max(1),
-        }
-    }
-}
-
 /// Everything one forward pass computes that the loss and the backward pass need.
 struct Pass<T> {
     batch: usize,
     labels: Vec<usize>,
     encoder_input: Vec<T>,
-    /// In training gradients: the batch's kept (not all-zero) encoder input columns.
-    zero_columns: Option<ZeroColumns<T>>,
+    /// The encoder's first layer: over the batch's kept (not all-zero) columns in training gradients.
+    first_layer: FirstLayer<T>,
     encoder: Activations<T>,
     /// (batch, n_latent) each: the posterior mean and standard deviation exp(log_var / 2), log_var
     /// clamped.
@@ -151,6 +148,15 @@ impl Losses {
         let k = self.kl.iter().sum::<f64>() / n;
         (r + k, r, k)
     }
+}
+
+/// What [`Vae::gradients`] computes.
+pub struct Gradients<T> {
+    pub losses: Losses,
+    pub encoder: Vec<LayerGrad<T>>,
+    pub decoder: Vec<LayerGrad<T>>,
+    /// (n_classes, n_latent), for `PriorMean` conditioning.
+    pub class_means: Option<Vec<T>>,
 }
 
 /// `-log p(x | z)` of one sample given the decoder output (logits or means).
@@ -190,11 +196,18 @@ impl<'a, T: Real> Vae<'a, T> {
         check_named_chain(&self.decoder, s.decoder_inputs(), "decoder_")?;
         let enc_out = self.encoder.last().map(|l| l.n_out).unwrap_or(0);
         if enc_out != 2 * s.n_latent {
-            return Err(KernelError::shape("encoder", format!("{} outputs (mu and log_var)", 2 * s.n_latent), format!("{enc_out} outputs")));
+            return Err(KernelError::shape(
+                "encoder",
+                format!("{} outputs (mu and log_var)", 2 * s.n_latent),
+                format!("{enc_out} outputs"),
+            ));
         }
         let dec_out = self.decoder.last().map(|l| l.n_out).unwrap_or(0);
         if dec_out != s.n_features {
             return Err(KernelError::shape("decoder", format!("{} outputs", s.n_features), format!("{dec_out} outputs")));
+        }
+        if s.needs_labels() && s.n_classes == 0 {
+            return Err(KernelError::value("n_classes", "an integer >= 1 for a conditional VAE", 0));
         }
         if s.conditioning == Conditioning::PriorMean {
             let len = self.class_means.map(|c| c.len()).unwrap_or(0);
@@ -210,42 +223,40 @@ impl<'a, T: Real> Vae<'a, T> {
         Ok(())
     }
 
-    /// The labels of the batch, checked against n_classes.
-    fn batch_labels(&self, batch: &VaeBatch<'_, T>, n: usize) -> Result<Vec<usize>> {
-        if !self.spec.needs_labels() {
-            return Ok(vec![]);
+    /// Checks `batch` (rows of `width` values: the features, or the latent codes) and returns the
+    /// labels of its rows, checked against n_classes (none for a plain VAE).
+    fn batch_labels(&self, batch: &Batch<'_, T>, width: usize) -> Result<Vec<usize>> {
+        if batch.n_features != width {
+            return Err(KernelError::shape("x", format!("rows of {width} values"), format!("rows of {}", batch.n_features)));
         }
-        let labels = batch.labels.ok_or_else(|| KernelError::value("y", "class labels for a conditional VAE", "None"))?;
-        let out: Vec<usize> = match batch.rows {
-            Some(rows) => rows.iter().map(|&r| labels[r]).collect(),
-            None => labels.to_vec(),
+        batch.check()?;
+        let labels = match (batch.batch_labels(), self.spec.needs_labels()) {
+            (None, false) => return Ok(vec![]),
+            (Some(labels), false) => {
+                return Err(KernelError::value("y", "None for a VAE without conditioning", format!("{} labels", labels.len())))
+            }
+            (None, true) => return Err(KernelError::value("y", "class labels for a conditional VAE", "None")),
+            (Some(labels), true) => labels,
         };
-        if out.len() != n {
-            return Err(KernelError::shape("y", format!("{n} labels"), format!("{} labels", out.len())));
-        }
-        if let Some(&bad) = out.iter().find(|&&c| c >= self.spec.n_classes) {
+        if let Some(&bad) = labels.iter().find(|&&c| c >= self.spec.n_classes) {
             return Err(KernelError::Index { name: "y".into(), index: bad as i64, len: self.spec.n_classes });
         }
-        Ok(out)
+        Ok(labels)
     }
 
     /// `[x | onehot(label)]` (Concat) or the plain rows of x.
-    fn encoder_input(&self, batch: &VaeBatch<'_, T>, labels: &[usize], n: usize) -> Vec<T> {
+    fn encoder_input(&self, batch: &Batch<'_, T>, labels: &[usize], n: usize) -> Vec<T> {
         let d = self.spec.n_features;
         let width = self.spec.encoder_inputs();
         if width == d {
             let mut out = scratch::take(n * width); // overwritten by the copy
-            match batch.rows {
-                Some(rows) => gather_rows(batch.x, d, rows, &mut out),
-                None => out.copy_from_slice(&batch.x[..n * d]),
-            }
+            batch.gather_into(&mut out);
             return out;
         }
         // Zeroed: the one-hot part keeps its zeros.
         let mut out = vec![T::zero(); n * width];
         out.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
-            let src = batch.rows.map(|r| r[i]).unwrap_or(i);
-            row[..d].copy_from_slice(&batch.x[src * d..(src + 1) * d]);
+            row[..d].copy_from_slice(batch.x_row(i));
             row[d + labels[i]] = T::one();
         });
         out
@@ -293,10 +304,10 @@ impl<'a, T: Real> Vae<'a, T> {
     }
 
     /// The posterior q(z | x): (mu, log_var), each (n, n_latent).
-    pub fn encode(&self, batch: &VaeBatch<'_, T>) -> Result<(Vec<T>, Vec<T>)> {
+    pub fn encode(&self, batch: &Batch<'_, T>) -> Result<(Vec<T>, Vec<T>)> {
         self.check()?;
-        let n = batch.len(self.spec.n_features);
-        let labels = self.batch_labels(batch, n)?;
+        let labels = self.batch_labels(batch, self.spec.n_features)?;
+        let n = batch.len();
         let input = self.encoder_input(batch, &labels, n);
         let acts = forward(&self.encoder, View::new(&input, n, self.spec.encoder_inputs()), None);
         let (mu, lv, _) = self.split_posterior(acts.output(), n);
@@ -307,8 +318,8 @@ impl<'a, T: Real> Vae<'a, T> {
     /// or Gaussian means.
     pub fn decode(&self, z: &[T], labels: Option<&[usize]>) -> Result<Vec<T>> {
         self.check()?;
+        let labels = self.batch_labels(&Batch::new(z, self.spec.n_latent).labels(labels), self.spec.n_latent)?;
         let n = z.len() / self.spec.n_latent;
-        let labels = self.batch_labels(&VaeBatch { x: z, labels, rows: None }, n)?;
         let input = self.decoder_input(z, &labels, n);
         let acts = forward(&self.decoder, View::new(&input, n, self.spec.decoder_inputs()), None);
         let mut out = acts.outputs.into_iter().last().unwrap_or_default();
@@ -318,41 +329,24 @@ impl<'a, T: Real> Vae<'a, T> {
         Ok(out)
     }
 
-    /// The encoder, its first layer restricted to the kept input columns when they are given.
-    fn encoder_layers<'b>(&'b self, zero_columns: Option<&'b ZeroColumns<T>>) -> Vec<Layer<'b, T>> {
-        let mut layers: Vec<Layer<'b, T>> = self.encoder.clone();
-        if let Some(c) = zero_columns {
-            layers[0] = c.layer(&self.encoder[0]);
-        }
-        layers
-    }
-
-    /// The encoder's input as its (possibly compacted) first layer reads it.
-    fn encoder_view<'b>(&self, pass: &'b Pass<T>) -> View<'b, T> {
-        match &pass.zero_columns {
-            Some(c) => View::new(c.input(), pass.batch, c.width()),
-            None => View::new(&pass.encoder_input, pass.batch, self.spec.encoder_inputs()),
-        }
-    }
-
     /// Forward pass with given noise `eps` (n, n_latent).
     /// With `want_delta` (training gradients), also d(mean -log p(x|z)) / d(decoder output), fused
     /// with the loss, and the encoder's first layer skips the batch's all-zero input columns (never at
     /// inference, where a row's result must not depend on its batch: see zero_columns).
-    fn pass(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>, want_delta: bool) -> Result<Pass<T>> {
+    fn pass(&self, batch: &Batch<'_, T>, eps: Vec<T>, want_delta: bool) -> Result<Pass<T>> {
         let s = self.spec;
-        let n = batch.len(s.n_features);
-        let labels = self.batch_labels(batch, n)?;
+        let labels = self.batch_labels(batch, s.n_features)?;
+        let n = batch.len();
+        if eps.len() != n * s.n_latent {
+            return Err(KernelError::shape(
+                "eps",
+                format!("{n}x{} values (one row per sample)", s.n_latent),
+                format!("{} values", eps.len()),
+            ));
+        }
         let encoder_input = self.encoder_input(batch, &labels, n);
-        let zero_columns = if want_delta { zero_columns::compact(&encoder_input, n, &self.encoder[0]) } else { None };
-        let encoder = {
-            let layers = self.encoder_layers(zero_columns.as_ref());
-            let input = match &zero_columns {
-                Some(c) => View::new(c.input(), n, c.width()),
-                None => View::new(&encoder_input, n, s.encoder_inputs()),
-            };
-            forward(&layers, input, None)
-        };
+        let first_layer = FirstLayer::new(want_delta, &encoder_input, n, &self.encoder[0]);
+        let encoder = forward(&first_layer.chain(&self.encoder), first_layer.input(&encoder_input, n, s.encoder_inputs()), None);
         let (mu, log_var, log_var_in_range) = self.split_posterior(encoder.output(), n);
         let sigma: Vec<T> = log_var.iter().map(|&lv| exp_fast(T::of(0.5) * lv)).collect();
         let z: Vec<T> = (0..n * s.n_latent).map(|i| mu[i] + sigma[i] * eps[i]).collect();
@@ -360,10 +354,7 @@ impl<'a, T: Real> Vae<'a, T> {
         let decoder = forward(&self.decoder, View::new(&decoder_input, n, s.decoder_inputs()), None);
         let out = decoder.output();
         let d = s.n_features;
-        let x_row = |i: usize| {
-            let r = batch.rows.map(|r| r[i]).unwrap_or(i);
-            &batch.x[r * d..(r + 1) * d]
-        };
+        let x_row = |i: usize| batch.x_row(i);
         let inv_n = T::of(1.0 / n.max(1) as f64);
         // Every element of delta is written below.
         let mut delta = if want_delta { scratch::take(n * d) } else { vec![] };
@@ -384,29 +375,45 @@ impl<'a, T: Real> Vae<'a, T> {
             recon.par_iter_mut().enumerate().for_each(|(i, r)| *r = recon_nll(s.likelihood, x_row(i), &out[i * d..(i + 1) * d]));
         }
         let k = s.n_latent;
-        let kl: Vec<f64> = (0..n).map(|i| gaussian_kl(&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k], self.prior_mean(&labels, i))).collect();
-        Ok(Pass { batch: n, labels, encoder_input, zero_columns, encoder, mu, sigma, log_var_in_range, eps, decoder_input, decoder, recon, kl, delta })
+        let kl: Vec<f64> =
+            (0..n).map(|i| gaussian_kl(&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k], self.prior_mean(&labels, i))).collect();
+        Ok(Pass {
+            batch: n,
+            labels,
+            encoder_input,
+            first_layer,
+            encoder,
+            mu,
+            sigma,
+            log_var_in_range,
+            eps,
+            decoder_input,
+            decoder,
+            recon,
+            kl,
+            delta,
+        })
     }
 
     /// Standard normal noise for a batch of n at training step `step`.
     pub fn draw_eps(&self, n: usize, seed: u64, step: u64) -> Vec<T> {
         let mut eps = vec![T::zero(); n * self.spec.n_latent];
-        crate::activations::standard_normal(&mut eps, StreamKey { seed, step, purpose: purpose::LATENT });
+        sampling::standard_normal(&mut eps, StreamKey { seed, step, purpose: purpose::LATENT });
         eps
     }
 
     /// Per-sample reconstruction terms and KL with the given noise (one sample of z per x).
-    pub fn losses(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>) -> Result<Losses> {
+    pub fn losses(&self, batch: &Batch<'_, T>, eps: Vec<T>) -> Result<Losses> {
         self.check()?;
         let p = self.pass(batch, eps, false)?;
         Ok(Losses { recon: p.recon, kl: p.kl })
     }
 
-    /// Mean loss and the gradients of every parameter for a batch and fixed noise `eps`:
-    /// (losses, encoder grads, decoder grads, class-mean grads). As in a training step, the encoder's
-    /// first layer skips the batch's all-zero input columns (see zero_columns), so the per-sample
-    /// losses may differ from [`Vae::losses`] in the last bits.
-    pub fn gradients(&self, batch: &VaeBatch<'_, T>, eps: Vec<T>) -> Result<(Losses, Vec<LayerGrad<T>>, Vec<LayerGrad<T>>, Option<Vec<T>>)> {
+    /// The per-sample losses and the gradients of the mean loss for every parameter, for a batch and
+    /// fixed noise `eps`. As in a training step, the encoder's first layer skips the batch's all-zero
+    /// input columns (see zero_columns), so the per-sample losses may differ from [`Vae::losses`] in
+    /// the last bits.
+    pub fn gradients(&self, batch: &Batch<'_, T>, eps: Vec<T>) -> Result<Gradients<T>> {
         self.check()?;
         let mut p = self.pass(batch, eps, true)?;
         let s = self.spec;
@@ -415,7 +422,14 @@ impl<'a, T: Real> Vae<'a, T> {
         let delta = std::mem::take(&mut p.delta);
         let mut dec_grads = grad_buffers(&self.decoder);
         let mut d_dec_input = vec![T::zero(); n * s.decoder_inputs()];
-        backward(&self.decoder, View::new(&p.decoder_input, n, s.decoder_inputs()), &p.decoder, delta, &mut dec_grads, Some(&mut d_dec_input));
+        backward(
+            &self.decoder,
+            View::new(&p.decoder_input, n, s.decoder_inputs()),
+            &p.decoder,
+            delta,
+            &mut dec_grads,
+            Some(&mut d_dec_input),
+        );
 
         // Through z = mu + exp(log_var / 2) * eps, plus the KL term.
         let w = s.decoder_inputs();
@@ -440,43 +454,39 @@ impl<'a, T: Real> Vae<'a, T> {
                 }
             }
         }
-        let encoder_layers = self.encoder_layers(p.zero_columns.as_ref());
+        let encoder_layers = p.first_layer.chain(&self.encoder);
+        let encoder_input = p.first_layer.input(&p.encoder_input, n, s.encoder_inputs());
         let mut enc_grads = grad_buffers(&encoder_layers);
-        backward(&encoder_layers, self.encoder_view(&p), &p.encoder, d_enc_out, &mut enc_grads, None);
-        if let Some(c) = p.zero_columns.take() {
-            let compact_grad = std::mem::take(&mut enc_grads[0].weight);
-            enc_grads[0].weight = c.expand_weight_grad(compact_grad);
-            c.recycle();
-        }
+        backward(&encoder_layers, encoder_input, &p.encoder, d_enc_out, &mut enc_grads, None);
+        p.first_layer.finish(&mut enc_grads);
         p.encoder.recycle();
         p.decoder.recycle();
         scratch::recycle(p.encoder_input);
-        Ok((Losses { recon: p.recon, kl: p.kl }, enc_grads, dec_grads, d_class_means))
+        Ok(Gradients { losses: Losses { recon: p.recon, kl: p.kl }, encoder: enc_grads, decoder: dec_grads, class_means: d_class_means })
     }
 
     /// Importance-sampled log-likelihood (the IWAE bound) of each sample with `n_importance` draws
     /// from q(z | x): `log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x)`, computed with log-sum-exp.
     /// Parallel over samples; each sample's draws come from its own stream.
-    pub fn log_likelihood(&self, batch: &VaeBatch<'_, T>, n_importance: usize, seed: u64) -> Result<Vec<f64>> {
+    pub fn log_likelihood(&self, batch: &Batch<'_, T>, n_importance: usize, seed: u64) -> Result<Vec<f64>> {
         self.check()?;
         if n_importance == 0 {
             return Err(KernelError::value("n_importance", "an integer >= 1", 0));
         }
         let s = self.spec;
-        let n = batch.len(s.n_features);
-        let labels = self.batch_labels(batch, n)?;
+        let labels = self.batch_labels(batch, s.n_features)?;
+        let n = batch.len();
         let (mu, log_var) = self.encode(batch)?;
         let (k, d) = (s.n_latent, s.n_features);
         const DRAWS_PER_BLOCK: usize = 256;
         Ok((0..n)
             .into_par_iter()
             .map(|i| {
-                let r = batch.rows.map(|r| r[i]).unwrap_or(i);
-                let x = &batch.x[r * d..(r + 1) * d];
+                let x = batch.x_row(i);
                 let (mu_i, lv_i) = (&mu[i * k..(i + 1) * k], &log_var[i * k..(i + 1) * k]);
                 let prior = self.prior_mean(&labels, i);
                 let sum_lv: f64 = lv_i.iter().map(|v| v.f64()).sum();
-                let mut acc = (f64::NEG_INFINITY, 0.0f64);
+                let mut acc = LogSumExp::EMPTY;
                 let mut rng = stream(seed, i as u64, purpose::LATENT, 0);
                 let mut done = 0;
                 while done < n_importance {
@@ -504,17 +514,10 @@ impl<'a, T: Real> Vae<'a, T> {
                     for t in 0..m {
                         log_w[t] -= recon_nll(s.likelihood, x, &out[t * d..(t + 1) * d]);
                     }
-                    let mx = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let block = (mx, log_w.iter().map(|v| (v - mx).exp()).sum::<f64>());
-                    acc = if acc.0 == f64::NEG_INFINITY {
-                        block
-                    } else {
-                        let m2 = acc.0.max(block.0);
-                        (m2, acc.1 * (acc.0 - m2).exp() + block.1 * (block.0 - m2).exp())
-                    };
+                    acc = acc.merge(LogSumExp::of(&log_w));
                     done += m;
                 }
-                acc.0 + (acc.1 / n_importance as f64).ln()
+                acc.log_mean(n_importance)
             })
             .collect())
     }
@@ -538,58 +541,44 @@ impl<'a, T: Real> VaeMut<'a, T> {
         }
     }
 
-    /// How many parameter arrays the optimiser state covers: (W, b) per layer, then the class means.
-    pub fn n_params(&self) -> usize {
-        2 * (self.encoder.len() + self.decoder.len()) + usize::from(self.class_means.is_some())
+    /// The sizes of the parameter arrays the optimiser state covers, in its order: (W, b) of every
+    /// encoder then decoder layer, then the class means.
+    pub fn param_sizes(&self) -> Vec<usize> {
+        let layers = self.encoder.iter().chain(&self.decoder).flat_map(|l| [l.weight.len(), l.bias.len()]);
+        layers.chain(self.class_means.as_ref().map(|c| c.len())).collect()
     }
 }
 
 /// One training step: draw eps, forward, loss, backward, optimiser update of every parameter.
-/// `slots[p]` holds the optimiser state of parameter p in the order of [`VaeMut::n_params`].
+/// `slots[p]` holds the optimiser state of parameter p in the order of [`VaeMut::param_sizes`].
 /// Weight decay applies to the weight matrices only. Returns (loss, reconstruction, KL) means.
 pub fn train_step<T: Real>(
     net: &mut VaeMut<'_, T>,
     slots: &mut [Vec<&mut [T]>],
-    batch: &VaeBatch<'_, T>,
-    opt: &Optimizer,
-    weight_decay: f64,
+    batch: &Batch<'_, T>,
+    update: &Update,
     seed: u64,
     step: u64,
 ) -> Result<(f64, f64, f64)> {
-    opt.validate()?;
-    if slots.len() != net.n_params() {
-        return Err(KernelError::shape("optimizer state", format!("{} parameter arrays", net.n_params()), slots.len()));
-    }
-    let n = batch.len(net.spec.n_features);
-    if n == 0 {
-        return Err(KernelError::value(if batch.rows.is_some() { "rows" } else { "x" }, "at least one sample in the minibatch", 0));
-    }
-    let d = net.spec.n_features;
-    match batch.rows {
-        Some(rows) => rows.iter().try_for_each(|&r| check_finite("x", &batch.x[r * d..(r + 1) * d]))?,
-        None => check_finite("x", &batch.x[..n * d])?,
-    }
-    let (losses, enc_grads, dec_grads, cm_grad) = {
+    update.validate()?;
+    optim::check_state(&update.optimizer, slots, &net.param_sizes())?;
+    net.view().check()?;
+    batch.check()?;
+    batch.check_not_empty()?;
+    batch.check_finite()?;
+    let Gradients { losses, encoder: enc_grads, decoder: dec_grads, class_means: cm_grad } = {
         let view = net.view();
-        let eps = view.draw_eps(n, seed, step);
+        let eps = view.draw_eps(batch.len(), seed, step);
         view.gradients(batch, eps)?
     };
     let (loss, recon, kl) = losses.mean_loss();
     if !loss.is_finite() {
-        return Err(KernelError::NonFinite(format!(
-            "the training loss is {loss}: the model diverged (try a smaller learning_rate)"
-        )));
+        return Err(KernelError::NonFinite(format!("the training loss is {loss}: the model diverged (try a smaller learning_rate)")));
     }
-    let mut p = 0;
     let layers = net.encoder.iter_mut().zip(&enc_grads).chain(net.decoder.iter_mut().zip(&dec_grads));
-    for (layer, g) in layers {
-        optim::step(opt, layer.weight, &g.weight, &mut slots[p], weight_decay);
-        optim::step(opt, layer.bias, &g.bias, &mut slots[p + 1], 0.0);
-        p += 2;
-    }
-    if let (Some(cm), Some(g)) = (net.class_means.as_deref_mut(), cm_grad) {
-        optim::step(opt, cm, &g, &mut slots[p], 0.0);
-    }
+    let weights_and_biases = layers.flat_map(|(l, g)| [(&mut *l.weight, &g.weight[..], true), (&mut *l.bias, &g.bias[..], false)]);
+    let class_means = net.class_means.as_deref_mut().zip(cm_grad.as_deref()).map(|(p, g)| (p, g, false));
+    update.apply(slots, weights_and_biases.chain(class_means));
     recycle_grads(enc_grads);
     recycle_grads(dec_grads);
     Ok((loss, recon, kl))
@@ -601,13 +590,16 @@ mod tests {
     use crate::activations::Activation;
 
     struct Owned {
-        enc: Vec<(Vec<f64>, Vec<f64>, usize, usize, Activation)>,
-        dec: Vec<(Vec<f64>, Vec<f64>, usize, usize, Activation)>,
+        enc: Vec<OwnedLayer>,
+        dec: Vec<OwnedLayer>,
         class_means: Option<Vec<f64>>,
         spec: VaeSpec,
     }
 
-    fn layer(n_in: usize, n_out: usize, act: Activation, salt: u64) -> (Vec<f64>, Vec<f64>, usize, usize, Activation) {
+    /// (weight, bias, n_in, n_out, activation)
+    type OwnedLayer = (Vec<f64>, Vec<f64>, usize, usize, Activation);
+
+    fn layer(n_in: usize, n_out: usize, act: Activation, salt: u64) -> OwnedLayer {
         let r = |i: u64, k: u64| ((((i + salt * 7919) * 2654435761 + k) % 10007) as f64 / 10007.0 - 0.5) * 2.0;
         ((0..(n_in * n_out) as u64).map(|i| r(i, 1) * 0.6).collect(), (0..n_out as u64).map(|i| r(i, 2) * 0.3).collect(), n_in, n_out, act)
     }
@@ -625,13 +617,13 @@ mod tests {
         }
 
         fn vae(&self) -> Vae<'_, f64> {
-            fn conv(ls: &[(Vec<f64>, Vec<f64>, usize, usize, Activation)]) -> Vec<Layer<'_, f64>> {
+            fn conv(ls: &[OwnedLayer]) -> Vec<Layer<'_, f64>> {
                 ls.iter().map(|(w, b, i, o, a)| Layer { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a }).collect()
             }
             Vae { encoder: conv(&self.enc), decoder: conv(&self.dec), class_means: self.class_means.as_deref(), spec: self.spec }
         }
 
-        fn mean_loss(&self, batch: &VaeBatch<'_, f64>, eps: &[f64]) -> f64 {
+        fn mean_loss(&self, batch: &Batch<'_, f64>, eps: &[f64]) -> f64 {
             self.vae().losses(batch, eps.to_vec()).unwrap().mean_loss().0
         }
     }
@@ -646,14 +638,15 @@ mod tests {
             .collect();
         let labels = if zero_columns { vec![0usize, 2, 0, 2] } else { vec![0usize, 2, 1, 2] };
         let eps: Vec<f64> = (0..n * 2).map(|i| ((i * 13) % 7) as f64 / 3.0 - 1.0).collect();
-        let batch = VaeBatch { x: &x, labels: Some(&labels), rows: None };
+        // Labels for a conditional VAE only: a plain one refuses them.
+        let batch = Batch::new(&x, 6).labels((conditioning != Conditioning::None).then_some(&labels[..]));
         {
             let vae = m.vae();
             let input = vae.encoder_input(&batch, &labels, n);
             let compacted = crate::zero_columns::compact(&input, n, &vae.encoder[0]).is_some();
             assert_eq!(compacted, zero_columns, "the test batch must (not) have skippable columns");
         }
-        let (_, eg, dg, cg) = m.vae().gradients(&batch, eps.clone()).unwrap();
+        let Gradients { encoder: eg, decoder: dg, class_means: cg, .. } = m.vae().gradients(&batch, eps.clone()).unwrap();
         let h = 1e-6;
         let tol = |fd: f64| 1e-6 * (1.0 + fd.abs());
         macro_rules! check_param {
@@ -670,13 +663,13 @@ mod tests {
                 }
             };
         }
-        for l in 0..m.enc.len() {
-            check_param!(m.enc[l].0, eg[l].weight, format!("enc W{l}"));
-            check_param!(m.enc[l].1, eg[l].bias, format!("enc b{l}"));
+        for (l, g) in eg.iter().enumerate() {
+            check_param!(m.enc[l].0, g.weight, format!("enc W{l}"));
+            check_param!(m.enc[l].1, g.bias, format!("enc b{l}"));
         }
-        for l in 0..m.dec.len() {
-            check_param!(m.dec[l].0, dg[l].weight, format!("dec W{l}"));
-            check_param!(m.dec[l].1, dg[l].bias, format!("dec b{l}"));
+        for (l, g) in dg.iter().enumerate() {
+            check_param!(m.dec[l].0, g.weight, format!("dec W{l}"));
+            check_param!(m.dec[l].1, g.bias, format!("dec b{l}"));
         }
         if let Some(g) = cg {
             let mut cm = m.class_means.take().unwrap();
@@ -740,14 +733,14 @@ mod tests {
         let m = Owned::new(Likelihood::Bernoulli, Conditioning::None);
         let n = 8;
         let x: Vec<f64> = (0..n * 6).map(|i| ((i * 5) % 3 == 0) as u8 as f64).collect();
-        let batch = VaeBatch { x: &x, labels: None, rows: None };
+        let batch = Batch::new(&x, 6);
         let vae = m.vae();
         // Average ELBO over many eps: the IWAE estimate with K = 1 is an ELBO sample.
         let mut elbo = vec![0.0; n];
         for s in 0..200 {
             let l = vae.losses(&batch, vae.draw_eps(n, 5, s)).unwrap();
-            for i in 0..n {
-                elbo[i] += -(l.recon[i] + l.kl[i]) / 200.0;
+            for (i, e) in elbo.iter_mut().enumerate() {
+                *e += -(l.recon[i] + l.kl[i]) / 200.0;
             }
         }
         let k1 = vae.log_likelihood(&batch, 1, 3).unwrap();
@@ -791,23 +784,34 @@ mod tests {
             let x: Vec<f64> = (0..n * 6).map(|i| ((i / 6) % 3 == (i % 6) % 3) as u8 as f64).collect();
             let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
             let mut state: Vec<Vec<Vec<f64>>> = vec![];
-            let sizes: Vec<usize> = m.enc.iter().chain(&m.dec).flat_map(|l| [l.0.len(), l.1.len()]).chain([m.class_means.as_ref().unwrap().len()]).collect();
+            let sizes: Vec<usize> =
+                m.enc.iter().chain(&m.dec).flat_map(|l| [l.0.len(), l.1.len()]).chain([m.class_means.as_ref().unwrap().len()]).collect();
             for s in &sizes {
                 state.push(vec![vec![0.0; *s], vec![0.0; *s]]);
             }
             let mut losses = vec![];
-            crate::linalg::with_threads(threads, || {
+            crate::threads::with_threads(threads, || {
                 for t in 1..=300u64 {
                     let mut net = VaeMut {
-                        encoder: m.enc.iter_mut().map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a }).collect(),
-                        decoder: m.dec.iter_mut().map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a }).collect(),
+                        encoder: m
+                            .enc
+                            .iter_mut()
+                            .map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a })
+                            .collect(),
+                        decoder: m
+                            .dec
+                            .iter_mut()
+                            .map(|(w, b, i, o, a)| LayerMut { weight: w, bias: b, n_in: *i, n_out: *o, activation: *a })
+                            .collect(),
                         class_means: m.class_means.as_deref_mut(),
                         spec: m.spec,
                     };
-                    let mut slots: Vec<Vec<&mut [f64]>> = state.iter_mut().map(|s| s.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
-                    let opt = Optimizer::Adam { learning_rate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
-                    let batch = VaeBatch { x: &x, labels: Some(&labels), rows: None };
-                    losses.push(train_step(&mut net, &mut slots, &batch, &opt, 0.0, 11, t).unwrap().0);
+                    let mut slots: Vec<Vec<&mut [f64]>> =
+                        state.iter_mut().map(|s| s.iter_mut().map(|v| v.as_mut_slice()).collect()).collect();
+                    let optimizer = crate::optim::Optimizer::Adam { learning_rate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, t };
+                    let update = Update { optimizer, weight_decay: 0.0 };
+                    let batch = Batch::new(&x, 6).labels(Some(&labels));
+                    losses.push(train_step(&mut net, &mut slots, &batch, &update, 11, t).unwrap().0);
                 }
             });
             (losses, m.class_means.clone().unwrap())

@@ -11,9 +11,53 @@
 
 use rayon::prelude::*;
 
-use crate::dense::Layer;
+use crate::dense::{Layer, LayerGrad};
+use crate::linalg::View;
 use crate::real::{first_non_finite, Real};
 use crate::scratch;
+
+/// The first layer of a chain as a step runs it: over the batch's kept columns when [`compact`] finds
+/// enough all-zero ones in a training step, else over all of them. A step builds it once, takes the
+/// chain and its input from it for the forward and backward passes, and [`FirstLayer::finish`]es the
+/// gradients with it.
+pub struct FirstLayer<T> {
+    compacted: Option<ZeroColumns<T>>,
+}
+
+impl<T: Real> FirstLayer<T> {
+    /// The first layer `layer` for `input` (batch, layer.n_in): compacted if `skip_zero_columns` (a
+    /// training step) and it pays.
+    pub fn new(skip_zero_columns: bool, input: &[T], batch: usize, layer: &Layer<'_, T>) -> Self {
+        FirstLayer { compacted: if skip_zero_columns { compact(input, batch, layer) } else { None } }
+    }
+
+    /// The chain `layers` with its first layer as this runs it.
+    pub fn chain<'a>(&'a self, layers: &[Layer<'a, T>]) -> Vec<Layer<'a, T>> {
+        let mut chain = layers.to_vec();
+        if let Some(c) = &self.compacted {
+            chain[0] = c.layer(&layers[0]);
+        }
+        chain
+    }
+
+    /// The input the first layer reads: the batch's kept columns, or `full` (batch, width).
+    pub fn input<'a>(&'a self, full: &'a [T], batch: usize, width: usize) -> View<'a, T> {
+        match &self.compacted {
+            Some(c) => View::new(c.input(), batch, c.width()),
+            None => View::new(full, batch, width),
+        }
+    }
+
+    /// Turns the first layer's weight gradient in `grads[0]` into the full layer's (zero rows for the
+    /// skipped columns) and hands the compacted buffers back to the scratch pool.
+    pub fn finish(self, grads: &mut [LayerGrad<T>]) {
+        if let Some(c) = self.compacted {
+            let compact_grad = std::mem::take(&mut grads[0].weight);
+            grads[0].weight = c.expand_weight_grad(compact_grad);
+            c.recycle();
+        }
+    }
+}
 
 /// Compact only when at most this fraction of the columns is kept: below it the saved multiply-adds
 /// outweigh gathering the kept weight rows and scattering their gradient back.
@@ -50,7 +94,8 @@ pub fn compact<T: Real>(input: &[T], batch: usize, layer: &Layer<'_, T>) -> Opti
     }
     // The kept columns as runs `start..end` (MNIST's are the middle spans of the image rows, ~20
     // per batch): the batch's rows are gathered a run at a time.
-    let skipped_rows_finite = (0..n_in).filter(|&j| !nonzero[j]).all(|j| first_non_finite(&layer.weight[j * n_out..(j + 1) * n_out]).is_none());
+    let skipped_rows_finite =
+        (0..n_in).filter(|&j| !nonzero[j]).all(|j| first_non_finite(&layer.weight[j * n_out..(j + 1) * n_out]).is_none());
     if !skipped_rows_finite {
         return None;
     }
@@ -78,7 +123,10 @@ pub fn compact<T: Real>(input: &[T], batch: usize, layer: &Layer<'_, T>) -> Opti
     let kept: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
     let mut weight = scratch::take(width * n_out); // every row written below
     if n_out > 0 {
-        weight.par_chunks_mut(n_out).zip(kept.par_iter()).for_each(|(dst, &j)| dst.copy_from_slice(&layer.weight[j * n_out..(j + 1) * n_out]));
+        weight
+            .par_chunks_mut(n_out)
+            .zip(kept.par_iter())
+            .for_each(|(dst, &j)| dst.copy_from_slice(&layer.weight[j * n_out..(j + 1) * n_out]));
     }
     Some(ZeroColumns { kept, n_in, n_out, input: compact_input, weight })
 }
@@ -104,8 +152,9 @@ impl<T: Real> ZeroColumns<T> {
     pub fn expand_weight_grad(&self, compact_grad: Vec<T>) -> Vec<T> {
         let n_out = self.n_out;
         debug_assert_eq!(compact_grad.len(), self.kept.len() * n_out);
-        let mut full = scratch::take(self.n_in * n_out); // every row written below
-        // Row j of the full gradient: row r of the compact one if j is the r-th kept column, else 0.
+        // Row j of the full gradient (every row is written below): row r of the compact one if j is
+        // the r-th kept column, else 0.
+        let mut full = scratch::take(self.n_in * n_out);
         let mut source = vec![usize::MAX; self.n_in];
         self.kept.iter().enumerate().for_each(|(r, &j)| source[j] = r);
         if n_out > 0 {

@@ -109,8 +109,16 @@ def test_help_lists_each_models_hyperparameters(tmp_path):
         assert option in stdout
     for command in ("demo", "train", "sample", "bench"):
         assert command in run_cli("--help", cwd=tmp_path)[1]
-    code, stdout, _ = run_cli("bench", "--help", cwd=Path(__file__).resolve().parents[1])
+    code, stdout, _ = run_cli("bench", "--help", cwd=tmp_path)  # the suite ships in the package
     assert code == 0 and stdout.startswith("usage: deepgm bench")
+
+
+def test_version(tmp_path):
+    code, stdout, _ = run_cli("--version", cwd=tmp_path)
+    assert code == 0 and stdout.strip() == f"deepgm {deepgm.__version__}"
+    from importlib.metadata import version
+
+    assert deepgm.__version__ == version("deepgm") == deepgm._core.__version__
 
 
 @pytest.mark.parametrize(

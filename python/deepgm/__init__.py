@@ -6,6 +6,7 @@ autoencoders and conditional VAEs, with a scikit-learn interface and a parallel 
 
 from . import datasets, plotting  # deepgm.datasets.load_mnist(), deepgm.plotting.* (matplotlib is imported on first use)
 from ._base import DivergenceError
+from ._core import __version__  # the version of Cargo.toml, which the wheel carries too
 from .autoencoder import DeepAutoencoder
 from .collaborative import CollaborativeRBM
 from .dbn import DBN, DBNClassifier, DBNRegressor
@@ -13,8 +14,6 @@ from .io import load, save
 from .rbm import RBM, LogPartition
 from .topics import ReplicatedSoftmax
 from .vae import CVAE, VAE
-
-__version__ = "0.1.0"
 
 __all__ = [
     "RBM",

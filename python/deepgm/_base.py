@@ -11,6 +11,7 @@ from __future__ import annotations
 import numbers
 import re
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -169,6 +170,28 @@ def check_n_jobs(n_jobs):
     return int(n_jobs)
 
 
+def _aligned(X):
+    """X itself if it is aligned (or not a NumPy array), else an aligned copy: an array rebuilt from
+    a pickle or a network message can start at any byte, and the kernels refuse misaligned arrays."""
+    if isinstance(X, np.ndarray) and not X.flags.aligned:
+        return np.array(X, copy=True)
+    return X
+
+
+def _dask_worker_threads() -> int | None:
+    """The number of threads of the Dask worker running the calling code, or None outside one.
+
+    Only looked up if ``distributed`` is imported already: code that never uses Dask never imports it.
+    """
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return int(distributed.get_worker().state.nthreads)
+    except (ValueError, AttributeError):  # ValueError: not in a worker
+        return None
+
+
 def check_hidden_layer_sizes(sizes, name: str = "hidden_layer_sizes") -> tuple:
     if isinstance(sizes, (numbers.Integral, np.integer)) and not isinstance(sizes, bool):
         sizes = (sizes,)
@@ -212,6 +235,16 @@ class DeepGMEstimator(BaseEstimator):
     #: The learned attribute whose presence means "fitted" (see ``__sklearn_is_fitted__``).
     _fitted_attribute: str | None = None
 
+    def __setstate__(self, state):
+        # Arrays unpickled from a network message (Dask, joblib) may start at an odd byte; the kernels
+        # need aligned arrays, so such learned arrays are copied once here.
+        super().__setstate__(state)
+        for key, value in list(vars(self).items()):
+            if isinstance(value, np.ndarray):
+                setattr(self, key, _aligned(value))
+            elif isinstance(value, list) and any(isinstance(v, np.ndarray) for v in value):
+                setattr(self, key, [_aligned(v) if isinstance(v, np.ndarray) else v for v in value])
+
     def __sklearn_is_fitted__(self):
         if self._fitted_attribute is None:
             return any(k.endswith("_") and not k.startswith("__") for k in vars(self))
@@ -221,7 +254,13 @@ class DeepGMEstimator(BaseEstimator):
         return check_dtype(self.dtype)
 
     def _n_jobs(self):
-        return check_n_jobs(self.n_jobs)
+        """Threads for the kernels: ``n_jobs``, except that "all cores" (None or -1) inside a Dask
+        worker means the worker's threads, so trials of a search running side by side on one machine
+        do not each take every core (Dask's nanny caps the BLAS thread variables, not deepgm's pool)."""
+        n_jobs = check_n_jobs(self.n_jobs)
+        if n_jobs is None or n_jobs == -1:
+            return _dask_worker_threads() or n_jobs
+        return n_jobs
 
     def _check_common_params(self):
         """dtype, n_jobs, random_state and verbose: the settings every estimator shares."""
@@ -275,6 +314,7 @@ class DeepGMEstimator(BaseEstimator):
                 X = np.ascontiguousarray(X.toarray(), dtype=dtype)
             else:
                 X = check_array(X, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name)
+        X = _aligned(X)
         if bernoulli:
             check_unit_interval(X, name, what=unit_what, hint=unit_hint)
         if not reset:
@@ -324,7 +364,7 @@ class DeepGMEstimator(BaseEstimator):
         if not sp.issparse(Z) and len(Z.shape) != 2:
             raise ValueError(f"{name} must be a 2-D array of shape (n_samples, {n_columns}); got a {len(Z.shape)}-D array of shape {tuple(Z.shape)}")
         with _named_errors(name):
-            Z = check_array(Z, dtype=self._dtype(), order="C", estimator=self, input_name=name)
+            Z = _aligned(check_array(Z, dtype=self._dtype(), order="C", estimator=self, input_name=name))
         if Z.shape[1] != n_columns:
             raise ValueError(f"{name} must have {n_columns} columns ({columns_name}); got {Z.shape[1]}")
         return Z

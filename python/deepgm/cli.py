@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
+
 __all__ = ["main"]
 
 #: ``deepgm train MODEL`` names and their estimator classes (imported lazily).
@@ -290,14 +292,19 @@ def cmd_demo(args):
     return main_demo(args.out, args.full, args.seed, args.n_jobs, 0 if args.quiet else 1)
 
 
-def cmd_bench(args, extra):
-    from .bench_entry import run_bench
+def cmd_bench(extra):
+    """``deepgm bench [options]``: the benchmark suite shipped in the package (deepgm.bench)."""
+    from .bench import main as bench_main
 
-    return run_bench(extra)
+    try:
+        return int(bench_main(extra) or 0)
+    except SystemExit as exit_:  # --help, or an option argparse refused (it has printed why)
+        return exit_.code if isinstance(exit_.code, int) else 2
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="deepgm", description="Classic deep generative models on a fast parallel CPU core.")
+    parser.add_argument("--version", action="version", version=f"deepgm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="train every model on the embedded MNIST data and write an HTML report",
@@ -335,7 +342,7 @@ def main(argv=None):
     parser = build_parser()
     if argv and argv[0] == "bench":
         try:
-            return cmd_bench(None, argv[1:])
+            return cmd_bench(argv[1:])
         except CLIError as err:
             print(f"deepgm bench: error: {err}", file=sys.stderr)
             return 2

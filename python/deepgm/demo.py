@@ -11,6 +11,7 @@ import numpy as np
 
 from . import CVAE, DBN, RBM, VAE, DBNClassifier, DeepAutoencoder
 from ._base import check_n_jobs
+from .bench.machine import cpu_model
 from .datasets import load_mnist
 
 __all__ = ["run_demo", "SETTINGS"]
@@ -41,17 +42,6 @@ SETTINGS = {
         "n_importance": 1000,
     },
 }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _timed(fn):
@@ -139,7 +129,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     n_threads = n_jobs or __import__("os").cpu_count()
     report.subtitle = (
         f"{'Full' if full else 'Quick'} settings; MNIST test set: 8,000 images to train, 2,000 to test; "
-        f"{_cpu_name()}, {n_threads} threads, Python {platform.python_version()}."
+        f"{cpu_model()}, {n_threads} threads, Python {platform.python_version()}."
     )
     report.table(
         ["model", "training time (s)", "metric", "value", "reference"],

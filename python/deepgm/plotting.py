@@ -1,8 +1,8 @@
 """Pictures of what the models learned: image grids (samples, filters, reconstructions), training
 curves, VAE latent maps and decoded manifolds, CVAE samples by class.
 
-matplotlib is an optional dependency (``pip install deepgm[plot]``), imported when a function is
-called. Every function returns the matplotlib Figure; save it with ``fig.savefig(path)``.
+matplotlib (a dependency of deepgm) is imported when a function is first called, so ``import deepgm``
+stays fast. Every function returns the matplotlib Figure; save it with ``fig.savefig(path)``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def _pyplot():
         if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline") and not _has_display():
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("deepgm.plotting needs matplotlib: pip install 'deepgm[plot]'") from err
+    except ImportError as err:  # pragma: no cover - a broken installation
+        raise ImportError(f"deepgm.plotting needs matplotlib, a dependency of deepgm that failed to import: {err}") from err
     return plt
 
 

@@ -7,7 +7,7 @@ use pyo3::exceptions::{PyFloatingPointError, PyMemoryError, PyRuntimeError, PyVa
 use pyo3::prelude::*;
 
 use crate::error::KernelError;
-use crate::linalg::with_threads;
+use crate::threads::with_threads;
 
 /// Maps a kernel error to the Python exception a user expects.
 pub fn to_pyerr(function: &str, err: KernelError) -> PyErr {
@@ -34,12 +34,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Runs kernel work `f` with the GIL released, on `n_jobs` threads (0 = all cores). A kernel error
 /// becomes the matching Python exception; a panic (a bug) becomes a `RuntimeError` instead of
 /// unwinding into Python.
-pub fn run<R: Send>(
-    py: Python<'_>,
-    function: &str,
-    n_jobs: usize,
-    f: impl FnOnce() -> crate::error::Result<R> + Send,
-) -> PyResult<R> {
+pub fn run<R: Send>(py: Python<'_>, function: &str, n_jobs: usize, f: impl FnOnce() -> crate::error::Result<R> + Send) -> PyResult<R> {
     let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| with_threads(n_jobs, f))));
     match outcome {
         Ok(Ok(value)) => Ok(value),

@@ -4,60 +4,80 @@ use numpy::{Element, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::arrays::{expect_shape, float_dtype, indices, input, input_unchecked, output, threads};
-use super::dense::new_array;
-use super::errors::{ensure_allocatable, run, value_error};
-use super::kernels::dispatch;
-use crate::activations::StreamKey;
+use super::arrays::{dispatch, expect_shape, float_dtype, indices, input, input_unchecked, new_array, output, rows_of, seed_arg, SeedStep};
+use super::errors::{ensure_allocatable, run, to_pyerr, value_error};
 use crate::ais;
-use crate::rbm::{self, CdSettings, Rbm, RbmState, Units};
+use crate::batch::Batch;
+use crate::rbm::{self, CdSettings, Rbm, RbmState};
 use crate::real::Real;
 use crate::rng::purpose;
+use crate::units::Units;
 
-fn parse_visible(name: &str) -> PyResult<Units> {
-    Units::parse(name, "visible").map_err(|e| value_error("visible", e))
+/// An RBM as passed from Python: its arrays and unit types. A function that needs only one bias
+/// gets `None` for the other (zeros stand in for it).
+pub struct RbmArgs<'a, 'py> {
+    pub components: &'a Bound<'py, PyAny>,
+    pub intercept_visible: Option<&'a Bound<'py, PyAny>>,
+    pub intercept_hidden: Option<&'a Bound<'py, PyAny>>,
+    pub visible: Units,
+    pub hidden: Units,
 }
 
-fn parse_hidden(name: &str) -> PyResult<Units> {
-    Units::parse(name, "hidden").map_err(|e| value_error("hidden", e))
+impl<'a, 'py> RbmArgs<'a, 'py> {
+    /// An RBM with both biases.
+    pub fn full(
+        components: &'a Bound<'py, PyAny>,
+        visible_bias: &'a Bound<'py, PyAny>,
+        hidden_bias: &'a Bound<'py, PyAny>,
+        visible: Units,
+        hidden: Units,
+    ) -> Self {
+        RbmArgs { components, intercept_visible: Some(visible_bias), intercept_hidden: Some(hidden_bias), visible, hidden }
+    }
 }
 
-/// The three parameter arrays of an RBM, borrowed read-only and shape-checked.
+/// A bias borrowed from Python, or zeros for one a function does not take.
+enum Bias<'py, T: Element> {
+    Given(PyReadonlyArrayDyn<'py, T>),
+    Zeros(Vec<T>),
+}
+
+impl<T: Element + Real> Bias<'_, T> {
+    fn as_slice(&self) -> PyResult<&[T]> {
+        match self {
+            Bias::Given(a) => Ok(a.as_slice()?),
+            Bias::Zeros(z) => Ok(z),
+        }
+    }
+}
+
+/// The arrays of an RBM, borrowed read-only.
 struct Params<'py, T: Element> {
     w: PyReadonlyArrayDyn<'py, T>,
-    b: PyReadonlyArrayDyn<'py, T>,
-    c: PyReadonlyArrayDyn<'py, T>,
+    b: Bias<'py, T>,
+    c: Bias<'py, T>,
     visible: Units,
     hidden: Units,
 }
 
 impl<'py, T: Element + Real> Params<'py, T> {
-    fn extract(w: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>, c: &Bound<'py, PyAny>, visible: &str, hidden: &str) -> PyResult<Self> {
-        let w = input::<T>(w, "components", 2)?;
-        let b = input::<T>(b, "intercept_visible", 1)?;
-        let c = input::<T>(c, "intercept_hidden", 1)?;
+    fn borrow(args: &RbmArgs<'_, 'py>) -> PyResult<Self> {
+        let w = input::<T>(args.components, "components", 2)?;
         let (nh, nv) = (w.shape()[0], w.shape()[1]);
-    if nh == 0 || nv == 0 {
-        return Err(value_error("components", format!("must have at least one hidden and one visible unit, got shape {:?}", w.shape())));
-    }
-        expect_shape("intercept_visible", b.shape(), &[nv])?;
-        expect_shape("intercept_hidden", c.shape(), &[nh])?;
-        Ok(Params { w, b, c, visible: parse_visible(visible)?, hidden: parse_hidden(hidden)? })
-    }
-
-    /// Visible states `v` (n, n_visible): in [0, 1] for Bernoulli visible units.
-    fn visible_data(&self, v: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
-        let v = data::<T>(v, name, self.w.shape()[1])?;
-        if self.visible == Units::Bernoulli {
-            if let Some(bad) = v.as_slice()?.iter().find(|x| **x < T::zero() || **x > T::one()) {
-                return Err(value_error(name, format!("expected values in [0, 1] for Bernoulli visible units, got {bad}")));
-            }
-        }
-        Ok(v)
+        let bias = |arg: Option<&Bound<'py, PyAny>>, name: &str, len: usize| -> PyResult<Bias<'py, T>> {
+            Ok(match arg {
+                Some(a) => Bias::Given(input::<T>(a, name, 1)?),
+                None => Bias::Zeros(vec![T::zero(); len]),
+            })
+        };
+        let b = bias(args.intercept_visible, "intercept_visible", nv)?;
+        let c = bias(args.intercept_hidden, "intercept_hidden", nh)?;
+        Ok(Params { w, b, c, visible: args.visible, hidden: args.hidden })
     }
 
-    fn rbm(&self) -> PyResult<Rbm<'_, T>> {
-        Ok(Rbm {
+    /// The RBM, its shapes checked by the kernel (`function` names the call in errors).
+    fn rbm(&self, function: &str) -> PyResult<Rbm<'_, T>> {
+        let rbm = Rbm {
             weight: self.w.as_slice()?,
             visible_bias: self.b.as_slice()?,
             hidden_bias: self.c.as_slice()?,
@@ -65,243 +85,169 @@ impl<'py, T: Element + Real> Params<'py, T> {
             n_hidden: self.w.shape()[0],
             visible: self.visible,
             hidden: self.hidden,
-        })
+        };
+        rbm.check().map_err(|e| to_pyerr(function, e))?;
+        Ok(rbm)
+    }
+
+    /// Visible states `v` (n, n_visible), in the range of the visible units.
+    fn visible_data(&self, v: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+        let v = rows_of::<T>(v, name, self.w.shape()[1])?;
+        if let Some(bad) = self.visible.first_outside(v.as_slice()?) {
+            let (range, title) = (self.visible.range(), self.visible.title());
+            return Err(value_error(name, format!("expected {range} for {title} visible units, got {bad}")));
+        }
+        Ok(v)
     }
 }
 
-fn data<'py, T: Element + Real>(v: &Bound<'py, PyAny>, name: &str, width: usize) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
-    let v = input::<T>(v, name, 2)?;
-    if v.shape()[1] != width {
-        return Err(value_error(name, format!("expected {width} columns, got {}", v.shape()[1])));
-    }
-    Ok(v)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn hidden_impl<'py, T: Real + Element>(
+/// The mean of h | v, and with `draw` a sample: `mean` or `(mean, sample)`.
+pub fn hidden<'py>(
     py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
     v: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    c: &Bound<'py, PyAny>,
-    hidden: &str,
-    seed: Option<u64>,
-    step: u64,
+    draw: Option<SeedStep>,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let hidden = parse_hidden(hidden)?;
-    let w = input::<T>(w, "components", 2)?;
-    let c = input::<T>(c, "intercept_hidden", 1)?;
-    let (nh, nv) = (w.shape()[0], w.shape()[1]);
-    if nh == 0 || nv == 0 {
-        return Err(value_error("components", format!("must have at least one hidden and one visible unit, got shape {:?}", w.shape())));
-    }
-    expect_shape("intercept_hidden", c.shape(), &[nh])?;
-    let v = data::<T>(v, "v", nv)?;
-    let n = v.shape()[0];
-    let (ws, cs, vs) = (w.as_slice()?, c.as_slice()?, v.as_slice()?);
-    // The visible bias is not needed for p(h | v).
-    let zeros = vec![T::zero(); nv];
-    ensure_allocatable("rbm_hidden", n.saturating_mul(2 * nh), std::mem::size_of::<T>())?;
-    let (probs, samples) = run(py, "rbm_hidden", n_jobs, || {
-        let rbm = Rbm { weight: ws, visible_bias: &zeros, hidden_bias: cs, n_visible: nv, n_hidden: nh, visible: Units::Bernoulli, hidden };
-        let mut probs = vec![T::zero(); n * nh];
-        let mut samples = seed.map(|_| vec![T::zero(); n * nh]);
-        let key = StreamKey { seed: seed.unwrap_or(0), step, purpose: purpose::HIDDEN };
-        rbm.hidden(vs, &mut probs, samples.as_deref_mut(), key);
-        Ok((probs, samples))
-    })?;
-    let probs = new_array(py, &[n, nh], probs)?;
-    Ok(match samples {
-        Some(s) => (probs, new_array(py, &[n, nh], s)?).into_pyobject(py)?.into_any(),
-        None => probs,
-    })
+    dispatch!(float_dtype(model.components, "components")?, conditional(py, &model, v, Layer::Hidden, draw, n_jobs))
 }
 
-/// The mean of h | v (n, n_hidden): p(h = 1 | v) for Bernoulli units, c + W v for Gaussian units;
-/// with a seed, returns (mean, a sample of h).
-#[pyfunction]
-#[pyo3(signature = (v, components, intercept_hidden, *, hidden="bernoulli", seed=None, step=0, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rbm_hidden<'py>(
+/// The mean of v | h, and with `draw` a sample: `mean` or `(mean, sample)`.
+pub fn visible<'py>(
     py: Python<'py>,
-    v: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    hidden: &str,
-    seed: Option<&Bound<'_, PyAny>>,
-    step: i64,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let step = super::arrays::count_arg(step, "step", 0)? as u64;
-    let seed = super::arrays::optional_seed(seed, "seed")?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, hidden_impl(py, v, components, intercept_hidden, hidden, seed, step, n_jobs))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn visible_impl<'py, T: Real + Element>(
-    py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
     h: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    visible: &str,
-    seed: Option<u64>,
-    step: u64,
+    draw: Option<SeedStep>,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let visible = parse_visible(visible)?;
-    let w = input::<T>(w, "components", 2)?;
-    let b = input::<T>(b, "intercept_visible", 1)?;
-    let (nh, nv) = (w.shape()[0], w.shape()[1]);
-    if nh == 0 || nv == 0 {
-        return Err(value_error("components", format!("must have at least one hidden and one visible unit, got shape {:?}", w.shape())));
-    }
-    expect_shape("intercept_visible", b.shape(), &[nv])?;
-    let h = data::<T>(h, "h", nh)?;
-    let n = h.shape()[0];
-    let (ws, bs, hs) = (w.as_slice()?, b.as_slice()?, h.as_slice()?);
-    let zeros = vec![T::zero(); nh];
-    ensure_allocatable("rbm_visible", n.saturating_mul(2 * nv), std::mem::size_of::<T>())?;
-    let (mean, samples) = run(py, "rbm_visible", n_jobs, || {
-        let rbm = Rbm { weight: ws, visible_bias: bs, hidden_bias: &zeros, n_visible: nv, n_hidden: nh, visible, hidden: Units::Bernoulli };
-        let mut mean = vec![T::zero(); n * nv];
-        let mut samples = seed.map(|_| vec![T::zero(); n * nv]);
-        let key = StreamKey { seed: seed.unwrap_or(0), step, purpose: purpose::VISIBLE };
-        rbm.visible(hs, &mut mean, samples.as_deref_mut(), key);
+    dispatch!(float_dtype(model.components, "components")?, conditional(py, &model, h, Layer::Visible, draw, n_jobs))
+}
+
+/// The layer a conditional gives the distribution of.
+#[derive(Clone, Copy, PartialEq)]
+enum Layer {
+    Hidden,
+    Visible,
+}
+
+fn conditional<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: &RbmArgs<'_, 'py>,
+    given: &Bound<'py, PyAny>,
+    layer: Layer,
+    draw: Option<SeedStep>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let function = if layer == Layer::Hidden { "rbm_hidden" } else { "rbm_visible" };
+    let p = Params::<T>::borrow(model)?;
+    let rbm = p.rbm(function)?;
+    let (name, width_in, width_out) = match layer {
+        Layer::Hidden => ("v", rbm.n_visible, rbm.n_hidden),
+        Layer::Visible => ("h", rbm.n_hidden, rbm.n_visible),
+    };
+    let given = rows_of::<T>(given, name, width_in)?;
+    let n = given.shape()[0];
+    let gs = given.as_slice()?;
+    ensure_allocatable(function, n.saturating_mul(2 * width_out), std::mem::size_of::<T>())?;
+    let (mean, samples) = run(py, function, n_jobs, || {
+        let mut mean = vec![T::zero(); n * width_out];
+        let mut samples = draw.map(|_| vec![T::zero(); n * width_out]);
+        // Without a draw the key is not read.
+        let draw = draw.unwrap_or(SeedStep { seed: 0, step: 0 });
+        match layer {
+            Layer::Hidden => rbm.hidden(gs, &mut mean, samples.as_deref_mut(), draw.key(purpose::HIDDEN)),
+            Layer::Visible => rbm.visible(gs, &mut mean, samples.as_deref_mut(), draw.key(purpose::VISIBLE)),
+        }
         Ok((mean, samples))
     })?;
-    let mean = new_array(py, &[n, nv], mean)?;
+    let mean = new_array(py, &[n, width_out], mean)?;
     Ok(match samples {
-        Some(s) => (mean, new_array(py, &[n, nv], s)?).into_pyobject(py)?.into_any(),
+        Some(s) => (mean, new_array(py, &[n, width_out], s)?).into_pyobject(py)?.into_any(),
         None => mean,
     })
 }
 
-/// The mean of v | h (n, n_visible); with a seed, returns (mean, a sample of v).
-#[pyfunction]
-#[pyo3(signature = (h, components, intercept_visible, *, visible="bernoulli", seed=None, step=0, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rbm_visible<'py>(
-    py: Python<'py>,
-    h: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    visible: &str,
-    seed: Option<&Bound<'_, PyAny>>,
-    step: i64,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let step = super::arrays::count_arg(step, "step", 0)? as u64;
-    let seed = super::arrays::optional_seed(seed, "seed")?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, visible_impl(py, h, components, intercept_visible, visible, seed, step, n_jobs))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn free_energy_impl<'py, T: Real + Element>(
-    py: Python<'py>,
-    v: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    c: &Bound<'py, PyAny>,
-    visible: &str,
-    hidden: &str,
-    pseudo: Option<Flips>,
-    n_jobs: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let p = Params::<T>::extract(w, b, c, visible, hidden)?;
-    let v = p.visible_data(v, "v")?;
-    let n = v.shape()[0];
-    let vs = v.as_slice()?;
-    let rbm = p.rbm()?;
-    let name = if pseudo.is_some() { "rbm_pseudo_likelihood" } else { "rbm_free_energy" };
-    ensure_allocatable(name, n.saturating_mul(rbm.n_hidden + 1), std::mem::size_of::<T>())?;
-    let out = run(py, name, n_jobs, || {
-        let mut out = vec![0.0f64; n];
-        match pseudo {
-            None => rbm.free_energy(vs, &mut out),
-            Some(Flips::Drawn { seed, step }) => rbm.pseudo_likelihood(vs, &mut out, StreamKey { seed, step, purpose: purpose::PSEUDO_LIKELIHOOD })?,
-            Some(Flips::Given(ref flip)) => rbm.pseudo_likelihood_flipping(vs, flip, &mut out)?,
-        }
-        Ok(out)
-    })?;
-    Ok(new_array(py, &[n], out)?)
-}
-
-/// Free energy F(v) of every row (float64, (n,)).
-#[pyfunction]
-#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, visible="bernoulli", hidden="bernoulli", n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rbm_free_energy<'py>(
-    py: Python<'py>,
-    v: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    visible: &str,
-    hidden: &str,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, free_energy_impl(py, v, components, intercept_visible, intercept_hidden, visible, hidden, None, n_jobs))
-}
-
 /// Which visible unit the pseudo-likelihood flips in each row.
-enum Flips {
+pub enum Flips {
     /// One uniform draw per row from the stream (seed, step).
-    Drawn { seed: u64, step: u64 },
+    Drawn(SeedStep),
     /// Given indices, one per row.
     Given(Vec<usize>),
 }
 
-/// scikit-learn's pseudo-likelihood proxy of every row (float64, (n,)), flipping in each row the unit
-/// `flip[r]` if given, else one drawn from the stream (seed, step).
-#[pyfunction]
-#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, seed=None, step=0, flip=None, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rbm_pseudo_likelihood<'py>(
-    py: Python<'py>,
-    v: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    seed: Option<&Bound<'_, PyAny>>,
-    step: i64,
-    flip: Option<&Bound<'_, PyAny>>,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let step = super::arrays::count_arg(step, "step", 0)? as u64;
-    let flips = match (seed, flip) {
-        (_, Some(flip)) => Flips::Given(indices(flip, "flip", usize::MAX)?),
-        (Some(seed), None) => Flips::Drawn { seed: super::arrays::seed_arg(seed, "seed")?, step },
-        (None, None) => return Err(PyValueError::new_err("rbm_pseudo_likelihood needs seed (random flips) or flip (one index per row)")),
-    };
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(
-        float_dtype(components, "components")?,
-        free_energy_impl(py, v, components, intercept_visible, intercept_hidden, "bernoulli", "bernoulli", Some(flips), n_jobs)
-    )
+impl Flips {
+    /// `flip` if given, else draws from (seed, step); one of them is required.
+    pub fn parse(seed: Option<&Bound<'_, PyAny>>, step: u64, flip: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        match (seed, flip) {
+            (_, Some(flip)) => Ok(Flips::Given(indices(flip, "flip")?)),
+            (Some(seed), None) => Ok(Flips::Drawn(SeedStep { seed: seed_arg(seed, "seed")?, step })),
+            (None, None) => Err(PyValueError::new_err("rbm_pseudo_likelihood needs seed (random flips) or flip (one index per row)")),
+        }
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn gibbs_impl<'py, T: Real + Element>(
+/// The free energy of every row of v, or with `flips` scikit-learn's pseudo-likelihood proxy.
+pub fn free_energy<'py>(
     py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
     v: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    c: &Bound<'py, PyAny>,
-    visible: &str,
-    hidden: &str,
+    flips: Option<Flips>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    dispatch!(float_dtype(model.components, "components")?, free_energy_typed(py, &model, v, flips, n_jobs))
+}
+
+fn free_energy_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: &RbmArgs<'_, 'py>,
+    v: &Bound<'py, PyAny>,
+    flips: Option<Flips>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let name = if flips.is_some() { "rbm_pseudo_likelihood" } else { "rbm_free_energy" };
+    let p = Params::<T>::borrow(model)?;
+    let rbm = p.rbm(name)?;
+    let v = p.visible_data(v, "v")?;
+    let n = v.shape()[0];
+    let vs = v.as_slice()?;
+    ensure_allocatable(name, n.saturating_mul(rbm.n_hidden + 1), std::mem::size_of::<T>())?;
+    let out = run(py, name, n_jobs, || {
+        let mut out = vec![0.0f64; n];
+        match flips {
+            None => rbm.free_energy(vs, &mut out),
+            Some(Flips::Drawn(draw)) => rbm.pseudo_likelihood(vs, &mut out, draw.key(purpose::PSEUDO_LIKELIHOOD))?,
+            Some(Flips::Given(ref flip)) => rbm.pseudo_likelihood_flipping(vs, flip, &mut out)?,
+        }
+        Ok(out)
+    })?;
+    new_array(py, &[n], out)
+}
+
+/// `n_steps` of block Gibbs sampling from the rows of v: (the last sample, the last mean of v | h).
+pub fn gibbs<'py>(
+    py: Python<'py>,
+    model: RbmArgs<'_, 'py>,
+    v: &Bound<'py, PyAny>,
     n_steps: usize,
     seed: u64,
     n_jobs: usize,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let p = Params::<T>::extract(w, b, c, visible, hidden)?;
-    let nv = p.w.shape()[1];
+    dispatch!(float_dtype(model.components, "components")?, gibbs_typed(py, &model, v, n_steps, seed, n_jobs))
+}
+
+fn gibbs_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: &RbmArgs<'_, 'py>,
+    v: &Bound<'py, PyAny>,
+    n_steps: usize,
+    seed: u64,
+    n_jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let p = Params::<T>::borrow(model)?;
+    let rbm = p.rbm("rbm_gibbs")?;
     let v = p.visible_data(v, "v")?;
-    let n = v.shape()[0];
+    let (n, nv) = (v.shape()[0], rbm.n_visible);
     let vs = v.as_slice()?;
-    let rbm = p.rbm()?;
     ensure_allocatable("rbm_gibbs", n.saturating_mul(2 * (nv + rbm.n_hidden)), std::mem::size_of::<T>())?;
     let (state, mean) = run(py, "rbm_gibbs", n_jobs, || {
         let mut state = vs.to_vec();
@@ -312,71 +258,45 @@ fn gibbs_impl<'py, T: Real + Element>(
     Ok((new_array(py, &[n, nv], state)?, new_array(py, &[n, nv], mean)?))
 }
 
-/// `n_steps` of block Gibbs sampling v -> h -> v from the rows of v; returns (the last sample of v,
-/// the mean of v | h at the last step). v itself is not modified.
-#[pyfunction]
-#[pyo3(signature = (v, components, intercept_visible, intercept_hidden, *, n_steps=1, visible="bernoulli", hidden="bernoulli", seed, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rbm_gibbs<'py>(
-    py: Python<'py>,
-    v: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    n_steps: i64,
-    visible: &str,
-    hidden: &str,
-    seed: &Bound<'_, PyAny>,
-    n_jobs: Option<i64>,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let seed = super::arrays::seed_arg(seed, "seed")?;
-    let n_steps = super::arrays::count_arg(n_steps, "n_steps", 0)?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, gibbs_impl(py, v, components, intercept_visible, intercept_hidden, visible, hidden, n_steps, seed, n_jobs))
+/// One CD-k step as passed from Python.
+pub struct CdStep<'a, 'py> {
+    pub x: &'a Bound<'py, PyAny>,
+    /// components, intercept_visible, intercept_hidden, then their velocities (all updated in place).
+    pub params: [&'a Bound<'py, PyAny>; 6],
+    pub visible: Units,
+    pub hidden: Units,
+    pub rows: Option<&'a Bound<'py, PyAny>>,
+    pub h_samples: Option<&'a Bound<'py, PyAny>>,
+    pub settings: CdSettings,
+    pub draw: SeedStep,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn cd_impl<T: Real + Element>(
-    py: Python<'_>,
-    data_arr: &Bound<'_, PyAny>,
-    w: &Bound<'_, PyAny>,
-    b: &Bound<'_, PyAny>,
-    c: &Bound<'_, PyAny>,
-    vw: &Bound<'_, PyAny>,
-    vb: &Bound<'_, PyAny>,
-    vc: &Bound<'_, PyAny>,
-    rows: Option<&Bound<'_, PyAny>>,
-    h_samples: Option<&Bound<'_, PyAny>>,
-    visible: Units,
-    hidden: Units,
-    settings: CdSettings,
-    seed: u64,
-    step: u64,
-    n_jobs: usize,
-) -> PyResult<()> {
-    let mut w = output::<T>(w, "components", 2)?;
+pub fn cd_step(py: Python<'_>, step: CdStep<'_, '_>, n_jobs: usize) -> PyResult<()> {
+    dispatch!(float_dtype(step.params[0], "components")?, cd_step_typed(py, &step, n_jobs))
+}
+
+fn cd_step_typed<T: Real + Element>(py: Python<'_>, step: &CdStep<'_, '_>, n_jobs: usize) -> PyResult<()> {
+    const NAMES: [&str; 6] = [
+        "components",
+        "intercept_visible",
+        "intercept_hidden",
+        "components_velocity",
+        "intercept_visible_velocity",
+        "intercept_hidden_velocity",
+    ];
+    let borrow = |i: usize, ndim: usize| output::<T>(step.params[i], NAMES[i], ndim);
+    let (mut w, mut b, mut c) = (borrow(0, 2)?, borrow(1, 1)?, borrow(2, 1)?);
+    let (mut vw, mut vb, mut vc) = (borrow(3, 2)?, borrow(4, 1)?, borrow(5, 1)?);
     let (nh, nv) = (w.shape()[0], w.shape()[1]);
-    if nh == 0 || nv == 0 {
-        return Err(value_error("components", format!("must have at least one hidden and one visible unit, got shape {:?}", w.shape())));
-    }
-    let mut b = output::<T>(b, "intercept_visible", 1)?;
-    let mut c = output::<T>(c, "intercept_hidden", 1)?;
-    let mut vw = output::<T>(vw, "components_velocity", 2)?;
-    let mut vb = output::<T>(vb, "intercept_visible_velocity", 1)?;
-    let mut vc = output::<T>(vc, "intercept_hidden_velocity", 1)?;
-    expect_shape("intercept_visible", b.shape(), &[nv])?;
-    expect_shape("intercept_hidden", c.shape(), &[nh])?;
-    expect_shape("components_velocity", vw.shape(), &[nh, nv])?;
-    expect_shape("intercept_visible_velocity", vb.shape(), &[nv])?;
-    expect_shape("intercept_hidden_velocity", vc.shape(), &[nh])?;
+    // The kernel checks sizes; only here is the weight velocity's 2-D layout seen.
+    expect_shape(NAMES[3], vw.shape(), &[nh, nv])?;
     // Unchecked here: the step checks the minibatch's rows (x may be the whole data set).
-    let x = input_unchecked::<T>(data_arr, "x", 2)?;
+    let x = input_unchecked::<T>(step.x, "x", 2)?;
     if x.shape()[1] != nv {
         return Err(value_error("x", format!("expected {nv} columns, got {}", x.shape()[1])));
     }
-    let n = x.shape()[0];
-    let rows = rows.map(|r| indices(r, "rows", n)).transpose()?;
-    let mut chain = h_samples.map(|h| output::<T>(h, "h_samples", 2)).transpose()?;
+    let rows = step.rows.map(|r| indices(r, "rows")).transpose()?;
+    let mut chain = step.h_samples.map(|h| output::<T>(h, "h_samples", 2)).transpose()?;
     if let Some(ch) = &chain {
         if ch.shape()[1] != nh {
             return Err(value_error("h_samples", format!("expected {nh} columns, got {}", ch.shape()[1])));
@@ -396,140 +316,56 @@ fn cd_impl<T: Real + Element>(
         hidden_velocity: vc.as_slice_mut()?,
         n_visible: nv,
         n_hidden: nh,
-        visible,
-        hidden,
+        visible: step.visible,
+        hidden: step.hidden,
     };
-    run(py, "rbm_cd_step", n_jobs, || rbm::cd_step(&mut state, xs, rows.as_deref(), chain_slice, &settings, seed, step))
+    let (settings, draw) = (step.settings, step.draw);
+    run(py, "rbm_cd_step", n_jobs, || {
+        let batch = Batch::new(xs, nv).rows(rows.as_deref());
+        rbm::cd_step(&mut state, &batch, chain_slice, &settings, draw.seed, draw.step)
+    })
 }
 
-/// One CD-k step (PCD-k with h_samples, the persistent hidden chains) on the minibatch X[rows] (or all
-/// of X), updating the parameters and their velocities in place.
-#[pyfunction]
-#[pyo3(signature = (x, components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity,
-    intercept_hidden_velocity, *, rows=None, h_samples=None, visible="bernoulli", hidden="bernoulli", k=1, learning_rate=0.1, momentum=0.0,
-    weight_decay=0.0, seed, step, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rbm_cd_step(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    components: &Bound<'_, PyAny>,
-    intercept_visible: &Bound<'_, PyAny>,
-    intercept_hidden: &Bound<'_, PyAny>,
-    components_velocity: &Bound<'_, PyAny>,
-    intercept_visible_velocity: &Bound<'_, PyAny>,
-    intercept_hidden_velocity: &Bound<'_, PyAny>,
-    rows: Option<&Bound<'_, PyAny>>,
-    h_samples: Option<&Bound<'_, PyAny>>,
-    visible: &str,
-    hidden: &str,
-    k: i64,
-    learning_rate: f64,
-    momentum: f64,
-    weight_decay: f64,
-    seed: &Bound<'_, PyAny>,
-    step: i64,
-    n_jobs: Option<i64>,
-) -> PyResult<()> {
-    let seed = super::arrays::seed_arg(seed, "seed")?;
-    let step = super::arrays::count_arg(step, "step", 0)? as u64;
-    let k = super::arrays::count_arg(k, "k", 1)?;
-    let n_jobs = threads(n_jobs)?;
-    let visible = parse_visible(visible)?;
-    let hidden = parse_hidden(hidden)?;
-    let settings = CdSettings { k, learning_rate, momentum, weight_decay };
-    settings.validate().map_err(|e| value_error("rbm_cd_step", e))?;
-    dispatch!(
-        float_dtype(components, "components")?,
-        cd_impl(
-            py, x, components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity,
-            intercept_hidden_velocity, rows, h_samples, visible, hidden, settings, seed, step, n_jobs
-        )
-    )
+pub fn log_partition_exact(py: Python<'_>, model: RbmArgs<'_, '_>, max_units: usize, n_jobs: usize) -> PyResult<f64> {
+    dispatch!(float_dtype(model.components, "components")?, exact_typed(py, &model, max_units, n_jobs))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn exact_impl<T: Real + Element>(py: Python<'_>, w: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, c: &Bound<'_, PyAny>, visible: &str, max_units: usize, n_jobs: usize) -> PyResult<f64> {
-    let p = Params::<T>::extract(w, b, c, visible, "bernoulli")?;
-    let rbm = p.rbm()?;
+fn exact_typed<T: Real + Element>(py: Python<'_>, model: &RbmArgs<'_, '_>, max_units: usize, n_jobs: usize) -> PyResult<f64> {
+    let p = Params::<T>::borrow(model)?;
+    let rbm = p.rbm("rbm_log_partition_exact")?;
     run(py, "rbm_log_partition_exact", n_jobs, || ais::log_partition_exact(&rbm, max_units))
 }
 
-/// Exact log Z by enumerating the smaller layer (at most max_units <= 24 units).
-#[pyfunction]
-#[pyo3(signature = (components, intercept_visible, intercept_hidden, *, visible="bernoulli", max_units=20, n_jobs=None))]
-fn rbm_log_partition_exact(
-    py: Python<'_>,
-    components: &Bound<'_, PyAny>,
-    intercept_visible: &Bound<'_, PyAny>,
-    intercept_hidden: &Bound<'_, PyAny>,
-    visible: &str,
-    max_units: i64,
-    n_jobs: Option<i64>,
-) -> PyResult<f64> {
-    let max_units = super::arrays::count_arg(max_units, "max_units", 1)?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, exact_impl(py, components, intercept_visible, intercept_hidden, visible, max_units, n_jobs))
+/// The annealing of AIS as passed from Python.
+pub struct Annealing<'a, 'py> {
+    pub base_bias: &'a Bound<'py, PyAny>,
+    pub betas: &'a Bound<'py, PyAny>,
+    pub n_chains: usize,
+    pub seed: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ais_impl<'py, T: Real + Element>(
+pub fn ais<'py>(
     py: Python<'py>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    c: &Bound<'py, PyAny>,
-    base_bias: &Bound<'py, PyAny>,
-    betas: &Bound<'py, PyAny>,
-    visible: &str,
-    n_chains: usize,
-    seed: u64,
+    model: RbmArgs<'_, 'py>,
+    annealing: Annealing<'_, 'py>,
     n_jobs: usize,
 ) -> PyResult<(Bound<'py, PyAny>, f64)> {
-    let p = Params::<T>::extract(w, b, c, visible, "bernoulli")?;
-    let nv = p.w.shape()[1];
-    let base = input::<T>(base_bias, "base_bias", 1)?;
-    expect_shape("base_bias", base.shape(), &[nv])?;
-    let betas = input::<f64>(betas, "betas", 1)?;
+    dispatch!(float_dtype(model.components, "components")?, ais_typed(py, &model, &annealing, n_jobs))
+}
+
+fn ais_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: &RbmArgs<'_, 'py>,
+    annealing: &Annealing<'_, 'py>,
+    n_jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, f64)> {
+    let p = Params::<T>::borrow(model)?;
+    let rbm = p.rbm("rbm_ais")?;
+    let base = input::<T>(annealing.base_bias, "base_bias", 1)?;
+    let betas = input::<f64>(annealing.betas, "betas", 1)?;
     let (bs, betas) = (base.as_slice()?, betas.as_slice()?);
-    let rbm = p.rbm()?;
+    let (n_chains, seed) = (annealing.n_chains, annealing.seed);
     let log_w = run(py, "rbm_ais", n_jobs, || ais::ais_log_weights(&rbm, bs, betas, n_chains, seed))?;
     let log_z_base = ais::base_log_partition(bs, rbm.n_hidden, rbm.visible);
     Ok((new_array(py, &[n_chains], log_w)?, log_z_base))
-}
-
-/// Annealed importance sampling: returns (log importance weights (n_chains,), log Z of the base-rate
-/// model). The estimate is log Z_base + log mean exp(log_w).
-#[pyfunction]
-#[pyo3(signature = (components, intercept_visible, intercept_hidden, base_bias, betas, *, visible="bernoulli", n_chains=100, seed, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rbm_ais<'py>(
-    py: Python<'py>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    base_bias: &Bound<'py, PyAny>,
-    betas: &Bound<'py, PyAny>,
-    visible: &str,
-    n_chains: i64,
-    seed: &Bound<'_, PyAny>,
-    n_jobs: Option<i64>,
-) -> PyResult<(Bound<'py, PyAny>, f64)> {
-    let seed = super::arrays::seed_arg(seed, "seed")?;
-    let n_chains = super::arrays::count_arg(n_chains, "n_chains", 1)?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(
-        float_dtype(components, "components")?,
-        ais_impl(py, components, intercept_visible, intercept_hidden, base_bias, betas, visible, n_chains, seed, n_jobs)
-    )
-}
-
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(rbm_hidden, m)?)?;
-    m.add_function(wrap_pyfunction!(rbm_visible, m)?)?;
-    m.add_function(wrap_pyfunction!(rbm_free_energy, m)?)?;
-    m.add_function(wrap_pyfunction!(rbm_pseudo_likelihood, m)?)?;
-    m.add_function(wrap_pyfunction!(rbm_gibbs, m)?)?;
-    m.add_function(wrap_pyfunction!(rbm_cd_step, m)?)?;
-    m.add_function(wrap_pyfunction!(rbm_log_partition_exact, m)?)?;
-    m.add_function(wrap_pyfunction!(rbm_ais, m)?)?;
-    Ok(())
 }

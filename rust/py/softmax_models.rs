@@ -1,5 +1,6 @@
 //! Bindings of the softmax-unit models: the collaborative-filtering RBM (`collab_*`) and the Replicated
-//! Softmax topic model (`rs_*`).
+//! Softmax topic model (`rs_*`). Their Python signatures are in `softmax_api`, which packs the
+//! arguments into the settings structs below.
 //!
 //! Sparse inputs arrive as the three arrays of a CSR matrix: `indptr` and `indices` as int64, and the
 //! stored values (rating-value indices as int64, or word counts in the model's float dtype). The
@@ -8,14 +9,19 @@
 use numpy::{Element, PyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{count_arg, expect_shape, float_dtype, indices, input, input_unchecked, output, seed_arg, threads};
-use super::dense::new_array;
+use super::arrays::{dispatch, expect_shape, float_dtype, input, input_unchecked, new_array, output, SeedStep};
 use super::errors::{ensure_allocatable, run, value_error};
-use super::kernels::dispatch;
-use crate::collaborative::{self, Crbm, CrbmState, Pattern, Ratings};
+use crate::collaborative::{self, Crbm, CrbmState, CrbmStep, Pattern, Ratings};
 use crate::rbm::CdSettings;
 use crate::real::Real;
 use crate::replicated_softmax::{self, Docs, Rsm, RsmState};
+
+/// A CSR matrix's structure as Python passed it: `indptr` and `indices`.
+#[derive(Clone, Copy)]
+pub struct Csr<'a, 'py> {
+    pub indptr: &'a Bound<'py, PyAny>,
+    pub indices: &'a Bound<'py, PyAny>,
+}
 
 /// The structure of a CSR matrix: `indptr` and `indices`, int64, borrowed read-only.
 struct CsrArrays<'py> {
@@ -24,10 +30,10 @@ struct CsrArrays<'py> {
 }
 
 impl<'py> CsrArrays<'py> {
-    fn extract(indptr: &Bound<'py, PyAny>, indices: &Bound<'py, PyAny>, prefix: &str) -> PyResult<Self> {
+    fn extract(csr: Csr<'_, 'py>, prefix: &str) -> PyResult<Self> {
         Ok(CsrArrays {
-            indptr: input_unchecked::<i64>(indptr, &format!("{prefix}indptr"), 1)?,
-            indices: input_unchecked::<i64>(indices, &format!("{prefix}indices"), 1)?,
+            indptr: input_unchecked::<i64>(csr.indptr, &format!("{prefix}indptr"), 1)?,
+            indices: input_unchecked::<i64>(csr.indices, &format!("{prefix}indices"), 1)?,
         })
     }
 
@@ -44,13 +50,54 @@ fn int64_array<'py>(py: Python<'py>, values: Vec<i64>) -> Bound<'py, PyAny> {
     PyArray1::from_vec(py, values).into_any()
 }
 
-fn cd_settings(k: i64, learning_rate: f64, momentum: f64, weight_decay: f64, function: &str) -> PyResult<CdSettings> {
-    let settings = CdSettings { k: count_arg(k, "k", 1)?, learning_rate, momentum, weight_decay };
+/// CD settings from Python's arguments, refused with the binding's name if out of range.
+pub fn cd_settings(k: usize, learning_rate: f64, momentum: f64, weight_decay: f64, function: &str) -> PyResult<CdSettings> {
+    let settings = CdSettings { k, learning_rate, momentum, weight_decay };
     settings.validate().map_err(|e| value_error(function, e))?;
     Ok(settings)
 }
 
 // -- collaborative filtering ---------------------------------------------------------------------------
+
+/// Users' ratings as Python passed them: a CSR structure and, per stored entry, the index of its rating
+/// value (int64).
+#[derive(Clone, Copy)]
+pub struct RatingsArgs<'a, 'py> {
+    pub csr: Csr<'a, 'py>,
+    pub codes: &'a Bound<'py, PyAny>,
+}
+
+/// The read-only parameters of a collaborative-filtering RBM a call needs (the others are None).
+#[derive(Clone, Copy)]
+pub struct CrbmArgs<'a, 'py> {
+    pub components: &'a Bound<'py, PyAny>,
+    pub intercept_visible: Option<&'a Bound<'py, PyAny>>,
+    pub intercept_hidden: Option<&'a Bound<'py, PyAny>>,
+    pub conditional_weights: Option<&'a Bound<'py, PyAny>>,
+    pub shared_components: Option<&'a Bound<'py, PyAny>>,
+}
+
+/// A parameter and its velocity, both given or both absent.
+pub type Pair<'a, 'py> = Option<(&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)>;
+
+/// Pairs `param` with `velocity`: both or neither, else a ValueError naming them.
+pub fn pair<'a, 'py>(param: Option<&'a Bound<'py, PyAny>>, velocity: Option<&'a Bound<'py, PyAny>>, name: &str) -> PyResult<Pair<'a, 'py>> {
+    match (param, velocity) {
+        (Some(p), Some(v)) => Ok(Some((p, v))),
+        (None, None) => Ok(None),
+        _ => Err(value_error(name, format!("{name} and {name}_velocity go together"))),
+    }
+}
+
+/// The writable arrays of a collaborative-filtering RBM's training: W, b, c and their velocities (in
+/// that order), D and S with their velocities when present, and the items' step counts.
+#[derive(Clone, Copy)]
+pub struct CrbmTraining<'a, 'py> {
+    pub params: [&'a Bound<'py, PyAny>; 6],
+    pub conditional: Pair<'a, 'py>,
+    pub shared: Pair<'a, 'py>,
+    pub last_update: &'a Bound<'py, PyAny>,
+}
 
 /// The parameters of a collaborative-filtering RBM, borrowed read-only and shape-checked.
 struct CrbmArrays<'py, T: Element> {
@@ -62,17 +109,16 @@ struct CrbmArrays<'py, T: Element> {
 }
 
 impl<'py, T: Element + Real> CrbmArrays<'py, T> {
-    fn extract(
-        w: &Bound<'py, PyAny>,
-        b: Option<&Bound<'py, PyAny>>,
-        c: Option<&Bound<'py, PyAny>>,
-        d: Option<&Bound<'py, PyAny>>,
-        s: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Self> {
+    fn extract(args: &CrbmArgs<'_, 'py>) -> PyResult<Self> {
+        let (w, b, c) = (args.components, args.intercept_visible, args.intercept_hidden);
+        let (d, s) = (args.conditional_weights, args.shared_components);
         let w = input::<T>(w, "components", 3)?;
         let (i, k, f) = (w.shape()[0], w.shape()[1], w.shape()[2]);
         if i == 0 || k == 0 || f == 0 {
-            return Err(value_error("components", format!("must have at least one item, rating value and hidden unit, got shape {:?}", w.shape())));
+            return Err(value_error(
+                "components",
+                format!("must have at least one item, rating value and hidden unit, got shape {:?}", w.shape()),
+            ));
         }
         let b = b.map(|b| input::<T>(b, "intercept_visible", 2)).transpose()?;
         let c = c.map(|c| input::<T>(c, "intercept_hidden", 1)).transpose()?;
@@ -120,9 +166,12 @@ impl<'py, T: Element + Real> CrbmArrays<'py, T> {
 }
 
 /// The optional item sets r of the conditional RBM: `r_indptr` and `r_indices`, or neither.
-fn conditional_sets<'py>(r_indptr: Option<&Bound<'py, PyAny>>, r_indices: Option<&Bound<'py, PyAny>>) -> PyResult<Option<CsrArrays<'py>>> {
+pub fn conditional_sets<'a, 'py>(
+    r_indptr: Option<&'a Bound<'py, PyAny>>,
+    r_indices: Option<&'a Bound<'py, PyAny>>,
+) -> PyResult<Option<Csr<'a, 'py>>> {
     match (r_indptr, r_indices) {
-        (Some(p), Some(i)) => Ok(Some(CsrArrays::extract(p, i, "r_")?)),
+        (Some(indptr), Some(indices)) => Ok(Some(Csr { indptr, indices })),
         (None, None) => Ok(None),
         _ => Err(value_error("r_indptr", "r_indptr and r_indices go together")),
     }
@@ -142,177 +191,6 @@ fn check_sets(sets: &Option<CsrArrays<'_>>, n_users: usize, n_items: usize) -> P
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn collab_hidden_impl<'py, T: Real + Element>(
-    py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    idx: &Bound<'py, PyAny>,
-    codes: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    c: &Bound<'py, PyAny>,
-    d: Option<&Bound<'py, PyAny>>,
-    s: Option<&Bound<'py, PyAny>>,
-    r_indptr: Option<&Bound<'py, PyAny>>,
-    r_indices: Option<&Bound<'py, PyAny>>,
-    n_jobs: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let p = CrbmArrays::<T>::extract(w, None, Some(c), d, s)?;
-    let (n_items, n_values, n_hidden) = p.dims();
-    let x = CsrArrays::extract(indptr, idx, "")?;
-    let codes = input_unchecked::<i64>(codes, "codes", 1)?;
-    let data = ratings(&x, &codes)?;
-    data.check("x", n_items, n_values).map_err(|e| value_error("collab_hidden", e))?;
-    let sets = conditional_sets(r_indptr, r_indices)?;
-    check_sets(&sets, x.n_rows(), n_items)?;
-    let which = sets.as_ref().map(|s| s.pattern()).transpose()?;
-    let n = x.n_rows();
-    ensure_allocatable("collab_hidden", n.saturating_mul(n_hidden), std::mem::size_of::<T>())?;
-    let model = p.crbm()?;
-    let out = run(py, "collab_hidden", n_jobs, || {
-        let mut out = vec![T::zero(); n * n_hidden];
-        model.hidden(data, which, &mut out);
-        Ok(out)
-    })?;
-    new_array(py, &[n, n_hidden], out)
-}
-
-/// p(h = 1 | V) (n_users, n_hidden) for the users of the CSR ratings (indptr, indices, codes = rating-
-/// value indices); with conditional_weights, the item sets r default to the rated items or are given
-/// as (r_indptr, r_indices); with shared_components (n_values, n_hidden), every item's weights are
-/// components[i] + shared_components.
-#[pyfunction]
-#[pyo3(signature = (indptr, indices, codes, components, intercept_hidden, *, conditional_weights=None, shared_components=None, r_indptr=None, r_indices=None, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn collab_hidden<'py>(
-    py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    codes: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    conditional_weights: Option<&Bound<'py, PyAny>>,
-    shared_components: Option<&Bound<'py, PyAny>>,
-    r_indptr: Option<&Bound<'py, PyAny>>,
-    r_indices: Option<&Bound<'py, PyAny>>,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(
-        float_dtype(components, "components")?,
-        collab_hidden_impl(py, indptr, indices, codes, components, intercept_hidden, conditional_weights, shared_components, r_indptr, r_indices, n_jobs)
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn collab_visible_impl<'py, T: Real + Element>(
-    py: Python<'py>,
-    h: &Bound<'py, PyAny>,
-    indptr: &Bound<'py, PyAny>,
-    idx: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    s: Option<&Bound<'py, PyAny>>,
-    n_jobs: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let p = CrbmArrays::<T>::extract(w, Some(b), None, None, s)?;
-    let (n_items, n_values, n_hidden) = p.dims();
-    let h = input::<T>(h, "h", 2)?;
-    let pattern = CsrArrays::extract(indptr, idx, "")?;
-    expect_shape("h", h.shape(), &[pattern.n_rows(), n_hidden])?;
-    let pat = pattern.pattern()?;
-    pat.check("query", n_items).map_err(|e| value_error("collab_visible", e))?;
-    let nnz = pat.items.len();
-    ensure_allocatable("collab_visible", nnz.saturating_mul(n_values), std::mem::size_of::<T>())?;
-    let (hs, model) = (h.as_slice()?, p.crbm()?);
-    let out = run(py, "collab_visible", n_jobs, || {
-        let mut out = vec![T::zero(); nnz * n_values];
-        model.visible(hs, pat, &mut out);
-        Ok(out)
-    })?;
-    new_array(py, &[nnz, n_values], out)
-}
-
-/// p(v_i = k | h) (nnz, n_values) for every entry of the CSR pattern (indptr, indices); row u of h
-/// holds the hidden probabilities (or states) of the pattern's user u.
-#[pyfunction]
-#[pyo3(signature = (h, indptr, indices, components, intercept_visible, *, shared_components=None, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn collab_visible<'py>(
-    py: Python<'py>,
-    h: &Bound<'py, PyAny>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    shared_components: Option<&Bound<'py, PyAny>>,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, collab_visible_impl(py, h, indptr, indices, components, intercept_visible, shared_components, n_jobs))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn collab_gibbs_impl<'py, T: Real + Element>(
-    py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    idx: &Bound<'py, PyAny>,
-    codes: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    c: &Bound<'py, PyAny>,
-    d: Option<&Bound<'py, PyAny>>,
-    s: Option<&Bound<'py, PyAny>>,
-    r_indptr: Option<&Bound<'py, PyAny>>,
-    r_indices: Option<&Bound<'py, PyAny>>,
-    n_steps: usize,
-    seed: u64,
-    n_jobs: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let p = CrbmArrays::<T>::extract(w, Some(b), Some(c), d, s)?;
-    let (n_items, n_values, _) = p.dims();
-    let x = CsrArrays::extract(indptr, idx, "")?;
-    let codes = input_unchecked::<i64>(codes, "codes", 1)?;
-    let data = ratings(&x, &codes)?;
-    data.check("x", n_items, n_values).map_err(|e| value_error("collab_gibbs", e))?;
-    let sets = conditional_sets(r_indptr, r_indices)?;
-    check_sets(&sets, x.n_rows(), n_items)?;
-    let which = sets.as_ref().map(|s| s.pattern()).transpose()?;
-    let model = p.crbm()?;
-    let out = run(py, "collab_gibbs", n_jobs, || Ok(model.gibbs(data, which, n_steps, seed)))?;
-    Ok(int64_array(py, out))
-}
-
-/// n_steps of Gibbs sampling V -> h -> V over each user's rated items, from the given ratings; returns
-/// the last ratings (rating-value indices, int64, in the CSR order). User u draws from the stream
-/// (seed, u): the same seed gives the same chains for any n_jobs.
-#[pyfunction]
-#[pyo3(signature = (indptr, indices, codes, components, intercept_visible, intercept_hidden, *, conditional_weights=None, shared_components=None, r_indptr=None, r_indices=None, n_steps=1, seed, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn collab_gibbs<'py>(
-    py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    codes: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    conditional_weights: Option<&Bound<'py, PyAny>>,
-    shared_components: Option<&Bound<'py, PyAny>>,
-    r_indptr: Option<&Bound<'py, PyAny>>,
-    r_indices: Option<&Bound<'py, PyAny>>,
-    n_steps: i64,
-    seed: &Bound<'_, PyAny>,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let seed = seed_arg(seed, "seed")?;
-    let n_steps = count_arg(n_steps, "n_steps", 0)?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(
-        float_dtype(components, "components")?,
-        collab_gibbs_impl(py, indptr, indices, codes, components, intercept_visible, intercept_hidden, conditional_weights, shared_components, r_indptr, r_indices, n_steps, seed, n_jobs)
-    )
-}
-
 /// The writable arrays of a training step: parameters, velocities and the items' step counts.
 struct CrbmOutputs<'py, T: Element> {
     w: PyReadwriteArrayDyn<'py, T>,
@@ -326,20 +204,10 @@ struct CrbmOutputs<'py, T: Element> {
     last_update: PyReadwriteArrayDyn<'py, i64>,
 }
 
-/// A parameter and its velocity, both given or both absent.
-type Pair<'a, 'py> = Option<(&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)>;
-
-fn pair<'a, 'py>(param: Option<&'a Bound<'py, PyAny>>, velocity: Option<&'a Bound<'py, PyAny>>, name: &str) -> PyResult<Pair<'a, 'py>> {
-    match (param, velocity) {
-        (Some(p), Some(v)) => Ok(Some((p, v))),
-        (None, None) => Ok(None),
-        _ => Err(value_error(name, format!("{name} and {name}_velocity go together"))),
-    }
-}
-
 impl<'py, T: Element + Real> CrbmOutputs<'py, T> {
-    fn extract(params: [&Bound<'py, PyAny>; 6], conditional: Pair<'_, 'py>, shared: Pair<'_, 'py>, last_update: &Bound<'py, PyAny>) -> PyResult<Self> {
-        let [w, b, c, vw, vb, vc] = params;
+    fn extract(args: &CrbmTraining<'_, 'py>) -> PyResult<Self> {
+        let [w, b, c, vw, vb, vc] = args.params;
+        let (conditional, shared, last_update) = (args.conditional, args.shared, args.last_update);
         let w = output::<T>(w, "components", 3)?;
         let (i, k, f) = (w.shape()[0], w.shape()[1], w.shape()[2]);
         let checked = |arr: &Bound<'py, PyAny>, name: &str, shape: &[usize]| -> PyResult<PyReadwriteArrayDyn<'py, T>> {
@@ -347,7 +215,10 @@ impl<'py, T: Element + Real> CrbmOutputs<'py, T> {
             expect_shape(name, out.shape(), shape)?;
             Ok(out)
         };
-        let pair_of = |p: Pair<'_, 'py>, name: &str, shape: &[usize]| -> PyResult<Option<(PyReadwriteArrayDyn<'py, T>, PyReadwriteArrayDyn<'py, T>)>> {
+        let pair_of = |p: Pair<'_, 'py>,
+                       name: &str,
+                       shape: &[usize]|
+         -> PyResult<Option<(PyReadwriteArrayDyn<'py, T>, PyReadwriteArrayDyn<'py, T>)>> {
             p.map(|(x, v)| Ok((checked(x, name, shape)?, checked(v, &format!("{name}_velocity"), shape)?))).transpose()
         };
         let last_update = output::<i64>(last_update, "last_update", 1)?;
@@ -395,143 +266,195 @@ impl<'py, T: Element + Real> CrbmOutputs<'py, T> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn collab_cd_impl<'py, T: Real + Element>(
+/// The conditional RBM's item sets r of each user, when given, checked against the ratings.
+fn item_sets<'py>(sets: Option<Csr<'_, 'py>>, n_users: usize, n_items: usize) -> PyResult<Option<CsrArrays<'py>>> {
+    let sets = sets.map(|r| CsrArrays::extract(r, "r_")).transpose()?;
+    check_sets(&sets, n_users, n_items)?;
+    Ok(sets)
+}
+
+/// p(h = 1 | V) (n_users, n_hidden); `sets` are the conditional RBM's item sets (default: the rated items).
+pub fn collab_hidden<'py>(
     py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    idx: &Bound<'py, PyAny>,
-    codes: &Bound<'py, PyAny>,
-    params: [&Bound<'py, PyAny>; 6],
-    conditional: Pair<'_, 'py>,
-    shared: Pair<'_, 'py>,
-    last_update: &Bound<'py, PyAny>,
-    users: &Bound<'py, PyAny>,
-    settings: CdSettings,
-    shared_learning_rate: f64,
-    seed: u64,
-    step: u64,
+    x: RatingsArgs<'_, 'py>,
+    model: CrbmArgs<'_, 'py>,
+    sets: Option<Csr<'_, 'py>>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    dispatch!(float_dtype(model.components, "components")?, collab_hidden_typed(py, x, model, sets, n_jobs))
+}
+
+fn collab_hidden_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    x: RatingsArgs<'_, 'py>,
+    model: CrbmArgs<'_, 'py>,
+    sets: Option<Csr<'_, 'py>>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = CrbmArrays::<T>::extract(&model)?;
+    let (n_items, n_values, n_hidden) = p.dims();
+    let csr = CsrArrays::extract(x.csr, "")?;
+    let codes = input_unchecked::<i64>(x.codes, "codes", 1)?;
+    let data = ratings(&csr, &codes)?;
+    data.check("x", n_items, n_values).map_err(|e| value_error("collab_hidden", e))?;
+    let sets = item_sets(sets, csr.n_rows(), n_items)?;
+    let which = sets.as_ref().map(|s| s.pattern()).transpose()?;
+    let n = csr.n_rows();
+    ensure_allocatable("collab_hidden", n.saturating_mul(n_hidden), std::mem::size_of::<T>())?;
+    let model = p.crbm()?;
+    let out = run(py, "collab_hidden", n_jobs, || {
+        let mut out = vec![T::zero(); n * n_hidden];
+        model.hidden(data, which, &mut out);
+        Ok(out)
+    })?;
+    new_array(py, &[n, n_hidden], out)
+}
+
+/// p(v_i = k | h) (nnz, n_values) for every entry of the CSR `pattern`; row u of `h` holds the hidden
+/// probabilities (or states) of the pattern's user u.
+pub fn collab_visible<'py>(
+    py: Python<'py>,
+    h: &Bound<'py, PyAny>,
+    pattern: Csr<'_, 'py>,
+    model: CrbmArgs<'_, 'py>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    dispatch!(float_dtype(model.components, "components")?, collab_visible_typed(py, h, pattern, model, n_jobs))
+}
+
+fn collab_visible_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    h: &Bound<'py, PyAny>,
+    pattern: Csr<'_, 'py>,
+    model: CrbmArgs<'_, 'py>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = CrbmArrays::<T>::extract(&model)?;
+    let (n_items, n_values, n_hidden) = p.dims();
+    let h = input::<T>(h, "h", 2)?;
+    let pattern = CsrArrays::extract(pattern, "")?;
+    expect_shape("h", h.shape(), &[pattern.n_rows(), n_hidden])?;
+    let pat = pattern.pattern()?;
+    pat.check("query", n_items).map_err(|e| value_error("collab_visible", e))?;
+    let nnz = pat.items.len();
+    ensure_allocatable("collab_visible", nnz.saturating_mul(n_values), std::mem::size_of::<T>())?;
+    let (hs, model) = (h.as_slice()?, p.crbm()?);
+    let out = run(py, "collab_visible", n_jobs, || {
+        let mut out = vec![T::zero(); nnz * n_values];
+        model.visible(hs, pat, &mut out);
+        Ok(out)
+    })?;
+    new_array(py, &[nnz, n_values], out)
+}
+
+/// `n_steps` of Gibbs sampling from the ratings `x`; the chains draw from `seed`.
+#[derive(Clone, Copy)]
+pub struct Chains {
+    pub n_steps: usize,
+    pub seed: u64,
+}
+
+/// The last ratings (rating-value indices, int64, in the CSR order) of Gibbs chains V -> h -> V over
+/// each user's rated items.
+pub fn collab_gibbs<'py>(
+    py: Python<'py>,
+    x: RatingsArgs<'_, 'py>,
+    model: CrbmArgs<'_, 'py>,
+    sets: Option<Csr<'_, 'py>>,
+    chains: Chains,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    dispatch!(float_dtype(model.components, "components")?, collab_gibbs_typed(py, x, model, sets, chains, n_jobs))
+}
+
+fn collab_gibbs_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    x: RatingsArgs<'_, 'py>,
+    model: CrbmArgs<'_, 'py>,
+    sets: Option<Csr<'_, 'py>>,
+    chains: Chains,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = CrbmArrays::<T>::extract(&model)?;
+    let (n_items, n_values, _) = p.dims();
+    let csr = CsrArrays::extract(x.csr, "")?;
+    let codes = input_unchecked::<i64>(x.codes, "codes", 1)?;
+    let data = ratings(&csr, &codes)?;
+    data.check("x", n_items, n_values).map_err(|e| value_error("collab_gibbs", e))?;
+    let sets = item_sets(sets, csr.n_rows(), n_items)?;
+    let which = sets.as_ref().map(|s| s.pattern()).transpose()?;
+    let model = p.crbm()?;
+    let out = run(py, "collab_gibbs", n_jobs, || Ok(model.gibbs(data, which, chains.n_steps, chains.seed)))?;
+    Ok(int64_array(py, out))
+}
+
+/// One CD step on the users `users` of `x`, in place; with `return_reconstruction`, returns the
+/// minibatch's reconstructed ratings (rating-value indices, user after user in the order of `users`).
+pub fn collab_cd_step<'py>(
+    py: Python<'py>,
+    x: RatingsArgs<'_, 'py>,
+    training: CrbmTraining<'_, 'py>,
+    users: Vec<usize>,
+    how: CrbmStep,
     return_reconstruction: bool,
     n_jobs: usize,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let mut arrays = CrbmOutputs::<T>::extract(params, conditional, shared, last_update)?;
-    let x = CsrArrays::extract(indptr, idx, "")?;
-    let codes = input_unchecked::<i64>(codes, "codes", 1)?;
-    let users = indices(users, "users", x.n_rows())?;
-    let data = ratings(&x, &codes)?;
-    let (mut state, last) = arrays.state()?;
-    let recon = run(py, "collab_cd_step", n_jobs, || collaborative::cd_step(&mut state, last, data, &users, &settings, shared_learning_rate, seed, step))?;
+    let [components, ..] = training.params;
+    let recon = dispatch!(float_dtype(components, "components")?, collab_cd_typed(py, x, training, &users, how, n_jobs))?;
     Ok(return_reconstruction.then(|| int64_array(py, recon)))
 }
 
-/// One CD-k step on the users `users` of the CSR ratings (indptr, indices, codes), updating the
-/// parameters and velocities in place (and, with conditional_weights, D and its velocity: the item
-/// sets r are the rated items; and with shared_components, S and its velocity). `last_update` (int64,
-/// one per item) counts the steps each item's rows have seen: the step first brings its items up to
-/// `step`, as the dense algorithm has them (see collab_catch_up). The shared weights step by
-/// shared_learning_rate (default: learning_rate) on their statistics averaged over the minibatch's
-/// ratings. With return_reconstruction, returns the
-/// reconstructed ratings of the minibatch (rating-value indices, user after user in the order of
-/// `users`).
-#[pyfunction]
-#[pyo3(signature = (indptr, indices, codes, components, intercept_visible, intercept_hidden, components_velocity,
-    intercept_visible_velocity, intercept_hidden_velocity, *, users, last_update, conditional_weights=None, conditional_weights_velocity=None,
-    shared_components=None, shared_components_velocity=None, k=1, learning_rate=0.1, momentum=0.0, weight_decay=0.0,
-    shared_learning_rate=None, seed, step, return_reconstruction=false, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn collab_cd_step<'py>(
+fn collab_cd_typed<'py, T: Real + Element>(
     py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    codes: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    components_velocity: &Bound<'py, PyAny>,
-    intercept_visible_velocity: &Bound<'py, PyAny>,
-    intercept_hidden_velocity: &Bound<'py, PyAny>,
-    users: &Bound<'py, PyAny>,
-    last_update: &Bound<'py, PyAny>,
-    conditional_weights: Option<&Bound<'py, PyAny>>,
-    conditional_weights_velocity: Option<&Bound<'py, PyAny>>,
-    shared_components: Option<&Bound<'py, PyAny>>,
-    shared_components_velocity: Option<&Bound<'py, PyAny>>,
-    k: i64,
-    learning_rate: f64,
-    momentum: f64,
-    weight_decay: f64,
-    shared_learning_rate: Option<f64>,
-    seed: &Bound<'_, PyAny>,
-    step: i64,
-    return_reconstruction: bool,
-    n_jobs: Option<i64>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let seed = seed_arg(seed, "seed")?;
-    let step = count_arg(step, "step", 0)? as u64;
-    let settings = cd_settings(k, learning_rate, momentum, weight_decay, "collab_cd_step")?;
-    let shared_learning_rate = shared_learning_rate.unwrap_or(learning_rate);
-    let n_jobs = threads(n_jobs)?;
-    let conditional = pair(conditional_weights, conditional_weights_velocity, "conditional_weights")?;
-    let shared = pair(shared_components, shared_components_velocity, "shared_components")?;
-    let params = [components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity, intercept_hidden_velocity];
-    dispatch!(
-        float_dtype(components, "components")?,
-        collab_cd_impl(py, indptr, indices, codes, params, conditional, shared, last_update, users, settings, shared_learning_rate, seed, step, return_reconstruction, n_jobs)
-    )
+    x: RatingsArgs<'_, 'py>,
+    training: CrbmTraining<'_, 'py>,
+    users: &[usize],
+    how: CrbmStep,
+    n_jobs: usize,
+) -> PyResult<Vec<i64>> {
+    let mut arrays = CrbmOutputs::<T>::extract(&training)?;
+    let csr = CsrArrays::extract(x.csr, "")?;
+    let codes = input_unchecked::<i64>(x.codes, "codes", 1)?;
+    let data = ratings(&csr, &codes)?;
+    let (mut state, last) = arrays.state()?;
+    run(py, "collab_cd_step", n_jobs, || collaborative::cd_step(&mut state, last, data, users, &how))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn collab_catch_up_impl<'py, T: Real + Element>(
-    py: Python<'py>,
-    params: [&Bound<'py, PyAny>; 6],
-    conditional: Pair<'_, 'py>,
-    shared: Pair<'_, 'py>,
-    last_update: &Bound<'py, PyAny>,
+/// Brings every item's rows up to `step` steps with the settings of the missed steps (see
+/// `collaborative::catch_up`).
+pub fn collab_catch_up(py: Python<'_>, training: CrbmTraining<'_, '_>, settings: CdSettings, step: u64, n_jobs: usize) -> PyResult<()> {
+    let [components, ..] = training.params;
+    dispatch!(float_dtype(components, "components")?, collab_catch_up_typed(py, training, settings, step, n_jobs))
+}
+
+fn collab_catch_up_typed<T: Real + Element>(
+    py: Python<'_>,
+    training: CrbmTraining<'_, '_>,
     settings: CdSettings,
     step: u64,
     n_jobs: usize,
 ) -> PyResult<()> {
-    let mut arrays = CrbmOutputs::<T>::extract(params, conditional, shared, last_update)?;
+    let mut arrays = CrbmOutputs::<T>::extract(&training)?;
     let (mut state, last) = arrays.state()?;
     run(py, "collab_catch_up", n_jobs, || collaborative::catch_up(&mut state, last, &settings, step))
 }
 
-/// Brings every item's rows (W, b, D and their velocities) up to `step` steps: the steps an item
-/// missed since `last_update[i]` move it by momentum and weight decay alone, as the dense algorithm
-/// does at every step. `learning_rate`, `momentum` and `weight_decay` must be those of the missed steps.
-#[pyfunction]
-#[pyo3(signature = (components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity,
-    intercept_hidden_velocity, *, last_update, conditional_weights=None, conditional_weights_velocity=None, shared_components=None,
-    shared_components_velocity=None, learning_rate=0.1, momentum=0.0, weight_decay=0.0, step, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn collab_catch_up(
-    py: Python<'_>,
-    components: &Bound<'_, PyAny>,
-    intercept_visible: &Bound<'_, PyAny>,
-    intercept_hidden: &Bound<'_, PyAny>,
-    components_velocity: &Bound<'_, PyAny>,
-    intercept_visible_velocity: &Bound<'_, PyAny>,
-    intercept_hidden_velocity: &Bound<'_, PyAny>,
-    last_update: &Bound<'_, PyAny>,
-    conditional_weights: Option<&Bound<'_, PyAny>>,
-    conditional_weights_velocity: Option<&Bound<'_, PyAny>>,
-    shared_components: Option<&Bound<'_, PyAny>>,
-    shared_components_velocity: Option<&Bound<'_, PyAny>>,
-    learning_rate: f64,
-    momentum: f64,
-    weight_decay: f64,
-    step: i64,
-    n_jobs: Option<i64>,
-) -> PyResult<()> {
-    let step = count_arg(step, "step", 0)? as u64;
-    let settings = cd_settings(1, learning_rate, momentum, weight_decay, "collab_catch_up")?;
-    let n_jobs = threads(n_jobs)?;
-    let conditional = pair(conditional_weights, conditional_weights_velocity, "conditional_weights")?;
-    let shared = pair(shared_components, shared_components_velocity, "shared_components")?;
-    let params = [components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity, intercept_hidden_velocity];
-    dispatch!(float_dtype(components, "components")?, collab_catch_up_impl(py, params, conditional, shared, last_update, settings, step, n_jobs))
+// -- Replicated Softmax ---------------------------------------------------------------------------------
+
+/// Documents as Python passed them: a CSR structure and the word counts (in the model's dtype).
+#[derive(Clone, Copy)]
+pub struct DocsArgs<'a, 'py> {
+    pub csr: Csr<'a, 'py>,
+    pub data: &'a Bound<'py, PyAny>,
 }
 
-// -- Replicated Softmax ---------------------------------------------------------------------------------
+/// The read-only parameters of a Replicated Softmax model (the word biases only where needed).
+#[derive(Clone, Copy)]
+pub struct RsmArgs<'a, 'py> {
+    pub components: &'a Bound<'py, PyAny>,
+    pub intercept_visible: Option<&'a Bound<'py, PyAny>>,
+    pub intercept_hidden: &'a Bound<'py, PyAny>,
+}
 
 /// The parameters of a Replicated Softmax model, borrowed read-only and shape-checked.
 struct RsmArrays<'py, T: Element> {
@@ -541,7 +464,8 @@ struct RsmArrays<'py, T: Element> {
 }
 
 impl<'py, T: Element + Real> RsmArrays<'py, T> {
-    fn extract(w: &Bound<'py, PyAny>, b: Option<&Bound<'py, PyAny>>, a: &Bound<'py, PyAny>) -> PyResult<Self> {
+    fn extract(args: &RsmArgs<'_, 'py>) -> PyResult<Self> {
+        let (w, b, a) = (args.components, args.intercept_visible, args.intercept_hidden);
         let w = input::<T>(w, "components", 2)?;
         let (f, v) = (w.shape()[0], w.shape()[1]);
         if f == 0 || v == 0 {
@@ -577,8 +501,8 @@ struct DocArrays<'py, T: Element> {
 }
 
 impl<'py, T: Element + Real> DocArrays<'py, T> {
-    fn extract(indptr: &Bound<'py, PyAny>, idx: &Bound<'py, PyAny>, data: &Bound<'py, PyAny>) -> PyResult<Self> {
-        Ok(DocArrays { csr: CsrArrays::extract(indptr, idx, "")?, counts: input_unchecked::<T>(data, "data", 1)? })
+    fn extract(args: DocsArgs<'_, 'py>) -> PyResult<Self> {
+        Ok(DocArrays { csr: CsrArrays::extract(args.csr, "")?, counts: input_unchecked::<T>(args.data, "data", 1)? })
     }
 
     fn docs(&self) -> PyResult<Docs<'_, T>> {
@@ -586,25 +510,38 @@ impl<'py, T: Element + Real> DocArrays<'py, T> {
     }
 }
 
-fn rs_docs_impl<'py, T: Real + Element>(
+/// p(h = 1 | v) (n_documents, n_hidden) of the documents `x`.
+pub fn rs_hidden<'py>(py: Python<'py>, x: DocsArgs<'_, 'py>, model: RsmArgs<'_, 'py>, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+    dispatch!(float_dtype(model.components, "components")?, rs_docs_typed(py, x, model, n_jobs))
+}
+
+/// log p*(v) (float64, (n_documents,)) of the documents `x` (`model` with its word biases).
+pub fn rs_log_unnormalized<'py>(
     py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    idx: &Bound<'py, PyAny>,
-    data: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    b: Option<&Bound<'py, PyAny>>,
-    a: &Bound<'py, PyAny>,
+    x: DocsArgs<'_, 'py>,
+    model: RsmArgs<'_, 'py>,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let p = RsmArrays::<T>::extract(w, b, a)?;
-    let x = DocArrays::<T>::extract(indptr, idx, data)?;
+    dispatch!(float_dtype(model.components, "components")?, rs_docs_typed(py, x, model, n_jobs))
+}
+
+/// p(h | v) without word biases, log p*(v) with them.
+fn rs_docs_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    x: DocsArgs<'_, 'py>,
+    model: RsmArgs<'_, 'py>,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = RsmArrays::<T>::extract(&model)?;
+    let x = DocArrays::<T>::extract(x)?;
     let docs = x.docs()?;
+    let with_biases = model.intercept_visible.is_some();
     let model = p.rsm()?;
-    let name = if b.is_some() { "rs_log_unnormalized" } else { "rs_hidden" };
+    let name = if with_biases { "rs_log_unnormalized" } else { "rs_hidden" };
     docs.check("x", model.n_words).map_err(|e| value_error(name, e))?;
     let (n, f) = (docs.n_docs(), model.n_hidden);
     ensure_allocatable(name, n.saturating_mul(f + 1), std::mem::size_of::<T>().max(8))?;
-    if b.is_some() {
+    if with_biases {
         let out = run(py, name, n_jobs, || {
             let mut out = vec![0.0f64; n];
             model.log_unnormalized(docs, &mut out);
@@ -621,56 +558,33 @@ fn rs_docs_impl<'py, T: Real + Element>(
     }
 }
 
-/// p(h = 1 | v) (n_documents, n_hidden) for the word counts of the CSR matrix (indptr, indices, data).
-#[pyfunction]
-#[pyo3(signature = (indptr, indices, data, components, intercept_hidden, *, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rs_hidden<'py>(
-    py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    data: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, rs_docs_impl(py, indptr, indices, data, components, None, intercept_hidden, n_jobs))
+/// What one training step does: its CD settings and its random stream.
+#[derive(Clone, Copy)]
+pub struct RsStep {
+    pub settings: CdSettings,
+    pub draw: SeedStep,
 }
 
-/// log p*(v) = b.v + sum_j softplus(D a_j + W_j . v) (float64, (n_documents,)): the unnormalised
-/// log-probability of each document's word sequence.
-#[pyfunction]
-#[pyo3(signature = (indptr, indices, data, components, intercept_visible, intercept_hidden, *, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rs_log_unnormalized<'py>(
+/// One CD step on the documents `rows` of `x`, updating `params` (W, b, a and their velocities) in place;
+/// with `return_reconstruction`, returns the reconstructed documents' counts (len(rows), n_words).
+pub fn rs_cd_step<'py>(
     py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    data: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(
-        float_dtype(components, "components")?,
-        rs_docs_impl(py, indptr, indices, data, components, Some(intercept_visible), intercept_hidden, n_jobs)
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn rs_cd_impl<'py, T: Real + Element>(
-    py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    idx: &Bound<'py, PyAny>,
-    data: &Bound<'py, PyAny>,
+    x: DocsArgs<'_, 'py>,
     params: [&Bound<'py, PyAny>; 6],
-    rows: &Bound<'py, PyAny>,
-    settings: CdSettings,
-    seed: u64,
-    step: u64,
+    rows: Vec<usize>,
+    how: RsStep,
+    return_reconstruction: bool,
+    n_jobs: usize,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    dispatch!(float_dtype(params[0], "components")?, rs_cd_typed(py, x, params, &rows, how, return_reconstruction, n_jobs))
+}
+
+fn rs_cd_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    x: DocsArgs<'_, 'py>,
+    params: [&Bound<'py, PyAny>; 6],
+    rows: &[usize],
+    how: RsStep,
     return_reconstruction: bool,
     n_jobs: usize,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -687,8 +601,7 @@ fn rs_cd_impl<'py, T: Real + Element>(
     expect_shape("components_velocity", vw.shape(), &[f, v])?;
     expect_shape("intercept_visible_velocity", vb.shape(), &[v])?;
     expect_shape("intercept_hidden_velocity", va.shape(), &[f])?;
-    let x = DocArrays::<T>::extract(indptr, idx, data)?;
-    let rows = indices(rows, "rows", x.csr.n_rows())?;
+    let x = DocArrays::<T>::extract(x)?;
     let docs = x.docs()?;
     let mut state = RsmState {
         weight: w.as_slice_mut()?,
@@ -700,190 +613,85 @@ fn rs_cd_impl<'py, T: Real + Element>(
         n_words: v,
         n_hidden: f,
     };
-    let n = rows.len();
-    let recon = run(py, "rs_cd_step", n_jobs, || replicated_softmax::cd_step(&mut state, docs, &rows, &settings, seed, step))?;
+    let (settings, SeedStep { seed, step }) = (how.settings, how.draw);
+    let recon = run(py, "rs_cd_step", n_jobs, || replicated_softmax::cd_step(&mut state, docs, rows, &settings, seed, step))?;
     if return_reconstruction {
-        Ok(Some(new_array(py, &[n, v], recon)?))
+        Ok(Some(new_array(py, &[rows.len(), v], recon)?))
     } else {
         crate::scratch::recycle(recon);
         Ok(None)
     }
 }
 
-/// One CD-k step on the documents `rows` of the CSR word counts (indptr, indices, data), updating the
-/// parameters and velocities in place. With return_reconstruction, returns the reconstructed
-/// documents' counts (len(rows), n_words).
-#[pyfunction]
-#[pyo3(signature = (indptr, indices, data, components, intercept_visible, intercept_hidden, components_velocity,
-    intercept_visible_velocity, intercept_hidden_velocity, *, rows, k=1, learning_rate=0.1, momentum=0.0, weight_decay=0.0,
-    seed, step, return_reconstruction=false, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rs_cd_step<'py>(
+/// Exact log Z_D (float64) for each length D in `lengths`, enumerating at most 2^`max_units` states.
+pub fn rs_log_partition_exact<'py>(
     py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    data: &Bound<'py, PyAny>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    components_velocity: &Bound<'py, PyAny>,
-    intercept_visible_velocity: &Bound<'py, PyAny>,
-    intercept_hidden_velocity: &Bound<'py, PyAny>,
-    rows: &Bound<'py, PyAny>,
-    k: i64,
-    learning_rate: f64,
-    momentum: f64,
-    weight_decay: f64,
-    seed: &Bound<'_, PyAny>,
-    step: i64,
-    return_reconstruction: bool,
-    n_jobs: Option<i64>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let seed = seed_arg(seed, "seed")?;
-    let step = count_arg(step, "step", 0)? as u64;
-    let settings = cd_settings(k, learning_rate, momentum, weight_decay, "rs_cd_step")?;
-    let n_jobs = threads(n_jobs)?;
-    let params = [components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity, intercept_hidden_velocity];
-    dispatch!(float_dtype(components, "components")?, rs_cd_impl(py, indptr, indices, data, params, rows, settings, seed, step, return_reconstruction, n_jobs))
-}
-
-fn rs_exact_impl<'py, T: Real + Element>(
-    py: Python<'py>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    a: &Bound<'py, PyAny>,
+    model: RsmArgs<'_, 'py>,
     lengths: Vec<usize>,
     max_units: usize,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let p = RsmArrays::<T>::extract(w, Some(b), a)?;
+    dispatch!(float_dtype(model.components, "components")?, rs_exact_typed(py, model, lengths, max_units, n_jobs))
+}
+
+fn rs_exact_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: RsmArgs<'_, 'py>,
+    lengths: Vec<usize>,
+    max_units: usize,
+    n_jobs: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let p = RsmArrays::<T>::extract(&model)?;
     let model = p.rsm()?;
     let n = lengths.len();
     let out = run(py, "rs_log_partition_exact", n_jobs, || model.log_partition_exact(&lengths, max_units))?;
     new_array(py, &[n], out)
 }
 
-/// Exact log Z_D (float64) for each length D in doc_lengths, enumerating the 2^n_hidden hidden states
-/// once for all of them (n_hidden <= max_units <= 24).
-#[pyfunction]
-#[pyo3(signature = (components, intercept_visible, intercept_hidden, doc_lengths, *, max_units=20, n_jobs=None))]
-fn rs_log_partition_exact<'py>(
-    py: Python<'py>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    doc_lengths: &Bound<'py, PyAny>,
-    max_units: i64,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let lengths = indices(doc_lengths, "doc_lengths", usize::MAX)?;
-    let max_units = count_arg(max_units, "max_units", 1)?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, rs_exact_impl(py, components, intercept_visible, intercept_hidden, lengths, max_units, n_jobs))
+/// An AIS run: the lengths to estimate log Z_D for (ascending, distinct), the annealing steps per word
+/// at the start, the number of chains and their seed.
+pub struct Ais {
+    pub lengths: Vec<usize>,
+    pub steps_per_word: usize,
+    pub n_chains: usize,
+    pub seed: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rs_ais_impl<'py, T: Real + Element>(
+/// The log importance weights (n_lengths, n_chains) of an AIS run.
+pub fn rs_ais<'py>(py: Python<'py>, model: RsmArgs<'_, 'py>, ais: Ais, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+    dispatch!(float_dtype(model.components, "components")?, rs_ais_typed(py, model, &ais, n_jobs))
+}
+
+fn rs_ais_typed<'py, T: Real + Element>(py: Python<'py>, model: RsmArgs<'_, 'py>, ais: &Ais, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+    let p = RsmArrays::<T>::extract(&model)?;
+    let model = p.rsm()?;
+    let log_w = run(py, "rs_ais", n_jobs, || model.ais_log_weights(&ais.lengths, ais.steps_per_word, ais.n_chains, ais.seed))?;
+    new_array(py, &[ais.lengths.len(), ais.n_chains], log_w)
+}
+
+/// `n_samples` documents of `length` words after `n_steps` of Gibbs sampling, from `seed`.
+#[derive(Clone, Copy)]
+pub struct Samples {
+    pub n_samples: usize,
+    pub length: usize,
+    pub n_steps: usize,
+    pub seed: u64,
+}
+
+/// The word counts (n_samples, n_words) of sampled documents.
+pub fn rs_sample<'py>(py: Python<'py>, model: RsmArgs<'_, 'py>, samples: Samples, n_jobs: usize) -> PyResult<Bound<'py, PyAny>> {
+    dispatch!(float_dtype(model.components, "components")?, rs_sample_typed(py, model, samples, n_jobs))
+}
+
+fn rs_sample_typed<'py, T: Real + Element>(
     py: Python<'py>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    a: &Bound<'py, PyAny>,
-    lengths: Vec<usize>,
-    steps_per_word: usize,
-    n_chains: usize,
-    seed: u64,
+    model: RsmArgs<'_, 'py>,
+    s: Samples,
     n_jobs: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let p = RsmArrays::<T>::extract(w, Some(b), a)?;
+    let p = RsmArrays::<T>::extract(&model)?;
     let model = p.rsm()?;
-    let n = lengths.len();
-    let log_w = run(py, "rs_ais", n_jobs, || model.ais_log_weights(&lengths, steps_per_word, n_chains, seed))?;
-    new_array(py, &[n, n_chains], log_w)
-}
-
-/// Annealed importance sampling of log Z_D for each length in doc_lengths (ascending, distinct): the log
-/// importance weights (n_lengths, n_chains); the estimate for length l is
-/// n_hidden * log(2) + log mean exp(log_w[l]). One run per chain anneals the hidden units (the visible
-/// units summed out) from length 0 up to the longest length, steps_per_word steps per word at first.
-#[pyfunction]
-#[pyo3(signature = (components, intercept_visible, intercept_hidden, doc_lengths, *, steps_per_word=50, n_chains=100, seed, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rs_ais<'py>(
-    py: Python<'py>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    doc_lengths: &Bound<'py, PyAny>,
-    steps_per_word: i64,
-    n_chains: i64,
-    seed: &Bound<'_, PyAny>,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let seed = seed_arg(seed, "seed")?;
-    let n_chains = count_arg(n_chains, "n_chains", 1)?;
-    let steps_per_word = count_arg(steps_per_word, "steps_per_word", 1)?;
-    let lengths = indices(doc_lengths, "doc_lengths", usize::MAX)?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(
-        float_dtype(components, "components")?,
-        rs_ais_impl(py, components, intercept_visible, intercept_hidden, lengths, steps_per_word, n_chains, seed, n_jobs)
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn rs_sample_impl<'py, T: Real + Element>(
-    py: Python<'py>,
-    w: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    a: &Bound<'py, PyAny>,
-    n_samples: usize,
-    length: usize,
-    n_steps: usize,
-    seed: u64,
-    n_jobs: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let p = RsmArrays::<T>::extract(w, Some(b), a)?;
-    let model = p.rsm()?;
-    ensure_allocatable("rs_sample", n_samples.saturating_mul(model.n_words), std::mem::size_of::<T>())?;
-    let out = run(py, "rs_sample", n_jobs, || Ok(model.sample(n_samples, length, n_steps, seed)))?;
-    new_array(py, &[n_samples, model.n_words], out)
-}
-
-/// n_samples documents of doc_length words after n_steps of Gibbs sampling from D words drawn from
-/// softmax(b): their word counts (n_samples, n_words). Chain c draws from the stream (seed, c).
-#[pyfunction]
-#[pyo3(signature = (components, intercept_visible, intercept_hidden, *, n_samples, doc_length, n_steps=1000, seed, n_jobs=None))]
-#[allow(clippy::too_many_arguments)]
-fn rs_sample<'py>(
-    py: Python<'py>,
-    components: &Bound<'py, PyAny>,
-    intercept_visible: &Bound<'py, PyAny>,
-    intercept_hidden: &Bound<'py, PyAny>,
-    n_samples: i64,
-    doc_length: i64,
-    n_steps: i64,
-    seed: &Bound<'_, PyAny>,
-    n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let seed = seed_arg(seed, "seed")?;
-    let n_samples = count_arg(n_samples, "n_samples", 1)?;
-    let length = count_arg(doc_length, "doc_length", 0)?;
-    let n_steps = count_arg(n_steps, "n_steps", 0)?;
-    let n_jobs = threads(n_jobs)?;
-    dispatch!(float_dtype(components, "components")?, rs_sample_impl(py, components, intercept_visible, intercept_hidden, n_samples, length, n_steps, seed, n_jobs))
-}
-
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(collab_hidden, m)?)?;
-    m.add_function(wrap_pyfunction!(collab_visible, m)?)?;
-    m.add_function(wrap_pyfunction!(collab_gibbs, m)?)?;
-    m.add_function(wrap_pyfunction!(collab_cd_step, m)?)?;
-    m.add_function(wrap_pyfunction!(collab_catch_up, m)?)?;
-    m.add_function(wrap_pyfunction!(rs_hidden, m)?)?;
-    m.add_function(wrap_pyfunction!(rs_log_unnormalized, m)?)?;
-    m.add_function(wrap_pyfunction!(rs_cd_step, m)?)?;
-    m.add_function(wrap_pyfunction!(rs_log_partition_exact, m)?)?;
-    m.add_function(wrap_pyfunction!(rs_ais, m)?)?;
-    m.add_function(wrap_pyfunction!(rs_sample, m)?)?;
-    Ok(())
+    ensure_allocatable("rs_sample", s.n_samples.saturating_mul(model.n_words), std::mem::size_of::<T>())?;
+    let out = run(py, "rs_sample", n_jobs, || Ok(model.sample(s.n_samples, s.length, s.n_steps, s.seed)))?;
+    new_array(py, &[s.n_samples, model.n_words], out)
 }

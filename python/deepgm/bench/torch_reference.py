@@ -3,7 +3,7 @@
 Written as a typical PyTorch user would: ``nn.Linear`` / ``nn.Sequential`` modules, autograd, and
 ``torch.optim.SGD`` (momentum) / ``torch.optim.Adam`` for (b)-(e); plain tensor operations (uniform
 comparisons for the Bernoulli draws) for the RBM (a). float32, CPU only. The hyperparameters and update rules are those
-of deepgm and of ``reference_numpy``:
+of deepgm and of ``numpy_reference``:
 
 a. :class:`TorchRBM` -- CD-k / PCD-k, SGD with momentum, L2 weight decay folded into the velocity.
 b. :class:`TorchMLP` -- sigmoid MLP classifier, softmax cross-entropy, SGD momentum 0.9, lr 0.1.
@@ -18,8 +18,8 @@ torch is imported lazily: this module imports without it, with ``TORCH_AVAILABLE
 classes raise ImportError when built. ``set_threads(n)`` (or ``n_threads=`` of each class) sets
 ``torch.set_num_threads``.
 
-Run ``python benches/reference_torch.py`` to check the gradients of (b)-(e) against the hand-written
-NumPy backward passes of ``reference_numpy`` (float64, same parameters and noise), and ``--smoke`` to
+Run ``python -m deepgm.bench.torch_reference`` to check the gradients of (b)-(e) against the hand-written
+NumPy backward passes of ``numpy_reference`` (float64, same parameters and noise), and ``--smoke`` to
 also time one small epoch of each.
 """
 
@@ -29,7 +29,6 @@ import argparse
 import importlib.util
 import sys
 import time
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -319,7 +318,7 @@ class TorchVAE:
         return float(np.mean(losses))
 
     def load_numpy(self, reference) -> None:
-        """Copies the parameters of a reference_numpy.NumpyVAE of the same shape."""
+        """Copies the parameters of a numpy_reference.NumpyVAE of the same shape."""
         torch = _torch()
         load_numpy_layers(self.encoder, reference.enc_w, reference.enc_b)
         load_numpy_layers(self.decoder, reference.dec_w, reference.dec_b)
@@ -349,11 +348,10 @@ def _compare(name, torch_loss, numpy_loss, torch_grads, numpy_grads, tol=1e-9):
 
 
 def check_against_numpy(verbose=True) -> list:
-    """Loss and gradients of (b)-(e) in torch (autograd) against reference_numpy's hand-written
+    """Loss and gradients of (b)-(e) in torch (autograd) against numpy_reference's hand-written
     backward passes, float64, same parameters, data and noise. Raises AssertionError on a mismatch."""
     torch = _torch()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import reference_numpy as rn
+    from . import numpy_reference as rn
 
     rng = np.random.default_rng(5)
     f64 = torch.float64

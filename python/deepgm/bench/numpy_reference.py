@@ -21,7 +21,7 @@ Conventions (those of deepgm): a dense layer is ``a_out = f(a_in @ W + b)`` with
 (n_in, n_out); losses are per-sample sums over outputs, averaged over the minibatch; SGD is
 ``v = momentum * v - lr * (g + wd * p); p += v``; Adam is bias-corrected.
 
-Run ``python benches/reference_numpy.py`` to run :func:`check_gradients` (every hand-written backward
+Run ``python -m deepgm.bench.numpy_reference`` to run :func:`check_gradients` (every hand-written backward
 pass against float64 central finite differences) and the AIS check, and ``--smoke`` to also time one
 small epoch of each algorithm.
 """

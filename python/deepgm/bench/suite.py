@@ -1,0 +1,619 @@
+"""deepgm against NumPy, scikit-learn and PyTorch: one command, same data, same run.
+
+    deepgm bench [--quick] [--out DIR] [--repeats N] [--threads N] [--no-scaling] [--no-torch]
+    python -m deepgm.bench [same options]
+
+Times one training epoch (or one AIS / sampling run) of every algorithm with deepgm and with plain
+NumPy (:mod:`deepgm.bench.numpy_reference`), PyTorch on the CPU (:mod:`deepgm.bench.torch_reference`,
+when torch is installed) and scikit-learn where it has the model (BernoulliRBM, MLPClassifier), all on
+the embedded MNIST images. Every row gives each implementation's median time over repeats, its time
+relative to deepgm's (> 1: deepgm is faster) and the fraction of the machine's float32 GEMM peak it
+reached (the row's product work over its time; the peak is measured in the same run: the better of
+NumPy's and deepgm's 2000x784x1000 product on all threads), and, in full runs, the peak memory each
+implementation added. Then scaling: epoch time against batch size, hidden width, data set size and
+threads. Writes ``results.md``, ``results.json`` and ``scaling.png``.
+
+``--quick`` is a smoke run of under a minute (1,000 images, one repeat, no memory sampling, only the
+thread scaling): its ratios are indicative, not a measurement.
+
+Timing method: each implementation runs in its own block after the process has gone quiet
+(OpenBLAS's and rayon's worker threads spin after work and would steal a core from the next block);
+other processes' CPU use is measured per row and rows disturbed by more than 10% are starred.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from .. import CVAE, DBN, RBM, VAE, DBNClassifier, DeepAutoencoder, _core
+from .._mlp import FineTuner
+from ..datasets import load_mnist
+from ..rbm import ais_schedule
+from . import machine
+from . import numpy_reference as ref_np
+from . import torch_reference as ref_torch
+
+__all__ = ["main"]
+
+
+@dataclass
+class Settings:
+    """How much a run measures: the full suite, or the quick smoke run."""
+
+    quick: bool
+    n_images: int
+    repeats: int
+    measure_memory: bool
+    settle_s: float  # longest wait for the process's worker threads to go idle before a block
+    ais_betas: int
+    gibbs_steps: int
+    scaling: tuple  # which scaling curves
+    scaling_repeats: int
+    scaling_samples: int
+    threads: int
+
+    @classmethod
+    def make(cls, quick: bool, repeats: Optional[int], threads: Optional[int], scaling: bool) -> "Settings":
+        all_curves = ("batch_size", "hidden_width", "dataset_size", "threads")
+        return cls(
+            quick=quick,
+            n_images=1000 if quick else 10000,
+            repeats=repeats or (1 if quick else 3),
+            measure_memory=not quick,
+            settle_s=0.2 if quick else 2.0,
+            ais_betas=50 if quick else 1000,
+            gibbs_steps=20 if quick else 200,
+            scaling=(("threads",) if quick else all_curves) if scaling else (),
+            scaling_repeats=1 if quick else 2,
+            scaling_samples=1000 if quick else 2500,
+            threads=threads or (os.cpu_count() or 1),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------------------------
+
+
+class PeakMemory:
+    """The process's peak resident memory above its level at start(), sampled every 2 ms in a
+    background thread (it sees NumPy's, Rust's and PyTorch's allocations alike)."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._peak = 0
+        self._base = 0
+
+    @staticmethod
+    def rss() -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            return 0
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self.rss())
+            time.sleep(0.002)
+
+    def __enter__(self):
+        self._base = self._peak = self.rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self.rss())
+
+    @property
+    def mib(self) -> float:
+        return (self._peak - self._base) / 2**20
+
+
+@dataclass
+class Result:
+    implementation: str
+    median_s: float
+    times_s: List[float]
+    peak_mib: Optional[float]  # None when memory was not sampled (quick runs)
+    foreign_load: Optional[float]
+
+
+@dataclass
+class Row:
+    name: str
+    gflop: float
+    results: Dict[str, Result] = field(default_factory=dict)
+    note: str = ""
+
+    def ratio(self, impl: str) -> Optional[float]:
+        if "deepgm" not in self.results or impl not in self.results:
+            return None
+        return self.results[impl].median_s / self.results["deepgm"].median_s
+
+    def gflops(self, impl: str) -> float:
+        return self.gflop / self.results[impl].median_s
+
+    def disturbed(self) -> bool:
+        return any((r.foreign_load or 0) > 0.10 for r in self.results.values())
+
+
+def time_impl(name: str, fn: Callable[[], object], cfg: Settings, repeats: Optional[int] = None, warmup: int = 1) -> Result:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones, starting from a
+    quiet process; and (full runs) the peak memory added by one more, untimed call.
+
+    Memory is sampled in a separate call: the sampling thread wakes every 2 ms and slowed the timed
+    epochs by 4-10% (deepgm's RBM epoch 0.211 -> 0.223 s, PyTorch's 0.218 -> 0.226 s, scikit-learn's
+    0.422 -> 0.463 s; benches/NOTES.md entry 14)."""
+    repeats = cfg.repeats if repeats is None else repeats
+    machine.settle(max_wait_s=cfg.settle_s)
+    for _ in range(warmup):
+        fn()
+    machine.settle(max_wait_s=cfg.settle_s)
+    times = []
+    load = machine.ForeignLoad().start()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    foreign = load.stop()
+    peak_mib = None
+    if cfg.measure_memory:
+        with PeakMemory() as mem:
+            fn()
+        peak_mib = mem.mib
+    return Result(name, float(np.median(times)), times, peak_mib, foreign)
+
+
+def measure(row: Row, impls: Dict[str, Callable[[], object]], cfg: Settings, log) -> Row:
+    for name, fn in impls.items():
+        row.results[name] = time_impl(name, fn, cfg)
+    parts = [f"{n} {r.median_s * 1e3:.0f} ms" for n, r in row.results.items()]
+    log(f"  {row.name}: " + ", ".join(parts))
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# The rows
+# ---------------------------------------------------------------------------------------------
+
+
+def rbm_gflop(n, nv, nh, k):
+    """GEMM work of one CD-k epoch: the data's hidden pass, k (visible, hidden) passes, the gradient."""
+    return (1 + 2 * k + 2) * 2 * n * nv * nh / 1e9
+
+
+def mlp_gflop(n, sizes):
+    """Forward + backward (weights and inputs) of a dense chain, over n samples."""
+    return 6 * n * sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) / 1e9
+
+
+def deepgm_rbm_epoch(X, nh, *, batch_size=100, persistent=False, n_jobs=None, seed=0):
+    rbm = RBM(nh, batch_size=batch_size, persistent=persistent, n_iter=1, random_state=seed, n_jobs=n_jobs).fit(X[: batch_size * 2])
+    return lambda: rbm._train(X, n_epochs=1, shuffle=True)
+
+
+def rbm_rows(X, cfg, log, has_torch, persistent, batch_size=100):
+    from sklearn.neural_network import BernoulliRBM
+
+    n, nv = X.shape
+    nh = 500
+    kind = "PCD-1" if persistent else "CD-1"
+    row = Row(f"RBM {kind} epoch {nv}-{nh}, batch {batch_size}", rbm_gflop(n, nv, nh, 1))
+    impls = {"deepgm": deepgm_rbm_epoch(X, nh, batch_size=batch_size, persistent=persistent)}
+    numpy_rbm = ref_np.NumpyRBM(nv, nh, batch_size=batch_size, persistent=persistent)
+    impls["numpy"] = lambda: numpy_rbm.fit_epoch(X)
+    if has_torch:
+        torch_rbm = ref_torch.TorchRBM(nv, nh, batch_size=batch_size, persistent=persistent, n_threads=cfg.threads)
+        Xt = ref_torch.as_tensor(X)
+        impls["torch"] = lambda: torch_rbm.fit_epoch(Xt)
+    # scikit-learn's BernoulliRBM is PCD-1 without momentum or weight decay: the closest it offers.
+    sk = BernoulliRBM(nh, batch_size=batch_size, n_iter=1, learning_rate=0.1, random_state=0)
+    impls["scikit-learn"] = lambda: sk.fit(X)
+    row.note = "scikit-learn: BernoulliRBM (PCD-1, its only algorithm)"
+    return measure(row, impls, cfg, log)
+
+
+def rbm_small_batch_row(X, cfg, log, has_torch):
+    """CD-1 with minibatches of 10, BernoulliRBM's default: small products, many of them."""
+    return rbm_rows(X, cfg, log, has_torch, persistent=False, batch_size=10)
+
+
+def dbn_pretrain_row(X, cfg, log, has_torch):
+    sizes = (X.shape[1], 500, 500, 2000)
+    n = X.shape[0]
+    gflop = sum(rbm_gflop(n, a, b, 1) for a, b in zip(sizes[:-1], sizes[1:]))
+    row = Row("DBN pretraining epoch 784-500-500-2000 (one epoch per layer)", gflop)
+    impls = {"deepgm": lambda: DBN(sizes[1:], n_iter=1, random_state=0).fit(X)}
+
+    def numpy_stack():
+        data = X
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            r = ref_np.NumpyRBM(a, b)
+            r.fit_epoch(data)
+            data = r.hidden_probs(data)
+
+    impls["numpy"] = numpy_stack
+    if has_torch:
+        Xt = ref_torch.as_tensor(X)
+
+        def torch_stack():
+            data = Xt
+            for a, b in zip(sizes[:-1], sizes[1:]):
+                r = ref_torch.TorchRBM(a, b, n_threads=cfg.threads)
+                r.fit_epoch(data)
+                data = r.hidden_probs(data)
+
+        impls["torch"] = torch_stack
+    return measure(row, impls, cfg, log)
+
+
+def dbn_finetune_row(X, y, cfg, log, has_torch):
+    from sklearn.neural_network import MLPClassifier
+
+    sizes = (X.shape[1], 500, 500, 2000, 10)
+    row = Row("DBN fine-tuning epoch 784-500-500-2000-10, SGD, batch 100", mlp_gflop(X.shape[0], sizes))
+    clf = DBNClassifier(sizes[1:-1], pretrain=False, finetune_iter=1, learning_rate=0.1, momentum=0.9, random_state=0).fit(X[:200], y[:200])
+    Y = np.zeros((len(y), 10), np.float32)
+    Y[np.arange(len(y)), y] = 1
+    tuner = FineTuner(clf, clf._hidden_activations(), clf._loss)
+    impls = {"deepgm": lambda: tuner.run(X, Y, n_epochs=1, seed=0)}
+    mlp = ref_np.NumpyMLP(sizes)
+    impls["numpy"] = lambda: mlp.fit_epoch(X, Y)
+    if has_torch:
+        tm = ref_torch.TorchMLP(sizes, n_threads=cfg.threads)
+        Xt, yt = ref_torch.as_tensor(X), ref_torch.as_tensor(y.astype(np.int64))
+        impls["torch"] = lambda: tm.fit_epoch(Xt, yt)
+    sk = MLPClassifier(sizes[1:-1], activation="logistic", solver="sgd", learning_rate_init=0.1, momentum=0.9,
+                       nesterovs_momentum=False, alpha=0.0, batch_size=100, random_state=0)
+    sk.partial_fit(X[:200], y[:200], classes=np.arange(10))
+    impls["scikit-learn"] = lambda: sk.partial_fit(X, y)
+    row.note = "scikit-learn: MLPClassifier.partial_fit (one SGD epoch, float32 input)"
+    return measure(row, impls, cfg, log)
+
+
+def autoencoder_row(X, cfg, log, has_torch):
+    sizes = ref_np.AUTOENCODER_SIZES
+    row = Row("Deep autoencoder fine-tuning epoch 784-1000-500-250-30, SGD, batch 100", mlp_gflop(X.shape[0], sizes))
+    ae = DeepAutoencoder(sizes[1:4], sizes[4], pretrain=False, finetune_iter=1, optimizer="sgd", learning_rate=0.01,
+                         momentum=0.9, random_state=0).fit(X[:200])
+    tuner = ae._tuner()
+    impls = {"deepgm": lambda: tuner.run(X, X, n_epochs=1, seed=0)}
+    nae = ref_np.NumpyAutoencoder(sizes)
+    impls["numpy"] = lambda: nae.fit_epoch(X)
+    if has_torch:
+        tae = ref_torch.TorchAutoencoder(sizes, n_threads=cfg.threads)
+        Xt = ref_torch.as_tensor(X)
+        impls["torch"] = lambda: tae.fit_epoch(Xt)
+    return measure(row, impls, cfg, log)
+
+
+def vae_row(X, y, cfg, log, has_torch, conditioning="none"):
+    label = {"none": "VAE", "prior_mean": "CVAE (class prior means)", "concat": "CVAE (concatenated labels)"}[conditioning]
+    extra = 10 if conditioning == "concat" else 0
+    sizes = (X.shape[1] + extra, 400, 40) , (20 + extra, 400, X.shape[1])
+    gflop = mlp_gflop(X.shape[0], sizes[0]) + mlp_gflop(X.shape[0], sizes[1])
+    row = Row(f"{label} epoch 784-400-20, Adam, batch 128", gflop)
+    if conditioning == "none":
+        model = VAE(20, n_iter=1, random_state=0).fit(X[:256])
+        impls = {"deepgm": lambda: model._train(X, None, n_epochs=1, shuffle=True)}
+    else:
+        model = CVAE(20, conditioning=conditioning, n_iter=1, random_state=0).fit(X[:256], y[:256])
+        codes = model._encode_labels(y, len(y))
+        impls = {"deepgm": lambda: model._train(X, codes, n_epochs=1, shuffle=True)}
+    nv = ref_np.NumpyVAE(conditioning=conditioning)
+    labels = None if conditioning == "none" else y
+    impls["numpy"] = lambda: nv.fit_epoch(X, labels)
+    if has_torch:
+        tv = ref_torch.TorchVAE(conditioning=conditioning, n_threads=cfg.threads)
+        Xt = ref_torch.as_tensor(X)
+        lt = None if labels is None else ref_torch.as_tensor(labels.astype(np.int64))
+        impls["torch"] = lambda: tv.fit_epoch(Xt, lt)
+    return measure(row, impls, cfg, log)
+
+
+def ais_row(rbm: RBM, cfg, log):
+    n_chains, n_betas = 100, cfg.ais_betas
+    W, b, c = rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_
+    nh, nv = W.shape
+    base = ref_np.base_rate_bias(rbm.visible_mean_[None, :].repeat(2, 0)).astype(np.float32)
+    betas = ais_schedule(n_betas)
+    row = Row(f"AIS log Z, {n_chains} chains x {n_betas} temperatures, 784-500 RBM", 2 * 2 * n_chains * n_betas * nv * nh / 1e9)
+    impls = {"deepgm": lambda: _core.rbm_ais(W, b, c, base, betas, n_chains=n_chains, seed=1)}
+    rng = np.random.default_rng(0)
+    impls["numpy"] = lambda: ref_np.ais_log_weights(W, b, c, base, betas, n_chains, rng)
+    return measure(row, impls, cfg, log)
+
+
+def sampling_row(rbm: RBM, cfg, log, has_torch):
+    n_chains, n_steps = 100, cfg.gibbs_steps
+    W, b, c = rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_
+    nh, nv = W.shape
+    row = Row(f"Gibbs sampling, {n_chains} chains x {n_steps} steps, 784-500 RBM", 2 * 2 * n_chains * n_steps * nv * nh / 1e9)
+    V0 = (np.random.default_rng(0).random((n_chains, nv)) < 0.5).astype(np.float32)
+    impls = {"deepgm": lambda: _core.rbm_gibbs(V0, W, b, c, n_steps=n_steps, seed=3)}
+    ref = ref_np.NumpyRBM(nv, nh)
+    ref.W, ref.b, ref.c = W, b, c
+
+    def numpy_chain():
+        v = V0
+        for _ in range(n_steps):
+            h = ref._sample(ref.hidden_probs(v))
+            v = ref._sample(ref.visible_probs(h))
+        return v
+
+    impls["numpy"] = numpy_chain
+    if has_torch:
+        import torch
+
+        tr = ref_torch.TorchRBM(nv, nh, n_threads=cfg.threads)
+        tr.W, tr.b, tr.c = torch.from_numpy(W), torch.from_numpy(b), torch.from_numpy(c)
+        Vt = torch.from_numpy(V0)
+
+        def torch_chain():
+            v = Vt
+            for _ in range(n_steps):
+                h = tr._sample(tr.hidden_probs(v))
+                v = tr._sample(tr.visible_probs(h))
+            return v
+
+        impls["torch"] = torch_chain
+    return measure(row, impls, cfg, log)
+
+
+#: The product that measures the machine's float32 GEMM peak: large enough for every core to run its
+#: best kernel, the shape of a wide layer over a large minibatch.
+PEAK_SHAPE = (2000, 784, 1000)
+
+
+def gemm_peak(cfg: Settings, log) -> Dict[str, float]:
+    """The machine's measured float32 GEMM peak (GFLOP/s) on all threads: deepgm's and NumPy's
+    ``PEAK_SHAPE`` product; the better of the two is the peak every row is a fraction of."""
+    rng = np.random.default_rng(0)
+    m, k, n = PEAK_SHAPE
+    a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+    c = np.empty((m, n), np.float32)
+    timing = replace(cfg, repeats=10 if cfg.quick else 20, measure_memory=False)
+    dg = time_impl("deepgm", lambda: _core.gemm(a, b, c), timing, warmup=3).median_s
+    npt = time_impl("numpy", lambda: np.matmul(a, b, out=c), timing, warmup=3).median_s
+    peak = {"deepgm": 2 * m * k * n / dg / 1e9, "numpy": 2 * m * k * n / npt / 1e9}
+    log(f"  GEMM peak ({m}x{k}x{n} float32): deepgm {peak['deepgm']:.0f} GFLOP/s, NumPy {peak['numpy']:.0f} GFLOP/s")
+    return peak
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaling
+# ---------------------------------------------------------------------------------------------
+
+
+def scaling(X, cfg: Settings, log, has_torch) -> Dict[str, dict]:
+    """Epoch time against batch size, hidden width, data set size (RBM CD-1; deepgm and NumPy) and
+    threads (RBM and VAE; deepgm, NumPy and PyTorch): the curves named in ``cfg.scaling``."""
+    from threadpoolctl import threadpool_limits
+
+    out: Dict[str, dict] = {}
+    cfg = replace(cfg, repeats=cfg.scaling_repeats, measure_memory=False)
+
+    def rbm_time(data, nh, batch, n_jobs=None):
+        return time_impl("deepgm", deepgm_rbm_epoch(data, nh, batch_size=batch, n_jobs=n_jobs), cfg).median_s
+
+    def numpy_rbm_time(data, nh, batch):
+        r = ref_np.NumpyRBM(data.shape[1], nh, batch_size=batch)
+        return time_impl("numpy", lambda: r.fit_epoch(data), cfg).median_s
+
+    Xs = X[: min(len(X), cfg.scaling_samples)]
+    if "batch_size" in cfg.scaling:
+        log("scaling: batch size")
+        batches = [25, 50, 100, 200, 400]
+        out["batch_size"] = {"x": batches, "deepgm": [rbm_time(Xs, 500, b) for b in batches], "numpy": [numpy_rbm_time(Xs, 500, b) for b in batches]}
+    if "hidden_width" in cfg.scaling:
+        log("scaling: hidden width")
+        widths = [125, 250, 500, 1000]
+        out["hidden_width"] = {"x": widths, "deepgm": [rbm_time(Xs, w, 100) for w in widths], "numpy": [numpy_rbm_time(Xs, w, 100) for w in widths]}
+    if "dataset_size" in cfg.scaling:
+        log("scaling: data set size")
+        sizes = [n for n in (1250, 2500, 5000, 10000) if n <= len(X)]
+        out["dataset_size"] = {"x": sizes, "deepgm": [rbm_time(X[:n], 500, 100) for n in sizes], "numpy": [numpy_rbm_time(X[:n], 500, 100) for n in sizes]}
+    if "threads" in cfg.scaling:
+        log("scaling: threads")
+        threads = sorted({1, min(2, os.cpu_count() or 1), cfg.threads})
+        th = {"x": threads, "deepgm RBM": [], "deepgm VAE": [], "numpy RBM": [], "torch RBM": [], "torch VAE": []}
+        for t in threads:
+            th["deepgm RBM"].append(rbm_time(Xs, 500, 100, n_jobs=t))
+            vae = VAE(20, n_iter=1, random_state=0, n_jobs=t).fit(Xs[:256])
+            th["deepgm VAE"].append(time_impl("deepgm", lambda: vae._train(Xs, None, n_epochs=1, shuffle=True), cfg).median_s)
+            with threadpool_limits(limits=t, user_api="blas"):
+                th["numpy RBM"].append(numpy_rbm_time(Xs, 500, 100))
+            if has_torch:
+                tr = ref_torch.TorchRBM(784, 500, n_threads=t)
+                Xt = ref_torch.as_tensor(Xs)
+                th["torch RBM"].append(time_impl("torch", lambda: tr.fit_epoch(Xt), cfg).median_s)
+                tv = ref_torch.TorchVAE(n_threads=t)
+                th["torch VAE"].append(time_impl("torch", lambda: tv.fit_epoch(Xt), cfg).median_s)
+        if has_torch:
+            ref_torch.set_threads(cfg.threads)
+        out["threads"] = {k: v for k, v in th.items() if v}
+    return out
+
+
+def plot_scaling(data: Dict[str, dict], path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {"batch_size": "RBM CD-1 epoch vs batch size", "hidden_width": "RBM CD-1 epoch vs hidden units",
+              "dataset_size": "RBM CD-1 epoch vs data set size", "threads": "Epoch time vs threads"}
+    xlabels = {"batch_size": "batch size", "hidden_width": "hidden units", "dataset_size": "images", "threads": "threads"}
+    fig, axes = plt.subplots(1, len(data), figsize=(4.2 * len(data), 3.6), squeeze=False)
+    for ax, (key, series) in zip(axes[0], data.items()):
+        for name, values in series.items():
+            if name == "x" or not values:
+                continue
+            ax.plot(series["x"], values, marker="o", label=name)
+        ax.set_title(titles.get(key, key), fontsize=10)
+        ax.set_xlabel(xlabels.get(key, key))
+        ax.set_ylabel("seconds per epoch")
+        if key in ("batch_size", "hidden_width", "dataset_size"):
+            ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+IMPLS = ("deepgm", "numpy", "torch", "scikit-learn")
+IMPL_TITLES = {"deepgm": "deepgm", "numpy": "NumPy", "torch": "PyTorch", "scikit-learn": "scikit-learn"}
+
+
+def markdown(rows: List[Row], peak: Dict[str, float], info: dict, scaling_data: Optional[dict], cfg: Settings) -> str:
+    """The results table: per implementation, the median time, the ratio to deepgm and the % of peak."""
+    best_peak = max(peak.values())
+    lines = [
+        f"Machine: {info['cpu']}, {info['usable_cpus']} cores; NumPy {info['numpy']} "
+        f"({info['numpy_blas'].get('library')} {info['numpy_blas'].get('version')}); "
+        f"PyTorch {info.get('torch') or 'not installed'}; deepgm threads: {info['deepgm_threads']}; "
+        f"{'quick' if cfg.quick else 'full'} run, {cfg.n_images} images, {cfg.repeats} repeat(s), {time.strftime('%Y-%m-%d')}. "
+        f"Measured float32 GEMM peak ({'x'.join(map(str, PEAK_SHAPE))}, all threads): {best_peak:.0f} GFLOP/s "
+        f"(deepgm {peak['deepgm']:.0f}, NumPy {peak['numpy']:.0f}).",
+        "",
+        "Each cell: median time, the implementation's time over deepgm's (> 1: deepgm is faster), and the fraction of "
+        "the GEMM peak it reached (the row's product work / its time / the peak).",
+        "",
+        "| benchmark | " + " | ".join(IMPL_TITLES[i] for i in IMPLS) + " |",
+        "|---|" + "---:|" * len(IMPLS),
+    ]
+    for row in rows:
+        cells = []
+        for impl in IMPLS:
+            r = row.results.get(impl)
+            if r is None:
+                cells.append("-")
+                continue
+            share = 100 * row.gflops(impl) / best_peak
+            cells.append(f"{r.median_s:.3f} s, {row.ratio(impl):.2f}x, {share:.0f}%")
+        star = " *" if row.disturbed() else ""
+        lines.append(f"| {row.name}{star} | " + " | ".join(cells) + " |")
+    lines += ["", "Medians over repeats; * = another process used > 10% of the CPUs while the row was timed."]
+    if cfg.measure_memory:
+        lines += ["", "| peak memory added, MiB | " + " | ".join(IMPL_TITLES[i] for i in IMPLS) + " |", "|---|" + "---:|" * len(IMPLS)]
+        for row in rows:
+            mem = [f"{row.results[i].peak_mib:.0f}" if i in row.results else "-" for i in IMPLS]
+            lines.append(f"| {row.name} | " + " | ".join(mem) + " |")
+    notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
+    if notes:
+        lines += ["", *notes]
+    if scaling_data and "threads" in scaling_data:
+        th = scaling_data["threads"]
+        lines += ["", "| threads | " + " | ".join(k for k in th if k != "x") + " |", "|---:|" + "---:|" * (len(th) - 1)]
+        for i, t in enumerate(th["x"]):
+            lines.append(f"| {t} | " + " | ".join(f"{v[i]:.3f} s" for k, v in th.items() if k != "x") + " |")
+        if len(th["x"]) > 1:
+            speed = {k: v[0] / v[1] for k, v in th.items() if k != "x"}
+            lines.append("")
+            lines.append("Speed-up 1 -> 2 threads: " + ", ".join(f"{k} {s:.2f}x" for k, s in speed.items()))
+    return "\n".join(lines) + "\n"
+
+
+def payload(rows: List[Row], peak: Dict[str, float], info: dict, scaling_data: Optional[dict], cfg: Settings, elapsed: float) -> dict:
+    """results.json: everything in the table, with every timing."""
+    best_peak = max(peak.values())
+    return {
+        "machine": info,
+        "quick": cfg.quick,
+        "n_images": cfg.n_images,
+        "repeats": cfg.repeats,
+        "gemm_peak_shape": list(PEAK_SHAPE),
+        "gemm_peak_gflops": peak,
+        "rows": [
+            {
+                "name": r.name,
+                "gflop": r.gflop,
+                "note": r.note,
+                "disturbed": r.disturbed(),
+                "results": {k: asdict(v) for k, v in r.results.items()},
+                "ratios": {impl: r.ratio(impl) for impl in r.results if impl != "deepgm"},
+                "gflops": {impl: r.gflops(impl) for impl in r.results},
+                "fraction_of_peak": {impl: r.gflops(impl) / best_peak for impl in r.results},
+            }
+            for r in rows
+        ],
+        "scaling": scaling_data,
+        "elapsed_s": elapsed,
+    }
+
+
+def main(argv=None, *, default_out: str = "deepgm-bench", prog: str = "deepgm bench") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run in under a minute (1,000 images, one repeat, thread scaling only)")
+    parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per implementation (default: 3, quick: 1)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for PyTorch (default: all cores; deepgm and NumPy use all cores)")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling curves")
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be at least 1; got {args.repeats}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1; got {args.threads}")
+
+    start = time.perf_counter()
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    for warning in machine.environment_warnings():
+        log(warning)
+    cfg = Settings.make(args.quick, args.repeats, args.threads, not args.no_scaling)
+    X, y = load_mnist()
+    X, y = X[: cfg.n_images], y[: cfg.n_images]
+    has_torch = ref_torch.TORCH_AVAILABLE and not args.no_torch
+    if has_torch:
+        ref_torch.set_threads(cfg.threads)
+    info = machine.machine_info()
+    info["torch"] = __import__("torch").__version__ if has_torch else None
+    log(f"deepgm bench on {info['cpu']} ({info['usable_cpus']} cores), {len(X)} images, {cfg.repeats} repeat(s)")
+
+    peak = gemm_peak(cfg, log)
+    rows = [
+        rbm_rows(X, cfg, log, has_torch, persistent=False),
+        rbm_rows(X, cfg, log, has_torch, persistent=True),
+        rbm_small_batch_row(X, cfg, log, has_torch),
+        dbn_pretrain_row(X, cfg, log, has_torch),
+        dbn_finetune_row(X, y, cfg, log, has_torch),
+        autoencoder_row(X, cfg, log, has_torch),
+        vae_row(X, y, cfg, log, has_torch),
+        vae_row(X, y, cfg, log, has_torch, conditioning="prior_mean"),
+        vae_row(X, y, cfg, log, has_torch, conditioning="concat"),
+    ]
+    rbm = RBM(500, n_iter=1, batch_size=100, random_state=0).fit(X)
+    rows.append(ais_row(rbm, cfg, log))
+    rows.append(sampling_row(rbm, cfg, log, has_torch))
+    scaling_data = scaling(X, cfg, log, has_torch) if cfg.scaling else None
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = markdown(rows, peak, info, scaling_data, cfg)
+    (out / "results.md").write_text(md)
+    (out / "results.json").write_text(json.dumps(payload(rows, peak, info, scaling_data, cfg, time.perf_counter() - start), indent=2))
+    if scaling_data:
+        plot_scaling(scaling_data, out / "scaling.png")
+    log("")
+    log(md)
+    log(f"wrote {out / 'results.md'}, {out / 'results.json'}" + (f", {out / 'scaling.png'}" if scaling_data else "") + f" in {time.perf_counter() - start:.0f} s")
+    return 0

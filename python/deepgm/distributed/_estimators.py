@@ -1,0 +1,324 @@
+"""What fit_distributed does for each estimator: validate, initialise on the driver from a sample of X
+(as the estimator's fit would from X), then train phase after phase by parameter averaging.
+
+One function per model family, registered for its class with :func:`register`; an estimator whose
+class (or a base class) is registered can be fitted. A new model family (e.g. the softmax-unit
+models) registers a function of its own, built from a :class:`~deepgm.distributed._phases.Phase`
+subclass that says how its replicas take one minibatch step.
+
+The initialisations below call the estimators' own private initialisers; where an estimator's fit
+pretrains inside its initialiser (the fine-tuned stacks), the unrolling of the distributed-pretrained
+RBMs is written out here, as the estimators do it, until the stack module exposes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import dask.array as da
+
+from .._base import check_hidden_layer_sizes, check_unit_interval, seed_from
+from .._mlp import init_layer, reset_finetune_state
+from ..autoencoder import DeepAutoencoder
+from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history, check_layer_params, stack_params
+from ..rbm import RBM
+from ..vae import CVAE, VAE
+from ._phases import FineTunePhase, RBMPhase, VAEPhase
+
+
+@dataclass(frozen=True)
+class Fitter:
+    """How fit_distributed trains one family: ``fit(estimator, run)``, and what y it takes (None: y
+    is ignored; "classes": class labels; "values": regression targets)."""
+
+    fit: object
+    targets: str | None = None
+
+
+_FITTERS: dict = {}
+
+
+def register(cls, *, targets=None):
+    """Registers ``fit(estimator, run)`` for estimators of ``cls`` and its subclasses (a decorator).
+
+    ``targets`` says what y the family takes (None, "classes" or "values"). ``fit`` does what the
+    estimator's own fit does, with ``run`` (a :class:`~deepgm.distributed._rounds.Run`) in place of
+    X: validate the settings; inside ``estimator._fit_transaction()``, validate and initialise from
+    ``run.sample()`` (a few thousand rows, dense or sparse like X's blocks; ``run.compute`` for
+    reductions over all of X or ``run.y``); then ``run.train(phase, estimator, epochs=...,
+    on_commit=commit)`` with a Phase that says what is averaged and what one minibatch step is.
+    """
+
+    def decorate(fit):
+        _FITTERS[cls] = Fitter(fit, targets)
+        return fit
+
+    return decorate
+
+
+def fitter_for(estimator) -> Fitter:
+    for cls in type(estimator).__mro__:
+        if cls in _FITTERS:
+            return _FITTERS[cls]
+    names = ", ".join(sorted(c.__name__ for c in _FITTERS if not c.__name__.startswith("_")))
+    raise TypeError(f"fit_distributed cannot train a {type(estimator).__name__}; it trains {names}")
+
+
+# -- RBMs and stacks of them ------------------------------------------------------------------------
+
+
+def _start_rbm(rbm, sample, n_rows):
+    """Validates the sample and initialises the RBM from it, as RBM.fit does from X; returns the
+    validated sample (the RBM's monitoring rows come from it)."""
+    sample = rbm._check_X(sample, reset=True, stream=True)
+    rbm._init_params(sample)
+    rbm._n_seen = n_rows  # visible_mean_ stands for all the rows (partial_fit continues from it)
+    return sample
+
+
+def _pretrain(run, stack, sample, out):
+    """Greedy layer-wise pretraining, one layer after the other by parameter averaging: each worker
+    transforms its own blocks through the layers below. Layers are appended to ``out`` as they start,
+    so that a caller can keep those trained so far."""
+    for number, params in enumerate(stack, start=1):
+        rbm = RBM(**params)
+        layer_sample = _start_rbm(rbm, sample, run.n_rows)
+        out.append(rbm)
+        phase = RBMPhase(rbm, lower=out[:-1], name=f"layer {number}")
+        run.train(phase, rbm, epochs=rbm.n_iter, monitor=lambda r=rbm, s=layer_sample: r._monitor(s))
+        sample = rbm.transform(layer_sample)
+
+
+def _stack_rounds(stack):
+    return [(params["n_iter"], params["batch_size"]) for params in stack]
+
+
+@register(RBM)
+def fit_rbm(rbm, run):
+    rbm._check_params()
+    run.start_progress([(rbm.n_iter, rbm.batch_size)])
+    with rbm._fit_transaction() as commit:
+        sample = _start_rbm(rbm, run.sample(), run.n_rows)
+        run.train(RBMPhase(rbm), rbm, epochs=rbm.n_iter, monitor=lambda: rbm._monitor(sample), on_commit=commit)
+
+
+@register(DBN)
+def fit_dbn(dbn, run):
+    dbn._check_params()
+    sizes = check_hidden_layer_sizes(dbn.hidden_layer_sizes)
+    layer_params = check_layer_params(dbn.layer_params, len(sizes))
+    with dbn._fit_transaction() as commit:
+        sample = dbn._validate_X(run.sample(), reset=True, bernoulli=dbn.visible == "bernoulli", stream=True)
+        dbn._fit_seed = seed_from(dbn.random_state)
+        dbn._sample_calls = 0
+        stack = stack_params(
+            sizes, seed=dbn._fit_seed, layer_params=layer_params, common=dbn._rbm_common(), first_visible=dbn.visible,
+            verbose=dbn.verbose,
+        )
+        run.start_progress(_stack_rounds(stack))
+        rbms = []
+        try:
+            _pretrain(run, stack, sample, rbms)
+        finally:
+            # As DBN.fit: a stop keeps the layers trained so far, the last at its last completed round.
+            fitted = [r for r in rbms if r.history_]
+            if fitted:
+                commit()
+                dbn.rbms_ = fitted
+                dbn.history_ = _stack_history(fitted)
+
+
+# -- fine-tuned stacks ------------------------------------------------------------------------------
+
+
+def _pretrain_common(est):
+    """The RBM settings a fine-tuned stack passes to its layers (as in its fit)."""
+    return dict(
+        k=est.k, persistent=est.persistent, learning_rate=est.pretrain_learning_rate, weight_decay=est.pretrain_weight_decay,
+        batch_size=est.batch_size, n_iter=est.pretrain_iter, dtype=est.dtype, n_jobs=est.n_jobs,
+    )
+
+
+def _refuse_early_stopping(est):
+    if est.early_stopping:
+        raise ValueError(
+            "early_stopping=True is not supported by fit_distributed (it would hold out part of every shard); "
+            "fit with early_stopping=False and score a held-out set yourself"
+        )
+
+
+def _fold_standardisation(first, W, b, dtype):
+    """An input layer (W, b) of a Gaussian bottom RBM that saw standardised data, taking raw data:
+    (x - mean) / scale folded into the weights and biases (as the estimators' fits do)."""
+    W = W / first.scale_[:, None]
+    return np.ascontiguousarray(W, dtype=dtype), (b - first.mean_ @ W).astype(dtype)
+
+
+def _unroll_classifier_stack(est, rbms, n_outputs):
+    """_FineTunedDBN._initialise after its pretraining: the RBMs' weights as the hidden layers, a new
+    output layer drawn from the same random stream."""
+    dtype = est._dtype()
+    rng = np.random.default_rng([est._fit_seed % 2**63, 5])
+    est.rbms_ = rbms
+    est.coefs_ = [np.ascontiguousarray(r.components_.T) for r in rbms]
+    est.intercepts_ = [r.intercept_hidden_.copy() for r in rbms]
+    if est.visible == "gaussian":
+        est.coefs_[0], est.intercepts_[0] = _fold_standardisation(rbms[0], est.coefs_[0], est.intercepts_[0], dtype)
+    w_out, b_out = init_layer(rng, rbms[-1].n_components, n_outputs, dtype, scale=0.01)
+    est.coefs_.append(w_out)
+    est.intercepts_.append(b_out)
+
+
+def _set_targets(est, run, targets):
+    """classes_ (classification) or the target standardisation (regression), from all of y."""
+    if targets == "classes":
+        y = run.y if run.y.ndim == 1 else run.y[:, 0]
+        (labels,) = run.compute(da.unique(y))
+        labels = est._validate_y(labels, len(labels), classification=True)
+        from sklearn.preprocessing import LabelEncoder
+
+        est._label_encoder = LabelEncoder().fit(labels)
+        est.classes_ = est._label_encoder.classes_
+        return len(est.classes_)
+    y = run.y.astype(np.float64)
+    mean, std = run.compute(y.mean(axis=0), y.std(axis=0))
+    est._y_1d = run.y.ndim == 1
+    est.y_mean_ = np.atleast_1d(mean)
+    est.y_scale_ = np.where(np.atleast_1d(std) > 1e-12, np.atleast_1d(std), 1.0)
+    est.n_outputs_ = est.y_mean_.shape[0]
+    return est.n_outputs_
+
+
+def _require_y(est, run):
+    if run.y is None:
+        raise ValueError(f"y is required: {type(est).__name__} requires y to be passed, but the target y is None")
+
+
+def _fit_classifier_stack(est, run, targets):
+    est._check_params()
+    _refuse_early_stopping(est)
+    _require_y(est, run)
+    with est._fit_transaction() as commit:
+        sample = est._validate_X(run.sample(), reset=True, stream=True)
+        if est.visible == "bernoulli":
+            check_unit_interval(sample)
+        n_outputs = _set_targets(est, run, targets)
+        est._fit_seed = seed_from(est.random_state)
+        _pretrain_unroll_fine_tune(
+            run, est, commit, sample,
+            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes), first_visible=est.visible, last_hidden="bernoulli",
+            unroll=lambda rbms: _unroll_classifier_stack(est, rbms, n_outputs),
+            initialise=lambda: est._initialise(sample, n_outputs),
+            phase=lambda: FineTunePhase(
+                est, activations=est._hidden_activations(), loss=est._loss, targets=targets,
+                unit_check=("Bernoulli visible units", "visible='gaussian'") if est.visible == "bernoulli" else None,
+            ),
+        )
+
+
+def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible, last_hidden, unroll, initialise, phase):
+    """What a fine-tuned stack's fit does, by parameter averaging: pretrain the RBMs layer by layer
+    (``pretrain=True``) and ``unroll(rbms)`` into the network, or ``initialise()`` it at random with
+    the estimator's own initialiser; then fine-tune (``phase()``: the FineTunePhase of the network).
+    The fit is committed once the first fine-tuning round is complete (or at once without any)."""
+    stack = []
+    if est.pretrain:
+        stack = stack_params(
+            sizes, seed=est._fit_seed, layer_params=check_layer_params(est.layer_params, len(sizes)),
+            common=_pretrain_common(est), first_visible=first_visible, last_hidden=last_hidden, verbose=est.verbose,
+        )
+    run.start_progress(_stack_rounds(stack) + [(est.finetune_iter, est.batch_size)])
+    if est.pretrain:
+        rbms = []
+        _pretrain(run, stack, sample, rbms)
+        unroll(rbms)
+    else:
+        initialise()
+    reset_finetune_state(est)
+    fine_tuning = phase()
+    if est.finetune_iter == 0:
+        commit()
+        return
+    run.train(fine_tuning, est, epochs=est.finetune_iter, on_commit=commit)
+
+
+@register(DBNClassifier, targets="classes")
+def fit_dbn_classifier(est, run):
+    _fit_classifier_stack(est, run, "classes")
+
+
+@register(DBNRegressor, targets="values")
+def fit_dbn_regressor(est, run):
+    _fit_classifier_stack(est, run, "values")
+
+
+def _unroll_autoencoder(est, rbms, visible):
+    """DeepAutoencoder._unroll after its pretraining: encoder = the RBMs, decoder = their transposes."""
+    dtype = est._dtype()
+    est.rbms_ = rbms
+    encoder = [(np.ascontiguousarray(r.components_.T), r.intercept_hidden_.copy()) for r in rbms]
+    decoder = [(np.ascontiguousarray(r.components_), r.intercept_visible_.copy()) for r in reversed(rbms)]
+    if visible == "gaussian":
+        first = rbms[0]
+        encoder[0] = _fold_standardisation(first, *encoder[0], dtype)
+        Wd, bd = decoder[-1]
+        decoder[-1] = (np.ascontiguousarray(Wd * first.scale_[None, :], dtype=dtype), (bd * first.scale_ + first.mean_).astype(dtype))
+    est.coefs_ = [w.astype(dtype) for w, _ in encoder + decoder]
+    est.intercepts_ = [b.astype(dtype) for _, b in encoder + decoder]
+
+
+@register(DeepAutoencoder)
+def fit_autoencoder(est, run):
+    est._check_params()
+    _refuse_early_stopping(est)
+    with est._fit_transaction() as commit:
+        sample = est._validate_X(run.sample(), reset=True, stream=True)
+        if est.loss == "cross_entropy":
+            check_unit_interval(sample, what="loss='cross_entropy'", hint="loss='squared_error'")
+            est.loss_function_ = "cross_entropy"
+        elif est.loss == "auto":  # as fit decides from all of X
+            low, high = run.compute(run.X.min(), run.X.max())
+            est.loss_function_ = "cross_entropy" if low >= 0 and high <= 1 else "squared_error"
+        else:
+            est.loss_function_ = est.loss
+        visible = "bernoulli" if est.loss_function_ == "cross_entropy" else "gaussian"
+        est._fit_seed = seed_from(est.random_state)
+        _pretrain_unroll_fine_tune(
+            run, est, commit, sample,
+            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes) + (est.n_components,), first_visible=visible,
+            last_hidden="gaussian", unroll=lambda rbms: _unroll_autoencoder(est, rbms, visible),
+            initialise=lambda: est._unroll(sample, visible, est._dtype()),
+            phase=lambda: FineTunePhase(
+                est, activations=est._activations(), loss=est._kernel_loss(), targets="inputs",
+                unit_check=("loss='cross_entropy'", "loss='squared_error'") if visible == "bernoulli" else None,
+            ),
+        )
+
+
+# -- VAEs -------------------------------------------------------------------------------------------
+
+
+def _fit_vae_family(est, run, conditional):
+    est._check_params()
+    if conditional:
+        _require_y(est, run)
+    run.start_progress([(est.n_iter, est.batch_size)])
+    with est._fit_transaction() as commit:
+        sample = est._check_X(run.sample(), reset=True, stream=True)
+        if conditional:
+            y = run.y if run.y.ndim == 1 else run.y[:, 0]
+            (labels,) = run.compute(da.unique(y))
+            est._set_classes(est._validate_y(labels, len(labels), classification=True))
+        est._init_params(sample.shape[1])
+        run.train(VAEPhase(est), est, epochs=est.n_iter, on_commit=commit)
+
+
+@register(VAE)
+def fit_vae(est, run):
+    _fit_vae_family(est, run, conditional=False)
+
+
+@register(CVAE, targets="classes")
+def fit_cvae(est, run):
+    _fit_vae_family(est, run, conditional=True)
