@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -38,19 +37,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from deepgm import CollaborativeRBM, ReplicatedSoftmax
+from deepgm.bench.machine import cpu_model
 from deepgm.datasets import load_movielens
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,8 +232,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     log = lambda msg: print(msg, flush=True)
-    log(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs; seed {args.seed}")
-    results = {"machine": cpu_name(), "seed": args.seed}
+    log(f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs; seed {args.seed}")
+    results = {"machine": cpu_model(), "seed": args.seed}
     if args.only in (None, "movielens"):
         results["movielens"] = movielens(args.movielens, args.seed, log)
     if args.only in (None, "20news"):
