@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use multiversion::multiversion;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::activations::{exp_fast, sigmoid, softplus, sum_f64};
+use crate::activations::{exp_fast, sigmoid, softplus, sum_f64, LogSumExp};
 use crate::error::{KernelError, Result};
 use crate::linalg::{column_sums, gemm, transpose_into, Threads, View, ViewMut};
 use crate::rbm::CdSettings;
@@ -292,7 +292,7 @@ impl<'a, T: Real> Rsm<'a, T> {
             ));
         }
         let n_states = 1usize << f;
-        let blocks: Vec<Vec<f64>> = (0..n_states.div_ceil(STATES_PER_BLOCK))
+        let blocks: Vec<Vec<LogSumExp>> = (0..n_states.div_ceil(STATES_PER_BLOCK))
             .into_par_iter()
             .map(|blk| {
                 let first = blk * STATES_PER_BLOCK;
@@ -324,11 +324,11 @@ impl<'a, T: Real> Rsm<'a, T> {
                         ah + log_sum_exp(&logits[s * v..(s + 1) * v])
                     })
                     .collect();
-                lengths.iter().map(|&d| log_sum_exp(&per_word.iter().map(|&t| d as f64 * t).collect::<Vec<f64>>())).collect()
+                lengths.iter().map(|&d| LogSumExp::of(&per_word.iter().map(|&t| d as f64 * t).collect::<Vec<f64>>())).collect()
             })
             .collect();
         // Blocks combined in their fixed order (the same sums for any number of threads).
-        Ok((0..lengths.len()).map(|l| log_sum_exp(&blocks.iter().map(|b| b[l]).collect::<Vec<f64>>())).collect())
+        Ok((0..lengths.len()).map(|l| blocks.iter().fold(LogSumExp::EMPTY, |acc, b| acc.merge(b[l])).value()).collect())
     }
 
     /// AIS estimates of `log Z_D` for every length D in `lengths` (ascending, distinct): `n_chains` log
