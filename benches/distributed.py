@@ -175,7 +175,8 @@ def main(argv=None):
             for H, row in entry[layout].items():
                 moved = 2 * n_workers * row["payload_mb"]
                 print(
-                    f"| {name} | {label} | {H} | {row['rounds']} | {row['fit_s']:.3f} s | {row['setup_s']:.2f} s | {row['step_ms']:.2f} ms | "
+                    f"| {name} | {label} | {H} | {row['rounds']} | {row['fit_s']:.3f} s | {row['setup_s']:.2f} s | "
+                    f"{row['step_ms']:.2f} ms | "
                     f"{row['overhead_per_round_ms']:.1f} ms | {moved:.1f} MB |"
                 )
     print()

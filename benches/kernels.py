@@ -36,12 +36,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -66,7 +65,7 @@ class TimingConfig:
     max_repeats: int = 5000
 
 
-def time_blocks(fns: Dict[str, Callable[[], object]], cfg: TimingConfig) -> Dict[str, object]:
+def time_blocks(fns: dict[str, Callable[[], object]], cfg: TimingConfig) -> dict[str, object]:
     """Times each function of ``fns`` in alternating blocks of consecutive calls (A B, B A, A B, ...),
     each block started from a settled process (see :func:`settle`) and after ``block_warmup`` untimed
     calls: each side is measured in its steady state, as in a training loop, and slow drifts of a
@@ -101,12 +100,12 @@ def time_blocks(fns: Dict[str, Callable[[], object]], cfg: TimingConfig) -> Dict
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
-    result: Dict[str, object] = {name: np.array(t) for name, t in times.items()}
+    result: dict[str, object] = {name: np.array(t) for name, t in times.items()}
     result["foreign_load"] = load.stop()
     return result
 
 
-def time_alternating(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, object]:
+def time_alternating(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, object]:
     """Times the functions call by call in alternation (A B A B ...), after a few untimed rounds: the
     cost of mixing the two libraries' calls in one loop (their worker threads then compete)."""
     for _ in range(3):
@@ -119,12 +118,12 @@ def time_alternating(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict
             t0 = time.perf_counter()
             fn()
             times[name][r] = time.perf_counter() - t0
-    result: Dict[str, object] = dict(times)
+    result: dict[str, object] = dict(times)
     result["foreign_load"] = load.stop()
     return result
 
 
-def summary_ms(seconds: np.ndarray) -> Dict[str, float]:
+def summary_ms(seconds: np.ndarray) -> dict[str, float]:
     """Median and quartiles of per-call times, in ms."""
     q1, med, q3 = np.percentile(seconds * 1e3, [25, 50, 75])
     return {"median": float(med), "q1": float(q1), "q3": float(q3)}
@@ -143,13 +142,13 @@ class Row:
     deepgm_gflops: float
     reference_gflops: float
     repeats: int
-    foreign_load: Optional[float]  # share of the CPUs used by other processes while timing
+    foreign_load: float | None  # share of the CPUs used by other processes while timing
     spread: float  # the larger (q3 - q1) / median of the two sides: how noisy the timing was
     deepgm_q1_ms: float
     deepgm_q3_ms: float
     reference_q1_ms: float
     reference_q3_ms: float
-    extra: Dict[str, object] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
 
 def make_row(name, kind, dtype, gflop, deepgm_s, reference, reference_s, foreign_load, extra=None) -> Row:
@@ -408,14 +407,14 @@ def format_noise(row: Row) -> str:
     return f"{load}, {100 * row.spread:.0f}%" + (" *" if badness(row) > 1 else "")
 
 
-def format_load(load: Optional[float]) -> str:
+def format_load(load: float | None) -> str:
     """Other processes' CPU share as a percentage ('?' if unknown), starred when above BUSY_LOAD."""
     if load is None:
         return "?"
     return f"{100 * load:.0f}%" + (" *" if load > BUSY_LOAD else "")
 
 
-def comparison_table(rows: List[Row]) -> str:
+def comparison_table(rows: list[Row]) -> str:
     """Markdown table of the deepgm-vs-NumPy rows."""
     lines = [
         "| row | deepgm ms | numpy ms | ratio np/dg | deepgm GFLOP/s | numpy GFLOP/s | reps | other load, IQR |",
@@ -427,10 +426,11 @@ def comparison_table(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
-def scaling_table(rows: List[Row]) -> str:
+def scaling_table(rows: list[Row]) -> str:
     """Markdown table of the thread-scaling rows."""
     lines = [
-        "| row | deepgm 1 thread ms | deepgm 2 threads ms | deepgm speed-up | numpy 1 thread ms | numpy default threads ms | numpy speed-up | other load, IQR |",
+        "| row | deepgm 1 thread ms | deepgm 2 threads ms | deepgm speed-up "
+        "| numpy 1 thread ms | numpy default threads ms | numpy speed-up | other load, IQR |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -442,10 +442,11 @@ def scaling_table(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
-def mixing_table(rows: List[Row]) -> str:
+def mixing_table(rows: list[Row]) -> str:
     """Markdown table of the call-by-call alternation rows."""
     lines = [
-        "| row | deepgm blocks ms | deepgm alternating ms | deepgm slowdown | numpy blocks ms | numpy alternating ms | numpy slowdown | other load, IQR |",
+        "| row | deepgm blocks ms | deepgm alternating ms | deepgm slowdown "
+        "| numpy blocks ms | numpy alternating ms | numpy slowdown | other load, IQR |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -455,7 +456,7 @@ def mixing_table(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
-def overhead_table(rows: List[Row]) -> str:
+def overhead_table(rows: list[Row]) -> str:
     """Markdown table of the per-call overhead rows (microseconds)."""
     lines = [
         "| row | deepgm default n_jobs us | deepgm n_jobs=1 us | deepgm n_jobs=2 us | numpy us | other load, IQR |",
@@ -467,7 +468,7 @@ def overhead_table(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
-def check_bar(rows: List[Row]) -> List[str]:
+def check_bar(rows: list[Row]) -> list[str]:
     """PASS/FAIL lines of the GEMM bar; a FAIL line starts with 'FAIL'."""
     by_name = {r.name: r for r in rows}
     lines = []
@@ -484,7 +485,7 @@ def check_bar(rows: List[Row]) -> List[str]:
     return lines
 
 
-def wait_for_quiet(max_wait_s: float, window_s: float = 0.5) -> Optional[float]:
+def wait_for_quiet(max_wait_s: float, window_s: float = 0.5) -> float | None:
     """Waits (up to max_wait_s) for a window in which other processes use at most BUSY_LOAD of the
     CPUs; returns the last window's load."""
     deadline = time.perf_counter() + max_wait_s
@@ -515,12 +516,12 @@ def timed_row(make: Callable[[], Row], retries: int, wait_quiet_s: float) -> Row
     return best
 
 
-def run(quick: bool, retries: int = 0, wait_quiet_s: float = 0.0) -> Dict[str, object]:
+def run(quick: bool, retries: int = 0, wait_quiet_s: float = 0.0) -> dict[str, object]:
     """Runs every row; returns the machine description and the rows."""
     cfg = TimingConfig(target_s=0.12, rounds=2, warmup=2, block_warmup=1, min_repeats=6) if quick else TimingConfig()
     rng = np.random.default_rng(0)
     row = lambda make: timed_row(make, retries, wait_quiet_s)
-    rows: List[Row] = []
+    rows: list[Row] = []
     for dtype in (np.float32, np.float64):
         for trans_a in (False, True):
             for m, k, n in GEMM_SHAPES:
@@ -528,7 +529,7 @@ def run(quick: bool, retries: int = 0, wait_quiet_s: float = 0.0) -> Dict[str, o
                 rows.append(row(lambda: bench_gemm(m, k, n, dtype, trans_a, cfg, rng, explicit)))
     rows.append(row(lambda: bench_mlp_gradients(cfg, rng)))
     rows.append(row(lambda: bench_mlp_train_step(cfg, rng)))
-    scaling: List[Row] = []
+    scaling: list[Row] = []
     for m, k, n in BAR_SHAPES if quick else GEMM_SHAPES:
         scaling.append(row(lambda: bench_gemm_scaling(m, k, n, cfg, rng)))
     scaling.append(row(lambda: bench_mlp_scaling(cfg, rng)))
@@ -538,7 +539,7 @@ def run(quick: bool, retries: int = 0, wait_quiet_s: float = 0.0) -> Dict[str, o
             "overhead": overhead}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="deepgm._core kernels against NumPy, in the same run.")
     parser.add_argument("--quick", action="store_true", help="far fewer repeats (a smoke run, under a minute)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")

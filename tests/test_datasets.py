@@ -829,11 +829,12 @@ def test_fetch_mnist_timeout(served, data_home):
 def test_fetch_mnist_interrupted_leaves_nothing(served, data_home, monkeypatch):
     server, checksums, _ = served
 
-    def interrupted(response, fh, hasher, progress):
-        fh.write(response.read(10))
+    def interrupted(url, output_file, pooch):
+        with open(output_file, "wb") as fh:
+            fh.write(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datasets, "_stream_to_file", interrupted)
+    monkeypatch.setattr(datasets, "_downloader", lambda timeout, verbose: interrupted)
     with pytest.raises(KeyboardInterrupt):
         fetch_mnist(data_home, base_url=server.url, checksums=checksums)
     assert list((data_home / "mnist").iterdir()) == []

@@ -13,31 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _registry
 
 __all__ = ["main"]
-
-#: ``deepgm train MODEL`` names and their estimator classes (imported lazily).
-MODELS = {
-    "rbm": "RBM",
-    "dbn": "DBN",
-    "dbn-classifier": "DBNClassifier",
-    "dbn-regressor": "DBNRegressor",
-    "autoencoder": "DeepAutoencoder",
-    "vae": "VAE",
-    "cvae": "CVAE",
-}
-SUPERVISED = {"dbn-classifier", "dbn-regressor", "cvae"}
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
-
-
-def _estimator_class(model: str):
-    import deepgm
-
-    return getattr(deepgm, MODELS[model])
 
 
 # -- hyperparameters as options --------------------------------------------------------------------
@@ -195,12 +177,13 @@ def load_labels(path):
 
 def cmd_train(args, defaults):
     model = args.model
-    cls = _estimator_class(model)
+    entry = _registry.by_command(model)
+    cls = entry.cls
     params = _hyperparameters(args, defaults)
     out = Path(args.out or f"{model}.safetensors")
     _check_writable(out, "--out")  # before training, not after
-    X, y = load_data(args.data, args.labels, args.label_column, supervised=model in SUPERVISED)
-    if model in SUPERVISED and y is None:
+    X, y = load_data(args.data, args.labels, args.label_column, supervised=entry.supervised)
+    if entry.supervised and y is None:
         raise CLIError(f"{model} needs labels: use the embedded data, an MNIST folder, a .npz with 'y', --labels, or a CSV label column")
     try:
         est = cls(**params)
@@ -209,7 +192,7 @@ def cmd_train(args, defaults):
     import time
 
     start = time.perf_counter()
-    est.fit(X, y) if model in SUPERVISED else est.fit(X)
+    est.fit(X, y) if entry.supervised else est.fit(X)
     elapsed = time.perf_counter() - start
     est.save(out)
     metric = ""
@@ -239,36 +222,39 @@ def cmd_sample(args):
     n = args.n
     if n < 1:
         raise CLIError(f"-n must be >= 1; got {n}")
-    if args.label is not None and name != "CVAE":
-        raise CLIError(f"--label applies to conditional models (cvae); {path} holds a {name}")
+    entry = _registry.by_class_name(name)
+    sampler = entry.sampler if entry is not None else None
+    conditional = sampler is not None and sampler.conditional
+    if args.label is not None and not conditional:
+        raise CLIError(f"--label applies to conditional models ({_commands(conditional=True)}); {path} holds a {name}")
     out = Path(args.out)
     _check_writable(out, "--out")
-    if name == "RBM":
-        samples = est.sample(n, n_steps=args.steps, return_means=True)  # pixel probabilities: smoother pictures
-    elif name == "DBN":
-        samples = est.sample(n, n_steps=args.steps)
-    elif name == "VAE":
-        samples = est.sample(n)
-    elif name == "CVAE":
-        if args.label is None:
-            # n samples, the classes in turn: one column of the picture per class.
-            samples = est.sample(n, y=np.asarray(est.classes_)[np.arange(n) % len(est.classes_)])
-        else:
-            label = _parse_label(args.label, est.classes_)
-            samples = est.sample(n, y=label)
-    else:
-        raise CLIError(f"{name} is not a generative model with a sampler; deepgm sample works with rbm, dbn, vae and cvae models")
+    if sampler is None:
+        raise CLIError(f"{name} is not a generative model with a sampler; deepgm sample works with {_commands()} models")
+    y = None
+    if conditional and args.label is None:
+        # n samples, the classes in turn: one column of the picture per class.
+        y = np.asarray(est.classes_)[np.arange(n) % len(est.classes_)]
+    elif conditional:
+        y = _parse_label(args.label, est.classes_)
+    samples = sampler.draw(est, n, args.steps, y)
     if out.suffix == ".npy":
         np.save(out, samples)
     else:
         side = int(round(np.sqrt(samples.shape[1])))
         if side * side != samples.shape[1]:
             raise CLIError(f"samples have {samples.shape[1]} features, not a square image: use --out FILE.npy")
-        n_cols = min(n, len(est.classes_)) if name == "CVAE" and args.label is None else None
+        n_cols = min(n, len(est.classes_)) if conditional and args.label is None else None
         fig = plotting.plot_samples(np.clip(samples, 0, 1) if samples.min() >= -0.01 else samples, n_cols=n_cols, title=f"{name} samples")
         fig.savefig(out, dpi=110, bbox_inches="tight")
     print(f"wrote {samples.shape[0]} samples to {out}")
     return 0
+
+
+def _commands(conditional=None):
+    """The command-line names of the models that sample (conditionally, if asked), for messages."""
+    names = [e.command for e in _registry.ESTIMATORS if e.sampler is not None and conditional in (None, e.sampler.conditional)]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def _check_writable(path, option):
@@ -302,7 +288,9 @@ def cmd_bench(extra):
         return exit_.code if isinstance(exit_.code, int) else 2
 
 
-def build_parser():
+def build_parser(train_model=None):
+    """The ``deepgm`` parser; with ``train_model`` (a command-line model name), ``train`` also takes that
+    estimator's hyperparameters as options. Returns the parser and those hyperparameters' defaults."""
     parser = argparse.ArgumentParser(prog="deepgm", description="Classic deep generative models on a fast parallel CPU core.")
     parser.add_argument("--version", action="version", version=f"deepgm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -318,14 +306,17 @@ def build_parser():
 
     train = sub.add_parser("train", help="train a model and save it (safetensors)", description="Trains MODEL and saves it. "
                            "Hyperparameters are options named after the estimator's parameters; see 'deepgm train MODEL --help'.")
-    train.add_argument("model", choices=sorted(MODELS), metavar="MODEL", help="one of: " + ", ".join(MODELS))
+    commands = [entry.command for entry in _registry.ESTIMATORS]
+    train.add_argument("model", choices=sorted(commands), metavar="MODEL", help="one of: " + ", ".join(commands))
     train.add_argument("--data", default=None, help="an MNIST IDX folder or file, a .npy/.npz, or a CSV (default: the embedded MNIST)")
     train.add_argument("--labels", default=None, help="labels for --data (.npy, .csv or IDX), for supervised models")
-    train.add_argument("--label-column", type=int, default=None, help="CSV column holding the labels (default for supervised models: the last)")
+    train.add_argument(
+        "--label-column", type=int, default=None, help="CSV column holding the labels (default for supervised models: the last)"
+    )
     train.add_argument("--out", default=None, help="model file to write (default: MODEL.safetensors)")
 
     sample = sub.add_parser("sample", help="draw samples from a saved model into an image grid",
-                            description="Loads MODEL_FILE (rbm, dbn, vae or cvae) and writes samples as a PNG grid (or .npy).")
+                            description=f"Loads MODEL_FILE ({_commands()}) and writes samples as a PNG grid (or .npy).")
     sample.add_argument("model_file", metavar="MODEL_FILE")
     sample.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--out", default="samples.png", help="output PNG (or .npy) file (default: samples.png)")
@@ -334,23 +325,21 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=None, help="random seed")
 
     sub.add_parser("bench", help="benchmark deepgm against NumPy, scikit-learn and PyTorch", add_help=False)
-    return parser
+    # `deepgm train MODEL --help` lists that model's hyperparameters.
+    defaults = _add_hyperparameter_options(train, _registry.by_command(train_model).cls) if train_model else {}
+    return parser, defaults
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if argv and argv[0] == "bench":
         try:
             return cmd_bench(argv[1:])
         except CLIError as err:
             print(f"deepgm bench: error: {err}", file=sys.stderr)
             return 2
-    # `deepgm train MODEL --help` lists that model's hyperparameters: add them before parsing.
-    defaults = None
-    if len(argv) >= 2 and argv[0] == "train" and argv[1] in MODELS:
-        train_parser = parser._subparsers._group_actions[0].choices["train"]
-        defaults = _add_hyperparameter_options(train_parser, _estimator_class(argv[1]))
+    known = {entry.command for entry in _registry.ESTIMATORS}
+    parser, defaults = build_parser(argv[1] if len(argv) >= 2 and argv[0] == "train" and argv[1] in known else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -359,7 +348,7 @@ def main(argv=None):
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "train":
-            return cmd_train(args, defaults or {})
+            return cmd_train(args, defaults)
         if args.command == "sample":
             return cmd_sample(args)
     except CLIError as err:

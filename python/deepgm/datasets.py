@@ -6,8 +6,8 @@ are downloaded on request by :func:`fetch_mnist`, which verifies every file
 against a SHA-256 checksum before it enters the local cache. :func:`read_idx`
 decodes the IDX format the MNIST files are stored in.
 
-Only the standard library and numpy are needed; ``tqdm`` is used for a
-download progress bar when it is installed and ``verbose=True``.
+Downloads go through pooch, which checks each file's SHA-256; with
+``verbose=True`` they show a tqdm progress bar.
 
 Examples
 --------
@@ -19,21 +19,21 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
-import hashlib
-import http.client
+import logging
 import os
 import struct
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Union
 
 import numpy as np
+import pooch
 
 __all__ = ["read_idx", "load_mnist", "fetch_mnist", "load_movielens"]
 
@@ -458,8 +458,6 @@ _MNIST_SHA256 = {
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 
-_CHUNK_SIZE = 1 << 20
-
 
 class _ChecksumMismatch(ValueError):
     """A download completed but its SHA-256 is not the expected one."""
@@ -512,90 +510,53 @@ def _normalize_checksums(checksums: Mapping[str, str] | None) -> dict[str, str]:
     return table
 
 
-def _sha256_of_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK_SIZE), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
-def _progress_bar(total: int | None, name: str, verbose: bool):
-    """A tqdm bar when ``verbose`` and tqdm is installed, else ``None``."""
-    if not verbose:
-        return None
+@contextlib.contextmanager
+def _pooch_silenced():
+    """pooch logs every download to stderr; fetch_mnist prints only when asked (verbose)."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-def _stream_to_file(response, fh, hasher, progress) -> int:
-    """Copy ``response`` into ``fh`` chunk by chunk, hashing as it goes."""
-    received = 0
-    while True:
-        chunk = response.read(_CHUNK_SIZE)
-        if not chunk:
-            return received
-        fh.write(chunk)
-        hasher.update(chunk)
-        received += len(chunk)
-        if progress is not None:
-            progress.update(len(chunk))
+def _downloader(timeout: float, verbose: bool):
+    """pooch's HTTP downloader: ``timeout`` for connecting and each read, a tqdm bar if ``verbose``."""
+    return pooch.HTTPDownloader(progressbar=verbose, timeout=timeout)
 
 
 def _download_one(
     url: str, dest: Path, expected: str, timeout: float, verbose: bool
 ) -> None:
-    """Download ``url`` to ``dest`` atomically, verifying its SHA-256.
+    """Download ``url`` to ``dest`` with pooch, verifying its SHA-256.
 
-    The data goes to a temporary file in ``dest``'s folder that is renamed
-    to ``dest`` only once its checksum matches; in every other case
-    (mismatch, network error, interruption) the temporary file is removed.
+    pooch streams into a temporary file, checks its hash and deletes it on a mismatch; it does so
+    in a private temporary folder beside ``dest``, and only the verified file is renamed to
+    ``dest``. So ``dest`` is never partial, and an existing ``dest`` (a forced download, a cached
+    file with another hash) is replaced only by a verified copy. The folder is removed whatever
+    happens (mismatch, network error, interruption).
     """
+    import requests  # pooch's HTTP client, imported on first download as pooch itself does
+
     if verbose:
         print(f"Downloading {url}", file=sys.stderr)
-    request = urllib.request.Request(
-        url, headers={"User-Agent": "deepgm (Python urllib)"}
-    )
-    hasher = hashlib.sha256()
-    tmp_name = None
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            with tempfile.NamedTemporaryFile(
-                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
-            ) as fh:
-                tmp_name = fh.name
-                progress = _progress_bar(total, dest.name, verbose)
-                try:
-                    received = _stream_to_file(response, fh, hasher, progress)
-                finally:
-                    if progress is not None:
-                        progress.close()
-                fh.flush()
-                os.fsync(fh.fileno())
-        if total is not None and received != total:
-            raise OSError(
-                f"incomplete download of {url}: received {received} of "
-                f"{total} bytes"
-            )
-        actual = hasher.hexdigest()
-        if actual != expected:
-            raise _ChecksumMismatch(
-                f"SHA-256 mismatch for {dest.name} downloaded from {url}: "
-                f"expected {expected}, got {actual}. The file was discarded."
-            )
-        os.replace(tmp_name, dest)
-        tmp_name = None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except FileNotFoundError:
-                pass
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as private:
+        try:
+            with _pooch_silenced():
+                fetched = pooch.retrieve(
+                    url,
+                    known_hash=f"sha256:{expected}",
+                    fname=dest.name,
+                    path=private,
+                    downloader=_downloader(timeout, verbose),
+                )
+        except requests.exceptions.ChunkedEncodingError as exc:  # the connection broke mid-file
+            raise OSError(f"incomplete download of {url}: {exc}") from None
+        except ValueError as exc:  # pooch's hash check: the message names the file and both digests
+            raise _ChecksumMismatch(f"{exc} (downloaded from {url})") from None
+        os.replace(fetched, dest)
 
 
 def _download(
@@ -617,7 +578,7 @@ def _download(
         except _ChecksumMismatch as exc:
             mismatches.append(exc)
             failures.append(f"{url}: checksum mismatch")
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:  # requests' errors are OSErrors too
             failures.append(f"{url}: {exc}")
         if verbose:
             print(f"  failed: {failures[-1]}", file=sys.stderr)
@@ -673,8 +634,7 @@ def fetch_mnist(
     timeout : float, default=60.0
         Timeout in seconds for connecting and for each network read.
     verbose : bool, default=False
-        Print what is downloaded to stderr, with a progress bar if ``tqdm``
-        is installed.
+        Print what is downloaded to stderr, with a tqdm progress bar.
 
     Returns
     -------
@@ -716,7 +676,7 @@ def fetch_mnist(
         dest = folder / name
         mismatched = False
         if dest.is_file():
-            if _sha256_of_file(dest) == expected:
+            if pooch.file_hash(str(dest)) == expected:
                 if not force:
                     continue
             else:

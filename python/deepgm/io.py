@@ -123,20 +123,17 @@ class _Reader:
         return node["value"]
 
     def decode_estimator(self, desc):
-        cls = _estimator_classes().get(desc["class"])
-        if cls is None:
+        from ._registry import by_class_name
+
+        entry = by_class_name(desc["class"])
+        if entry is None:
             raise ValueError(f"unknown estimator class {desc['class']!r} in model file")
+        cls = entry.cls
         params = {k: self.decode(v) for k, v in desc["params"].items()}
         est = cls(**params)
         for key, node in desc["state"].items():
             setattr(est, key, self.decode(node))
         return est
-
-
-def _estimator_classes():
-    from . import CVAE, DBN, RBM, VAE, CollaborativeRBM, DBNClassifier, DBNRegressor, DeepAutoencoder, ReplicatedSoftmax
-
-    return {c.__name__: c for c in (RBM, DBN, DBNClassifier, DBNRegressor, DeepAutoencoder, VAE, CVAE, CollaborativeRBM, ReplicatedSoftmax)}
 
 
 def save(estimator, path) -> Path:
@@ -155,8 +152,9 @@ def save(estimator, path) -> Path:
     from sklearn.utils.validation import check_is_fitted
 
     from . import __version__
+    from ._registry import by_class_name
 
-    if type(estimator).__name__ not in _estimator_classes():
+    if by_class_name(type(estimator).__name__) is None:
         raise TypeError(f"save expects a deepgm estimator; got {type(estimator).__name__}")
     check_is_fitted(estimator)
     writer = _Writer()

@@ -99,7 +99,8 @@ def image_grid(images, *, n_cols=None, image_shape=None, title=None, normalize="
     mosaic = tile(images, n_cols=n_cols, image_shape=image_shape, normalize=normalize)
     if ax is None:
         scale = 6.0 / max(mosaic.shape)
-        fig, ax = plt.subplots(figsize=figsize or (max(2.0, mosaic.shape[1] * scale), max(2.0, mosaic.shape[0] * scale) + (0.4 if title else 0)))
+        width, height = max(2.0, mosaic.shape[1] * scale), max(2.0, mosaic.shape[0] * scale) + (0.4 if title else 0)
+        fig, ax = plt.subplots(figsize=figsize or (width, height))
     else:
         fig = ax.figure
     ax.imshow(mosaic, cmap=cmap, interpolation="nearest", vmin=0, vmax=1 if normalize else None)
@@ -119,7 +120,10 @@ def plot_filters(model, n_filters=100, *, image_shape=None, title="RBM filters",
         model = model.components_
     weights = np.asarray(model)
     if weights.ndim != 2 or weights.dtype.kind not in "fiu":
-        raise ValueError(f"model must be a fitted RBM or a 2-D numeric weight matrix (n_filters, n_features); got an array of shape {weights.shape}")
+        raise ValueError(
+            "model must be a fitted RBM or a 2-D numeric weight matrix (n_filters, n_features); "
+            f"got an array of shape {weights.shape}"
+        )
     weights = weights[:n_filters]
     return image_grid(weights, image_shape=image_shape, title=title, normalize="each", **kwargs)
 

@@ -7,7 +7,6 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -36,7 +35,7 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def numpy_blas() -> Dict[str, object]:
+def numpy_blas() -> dict[str, object]:
     """threadpoolctl's description of the BLAS library NumPy is linked to."""
     try:
         from threadpoolctl import threadpool_info
@@ -58,7 +57,7 @@ def numpy_blas() -> Dict[str, object]:
     }
 
 
-def machine_info() -> Dict[str, object]:
+def machine_info() -> dict[str, object]:
     """CPU, core counts, library versions and NumPy's BLAS."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
@@ -73,7 +72,7 @@ def machine_info() -> Dict[str, object]:
     }
 
 
-def environment_warnings() -> List[str]:
+def environment_warnings() -> list[str]:
     """One warning line per OpenBLAS tuning variable set in the environment (they are left as they are)."""
     return [
         f"WARNING: {name}={os.environ[name]} is set in the environment; it changes OpenBLAS's kernels or "
@@ -111,11 +110,11 @@ class ForeignLoad:
         own = os.times()
         return time.perf_counter(), busy_s, own.user + own.system
 
-    def start(self) -> "ForeignLoad":
+    def start(self) -> ForeignLoad:
         self._start = self._sample()
         return self
 
-    def stop(self) -> Optional[float]:
+    def stop(self) -> float | None:
         end = self._sample()
         if self._start is None or end is None:
             return None

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import expit, logsumexp
@@ -385,7 +385,7 @@ class NumpyAutoencoder(NumpyMLP):
         super().__init__(sizes, autoencoder_activations(sizes), "binary_cross_entropy",
                          learning_rate, momentum, weight_decay, batch_size, seed, dtype)
 
-    def fit_epoch(self, X: np.ndarray, Y: Optional[np.ndarray] = None) -> float:
+    def fit_epoch(self, X: np.ndarray, Y: np.ndarray | None = None) -> float:
         """One epoch of reconstructing X (n, n_features) (values in [0, 1])."""
         return super().fit_epoch(X, X if Y is None else Y)
 
@@ -432,7 +432,7 @@ class NumpyVAE:
             params.append(self.class_means)
         return params
 
-    def loss_gradients(self, x: np.ndarray, labels: Optional[np.ndarray] = None, eps: Optional[np.ndarray] = None):
+    def loss_gradients(self, x: np.ndarray, labels: np.ndarray | None = None, eps: np.ndarray | None = None):
         """(mean loss, gradients in the order of :meth:`parameters`) of the batch x (B, n_features).
 
         labels: (B,) ints (CVAE only); eps: (B, n_latent) standard normal noise (drawn if None).
@@ -482,13 +482,13 @@ class NumpyVAE:
             grads.append(np.dot(onehot.T, diff) * (-1.0 / n))
         return value, grads
 
-    def train_step(self, x: np.ndarray, labels: Optional[np.ndarray] = None) -> float:
+    def train_step(self, x: np.ndarray, labels: np.ndarray | None = None) -> float:
         """One Adam step on the minibatch; returns the loss before the update."""
         value, grads = self.loss_gradients(x, labels)
         self.optimizer.step(grads)
         return value
 
-    def fit_epoch(self, X: np.ndarray, labels: Optional[np.ndarray] = None) -> float:
+    def fit_epoch(self, X: np.ndarray, labels: np.ndarray | None = None) -> float:
         """One epoch over X (n, n_features) (and labels (n,) for a CVAE); returns the mean loss."""
         losses = []
         for rows in minibatches(X.shape[0], self.batch_size, self.rng):

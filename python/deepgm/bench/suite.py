@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class Settings:
     threads: int
 
     @classmethod
-    def make(cls, quick: bool, repeats: Optional[int], threads: Optional[int], scaling: bool) -> "Settings":
+    def make(cls, quick: bool, repeats: int | None, threads: int | None, scaling: bool) -> Settings:
         all_curves = ("batch_size", "hidden_width", "dataset_size", "threads")
         return cls(
             quick=quick,
@@ -126,19 +126,19 @@ class PeakMemory:
 class Result:
     implementation: str
     median_s: float
-    times_s: List[float]
-    peak_mib: Optional[float]  # None when memory was not sampled (quick runs)
-    foreign_load: Optional[float]
+    times_s: list[float]
+    peak_mib: float | None  # None when memory was not sampled (quick runs)
+    foreign_load: float | None
 
 
 @dataclass
 class Row:
     name: str
     gflop: float
-    results: Dict[str, Result] = field(default_factory=dict)
+    results: dict[str, Result] = field(default_factory=dict)
     note: str = ""
 
-    def ratio(self, impl: str) -> Optional[float]:
+    def ratio(self, impl: str) -> float | None:
         if "deepgm" not in self.results or impl not in self.results:
             return None
         return self.results[impl].median_s / self.results["deepgm"].median_s
@@ -150,7 +150,7 @@ class Row:
         return any((r.foreign_load or 0) > 0.10 for r in self.results.values())
 
 
-def time_impl(name: str, fn: Callable[[], object], cfg: Settings, repeats: Optional[int] = None, warmup: int = 1) -> Result:
+def time_impl(name: str, fn: Callable[[], object], cfg: Settings, repeats: int | None = None, warmup: int = 1) -> Result:
     """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones, starting from a
     quiet process; and (full runs) the peak memory added by one more, untimed call.
 
@@ -177,7 +177,7 @@ def time_impl(name: str, fn: Callable[[], object], cfg: Settings, repeats: Optio
     return Result(name, float(np.median(times)), times, peak_mib, foreign)
 
 
-def measure(row: Row, impls: Dict[str, Callable[[], object]], cfg: Settings, log) -> Row:
+def measure(row: Row, impls: dict[str, Callable[[], object]], cfg: Settings, log) -> Row:
     for name, fn in impls.items():
         row.results[name] = time_impl(name, fn, cfg)
     parts = [f"{n} {r.median_s * 1e3:.0f} ms" for n, r in row.results.items()]
@@ -378,7 +378,7 @@ def sampling_row(rbm: RBM, cfg, log, has_torch):
 PEAK_SHAPE = (2000, 784, 1000)
 
 
-def gemm_peak(cfg: Settings, log) -> Dict[str, float]:
+def gemm_peak(cfg: Settings, log) -> dict[str, float]:
     """The machine's measured float32 GEMM peak (GFLOP/s) on all threads: deepgm's and NumPy's
     ``PEAK_SHAPE`` product; the better of the two is the peak every row is a fraction of."""
     rng = np.random.default_rng(0)
@@ -398,12 +398,12 @@ def gemm_peak(cfg: Settings, log) -> Dict[str, float]:
 # ---------------------------------------------------------------------------------------------
 
 
-def scaling(X, cfg: Settings, log, has_torch) -> Dict[str, dict]:
+def scaling(X, cfg: Settings, log, has_torch) -> dict[str, dict]:
     """Epoch time against batch size, hidden width, data set size (RBM CD-1; deepgm and NumPy) and
     threads (RBM and VAE; deepgm, NumPy and PyTorch): the curves named in ``cfg.scaling``."""
     from threadpoolctl import threadpool_limits
 
-    out: Dict[str, dict] = {}
+    out: dict[str, dict] = {}
     cfg = replace(cfg, repeats=cfg.scaling_repeats, measure_memory=False)
 
     def rbm_time(data, nh, batch, n_jobs=None):
@@ -417,15 +417,27 @@ def scaling(X, cfg: Settings, log, has_torch) -> Dict[str, dict]:
     if "batch_size" in cfg.scaling:
         log("scaling: batch size")
         batches = [25, 50, 100, 200, 400]
-        out["batch_size"] = {"x": batches, "deepgm": [rbm_time(Xs, 500, b) for b in batches], "numpy": [numpy_rbm_time(Xs, 500, b) for b in batches]}
+        out["batch_size"] = {
+            "x": batches,
+            "deepgm": [rbm_time(Xs, 500, b) for b in batches],
+            "numpy": [numpy_rbm_time(Xs, 500, b) for b in batches],
+        }
     if "hidden_width" in cfg.scaling:
         log("scaling: hidden width")
         widths = [125, 250, 500, 1000]
-        out["hidden_width"] = {"x": widths, "deepgm": [rbm_time(Xs, w, 100) for w in widths], "numpy": [numpy_rbm_time(Xs, w, 100) for w in widths]}
+        out["hidden_width"] = {
+            "x": widths,
+            "deepgm": [rbm_time(Xs, w, 100) for w in widths],
+            "numpy": [numpy_rbm_time(Xs, w, 100) for w in widths],
+        }
     if "dataset_size" in cfg.scaling:
         log("scaling: data set size")
         sizes = [n for n in (1250, 2500, 5000, 10000) if n <= len(X)]
-        out["dataset_size"] = {"x": sizes, "deepgm": [rbm_time(X[:n], 500, 100) for n in sizes], "numpy": [numpy_rbm_time(X[:n], 500, 100) for n in sizes]}
+        out["dataset_size"] = {
+            "x": sizes,
+            "deepgm": [rbm_time(X[:n], 500, 100) for n in sizes],
+            "numpy": [numpy_rbm_time(X[:n], 500, 100) for n in sizes],
+        }
     if "threads" in cfg.scaling:
         log("scaling: threads")
         threads = sorted({1, min(2, os.cpu_count() or 1), cfg.threads})
@@ -448,7 +460,7 @@ def scaling(X, cfg: Settings, log, has_torch) -> Dict[str, dict]:
     return out
 
 
-def plot_scaling(data: Dict[str, dict], path: Path):
+def plot_scaling(data: dict[str, dict], path: Path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -484,7 +496,7 @@ IMPLS = ("deepgm", "numpy", "torch", "scikit-learn")
 IMPL_TITLES = {"deepgm": "deepgm", "numpy": "NumPy", "torch": "PyTorch", "scikit-learn": "scikit-learn"}
 
 
-def markdown(rows: List[Row], peak: Dict[str, float], info: dict, scaling_data: Optional[dict], cfg: Settings) -> str:
+def markdown(rows: list[Row], peak: dict[str, float], info: dict, scaling_data: dict | None, cfg: Settings) -> str:
     """The results table: per implementation, the median time, the ratio to deepgm and the % of peak."""
     best_peak = max(peak.values())
     lines = [
@@ -533,7 +545,7 @@ def markdown(rows: List[Row], peak: Dict[str, float], info: dict, scaling_data: 
     return "\n".join(lines) + "\n"
 
 
-def payload(rows: List[Row], peak: Dict[str, float], info: dict, scaling_data: Optional[dict], cfg: Settings, elapsed: float) -> dict:
+def payload(rows: list[Row], peak: dict[str, float], info: dict, scaling_data: dict | None, cfg: Settings, elapsed: float) -> dict:
     """results.json: everything in the table, with every timing."""
     best_peak = max(peak.values())
     return {
@@ -563,10 +575,14 @@ def payload(rows: List[Row], peak: Dict[str, float], info: dict, scaling_data: O
 
 def main(argv=None, *, default_out: str = "deepgm-bench", prog: str = "deepgm bench") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run in under a minute (1,000 images, one repeat, thread scaling only)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run in under a minute (1,000 images, one repeat, thread scaling only)"
+    )
     parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per implementation (default: 3, quick: 1)")
-    parser.add_argument("--threads", type=int, default=None, help="threads for PyTorch (default: all cores; deepgm and NumPy use all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for PyTorch (default: all cores; deepgm and NumPy use all cores)"
+    )
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling curves")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     args = parser.parse_args(argv)
@@ -615,5 +631,6 @@ def main(argv=None, *, default_out: str = "deepgm-bench", prog: str = "deepgm be
         plot_scaling(scaling_data, out / "scaling.png")
     log("")
     log(md)
-    log(f"wrote {out / 'results.md'}, {out / 'results.json'}" + (f", {out / 'scaling.png'}" if scaling_data else "") + f" in {time.perf_counter() - start:.0f} s")
+    written = [out / "results.md", out / "results.json"] + ([out / "scaling.png"] if scaling_data else [])
+    log(f"wrote {', '.join(map(str, written))} in {time.perf_counter() - start:.0f} s")
     return 0

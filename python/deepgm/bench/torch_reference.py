@@ -29,7 +29,7 @@ import argparse
 import importlib.util
 import sys
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,7 +50,7 @@ def _torch():
     return torch
 
 
-def set_threads(n_threads: Optional[int]) -> None:
+def set_threads(n_threads: int | None) -> None:
     """torch.set_num_threads(n_threads) (None leaves torch's default)."""
     if n_threads is not None:
         _torch().set_num_threads(int(n_threads))

@@ -17,9 +17,8 @@ import pickle
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
-
 import dask.array as da
+import numpy as np
 from dask.local import get_sync
 from dask.optimization import cull
 from distributed import Future, wait

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import dask.array as da
+import numpy as np
 
 from .._base import check_hidden_layer_sizes, check_unit_interval, seed_from
 from .._mlp import init_layer, reset_finetune_state

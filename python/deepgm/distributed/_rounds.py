@@ -26,7 +26,7 @@ from distributed import wait
 from distributed.scheduler import KilledWorker
 
 from .._base import DivergenceError, deferred_interrupts
-from ._data import as_row_blocks, align_rows, block_readers, make_shards, sample_index
+from ._data import align_rows, as_row_blocks, block_readers, make_shards, sample_index
 from ._worker import ShardTask, release_blocks, train_shard
 
 #: Seconds between checks that the cluster still has workers while a round runs.
