@@ -158,7 +158,8 @@ def movielens(path, seed, log):
     rank, lam = min(scores, key=scores.get)
     t = time.perf_counter()
     mf = fit_matrix_factorisation(train, rank, lam, bias_lam, np.random.default_rng(seed))
-    record(f"biased MF (ALS, rank {rank}, lambda={lam})", time.perf_counter() - t, predict_factorisation(mf, te.row, te.col), rank=rank, lam=lam)
+    name = f"biased MF (ALS, rank {rank}, lambda={lam}, biases' lambda={bias_lam})"
+    record(name, time.perf_counter() - t, predict_factorisation(mf, te.row, te.col), rank=rank, lam=lam, bias_lam=bias_lam)
 
     for name, params in [
         ("CollaborativeRBM()", {}),

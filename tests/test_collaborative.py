@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 
+import _softmax_oracles as oracle
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -14,9 +15,6 @@ from sklearn.base import clone
 import deepgm
 from deepgm import CollaborativeRBM, _core
 from deepgm.collaborative import PRIOR_RATINGS, auto_cd_steps
-
-import _softmax_oracles as oracle
-
 
 VALUES = (1.0, 2.0, 3.0, 4.0, 5.0)
 
@@ -81,7 +79,8 @@ def test_conditionals_match_float64_oracle(dtype, conditional, rng):
     want = oracle.collab_hidden(codes, W, c, D, r_mask if conditional else None)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(H, want, atol=tol)
-    np.testing.assert_allclose(H[3], oracle.collab_hidden(-np.ones((1, 9), int), W, c, D, r_mask[3:4] if conditional else None)[0], atol=tol)
+    alone = oracle.collab_hidden(-np.ones((1, 9), int), W, c, D, r_mask[3:4] if conditional else None)[0]
+    np.testing.assert_allclose(H[3], alone, atol=tol)
 
     # p(v | h) for a query pattern, rows in the pattern's order.
     q = sp.csr_matrix((rng.random((7, 9)) < 0.5).astype(float))
@@ -172,7 +171,8 @@ def test_gibbs_sampling_matches_exact_distribution(rng):
         exact[combo] = (V * b).sum() + oracle.softplus(x).sum()
     log_z = np.logaddexp.reduce(list(exact.values()))
     probs = {k: np.exp(v - log_z) for k, v in exact.items()}
-    out = _core.collab_gibbs(indptr, indices, start, W, b, c, conditional_weights=D, r_indptr=r_indptr, r_indices=r_indices, n_steps=25, seed=8)
+    sets = dict(conditional_weights=D, r_indptr=r_indptr, r_indices=r_indices)
+    out = _core.collab_gibbs(indptr, indices, start, W, b, c, **sets, n_steps=25, seed=8)
     keys = list(probs)
     counts = np.zeros(len(keys))
     for chain in out.reshape(n, 3):
@@ -183,7 +183,7 @@ def test_gibbs_sampling_matches_exact_distribution(rng):
     # The same test rejects the distribution without the conditional term.
     without = oracle.collab_rating_distribution(items, W, b, c, D=None)
     assert oracle.chi_square(counts, np.array([without[k] for k in keys])) > 54.05
-    again = _core.collab_gibbs(indptr, indices, start, W, b, c, conditional_weights=D, r_indptr=r_indptr, r_indices=r_indices, n_steps=25, seed=8, n_jobs=1)
+    again = _core.collab_gibbs(indptr, indices, start, W, b, c, **sets, n_steps=25, seed=8, n_jobs=1)
     np.testing.assert_array_equal(out, again)
 
 
@@ -316,7 +316,9 @@ def test_recommend_ranks_unrated_items_by_expected_rating(fitted, ratings):
 @pytest.mark.parametrize("conditional", [False, True])
 def test_thread_count_independence(conditional, ratings):
     R, _ = ratings
-    fit = lambda n_jobs: CollaborativeRBM(8, conditional=conditional, n_iter=3, k=2, batch_size=7, random_state=4, n_jobs=n_jobs).fit(R)
+    def fit(n_jobs):
+        return CollaborativeRBM(8, conditional=conditional, n_iter=3, k=2, batch_size=7, random_state=4, n_jobs=n_jobs).fit(R)
+
     one, two = fit(1), fit(2)
     np.testing.assert_array_equal(one.components_, two.components_)
     np.testing.assert_array_equal(one.intercept_visible_, two.intercept_visible_)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 
+import _softmax_oracles as oracle
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -13,8 +14,6 @@ from sklearn.base import clone
 
 import deepgm
 from deepgm import ReplicatedSoftmax, _core
-
-import _softmax_oracles as oracle
 
 
 def topic_documents(n_docs, rng, n_words=30, n_topics=3, mean_length=20):
@@ -196,7 +195,8 @@ def test_a_pipeline_with_count_vectorizer():
 
     docs = ["apples and pears", "pears and plums", "stocks and bonds", "bonds and shares"] * 10
     y = [0, 0, 1, 1] * 10
-    pipe = make_pipeline(CountVectorizer(), ReplicatedSoftmax(2, batch_size=4, max_iter=50, learning_rate=0.05, random_state=0), LogisticRegression())
+    topics = ReplicatedSoftmax(2, batch_size=4, max_iter=50, learning_rate=0.05, random_state=0)
+    pipe = make_pipeline(CountVectorizer(), topics, LogisticRegression())
     assert pipe.fit(docs, y).score(docs, y) == 1.0
     vec = pipe[0]
     words = pipe[1].top_words(vec.get_feature_names_out(), n_words=2)
@@ -218,7 +218,9 @@ def test_sample_and_top_words(fitted):
 
 def test_thread_count_independence(corpus):
     C, _ = corpus
-    fit = lambda n_jobs: ReplicatedSoftmax(6, max_iter=2, k=2, random_state=3, n_jobs=n_jobs).fit(C)
+    def fit(n_jobs):
+        return ReplicatedSoftmax(6, max_iter=2, k=2, random_state=3, n_jobs=n_jobs).fit(C)
+
     one, two = fit(1), fit(2)
     np.testing.assert_array_equal(one.components_, two.components_)
     np.testing.assert_array_equal(one.intercept_visible_, two.intercept_visible_)

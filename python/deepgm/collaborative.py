@@ -160,7 +160,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     (4, 4)
     """
 
-    _param_names = ("components_", "intercept_visible_", "intercept_hidden_", "conditional_weights_", "shared_components_", "rating_values_")
+    _param_names = (
+        "components_", "intercept_visible_", "intercept_hidden_", "conditional_weights_", "shared_components_", "rating_values_",
+    )
     _state_names = (
         "components_velocity_",
         "intercept_visible_velocity_",
@@ -416,7 +418,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             union.sort_indices()
             r_ptr, r_idx = csr_arrays(union)
         H = self._hidden(indptr, indices, codes, r_ptr, r_idx)
-        probs = _core.collab_visible(H, q_indptr, q_indices, self.components_, self.intercept_visible_, n_jobs=self._n_jobs(), **self._shared())
+        probs = _core.collab_visible(
+            H, q_indptr, q_indices, self.components_, self.intercept_visible_, n_jobs=self._n_jobs(), **self._shared()
+        )
         return probs.astype(np.float64) @ self.rating_values_
 
     def _observed(self, X, name="X"):
