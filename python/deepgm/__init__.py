@@ -8,9 +8,11 @@ from . import datasets, plotting  # deepgm.datasets.load_mnist(), deepgm.plottin
 from ._base import DivergenceError
 from ._core import __version__  # the version of Cargo.toml, which the wheel carries too
 from .autoencoder import DeepAutoencoder
+from .collaborative import CollaborativeRBM
 from .dbn import DBN, DBNClassifier, DBNRegressor
 from .io import load, save
 from .rbm import RBM, LogPartition
+from .topics import ReplicatedSoftmax
 from .vae import CVAE, VAE
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "DeepAutoencoder",
     "VAE",
     "CVAE",
+    "CollaborativeRBM",
+    "ReplicatedSoftmax",
     "LogPartition",
     "DivergenceError",
     "load",

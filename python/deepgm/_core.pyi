@@ -143,3 +143,64 @@ def vae_train_step(
     conditioning: Conditioning = "none", n_classes: int = 0, n_jobs: int | None = None,
 ) -> tuple[float, float, float]: ...
 def gaussian_kl(mu: FloatArray, log_var: FloatArray, prior_mean: FloatArray | None = None) -> npt.NDArray[np.float64]: ...
+
+# -- softmax-unit models (rust/py/softmax_api.rs) ------------------------------------------------------
+# Sparse inputs as a CSR matrix's arrays: indptr and indices int64; codes (rating-value indices) int64,
+# or word counts in the model's dtype.
+
+def collab_hidden(
+    indptr: IndexArray, indices: IndexArray, codes: IndexArray, components: FloatArray, intercept_hidden: FloatArray, *,
+    conditional_weights: FloatArray | None = None, shared_components: FloatArray | None = None, r_indptr: IndexArray | None = None,
+    r_indices: IndexArray | None = None, n_jobs: int | None = None,
+) -> FloatArray: ...
+def collab_visible(
+    h: FloatArray, indptr: IndexArray, indices: IndexArray, components: FloatArray, intercept_visible: FloatArray, *,
+    shared_components: FloatArray | None = None, n_jobs: int | None = None,
+) -> FloatArray: ...
+def collab_gibbs(
+    indptr: IndexArray, indices: IndexArray, codes: IndexArray, components: FloatArray, intercept_visible: FloatArray,
+    intercept_hidden: FloatArray, *, conditional_weights: FloatArray | None = None, shared_components: FloatArray | None = None,
+    r_indptr: IndexArray | None = None, r_indices: IndexArray | None = None, n_steps: int = 1, seed: int, n_jobs: int | None = None,
+) -> npt.NDArray[np.int64]: ...
+def collab_cd_step(
+    indptr: IndexArray, indices: IndexArray, codes: IndexArray, components: FloatArray, intercept_visible: FloatArray,
+    intercept_hidden: FloatArray, components_velocity: FloatArray, intercept_visible_velocity: FloatArray,
+    intercept_hidden_velocity: FloatArray, *, users: IndexArray, last_update: npt.NDArray[np.int64],
+    conditional_weights: FloatArray | None = None, conditional_weights_velocity: FloatArray | None = None,
+    shared_components: FloatArray | None = None, shared_components_velocity: FloatArray | None = None, k: int = 1,
+    learning_rate: float = 0.1, momentum: float = 0.0, weight_decay: float = 0.0, shared_learning_rate: float | None = None,
+    seed: int, step: int, return_reconstruction: bool = False, n_jobs: int | None = None,
+) -> npt.NDArray[np.int64] | None: ...
+def collab_catch_up(
+    components: FloatArray, intercept_visible: FloatArray, intercept_hidden: FloatArray, components_velocity: FloatArray,
+    intercept_visible_velocity: FloatArray, intercept_hidden_velocity: FloatArray, *, last_update: npt.NDArray[np.int64],
+    conditional_weights: FloatArray | None = None, conditional_weights_velocity: FloatArray | None = None,
+    shared_components: FloatArray | None = None, shared_components_velocity: FloatArray | None = None, learning_rate: float = 0.1,
+    momentum: float = 0.0, weight_decay: float = 0.0, step: int, n_jobs: int | None = None,
+) -> None: ...
+def rs_hidden(
+    indptr: IndexArray, indices: IndexArray, data: FloatArray, components: FloatArray, intercept_hidden: FloatArray, *,
+    n_jobs: int | None = None,
+) -> FloatArray: ...
+def rs_log_unnormalized(
+    indptr: IndexArray, indices: IndexArray, data: FloatArray, components: FloatArray, intercept_visible: FloatArray,
+    intercept_hidden: FloatArray, *, n_jobs: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def rs_cd_step(
+    indptr: IndexArray, indices: IndexArray, data: FloatArray, components: FloatArray, intercept_visible: FloatArray,
+    intercept_hidden: FloatArray, components_velocity: FloatArray, intercept_visible_velocity: FloatArray,
+    intercept_hidden_velocity: FloatArray, *, rows: IndexArray, k: int = 1, learning_rate: float = 0.1, momentum: float = 0.0,
+    weight_decay: float = 0.0, seed: int, step: int, return_reconstruction: bool = False, n_jobs: int | None = None,
+) -> FloatArray | None: ...
+def rs_log_partition_exact(
+    components: FloatArray, intercept_visible: FloatArray, intercept_hidden: FloatArray, doc_lengths: IndexArray, *,
+    max_units: int = 20, n_jobs: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def rs_ais(
+    components: FloatArray, intercept_visible: FloatArray, intercept_hidden: FloatArray, doc_lengths: IndexArray, *,
+    steps_per_word: int = 50, n_chains: int = 100, seed: int, n_jobs: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def rs_sample(
+    components: FloatArray, intercept_visible: FloatArray, intercept_hidden: FloatArray, *, n_samples: int, doc_length: int,
+    n_steps: int = 1000, seed: int, n_jobs: int | None = None,
+) -> FloatArray: ...

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .autoencoder import DeepAutoencoder
+from .collaborative import CollaborativeRBM
 from .dbn import DBN, DBNClassifier, DBNRegressor
 from .rbm import RBM
+from .topics import ReplicatedSoftmax
 from .vae import CVAE, VAE
 
 __all__ = ["Sampler", "Entry", "ESTIMATORS", "by_command", "by_class_name"]
@@ -72,6 +74,8 @@ ESTIMATORS = (
     Entry(DeepAutoencoder, "autoencoder"),
     Entry(VAE, "vae", sampler=ANCESTRAL),
     Entry(CVAE, "cvae", supervised=True, sampler=BY_CLASS),
+    Entry(CollaborativeRBM, "collaborative-rbm"),
+    Entry(ReplicatedSoftmax, "replicated-softmax"),
 )
 
 

@@ -1,4 +1,4 @@
-"""Dataset loaders for deepgm: the MNIST handwritten digits.
+"""Dataset loaders for deepgm: the MNIST handwritten digits, and a reader of MovieLens ratings.
 
 The MNIST test set (10,000 images) ships inside the package, so
 :func:`load_mnist` works offline out of the box. The 60,000 training images
@@ -35,7 +35,7 @@ from typing import Union
 import numpy as np
 import pooch
 
-__all__ = ["read_idx", "load_mnist", "fetch_mnist"]
+__all__ = ["read_idx", "load_mnist", "fetch_mnist", "load_movielens"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -694,3 +694,97 @@ def fetch_mnist(
                 raise OSError(f"{err}; the cached {dest} (its SHA-256 does not match) was left as it was") from None
             raise
     return folder
+
+
+# --------------------------------------------------------------------------
+# MovieLens ratings
+# --------------------------------------------------------------------------
+
+# The rating files of GroupLens' MovieLens releases, in the order a folder is searched, with their
+# field separator and whether a header line comes first. Every format's first three fields are
+# user id, item id and rating.
+_MOVIELENS_FORMATS = {
+    "ratings.csv": (",", True),  # ml-latest, ml-latest-small, ml-20m, ml-25m
+    "ratings.dat": ("::", False),  # ml-1m, ml-10m
+    "u.data": ("\t", False),  # ml-100k
+}
+
+
+def _movielens_file(path: Path) -> Path:
+    if path.is_dir():
+        for name in _MOVIELENS_FORMATS:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"no MovieLens ratings file in {path}: looked for {', '.join(_MOVIELENS_FORMATS)}")
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if path.name not in _MOVIELENS_FORMATS:
+        raise ValueError(f"{path.name} is not a MovieLens ratings file: expected one of {', '.join(_MOVIELENS_FORMATS)}")
+    return path
+
+
+def load_movielens(path: PathLike):
+    """Load MovieLens ratings as a sparse users x items matrix.
+
+    Reads the rating files of GroupLens' releases: ``ratings.csv`` (ml-latest, ml-latest-small, ml-20m,
+    ml-25m; a header line, comma-separated), ``ratings.dat`` (ml-1m, ml-10m; ``::``-separated) and
+    ``u.data`` (ml-100k; tab-separated). MovieLens is not shipped with deepgm: its licence allows research
+    use only; download it from https://grouplens.org/datasets/movielens/.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ratings file, or a folder holding one of them.
+
+    Returns
+    -------
+    ratings : scipy.sparse.csr_matrix of shape (n_users, n_items), float64
+        The rating of user u for item i at ``[u, i]``; unrated items are not stored.
+    user_ids : numpy.ndarray of shape (n_users,), int64
+        The MovieLens user id of each row, ascending.
+    item_ids : numpy.ndarray of shape (n_items,), int64
+        The MovieLens movie id of each column, ascending.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist or a folder holds none of the files.
+    ValueError
+        If the file is not in the expected format, or rates one item twice by the same user.
+
+    Examples
+    --------
+    >>> from deepgm.datasets import load_movielens
+    >>> R, users, items = load_movielens("ml-latest-small")  # doctest: +SKIP
+    >>> R.shape  # doctest: +SKIP
+    (610, 9724)
+    """
+    import io
+    import warnings
+
+    import scipy.sparse as sp
+
+    file = _movielens_file(Path(path))
+    separator, header = _MOVIELENS_FORMATS[file.name]
+    text = file.read_bytes()
+    if separator != ",":
+        # One-character separators let numpy's C parser read the file.
+        text = text.replace(separator.encode(), b",")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # numpy warns about an empty file; refused below
+            table = np.loadtxt(io.BytesIO(text), delimiter=",", skiprows=1 if header else 0, usecols=(0, 1, 2), ndmin=2, encoding="latin-1")
+    except ValueError as err:
+        raise ValueError(f"{file} is not a MovieLens ratings file (user id, item id, rating, ...): {err}") from None
+    if table.shape[0] == 0:
+        raise ValueError(f"{file} holds no ratings")
+    users, items, ratings = table[:, 0], table[:, 1], table[:, 2]
+    if not (np.all(users == np.round(users)) and np.all(items == np.round(items))):
+        raise ValueError(f"{file}: user and item ids must be integers")
+    user_ids, rows = np.unique(users.astype(np.int64), return_inverse=True)
+    item_ids, cols = np.unique(items.astype(np.int64), return_inverse=True)
+    if np.unique(rows * item_ids.size + cols).size != rows.size:
+        raise ValueError(f"{file} rates some item twice by the same user")
+    matrix = sp.csr_matrix((ratings, (rows, cols)), shape=(user_ids.size, item_ids.size))
+    matrix.sort_indices()
+    return matrix, user_ids, item_ids

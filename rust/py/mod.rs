@@ -4,6 +4,8 @@
 //! - `api`: the Python signatures, one function per kernel call;
 //! - `kernels`, `dense`, `rbm`, `vae`: the bindings they call: borrow the arrays, build the kernels'
 //!   inputs, run the kernel with the GIL released, and return new arrays;
+//! - `softmax_api` and `softmax_models`: the same two layers for the softmax-unit models
+//!   (`CollaborativeRBM`, `ReplicatedSoftmax`);
 //! - `arrays`: conversion of Python arguments; `errors`: kernel errors and panics as Python exceptions.
 
 mod api;
@@ -12,6 +14,8 @@ mod dense;
 mod errors;
 mod kernels;
 mod rbm;
+mod softmax_api;
+mod softmax_models;
 mod vae;
 
 use pyo3::prelude::*;
@@ -27,5 +31,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    api::register(m)
+    api::register(m)?;
+    softmax_api::register(m)
 }

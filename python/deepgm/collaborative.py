@@ -1,0 +1,550 @@
+"""Collaborative filtering with a restricted Boltzmann machine (Salakhutdinov, Mnih & Hinton, ICML 2007).
+
+Every user is an RBM of their own. Its visible layer holds one K-way softmax group for each item the user
+rated, over the K distinct rating values (``rating_values_``), and nothing for the items they did not
+rate; all users share the weights ``W`` (n_items, K, n_components), the visible biases ``b``
+(n_items, K) and the hidden biases ``c``:
+
+    p(h_j = 1 | V) = sigmoid(c_j + sum over rated (i, k) of W_ikj  [+ sum over i in r of D_ij])
+    p(v_i = k | h) = softmax over k of (b_ik + sum_j h_j W_ikj)
+
+The conditional RBM (``conditional=True``) adds ``D`` (n_items, n_components): the set r of the items a
+user rated, *including the items whose rating is asked for*, shifts the hidden units, so knowing that
+someone watched a film says something even before their rating of it is known.
+
+Shared weights (``shared_weights=True``, the default) tie the items together: item i's weights are
+``W_i + S`` with ``S`` (K, n_components) common to all items, learnt from every rating. In the paper's
+model an item's weights learn only from that item's ratings, so on a data set where most items have few
+ratings the hidden units (what the model knows about a user) cannot reach those items; through S they do,
+as a user bias reaches every item in a bias or matrix-factorisation model. ``shared_weights=False`` is
+the paper's model exactly.
+
+Training is CD-T (T raised over training with ``k="auto"``) with momentum and weight decay, over
+minibatches of users. A step reads and updates only the parameters of the items its users rated: an
+item's rows first catch up, in closed form, with the momentum and decay steps they missed, so the model is
+exactly that of the dense algorithm (which moves every item at every step) at the cost of the ratings
+alone.
+Prediction is the paper's mean-field pass: ``p = p(h | observed ratings)``, then the expected rating
+``sum_k value_k * softmax_k(b_qk + p . W_qk)`` of each queried item q. It depends on the user's observed
+ratings (and, for the conditional RBM, on the queried items) and the fitted parameters only, so a user
+unseen in fit is folded in from their ratings with no refit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import validate_data
+
+from . import _core
+from ._base import (
+    DeepGMEstimator,
+    _named_errors,
+    batch_rows,
+    check_bool,
+    check_number,
+    check_positive_int,
+    deferred_interrupts,
+    interruption_point,
+    seed_from,
+)
+from ._sparse import as_csr, csr_arrays
+from .rbm import check_training_schedule
+
+__all__ = ["CollaborativeRBM"]
+
+#: The most distinct rating values (K); more usually means real-valued "ratings" that need rounding.
+MAX_RATING_VALUES = 100
+
+#: Pseudo-ratings (distributed as all ratings are) added to each item's counts for its initial biases:
+#: an item with few ratings starts near the overall distribution of ratings, as a regularised item bias
+#: does (with 1 pseudo-rating, held-out RMSE on MovieLens was 0.006 worse).
+PRIOR_RATINGS = 10.0
+
+#: Users whose ratings are reconstructed after each epoch to report the training RMSE.
+_MONITOR_USERS = 500
+
+#: Users per call when recommending (each call holds all their unrated items' probabilities).
+_RECOMMEND_CHUNK = 64
+
+
+def auto_cd_steps(epoch: int, n_epochs: int) -> int:
+    """The Gibbs steps T of epoch ``epoch`` (0-based) of ``n_epochs`` under ``k="auto"``: T = 1 for the
+    first half of training, then 3, then 5 for the last fifth (the paper raises T from 1 as learning
+    converges; longer chains give a less biased gradient once the model is near a mode)."""
+    progress = epoch / max(n_epochs, 1)
+    if progress < 0.5:
+        return 1
+    return 3 if progress < 0.8 else 5
+
+
+class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
+    """Restricted Boltzmann machine for collaborative filtering (Salakhutdinov, Mnih & Hinton 2007).
+
+    Learns from a users x items matrix of ratings, predicts the ratings users would give to items they
+    have not rated, and recommends items. Each user's rated items are K-way softmax units over the
+    rating values seen in fit; unrated items have no units at all, so training and prediction cost time
+    proportional to the number of ratings, not to the number of items.
+
+    Parameters
+    ----------
+    n_components : int, default=100
+        Number of hidden units.
+    conditional : bool, default=False
+        The conditional RBM: which items a user rated (and which items are queried in ``predict``) also
+        shift the hidden units, through ``conditional_weights_``.
+    shared_weights : bool, default=True
+        Add weights shared by all items (``shared_components_``) to each item's own: what a rating value
+        says about the hidden units is learnt from every item, so items with few ratings benefit too.
+        False gives the paper's model exactly.
+    k : int or "auto", default="auto"
+        Gibbs steps T of CD-T; "auto" raises T over training: 1 for the first half of the epochs, 3 until
+        80%, then 5 (see ``history_["k"]``).
+    learning_rate : float, default=0.003
+        Step size of the items' weights and biases and of the hidden biases (their statistics averaged
+        over the minibatch's users).
+    shared_learning_rate : float, default=0.05
+        Step size of ``shared_components_`` (whose statistics sum over every rated item, averaged over
+        the minibatch's ratings).
+    momentum : float, default=0.5
+        Momentum of the first ``initial_momentum_epochs`` epochs.
+    final_momentum : float, default=0.9
+        Momentum afterwards.
+    initial_momentum_epochs : int, default=5
+    weight_decay : float, default=0.01
+        L2 penalty on ``components_``, ``conditional_weights_`` and ``shared_components_``.
+    batch_size : int, default=20
+        Users per minibatch.
+    n_iter : int, default=30
+        Epochs (passes over the users).
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds initialisation, shuffling and sampling. The same value gives the same model for any
+        ``n_jobs``.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the computation and of the fitted arrays.
+    n_jobs : int or None, default=None
+        Threads for the Rust kernels (None or -1: all cores). Results do not depend on it.
+    verbose : int, default=0
+        Progress bar and per-epoch metrics.
+
+    Attributes
+    ----------
+    rating_values_ : ndarray of shape (n_rating_values,)
+        The distinct rating values seen in fit, ascending (float64).
+    components_ : ndarray of shape (n_items, n_rating_values, n_components)
+        W: the weights between each item's rating value and the hidden units.
+    intercept_visible_ : ndarray of shape (n_items, n_rating_values)
+        b. Starts at the log of each item's rating frequencies.
+    intercept_hidden_ : ndarray of shape (n_components,)
+        c.
+    conditional_weights_ : ndarray of shape (n_items, n_components)
+        D (conditional RBM only).
+    shared_components_ : ndarray of shape (n_rating_values, n_components)
+        S, added to every item's weights (``shared_weights=True`` only).
+    n_features_in_ : int
+        Number of items.
+    history_ : dict of lists
+        Per epoch: ``epoch``, ``k`` (Gibbs steps), ``train_rmse`` (RMSE of the mean-field reconstruction
+        of up to 500 users' training ratings) and ``time`` (seconds).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepgm import CollaborativeRBM
+    >>> R = np.array([[5, 4, np.nan, 1], [4, np.nan, 5, 1], [1, 1, np.nan, 5], [np.nan, 2, 1, 4]])
+    >>> model = CollaborativeRBM(n_components=4, n_iter=20, random_state=0).fit(R)
+    >>> model.rating_values_
+    array([1., 2., 4., 5.])
+    >>> model.predict(R, np.isnan(R)).shape
+    (4, 4)
+    """
+
+    _param_names = (
+        "components_", "intercept_visible_", "intercept_hidden_", "conditional_weights_", "shared_components_", "rating_values_",
+    )
+    _state_names = (
+        "components_velocity_",
+        "intercept_visible_velocity_",
+        "intercept_hidden_velocity_",
+        "conditional_weights_velocity_",
+        "shared_components_velocity_",
+        "_steps",
+        "_last_update",
+    )
+    _fitted_attribute = "components_"
+
+    def __init__(
+        self,
+        n_components=100,
+        *,
+        conditional=False,
+        shared_weights=True,
+        k="auto",
+        learning_rate=0.003,
+        shared_learning_rate=0.05,
+        momentum=0.5,
+        final_momentum=0.9,
+        initial_momentum_epochs=5,
+        weight_decay=0.01,
+        batch_size=20,
+        n_iter=30,
+        random_state=None,
+        dtype="float32",
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.conditional = conditional
+        self.shared_weights = shared_weights
+        self.k = k
+        self.learning_rate = learning_rate
+        self.shared_learning_rate = shared_learning_rate
+        self.momentum = momentum
+        self.final_momentum = final_momentum
+        self.initial_momentum_epochs = initial_momentum_epochs
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.random_state = random_state
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- validation ---------------------------------------------------------------------------------
+
+    def _check_params(self):
+        check_positive_int(self.n_components, "n_components")
+        check_bool(self.conditional, "conditional")
+        check_bool(self.shared_weights, "shared_weights")
+        if not (isinstance(self.k, str) and self.k == "auto"):
+            if isinstance(self.k, str):
+                raise ValueError(f"k must be 'auto' or an int >= 1; got {self.k!r}")
+            check_positive_int(self.k, "k")
+        check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
+        check_number(self.shared_learning_rate, "shared_learning_rate", low=0)
+        check_training_schedule(self)
+        self._check_common_params()
+
+    def _ratings(self, X, name="X", *, reset=False):
+        """X as a canonical CSR matrix of ratings (float64) and the output dtype it asks for. Sparse X:
+        its stored entries are the ratings; dense X: its entries that are not NaN."""
+        csr, out_dtype = as_csr(X, name, nan_is_missing=True, duplicates="refuse")
+        if reset:
+            with _named_errors(name):
+                validate_data(self, X, reset=True, skip_check_array=True)
+        else:
+            self._check_features(X, name)
+        return csr, out_dtype
+
+    def _codes(self, csr, name="X"):
+        """The index in ``rating_values_`` of every stored rating (int64); values unseen in fit are refused."""
+        values = self.rating_values_
+        pos = np.clip(np.searchsorted(values, csr.data), 1, values.size - 1) if values.size > 1 else np.zeros(csr.nnz, dtype=np.int64)
+        if values.size > 1:
+            # The nearer of the two neighbours, so that 3.5 in float32 and in float64 are the same rating.
+            pos = np.where(np.abs(csr.data - values[pos - 1]) <= np.abs(csr.data - values[pos]), pos - 1, pos)
+        matched = np.abs(csr.data - values[pos]) <= 1e-6 * np.maximum(1.0, np.abs(values[pos]))
+        if not np.all(matched):
+            unseen = np.unique(csr.data[~matched])
+            raise ValueError(
+                f"{name} holds rating values unseen in fit: {unseen[:10].tolist()}"
+                f"{' ...' if unseen.size > 10 else ''}; the model knows {self.rating_values_.tolist()}"
+            )
+        return np.ascontiguousarray(pos, dtype=np.int64)
+
+    # -- parameters ---------------------------------------------------------------------------------
+
+    def _init_params(self, R):
+        dtype = self._dtype()
+        values = np.unique(R.data)
+        if values.size > MAX_RATING_VALUES:
+            raise ValueError(
+                f"X holds {values.size} distinct rating values; CollaborativeRBM models at most {MAX_RATING_VALUES} "
+                "(round real-valued ratings to a scale, e.g. np.round(X * 2) / 2)"
+            )
+        self.rating_values_ = values
+        codes = self._codes(R)
+        n_items, n_values, n_hidden = R.shape[1], values.size, self.n_components
+        self._fit_seed = seed_from(self.random_state)
+        self._sample_calls = 0
+        rng = np.random.default_rng(self._fit_seed)
+        # Visible biases at the log of each item's rating frequencies, smoothed by PRIOR_RATINGS
+        # pseudo-ratings spread as the ratings of all items are (an item rated once or never stays finite).
+        counts = np.zeros((n_items, n_values))
+        np.add.at(counts, (R.indices, codes), 1.0)
+        overall = counts.sum(axis=0) / counts.sum()
+        freq = (counts + PRIOR_RATINGS * overall) / (counts.sum(axis=1, keepdims=True) + PRIOR_RATINGS)
+        self.intercept_visible_ = np.log(freq).astype(dtype)
+        self.components_ = rng.normal(0.0, 0.01, size=(n_items, n_values, n_hidden)).astype(dtype)
+        self.intercept_hidden_ = np.zeros(n_hidden, dtype=dtype)
+        self.components_velocity_ = np.zeros_like(self.components_)
+        self.intercept_visible_velocity_ = np.zeros_like(self.intercept_visible_)
+        self.intercept_hidden_velocity_ = np.zeros_like(self.intercept_hidden_)
+        if self.conditional:
+            self.conditional_weights_ = np.zeros((n_items, n_hidden), dtype=dtype)
+            self.conditional_weights_velocity_ = np.zeros_like(self.conditional_weights_)
+        if self.shared_weights:
+            self.shared_components_ = np.zeros((n_values, n_hidden), dtype=dtype)
+            self.shared_components_velocity_ = np.zeros_like(self.shared_components_)
+        self.history_ = {}
+        self._steps = 0
+        self._last_update = np.zeros(n_items, dtype=np.int64)  # steps each item's rows have seen
+        self._epochs_done = 0
+        rated = np.flatnonzero(np.diff(R.indptr) > 0)
+        self._monitor_users = np.sort(rng.choice(rated, size=min(_MONITOR_USERS, rated.size), replace=False))
+        return codes
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Fits the model to the ratings X for ``n_iter`` epochs of shuffled minibatches of users.
+
+        Parameters
+        ----------
+        X : {sparse matrix, array-like} of shape (n_users, n_items)
+            Ratings. Sparse: the stored entries are the ratings (an unrated item is simply not stored;
+            a stored 0 is a rating of 0). Dense: NaN marks an unrated item.
+        y : ignored
+
+        Returns
+        -------
+        self : CollaborativeRBM
+        """
+        self._check_params()
+        with self._fit_transaction() as commit:
+            R, _ = self._ratings(X, reset=True)
+            if R.nnz == 0:
+                raise ValueError("X holds no ratings: a ratings matrix needs at least one rating (stored entry, or non-NaN value)")
+            codes = self._init_params(R)
+            commit()
+        indptr, indices = csr_arrays(R)
+        with deferred_interrupts():
+            self._train_epochs(indptr, indices, codes)
+        return self
+
+    def _k(self, epoch: int) -> int:
+        return auto_cd_steps(epoch, self.n_iter) if self.k == "auto" else int(self.k)
+
+    def _train_epochs(self, indptr, indices, codes):
+        """Epochs of CD-T updates. Ctrl-C stops between two minibatches: the parameters are those after
+        the last whole update, ``history_`` holds the completed epochs."""
+        n_jobs = self._n_jobs()
+        # Users without ratings have no visible units: they contribute nothing to the gradient.
+        users = np.flatnonzero(np.diff(indptr) > 0)
+        optional = {}
+        if self.conditional:
+            optional.update(conditional_weights=self.conditional_weights_, conditional_weights_velocity=self.conditional_weights_velocity_)
+        if self.shared_weights:
+            optional.update(shared_components=self.shared_components_, shared_components_velocity=self.shared_components_velocity_)
+        while self._epochs_done < self.n_iter:
+            start = self._timer()
+            epoch = self._epochs_done
+            rng = np.random.default_rng([self._fit_seed % 2**63, epoch])
+            momentum = self.momentum if epoch < self.initial_momentum_epochs else self.final_momentum
+            k = self._k(epoch)
+            batches = batch_rows(users.size, self.batch_size, rng)
+            bar = self._progress(len(batches), f"CollaborativeRBM epoch {epoch + 1}")
+            settings = dict(learning_rate=float(self.learning_rate), momentum=momentum, weight_decay=float(self.weight_decay))
+            shared_rate = dict(shared_learning_rate=float(self.shared_learning_rate)) if self.shared_weights else {}
+            try:
+                with self._epoch_guard(epoch):
+                    try:
+                        for rows in batches:
+                            interruption_point()
+                            _core.collab_cd_step(
+                                indptr, indices, codes, *self._arrays(), users=users[rows], last_update=self._last_update,
+                                k=k, seed=self._fit_seed, step=self._steps, n_jobs=n_jobs, **settings, **shared_rate, **optional,
+                            )
+                            self._steps += 1
+                            bar.update()
+                    finally:
+                        # Every item to the current step (also when interrupted): the parameters are
+                        # then those of the dense algorithm after the last whole update.
+                        _core.collab_catch_up(
+                            *self._arrays(), last_update=self._last_update, step=self._steps, n_jobs=n_jobs, **settings, **optional
+                        )
+                    rmse = self._monitor(indptr, indices, codes)
+                    if not np.isfinite(rmse):
+                        raise FloatingPointError("the monitored training RMSE became non-finite")
+            finally:
+                bar.close()
+            self._epochs_done += 1
+            self._log_epoch(epoch=self._epochs_done, k=k, train_rmse=rmse, time=self._timer() - start)
+            interruption_point()
+
+    def _arrays(self):
+        """Parameters and velocities, in the kernels' order."""
+        return (
+            self.components_, self.intercept_visible_, self.intercept_hidden_,
+            self.components_velocity_, self.intercept_visible_velocity_, self.intercept_hidden_velocity_,
+        )
+
+    def _monitor(self, indptr, indices, codes) -> float:
+        """RMSE of the mean-field reconstruction of the monitored users' training ratings."""
+        R = sp.csr_matrix((codes.astype(np.float64), indices, indptr), shape=(indptr.size - 1, self.n_features_in_))
+        sub = R[self._monitor_users]
+        sub_ptr, sub_idx = csr_arrays(sub)
+        sub_codes = np.ascontiguousarray(sub.data, dtype=np.int64)
+        expected = self._expected_ratings(sub_ptr, sub_idx, sub_codes, sub_ptr, sub_idx)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.sqrt(np.mean((expected - self.rating_values_[sub_codes]) ** 2)))
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    def _hidden(self, indptr, indices, codes, r_indptr=None, r_indices=None):
+        """p(h | observed ratings) in the model's dtype; the conditional RBM's item sets r default to the
+        rated items."""
+        extra = self._shared()
+        if self.conditional:
+            extra["conditional_weights"] = self.conditional_weights_
+            if r_indptr is not None:
+                extra.update(r_indptr=r_indptr, r_indices=r_indices)
+        return _core.collab_hidden(indptr, indices, codes, self.components_, self.intercept_hidden_, n_jobs=self._n_jobs(), **extra)
+
+    def _shared(self) -> dict:
+        """The kernels' shared_components argument, if the model has shared weights."""
+        return {"shared_components": self.shared_components_} if self.shared_weights else {}
+
+    def _expected_ratings(self, indptr, indices, codes, q_indptr, q_indices):
+        """The expected rating (float64) of every queried (user, item) pair from the users' observed
+        ratings: the conditional RBM's item sets are the observed items and the queried ones."""
+        r_ptr = r_idx = None
+        if self.conditional:
+            n_users = indptr.size - 1
+            observed = sp.csr_matrix((np.ones(indices.size), indices, indptr), shape=(n_users, self.n_features_in_))
+            queried = sp.csr_matrix((np.ones(q_indices.size), q_indices, q_indptr), shape=(n_users, self.n_features_in_))
+            union = (observed + queried).tocsr()
+            union.sort_indices()
+            r_ptr, r_idx = csr_arrays(union)
+        H = self._hidden(indptr, indices, codes, r_ptr, r_idx)
+        probs = _core.collab_visible(
+            H, q_indptr, q_indices, self.components_, self.intercept_visible_, n_jobs=self._n_jobs(), **self._shared()
+        )
+        return probs.astype(np.float64) @ self.rating_values_
+
+    def _observed(self, X, name="X"):
+        """(indptr, indices, codes, shape, output dtype) of the observed ratings X of a fitted model."""
+        self._check_fitted()
+        R, out_dtype = self._ratings(X, name)
+        indptr, indices = csr_arrays(R)
+        return indptr, indices, self._codes(R, name), R.shape, out_dtype
+
+    def _query(self, query, shape, name="query"):
+        """The pattern of ``query`` (sparse: its stored entries; dense: its non-NaN entries), which must
+        have the shape of X."""
+        if query is None:
+            raise ValueError(f"{name} must be a sparse matrix (or array) of shape {shape} marking the ratings to predict; got None")
+        if hasattr(query, "dtype") and getattr(query.dtype, "kind", "f") == "b" and not sp.issparse(query):
+            query = np.where(query, 0.0, np.nan)  # a boolean mask: True marks a pair to predict
+        Q, _ = as_csr(query, name, nan_is_missing=True, duplicates="sum")
+        if Q.shape != tuple(shape):
+            raise ValueError(f"{name} must have the shape of X {tuple(shape)}; got {Q.shape}")
+        return Q
+
+    def transform(self, X):
+        """Hidden unit probabilities p(h = 1 | observed ratings) of each user.
+
+        Parameters
+        ----------
+        X : {sparse matrix, array-like} of shape (n_users, n_items)
+            Ratings (as in :meth:`fit`); users need not have been seen in fit.
+
+        Returns
+        -------
+        H : ndarray of shape (n_users, n_components)
+        """
+        indptr, indices, codes, _, out_dtype = self._observed(X)
+        return self._hidden(indptr, indices, codes).astype(out_dtype, copy=False)
+
+    def predict(self, X, query):
+        """Expected ratings of the (user, item) pairs marked by ``query``, from the ratings in X.
+
+        Parameters
+        ----------
+        X : {sparse matrix, array-like} of shape (n_users, n_items)
+            Each user's observed ratings. A user unseen in fit is folded in from these ratings (no refit):
+            a user's predictions depend on their own row of X and of query only.
+        query : {sparse matrix, array-like} of shape (n_users, n_items)
+            The pairs to predict: a sparse matrix's stored entries (their values are ignored), a boolean
+            array's True entries, or a float array's non-NaN entries.
+
+        Returns
+        -------
+        ratings : scipy.sparse.csr_matrix of shape (n_users, n_items)
+            query's pattern holding the expected ratings ``sum_k value_k p(v = k | observed)``.
+        """
+        indptr, indices, codes, shape, out_dtype = self._observed(X)
+        Q = self._query(query, shape)
+        q_indptr, q_indices = csr_arrays(Q)
+        expected = self._expected_ratings(indptr, indices, codes, q_indptr, q_indices)
+        return sp.csr_matrix((expected.astype(out_dtype), Q.indices.copy(), Q.indptr.copy()), shape=shape)
+
+    def score(self, X, y):
+        """Minus the root mean squared error of the predicted ratings of y's stored entries (higher is
+        better, as scikit-learn expects of a score).
+
+        Parameters
+        ----------
+        X : {sparse matrix, array-like} of shape (n_users, n_items)
+            Observed ratings.
+        y : {sparse matrix, array-like} of shape (n_users, n_items)
+            The true ratings to predict (sparse: stored entries; dense: non-NaN entries).
+
+        Returns
+        -------
+        score : float
+        """
+        indptr, indices, codes, shape, _ = self._observed(X)
+        Y = self._query(y, shape, name="y")
+        if Y.nnz == 0:
+            raise ValueError("y holds no ratings to score: it needs at least one rating")
+        q_indptr, q_indices = csr_arrays(Y)
+        expected = self._expected_ratings(indptr, indices, codes, q_indptr, q_indices)
+        return -float(np.sqrt(np.mean((expected - Y.data) ** 2)))
+
+    def recommend(self, X, n=10):
+        """The ``n`` items each user has not rated with the highest expected ratings.
+
+        Parameters
+        ----------
+        X : {sparse matrix, array-like} of shape (n_users, n_items)
+            Observed ratings.
+        n : int, default=10
+
+        Returns
+        -------
+        items : ndarray of shape (n_users, n), int64
+            Item (column) indices, best first; -1 where a user has fewer than n unrated items.
+        """
+        indptr, indices, codes, shape, _ = self._observed(X)
+        n = check_positive_int(n, "n")
+        out = np.full((shape[0], n), -1, dtype=np.int64)
+        for lo in range(0, shape[0], _RECOMMEND_CHUNK):
+            hi = min(shape[0], lo + _RECOMMEND_CHUNK)
+            sub_ptr = np.ascontiguousarray(indptr[lo : hi + 1] - indptr[lo])
+            sub_idx = indices[indptr[lo] : indptr[hi]]
+            sub_codes = codes[indptr[lo] : indptr[hi]]
+            unrated = np.ones((hi - lo, shape[1]), dtype=bool)
+            unrated[np.repeat(np.arange(hi - lo), np.diff(sub_ptr)), sub_idx] = False
+            Q = sp.csr_matrix(unrated)
+            q_ptr, q_idx = csr_arrays(Q)
+            scores = np.full((hi - lo, shape[1]), -np.inf)
+            scores[unrated] = self._expected_ratings(sub_ptr, sub_idx, sub_codes, q_ptr, q_idx)
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            out[lo:hi, : top.shape[1]] = np.where(np.isfinite(top_scores), top, -1)
+        return out
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = True
+        # Outputs follow the input: float32 ratings give float32 features, anything else float64.
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.non_deterministic = self.random_state is None
+        return tags

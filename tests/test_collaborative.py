@@ -1,0 +1,473 @@
+"""CollaborativeRBM: conditionals and CD statistics against float64 oracles (missing ratings, the
+conditional RBM's item sets), Gibbs sampling against the exact distribution, fold-in of new users,
+determinism, dtypes, bad input, persistence and the scikit-learn contract."""
+
+from __future__ import annotations
+
+import pickle
+
+import _softmax_oracles as oracle
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+
+import deepgm
+from deepgm import CollaborativeRBM, _core
+from deepgm.collaborative import PRIOR_RATINGS, auto_cd_steps
+
+VALUES = (1.0, 2.0, 3.0, 4.0, 5.0)
+
+
+def random_ratings(n_users, n_items, density, rng):
+    """A sparse ratings matrix (float64, values 1..5) and its dense code array (-1 where unrated)."""
+    mask = rng.random((n_users, n_items)) < density
+    codes = np.where(mask, rng.integers(0, len(VALUES), size=(n_users, n_items)), -1)
+    return from_codes(codes), codes
+
+
+def from_codes(codes):
+    """The sparse ratings matrix of a code array (-1 where unrated)."""
+    rows, cols = np.nonzero(codes >= 0)
+    return sp.csr_matrix((np.asarray(VALUES)[codes[rows, cols]], (rows, cols)), shape=codes.shape)
+
+
+def low_rank_ratings(n_users, n_items, rng, density=0.3):
+    """Ratings 1..5 from two user tastes and two item kinds, with noise: learnable structure."""
+    taste = rng.integers(0, 2, n_users)
+    kind = rng.integers(0, 2, n_items)
+    quality = rng.normal(0, 0.5, n_items)
+    full = 3 + 1.5 * np.where(taste[:, None] == kind[None, :], 1, -1) + quality[None, :] + rng.normal(0, 0.4, (n_users, n_items))
+    full = np.clip(np.round(full), 1, 5)
+    mask = rng.random((n_users, n_items)) < density
+    rows, cols = np.nonzero(mask)
+    return sp.csr_matrix((full[rows, cols], (rows, cols)), shape=(n_users, n_items)), full
+
+
+def arrays(R, values):
+    R = sp.csr_matrix(R)
+    codes = np.searchsorted(np.asarray(values), R.data).astype(np.int64)
+    return R.indptr.astype(np.int64), R.indices.astype(np.int64), codes
+
+
+def params(n_items, n_values, n_hidden, rng, dtype=np.float64, scale=0.5, conditional=False):
+    W = (rng.normal(0, scale, (n_items, n_values, n_hidden))).astype(dtype)
+    b = rng.normal(0, scale, (n_items, n_values)).astype(dtype)
+    c = rng.normal(0, scale, n_hidden).astype(dtype)
+    D = rng.normal(0, scale, (n_items, n_hidden)).astype(dtype) if conditional else None
+    return W, b, c, D
+
+
+# --------------------------------------------------------------------------------------------------
+# conditionals and gradient statistics
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_conditionals_match_float64_oracle(dtype, conditional, rng):
+    _, codes = random_ratings(7, 9, 0.4, rng)
+    codes[3] = -1  # a user without ratings: p(h | nothing) = sigmoid(c)
+    R = from_codes(codes)
+    indptr, indices, kcodes = arrays(R, [1, 2, 3, 4, 5])
+    W, b, c, D = params(9, 5, 4, rng, dtype, conditional=conditional)
+    # The conditional RBM's item sets: the rated items plus some queried ones.
+    r_mask = (codes >= 0) | (rng.random(codes.shape) < 0.2)
+    r = sp.csr_matrix(r_mask.astype(float))
+    extra = dict(conditional_weights=D, r_indptr=r.indptr.astype(np.int64), r_indices=r.indices.astype(np.int64)) if conditional else {}
+    H = _core.collab_hidden(indptr, indices, kcodes, W, c, **extra)
+    assert H.dtype == dtype
+    want = oracle.collab_hidden(codes, W, c, D, r_mask if conditional else None)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(H, want, atol=tol)
+    alone = oracle.collab_hidden(-np.ones((1, 9), int), W, c, D, r_mask[3:4] if conditional else None)[0]
+    np.testing.assert_allclose(H[3], alone, atol=tol)
+
+    # p(v | h) for a query pattern, rows in the pattern's order.
+    q = sp.csr_matrix((rng.random((7, 9)) < 0.5).astype(float))
+    P = _core.collab_visible(H, q.indptr.astype(np.int64), q.indices.astype(np.int64), W, b)
+    full = oracle.collab_visible(H, W, b)
+    rows = np.repeat(np.arange(7), np.diff(q.indptr))
+    np.testing.assert_allclose(P, full[rows, q.indices], atol=tol)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=tol)
+
+
+@pytest.mark.parametrize("k, conditional", [(1, False), (1, True), (4, True)])
+def test_cd_statistics_match_float64_oracle(k, conditional, rng):
+    """With learning_rate 1 and no momentum or decay, each parameter moves by its CD statistic, which the
+    oracle recomputes from the data and the reconstruction the step returns (T = k Gibbs steps: only the
+    final reconstruction enters the statistics)."""
+    _, codes = random_ratings(12, 10, 0.35, rng)
+    users = np.array([5, 0, 11, 2, 7], dtype=np.int64)
+    codes[users, 9] = -1  # item 9: rated by users outside the minibatch only
+    codes[1, 9] = 2
+    R = from_codes(codes)
+    indptr, indices, kcodes = arrays(R, [1, 2, 3, 4, 5])
+    W, b, c, D = params(10, 5, 6, rng, conditional=conditional)
+    state = [W.copy(), b.copy(), c.copy(), np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
+    extra = dict(conditional_weights=D.copy(), conditional_weights_velocity=np.zeros_like(D)) if conditional else {}
+    recon = _core.collab_cd_step(
+        indptr, indices, kcodes, *state, users=users, last_update=np.full(10, 9, dtype=np.int64), k=k, learning_rate=1.0,
+        momentum=0.0, weight_decay=0.0, seed=3, step=9, return_reconstruction=True, **extra,
+    )
+    # The reconstruction, user after user, in each user's CSR order.
+    recon_dense = -np.ones((users.size, 10), dtype=np.int64)
+    at = 0
+    for n, u in enumerate(users):
+        items = indices[indptr[u] : indptr[u + 1]]
+        recon_dense[n, items] = recon[at : at + items.size]
+        at += items.size
+    assert at == recon.size and np.all((recon >= 0) & (recon < 5))
+    dW, db, dc, dD = oracle.collab_gradients(codes[users], recon_dense, W, c, D)
+    np.testing.assert_allclose(state[0] - W, dW, atol=1e-12)
+    np.testing.assert_allclose(state[1] - b, db, atol=1e-12)
+    np.testing.assert_allclose(state[2] - c, dc, atol=1e-12)
+    if conditional:
+        np.testing.assert_allclose(extra["conditional_weights"] - D, dD, atol=1e-12)
+    # Items nobody in the minibatch rated keep their parameters and velocities exactly.
+    untouched = ~(codes[users] >= 0).any(axis=0)
+    assert untouched[9]
+    np.testing.assert_array_equal(state[0][untouched], W[untouched])
+    np.testing.assert_array_equal(state[3][untouched], 0.0)
+
+
+def test_momentum_and_weight_decay_follow_the_recursion(rng):
+    R, _ = random_ratings(6, 5, 0.6, rng)
+    indptr, indices, kcodes = arrays(R, [1, 2, 3, 4, 5])
+    W, b, c, _ = params(5, 5, 3, rng)
+    users = np.arange(6, dtype=np.int64)
+
+    def step(lr, mu, wd, velocity):
+        s = [W.copy(), b.copy(), c.copy(), np.full_like(W, velocity), np.zeros_like(b), np.zeros_like(c)]
+        _core.collab_cd_step(indptr, indices, kcodes, *s, users=users, last_update=np.zeros(5, dtype=np.int64), k=1,
+                             learning_rate=lr, momentum=mu, weight_decay=wd, seed=1, step=0)
+        return s[0]
+
+    grad = step(1.0, 0.0, 0.0, 0.0) - W  # the same draws: the same statistic
+    rated = np.isin(np.arange(5), indices)
+    got = step(0.2, 0.5, 0.01, 0.1)
+    want = W + 0.5 * 0.1 + 0.2 * grad - 0.2 * 0.01 * W
+    np.testing.assert_allclose(got[rated], want[rated], atol=1e-12)
+
+
+def test_gibbs_sampling_matches_exact_distribution(rng):
+    """3 items rated by one user, 3 rating values, 2 hidden units (conditional, with an extra queried
+    item in r): 27 rating vectors; 4,000 independent chains against the exact p(V), chi-square."""
+    n_items, n_values = 5, 3
+    W, b, c, D = params(n_items, n_values, 2, np.random.default_rng(4), scale=1.0, conditional=True)
+    items = [0, 2, 3]
+    n = 4000
+    indptr = np.arange(0, 3 * n + 1, 3, dtype=np.int64)
+    indices = np.tile(np.array(items, dtype=np.int64), n)
+    start = np.zeros(3 * n, dtype=np.int64)
+    r_indptr = np.arange(0, 4 * n + 1, 4, dtype=np.int64)
+    r_indices = np.tile(np.array([0, 2, 3, 4], dtype=np.int64), n)
+    # Item 4 is in r but unrated: the exact p(V) includes its row of D.
+    exact = {}
+    for combo in np.ndindex(*(n_values,) * 3):
+        row = -np.ones(n_items, dtype=np.int64)
+        row[items] = combo
+        V = oracle.one_hot_ratings(row[None], n_values)[0]
+        x = c + np.einsum("ik,ikf->f", V, W) + D[[0, 2, 3, 4]].sum(axis=0)
+        exact[combo] = (V * b).sum() + oracle.softplus(x).sum()
+    log_z = np.logaddexp.reduce(list(exact.values()))
+    probs = {k: np.exp(v - log_z) for k, v in exact.items()}
+    sets = dict(conditional_weights=D, r_indptr=r_indptr, r_indices=r_indices)
+    out = _core.collab_gibbs(indptr, indices, start, W, b, c, **sets, n_steps=25, seed=8)
+    keys = list(probs)
+    counts = np.zeros(len(keys))
+    for chain in out.reshape(n, 3):
+        counts[keys.index(tuple(chain))] += 1
+    p = np.array([probs[k] for k in keys])
+    # 26 degrees of freedom: P(chi2 > 54.05) = 0.001.
+    assert oracle.chi_square(counts, p) < 54.05
+    # The same test rejects the distribution without the conditional term.
+    without = oracle.collab_rating_distribution(items, W, b, c, D=None)
+    assert oracle.chi_square(counts, np.array([without[k] for k in keys])) > 54.05
+    again = _core.collab_gibbs(indptr, indices, start, W, b, c, **sets, n_steps=25, seed=8, n_jobs=1)
+    np.testing.assert_array_equal(out, again)
+
+
+# --------------------------------------------------------------------------------------------------
+# the estimator
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    R, full = low_rank_ratings(120, 40, np.random.default_rng(0))
+    return R, full
+
+
+@pytest.fixture(scope="module")
+def fitted(ratings):
+    R, _ = ratings
+    return CollaborativeRBM(16, n_iter=8, batch_size=10, random_state=0).fit(R)
+
+
+def test_auto_schedule_raises_the_gibbs_steps():
+    assert [auto_cd_steps(e, 10) for e in range(10)] == [1, 1, 1, 1, 1, 3, 3, 3, 5, 5]
+    R, _ = low_rank_ratings(30, 10, np.random.default_rng(1))
+    model = CollaborativeRBM(4, n_iter=10, random_state=0).fit(R)
+    assert model.history_["k"] == [1, 1, 1, 1, 1, 3, 3, 3, 5, 5]
+    assert CollaborativeRBM(4, n_iter=3, k=2, random_state=0).fit(R).history_["k"] == [2, 2, 2]
+
+
+def test_learns_held_out_ratings_better_than_item_means(rng):
+    R, full = low_rank_ratings(200, 40, np.random.default_rng(5), density=0.4)
+    coo = R.tocoo()
+    held = rng.random(coo.nnz) < 0.2
+    train = sp.csr_matrix((coo.data[~held], (coo.row[~held], coo.col[~held])), shape=R.shape)
+    test = sp.csr_matrix((coo.data[held], (coo.row[held], coo.col[held])), shape=R.shape)
+    model = CollaborativeRBM(20, n_iter=30, learning_rate=0.05, batch_size=10, random_state=0).fit(train)
+    item_mean = np.asarray(train.sum(axis=0)).ravel() / np.maximum(1, np.diff(train.tocsc().indptr))
+    tc = test.tocoo()
+    baseline = np.sqrt(np.mean((item_mean[tc.col] - tc.data) ** 2))
+    assert -model.score(train, test) < 0.85 * baseline
+
+
+def test_transform_and_predict_match_the_oracle(fitted, ratings):
+    R, _ = ratings
+    codes = -np.ones(R.shape, dtype=np.int64)
+    coo = R.tocoo()
+    codes[coo.row, coo.col] = np.searchsorted(fitted.rating_values_, coo.data)
+    # Shared weights (on by default) add S to every item's weights.
+    W = fitted.components_ + fitted.shared_components_[None]
+    H = oracle.collab_hidden(codes, W, fitted.intercept_hidden_)
+    np.testing.assert_allclose(fitted.transform(R), H, atol=1e-5)
+    query = sp.csr_matrix((np.random.default_rng(2).random(R.shape) < 0.3).astype(float))
+    pred = fitted.predict(R, query)
+    probs = oracle.collab_visible(H, W, fitted.intercept_visible_)
+    expected = probs @ fitted.rating_values_
+    qc = query.tocoo()
+    assert pred.shape == R.shape and pred.nnz == query.nnz
+    np.testing.assert_allclose(pred.toarray()[qc.row, qc.col], expected[qc.row, qc.col], atol=1e-4)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_fold_in_equals_the_prediction_for_a_user_present_at_fit(conditional, ratings):
+    """A prediction is a function of the user's own row of X (and of query), not of whether the user was
+    in the training set, nor of the other rows: the same ratings give bit-identical predictions."""
+    R, _ = ratings
+    model = CollaborativeRBM(12, conditional=conditional, n_iter=4, batch_size=10, random_state=0).fit(R)
+    query = sp.csr_matrix((np.random.default_rng(3).random(R.shape) < 0.25).astype(float))
+    full = model.predict(R, query).toarray()
+    for u in (0, 17, 119):
+        alone = model.predict(R[u], query[u]).toarray()[0]
+        np.testing.assert_array_equal(alone, full[u])
+    # A new user who gives the ratings of training user 17 gets user 17's predictions.
+    newcomer = sp.vstack([R[17], R[5]])
+    np.testing.assert_array_equal(model.predict(newcomer, sp.vstack([query[17], query[5]])).toarray(), full[[17, 5]])
+    # A model fit without user 17 folds it in from its ratings: the prediction is the formula of the
+    # parameters applied to that row (as for any training user).
+    others = model.__class__(**model.get_params()).fit(R[np.arange(R.shape[0]) != 17])
+    row = R[17]
+    codes = -np.ones((1, R.shape[1]), dtype=np.int64)
+    codes[0, row.indices] = np.searchsorted(others.rating_values_, row.data)
+    r_mask = (codes >= 0) | (query[17].toarray() != 0)
+    W = others.components_ + others.shared_components_[None]
+    H = oracle.collab_hidden(codes, W, others.intercept_hidden_, getattr(others, "conditional_weights_", None), r_mask)
+    want = oracle.collab_visible(H, W, others.intercept_visible_)[0] @ others.rating_values_
+    got = others.predict(row, query[17])
+    np.testing.assert_allclose(got.data, want[got.indices], atol=1e-4)
+
+
+def test_conditional_prediction_uses_the_queried_items(ratings):
+    R, _ = ratings
+    model = CollaborativeRBM(8, conditional=True, n_iter=3, random_state=0).fit(R)
+    assert np.abs(model.conditional_weights_).max() > 0
+    i, j = np.setdiff1d(np.arange(R.shape[1]), R[0].indices)[:2]  # two items user 0 did not rate
+    q1 = sp.csr_matrix(([1.0, 1.0], ([0, 0], [i, j])), shape=(1, R.shape[1]))
+    q2 = sp.csr_matrix(([1.0], ([0], [i])), shape=(1, R.shape[1]))
+    # Item i's prediction changes when item j is queried too (r holds both).
+    assert model.predict(R[0], q1)[0, i] != model.predict(R[0], q2)[0, i]
+    # Without D, it would not.
+    plain = CollaborativeRBM(8, n_iter=3, random_state=0).fit(R)
+    assert plain.predict(R[0], q1)[0, i] == plain.predict(R[0], q2)[0, i]
+
+
+def test_dense_nan_input_gives_the_same_model_as_sparse(ratings):
+    R, _ = ratings
+    dense = np.full(R.shape, np.nan)
+    coo = R.tocoo()
+    dense[coo.row, coo.col] = coo.data
+    a = CollaborativeRBM(6, n_iter=2, random_state=1).fit(R)
+    b = CollaborativeRBM(6, n_iter=2, random_state=1).fit(dense)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    np.testing.assert_array_equal(a.transform(R), b.transform(dense))
+
+
+def test_recommend_ranks_unrated_items_by_expected_rating(fitted, ratings):
+    R, _ = ratings
+    top = fitted.recommend(R[:5], n=4)
+    assert top.shape == (5, 4) and top.dtype == np.int64
+    everything = sp.csr_matrix(np.ones(R[:5].shape))
+    expected = fitted.predict(R[:5], everything).toarray()
+    for u in range(5):
+        rated = set(R[u].indices)
+        assert not rated & set(top[u])
+        scores = expected[u, top[u]]
+        assert np.all(np.diff(scores) <= 0)
+        unrated = np.setdiff1d(np.arange(R.shape[1]), R[u].indices)
+        assert scores[-1] >= np.sort(expected[u, unrated])[-4] - 1e-6
+    # Fewer unrated items than asked: padded with -1.
+    full_user = sp.csr_matrix(np.full((1, R.shape[1]), 3.0))
+    assert np.all(fitted.recommend(full_user, n=3) == -1)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_thread_count_independence(conditional, ratings):
+    R, _ = ratings
+    def fit(n_jobs):
+        return CollaborativeRBM(8, conditional=conditional, n_iter=3, k=2, batch_size=7, random_state=4, n_jobs=n_jobs).fit(R)
+
+    one, two = fit(1), fit(2)
+    np.testing.assert_array_equal(one.components_, two.components_)
+    np.testing.assert_array_equal(one.intercept_visible_, two.intercept_visible_)
+    np.testing.assert_array_equal(one.intercept_hidden_, two.intercept_hidden_)
+    if conditional:
+        np.testing.assert_array_equal(one.conditional_weights_, two.conditional_weights_)
+    np.testing.assert_array_equal(one.transform(R), two.transform(R))
+
+
+def test_same_seed_same_model_other_seed_other_model(ratings):
+    R, _ = ratings
+    a = CollaborativeRBM(6, n_iter=2, random_state=3).fit(R)
+    b = CollaborativeRBM(6, n_iter=2, random_state=3).fit(R)
+    c = CollaborativeRBM(6, n_iter=2, random_state=4).fit(R)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    assert not np.array_equal(a.components_, c.components_)
+
+
+def test_output_dtypes_follow_the_input(ratings):
+    R, _ = ratings
+    for model_dtype in ("float32", "float64"):
+        model = CollaborativeRBM(4, n_iter=1, random_state=0, dtype=model_dtype).fit(R)
+        assert model.components_.dtype == model_dtype
+        for X, want in ((R.astype(np.float32), np.float32), (R, np.float64), (R.astype(np.int64), np.float64)):
+            assert model.transform(X).dtype == want
+            assert model.predict(X, X).dtype == want
+    with pytest.raises(ValueError, match="dtype"):
+        CollaborativeRBM(dtype="float16").fit(R)
+
+
+def test_history_and_visible_bias_initialisation(ratings):
+    R, _ = ratings
+    model = CollaborativeRBM(4, n_iter=3, random_state=0).fit(R)
+    assert set(model.history_) == {"epoch", "k", "train_rmse", "time"}
+    assert model.history_["epoch"] == [1, 2, 3]
+    fresh = CollaborativeRBM(4, n_iter=1, learning_rate=1e-12, random_state=0).fit(R)
+    # Visible biases start at the log of each item's (smoothed) rating frequencies.
+    counts = np.zeros((R.shape[1], fresh.rating_values_.size))
+    coo = R.tocoo()
+    np.add.at(counts, (coo.col, np.searchsorted(fresh.rating_values_, coo.data)), 1)
+    overall = counts.sum(0) / counts.sum()
+    want = np.log((counts + PRIOR_RATINGS * overall) / (counts.sum(1, keepdims=True) + PRIOR_RATINGS))
+    np.testing.assert_allclose(fresh.intercept_visible_, want, atol=1e-5)
+    np.testing.assert_allclose(np.exp(fresh.intercept_visible_).sum(1), 1.0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_refuses_bad_ratings_with_clear_errors(ratings, fitted):
+    R, _ = ratings
+    model = CollaborativeRBM(4, n_iter=1)
+    with pytest.raises(ValueError, match="X holds no ratings"):
+        model.fit(sp.csr_matrix(R.shape))
+    with pytest.raises(ValueError, match="X holds no ratings"):
+        model.fit(np.full((3, 4), np.nan))
+    bad = R.copy().astype(np.float64)
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="X must hold finite values"):
+        model.fit(bad)
+    with pytest.raises(ValueError, match="X contains infinity"):
+        model.fit(np.array([[1.0, np.inf], [np.nan, 2.0]]))
+    with pytest.raises(ValueError, match="X .*2-D"):
+        model.fit(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="X"):
+        model.fit(np.array([["a", "b"]]))
+    dup = sp.coo_matrix(([4.0, 5.0], ([0, 0], [1, 1])), shape=(2, 3))
+    with pytest.raises(ValueError, match="twice"):
+        model.fit(dup)
+    with pytest.raises(ValueError, match="distinct rating values"):
+        model.fit(sp.csr_matrix(np.random.default_rng(0).random((20, 20))))
+    with pytest.raises(ValueError, match=r"rating values unseen in fit: \[2.5\]"):
+        fitted.transform(sp.csr_matrix(([2.5], ([0], [0])), shape=(1, R.shape[1])))
+    with pytest.raises(ValueError, match="X has 3 features"):
+        fitted.transform(sp.csr_matrix((2, 3)))
+    with pytest.raises(ValueError, match=r"query must have the shape of X \(4, 40\); got \(4, 39\)"):
+        fitted.predict(R[:4], sp.csr_matrix((4, 39)))
+    with pytest.raises(ValueError, match="query must be"):
+        fitted.predict(R[:4], None)
+    with pytest.raises(ValueError, match="y holds no ratings"):
+        fitted.score(R[:4], sp.csr_matrix((4, 40)))
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        fitted.recommend(R[:2], n=0)
+
+
+@pytest.mark.parametrize(
+    "param, value, error, match",
+    [
+        ("n_components", 0, ValueError, "n_components"),
+        ("k", "fast", ValueError, "k must be 'auto'"),
+        ("k", 0, ValueError, "k must be an int >= 1"),
+        ("conditional", "yes", TypeError, "conditional"),
+        ("learning_rate", -1.0, ValueError, "learning_rate"),
+        ("momentum", 1.0, ValueError, "momentum"),
+        ("weight_decay", -1e-3, ValueError, "weight_decay"),
+        ("batch_size", 0, ValueError, "batch_size"),
+        ("n_iter", 0, ValueError, "n_iter"),
+    ],
+)
+def test_refuses_bad_hyperparameters(param, value, error, match, ratings):
+    R, _ = ratings
+    model = CollaborativeRBM(4, n_iter=1).set_params(**{param: value})
+    with pytest.raises(error, match=match):
+        model.fit(R)
+    assert not hasattr(model, "components_"), "a failed fit leaves the estimator unfitted"
+
+
+def test_kernels_refuse_malformed_structures():
+    W, b, c, _ = params(3, 2, 2, np.random.default_rng(0))
+    good = (np.array([0, 1], dtype=np.int64), np.array([0], dtype=np.int64), np.array([1], dtype=np.int64))
+    with pytest.raises(ValueError, match="x_indices"):
+        _core.collab_hidden(good[0], np.array([7], dtype=np.int64), good[2], W, c)
+    with pytest.raises(ValueError, match="x_codes"):
+        _core.collab_hidden(good[0], good[1], np.array([2], dtype=np.int64), W, c)
+    with pytest.raises(ValueError, match="x_indptr"):
+        _core.collab_hidden(np.array([0, 2], dtype=np.int64), good[1], good[2], W, c)
+    with pytest.raises(ValueError, match="users"):
+        _core.collab_cd_step(*good, W.copy(), b.copy(), c.copy(), np.zeros_like(W), np.zeros_like(b), np.zeros_like(c),
+                             users=np.array([3]), last_update=np.zeros(3, dtype=np.int64), seed=0, step=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# persistence and the scikit-learn contract
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_save_load_pickle_and_clone(conditional, ratings, tmp_path):
+    R, _ = ratings
+    model = CollaborativeRBM(6, conditional=conditional, n_iter=2, random_state=0).fit(R)
+    query = sp.csr_matrix((np.random.default_rng(1).random(R.shape) < 0.2).astype(float))
+    want = model.predict(R, query).toarray()
+    path = model.save(tmp_path / "collab.safetensors")
+    for other in (deepgm.load(path), pickle.loads(pickle.dumps(model))):
+        assert type(other) is CollaborativeRBM
+        np.testing.assert_array_equal(other.predict(R, query).toarray(), want)
+        np.testing.assert_array_equal(other.rating_values_, model.rating_values_)
+    twin = clone(model)
+    assert twin.get_params() == model.get_params() and not hasattr(twin, "components_")
+    np.testing.assert_array_equal(twin.fit(R).predict(R, query).toarray(), want)
+
+
+def test_in_a_pipeline_and_with_feature_names(ratings):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    R, full = ratings
+    y = (full[:, 0] > 3).astype(int)
+    pipe = make_pipeline(CollaborativeRBM(6, n_iter=2, random_state=0), LogisticRegression()).fit(R, y)
+    assert pipe.predict(R).shape == (R.shape[0],)
+    model = pipe[0]
+    assert list(model.get_feature_names_out()) == [f"collaborativerbm{j}" for j in range(6)]
