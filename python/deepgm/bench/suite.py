@@ -378,6 +378,85 @@ def sampling_row(rbm: RBM, cfg, log, has_torch):
 PEAK_SHAPE = (2000, 784, 1000)
 
 
+def synthetic_ratings(n_users: int, n_items: int, n_ratings: int, seed: int = 0):
+    """A users x items CSR matrix of ratings 0.5, 1, ..., 5 shaped like MovieLens (which does not
+    ship with deepgm): item popularity falling off as a power law, ratings skewed towards 3-4.
+
+    Returns the ratings and the same pattern holding rating codes 1..10 (the NumPy reference's input)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    users = rng.integers(0, n_users, n_ratings)
+    items = rng.choice(n_items, n_ratings, p=popularity / popularity.sum())
+    values = np.arange(1, 11) / 2.0
+    stars = rng.choice(values, n_ratings, p=np.array([1, 2, 2, 4, 6, 10, 14, 12, 6, 5]) / 62.0)
+    R = sp.csr_matrix((stars, (users, items)), shape=(n_users, n_items))
+    R.sum_duplicates()
+    R.data = np.clip(np.round(R.data * 2) / 2, 0.5, 5.0)  # duplicates summed: back onto the scale
+    codes = sp.csr_matrix((np.searchsorted(values, R.data) + 1.0, R.indices, R.indptr), shape=R.shape)
+    return R, codes
+
+
+def synthetic_counts(n_docs: int, n_words: int, mean_length: int, seed: int = 0):
+    """A documents x words CSR matrix of word counts shaped like 20 Newsgroups bag-of-words: Zipf
+    word frequencies, document lengths drawn around ``mean_length``."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    frequency = 1.0 / np.arange(1, n_words + 1)
+    lengths = rng.poisson(mean_length, n_docs) + 1
+    rows = np.repeat(np.arange(n_docs), lengths)
+    words = rng.choice(n_words, lengths.sum(), p=frequency / frequency.sum())
+    C = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, words)), shape=(n_docs, n_words))
+    C.sum_duplicates()
+    return C
+
+
+def collaborative_row(cfg, log):
+    """CollaborativeRBM, one CD-1 epoch with 100 hidden units on MovieLens-sized synthetic ratings,
+    against the dense-minibatch NumPy reference (one-hot users x items x values, masked)."""
+    from deepgm import CollaborativeRBM
+
+    from .softmax_reference import NumpyCollaborativeRBM
+
+    n_users = 100 if cfg.quick else 536
+    R, codes = synthetic_ratings(n_users, 8658, 153 * n_users)
+    nh, K = 100, 10
+    # The sparse algorithm's products: hidden inputs from the ratings (twice), the reconstruction of
+    # every rated item's K values, and the positive and negative gradients.
+    gflop = 2 * R.nnz * nh * (2 + 3 * K) / 1e9
+    row = Row(f"CollaborativeRBM epoch, {n_users} users x 8,658 items, 100 hidden, CD-1", gflop)
+    reference = NumpyCollaborativeRBM(R.shape[1], K)
+    impls = {
+        "deepgm": lambda: CollaborativeRBM(nh, k=1, n_iter=1, random_state=0).fit(R),
+        "numpy": lambda: reference.fit_epoch(codes),
+    }
+    row.note = "synthetic MovieLens-shaped ratings; deepgm timed through fit (one epoch)"
+    return measure(row, impls, cfg, log)
+
+
+def replicated_softmax_row(cfg, log):
+    """ReplicatedSoftmax, one CD-1 epoch with 50 hidden units on 20 Newsgroups-sized synthetic
+    counts, against the dense-minibatch NumPy reference."""
+    from deepgm import ReplicatedSoftmax
+
+    from .softmax_reference import NumpyReplicatedSoftmax
+
+    n_docs, n_words, nh = (1000 if cfg.quick else 5505), 2000, 50
+    C = synthetic_counts(n_docs, n_words, 120)
+    # Dense work per epoch: the reconstruction's softmax inputs, its hidden pass and the gradient.
+    gflop = 3 * 2 * n_docs * n_words * nh / 1e9
+    row = Row(f"ReplicatedSoftmax epoch, {n_docs} documents x 2,000 words, 50 hidden, CD-1", gflop)
+    reference = NumpyReplicatedSoftmax(n_words)
+    impls = {
+        "deepgm": lambda: ReplicatedSoftmax(nh, max_iter=1, random_state=0).fit(C),
+        "numpy": lambda: reference.fit_epoch(C),
+    }
+    row.note = "synthetic 20 Newsgroups-shaped counts; deepgm timed through fit (one epoch)"
+    return measure(row, impls, cfg, log)
+
+
 def gemm_peak(cfg: Settings, log) -> dict[str, float]:
     """The machine's measured float32 GEMM peak (GFLOP/s) on all threads: deepgm's and NumPy's
     ``PEAK_SHAPE`` product; the better of the two is the peak every row is a fraction of."""
@@ -620,6 +699,8 @@ def main(argv=None, *, default_out: str = "deepgm-bench", prog: str = "deepgm be
     rbm = RBM(500, n_iter=1, batch_size=100, random_state=0).fit(X)
     rows.append(ais_row(rbm, cfg, log))
     rows.append(sampling_row(rbm, cfg, log, has_torch))
+    rows.append(collaborative_row(cfg, log))
+    rows.append(replicated_softmax_row(cfg, log))
     scaling_data = scaling(X, cfg, log, has_torch) if cfg.scaling else None
 
     out = Path(args.out)
