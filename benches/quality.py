@@ -1,4 +1,4 @@
-"""The quality bars of DESIGN.md section 6, measured: MNIST test set, first 8,000 images to train,
+"""The quality bars, measured: MNIST test set, first 8,000 images to train,
 last 2,000 to test.
 
     python benches/quality.py [--models rbm,ais,dbn,ae,vae,cvae] [--references] [--out DIR]

@@ -1,6 +1,6 @@
 """Shared fixtures of the estimator tests (test_rbm.py, test_dbn.py, test_autoencoder.py, test_vae.py).
 
-The quality bars of DESIGN.md section 6 use the embedded MNIST test set split into the first 8,000
+The quality bars (benches/quality.py) use the embedded MNIST test set split into the first 8,000
 images to train and the last 2,000 to test; the fixtures below expose that split and smaller subsets
 that keep the suite fast.
 """

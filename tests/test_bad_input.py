@@ -1,4 +1,4 @@
-"""Bad input at every public entry point (DESIGN.md section 4).
+"""Bad input at every public entry point (docs/architecture.md, "Bad input").
 
 Every estimator method that takes data, and every hyperparameter, refuses bad values with a ValueError
 or TypeError whose message names the argument, says what was expected and what it got, before the

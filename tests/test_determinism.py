@@ -1,4 +1,4 @@
-"""Determinism (DESIGN.md section 3): every random draw comes from a stream keyed by (random_state,
+"""Determinism: every random draw comes from a stream keyed by (random_state,
 step, fixed chunk), so the same random_state gives bit-identical fitted parameters, optimiser state and
 outputs (transform, predictions, samples, scores) for n_jobs = 1, 2 and 4 and across repeated runs,
 for every estimator; different seeds give different models; a seeded Generator or RandomState behaves

@@ -1,4 +1,4 @@
-"""Interrupted and failed training (DESIGN.md section 4).
+"""Interrupted and failed training (docs/architecture.md, "Bad input").
 
 Ctrl-C: a real KeyboardInterrupt (``_thread.interrupt_main``, what the terminal's SIGINT does) sent while
 an estimator fits stops the fit within about one minibatch; the KeyboardInterrupt propagates out of fit,

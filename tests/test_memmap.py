@@ -1,4 +1,4 @@
-"""Data larger than memory (DESIGN.md sections 3 and 5): ``fit`` and ``partial_fit`` take a read-only
+"""Data larger than memory: ``fit`` and ``partial_fit`` take a read-only
 ``numpy.memmap`` and stream minibatches from it, the kernels gathering the rows of each minibatch
 straight from the mapped file; nothing copies the array. Measured:
 

@@ -485,7 +485,7 @@ def test_cvae_class_means_separate_the_classes(cvae, mnist_split):
 
 
 def test_cvae_samples_follow_the_requested_class(cvae, digit_classifier):
-    # A quick model (8 epochs, 256 hidden units): the bar here is 70%; DESIGN's 90% bar for a fully
+    # A quick model (8 epochs, 256 hidden units): the bar here is 70%; the quality bar of 90% for a fully
     # trained CVAE is checked by the separate benchmark script.
     labels = np.repeat(np.arange(10), 50)
     S = cvae.sample(500, labels)
