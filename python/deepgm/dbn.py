@@ -172,7 +172,14 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
     n_features_in_ : int
     history_ : dict of lists
         Per pretraining epoch of each layer (bottom layer first): ``layer`` (1-based), ``epoch`` (of
-        that layer), ``reconstruction_error``, ``pseudo_likelihood`` (Bernoulli layers) and ``time``.
+        that layer), ``reconstruction_error``, ``pseudo_likelihood`` (Bernoulli layers) and ``time``;
+        after ``fit(X, y)`` the top layer logs ``label_error`` (of its generative classifier) instead of
+        ``pseudo_likelihood``.
+    classes_ : ndarray of shape (n_classes,)
+        Only after ``fit(X, y)``: the labels of the top RBM's softmax label group (Hinton, Osindero &
+        Teh 2006). The DBN then also has ``predict``, ``predict_proba`` and ``score`` (the generative
+        classifier: lowest free energy in the top RBM, no fine-tuning), and ``sample(y=...)``
+        generates chosen classes.
 
     Examples
     --------
