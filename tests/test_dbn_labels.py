@@ -163,7 +163,7 @@ def test_generative_classifier_learns_and_samples_look_like_their_class(labelled
 
 
 def test_outputs_and_transform(labelled, mnist_small):
-    X, y = mnist_small
+    X, _ = mnist_small
     proba = labelled.predict_proba(X[:10])
     assert proba.shape == (10, 10) and proba.dtype == np.float64
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -239,7 +239,7 @@ def test_same_model_for_any_thread_count(mnist_tiny):
 
 
 def test_sklearn_contract(labelled, mnist_small, tmp_path):
-    X, y = mnist_small
+    X, _ = mnist_small
     assert clone(labelled).get_params() == labelled.get_params() and not hasattr(clone(labelled), "classes_")
     calls = labelled._sample_calls
     copies = [pickle.loads(pickle.dumps(labelled)), deepgm.load(labelled.save(tmp_path / "dbn.safetensors"))]
