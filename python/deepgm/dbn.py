@@ -343,6 +343,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             For a DBN fitted with labels: the class to generate (one label for every chain, or one
             per chain), clamped in the top RBM's label group during Gibbs sampling. Without it, the
             label group is sampled with the rest of the top RBM.
+            A top RBM trained by CD-1 has a spurious mode that chains of every label fall into;
+            train it with more Gibbs steps, e.g. ``layer_params=[{}, {}, {"k": 10}]``
+            (benches/NOTES.md, entry 28).
 
         Returns
         -------
