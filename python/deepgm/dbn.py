@@ -7,10 +7,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, RegressorMixin, TransformerMixin
+from sklearn.utils import ClassifierTags
+from sklearn.utils._available_if import available_if
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import _check_y, check_is_fitted
 
-from . import _core
+from . import _core, _label_units
 from ._base import (
     DeepGMEstimator,
     _named_errors,
@@ -185,6 +187,13 @@ class _RBMStackParams:
         return tags
 
 
+def _fitted_with_labels(dbn):
+    """predict, predict_proba and score exist only on a DBN fitted with labels, fit(X, y)."""
+    if not hasattr(dbn, "classes_"):
+        raise AttributeError("predictions need a DBN fitted with labels: call fit(X, y)")
+    return True
+
+
 class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """Deep belief network: a stack of RBMs trained greedily, layer by layer.
 
@@ -219,7 +228,13 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
     history_ : dict of lists
         Per pretraining epoch of each layer (bottom layer first): ``layer`` (1-based), ``epoch`` (of
         that layer), ``updates``, ``reconstruction_error``, ``pseudo_likelihood`` (Bernoulli layers)
-        and ``time``.
+        and ``time``; after ``fit(X, y)`` the top layer logs ``label_error`` (of its generative
+        classifier) instead of ``pseudo_likelihood``.
+    classes_ : ndarray of shape (n_classes,)
+        Only after ``fit(X, y)``: the labels of the top RBM's softmax label group (Hinton, Osindero &
+        Teh 2006). The DBN then also has ``predict``, ``predict_proba`` and ``score`` (the generative
+        classifier: lowest free energy in the top RBM, no fine-tuning), and ``sample(y=...)``
+        generates chosen classes.
 
     Examples
     --------
@@ -283,7 +298,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         check_training_schedule(self, allow_auto_batch=True)
 
     def fit(self, X, y=None):
-        """Greedy layer-wise pretraining on X.
+        """Greedy layer-wise pretraining on X; with labels y, the top RBM also learns a label group
+        (see :meth:`_fit_with_labels`).
 
         Every setting (including each layer's ``layer_params``) and X are validated before anything
         is trained. If training stops early (Ctrl-C, or a ``DivergenceError`` in some layer), the DBN
@@ -293,12 +309,15 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         -------
         self : DBN
         """
+        if y is not None:
+            return self._fit_with_labels(X, y)
         self._check_params()
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         layer_params = check_layer_params(self.layer_params, len(sizes))
         with self._fit_transaction() as commit:
             X = self._validate_X(X, reset=True, stream=True)
             visible = self._resolve_visible(X)
+            self.__dict__.pop("classes_", None)
             self._fit_seed = seed_from(self.random_state)
             self._sample_calls = 0
             rbms = []
@@ -308,12 +327,18 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
                     first_visible=visible, verbose=self.verbose, out=rbms,
                 )
             finally:
-                fitted = [r for r in rbms if hasattr(r, "components_")]
-                if fitted:
-                    commit()
-                    self.rbms_ = fitted
-                    self.history_ = _stack_history(fitted)
+                self._keep_fitted_layers(rbms, commit)
         return self
+
+    def _keep_fitted_layers(self, rbms, commit):
+        """The end of a fit, finished or interrupted: the DBN keeps the layers trained so far.
+        Returns how many layers it kept."""
+        fitted = [r for r in rbms if hasattr(r, "components_")]
+        if fitted:
+            commit()
+            self.rbms_ = fitted
+            self.history_ = _stack_history(fitted)
+        return len(fitted)
 
     @classmethod
     def from_rbms(cls, rbms, *, random_state=None):
@@ -351,25 +376,34 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             :meth:`deepgm.RBM.transform`).
         """
         check_is_fitted(self)
+        if self._has_labels():
+            return self._transform_with_labels(X)
         H = self._validate_X(X, reset=False)
         for rbm in self.rbms_:
             H = rbm.transform(H)
         return as_output(H, X)
 
-    def sample(self, n_samples=16, n_steps=1000, init=None):
+    def sample(self, n_samples=None, n_steps=1000, init=None, y=None):
         """Generates data: Gibbs sampling in the top RBM (the DBN's undirected associative memory),
         then a mean-field down pass through the directed lower layers.
 
         Parameters
         ----------
-        n_samples : int, default=16
-            Number of chains (ignored when ``init`` is given).
+        n_samples : int, default=None
+            Number of chains: 16 by default, ``len(y)`` when y is an array (ignored when ``init`` is given).
         n_steps : int, default=1000
             Gibbs steps in the top RBM (0: the down pass of the starting states).
         init : array-like of shape (n_chains, n_features), default=None
             Data whose up pass starts the chains (e.g. training images); by default the top RBM's
             visible units start from uniform random binary states (standard normal draws when the
             top RBM is a Gaussian-visible bottom layer).
+        y : label or array-like of shape (n_chains,), default=None
+            For a DBN fitted with labels: the class to generate (one label for every chain, or one
+            per chain), clamped in the top RBM's label group during Gibbs sampling. Without it, the
+            label group is sampled with the rest of the top RBM.
+            A top RBM trained by CD-1 has a spurious mode that chains of every label fall into;
+            train it with more Gibbs steps, e.g. ``layer_params=[{}, {}, {"k": 10}]``
+            (benches/NOTES.md, entry 28).
 
         Returns
         -------
@@ -378,9 +412,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         """
         check_is_fitted(self)
         n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
+        if self._has_labels() or y is not None:
+            return self._sample_with_labels(n_samples, n_steps, init, y)
         top = self.rbms_[-1]
         if init is None:
-            n_samples = check_positive_int(n_samples, "n_samples")
+            n_samples = check_positive_int(16 if n_samples is None else n_samples, "n_samples")
             V = None
         else:
             V = self._validate_X(init, reset=False, bernoulli=self.rbms_[0].visible == "bernoulli", name="init")
@@ -394,7 +430,172 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]  # see output_dtype
+        tags.classifier_tags = ClassifierTags(multi_class=True)  # predict / predict_proba after fit(X, y)
         return self._bernoulli_tags(tags)
+
+    # -- label units (Hinton, Osindero & Teh 2006; the maths is in _label_units) --------------------
+
+    def _has_labels(self):
+        return hasattr(self, "classes_")
+
+    def _fit_with_labels(self, X, y):
+        """fit(X, y): greedy pretraining of the lower layers as without labels; the top RBM's visible
+        layer is [penultimate features, one-hot label group], trained by label CD-k / PCD-k.
+
+        Sets ``classes_`` (the sorted labels seen in y). The top RBM ``rbms_[-1]`` has
+        ``hidden_layer_sizes[-2] + n_classes`` visible units (the labels last)."""
+        self._check_params()
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        layer_params = check_layer_params(self.layer_params, len(sizes))
+        if len(sizes) == 1 and self.visible == "gaussian":
+            raise ValueError(
+                "fit with labels y needs Bernoulli units beside the label group in the top RBM: use visible='bernoulli' "
+                f"or at least two layers; got visible={self.visible!r} with hidden_layer_sizes={tuple(sizes)}"
+            )
+        with self._fit_transaction() as commit:
+            X = self._validate_X(X, reset=True, stream=True)
+            visible = self._resolve_visible(X)
+            if len(sizes) == 1 and visible != "bernoulli":
+                raise ValueError(
+                    "fit with labels y needs Bernoulli units beside the label group in the top RBM: X is not mostly binary, "
+                    f"so visible='auto' chose Gaussian units; use at least two layers (got hidden_layer_sizes={tuple(sizes)})"
+                )
+            y = self._validate_y(y, X.shape[0], classification=True)
+            self.__dict__.pop("classes_", None)  # until the top RBM with its label units is trained
+            self._fit_seed = seed_from(self.random_state)
+            self._sample_calls = 0
+            classes, codes = np.unique(y, return_inverse=True)
+            common = self._rbm_common()
+            common["batch_size"] = auto_batch_size(common["batch_size"], X.shape[0])
+            stack = stack_params(
+                sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=visible,
+                verbose=self.verbose,
+            )
+            rbms = []
+            try:
+                pretrain_stack(
+                    X, sizes[:-1], seed=self._fit_seed, layer_params=layer_params[:-1], common=self._rbm_common(),
+                    first_visible=visible, verbose=self.verbose, out=rbms,
+                )
+                features = self._penultimate_features(X, rbms)
+                top = RBM(**stack[-1])
+                rbms.append(top)
+                V = _label_units.init_label_rbm(top, features, codes.ravel(), len(classes))
+                _label_units.train_label_rbm(top, V, features.shape[1])
+            finally:
+                if self._keep_fitted_layers(rbms, commit) == len(sizes):
+                    self.classes_ = classes
+        return self
+
+    def _penultimate_features(self, X, lower):
+        """The up pass of X through the lower RBMs: the visible features of the top RBM (n, d), dense."""
+        for rbm in lower:
+            X = rbm.transform(X)
+        X = X.toarray() if sp.issparse(X) else X
+        return np.ascontiguousarray(X, dtype=self._dtype())
+
+    def _checked_penultimate(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._penultimate_features(X, self.rbms_[:-1])
+
+    def _label_codes(self, y, name="y"):
+        """Labels -> their indices in ``classes_``, refusing labels unseen in fit."""
+        y = np.asarray(y)
+        check_seen_labels(y, self.classes_, name)
+        return np.searchsorted(self.classes_, y)
+
+    @available_if(_fitted_with_labels)
+    def predict_log_proba(self, X):
+        """log p(y | x) of a DBN fitted with labels (see :meth:`predict_proba`).
+
+        Returns
+        -------
+        log_P : ndarray of shape (n_samples, n_classes), float64
+        """
+        features = self._checked_penultimate(X)
+        return _label_units.label_log_posterior(self.rbms_[-1], features, features.shape[1], self._n_jobs())
+
+    @available_if(_fitted_with_labels)
+    def predict_proba(self, X):
+        """p(y | x) of a DBN fitted with labels: a softmax over the classes of minus the top RBM's
+        free energy F(h(x), y), with h(x) the up pass of x to the penultimate layer. Exact (the
+        free energy has a closed form); float64 whatever the model's dtype.
+
+        Returns
+        -------
+        P : ndarray of shape (n_samples, n_classes), float64
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    @available_if(_fitted_with_labels)
+    def predict(self, X):
+        """The class of lowest free energy in the top RBM (a DBN fitted with labels).
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        log_proba = self.predict_log_proba(X)
+        return self.classes_[np.argmax(log_proba, axis=1)]
+
+    @available_if(_fitted_with_labels)
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of :meth:`predict` on (X, y): the generative classifier of the label units, not
+        a fine-tuned network (see :class:`DBNClassifier` for that). Labels unseen in fit are refused."""
+        from sklearn.metrics import accuracy_score
+
+        predicted = self.predict(X)  # checks X and that the DBN was fitted with labels
+        y = self._validate_y(y, len(predicted), classification=True)
+        self._label_codes(y)
+        return float(accuracy_score(y, predicted, sample_weight=sample_weight))
+
+    def _transform_with_labels(self, X):
+        """transform of a DBN fitted with labels: the top hidden probabilities with the label group at
+        its posterior p(y | x) (mean field), p(h | f, p(y | f)): no label is needed to transform."""
+        features = self._checked_penultimate(X)
+        top = self.rbms_[-1]
+        posterior = np.exp(_label_units.label_log_posterior(top, features, features.shape[1], self._n_jobs()))
+        V = np.concatenate([features, posterior.astype(features.dtype)], axis=1)
+        H = _core.rbm_hidden(V, top.components_, top.intercept_hidden_, hidden="bernoulli", n_jobs=self._n_jobs())
+        return as_output(H, X)
+
+    def _sample_with_labels(self, n_samples, n_steps, init, y):
+        """sample() of a DBN fitted with labels: Gibbs in the top RBM with the label group clamped to y
+        (or free without y), then the mean-field down pass."""
+        if not self._has_labels():
+            raise ValueError("y was given but this DBN was fitted without labels: fit(X, y) first to generate chosen classes")
+        top, seed = self.rbms_[-1], self._next_seed()
+        codes = None
+        if y is not None:
+            y = np.asarray(y)
+            if y.ndim > 1:
+                raise ValueError(f"y must be one label or a 1-D array of labels; got an array of shape {y.shape}")
+            codes = self._label_codes(y.ravel())
+            if y.ndim == 0:
+                codes = np.repeat(codes, 16 if n_samples is None else check_positive_int(n_samples, "n_samples"))
+            elif n_samples is not None and n_samples != len(codes):
+                raise ValueError(f"n_samples must be None or len(y) when y is an array; got n_samples={n_samples} and {len(codes)} labels")
+        if init is None:
+            n = len(codes) if codes is not None else check_positive_int(16 if n_samples is None else n_samples, "n_samples")
+            if n == 0:
+                raise ValueError("y must hold at least one label; got an empty array")
+            rng = np.random.default_rng(seed)
+            F0 = (rng.random((n, self.rbms_[-2].n_components if len(self.rbms_) > 1 else self.n_features_in_)) < 0.5).astype(self._dtype())
+        else:
+            F0 = self._penultimate_features(self._validate_X(init, reset=False, name="init"), self.rbms_[:-1])
+            if codes is not None and len(codes) != F0.shape[0]:
+                codes = codes[:1].repeat(F0.shape[0]) if y.ndim == 0 else None
+                if codes is None:
+                    raise ValueError(f"y must have one label per row of init; got {len(y)} labels for {F0.shape[0]} rows")
+        d = F0.shape[1]
+        if n_steps == 0:
+            means = F0
+        elif codes is None:
+            means = _label_units.free_label_chains(top, F0, len(self.classes_), d, n_steps, seed, self._n_jobs())
+        else:
+            means = _label_units.clamped_feature_chains(top, F0, codes, d, n_steps, seed, self._n_jobs())
+        return down_pass(self.rbms_[:-1], means)
 
 
 def _stack_history(rbms):
