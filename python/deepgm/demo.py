@@ -20,7 +20,7 @@ __all__ = ["run_demo", "SETTINGS"]
 #: settings of the quality bars).
 SETTINGS = {
     "quick": {
-        "rbm": dict(n_components=500, n_iter=15, k=10),
+        "rbm": dict(n_components=500, batch_size=100, n_iter=15, k=10),
         "ais": dict(n_chains=100, n_betas=2000),
         "dbn_generative": dict(hidden_layer_sizes=(500, 500), n_iter=10, layer_params=[{}, {"k": 10}]),
         "dbn": dict(hidden_layer_sizes=(500, 500, 2000), pretrain_iter=5, finetune_iter=30),
@@ -31,7 +31,7 @@ SETTINGS = {
         "n_importance": 200,
     },
     "full": {  # also the settings of benches/quality.py
-        "rbm": dict(n_components=500, n_iter=30, k=10),
+        "rbm": dict(n_components=500, batch_size=100, n_iter=30, k=10),
         "ais": dict(n_chains=100, n_betas=10000),
         "dbn_generative": dict(hidden_layer_sizes=(500, 500), n_iter=20, layer_params=[{}, {"k": 10}]),
         "dbn": dict(hidden_layer_sizes=(500, 500, 2000), pretrain_iter=10, finetune_iter=60),
