@@ -102,16 +102,17 @@ def fit_matrix_factorisation(train, rank, lam, bias_lam, rng, n_sweeps=15):
     penalty = np.diag([bias_lam] + [lam] * rank)
 
     def solve(matrix, own_bias, own_factors, other_bias, other_factors):
-        for row in range(matrix.shape[0]):
-            lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
+        # Row j of a CSR matrix is user j; of a CSC matrix, column j is item j.
+        for j in range(matrix.indptr.size - 1):
+            lo, hi = matrix.indptr[j], matrix.indptr[j + 1]
             if lo == hi:
-                own_bias[row], own_factors[row] = 0.0, 0.0
+                own_bias[j], own_factors[j] = 0.0, 0.0
                 continue
             others = matrix.indices[lo:hi]
             features = np.hstack([np.ones((hi - lo, 1)), other_factors[others]])
             target = matrix.data[lo:hi] - mu - other_bias[others]
             solution = np.linalg.solve(features.T @ features + penalty, features.T @ target)
-            own_bias[row], own_factors[row] = solution[0], solution[1:]
+            own_bias[j], own_factors[j] = solution[0], solution[1:]
 
     for _ in range(n_sweeps):
         solve(csr, b_u, P, b_i, Q)
