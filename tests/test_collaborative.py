@@ -206,9 +206,9 @@ def fitted(ratings):
 def test_auto_schedule_raises_the_gibbs_steps():
     assert [auto_cd_steps(e, 10) for e in range(10)] == [1, 1, 1, 1, 1, 3, 3, 3, 5, 5]
     R, _ = low_rank_ratings(30, 10, np.random.default_rng(1))
-    model = CollaborativeRBM(4, n_iter=10, early_stopping=False, random_state=0).fit(R)
+    model = CollaborativeRBM(4, n_iter=10, random_state=0).fit(R)
     assert model.history_["k"] == [1, 1, 1, 1, 1, 3, 3, 3, 5, 5]
-    assert CollaborativeRBM(4, n_iter=3, k=2, early_stopping=False, random_state=0).fit(R).history_["k"] == [2, 2, 2]
+    assert CollaborativeRBM(4, n_iter=3, k=2, random_state=0).fit(R).history_["k"] == [2, 2, 2]
 
 
 def test_learns_held_out_ratings_better_than_item_means(rng):
@@ -351,10 +351,10 @@ def test_output_dtypes_follow_the_input(ratings):
 
 def test_history_and_visible_bias_initialisation(ratings):
     R, _ = ratings
-    model = CollaborativeRBM(4, n_iter=3, early_stopping=False, random_state=0).fit(R)
+    model = CollaborativeRBM(4, n_iter=3, random_state=0).fit(R)
     assert set(model.history_) == {"epoch", "k", "train_rmse", "time"}
     assert model.history_["epoch"] == [1, 2, 3]
-    fresh = CollaborativeRBM(4, n_iter=1, learning_rate=1e-12, early_stopping=False, random_state=0).fit(R)
+    fresh = CollaborativeRBM(4, n_iter=1, learning_rate=1e-12, random_state=0).fit(R)
     # Visible biases start at the log of each item's (smoothed) rating frequencies.
     counts = np.zeros((R.shape[1], fresh.rating_values_.size))
     coo = R.tocoo()
@@ -368,7 +368,8 @@ def test_history_and_visible_bias_initialisation(ratings):
 def overfitting_model(**params):
     """Settings under which the validation RMSE of ``ratings`` rises again within 30 epochs."""
     return CollaborativeRBM(
-        16, k=1, learning_rate=0.1, batch_size=10, n_iter=30, tol=0.0, validation_fraction=0.2, random_state=0, **params
+        16, k=1, learning_rate=0.1, batch_size=10, n_iter=30, early_stopping=True, tol=0.0, validation_fraction=0.2,
+        random_state=0, **params
     )
 
 
@@ -397,7 +398,7 @@ def test_early_stopping_logs_the_validation_rmse_and_keeps_the_best_epoch(rating
 
 def test_early_stopping_does_not_train_on_the_held_out_ratings(ratings):
     R, _ = ratings
-    model = CollaborativeRBM(4, n_iter=1, validation_fraction=0.25, random_state=0).fit(R)
+    model = CollaborativeRBM(4, n_iter=1, early_stopping=True, validation_fraction=0.25, random_state=0).fit(R)
     train, codes, (v_ptr, v_idx, truth) = model._split_validation(R, model._codes(R))
     per_user = np.diff(R.indptr)
     np.testing.assert_array_equal(np.diff(v_ptr), np.maximum(1, np.rint(0.25 * per_user)) * (per_user >= 2))
@@ -412,8 +413,8 @@ def test_early_stopping_does_not_train_on_the_held_out_ratings(ratings):
 def test_early_stopping_needs_a_user_with_two_ratings():
     R = sp.csr_matrix(np.array([[5.0, 0, 0], [0, 3.0, 0], [0, 0, 1.0]]))
     with pytest.raises(ValueError, match="early_stopping needs a user with at least two ratings"):
-        CollaborativeRBM(2, n_iter=1).fit(R)
-    assert CollaborativeRBM(2, n_iter=1, early_stopping=False).fit(R).history_["epoch"] == [1]
+        CollaborativeRBM(2, n_iter=1, early_stopping=True).fit(R)
+    assert CollaborativeRBM(2, n_iter=1).fit(R).history_["epoch"] == [1]
 
 
 # --------------------------------------------------------------------------------------------------

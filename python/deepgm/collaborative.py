@@ -120,11 +120,12 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         Users per minibatch.
     n_iter : int, default=30
         Epochs (passes over the users); the most with ``early_stopping``.
-    early_stopping : bool, default=True
+    early_stopping : bool, default=False
         Hold out ``validation_fraction`` of each user's ratings, predict them after every epoch from the
         user's other ratings, stop once their RMSE has not improved by ``tol`` for ``n_iter_no_change``
-        epochs, and keep the parameters of the best epoch. On small data (a few hundred users) the
-        items' weights overfit within a few epochs: this picks the length of training for the data.
+        epochs, and keep the parameters of the best epoch: picks the length of training for the data.
+        Off by default: on MovieLens (536 users) the held-out RMSE plateaus rather than rises after
+        10-20 epochs, so stopping there gained nothing and the held-out 10% of the ratings cost a little.
     validation_fraction : float, default=0.1
         Fraction of each user's ratings held out for ``early_stopping`` (at least one rating of every
         user with two or more); they are not trained on.
@@ -207,7 +208,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         weight_decay=0.01,
         batch_size=20,
         n_iter=30,
-        early_stopping=True,
+        early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
         tol=1e-4,
