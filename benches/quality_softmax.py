@@ -10,8 +10,8 @@ remaining ratings. Reported: RMSE of
 - the global mean;
 - the user+item bias baseline, ``mu + b_u + b_i`` fitted by alternating least squares with an L2 penalty;
 - biased matrix factorisation by alternating least squares (``mu + b_u + b_i + p_u . q_i``);
-- ``CollaborativeRBM()`` and ``CollaborativeRBM(conditional=True)`` at their defaults, and the paper's
-  model exactly (``shared_weights=False``).
+- ``CollaborativeRBM()`` and ``CollaborativeRBM(conditional=True)`` at their defaults, with early stopping
+  (``early_stopping=True``), and the paper's model exactly (``shared_weights=False``).
 
 The baselines' penalties (and the factorisation's rank) are chosen on a validation split of the training
 ratings made the same way (20% of the other users' ratings), then refitted on all training ratings; the
@@ -167,6 +167,7 @@ def movielens(path, seed, log):
     for name, params in [
         ("CollaborativeRBM()", {}),
         ("CollaborativeRBM(conditional=True)", {"conditional": True}),
+        ("CollaborativeRBM(early_stopping=True)", {"early_stopping": True}),
         ("CollaborativeRBM(shared_weights=False) [paper]", {"shared_weights": False}),
     ]:
         t = time.perf_counter()
