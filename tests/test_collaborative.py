@@ -394,6 +394,7 @@ def test_early_stopping_logs_the_validation_rmse_and_keeps_the_best_epoch(rating
     assert stopped.history_["epoch"][-1] == first_best + 3
     assert stopped.best_epoch_ == first_best
     assert stopped.history_["validation_rmse"] == curve[: first_best + 3]
+    assert not hasattr(stopped.set_params(early_stopping=False, n_iter=1).fit(R), "best_epoch_"), "a stale best epoch"
 
 
 def test_early_stopping_does_not_train_on_the_held_out_ratings(ratings):

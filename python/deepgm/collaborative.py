@@ -322,6 +322,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             self.shared_components_ = np.zeros((n_values, n_hidden), dtype=dtype)
             self.shared_components_velocity_ = np.zeros_like(self.shared_components_)
         self.history_ = {}
+        self.__dict__.pop("best_epoch_", None)  # a refit without early stopping has no best epoch
         self._steps = 0
         self._last_update = np.zeros(n_items, dtype=np.int64)  # steps each item's rows have seen
         self._epochs_done = 0
