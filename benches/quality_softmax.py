@@ -10,8 +10,8 @@ remaining ratings. Reported: RMSE of
 - the global mean;
 - the user+item bias baseline, ``mu + b_u + b_i`` fitted by alternating least squares with an L2 penalty;
 - biased matrix factorisation by alternating least squares (``mu + b_u + b_i + p_u . q_i``);
-- ``CollaborativeRBM()`` and ``CollaborativeRBM(conditional=True)`` at their defaults, and the paper's
-  model exactly (``shared_weights=False``).
+- ``CollaborativeRBM()`` and ``CollaborativeRBM(conditional=True)`` at their defaults, with early stopping
+  (``early_stopping=True``), and the paper's model exactly (``shared_weights=False``).
 
 The baselines' penalties (and the factorisation's rank) are chosen on a validation split of the training
 ratings made the same way (20% of the other users' ratings), then refitted on all training ratings; the
@@ -92,26 +92,29 @@ def predict_biases(model, rows, cols):
 def fit_matrix_factorisation(train, rank, lam, bias_lam, rng, n_sweeps=15):
     """Biased matrix factorisation r ~ mu + b_u + b_i + p_u . q_i by alternating least squares: each
     user's (b_u, p_u) is a ridge regression on the residuals of their ratings given the items' (b_i,
-    q_i), and the other way round; penalty lam on the factors and bias_lam on the biases (one penalty
-    for both shrank the biases so far that the factorisation lost to the biases alone)."""
+    q_i), and the other way round. The factors' penalty is lam times the user's or item's number of
+    ratings (the weighted-lambda regularisation of Zhou et al. 2008, ALS-WR): one penalty for all let
+    the many items with a few ratings fit their factors to noise. The biases' penalty is bias_lam, that
+    of the bias baseline."""
     csr, csc = sp.csr_matrix(train), sp.csc_matrix(train)
     mu = csr.data.mean()
     P = 0.1 * rng.standard_normal((train.shape[0], rank))
     Q = 0.1 * rng.standard_normal((train.shape[1], rank))
     b_u, b_i = np.zeros(train.shape[0]), np.zeros(train.shape[1])
-    penalty = np.diag([bias_lam] + [lam] * rank)
 
     def solve(matrix, own_bias, own_factors, other_bias, other_factors):
-        for row in range(matrix.shape[0]):
-            lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
+        # Row j of a CSR matrix is user j; of a CSC matrix, column j is item j.
+        for j in range(matrix.indptr.size - 1):
+            lo, hi = matrix.indptr[j], matrix.indptr[j + 1]
             if lo == hi:
-                own_bias[row], own_factors[row] = 0.0, 0.0
+                own_bias[j], own_factors[j] = 0.0, 0.0
                 continue
             others = matrix.indices[lo:hi]
             features = np.hstack([np.ones((hi - lo, 1)), other_factors[others]])
             target = matrix.data[lo:hi] - mu - other_bias[others]
+            penalty = np.diag([bias_lam] + [lam * (hi - lo)] * rank)
             solution = np.linalg.solve(features.T @ features + penalty, features.T @ target)
-            own_bias[row], own_factors[row] = solution[0], solution[1:]
+            own_bias[j], own_factors[j] = solution[0], solution[1:]
 
     for _ in range(n_sweeps):
         solve(csr, b_u, P, b_i, Q)
@@ -150,7 +153,7 @@ def movielens(path, seed, log):
     record(f"user+item biases (ALS, lambda={lam})", time.perf_counter() - t, predict_biases(biases, te.row, te.col), lam=lam)
 
     bias_lam = lam
-    grid = [(rank, lam) for rank in (5, 20) for lam in (5, 10, 25, 50, 100)]
+    grid = [(rank, lam) for rank in (5, 10, 20) for lam in (0.1, 0.2, 0.5, 1.0)]
     scores = {}
     for rank, lam in grid:
         model = fit_matrix_factorisation(fit_part, rank, lam, bias_lam, np.random.default_rng(seed))
@@ -164,6 +167,7 @@ def movielens(path, seed, log):
     for name, params in [
         ("CollaborativeRBM()", {}),
         ("CollaborativeRBM(conditional=True)", {"conditional": True}),
+        ("CollaborativeRBM(early_stopping=True)", {"early_stopping": True}),
         ("CollaborativeRBM(shared_weights=False) [paper]", {"shared_weights": False}),
     ]:
         t = time.perf_counter()

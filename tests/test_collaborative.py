@@ -365,6 +365,59 @@ def test_history_and_visible_bias_initialisation(ratings):
     np.testing.assert_allclose(np.exp(fresh.intercept_visible_).sum(1), 1.0, atol=1e-5)
 
 
+def overfitting_model(**params):
+    """Settings under which the validation RMSE of ``ratings`` rises again within 30 epochs."""
+    return CollaborativeRBM(
+        16, k=1, learning_rate=0.1, batch_size=10, n_iter=30, early_stopping=True, tol=0.0, validation_fraction=0.2,
+        random_state=0, **params
+    )
+
+
+def test_early_stopping_logs_the_validation_rmse_and_keeps_the_best_epoch(ratings):
+    R, _ = ratings
+    full = overfitting_model(n_iter_no_change=30).fit(R)  # never stops early: every epoch logged
+    curve = full.history_["validation_rmse"]
+    assert len(curve) == 30 and all(np.isfinite(curve))
+    best = int(np.argmin(curve)) + 1
+    assert full.best_epoch_ == best < 30, "these settings overfit: the best epoch is not the last"
+    # The kept parameters are those after epoch `best`: a fit that ends there has the same ones.
+    ended = overfitting_model(n_iter_no_change=30).set_params(n_iter=best).fit(R)
+    assert ended.best_epoch_ == best
+    np.testing.assert_array_equal(full.components_, ended.components_)
+    np.testing.assert_array_equal(full.intercept_visible_, ended.intercept_visible_)
+    np.testing.assert_array_equal(full.shared_components_, ended.shared_components_)
+    # Stopping: n_iter_no_change epochs without improvement after the best one, then the same model.
+    stopped = overfitting_model(n_iter_no_change=3).fit(R)
+    # The first epoch that is a strict new minimum followed by three epochs none of which is below it.
+    running = np.minimum.accumulate(curve)
+    first_best = next(e for e in range(1, 28) if (e == 1 or curve[e - 1] < running[e - 2]) and min(curve[e : e + 3]) >= curve[e - 1])
+    assert stopped.history_["epoch"][-1] == first_best + 3
+    assert stopped.best_epoch_ == first_best
+    assert stopped.history_["validation_rmse"] == curve[: first_best + 3]
+    assert not hasattr(stopped.set_params(early_stopping=False, n_iter=1).fit(R), "best_epoch_"), "a stale best epoch"
+
+
+def test_early_stopping_does_not_train_on_the_held_out_ratings(ratings):
+    R, _ = ratings
+    model = CollaborativeRBM(4, n_iter=1, early_stopping=True, validation_fraction=0.25, random_state=0).fit(R)
+    train, codes, (v_ptr, v_idx, truth) = model._split_validation(R, model._codes(R))
+    per_user = np.diff(R.indptr)
+    np.testing.assert_array_equal(np.diff(v_ptr), np.maximum(1, np.rint(0.25 * per_user)) * (per_user >= 2))
+    held = sp.csr_matrix((truth, v_idx, v_ptr), shape=R.shape)
+    kept = sp.csr_matrix((model.rating_values_[codes], train.indices, train.indptr), shape=R.shape)
+    assert kept.multiply(held).nnz == 0  # disjoint...
+    np.testing.assert_array_equal((held + kept).toarray(), R.toarray())  # ...and together all of R
+    # The held-out ratings' RMSE logged is that of predicting them from the rest with the final model.
+    assert model.history_["validation_rmse"][0] == pytest.approx(-model.score(kept, held), rel=1e-6)
+
+
+def test_early_stopping_needs_a_user_with_two_ratings():
+    R = sp.csr_matrix(np.array([[5.0, 0, 0], [0, 3.0, 0], [0, 0, 1.0]]))
+    with pytest.raises(ValueError, match="early_stopping needs a user with at least two ratings"):
+        CollaborativeRBM(2, n_iter=1, early_stopping=True).fit(R)
+    assert CollaborativeRBM(2, n_iter=1).fit(R).history_["epoch"] == [1]
+
+
 # --------------------------------------------------------------------------------------------------
 # bad input
 
@@ -417,6 +470,11 @@ def test_refuses_bad_ratings_with_clear_errors(ratings, fitted):
         ("weight_decay", -1e-3, ValueError, "weight_decay"),
         ("batch_size", 0, ValueError, "batch_size"),
         ("n_iter", 0, ValueError, "n_iter"),
+        ("early_stopping", 1, TypeError, "early_stopping"),
+        ("validation_fraction", 1.0, ValueError, "validation_fraction"),
+        ("validation_fraction", 0.0, ValueError, "validation_fraction"),
+        ("n_iter_no_change", 0, ValueError, "n_iter_no_change"),
+        ("tol", -1.0, ValueError, "tol"),
     ],
 )
 def test_refuses_bad_hyperparameters(param, value, error, match, ratings):

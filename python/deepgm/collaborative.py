@@ -49,7 +49,9 @@ from ._base import (
     interruption_point,
     seed_from,
 )
+from ._schedule import Convergence
 from ._sparse import as_csr, csr_arrays
+from ._streams import Purpose, generator
 from .rbm import check_training_schedule
 
 __all__ = ["CollaborativeRBM"]
@@ -117,7 +119,20 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     batch_size : int, default=20
         Users per minibatch.
     n_iter : int, default=30
-        Epochs (passes over the users).
+        Epochs (passes over the users); the most with ``early_stopping``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of each user's ratings, predict them after every epoch from the
+        user's other ratings, stop once their RMSE has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and keep the parameters of the best epoch: picks the length of training for the data.
+        Off by default: on MovieLens (536 users) the held-out RMSE plateaus rather than rises after
+        10-20 epochs, so stopping there gained nothing and the held-out 10% of the ratings cost a little.
+    validation_fraction : float, default=0.1
+        Fraction of each user's ratings held out for ``early_stopping`` (at least one rating of every
+        user with two or more); they are not trained on.
+    n_iter_no_change : int, default=5
+        Epochs without improvement of the validation RMSE before ``early_stopping`` stops.
+    tol : float, default=1e-4
+        Smallest decrease of the validation RMSE that counts as an improvement.
     random_state : int, RandomState, Generator or None, default=None
         Seeds initialisation, shuffling and sampling. The same value gives the same model for any
         ``n_jobs``.
@@ -146,7 +161,11 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         Number of items.
     history_ : dict of lists
         Per epoch: ``epoch``, ``k`` (Gibbs steps), ``train_rmse`` (RMSE of the mean-field reconstruction
-        of up to 500 users' training ratings) and ``time`` (seconds).
+        of up to 500 users' training ratings), with ``early_stopping`` ``validation_rmse`` (RMSE of the
+        held-out ratings predicted from each user's other ratings), and ``time`` (seconds).
+    best_epoch_ : int
+        With ``early_stopping``: the epoch (1-based, as ``history_["epoch"]``) whose parameters the model
+        holds, that of the lowest validation RMSE.
 
     Examples
     --------
@@ -189,6 +208,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         weight_decay=0.01,
         batch_size=20,
         n_iter=30,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
         random_state=None,
         dtype="float32",
         n_jobs=None,
@@ -206,6 +229,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.n_iter = n_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         self.random_state = random_state
         self.dtype = dtype
         self.n_jobs = n_jobs
@@ -224,6 +251,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
         check_number(self.shared_learning_rate, "shared_learning_rate", low=0)
         check_training_schedule(self)
+        check_bool(self.early_stopping, "early_stopping")
+        check_number(self.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
+        check_positive_int(self.n_iter_no_change, "n_iter_no_change")
+        check_number(self.tol, "tol", low=0)
         self._check_common_params()
 
     def _ratings(self, X, name="X", *, reset=False):
@@ -269,6 +300,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         self._fit_seed = seed_from(self.random_state)
         self._sample_calls = 0
         rng = np.random.default_rng(self._fit_seed)
+        validation = None
+        if self.early_stopping:
+            R, codes, validation = self._split_validation(R, codes)
         # Visible biases at the log of each item's rating frequencies, smoothed by PRIOR_RATINGS
         # pseudo-ratings spread as the ratings of all items are (an item rated once or never stays finite).
         counts = np.zeros((n_items, n_values))
@@ -288,12 +322,13 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             self.shared_components_ = np.zeros((n_values, n_hidden), dtype=dtype)
             self.shared_components_velocity_ = np.zeros_like(self.shared_components_)
         self.history_ = {}
+        self.__dict__.pop("best_epoch_", None)  # a refit without early stopping has no best epoch
         self._steps = 0
         self._last_update = np.zeros(n_items, dtype=np.int64)  # steps each item's rows have seen
         self._epochs_done = 0
         rated = np.flatnonzero(np.diff(R.indptr) > 0)
         self._monitor_users = np.sort(rng.choice(rated, size=min(_MONITOR_USERS, rated.size), replace=False))
-        return codes
+        return R, codes, validation
 
     # -- training -----------------------------------------------------------------------------------
 
@@ -316,19 +351,45 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             R, _ = self._ratings(X, reset=True)
             if R.nnz == 0:
                 raise ValueError("X holds no ratings: a ratings matrix needs at least one rating (stored entry, or non-NaN value)")
-            codes = self._init_params(R)
+            R, codes, validation = self._init_params(R)
             commit()
         indptr, indices = csr_arrays(R)
         with deferred_interrupts():
-            self._train_epochs(indptr, indices, codes)
+            self._train_epochs(indptr, indices, codes, validation)
         return self
+
+    def _split_validation(self, R, codes):
+        """(training ratings, their codes, validation): ``validation_fraction`` of each user's ratings (at
+        least one of every user with two or more) moved out of R. ``validation`` holds the held-out
+        pattern (indptr, indices) and their true rating values, to be predicted from the rest."""
+        rng = generator(self._fit_seed, Purpose.VALIDATION_SPLIT)
+        per_user = np.diff(R.indptr)
+        n_held = np.where(per_user >= 2, np.maximum(1, np.rint(self.validation_fraction * per_user)), 0).astype(np.int64)
+        user_of = np.repeat(np.arange(R.shape[0]), per_user)
+        # A random rank of every rating within its user's row; the n_held lowest ranks are held out.
+        order = np.lexsort((rng.random(R.nnz), user_of))
+        rank = np.empty(R.nnz, dtype=np.int64)
+        rank[order] = np.arange(R.nnz) - np.repeat(R.indptr[:-1], per_user)
+        held = rank < n_held[user_of]
+        train = sp.csr_matrix((codes[~held].astype(np.float64), R.indices[~held], np.r_[0, np.cumsum(per_user - n_held)]), shape=R.shape)
+        valid = sp.csr_matrix((R.data[held], R.indices[held], np.r_[0, np.cumsum(n_held)]), shape=R.shape)
+        if valid.nnz == 0:
+            raise ValueError(
+                "early_stopping needs a user with at least two ratings (one to hold out, one to predict it "
+                "from); X has none: set early_stopping=False"
+            )
+        v_indptr, v_indices = csr_arrays(valid)
+        return train, np.ascontiguousarray(codes[~held]), (v_indptr, v_indices, valid.data)
 
     def _k(self, epoch: int) -> int:
         return auto_cd_steps(epoch, self.n_iter) if self.k == "auto" else int(self.k)
 
-    def _train_epochs(self, indptr, indices, codes):
-        """Epochs of CD-T updates. Ctrl-C stops between two minibatches: the parameters are those after
-        the last whole update, ``history_`` holds the completed epochs."""
+    def _train_epochs(self, indptr, indices, codes, validation=None):
+        """Epochs of CD-T updates; with ``validation`` (of :meth:`_split_validation`), early stopping
+        that ends with the parameters of the best epoch. Ctrl-C stops between two minibatches: the
+        parameters are those after the last whole update, ``history_`` holds the completed epochs."""
+        convergence = Convergence(self.tol, self.n_iter_no_change) if validation is not None else None
+        best = None
         n_jobs = self._n_jobs()
         # Users without ratings have no visible units: they contribute nothing to the gradient.
         users = np.flatnonzero(np.diff(indptr) > 0)
@@ -370,8 +431,40 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             finally:
                 bar.close()
             self._epochs_done += 1
-            self._log_epoch(epoch=self._epochs_done, k=k, train_rmse=rmse, time=self._timer() - start)
+            if convergence is None:
+                self._log_epoch(epoch=self._epochs_done, k=k, train_rmse=rmse, time=self._timer() - start)
+                interruption_point()
+                continue
+            validation_rmse = self._validation_rmse(indptr, indices, codes, validation)
+            if convergence.update(validation_rmse):
+                best = (self._epochs_done, {name: getattr(self, name).copy() for name in self._trained_names()})
+            self._log_epoch(epoch=self._epochs_done, k=k, train_rmse=rmse, validation_rmse=validation_rmse, time=self._timer() - start)
             interruption_point()
+            if convergence.converged:
+                break
+        if best is not None:
+            self._restore(*best)
+
+    def _trained_names(self):
+        """The names of the arrays training changes (the parameters, not ``rating_values_``)."""
+        return [name for name in self._param_names if name != "rating_values_" and hasattr(self, name)]
+
+    def _restore(self, epoch, params):
+        """Puts back the parameters of epoch ``epoch``; the velocities restart from zero (the momentum
+        of the epochs after the best one would carry the model away from it if training continued)."""
+        for name, value in params.items():
+            setattr(self, name, value)
+            velocity = getattr(self, f"{name}velocity_", None)
+            if velocity is not None:
+                velocity[...] = 0
+        self.best_epoch_ = epoch
+
+    def _validation_rmse(self, indptr, indices, codes, validation) -> float:
+        """RMSE of the held-out ratings predicted from each user's training ratings."""
+        v_indptr, v_indices, truth = validation
+        expected = self._expected_ratings(indptr, indices, codes, v_indptr, v_indices)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.sqrt(np.mean((expected - truth) ** 2)))
 
     def _arrays(self):
         """Parameters and velocities, in the kernels' order."""
