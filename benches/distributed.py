@@ -120,7 +120,8 @@ def step_times(repeats):
     X, y = X[:2000], y[:2000]
     nets = {
         "DBN 784-500-500-2000-10 fine-tuning, SGD, batch 100": (
-            lambda n: DBNClassifier((500, 500, 2000), pretrain=False, finetune_iter=1, random_state=0, n_jobs=n), 2000 / 100
+            lambda n: DBNClassifier((500, 500, 2000), pretrain=False, finetune_iter=1, random_state=0, n_jobs=n),
+            2000 / 100,
         ),
         "VAE 784-400-20, Adam, batch 128": (lambda n: VAE(20, n_iter=1, random_state=0, n_jobs=n), np.ceil(2000 / 128)),
     }
@@ -163,8 +164,10 @@ def main(argv=None):
     report["step_ms"] = step_times(args.repeats)
     report["load_after"] = os.getloadavg()
 
-    print(f"Machine: {report['cpu']}, {report['cores']} cores; load average before/after: "
-          f"{report['load_before'][0]:.1f} / {report['load_after'][0]:.1f}; {args.rows} MNIST images; medians of {args.repeats}.")
+    print(
+        f"Machine: {report['cpu']}, {report['cores']} cores; load average before/after: "
+        f"{report['load_before'][0]:.1f} / {report['load_after'][0]:.1f}; {args.rows} MNIST images; medians of {args.repeats}."
+    )
     print()
     print("| model | layout | local_steps | rounds | fit (one epoch) | setup per fit | step | overhead per round | bytes per round |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")

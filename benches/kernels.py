@@ -55,6 +55,8 @@ MLP_SIZES = (784, 500, 500, 10)
 MLP_ACTIVATIONS = ["sigmoid", "sigmoid", "identity"]
 MLP_BATCH = 128
 LEARNING_RATE, MOMENTUM = 0.1, 0.9
+
+
 @dataclass
 class TimingConfig:
     target_s: float = 1.5  # timed wall time of one row (all sides together)
@@ -155,13 +157,23 @@ def make_row(name, kind, dtype, gflop, deepgm_s, reference, reference_s, foreign
     """A row from the per-call seconds of the two sides."""
     d, r = summary_ms(deepgm_s), summary_ms(reference_s)
     return Row(
-        name=name, kind=kind, dtype=dtype,
-        deepgm_ms=d["median"], reference=reference, reference_ms=r["median"],
-        ratio=r["median"] / d["median"], gflop=gflop,
-        deepgm_gflops=gflop / (d["median"] * 1e-3), reference_gflops=gflop / (r["median"] * 1e-3),
-        repeats=len(deepgm_s), foreign_load=foreign_load,
+        name=name,
+        kind=kind,
+        dtype=dtype,
+        deepgm_ms=d["median"],
+        reference=reference,
+        reference_ms=r["median"],
+        ratio=r["median"] / d["median"],
+        gflop=gflop,
+        deepgm_gflops=gflop / (d["median"] * 1e-3),
+        reference_gflops=gflop / (r["median"] * 1e-3),
+        repeats=len(deepgm_s),
+        foreign_load=foreign_load,
         spread=max((d["q3"] - d["q1"]) / d["median"], (r["q3"] - r["q1"]) / r["median"]),
-        deepgm_q1_ms=d["q1"], deepgm_q3_ms=d["q3"], reference_q1_ms=r["q1"], reference_q3_ms=r["q3"],
+        deepgm_q1_ms=d["q1"],
+        deepgm_q3_ms=d["q3"],
+        reference_q1_ms=r["q1"],
+        reference_q3_ms=r["q3"],
         extra=extra or {},
     )
 
@@ -216,12 +228,26 @@ def bench_gemm(m, k, n, dtype, trans_a, cfg, rng, explicit_jobs: bool = False) -
     name = gemm_name(m, k, n, dtype, trans_a)
     assert_close(name, c_dg, c_np)
     times = time_blocks(fns, cfg)
-    row = make_row(name, "gemm", np.dtype(dtype).name, 2 * m * k * n / 1e9, times["deepgm"], "numpy", times["numpy"],
-                   times["foreign_load"], {"m": m, "k": k, "n": n, "trans_a": trans_a})
+    row = make_row(
+        name,
+        "gemm",
+        np.dtype(dtype).name,
+        2 * m * k * n / 1e9,
+        times["deepgm"],
+        "numpy",
+        times["numpy"],
+        times["foreign_load"],
+        {"m": m, "k": k, "n": n, "trans_a": trans_a},
+    )
     if explicit_jobs:
         explicit_ms = summary_ms(times["explicit"])["median"]
-        row.extra.update({"deepgm_explicit_n_jobs": jobs, "deepgm_explicit_n_jobs_ms": explicit_ms,
-                          "ratio_explicit_n_jobs": row.reference_ms / explicit_ms})
+        row.extra.update(
+            {
+                "deepgm_explicit_n_jobs": jobs,
+                "deepgm_explicit_n_jobs_ms": explicit_ms,
+                "ratio_explicit_n_jobs": row.reference_ms / explicit_ms,
+            }
+        )
     return row
 
 
@@ -245,10 +271,10 @@ def bench_gemm_scaling(m, k, n, cfg, rng) -> Row:
     many = summary_ms(time_blocks({"numpy": numpy}, half)["numpy"])["median"]
     with threadpool_limits(limits=1, user_api="blas"):
         one_ms = summary_ms(time_blocks({"numpy": numpy}, half)["numpy"])["median"]
-    extra = {"numpy_1t_ms": one_ms, "numpy_2t_ms": many, "numpy_default_threads": default_threads,
-             "numpy_scaling": one_ms / many}
-    return make_row(name, "scaling", "float32", 2 * m * k * n / 1e9, times["two"], "deepgm n_jobs=1", times["one"],
-                    times["foreign_load"], extra)
+    extra = {"numpy_1t_ms": one_ms, "numpy_2t_ms": many, "numpy_default_threads": default_threads, "numpy_scaling": one_ms / many}
+    return make_row(
+        name, "scaling", "float32", 2 * m * k * n / 1e9, times["two"], "deepgm n_jobs=1", times["one"], times["foreign_load"], extra
+    )
 
 
 def bench_mixing(m, k, n, cfg, rng) -> Row:
@@ -263,11 +289,24 @@ def bench_mixing(m, k, n, cfg, rng) -> Row:
     repeats = int(min(cfg.max_repeats, max(cfg.min_repeats, cfg.target_s / 2 / (once * 1e-3))))
     alternating = time_alternating({"deepgm": deepgm, "numpy": numpy}, repeats)
     dg_block, np_block = summary_ms(blocks["deepgm"])["median"], summary_ms(blocks["numpy"])["median"]
-    row = make_row(f"gemm f32 {m}x{k}x{n} alternating calls", "mixing", "float32", 2 * m * k * n / 1e9,
-                   alternating["deepgm"], "numpy", alternating["numpy"],
-                   max(blocks["foreign_load"] or 0.0, alternating["foreign_load"] or 0.0))
-    row.extra.update({"deepgm_block_ms": dg_block, "numpy_block_ms": np_block,
-                      "deepgm_slowdown": row.deepgm_ms / dg_block, "numpy_slowdown": row.reference_ms / np_block})
+    row = make_row(
+        f"gemm f32 {m}x{k}x{n} alternating calls",
+        "mixing",
+        "float32",
+        2 * m * k * n / 1e9,
+        alternating["deepgm"],
+        "numpy",
+        alternating["numpy"],
+        max(blocks["foreign_load"] or 0.0, alternating["foreign_load"] or 0.0),
+    )
+    row.extra.update(
+        {
+            "deepgm_block_ms": dg_block,
+            "numpy_block_ms": np_block,
+            "deepgm_slowdown": row.deepgm_ms / dg_block,
+            "numpy_slowdown": row.reference_ms / np_block,
+        }
+    )
     return row
 
 
@@ -282,10 +321,19 @@ def bench_call_overhead(cfg, rng, size=10) -> Row:
         "n_jobs=2": lambda: _core.gemm(a, b, c_dg, n_jobs=2),
     }
     times = time_blocks(fns, cfg)
-    row = make_row(f"gemm f32 {size}x{size}x{size} (call overhead)", "overhead", "float32", 2 * size ** 3 / 1e9,
-                   times["deepgm"], "numpy", times["numpy"], times["foreign_load"])
-    row.extra.update({"n_jobs_1_us": 1e3 * summary_ms(times["n_jobs=1"])["median"],
-                      "n_jobs_2_us": 1e3 * summary_ms(times["n_jobs=2"])["median"]})
+    row = make_row(
+        f"gemm f32 {size}x{size}x{size} (call overhead)",
+        "overhead",
+        "float32",
+        2 * size**3 / 1e9,
+        times["deepgm"],
+        "numpy",
+        times["numpy"],
+        times["foreign_load"],
+    )
+    row.extra.update(
+        {"n_jobs_1_us": 1e3 * summary_ms(times["n_jobs=1"])["median"], "n_jobs_2_us": 1e3 * summary_ms(times["n_jobs=2"])["median"]}
+    )
     return row
 
 
@@ -332,8 +380,9 @@ def bench_mlp_gradients(cfg, rng, n_jobs=None, name_suffix="") -> Row:
         assert_close(f"{name} db{i}", a, b)
     assert_close(f"{name} dx", gx_dg, gx_np)
     times = time_blocks({"deepgm": deepgm, "numpy": numpy}, cfg)
-    return make_row(name, "mlp", "float32", mlp_gflop(MLP_SIZES, MLP_BATCH, True), times["deepgm"], "numpy", times["numpy"],
-                    times["foreign_load"])
+    return make_row(
+        name, "mlp", "float32", mlp_gflop(MLP_SIZES, MLP_BATCH, True), times["deepgm"], "numpy", times["numpy"], times["foreign_load"]
+    )
 
 
 class NumpyTrainStep:
@@ -359,8 +408,9 @@ def bench_mlp_train_step(cfg, rng) -> Row:
     x, y, weights, biases = mlp_problem(rng)
     w_dg, b_dg = [w.copy() for w in weights], [b.copy() for b in biases]
     slots = [[np.zeros_like(p)] for wb in zip(w_dg, b_dg) for p in wb]
-    deepgm = lambda: _core.mlp_train_step(x, y, w_dg, b_dg, MLP_ACTIVATIONS, "softmax_cross_entropy", slots,
-                                          optimizer="sgd", learning_rate=LEARNING_RATE, momentum=MOMENTUM)
+    deepgm = lambda: _core.mlp_train_step(
+        x, y, w_dg, b_dg, MLP_ACTIVATIONS, "softmax_cross_entropy", slots, optimizer="sgd", learning_rate=LEARNING_RATE, momentum=MOMENTUM
+    )
     numpy = NumpyTrainStep(x, y, [w.copy() for w in weights], [b.copy() for b in biases])
     name = f"mlp sgd step {'-'.join(map(str, MLP_SIZES))} b{MLP_BATCH}"
     l_dg, l_np = deepgm(), numpy()
@@ -371,18 +421,27 @@ def bench_mlp_train_step(cfg, rng) -> Row:
         assert_close(f"{name} W{i} update", w_dg[i] - weights[i], numpy.weights[i] - weights[i])
         assert_close(f"{name} b{i} update", b_dg[i] - biases[i], numpy.biases[i] - biases[i])
     times = time_blocks({"deepgm": deepgm, "numpy": numpy}, cfg)
-    return make_row(name, "mlp", "float32", mlp_gflop(MLP_SIZES, MLP_BATCH, False), times["deepgm"], "numpy", times["numpy"],
-                    times["foreign_load"])
+    return make_row(
+        name, "mlp", "float32", mlp_gflop(MLP_SIZES, MLP_BATCH, False), times["deepgm"], "numpy", times["numpy"], times["foreign_load"]
+    )
 
 
 def bench_mlp_scaling(cfg, rng) -> Row:
     """_core.mlp_loss_gradients with n_jobs=2 against n_jobs=1."""
     x, y, weights, biases = mlp_problem(rng)
-    call = lambda jobs: (lambda: _core.mlp_loss_gradients(x, y, weights, biases, MLP_ACTIVATIONS, "softmax_cross_entropy", n_jobs=jobs))
+    call = lambda jobs: lambda: _core.mlp_loss_gradients(x, y, weights, biases, MLP_ACTIVATIONS, "softmax_cross_entropy", n_jobs=jobs)
     times = time_blocks({"two": call(2), "one": call(1)}, cfg)
     name = f"mlp grads {'-'.join(map(str, MLP_SIZES))} b{MLP_BATCH} n_jobs 1->2"
-    return make_row(name, "scaling", "float32", mlp_gflop(MLP_SIZES, MLP_BATCH, True), times["two"], "deepgm n_jobs=1", times["one"],
-                    times["foreign_load"])
+    return make_row(
+        name,
+        "scaling",
+        "float32",
+        mlp_gflop(MLP_SIZES, MLP_BATCH, True),
+        times["two"],
+        "deepgm n_jobs=1",
+        times["one"],
+        times["foreign_load"],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,8 +480,10 @@ def comparison_table(rows: list[Row]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.name} | {r.deepgm_ms:.3f} | {r.reference_ms:.3f} | {r.ratio:.2f} | "
-                     f"{r.deepgm_gflops:.1f} | {r.reference_gflops:.1f} | {r.repeats} | {format_noise(r)} |")
+        lines.append(
+            f"| {r.name} | {r.deepgm_ms:.3f} | {r.reference_ms:.3f} | {r.ratio:.2f} | "
+            f"{r.deepgm_gflops:.1f} | {r.reference_gflops:.1f} | {r.repeats} | {format_noise(r)} |"
+        )
     return "\n".join(lines)
 
 
@@ -435,10 +496,8 @@ def scaling_table(rows: list[Row]) -> str:
     ]
     for r in rows:
         e = r.extra
-        numpy_cells = (f"{e['numpy_1t_ms']:.3f} | {e['numpy_2t_ms']:.3f} | {e['numpy_scaling']:.2f}"
-                       if "numpy_1t_ms" in e else "- | - | -")
-        lines.append(f"| {r.name} | {r.reference_ms:.3f} | {r.deepgm_ms:.3f} | {r.ratio:.2f} | {numpy_cells} | "
-                     f"{format_noise(r)} |")
+        numpy_cells = f"{e['numpy_1t_ms']:.3f} | {e['numpy_2t_ms']:.3f} | {e['numpy_scaling']:.2f}" if "numpy_1t_ms" in e else "- | - | -"
+        lines.append(f"| {r.name} | {r.reference_ms:.3f} | {r.deepgm_ms:.3f} | {r.ratio:.2f} | {numpy_cells} | {format_noise(r)} |")
     return "\n".join(lines)
 
 
@@ -451,8 +510,10 @@ def mixing_table(rows: list[Row]) -> str:
     ]
     for r in rows:
         e = r.extra
-        lines.append(f"| {r.name} | {e['deepgm_block_ms']:.3f} | {r.deepgm_ms:.3f} | {e['deepgm_slowdown']:.2f} | "
-                     f"{e['numpy_block_ms']:.3f} | {r.reference_ms:.3f} | {e['numpy_slowdown']:.2f} | {format_noise(r)} |")
+        lines.append(
+            f"| {r.name} | {e['deepgm_block_ms']:.3f} | {r.deepgm_ms:.3f} | {e['deepgm_slowdown']:.2f} | "
+            f"{e['numpy_block_ms']:.3f} | {r.reference_ms:.3f} | {e['numpy_slowdown']:.2f} | {format_noise(r)} |"
+        )
     return "\n".join(lines)
 
 
@@ -463,8 +524,10 @@ def overhead_table(rows: list[Row]) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.name} | {1e3 * r.deepgm_ms:.1f} | {r.extra['n_jobs_1_us']:.1f} | {r.extra['n_jobs_2_us']:.1f} | "
-                     f"{1e3 * r.reference_ms:.1f} | {format_noise(r)} |")
+        lines.append(
+            f"| {r.name} | {1e3 * r.deepgm_ms:.1f} | {r.extra['n_jobs_1_us']:.1f} | {r.extra['n_jobs_2_us']:.1f} | "
+            f"{1e3 * r.reference_ms:.1f} | {format_noise(r)} |"
+        )
     return "\n".join(lines)
 
 
@@ -479,8 +542,10 @@ def check_bar(rows: list[Row]) -> list[str]:
         if badness(r) > 1:
             note = f" [unreliable: other load, IQR/median = {format_noise(r)}]"
         if "ratio_explicit_n_jobs" in r.extra:
-            note += (f" (with n_jobs={r.extra['deepgm_explicit_n_jobs']} spelled out: "
-                     f"{r.extra['deepgm_explicit_n_jobs_ms']:.3f} ms, {r.extra['ratio_explicit_n_jobs']:.2f}x)")
+            note += (
+                f" (with n_jobs={r.extra['deepgm_explicit_n_jobs']} spelled out: "
+                f"{r.extra['deepgm_explicit_n_jobs_ms']:.3f} ms, {r.extra['ratio_explicit_n_jobs']:.2f}x)"
+            )
         lines.append(f"{verdict}: {r.name}: deepgm at {r.ratio:.2f}x NumPy's speed (bar {BAR_RATIO}x){note}")
     return lines
 
@@ -511,8 +576,7 @@ def timed_row(make: Callable[[], Row], retries: int, wait_quiet_s: float) -> Row
         if badness(row) <= 1:
             break
     best.extra["attempts"] = attempt + 1
-    print(f"  {best.name}: ratio {best.ratio:.2f} (other load, IQR: {format_noise(best)}; "
-          f"{attempt + 1} attempt(s))", file=sys.stderr)
+    print(f"  {best.name}: ratio {best.ratio:.2f} (other load, IQR: {format_noise(best)}; {attempt + 1} attempt(s))", file=sys.stderr)
     return best
 
 
@@ -535,8 +599,7 @@ def run(quick: bool, retries: int = 0, wait_quiet_s: float = 0.0) -> dict[str, o
     scaling.append(row(lambda: bench_mlp_scaling(cfg, rng)))
     mixing = [row(lambda: bench_mixing(m, k, n, cfg, rng)) for m, k, n in BAR_SHAPES]
     overhead = [row(lambda: bench_call_overhead(cfg, rng))]
-    return {"machine": machine_info(), "quick": quick, "rows": rows, "scaling": scaling, "mixing": mixing,
-            "overhead": overhead}
+    return {"machine": machine_info(), "quick": quick, "rows": rows, "scaling": scaling, "mixing": mixing, "overhead": overhead}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -544,11 +607,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="far fewer repeats (a smoke run, under a minute)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if the GEMM bar fails")
-    parser.add_argument("--retries", type=int, default=None,
-                        help="re-time a row up to this many times while other processes load the CPUs "
-                             f"(> {100 * BUSY_LOAD:.0f}%%), keeping the least loaded attempt (default 1; 0 with --quick)")
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="before each row, wait up to SECONDS for the other processes to quieten down")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="re-time a row up to this many times while other processes load the CPUs "
+        f"(> {100 * BUSY_LOAD:.0f}%%), keeping the least loaded attempt (default 1; 0 with --quick)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each row, wait up to SECONDS for the other processes to quieten down",
+    )
     args = parser.parse_args(argv)
     retries = args.retries if args.retries is not None else (0 if args.quick else 1)
 
@@ -556,10 +628,14 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     info = machine_info()
     blas = info["numpy_blas"]
-    print(f"machine: {info['cpu']}, {info['usable_cpus']} usable of {info['logical_cpus']} logical CPUs; "
-          f"deepgm threads {info['deepgm_threads']}")
-    print(f"numpy {info['numpy']} BLAS: {blas.get('library')} {blas.get('version')} ({blas.get('prefix')}, "
-          f"architecture {blas.get('architecture')}, {blas.get('num_threads')} threads, {blas.get('threading_layer')})")
+    print(
+        f"machine: {info['cpu']}, {info['usable_cpus']} usable of {info['logical_cpus']} logical CPUs; "
+        f"deepgm threads {info['deepgm_threads']}"
+    )
+    print(
+        f"numpy {info['numpy']} BLAS: {blas.get('library')} {blas.get('version')} ({blas.get('prefix')}, "
+        f"architecture {blas.get('architecture')}, {blas.get('num_threads')} threads, {blas.get('threading_layer')})"
+    )
     if info["env"]:
         print("environment: " + ", ".join(f"{k}={v}" for k, v in info["env"].items()))
 
@@ -593,10 +669,12 @@ def main(argv: list[str] | None = None) -> int:
     passed = all(line.startswith("PASS") for line in bar)
     print(f"GEMM bar: {'PASS' if passed else 'FAIL'}  ({elapsed:.0f} s{', quick' if args.quick else ''})")
     if loads:
-        print(f"other processes' CPU share while timing: median {format_load(float(np.median(loads)))}, "
-              f"max {format_load(max(loads))}; {len(busy_rows)} of {len(all_rows)} rows unreliable (starred: other load "
-              f"> {100 * BUSY_LOAD:.0f}% or IQR/median > {100 * NOISY_SPREAD:.0f}%)"
-              + (" -- repeat those on a quiet machine" if busy_rows else ""))
+        print(
+            f"other processes' CPU share while timing: median {format_load(float(np.median(loads)))}, "
+            f"max {format_load(max(loads))}; {len(busy_rows)} of {len(all_rows)} rows unreliable (starred: other load "
+            f"> {100 * BUSY_LOAD:.0f}% or IQR/median > {100 * NOISY_SPREAD:.0f}%)"
+            + (" -- repeat those on a quiet machine" if busy_rows else "")
+        )
 
     if args.json:
         payload = {

@@ -50,9 +50,21 @@ def main(argv=None):
 
     def rust_step(step):
         _core.rbm_cd_step(
-            V, plain.components_, plain.intercept_visible_, plain.intercept_hidden_, plain.components_velocity_,
-            plain.intercept_visible_velocity_, plain.intercept_hidden_velocity_, visible="bernoulli", hidden="bernoulli", k=1,
-            learning_rate=0.01, momentum=0.5, weight_decay=2e-4, seed=0, step=step,
+            V,
+            plain.components_,
+            plain.intercept_visible_,
+            plain.intercept_hidden_,
+            plain.components_velocity_,
+            plain.intercept_visible_velocity_,
+            plain.intercept_hidden_velocity_,
+            visible="bernoulli",
+            hidden="bernoulli",
+            k=1,
+            learning_rate=0.01,
+            momentum=0.5,
+            weight_decay=2e-4,
+            seed=0,
+            step=step,
         )
 
     def timed(fn, reps=10):
@@ -65,8 +77,10 @@ def main(argv=None):
     pairs = [(timed(label_step), timed(rust_step)) for _ in range(args.pairs)]
     a, b = np.array(pairs).T
     print(f"batch {args.batch}, {args.visible}+{args.classes} visible, {args.hidden} hidden, {_core.effective_n_jobs(None)} threads")
-    print(f"label step (Python + Rust kernels) {1e3 * np.median(a):.2f} ms; Rust rbm_cd_step {1e3 * np.median(b):.2f} ms; "
-          f"ratio {np.median(a / b):.2f} (pairs {np.min(a / b):.2f}-{np.max(a / b):.2f})")
+    print(
+        f"label step (Python + Rust kernels) {1e3 * np.median(a):.2f} ms; Rust rbm_cd_step {1e3 * np.median(b):.2f} ms; "
+        f"ratio {np.median(a / b):.2f} (pairs {np.min(a / b):.2f}-{np.max(a / b):.2f})"
+    )
 
 
 if __name__ == "__main__":

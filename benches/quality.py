@@ -37,8 +37,11 @@ from deepgm.demo import SETTINGS as DEMO_SETTINGS  # noqa: E402
 FULL = DEMO_SETTINGS["full"]
 
 #: The settings the bars are measured with: those of ``deepgm demo --full`` (one source of truth).
-SETTINGS = {key: (dict(value, random_state=0) if isinstance(value, dict) and key != "ais" else value)
-            for key, value in FULL.items() if key in ("rbm", "ais", "dbn", "ae", "vae", "cvae")}
+SETTINGS = {
+    key: (dict(value, random_state=0) if isinstance(value, dict) and key != "ais" else value)
+    for key, value in FULL.items()
+    if key in ("rbm", "ais", "dbn", "ae", "vae", "cvae")
+}
 
 
 def timed(fn):
@@ -54,7 +57,9 @@ def ais_vs_exact(Xtr, log):
         exact = rbm.log_partition("exact").log_z
         ais = rbm.log_partition("ais", n_chains=100, n_betas=2000)
         rows.append({"hidden": nh, "exact": exact, "ais": ais.log_z, "std_error": ais.std_error, "error": abs(ais.log_z - exact)})
-        log(f"  AIS vs exact, {nh} hidden: exact {exact:.3f}, AIS {ais.log_z:.3f} ± {ais.std_error:.3f} (error {abs(ais.log_z - exact):.3f})")
+        log(
+            f"  AIS vs exact, {nh} hidden: exact {exact:.3f}, AIS {ais.log_z:.3f} ± {ais.std_error:.3f} (error {abs(ais.log_z - exact):.3f})"
+        )
     return {"rows": rows, "max_error": max(r["error"] for r in rows), "bar": 0.5, "pass": all(r["error"] <= 0.5 for r in rows)}
 
 
@@ -71,7 +76,9 @@ def rbm_likelihoods(Xtr, Xte, log):
             "test_log_likelihood": rbm.log_likelihood(Xte, log_z=log_z),
             "train_log_likelihood": rbm.log_likelihood(Xtr, log_z=log_z),
         }
-        log(f"  RBM {name}: test log-likelihood {out[name]['test_log_likelihood']:.2f} nats (log Z {log_z.log_z:.2f} ± {log_z.std_error:.2f}; train {t:.0f} s, AIS {t_ais:.0f} s)")
+        log(
+            f"  RBM {name}: test log-likelihood {out[name]['test_log_likelihood']:.2f} nats (log Z {log_z.log_z:.2f} ± {log_z.std_error:.2f}; train {t:.0f} s, AIS {t_ais:.0f} s)"
+        )
     return out
 
 
@@ -87,12 +94,18 @@ def dbn_classifier(Xtr, ytr, Xte, yte, log, references):
 
         mlp, t_mlp = timed(lambda: MLPClassifier((500, 500), random_state=0, max_iter=200).fit(Xtr, ytr))
         out["sklearn_mlp_500_500_error"] = 1 - mlp.score(Xte, yte)
-        pipe = Pipeline([("rbm", BernoulliRBM(n_components=500, learning_rate=0.06, n_iter=20, random_state=0)),
-                         ("logistic", LogisticRegression(C=6000, max_iter=1000))])
+        pipe = Pipeline(
+            [
+                ("rbm", BernoulliRBM(n_components=500, learning_rate=0.06, n_iter=20, random_state=0)),
+                ("logistic", LogisticRegression(C=6000, max_iter=1000)),
+            ]
+        )
         pipe, t_pipe = timed(lambda: pipe.fit(Xtr, ytr))
         out["sklearn_rbm_logistic_error"] = 1 - pipe.score(Xte, yte)
-        log(f"  references: scikit-learn MLP 500-500 {100 * out['sklearn_mlp_500_500_error']:.2f}% ({t_mlp:.0f} s), "
-            f"BernoulliRBM + logistic regression {100 * out['sklearn_rbm_logistic_error']:.2f}% ({t_pipe:.0f} s)")
+        log(
+            f"  references: scikit-learn MLP 500-500 {100 * out['sklearn_mlp_500_500_error']:.2f}% ({t_mlp:.0f} s), "
+            f"BernoulliRBM + logistic regression {100 * out['sklearn_rbm_logistic_error']:.2f}% ({t_pipe:.0f} s)"
+        )
     return out, clf
 
 
@@ -153,10 +166,18 @@ def cvae(Xtr, ytr, Xte, yte, classifier, log, per_class=200):
         per = {int(c): float(np.mean(classifier.predict(samples[labels == c]) == c)) for c in model.classes_}
         # The bar is the CVAE's (the default, prior_mean conditioning); concat is reported beside it.
         bar = 0.9 if conditioning == "prior_mean" else None
-        out[conditioning] = {"recognised": recognised, "per_class": per, "test_elbo": model.score(Xte, yte), "train_s": t,
-                             "bar": bar, "pass": None if bar is None else recognised >= bar}
-        log(f"  CVAE ({conditioning}): samples recognised as their class {100 * recognised:.1f}% (worst class "
-            f"{min(per, key=per.get)}: {100 * min(per.values()):.0f}%), test ELBO {out[conditioning]['test_elbo']:.2f} ({t:.0f} s)")
+        out[conditioning] = {
+            "recognised": recognised,
+            "per_class": per,
+            "test_elbo": model.score(Xte, yte),
+            "train_s": t,
+            "bar": bar,
+            "pass": None if bar is None else recognised >= bar,
+        }
+        log(
+            f"  CVAE ({conditioning}): samples recognised as their class {100 * recognised:.1f}% (worst class "
+            f"{min(per, key=per.get)}: {100 * min(per.values()):.0f}%), test ELBO {out[conditioning]['test_elbo']:.2f} ({t:.0f} s)"
+        )
     return out
 
 
@@ -164,21 +185,35 @@ def markdown(results: dict) -> str:
     lines = ["| bar | measured | target | pass |", "|---|---|---|---|"]
     if "ais" in results:
         r = results["ais"]
-        lines.append(f"| AIS log Z vs exact (10, 12, 16 hidden units) | max error {r['max_error']:.3f} nats | <= 0.5 nats | {'yes' if r['pass'] else 'NO'} |")
+        lines.append(
+            f"| AIS log Z vs exact (10, 12, 16 hidden units) | max error {r['max_error']:.3f} nats | <= 0.5 nats | {'yes' if r['pass'] else 'NO'} |"
+        )
     if "rbm" in results:
         r = results["rbm"]
-        lines.append(f"| RBM 500 hidden, test log-likelihood (AIS, 10,000 temperatures) | CD-1 {r['CD-1']['test_log_likelihood']:.2f}, PCD {r['PCD']['test_log_likelihood']:.2f} nats | reported | - |")
+        lines.append(
+            f"| RBM 500 hidden, test log-likelihood (AIS, 10,000 temperatures) | CD-1 {r['CD-1']['test_log_likelihood']:.2f}, PCD {r['PCD']['test_log_likelihood']:.2f} nats | reported | - |"
+        )
     if "dbn" in results:
         r = results["dbn"]
-        ref = f" (sklearn MLP 500-500: {100 * r['sklearn_mlp_500_500_error']:.2f}%, BernoulliRBM + LR: {100 * r['sklearn_rbm_logistic_error']:.2f}%)" if "sklearn_mlp_500_500_error" in r else ""
-        lines.append(f"| DBNClassifier 784-500-500-2000 test error | {100 * r['test_error']:.2f}% in {r['train_s']:.0f} s{ref} | <= 3.0%, <= 600 s | {'yes' if r['pass'] else 'NO'} |")
+        ref = (
+            f" (sklearn MLP 500-500: {100 * r['sklearn_mlp_500_500_error']:.2f}%, BernoulliRBM + LR: {100 * r['sklearn_rbm_logistic_error']:.2f}%)"
+            if "sklearn_mlp_500_500_error" in r
+            else ""
+        )
+        lines.append(
+            f"| DBNClassifier 784-500-500-2000 test error | {100 * r['test_error']:.2f}% in {r['train_s']:.0f} s{ref} | <= 3.0%, <= 600 s | {'yes' if r['pass'] else 'NO'} |"
+        )
     if "ae" in results:
         r = results["ae"]
-        lines.append(f"| DeepAutoencoder 784-1000-500-250-30 test squared error per image | {r['test_squared_error']:.2f} in {r['train_s']:.0f} s (PCA 30: {r['pca_squared_error']:.2f}) | <= 7.0, <= 600 s | {'yes' if r['pass'] else 'NO'} |")
+        lines.append(
+            f"| DeepAutoencoder 784-1000-500-250-30 test squared error per image | {r['test_squared_error']:.2f} in {r['train_s']:.0f} s (PCA 30: {r['pca_squared_error']:.2f}) | <= 7.0, <= 600 s | {'yes' if r['pass'] else 'NO'} |"
+        )
     if "vae" in results:
         r = results["vae"]
         torch_part = f"; PyTorch {r['torch']['test_elbo']:.2f} (gap {r['elbo_gap_to_torch']:+.2f})" if "torch" in r else ""
-        lines.append(f"| VAE 784-400-20 test ELBO / log-likelihood (K=1000) | {r['test_elbo']:.2f} / {r['test_log_likelihood_k1000']:.2f} nats{torch_part} | ELBO within 1 nat of PyTorch | {('yes' if r.get('pass') else 'NO') if 'pass' in r else '-'} |")
+        lines.append(
+            f"| VAE 784-400-20 test ELBO / log-likelihood (K=1000) | {r['test_elbo']:.2f} / {r['test_log_likelihood_k1000']:.2f} nats{torch_part} | ELBO within 1 nat of PyTorch | {('yes' if r.get('pass') else 'NO') if 'pass' in r else '-'} |"
+        )
     if "cvae" in results:
         for cond, r in results["cvae"].items():
             target, ok = (">= 90%", "yes" if r["pass"] else "NO") if r["bar"] else ("reported", "-")

@@ -88,8 +88,10 @@ def main(argv=None) -> int:
     train_s = time.perf_counter() - start
     top_epochs = [t for layer, t in zip(dbn.history_["layer"], dbn.history_["time"]) if layer == len(sizes)]
     error = 1.0 - dbn.score(Xte, yte)
-    print(f"DBN {sizes} with labels (top RBM CD-{args.top_k}, {args.top_iter} epochs): trained in {train_s:.0f} s (top layer {np.mean(top_epochs):.2f} s/epoch); "
-          f"generative classifier test error {100 * error:.2f}%")
+    print(
+        f"DBN {sizes} with labels (top RBM CD-{args.top_k}, {args.top_iter} epochs): trained in {train_s:.0f} s (top layer {np.mean(top_epochs):.2f} s/epoch); "
+        f"generative classifier test error {100 * error:.2f}%"
+    )
 
     labels = np.repeat(dbn.classes_, args.per_class)
     start = time.perf_counter()
@@ -99,9 +101,11 @@ def main(argv=None) -> int:
     recognised = float(np.mean(predicted == labels))
     per_class = {int(c): float(np.mean(predicted[labels == c] == c)) for c in dbn.classes_}
     spread = diversity(samples, labels, Xte, yte)
-    print(f"samples recognised as their class: {100 * recognised:.1f}% (worst class {min(per_class, key=per_class.get)}: "
-          f"{100 * min(per_class.values()):.0f}%); diversity vs real digits: mean {np.mean(list(spread.values())):.2f}, "
-          f"min {min(spread.values()):.2f} ({sample_s:.0f} s to sample)")
+    print(
+        f"samples recognised as their class: {100 * recognised:.1f}% (worst class {min(per_class, key=per_class.get)}: "
+        f"{100 * min(per_class.values()):.0f}%); diversity vs real digits: mean {np.mean(list(spread.values())):.2f}, "
+        f"min {min(spread.values()):.2f} ({sample_s:.0f} s to sample)"
+    )
     save_grid(samples, labels, out / "labels_grid.png")
 
     # The same, with each chain started from the up pass of a different real training digit of its
@@ -112,16 +116,33 @@ def main(argv=None) -> int:
     recognised_init = float(np.mean(predicted_init == ytr[starts]))
     spread_init = diversity(from_data, ytr[starts], Xte, yte)
     moved = float(np.mean(np.linalg.norm(from_data - Xtr[starts], axis=1)))
-    print(f"started from real digits ({args.init_steps} steps): recognised {100 * recognised_init:.1f}%, diversity "
-          f"{np.mean(list(spread_init.values())):.2f}, mean distance from the starting digit {moved:.2f}")
+    print(
+        f"started from real digits ({args.init_steps} steps): recognised {100 * recognised_init:.1f}%, diversity "
+        f"{np.mean(list(spread_init.values())):.2f}, mean distance from the starting digit {moved:.2f}"
+    )
     save_grid(from_data, ytr[starts], out / "labels_grid_from_data.png")
 
     result = {
-        "cpu": cpu_model(), "sizes": sizes, "n_iter": args.n_iter, "top_iter": args.top_iter, "top_k": args.top_k, "steps": args.steps,
-        "per_class": args.per_class, "judge_test_accuracy": judge_accuracy, "recognised": recognised,
-        "recognised_per_class": per_class, "diversity": spread, "generative_test_error": error, "train_s": train_s,
-        "top_epoch_s": float(np.mean(top_epochs)), "sample_s": sample_s, "bar": 0.9, "pass": recognised >= 0.9,
-        "init_steps": args.init_steps, "recognised_from_data": recognised_init, "diversity_from_data": spread_init,
+        "cpu": cpu_model(),
+        "sizes": sizes,
+        "n_iter": args.n_iter,
+        "top_iter": args.top_iter,
+        "top_k": args.top_k,
+        "steps": args.steps,
+        "per_class": args.per_class,
+        "judge_test_accuracy": judge_accuracy,
+        "recognised": recognised,
+        "recognised_per_class": per_class,
+        "diversity": spread,
+        "generative_test_error": error,
+        "train_s": train_s,
+        "top_epoch_s": float(np.mean(top_epochs)),
+        "sample_s": sample_s,
+        "bar": 0.9,
+        "pass": recognised >= 0.9,
+        "init_steps": args.init_steps,
+        "recognised_from_data": recognised_init,
+        "diversity_from_data": spread_init,
         "distance_from_start": moved,
     }
     (out / "quality_labels.json").write_text(json.dumps(result, indent=2))

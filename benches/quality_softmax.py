@@ -202,7 +202,8 @@ def newsgroups(path, seed, log):
     lda_seconds = time.perf_counter() - t
     lda_features = lda.transform(X_train), lda.transform(X_test)
     rows["LatentDirichletAllocation(50)"] = dict(
-        perplexity=float(lda.perplexity(X_test)), fit_seconds=round(lda_seconds, 1),
+        perplexity=float(lda.perplexity(X_test)),
+        fit_seconds=round(lda_seconds, 1),
         accuracy=float(classifier().fit(lda_features[0], y_train).score(lda_features[1], y_test)),
     )
 
@@ -216,8 +217,10 @@ def newsgroups(path, seed, log):
     errors = [rsm.log_partition(int(d)).std_error for d in np.unique(lengths)]
     rsm_features = rsm.transform(X_train), rsm.transform(X_test)
     rows["ReplicatedSoftmax(50)"] = dict(
-        perplexity=float(np.exp(-log_prob.sum() / lengths.sum())), fit_seconds=round(rsm_seconds, 1),
-        score_seconds=round(score_seconds, 1), ais_std_error_max=float(np.max(errors)),
+        perplexity=float(np.exp(-log_prob.sum() / lengths.sum())),
+        fit_seconds=round(rsm_seconds, 1),
+        score_seconds=round(score_seconds, 1),
+        ais_std_error_max=float(np.max(errors)),
         ais_std_error_median=float(np.median(errors)),
         accuracy=float(classifier().fit(rsm_features[0], y_train).score(rsm_features[1], y_test)),
     )

@@ -8,7 +8,7 @@ inputs in validation, learned arrays when an estimator is unpickled.
 import numpy as np
 import pytest
 
-from deepgm import CVAE, DBN, VAE, DBNClassifier, DBNRegressor, DeepAutoencoder, RBM
+from deepgm import CVAE, DBN, RBM, VAE, DBNClassifier, DBNRegressor, DeepAutoencoder
 
 
 def misaligned(a):

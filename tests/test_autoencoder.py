@@ -195,18 +195,23 @@ def test_real_valued_data_uses_squared_error(rng):
     assert not model.pretrained_ and model.rbms_ == [] and raw.pretrained_
     assert DeepAutoencoder((4,), 2, pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5))).pretrained_
     # loss may be forced
-    assert DeepAutoencoder((4,), 2, loss="squared_error", pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5))).loss_function_ == "squared_error"
+    assert (
+        DeepAutoencoder((4,), 2, loss="squared_error", pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5))).loss_function_
+        == "squared_error"
+    )
 
 
 def test_clone_and_pipeline(mnist_small):
     X, y = mnist_small
     X, y = X[:1000], y[:1000]
-    pipe = Pipeline([
-        ("scale", MinMaxScaler()),
-        ("ae", DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=5, random_state=0)),
-        ("codes", StandardScaler()),
-        ("clf", LogisticRegression(max_iter=200)),
-    ])
+    pipe = Pipeline(
+        [
+            ("scale", MinMaxScaler()),
+            ("ae", DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=5, random_state=0)),
+            ("codes", StandardScaler()),
+            ("clf", LogisticRegression(max_iter=200)),
+        ]
+    )
     pipe.fit(X, y)
     assert pipe.predict(X[:5]).shape == (5,) and pipe.score(X, y) > 0.3
     fresh = clone(pipe)
@@ -218,8 +223,15 @@ def test_clone_and_pipeline(mnist_small):
 def test_early_stopping_records_validation_scores(mnist_small):
     X, _ = mnist_small
     model = DeepAutoencoder(
-        (32,), n_components=4, pretrain_iter=1, finetune_iter=50, early_stopping=True, validation_fraction=0.2,
-        n_iter_no_change=2, tol=0.5, random_state=0,
+        (32,),
+        n_components=4,
+        pretrain_iter=1,
+        finetune_iter=50,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=2,
+        tol=0.5,
+        random_state=0,
     ).fit(X[:1000])
     assert model.n_iter_ < 50
     assert len(model.validation_scores_) == model.n_iter_ >= 3

@@ -19,8 +19,8 @@ import re
 import sys
 
 import numpy as np
-import scipy.sparse as sp
 import pytest
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -61,7 +61,9 @@ FACTORIES = {
     "RBM": lambda: RBM(4, n_iter=1, batch_size=10, random_state=0).fit(X01),
     "RBM-gaussian": lambda: RBM(4, visible="gaussian", n_iter=1, batch_size=10, random_state=0).fit(X01),
     "DBN": lambda: DBN((4, 3), visible="bernoulli", n_iter=1, batch_size=10, random_state=0).fit(X01),
-    "DBNClassifier": lambda: DBNClassifier((4,), visible="bernoulli", pretrain_iter=1, finetune_iter=1, batch_size=10, random_state=0).fit(X01, LABELS),
+    "DBNClassifier": lambda: DBNClassifier((4,), visible="bernoulli", pretrain_iter=1, finetune_iter=1, batch_size=10, random_state=0).fit(
+        X01, LABELS
+    ),
     "DBNRegressor": lambda: DBNRegressor((4,), pretrain_iter=1, finetune_iter=1, batch_size=10, random_state=0).fit(X01, TARGETS),
     "DeepAutoencoder": lambda: DeepAutoencoder((4,), 2, pretrain_iter=1, finetune_iter=1, batch_size=10, random_state=0).fit(X01),
     "VAE": lambda: VAE(2, hidden_layer_sizes=(4,), n_iter=1, batch_size=10, random_state=0).fit(X01),
@@ -76,11 +78,20 @@ BERNOULLI = {"RBM", "DBN", "DBNClassifier", "VAE", "CVAE"}
 #: slightly outside). fit and the likelihood methods (free_energy, score_samples, log_likelihood, elbo,
 #: a VAE's score) and the visible states given to gibbs / sample still refuse them.
 RANGE_FREE = {
-    ("RBM", "transform"), ("RBM", "reconstruct"), ("DBN", "transform"),
-    ("DBNClassifier", "predict"), ("DBNClassifier", "predict_proba"), ("DBNClassifier", "predict_log_proba"),
-    ("DBNClassifier", "transform"), ("DBNClassifier", "score"),
-    ("VAE", "transform"), ("VAE", "encode"), ("VAE", "reconstruct"),
-    ("CVAE", "transform"), ("CVAE", "encode"), ("CVAE", "reconstruct"),
+    ("RBM", "transform"),
+    ("RBM", "reconstruct"),
+    ("DBN", "transform"),
+    ("DBNClassifier", "predict"),
+    ("DBNClassifier", "predict_proba"),
+    ("DBNClassifier", "predict_log_proba"),
+    ("DBNClassifier", "transform"),
+    ("DBNClassifier", "score"),
+    ("VAE", "transform"),
+    ("VAE", "encode"),
+    ("VAE", "reconstruct"),
+    ("CVAE", "transform"),
+    ("CVAE", "encode"),
+    ("CVAE", "reconstruct"),
 }
 
 
@@ -96,21 +107,59 @@ def _y_like(X, kind):
 
 # (method, argument name, extra) for each estimator; extra: "labels"/"targets" = y after X, or a dict of kwargs
 ENTRY_POINTS = {
-    "RBM": [("fit", "X", None), ("partial_fit", "X", None), ("fit_transform", "X", None), ("transform", "X", None),
-            ("reconstruct", "X", None), ("free_energy", "X", None), ("score_samples", "X", None),
-            ("log_likelihood", "X", {"log_z": 0.0}), ("gibbs", "v", None), ("sample", "init", "init")],
+    "RBM": [
+        ("fit", "X", None),
+        ("partial_fit", "X", None),
+        ("fit_transform", "X", None),
+        ("transform", "X", None),
+        ("reconstruct", "X", None),
+        ("free_energy", "X", None),
+        ("score_samples", "X", None),
+        ("log_likelihood", "X", {"log_z": 0.0}),
+        ("gibbs", "v", None),
+        ("sample", "init", "init"),
+    ],
     "DBN": [("fit", "X", None), ("fit_transform", "X", None), ("transform", "X", None)],
-    "DBNClassifier": [("fit", "X", "labels"), ("fit_transform", "X", "labels"), ("predict", "X", None), ("predict_proba", "X", None),
-                      ("predict_log_proba", "X", None), ("transform", "X", None), ("score", "X", "labels")],
+    "DBNClassifier": [
+        ("fit", "X", "labels"),
+        ("fit_transform", "X", "labels"),
+        ("predict", "X", None),
+        ("predict_proba", "X", None),
+        ("predict_log_proba", "X", None),
+        ("transform", "X", None),
+        ("score", "X", "labels"),
+    ],
     "DBNRegressor": [("fit", "X", "targets"), ("predict", "X", None), ("transform", "X", None), ("score", "X", "targets")],
-    "DeepAutoencoder": [("fit", "X", None), ("fit_transform", "X", None), ("transform", "X", None), ("reconstruct", "X", None),
-                        ("score", "X", None), ("reconstruction_error", "X", None)],
-    "VAE": [("fit", "X", None), ("partial_fit", "X", None), ("fit_transform", "X", None), ("transform", "X", None),
-            ("encode", "X", None), ("reconstruct", "X", None), ("elbo", "X", None), ("score", "X", None),
-            ("log_likelihood", "X", {"n_importance": 3})],
-    "CVAE": [("fit", "X", "labels"), ("partial_fit", "X", "labels"), ("fit_transform", "X", "labels"), ("transform", "X", "labels"),
-             ("encode", "X", "labels"), ("reconstruct", "X", "labels"), ("elbo", "X", "labels"), ("score", "X", "labels"),
-             ("log_likelihood", "X", "labels")],
+    "DeepAutoencoder": [
+        ("fit", "X", None),
+        ("fit_transform", "X", None),
+        ("transform", "X", None),
+        ("reconstruct", "X", None),
+        ("score", "X", None),
+        ("reconstruction_error", "X", None),
+    ],
+    "VAE": [
+        ("fit", "X", None),
+        ("partial_fit", "X", None),
+        ("fit_transform", "X", None),
+        ("transform", "X", None),
+        ("encode", "X", None),
+        ("reconstruct", "X", None),
+        ("elbo", "X", None),
+        ("score", "X", None),
+        ("log_likelihood", "X", {"n_importance": 3}),
+    ],
+    "CVAE": [
+        ("fit", "X", "labels"),
+        ("partial_fit", "X", "labels"),
+        ("fit_transform", "X", "labels"),
+        ("transform", "X", "labels"),
+        ("encode", "X", "labels"),
+        ("reconstruct", "X", "labels"),
+        ("elbo", "X", "labels"),
+        ("score", "X", "labels"),
+        ("log_likelihood", "X", "labels"),
+    ],
 }
 ENTRY_POINTS["RBM-gaussian"] = ENTRY_POINTS["RBM"]
 ENTRY_POINTS["VAE-gaussian"] = ENTRY_POINTS["VAE"]
@@ -164,9 +213,11 @@ def bad_inputs(bernoulli: bool, fit: bool):
     return cases
 
 
-@pytest.mark.parametrize("est_name, method, arg, extra", [
-    (e, m, a, x) for e, points in ENTRY_POINTS.items() for (m, a, x) in points
-], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "est_name, method, arg, extra",
+    [(e, m, a, x) for e, points in ENTRY_POINTS.items() for (m, a, x) in points],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_bad_X_at_every_entry_point(fitted, est_name, method, arg, extra):
     est = copy.deepcopy(fitted[est_name])
     before = state(est)
@@ -237,9 +288,17 @@ def test_bad_latent_codes(fitted, est_name, method):
     call = (lambda z: fn(z, LABELS[:5])) if est_name == "CVAE" else fn
     nan = Z.copy()
     nan[0, 0] = np.nan
-    for bad, match in [(nan, "NaN"), (Z[0], "2-D"), (Z[None], "2-D"), (np.zeros((5, 3)), "n_components"),
-                       (np.zeros((0, 2)), "0 sample"), (Z.astype(complex), "[Cc]omplex"), (Z.astype(str), "numbers"), (None, "None"),
-                       ([[1.0, 2.0], [1.0]], "sequence|inhomogeneous")]:
+    for bad, match in [
+        (nan, "NaN"),
+        (Z[0], "2-D"),
+        (Z[None], "2-D"),
+        (np.zeros((5, 3)), "n_components"),
+        (np.zeros((0, 2)), "0 sample"),
+        (Z.astype(complex), "[Cc]omplex"),
+        (Z.astype(str), "numbers"),
+        (None, "None"),
+        ([[1.0, 2.0], [1.0]], "sequence|inhomogeneous"),
+    ]:
         raises_named("Z", lambda: call(bad), match)
     assert state(est) == before
     assert call(Z).shape == (5, D)
@@ -278,8 +337,13 @@ def test_cvae_labels_unseen_or_outside_classes(fitted):
     before = state(cvae)
     unseen = LABELS.copy()
     unseen[0] = 7
-    for call in (lambda: cvae.partial_fit(X01, unseen), lambda: cvae.transform(X01, unseen), lambda: cvae.elbo(X01, unseen),
-                 lambda: cvae.log_likelihood(X01, unseen, n_importance=2), lambda: cvae.sample(3, y=[0, 1, 7])):
+    for call in (
+        lambda: cvae.partial_fit(X01, unseen),
+        lambda: cvae.transform(X01, unseen),
+        lambda: cvae.elbo(X01, unseen),
+        lambda: cvae.log_likelihood(X01, unseen, n_importance=2),
+        lambda: cvae.sample(3, y=[0, 1, 7]),
+    ):
         raises_named("y", call, "unseen")
     raises_named("y", lambda: cvae.sample(3, y=[0, 1]), "one label per sample")
     raises_named("y", lambda: cvae.sample(3, y="1"), "unseen")  # the string "1" is not the class 1
@@ -311,38 +375,120 @@ def test_bad_regression_targets(fitted):
 # hyperparameters: out of range, wrong type, unknown options
 
 
-COMMON = [("dtype", "float16", None), ("dtype", int, None), ("dtype", None, None), ("n_jobs", 0, None), ("n_jobs", -3, None), ("n_jobs", 1.5, None),
-          ("n_jobs", "2", None), ("random_state", -1, None), ("random_state", "seed", None), ("random_state", 1.5, None),
-          ("verbose", -1, None), ("verbose", "yes", None)]
-RBM_LIKE = [("k", 0, None), ("k", 1.5, None), ("persistent", "yes", None), ("persistent", 1, None), ("learning_rate", 0.0, None),
-            ("learning_rate", float("nan"), None), ("learning_rate", float("inf"), None), ("learning_rate", "fastest", None),
-            ("batch_size", -1, None), ("batch_size", 2.5, None), ("batch_size", True, None), ("momentum", 1.0, None),
-            ("momentum", float("nan"), None), ("final_momentum", 1.0, None), ("initial_momentum_epochs", -1, None),
-            ("weight_decay", float("inf"), None), ("n_iter", -2, None), ("visible", None, None), ("visible", "Bernoulli", None)]
-STACK = [("hidden_layer_sizes", (), None), ("hidden_layer_sizes", (4, 0), None), ("hidden_layer_sizes", (4, -1), None),
-         ("hidden_layer_sizes", 2.5, None), ("hidden_layer_sizes", ("a", "b"), None), ("layer_params", [{}, {}, {}], None),
-         ("layer_params", {"k": 2}, None)]
-FINETUNE = [("optimizer", "lbfgs", None), ("learning_rate", -0.1, None), ("momentum", 1.0, None), ("weight_decay", -1.0, None),
-            ("dropout", -0.5, None), ("dropout", 1.0, None), ("batch_size", 0, None), ("early_stopping", "yes", None),
-            ("validation_fraction", 1.0, None), ("n_iter_no_change", 0, None), ("tol", -1.0, None), ("tol", float("nan"), None),
-            ("finetune_iter", -1, None), ("pretrain", "no", None), ("pretrain_iter", 0, None), ("pretrain_learning_rate", "fast", None),
-            ("pretrain_weight_decay", -1.0, None), ("k", 0, None), ("persistent", "yes", None)]
+COMMON = [
+    ("dtype", "float16", None),
+    ("dtype", int, None),
+    ("dtype", None, None),
+    ("n_jobs", 0, None),
+    ("n_jobs", -3, None),
+    ("n_jobs", 1.5, None),
+    ("n_jobs", "2", None),
+    ("random_state", -1, None),
+    ("random_state", "seed", None),
+    ("random_state", 1.5, None),
+    ("verbose", -1, None),
+    ("verbose", "yes", None),
+]
+RBM_LIKE = [
+    ("k", 0, None),
+    ("k", 1.5, None),
+    ("persistent", "yes", None),
+    ("persistent", 1, None),
+    ("learning_rate", 0.0, None),
+    ("learning_rate", float("nan"), None),
+    ("learning_rate", float("inf"), None),
+    ("learning_rate", "fastest", None),
+    ("batch_size", -1, None),
+    ("batch_size", 2.5, None),
+    ("batch_size", True, None),
+    ("momentum", 1.0, None),
+    ("momentum", float("nan"), None),
+    ("final_momentum", 1.0, None),
+    ("initial_momentum_epochs", -1, None),
+    ("weight_decay", float("inf"), None),
+    ("n_iter", -2, None),
+    ("visible", None, None),
+    ("visible", "Bernoulli", None),
+]
+STACK = [
+    ("hidden_layer_sizes", (), None),
+    ("hidden_layer_sizes", (4, 0), None),
+    ("hidden_layer_sizes", (4, -1), None),
+    ("hidden_layer_sizes", 2.5, None),
+    ("hidden_layer_sizes", ("a", "b"), None),
+    ("layer_params", [{}, {}, {}], None),
+    ("layer_params", {"k": 2}, None),
+]
+FINETUNE = [
+    ("optimizer", "lbfgs", None),
+    ("learning_rate", -0.1, None),
+    ("momentum", 1.0, None),
+    ("weight_decay", -1.0, None),
+    ("dropout", -0.5, None),
+    ("dropout", 1.0, None),
+    ("batch_size", 0, None),
+    ("early_stopping", "yes", None),
+    ("validation_fraction", 1.0, None),
+    ("n_iter_no_change", 0, None),
+    ("tol", -1.0, None),
+    ("tol", float("nan"), None),
+    ("finetune_iter", -1, None),
+    ("pretrain", "no", None),
+    ("pretrain_iter", 0, None),
+    ("pretrain_learning_rate", "fast", None),
+    ("pretrain_weight_decay", -1.0, None),
+    ("k", 0, None),
+    ("persistent", "yes", None),
+]
 HYPERPARAMETERS = {
-    "RBM": COMMON + RBM_LIKE + [("n_components", 0, None), ("n_components", -4, None), ("n_components", 2.0, None),
-                                ("n_components", None, None), ("hidden", "linear", None)],
-    "DBN": COMMON + [p for p in RBM_LIKE if p[0] != "hidden"] + STACK + [
-        ("layer_params", [{"bogus": 1}, {}], "bogus"), ("layer_params", [{}, {"k": 0}], r"layer_params\[1\]"),
+    "RBM": COMMON
+    + RBM_LIKE
+    + [
+        ("n_components", 0, None),
+        ("n_components", -4, None),
+        ("n_components", 2.0, None),
+        ("n_components", None, None),
+        ("hidden", "linear", None),
+    ],
+    "DBN": COMMON
+    + [p for p in RBM_LIKE if p[0] != "hidden"]
+    + STACK
+    + [
+        ("layer_params", [{"bogus": 1}, {}], "bogus"),
+        ("layer_params", [{}, {"k": 0}], r"layer_params\[1\]"),
         # structure comes from the estimator: a layer may not change its size, units, dtype or seed
-        ("layer_params", [{"n_components": 3}, {}], "n_components"), ("layer_params", [{}, {"dtype": "float64"}], "dtype"),
-        ("layer_params", [{"hidden": "gaussian"}, {}], "hidden"), ("layer_params", [{"random_state": 1}, {}], "random_state")],
+        ("layer_params", [{"n_components": 3}, {}], "n_components"),
+        ("layer_params", [{}, {"dtype": "float64"}], "dtype"),
+        ("layer_params", [{"hidden": "gaussian"}, {}], "hidden"),
+        ("layer_params", [{"random_state": 1}, {}], "random_state"),
+    ],
     "DBNClassifier": COMMON + STACK + FINETUNE + [("visible", "binary", None)],
     "DBNRegressor": COMMON + STACK + FINETUNE + [("visible", 3, None)],
-    "DeepAutoencoder": COMMON + FINETUNE + [("n_components", 0, None), ("loss", "hinge", None), ("loss", None, None),
-                                            ("hidden_layer_sizes", (0,), None), ("layer_params", [{}], None)],
-    "VAE": COMMON + [("n_components", 0, None), ("hidden_layer_sizes", (), None), ("likelihood", "poisson", None),
-                     ("decoder_variance", -1.0, None), ("decoder_variance", float("inf"), None), ("activation", "gelu", None),
-                     ("learning_rate", 0.0, None), ("beta_1", -0.1, None), ("beta_2", 1.0, None), ("epsilon", 0.0, None),
-                     ("weight_decay", -1e-3, None), ("batch_size", 0, None), ("n_iter", 0, None)],
+    "DeepAutoencoder": COMMON
+    + FINETUNE
+    + [
+        ("n_components", 0, None),
+        ("loss", "hinge", None),
+        ("loss", None, None),
+        ("hidden_layer_sizes", (0,), None),
+        ("layer_params", [{}], None),
+    ],
+    "VAE": COMMON
+    + [
+        ("n_components", 0, None),
+        ("hidden_layer_sizes", (), None),
+        ("likelihood", "poisson", None),
+        ("decoder_variance", -1.0, None),
+        ("decoder_variance", float("inf"), None),
+        ("activation", "gelu", None),
+        ("learning_rate", 0.0, None),
+        ("beta_1", -0.1, None),
+        ("beta_2", 1.0, None),
+        ("epsilon", 0.0, None),
+        ("weight_decay", -1e-3, None),
+        ("batch_size", 0, None),
+        ("n_iter", 0, None),
+    ],
 }
 HYPERPARAMETERS["CVAE"] = HYPERPARAMETERS["VAE"] + [("conditioning", "film", None), ("conditioning", None, None)]
 
@@ -383,9 +529,11 @@ def test_bad_layer_settings_are_refused_before_any_layer_is_trained(monkeypatch)
         return original(self, X, y)
 
     monkeypatch.setattr(RBM, "fit", spy)
-    for est in (DBN((4, 3, 2), n_iter=1, layer_params=[{}, {}, {"learning_rate": -1.0}]),
-                DBNClassifier((4, 3), pretrain_iter=1, layer_params=[{}, {"batch_size": 0}]),
-                DeepAutoencoder((4,), 2, pretrain_iter=1, layer_params=[{}, {"visible": "x"}])):
+    for est in (
+        DBN((4, 3, 2), n_iter=1, layer_params=[{}, {}, {"learning_rate": -1.0}]),
+        DBNClassifier((4, 3), pretrain_iter=1, layer_params=[{}, {"batch_size": 0}]),
+        DeepAutoencoder((4,), 2, pretrain_iter=1, layer_params=[{}, {"visible": "x"}]),
+    ):
         with pytest.raises((ValueError, TypeError), match=r"layer_params\[\d\]"):
             _fit(est, {DBN: "DBN", DBNClassifier: "DBNClassifier", DeepAutoencoder: "DeepAutoencoder"}[type(est)])
         assert trained == [], f"{type(est).__name__} trained layers {trained} before refusing"
@@ -486,8 +634,15 @@ def rbm_arrays(dtype=F, seed=0):
 
 def cd_step(**overrides):
     a = rbm_arrays()
-    args = dict(x=a["v"], components=a["W"], intercept_visible=a["b"], intercept_hidden=a["c"],
-                components_velocity=np.zeros_like(a["W"]), intercept_visible_velocity=np.zeros(NV), intercept_hidden_velocity=np.zeros(NH))
+    args = dict(
+        x=a["v"],
+        components=a["W"],
+        intercept_visible=a["b"],
+        intercept_hidden=a["c"],
+        components_velocity=np.zeros_like(a["W"]),
+        intercept_visible_velocity=np.zeros(NV),
+        intercept_hidden_velocity=np.zeros(NH),
+    )
     positional = [overrides.pop(k, v) for k, v in args.items()]
     kwargs = dict(seed=0, step=0)
     kwargs.update(overrides)
@@ -510,7 +665,12 @@ def rbm_core_cases():
         ("rbm_hidden v complex", lambda: _core.rbm_hidden(v.astype(complex), W, c), TypeError, "v"),
         ("rbm_hidden v list", lambda: _core.rbm_hidden(v.tolist(), W, c), TypeError, "v"),
         ("rbm_visible h object", lambda: _core.rbm_visible(np.zeros((NB, NH), object), W, b), TypeError, "h"),
-        ("rbm_free_energy W float32", lambda: _core.rbm_free_energy(v, W.astype(np.float32), b, c), TypeError, "components|intercept_visible|v"),
+        (
+            "rbm_free_energy W float32",
+            lambda: _core.rbm_free_energy(v, W.astype(np.float32), b, c),
+            TypeError,
+            "components|intercept_visible|v",
+        ),
         ("rbm_ais betas float32", lambda: _core.rbm_ais(W, b, c, b, betas.astype(np.float32), seed=0), TypeError, "betas"),
         # dimensions, shapes, layout
         ("rbm_hidden v 1-D", lambda: _core.rbm_hidden(v[0], W, c), ValueError, "v"),
@@ -543,12 +703,31 @@ def rbm_core_cases():
         ("rbm_ais betas not from 0", lambda: _core.rbm_ais(W, b, c, b, np.array([0.1, 1.0]), seed=0), ValueError, "betas"),
         ("rbm_ais betas decreasing", lambda: _core.rbm_ais(W, b, c, b, np.array([0.0, 0.6, 0.4, 1.0]), seed=0), ValueError, "betas"),
         ("rbm_ais betas NaN", lambda: _core.rbm_ais(W, b, c, b, np.array([0.0, np.nan, 1.0]), seed=0), ValueError, "betas"),
-        ("rbm_log_partition_exact too many units", lambda: _core.rbm_log_partition_exact(np.zeros((25, 25)), np.zeros(25), np.zeros(25)),
-         ValueError, "method|units"),
+        (
+            "rbm_log_partition_exact too many units",
+            lambda: _core.rbm_log_partition_exact(np.zeros((25, 25)), np.zeros(25), np.zeros(25)),
+            ValueError,
+            "method|units",
+        ),
         ("rbm_pseudo_likelihood no seed", lambda: _core.rbm_pseudo_likelihood(v, W, b, c), ValueError, "seed"),
-        ("rbm_pseudo_likelihood flip too large", lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.full(len(v), W.shape[1])), ValueError, "flip"),
-        ("rbm_pseudo_likelihood flip negative", lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.full(len(v), -1)), ValueError, "flip"),
-        ("rbm_pseudo_likelihood flip length", lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.zeros(len(v) + 1, dtype=int)), ValueError, "flip"),
+        (
+            "rbm_pseudo_likelihood flip too large",
+            lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.full(len(v), W.shape[1])),
+            ValueError,
+            "flip",
+        ),
+        (
+            "rbm_pseudo_likelihood flip negative",
+            lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.full(len(v), -1)),
+            ValueError,
+            "flip",
+        ),
+        (
+            "rbm_pseudo_likelihood flip length",
+            lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.zeros(len(v) + 1, dtype=int)),
+            ValueError,
+            "flip",
+        ),
         ("rbm_pseudo_likelihood flip floats", lambda: _core.rbm_pseudo_likelihood(v, W, b, c, flip=np.zeros(len(v))), TypeError, "flip"),
         ("rbm_cd_step no step", lambda: _core.rbm_cd_step(*cd_step()[0], seed=0), TypeError, "step"),
         # minibatch rows and persistent chains
@@ -563,10 +742,18 @@ def rbm_core_cases():
         ("rbm_cd_step x columns", lambda: run_cd(x=np.zeros((NB, NV + 2))), ValueError, "x|X"),
         # in-place arguments: read-only or aliased
         ("rbm_cd_step read-only weights", lambda: run_cd(components=_read_only(W)), ValueError, "components"),
-        ("rbm_cd_step weights as their velocity", lambda: (lambda w: run_cd(components=w, components_velocity=w))(W.copy()),
-         ValueError, "components_velocity"),
-        ("rbm_cd_step h_samples aliasing a bias", lambda: (lambda h: run_cd(intercept_hidden=h[0], h_samples=h))(np.zeros((1, NH))),
-         ValueError, "twice|cannot be read|h_samples|intercept_hidden"),
+        (
+            "rbm_cd_step weights as their velocity",
+            lambda: (lambda w: run_cd(components=w, components_velocity=w))(W.copy()),
+            ValueError,
+            "components_velocity",
+        ),
+        (
+            "rbm_cd_step h_samples aliasing a bias",
+            lambda: (lambda h: run_cd(intercept_hidden=h[0], h_samples=h))(np.zeros((1, NH))),
+            ValueError,
+            "twice|cannot be read|h_samples|intercept_hidden",
+        ),
     ]
 
 
@@ -599,9 +786,17 @@ def _non_finite_core_calls():
         yield "rbm_free_energy", "v", lambda v=v: _core.rbm_free_energy(v, W, b, c)
         yield "rbm_pseudo_likelihood", "v", lambda v=v: _core.rbm_pseudo_likelihood(v, W, b, c, seed=0, step=0)
         yield "rbm_gibbs", "v", lambda v=v: _core.rbm_gibbs(v, W, b, c, seed=0)
-        yield "rbm_hidden components", "components", lambda h=h: _core.rbm_hidden(np.zeros((2, 4), np.float32), np.pad(h, ((0, 1), (0, 1))), c)
+        yield (
+            "rbm_hidden components",
+            "components",
+            lambda h=h: _core.rbm_hidden(np.zeros((2, 4), np.float32), np.pad(h, ((0, 1), (0, 1))), c),
+        )
         yield "mlp_forward", "x", lambda v=v: _core.mlp_forward(v, [W.T.copy()], [c], ["relu"])
-        yield "mlp_loss_gradients", "y", lambda h=h: _core.mlp_loss_gradients(np.zeros((2, 4), np.float32), h, [W.T.copy()], [c], ["identity"], "squared_error")
+        yield (
+            "mlp_loss_gradients",
+            "y",
+            lambda h=h: _core.mlp_loss_gradients(np.zeros((2, 4), np.float32), h, [W.T.copy()], [c], ["identity"], "squared_error"),
+        )
         yield "activation", "x", lambda v=v: _core.activation(v, "sigmoid")
         yield "gaussian_kl", "log_var", lambda h=h: _core.gaussian_kl(np.zeros((2, 3), np.float32), h)
         yield "vae_decode", "z", lambda v=v: _core.vae_decode(v[:, 2:3].copy(), *enc, *dec, n_latent=1)
@@ -624,8 +819,13 @@ def test_core_gibbs_refuses_values_outside_0_1_for_bernoulli_units():
 
 
 def test_refused_cd_step_writes_nothing():
-    for overrides in (dict(k=0), dict(learning_rate=-1.0), dict(rows=np.array([0, 99])), dict(h_samples=np.zeros((NB, NH + 1))),
-                      dict(intercept_hidden_velocity=np.zeros(NH + 1))):
+    for overrides in (
+        dict(k=0),
+        dict(learning_rate=-1.0),
+        dict(rows=np.array([0, 99])),
+        dict(h_samples=np.zeros((NB, NH + 1))),
+        dict(intercept_hidden_velocity=np.zeros(NH + 1)),
+    ):
         positional, kwargs = cd_step(**overrides)
         snapshot = [np.array(p, copy=True) for p in positional[1:]]
         with pytest.raises((ValueError, TypeError)):
@@ -641,8 +841,10 @@ def vae_net(dtype=F, seed=0, n_extra=0):
     r = np.random.default_rng(seed)
 
     def layers(widths):
-        return ([(r.standard_normal((a, b)) * 0.3).astype(dtype) for a, b in zip(widths[:-1], widths[1:])],
-                [np.zeros(b, dtype) for b in widths[1:]])
+        return (
+            [(r.standard_normal((a, b)) * 0.3).astype(dtype) for a, b in zip(widths[:-1], widths[1:])],
+            [np.zeros(b, dtype) for b in widths[1:]],
+        )
 
     ew, eb = layers([D_VAE + n_extra, H_VAE, 2 * K_VAE])
     dw, db = layers([K_VAE + n_extra, H_VAE, D_VAE])
@@ -687,29 +889,56 @@ def vae_core_cases():
         ("vae_decode z complex", lambda: _core.vae_decode(np.zeros((NB, K_VAE), complex), *net, **kw), TypeError, "z"),
         ("vae_losses eps float32", lambda: _core.vae_losses(x, *net, eps=np.zeros((NB, K_VAE), np.float32), **kw), TypeError, "eps"),
         ("vae_encode weights not a list", lambda: _core.vae_encode(x, *swap(0, net[0][0]), **kw), TypeError, "encoder_weights|weights"),
-        ("vae_encode activations not a list", lambda: _core.vae_encode(x, *swap(2, "relu"), **kw), TypeError, "encoder_activations|activations"),
+        (
+            "vae_encode activations not a list",
+            lambda: _core.vae_encode(x, *swap(2, "relu"), **kw),
+            TypeError,
+            "encoder_activations|activations",
+        ),
         ("vae_encode y float", lambda: _core.vae_encode(x, *net, cm, y=y.astype(float), **ckw), TypeError, "y"),
         ("gaussian_kl log_var float32", lambda: _core.gaussian_kl(np.zeros((2, 2)), np.zeros((2, 2), np.float32)), TypeError, "log_var"),
         # dimensions and shapes
         ("vae_encode x 1-D", lambda: _core.vae_encode(x[0], *net, **kw), ValueError, "x"),
         ("vae_encode x columns", lambda: _core.vae_encode(x[:, :4].copy(), *net, **kw), ValueError, "x"),
         ("vae_decode z columns", lambda: _core.vae_decode(np.zeros((NB, K_VAE + 1)), *net, **kw), ValueError, "z"),
-        ("vae_encode encoder output width", lambda: _core.vae_encode(
-            x, [net[0][0], np.zeros((H_VAE, 3))], [net[1][0], np.zeros(3)], *net[2:], **kw), ValueError, "encoder"),
+        (
+            "vae_encode encoder output width",
+            lambda: _core.vae_encode(x, [net[0][0], np.zeros((H_VAE, 3))], [net[1][0], np.zeros(3)], *net[2:], **kw),
+            ValueError,
+            "encoder",
+        ),
         ("vae_encode one activation too few", lambda: _core.vae_encode(x, *swap(2, ["relu"]), **kw), ValueError, "encoder_activations"),
-        ("vae_encode unknown activation", lambda: _core.vae_encode(x, *swap(5, ["gelu", "identity"]), **kw), ValueError, "decoder_activations"),
+        (
+            "vae_encode unknown activation",
+            lambda: _core.vae_encode(x, *swap(5, ["gelu", "identity"]), **kw),
+            ValueError,
+            "decoder_activations",
+        ),
         ("vae_losses eps shape", lambda: _core.vae_losses(x, *net, eps=np.zeros((NB, K_VAE + 1)), **kw), ValueError, "eps"),
         ("vae_gradients eps rows", lambda: _core.vae_gradients(x, np.zeros((NB + 1, K_VAE)), *net, **kw), ValueError, "eps"),
         ("gaussian_kl shapes", lambda: _core.gaussian_kl(np.zeros((3, 2)), np.zeros((3, 3))), ValueError, "log_var"),
-        ("gaussian_kl prior shape", lambda: _core.gaussian_kl(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((2, 2))), ValueError, "prior_mean"),
+        (
+            "gaussian_kl prior shape",
+            lambda: _core.gaussian_kl(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((2, 2))),
+            ValueError,
+            "prior_mean",
+        ),
         # options and settings
         ("vae_encode n_latent=0", lambda: _core.vae_encode(x, *net, n_latent=0), ValueError, "n_latent"),
         ("vae_encode likelihood", lambda: _core.vae_encode(x, *net, n_latent=K_VAE, likelihood="poisson"), ValueError, "likelihood"),
         ("vae_encode conditioning", lambda: _core.vae_encode(x, *net, n_latent=K_VAE, conditioning="film"), ValueError, "conditioning"),
-        ("vae_losses decoder_variance=0", lambda: _core.vae_losses(x, *net, n_latent=K_VAE, likelihood="gaussian", decoder_variance=0.0),
-         ValueError, "decoder_variance"),
-        ("vae_losses decoder_variance=nan", lambda: _core.vae_losses(x, *net, n_latent=K_VAE, likelihood="gaussian",
-                                                                      decoder_variance=float("nan")), ValueError, "decoder_variance"),
+        (
+            "vae_losses decoder_variance=0",
+            lambda: _core.vae_losses(x, *net, n_latent=K_VAE, likelihood="gaussian", decoder_variance=0.0),
+            ValueError,
+            "decoder_variance",
+        ),
+        (
+            "vae_losses decoder_variance=nan",
+            lambda: _core.vae_losses(x, *net, n_latent=K_VAE, likelihood="gaussian", decoder_variance=float("nan")),
+            ValueError,
+            "decoder_variance",
+        ),
         ("vae_log_likelihood n_importance=0", lambda: _core.vae_log_likelihood(x, *net, n_importance=0, **kw), ValueError, "n_importance"),
         ("vae_decode n_jobs=0", lambda: _core.vae_decode(np.zeros((NB, K_VAE)), *net, n_jobs=0, **kw), ValueError, "n_jobs"),
         # labels of conditional models
@@ -719,12 +948,31 @@ def vae_core_cases():
         ("vae_encode labels length", lambda: _core.vae_encode(x, *net, cm, y=y[:2].copy(), **ckw), ValueError, "y"),
         ("vae_encode labels 2-D", lambda: _core.vae_encode(x, *net, cm, y=y[:, None].copy(), **ckw), ValueError, "y"),
         ("vae_encode labels without classes", lambda: _core.vae_encode(x, *net, y=y, **kw), ValueError, "y"),
-        ("vae_encode n_classes=0", lambda: _core.vae_encode(x, *net, cm, y=y, n_latent=K_VAE, conditioning="prior_mean", n_classes=0),
-         ValueError, "n_classes"),
+        (
+            "vae_encode n_classes=0",
+            lambda: _core.vae_encode(x, *net, cm, y=y, n_latent=K_VAE, conditioning="prior_mean", n_classes=0),
+            ValueError,
+            "n_classes",
+        ),
         ("vae_encode class_means missing", lambda: _core.vae_encode(x, *net, None, y=y, **ckw), ValueError, "class_means"),
-        ("vae_encode class_means shape", lambda: _core.vae_encode(x, *net, np.zeros((C_VAE, K_VAE + 1)), y=y, **ckw), ValueError, "class_means"),
-        ("vae_train_step label out of range", lambda: train(class_means=cm.copy(), slots=vae_slots(vae_net(), 2, cm), y=np.array([0, 1, 5, 0]),
-                                                            conditioning="prior_mean", n_classes=C_VAE), ValueError, "y"),
+        (
+            "vae_encode class_means shape",
+            lambda: _core.vae_encode(x, *net, np.zeros((C_VAE, K_VAE + 1)), y=y, **ckw),
+            ValueError,
+            "class_means",
+        ),
+        (
+            "vae_train_step label out of range",
+            lambda: train(
+                class_means=cm.copy(),
+                slots=vae_slots(vae_net(), 2, cm),
+                y=np.array([0, 1, 5, 0]),
+                conditioning="prior_mean",
+                n_classes=C_VAE,
+            ),
+            ValueError,
+            "y",
+        ),
         # training settings
         ("vae_train_step learning_rate=0", lambda: train(learning_rate=0.0), ValueError, "learning_rate"),
         ("vae_train_step t=0", lambda: train(t=0), ValueError, "t"),
@@ -737,10 +985,22 @@ def vae_core_cases():
         ("vae_train_step slots per optimizer", lambda: train(optimizer="sgd"), ValueError, "slots"),
         ("vae_train_step rows out of range", lambda: train(rows=np.array([0, NB + 3])), ValueError, "rows"),
         ("vae_train_step rows float", lambda: train(rows=np.array([0.0])), TypeError, "rows"),
-        ("vae_train_step read-only weights", lambda: (lambda n: _core.vae_train_step(
-            x, [_read_only(n[0][0]), n[0][1]], *n[1:], None, vae_slots(n), n_latent=K_VAE))(vae_net()), ValueError, r"encoder_weights\[0\]"),
-        ("vae_train_step a weight as its own slot", lambda: (lambda n: _core.vae_train_step(
-            x, *n, None, [[n[0][0], np.zeros_like(n[0][0])]] + vae_slots(n)[1:], n_latent=K_VAE))(vae_net()), ValueError, r"slots\[0\]\[0\]"),
+        (
+            "vae_train_step read-only weights",
+            lambda: (lambda n: _core.vae_train_step(x, [_read_only(n[0][0]), n[0][1]], *n[1:], None, vae_slots(n), n_latent=K_VAE))(
+                vae_net()
+            ),
+            ValueError,
+            r"encoder_weights\[0\]",
+        ),
+        (
+            "vae_train_step a weight as its own slot",
+            lambda: (lambda n: _core.vae_train_step(x, *n, None, [[n[0][0], np.zeros_like(n[0][0])]] + vae_slots(n)[1:], n_latent=K_VAE))(
+                vae_net()
+            ),
+            ValueError,
+            r"slots\[0\]\[0\]",
+        ),
     ]
 
 
@@ -771,8 +1031,11 @@ NEGATIVE_INTS = [
     ("rbm_gibbs n_steps", lambda: _core.rbm_gibbs(*rbm_arrays().values(), n_steps=-1, seed=0), "n_steps"),
     ("rbm_cd_step k", lambda: run_cd(k=-1), "k"),
     ("rbm_cd_step step", lambda: run_cd(step=-1), "step"),
-    ("vae_log_likelihood n_importance", lambda: _core.vae_log_likelihood(np.zeros((2, D_VAE)), *vae_net(), n_importance=-1, n_latent=K_VAE),
-     "n_importance"),
+    (
+        "vae_log_likelihood n_importance",
+        lambda: _core.vae_log_likelihood(np.zeros((2, D_VAE)), *vae_net(), n_importance=-1, n_latent=K_VAE),
+        "n_importance",
+    ),
     ("vae_losses seed", lambda: _core.vae_losses(np.zeros((2, D_VAE)), *vae_net(), seed=-1, n_latent=K_VAE), "seed"),
 ]
 
@@ -797,13 +1060,23 @@ def _degenerate_calls():
         for unit in ("bernoulli", "gaussian"):
             calls += [
                 (f"rbm_hidden {key} {unit}", lambda V=V, W=W, c=c, u=unit: _core.rbm_hidden(V, W, c, hidden=u, seed=1)),
-                (f"rbm_visible {key} {unit}", lambda n=n, nh=nh, W=W, b=b, u=unit: _core.rbm_visible(np.zeros((n, nh)), W, b, visible=u, seed=1)),
+                (
+                    f"rbm_visible {key} {unit}",
+                    lambda n=n, nh=nh, W=W, b=b, u=unit: _core.rbm_visible(np.zeros((n, nh)), W, b, visible=u, seed=1),
+                ),
                 (f"rbm_free_energy {key} {unit}", lambda V=V, W=W, b=b, c=c, u=unit: _core.rbm_free_energy(V, W, b, c, visible=u)),
                 (f"rbm_gibbs {key} {unit}", lambda V=V, W=W, b=b, c=c, u=unit: _core.rbm_gibbs(V, W, b, c, visible=u, seed=0, n_steps=2)),
-                (f"rbm_cd_step {key} {unit}", lambda V=V, W=W, b=b, c=c, u=unit: _core.rbm_cd_step(
-                    V, W.copy(), b.copy(), c.copy(), W.copy(), b.copy(), c.copy(), visible=u, seed=0, step=0)),
+                (
+                    f"rbm_cd_step {key} {unit}",
+                    lambda V=V, W=W, b=b, c=c, u=unit: _core.rbm_cd_step(
+                        V, W.copy(), b.copy(), c.copy(), W.copy(), b.copy(), c.copy(), visible=u, seed=0, step=0
+                    ),
+                ),
                 (f"rbm_log_partition_exact {key} {unit}", lambda W=W, b=b, c=c, u=unit: _core.rbm_log_partition_exact(W, b, c, visible=u)),
-                (f"rbm_ais {key} {unit}", lambda W=W, b=b, c=c, u=unit: _core.rbm_ais(W, b, c, b, np.array([0.0, 1.0]), visible=u, seed=0, n_chains=2)),
+                (
+                    f"rbm_ais {key} {unit}",
+                    lambda W=W, b=b, c=c, u=unit: _core.rbm_ais(W, b, c, b, np.array([0.0, 1.0]), visible=u, seed=0, n_chains=2),
+                ),
             ]
         calls.append((f"rbm_pseudo_likelihood {key}", lambda V=V, W=W, b=b, c=c: _core.rbm_pseudo_likelihood(V, W, b, c, seed=0)))
     for d, h, k, n in itertools.product([0, 1, 3], [0, 2], [0, 1, 2], [0, 2]):
@@ -820,8 +1093,12 @@ def _degenerate_calls():
             (f"vae_log_likelihood {key}", lambda X=X, net=net, k=k: _core.vae_log_likelihood(X, *net, n_latent=k, n_importance=3)),
             (f"vae_gradients {key}", lambda X=X, n=n, net=net, k=k: _core.vae_gradients(X, np.zeros((n, k)), *net, n_latent=k)),
             (f"vae_train_step {key}", lambda X=X, net=net, k=k, slots=slots: _core.vae_train_step(X, *net, None, slots, n_latent=k)),
-            (f"vae_encode prior_mean {key}", lambda X=X, n=n, net=net, k=k: _core.vae_encode(
-                X, *net, np.zeros((2, k)), y=np.zeros(n, np.int64), n_latent=k, conditioning="prior_mean", n_classes=2)),
+            (
+                f"vae_encode prior_mean {key}",
+                lambda X=X, n=n, net=net, k=k: _core.vae_encode(
+                    X, *net, np.zeros((2, k)), y=np.zeros(n, np.int64), n_latent=k, conditioning="prior_mean", n_classes=2
+                ),
+            ),
             (f"gaussian_kl {key}", lambda n=n, k=k: _core.gaussian_kl(np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k)))),
         ]
     return calls

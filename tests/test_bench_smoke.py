@@ -16,7 +16,11 @@ def run_quick_bench(out: Path, cwd: Path):
     env.pop("PYTHONPATH", None)  # what the package ships, not what the checkout holds
     return subprocess.run(
         [sys.executable, "-m", "deepgm.cli", "bench", "--quick", "--no-torch", "--out", str(out)],
-        cwd=cwd, capture_output=True, text=True, env=env, timeout=900,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
 
 

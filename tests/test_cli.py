@@ -66,9 +66,12 @@ def test_demo_report_references_only_files_that_exist(tmp_path):
 
 
 def test_train_then_sample_every_generative_model(tmp_path):
-    for model, extra in [("rbm", ["--n-components", "8", "--n-iter", "1"]), ("dbn", ["--hidden-layer-sizes", "8,4", "--n-iter", "1"]),
-                         ("vae", ["--n-components", "2", "--hidden-layer-sizes", "8", "--n-iter", "1"]),
-                         ("cvae", ["--n-components", "2", "--hidden-layer-sizes", "8", "--n-iter", "1"])]:
+    for model, extra in [
+        ("rbm", ["--n-components", "8", "--n-iter", "1"]),
+        ("dbn", ["--hidden-layer-sizes", "8,4", "--n-iter", "1"]),
+        ("vae", ["--n-components", "2", "--hidden-layer-sizes", "8", "--n-iter", "1"]),
+        ("cvae", ["--n-components", "2", "--hidden-layer-sizes", "8", "--n-iter", "1"]),
+    ]:
         out = tmp_path / f"{model}.safetensors"
         code, stdout, stderr = run_cli("train", model, *extra, "--random-state", "0", "--out", str(out), cwd=tmp_path)
         assert code == 0, stderr
@@ -78,11 +81,15 @@ def test_train_then_sample_every_generative_model(tmp_path):
         code, stdout, stderr = run_cli(*args, cwd=tmp_path)
         assert code == 0, stderr
         assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, _, stderr = run_cli("sample", str(tmp_path / "cvae.safetensors"), "-n", "6", "--label", "3", "--out", str(tmp_path / "threes.npy"), cwd=tmp_path)
+    code, _, stderr = run_cli(
+        "sample", str(tmp_path / "cvae.safetensors"), "-n", "6", "--label", "3", "--out", str(tmp_path / "threes.npy"), cwd=tmp_path
+    )
     assert code == 0, stderr
     assert np.load(tmp_path / "threes.npy").shape == (6, 784)
     # Without --label, -n is still the number of samples (the classes in turn).
-    code, stdout, stderr = run_cli("sample", str(tmp_path / "cvae.safetensors"), "-n", "13", "--out", str(tmp_path / "mixed.npy"), cwd=tmp_path)
+    code, stdout, stderr = run_cli(
+        "sample", str(tmp_path / "cvae.safetensors"), "-n", "13", "--out", str(tmp_path / "mixed.npy"), cwd=tmp_path
+    )
     assert code == 0, stderr
     assert np.load(tmp_path / "mixed.npy").shape == (13, 784) and "wrote 13 samples" in stdout
 
@@ -95,8 +102,21 @@ def test_train_supervised_models_on_user_data(tmp_path):
     np.savetxt(tmp_path / "data.csv", np.column_stack([X, y]), delimiter=",")
     for data in ("data.npz", "data.csv"):
         out = tmp_path / f"clf-{data}.safetensors"
-        code, stdout, stderr = run_cli("train", "dbn-classifier", "--data", data, "--hidden-layer-sizes", "8", "--pretrain-iter", "1",
-                                       "--finetune-iter", "2", "--out", str(out), cwd=tmp_path)
+        code, stdout, stderr = run_cli(
+            "train",
+            "dbn-classifier",
+            "--data",
+            data,
+            "--hidden-layer-sizes",
+            "8",
+            "--pretrain-iter",
+            "1",
+            "--finetune-iter",
+            "2",
+            "--out",
+            str(out),
+            cwd=tmp_path,
+        )
         assert code == 0, stderr
         clf = deepgm.load(out)
         assert clf.n_features_in_ == 10 and set(clf.classes_) == {0, 1}

@@ -106,8 +106,20 @@ def test_cd_statistics_match_float64_oracle(k, conditional, rng):
     state = [W.copy(), b.copy(), c.copy(), np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
     extra = dict(conditional_weights=D.copy(), conditional_weights_velocity=np.zeros_like(D)) if conditional else {}
     recon = _core.collab_cd_step(
-        indptr, indices, kcodes, *state, users=users, last_update=np.full(10, 9, dtype=np.int64), k=k, learning_rate=1.0,
-        momentum=0.0, weight_decay=0.0, seed=3, step=9, return_reconstruction=True, **extra,
+        indptr,
+        indices,
+        kcodes,
+        *state,
+        users=users,
+        last_update=np.full(10, 9, dtype=np.int64),
+        k=k,
+        learning_rate=1.0,
+        momentum=0.0,
+        weight_decay=0.0,
+        seed=3,
+        step=9,
+        return_reconstruction=True,
+        **extra,
     )
     # The reconstruction, user after user, in each user's CSR order.
     recon_dense = -np.ones((users.size, 10), dtype=np.int64)
@@ -138,8 +150,20 @@ def test_momentum_and_weight_decay_follow_the_recursion(rng):
 
     def step(lr, mu, wd, velocity):
         s = [W.copy(), b.copy(), c.copy(), np.full_like(W, velocity), np.zeros_like(b), np.zeros_like(c)]
-        _core.collab_cd_step(indptr, indices, kcodes, *s, users=users, last_update=np.zeros(5, dtype=np.int64), k=1,
-                             learning_rate=lr, momentum=mu, weight_decay=wd, seed=1, step=0)
+        _core.collab_cd_step(
+            indptr,
+            indices,
+            kcodes,
+            *s,
+            users=users,
+            last_update=np.zeros(5, dtype=np.int64),
+            k=1,
+            learning_rate=lr,
+            momentum=mu,
+            weight_decay=wd,
+            seed=1,
+            step=0,
+        )
         return s[0]
 
     grad = step(1.0, 0.0, 0.0, 0.0) - W  # the same draws: the same statistic
@@ -316,6 +340,7 @@ def test_recommend_ranks_unrated_items_by_expected_rating(fitted, ratings):
 @pytest.mark.parametrize("conditional", [False, True])
 def test_thread_count_independence(conditional, ratings):
     R, _ = ratings
+
     def fit(n_jobs):
         return CollaborativeRBM(8, conditional=conditional, n_iter=3, k=2, batch_size=7, random_state=4, n_jobs=n_jobs).fit(R)
 
@@ -368,8 +393,16 @@ def test_history_and_visible_bias_initialisation(ratings):
 def overfitting_model(**params):
     """Settings under which the validation RMSE of ``ratings`` rises again within 30 epochs."""
     return CollaborativeRBM(
-        16, k=1, learning_rate=0.1, batch_size=10, n_iter=30, early_stopping=True, tol=0.0, validation_fraction=0.2,
-        random_state=0, **params
+        16,
+        k=1,
+        learning_rate=0.1,
+        batch_size=10,
+        n_iter=30,
+        early_stopping=True,
+        tol=0.0,
+        validation_fraction=0.2,
+        random_state=0,
+        **params,
     )
 
 
@@ -495,8 +528,19 @@ def test_kernels_refuse_malformed_structures():
     with pytest.raises(ValueError, match="x_indptr"):
         _core.collab_hidden(np.array([0, 2], dtype=np.int64), good[1], good[2], W, c)
     with pytest.raises(ValueError, match="users"):
-        _core.collab_cd_step(*good, W.copy(), b.copy(), c.copy(), np.zeros_like(W), np.zeros_like(b), np.zeros_like(c),
-                             users=np.array([3]), last_update=np.zeros(3, dtype=np.int64), seed=0, step=0)
+        _core.collab_cd_step(
+            *good,
+            W.copy(),
+            b.copy(),
+            c.copy(),
+            np.zeros_like(W),
+            np.zeros_like(b),
+            np.zeros_like(c),
+            users=np.array([3]),
+            last_update=np.zeros(3, dtype=np.int64),
+            seed=0,
+            step=0,
+        )
 
 
 # --------------------------------------------------------------------------------------------------

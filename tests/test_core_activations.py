@@ -4,6 +4,7 @@ including extreme inputs) and the random samplers sigmoid_bernoulli, bernoulli a
 
 from __future__ import annotations
 
+import _oracles as ref
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
-import _oracles as ref
 from deepgm import _core
 
 ACTS = ref.ACTIVATIONS

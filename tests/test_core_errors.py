@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 import time
 
+import _oracles as ref
 import numpy as np
 import pytest
 
-import _oracles as ref
 from deepgm import _core
 
 ACTS2 = ["tanh", "identity"]
@@ -254,14 +254,25 @@ def test_logit_losses_need_identity_output(loss):
         train(x, y, w, b, acts=["tanh", "sigmoid"], loss=loss)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(learning_rate=0.0), dict(learning_rate=-1.0), dict(learning_rate=float("nan")), dict(learning_rate=float("inf")),
-    dict(momentum=1.0), dict(momentum=-0.1),
-    dict(optimizer="adam", beta1=1.0), dict(optimizer="adam", beta2=1.5), dict(optimizer="adam", epsilon=0.0),
-    dict(optimizer="adam", t=0),
-    dict(weight_decay=-0.1), dict(weight_decay=float("nan")),
-    dict(dropout=1.0), dict(dropout=-0.1),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(learning_rate=0.0),
+        dict(learning_rate=-1.0),
+        dict(learning_rate=float("nan")),
+        dict(learning_rate=float("inf")),
+        dict(momentum=1.0),
+        dict(momentum=-0.1),
+        dict(optimizer="adam", beta1=1.0),
+        dict(optimizer="adam", beta2=1.5),
+        dict(optimizer="adam", epsilon=0.0),
+        dict(optimizer="adam", t=0),
+        dict(weight_decay=-0.1),
+        dict(weight_decay=float("nan")),
+        dict(dropout=1.0),
+        dict(dropout=-0.1),
+    ],
+)
 def test_bad_hyper_parameters_are_value_errors(kw):
     x, y = data()
     w, b = net()
@@ -550,12 +561,42 @@ def test_mlp_results_identical_for_any_n_jobs(dtype):
         sgd_slots = ref.zero_slots(w, b, 1)
         losses = []
         for step in range(3):
-            losses.append(_core.mlp_train_step(x, y, w, b, acts, "binary_cross_entropy", sgd_slots, rows=np.arange(0, 300, 2),
-                                               learning_rate=0.05, momentum=0.9, dropout=0.3, seed=1, step=step, n_jobs=n_jobs))
+            losses.append(
+                _core.mlp_train_step(
+                    x,
+                    y,
+                    w,
+                    b,
+                    acts,
+                    "binary_cross_entropy",
+                    sgd_slots,
+                    rows=np.arange(0, 300, 2),
+                    learning_rate=0.05,
+                    momentum=0.9,
+                    dropout=0.3,
+                    seed=1,
+                    step=step,
+                    n_jobs=n_jobs,
+                )
+            )
         adam_slots = ref.zero_slots(w, b, 2)
         for t in range(1, 4):
-            losses.append(_core.mlp_train_step(x, y, w, b, acts, "binary_cross_entropy", adam_slots, optimizer="adam",
-                                               learning_rate=0.01, t=t, weight_decay=1e-3, n_jobs=n_jobs))
+            losses.append(
+                _core.mlp_train_step(
+                    x,
+                    y,
+                    w,
+                    b,
+                    acts,
+                    "binary_cross_entropy",
+                    adam_slots,
+                    optimizer="adam",
+                    learning_rate=0.01,
+                    t=t,
+                    weight_decay=1e-3,
+                    n_jobs=n_jobs,
+                )
+            )
         results.append((fwd, grads, losses, w + b))
     base = results[0]
     for other in results[1:]:
@@ -574,10 +615,12 @@ def test_samplers_identical_for_any_n_jobs():
     bias = rng.standard_normal(1000).astype(np.float32)
     res = []
     for n_jobs in (1, 2, 4, None):
-        res.append((
-            _core.bernoulli(probs, seed=2, step=3, n_jobs=n_jobs),
-            *_core.sigmoid_bernoulli(pre, bias, seed=2, step=3, n_jobs=n_jobs),
-            *_core.gaussian(pre, probs, seed=2, step=3, n_jobs=n_jobs),
-        ))
+        res.append(
+            (
+                _core.bernoulli(probs, seed=2, step=3, n_jobs=n_jobs),
+                *_core.sigmoid_bernoulli(pre, bias, seed=2, step=3, n_jobs=n_jobs),
+                *_core.gaussian(pre, probs, seed=2, step=3, n_jobs=n_jobs),
+            )
+        )
     for other in res[1:]:
         assert all(np.array_equal(p, q) for p, q in zip(res[0], other))

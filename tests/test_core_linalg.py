@@ -3,13 +3,13 @@ thread-count determinism, in-place semantics (no copies) and shape errors."""
 
 from __future__ import annotations
 
+import _oracles as ref
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import _oracles as ref
 from deepgm import _core
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -45,8 +45,7 @@ def check_gemm(a, b, c, alpha, beta, trans_a, trans_b, n_jobs=None):
     k = a.shape[0] if trans_a else a.shape[1]
     floor = 4 * float(np.finfo(dtype).tiny) * np.sqrt(c.size) * (k + 1)
     assert err <= RTOL[dtype] * scale + floor, (
-        f"{dtype.__name__} {a.shape}x{b.shape} ta={trans_a} tb={trans_b} alpha={alpha} beta={beta}: "
-        f"error {err:.3e} vs scale {scale:.3e}"
+        f"{dtype.__name__} {a.shape}x{b.shape} ta={trans_a} tb={trans_b} alpha={alpha} beta={beta}: error {err:.3e} vs scale {scale:.3e}"
     )
     return c
 

@@ -4,10 +4,10 @@ re-implementation of SGD/Adam, rows selection, convergence, dropout, weight deca
 
 from __future__ import annotations
 
+import _oracles as ref
 import numpy as np
 import pytest
 
-import _oracles as ref
 from deepgm import _core
 
 ACTS = ref.ACTIVATIONS
@@ -164,7 +164,12 @@ def test_logit_losses_are_stable_for_huge_logits():
     np.testing.assert_allclose(gb[0], [1.0, -1.0, 0.0], atol=1e-15)
     for dtype in (np.float32,):
         loss32, gw32, gb32, _ = _core.mlp_loss_gradients(
-            x.astype(dtype), np.array([[0.0, 1.0, 0.0]], dtype), [w[0].astype(dtype)], [b[0].astype(dtype)], ["identity"], "softmax_cross_entropy"
+            x.astype(dtype),
+            np.array([[0.0, 1.0, 0.0]], dtype),
+            [w[0].astype(dtype)],
+            [b[0].astype(dtype)],
+            ["identity"],
+            "softmax_cross_entropy",
         )
         assert np.isfinite(loss32) and loss32 == pytest.approx(1000.0, rel=1e-6)
         assert np.all(np.isfinite(gb32[0]))
@@ -219,11 +224,14 @@ def random_slots(weights, biases, optimizer, rng, dtype):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-@pytest.mark.parametrize("loss,acts", [
-    ("squared_error", ["tanh", "sigmoid"]),
-    ("binary_cross_entropy", ["relu", "identity"]),
-    ("softmax_cross_entropy", ["softplus", "identity"]),
-])
+@pytest.mark.parametrize(
+    "loss,acts",
+    [
+        ("squared_error", ["tanh", "sigmoid"]),
+        ("binary_cross_entropy", ["relu", "identity"]),
+        ("softmax_cross_entropy", ["softplus", "identity"]),
+    ],
+)
 def test_train_step_float64_matches_numpy(optimizer, loss, acts):
     rng = np.random.default_rng(7)
     sizes = [6, 10, 3]
@@ -256,8 +264,18 @@ def test_train_step_float32_matches_numpy(optimizer):
         x, y, weights, biases, ["sigmoid", "identity"], "squared_error", slots, optimizer, 0.01, 0.5, 0.9, 0.999, 1e-8, 2, 0.1
     )
     got = _core.mlp_train_step(
-        x, y, weights, biases, ["sigmoid", "identity"], "squared_error", slots, optimizer=optimizer,
-        learning_rate=0.01, momentum=0.5, t=2, weight_decay=0.1,
+        x,
+        y,
+        weights,
+        biases,
+        ["sigmoid", "identity"],
+        "squared_error",
+        slots,
+        optimizer=optimizer,
+        learning_rate=0.01,
+        momentum=0.5,
+        t=2,
+        weight_decay=0.1,
     )
     assert got == pytest.approx(want_loss, rel=1e-12)
     for p, w in zip(ref.params_in_order(weights, biases), want_params):
@@ -358,8 +376,19 @@ def test_two_class_softmax_minibatch_sgd_converges():
     for epoch in range(20):
         perm = rng.permutation(n)
         for i in range(0, n, 32):
-            _core.mlp_train_step(x, y, weights, biases, acts, "softmax_cross_entropy", slots, rows=perm[i:i + 32],
-                                 learning_rate=0.1, momentum=0.9, step=step)
+            _core.mlp_train_step(
+                x,
+                y,
+                weights,
+                biases,
+                acts,
+                "softmax_cross_entropy",
+                slots,
+                rows=perm[i : i + 32],
+                learning_rate=0.1,
+                momentum=0.9,
+                step=step,
+            )
             step += 1
     out = _core.mlp_forward(x, weights, biases, acts)
     acc = np.mean(out.argmax(axis=1) == labels)
@@ -378,8 +407,19 @@ def _dropout_run(dropout, seed=0, step=0, dtype=np.float64):
     x = rng.standard_normal((20, 5)).astype(dtype)
     y = rng.standard_normal((20, 2)).astype(dtype)
     slots = ref.zero_slots(weights, biases, 1)
-    loss = _core.mlp_train_step(x, y, weights, biases, ["tanh", "relu", "identity"], "squared_error", slots,
-                                learning_rate=0.1, dropout=dropout, seed=seed, step=step)
+    loss = _core.mlp_train_step(
+        x,
+        y,
+        weights,
+        biases,
+        ["tanh", "relu", "identity"],
+        "squared_error",
+        slots,
+        learning_rate=0.1,
+        dropout=dropout,
+        seed=seed,
+        step=step,
+    )
     return loss, weights + biases
 
 
@@ -420,8 +460,9 @@ def test_inverted_dropout_scaling(rate):
     b = [np.zeros(width), np.zeros(1)]
     slots = ref.zero_slots(w, b, 1)
     y = np.array([[-100.0]])  # the output is always above y, so loss = (out - y)^2 / 2 gives out
-    loss = _core.mlp_train_step(np.ones((1, 1)), y, w, b, ["identity", "identity"], "squared_error", slots,
-                                learning_rate=1e-12, dropout=rate, seed=5)
+    loss = _core.mlp_train_step(
+        np.ones((1, 1)), y, w, b, ["identity", "identity"], "squared_error", slots, learning_rate=1e-12, dropout=rate, seed=5
+    )
     out = y[0, 0] + np.sqrt(2 * loss)
     kept = out * width * (1 - rate)  # number of kept units if survivors are scaled by 1/(1-rate)
     assert abs(kept - round(kept)) < 1e-6, f"survivors not scaled by 1/(1-p): out={out}"
@@ -541,8 +582,9 @@ def test_optimizer_step_adam(dtype, shape):
     for t in (1, 2, 10):
         g = rng.standard_normal(shape).astype(dtype)
         want_p, want_m, want_v = ref.adam_step(p, g, m, v, 0.01, 0.85, 0.995, 1e-6, t, 0.05)
-        _core.optimizer_step(p, g, [m, v], optimizer="adam", learning_rate=0.01, beta1=0.85, beta2=0.995,
-                             epsilon=1e-6, t=t, weight_decay=0.05)
+        _core.optimizer_step(
+            p, g, [m, v], optimizer="adam", learning_rate=0.01, beta1=0.85, beta2=0.995, epsilon=1e-6, t=t, weight_decay=0.05
+        )
         tol = dict(rtol=2e-6, atol=1e-6) if dtype is np.float32 else dict(rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(m, want_m, **tol)
         np.testing.assert_allclose(v, want_v, **tol)

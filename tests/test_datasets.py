@@ -137,7 +137,7 @@ def test_load_mnist_float64(dtype):
     assert X64.dtype == np.float64
     assert X64.flags.c_contiguous
     assert y.dtype == np.int64
-    raw = decode_gz_directly(EMBEDDED_DIR / (TEST_IMAGES + ".gz"), 16)[:784 * 3]
+    raw = decode_gz_directly(EMBEDDED_DIR / (TEST_IMAGES + ".gz"), 16)[: 784 * 3]
     np.testing.assert_array_equal(X64[:3].ravel(), raw.astype(np.float64) / 255.0)
     np.testing.assert_allclose(X64, X32, rtol=0, atol=1e-7)
 
@@ -412,9 +412,7 @@ def test_load_mnist_folder_subsets(tmp_path, fake_train, fake_test, gz):
 
     X64, _ = load_mnist(folder, subset="train", dtype="float64")
     assert X64.dtype == np.float64
-    np.testing.assert_array_equal(
-        X64, fake_train[0].reshape(-1, 784).astype(np.float64) / 255.0
-    )
+    np.testing.assert_array_equal(X64, fake_train[0].reshape(-1, 784).astype(np.float64) / 255.0)
 
 
 def test_load_mnist_folder_dotted_names(tmp_path, fake_train, fake_test):
@@ -564,9 +562,7 @@ class Server:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self):
@@ -750,9 +746,7 @@ def test_fetch_mnist_falls_back_to_next_mirror(served, data_home):
 def test_fetch_mnist_default_mirrors_tried_in_order(served, data_home, monkeypatch):
     server, checksums, good = served
     # The first mirror 404s; the second (no trailing slash) serves the files.
-    monkeypatch.setattr(
-        datasets, "_MNIST_MIRRORS", (server.url + "first/", server.url.rstrip("/"))
-    )
+    monkeypatch.setattr(datasets, "_MNIST_MIRRORS", (server.url + "first/", server.url.rstrip("/")))
     folder = fetch_mnist(data_home, checksums=checksums)
     for name in GZ_NAMES:
         assert (folder / name).read_bytes() == good[name]
@@ -788,9 +782,7 @@ def test_fetch_mnist_partial_checksums_override(served, data_home):
     # Only the training files get new checksums; the default ones for the
     # test files stay in force.
     partial = {name: checksums[name] for name in (TRAIN_IMAGES + ".gz", TRAIN_LABELS + ".gz")}
-    if sha256((server.root / (TEST_IMAGES + ".gz")).read_bytes()) == datasets._MNIST_SHA256[
-        TEST_IMAGES + ".gz"
-    ]:
+    if sha256((server.root / (TEST_IMAGES + ".gz")).read_bytes()) == datasets._MNIST_SHA256[TEST_IMAGES + ".gz"]:
         # Served files are the official ones: everything must succeed.
         fetch_mnist(data_home, base_url=server.url, checksums=partial)
     else:

@@ -62,7 +62,10 @@ def test_dbn_pretrains_each_layer_with_the_rbm_code_path(dbn, mnist_small):
     # One entry per pretraining epoch of each layer, the layers' own metrics side by side.
     n_epochs = [len(r.history_["reconstruction_error"]) for r in dbn.rbms_]
     assert dbn.history_["layer"] == [1] * n_epochs[0] + [2] * n_epochs[1]
-    assert dbn.history_["reconstruction_error"] == dbn.rbms_[0].history_["reconstruction_error"] + dbn.rbms_[1].history_["reconstruction_error"]
+    assert (
+        dbn.history_["reconstruction_error"]
+        == dbn.rbms_[0].history_["reconstruction_error"] + dbn.rbms_[1].history_["reconstruction_error"]
+    )
     assert dbn.history_["epoch"] == dbn.rbms_[0].history_["epoch"] + dbn.rbms_[1].history_["epoch"]
 
 
@@ -213,15 +216,23 @@ def test_clone_pipeline_and_cross_val_score(mnist_small):
     scores = cross_val_score(DBNClassifier((32,), pretrain_iter=2, finetune_iter=10, random_state=0), X, y, cv=3)
     assert scores.shape == (3,) and np.all(scores > 0.3)
     # Real-valued inputs through a StandardScaler and Gaussian visible units.
-    gauss = Pipeline([("scale", StandardScaler()), ("dbn", DBNClassifier((32,), visible="gaussian", pretrain_iter=2, finetune_iter=10, random_state=0))])
+    gauss = Pipeline(
+        [("scale", StandardScaler()), ("dbn", DBNClassifier((32,), visible="gaussian", pretrain_iter=2, finetune_iter=10, random_state=0))]
+    )
     assert gauss.fit(X, y).score(X, y) > 0.3
 
 
 def test_early_stopping_stops_and_records_validation_scores(mnist_small):
     X, y = mnist_small
     c = DBNClassifier(
-        (32,), pretrain_iter=2, finetune_iter=80, early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
-        tol=0.01, random_state=0,
+        (32,),
+        pretrain_iter=2,
+        finetune_iter=80,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=3,
+        tol=0.01,
+        random_state=0,
     ).fit(X[:1500], y[:1500])
     assert c.n_iter_ < 80, "training stopped early"
     assert len(c.validation_scores_) == c.n_iter_ == len(c.loss_curve_)
@@ -352,8 +363,12 @@ def test_invalid_hyperparameters(Est, params, name, mnist_tiny):
 
 @pytest.mark.parametrize(
     "params, name",
-    [({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"), ({"learning_rate": -1}, "learning_rate"), ({"visible": "x"}, "visible"),
-     ({"n_iter": 0}, "n_iter")],
+    [
+        ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"visible": "x"}, "visible"),
+        ({"n_iter": 0}, "n_iter"),
+    ],
 )
 def test_dbn_invalid_hyperparameters(params, name, mnist_tiny):
     X, _ = mnist_tiny

@@ -225,9 +225,7 @@ def test_bad_input(labelled, mnist_tiny):
 
 def test_same_model_for_any_thread_count(mnist_tiny):
     X, y = mnist_tiny
-    fits = [
-        DBN(hidden_layer_sizes=(24, 16), n_iter=2, k=2, persistent=True, random_state=3, n_jobs=n).fit(X, y) for n in (1, 2)
-    ]
+    fits = [DBN(hidden_layer_sizes=(24, 16), n_iter=2, k=2, persistent=True, random_state=3, n_jobs=n).fit(X, y) for n in (1, 2)]
     for a, b in zip(fits[0].rbms_, fits[1].rbms_):
         np.testing.assert_array_equal(a.components_, b.components_)
         np.testing.assert_array_equal(a.intercept_visible_, b.intercept_visible_)

@@ -91,17 +91,27 @@ CASES = {
     "RBM-gaussian": (lambda **kw: RBM(24, visible="gaussian", n_iter=2, batch_size=50, **kw), "real", False),
     "RBM-gaussian-hidden": (lambda **kw: RBM(8, hidden="gaussian", n_iter=2, batch_size=50, **kw), "digits", False),
     "DBN": (lambda **kw: DBN((48, 16), n_iter=2, batch_size=50, **kw), "digits", False),
-    "DBNClassifier": (lambda **kw: DBNClassifier((48,), pretrain_iter=1, finetune_iter=2, dropout=0.2, batch_size=50, **kw),
-                      "digits", True),
-    "DBNClassifier-adam-early-stopping": (lambda **kw: DBNClassifier(
-        (32,), pretrain_iter=1, finetune_iter=3, optimizer="adam", learning_rate=1e-3, early_stopping=True, batch_size=50, **kw),
-        "digits", True),
+    "DBNClassifier": (
+        lambda **kw: DBNClassifier((48,), pretrain_iter=1, finetune_iter=2, dropout=0.2, batch_size=50, **kw),
+        "digits",
+        True,
+    ),
+    "DBNClassifier-adam-early-stopping": (
+        lambda **kw: DBNClassifier(
+            (32,), pretrain_iter=1, finetune_iter=3, optimizer="adam", learning_rate=1e-3, early_stopping=True, batch_size=50, **kw
+        ),
+        "digits",
+        True,
+    ),
     "DBNRegressor": (lambda **kw: DBNRegressor((24,), pretrain_iter=1, finetune_iter=2, batch_size=50, **kw), "real", True),
     "DeepAutoencoder": (lambda **kw: DeepAutoencoder((48,), 8, pretrain_iter=1, finetune_iter=2, batch_size=50, **kw), "digits", False),
     "DeepAutoencoder-real": (lambda **kw: DeepAutoencoder((24,), 4, pretrain_iter=1, finetune_iter=2, batch_size=50, **kw), "real", False),
     "VAE": (lambda **kw: VAE(4, hidden_layer_sizes=(64,), n_iter=2, batch_size=50, **kw), "digits", False),
-    "VAE-gaussian-tanh": (lambda **kw: VAE(3, hidden_layer_sizes=(32, 16), likelihood="gaussian", activation="tanh", n_iter=2,
-                                           batch_size=50, **kw), "real", False),
+    "VAE-gaussian-tanh": (
+        lambda **kw: VAE(3, hidden_layer_sizes=(32, 16), likelihood="gaussian", activation="tanh", n_iter=2, batch_size=50, **kw),
+        "real",
+        False,
+    ),
     "CVAE": (lambda **kw: CVAE(4, hidden_layer_sizes=(64,), n_iter=2, batch_size=50, **kw), "digits", True),
     "CVAE-concat": (lambda **kw: CVAE(4, conditioning="concat", hidden_layer_sizes=(32,), n_iter=2, batch_size=50, **kw), "digits", True),
 }
@@ -168,9 +178,9 @@ def test_partial_fit_sequences_repeat_exactly(data, dtype):
         vae = VAE(3, hidden_layer_sizes=(32,), batch_size=40, random_state=3, dtype=dtype, n_jobs=n_jobs)
         cvae = CVAE(3, hidden_layer_sizes=(32,), batch_size=40, random_state=3, dtype=dtype, n_jobs=n_jobs)
         for start in range(0, 600, 200):
-            rbm.partial_fit(X[start:start + 200])
-            vae.partial_fit(X[start:start + 200])
-            cvae.partial_fit(X[start:start + 200], y[start:start + 200], classes=np.arange(10))
+            rbm.partial_fit(X[start : start + 200])
+            vae.partial_fit(X[start : start + 200])
+            cvae.partial_fit(X[start : start + 200], y[start : start + 200], classes=np.arange(10))
         models.append((rbm, vae, cvae))
     for a, b in zip(*models):
         assert_same(state_arrays(a), state_arrays(b), f"{type(a).__name__} partial_fit, {dtype}")
@@ -190,8 +200,11 @@ def test_refitting_the_same_estimator_gives_the_same_model(data):
     """fit starts from scratch: a second fit of the same instance repeats the first exactly (and a
     sampling call in between does not leak into it)."""
     X, y = data["digits"]
-    for est, args in ((RBM(16, n_iter=2, random_state=0), (X,)), (VAE(2, hidden_layer_sizes=(16,), n_iter=2, random_state=0), (X,)),
-                      (DBNClassifier((16,), pretrain_iter=1, finetune_iter=2, random_state=0), (X, y))):
+    for est, args in (
+        (RBM(16, n_iter=2, random_state=0), (X,)),
+        (VAE(2, hidden_layer_sizes=(16,), n_iter=2, random_state=0), (X,)),
+        (DBNClassifier((16,), pretrain_iter=1, finetune_iter=2, random_state=0), (X, y)),
+    ):
         first = {k: np.copy(v) for k, v in state_arrays(est.fit(*args)).items()}
         if hasattr(est, "sample"):
             est.sample(3)

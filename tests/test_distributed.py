@@ -48,9 +48,7 @@ N_WORKERS = 2
 
 
 def _cluster(**kwargs):
-    return LocalCluster(
-        n_workers=N_WORKERS, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50, **kwargs
-    )
+    return LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +107,15 @@ def test_one_local_sgd_step_on_equal_shards_is_the_large_batch_step(client, mnis
     X = np.ascontiguousarray(mnist[0][:120], dtype=np.float64)
     b = 60
     common = dict(
-        hidden_layer_sizes=(24,), n_components=4, pretrain=False, optimizer="sgd", momentum=momentum,
-        learning_rate=0.5, finetune_iter=8, dtype="float64", random_state=3,
+        hidden_layer_sizes=(24,),
+        n_components=4,
+        pretrain=False,
+        optimizer="sgd",
+        momentum=momentum,
+        learning_rate=0.5,
+        finetune_iter=8,
+        dtype="float64",
+        random_state=3,
     )
     single = DeepAutoencoder(batch_size=N_WORKERS * b, **common).fit(X)
     dist = fit_distributed(
@@ -218,7 +223,9 @@ def test_dbn_classifier_matches_the_single_machine_fit(client, mnist, mnist_dask
     X, y = mnist
     Xd, yd = mnist_dask
     single = DBNClassifier((64,), pretrain_iter=2, finetune_iter=10, batch_size=100, random_state=0).fit(X[:2000], y[:2000])
-    clf = fit_distributed(DBNClassifier((64,), pretrain_iter=4, finetune_iter=20, batch_size=100, random_state=0), Xd, yd, client=client, local_steps=5)
+    clf = fit_distributed(
+        DBNClassifier((64,), pretrain_iter=4, finetune_iter=20, batch_size=100, random_state=0), Xd, yd, client=client, local_steps=5
+    )
     assert len(clf.rbms_) == 1 and [c.shape for c in clf.coefs_] == [(784, 64), (64, 10)]
     np.testing.assert_array_equal(clf.classes_, np.arange(10))
     assert clf.n_iter_ == len(clf.loss_curve_) == len(clf.history_["loss"]) == 40
@@ -246,7 +253,9 @@ def test_deep_autoencoder_matches_the_single_machine_fit(client, mnist, mnist_da
     X, _ = mnist
     single = DeepAutoencoder((64,), n_components=8, pretrain_iter=2, finetune_iter=10, batch_size=100, random_state=0).fit(X[:2000])
     ae = fit_distributed(
-        DeepAutoencoder((64,), n_components=8, pretrain_iter=4, finetune_iter=20, batch_size=100, random_state=0), mnist_dask[0], client=client
+        DeepAutoencoder((64,), n_components=8, pretrain_iter=4, finetune_iter=20, batch_size=100, random_state=0),
+        mnist_dask[0],
+        client=client,
     )
     assert ae.loss_function_ == "cross_entropy" and len(ae.rbms_) == 2
     mean_image = float(np.mean(np.sum((X[8000:9000] - X[:2000].mean(axis=0)) ** 2, axis=1)))

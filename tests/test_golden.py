@@ -121,8 +121,19 @@ def rbm_outputs(rbm, X, *, exact=False):
 def case_rbm_bernoulli_cd1(n_jobs):
     X, _ = mnist()
     rbm = deepgm.RBM(
-        32, visible="bernoulli", hidden="bernoulli", k=1, persistent=False, learning_rate=0.05, batch_size=20, n_iter=3,
-        random_state=0, dtype="float32", n_jobs=n_jobs, verbose=0, **RBM_SCHEDULE,
+        32,
+        visible="bernoulli",
+        hidden="bernoulli",
+        k=1,
+        persistent=False,
+        learning_rate=0.05,
+        batch_size=20,
+        n_iter=3,
+        random_state=0,
+        dtype="float32",
+        n_jobs=n_jobs,
+        verbose=0,
+        **RBM_SCHEDULE,
     ).fit(X)
     return rbm_outputs(rbm, X)
 
@@ -130,8 +141,19 @@ def case_rbm_bernoulli_cd1(n_jobs):
 def case_rbm_bernoulli_pcd2_float64(n_jobs):
     X, _ = mnist(200)
     rbm = deepgm.RBM(
-        24, visible="bernoulli", hidden="bernoulli", k=2, persistent=True, learning_rate=0.02, batch_size=25, n_iter=3,
-        random_state=1, dtype="float64", n_jobs=n_jobs, verbose=0, **RBM_SCHEDULE,
+        24,
+        visible="bernoulli",
+        hidden="bernoulli",
+        k=2,
+        persistent=True,
+        learning_rate=0.02,
+        batch_size=25,
+        n_iter=3,
+        random_state=1,
+        dtype="float64",
+        n_jobs=n_jobs,
+        verbose=0,
+        **RBM_SCHEDULE,
     ).fit(X.astype(np.float64))
     return rbm_outputs(rbm, X.astype(np.float64))
 
@@ -139,8 +161,19 @@ def case_rbm_bernoulli_pcd2_float64(n_jobs):
 def case_rbm_partial_fit(n_jobs):
     X, _ = mnist(200)
     rbm = deepgm.RBM(
-        16, visible="bernoulli", hidden="bernoulli", k=1, persistent=True, learning_rate=0.05, batch_size=20, n_iter=1,
-        random_state=2, dtype="float32", n_jobs=n_jobs, verbose=0, **RBM_SCHEDULE,
+        16,
+        visible="bernoulli",
+        hidden="bernoulli",
+        k=1,
+        persistent=True,
+        learning_rate=0.05,
+        batch_size=20,
+        n_iter=1,
+        random_state=2,
+        dtype="float32",
+        n_jobs=n_jobs,
+        verbose=0,
+        **RBM_SCHEDULE,
     )
     rbm.partial_fit(X[:100]).partial_fit(X[100:])
     out = rbm_arrays(rbm)
@@ -151,8 +184,19 @@ def case_rbm_partial_fit(n_jobs):
 def case_rbm_gaussian_visible(n_jobs):
     X, _ = digits()
     rbm = deepgm.RBM(
-        12, visible="gaussian", hidden="bernoulli", k=1, persistent=False, learning_rate=0.01, batch_size=40, n_iter=3,
-        random_state=3, dtype="float32", n_jobs=n_jobs, verbose=0, **RBM_SCHEDULE,
+        12,
+        visible="gaussian",
+        hidden="bernoulli",
+        k=1,
+        persistent=False,
+        learning_rate=0.01,
+        batch_size=40,
+        n_iter=3,
+        random_state=3,
+        dtype="float32",
+        n_jobs=n_jobs,
+        verbose=0,
+        **RBM_SCHEDULE,
     ).fit(X)
     out = rbm_outputs(rbm, X, exact=True)
     out.update(mean=rbm.mean_, scale=rbm.scale_)
@@ -162,21 +206,41 @@ def case_rbm_gaussian_visible(n_jobs):
 def case_rbm_gaussian_hidden(n_jobs):
     X, _ = mnist(200)
     rbm = deepgm.RBM(
-        6, visible="bernoulli", hidden="gaussian", k=1, persistent=False, learning_rate=0.001, batch_size=20, n_iter=2,
-        random_state=4, dtype="float32", n_jobs=n_jobs, verbose=0, **RBM_SCHEDULE,
+        6,
+        visible="bernoulli",
+        hidden="gaussian",
+        k=1,
+        persistent=False,
+        learning_rate=0.001,
+        batch_size=20,
+        n_iter=2,
+        random_state=4,
+        dtype="float32",
+        n_jobs=n_jobs,
+        verbose=0,
+        **RBM_SCHEDULE,
     ).fit(X)
     out = rbm_arrays(rbm)
-    out.update(
-        history=history(rbm), transform=rbm.transform(X[:20]), free_energy=rbm.free_energy(X[:20]), gibbs=rbm.gibbs(X[:10])
-    )
+    out.update(history=history(rbm), transform=rbm.transform(X[:20]), free_energy=rbm.free_energy(X[:20]), gibbs=rbm.gibbs(X[:10]))
     return out
 
 
 def case_dbn(n_jobs):
     X, _ = mnist()
     dbn = deepgm.DBN(
-        (32, 16), visible="bernoulli", k=1, persistent=False, learning_rate=0.05, batch_size=20, n_iter=2, layer_params=None,
-        random_state=5, dtype="float32", n_jobs=n_jobs, verbose=0, **RBM_SCHEDULE,
+        (32, 16),
+        visible="bernoulli",
+        k=1,
+        persistent=False,
+        learning_rate=0.05,
+        batch_size=20,
+        n_iter=2,
+        layer_params=None,
+        random_state=5,
+        dtype="float32",
+        n_jobs=n_jobs,
+        verbose=0,
+        **RBM_SCHEDULE,
     ).fit(X)
     out = {f"rbm{i}": rbm_arrays(r) for i, r in enumerate(dbn.rbms_)}
     out.update(transform=dbn.transform(X[:20]), sample=dbn.sample(n_samples=6, n_steps=20), sample_init=dbn.sample(n_steps=3, init=X[:4]))
@@ -199,15 +263,34 @@ def case_dbn_classifier(n_jobs):
     X, y = digits()
     X = X / 16.0
     clf = deepgm.DBNClassifier(
-        (32, 24), pretrain=True, pretrain_iter=2, pretrain_learning_rate=0.05, visible="bernoulli", k=1, persistent=False,
-        pretrain_weight_decay=2e-4, layer_params=pretrain_layers(2, [0.05, 0.05]), finetune_iter=4, optimizer="sgd",
-        learning_rate=0.1, dropout=0.0, batch_size=32, early_stopping=True, validation_fraction=0.2,
-        random_state=6, dtype="float32", n_jobs=n_jobs, verbose=0, **FINETUNE,
+        (32, 24),
+        pretrain=True,
+        pretrain_iter=2,
+        pretrain_learning_rate=0.05,
+        visible="bernoulli",
+        k=1,
+        persistent=False,
+        pretrain_weight_decay=2e-4,
+        layer_params=pretrain_layers(2, [0.05, 0.05]),
+        finetune_iter=4,
+        optimizer="sgd",
+        learning_rate=0.1,
+        dropout=0.0,
+        batch_size=32,
+        early_stopping=True,
+        validation_fraction=0.2,
+        random_state=6,
+        dtype="float32",
+        n_jobs=n_jobs,
+        verbose=0,
+        **FINETUNE,
     ).fit(X, y)
     out = finetuned_arrays(clf)
     out.update(
         {f"rbm{i}": rbm_arrays(r) for i, r in enumerate(clf.rbms_)},
-        predict_proba=clf.predict_proba(X[:50]), predict=clf.predict(X[:50]), transform=clf.transform(X[:50]),
+        predict_proba=clf.predict_proba(X[:50]),
+        predict=clf.predict(X[:50]),
+        transform=clf.transform(X[:50]),
     )
     return out
 
@@ -215,10 +298,27 @@ def case_dbn_classifier(n_jobs):
 def case_dbn_classifier_no_pretrain_dropout(n_jobs):
     X, y = digits(300)
     clf = deepgm.DBNClassifier(
-        (20,), pretrain=False, pretrain_iter=1, pretrain_learning_rate=0.05, visible="bernoulli", k=1, persistent=False,
-        pretrain_weight_decay=2e-4, layer_params=None, finetune_iter=3, optimizer="adam", learning_rate=3e-3,
-        dropout=0.2, batch_size=30, early_stopping=False, validation_fraction=0.1,
-        random_state=7, dtype="float64", n_jobs=n_jobs, verbose=0, **FINETUNE,
+        (20,),
+        pretrain=False,
+        pretrain_iter=1,
+        pretrain_learning_rate=0.05,
+        visible="bernoulli",
+        k=1,
+        persistent=False,
+        pretrain_weight_decay=2e-4,
+        layer_params=None,
+        finetune_iter=3,
+        optimizer="adam",
+        learning_rate=3e-3,
+        dropout=0.2,
+        batch_size=30,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=7,
+        dtype="float64",
+        n_jobs=n_jobs,
+        verbose=0,
+        **FINETUNE,
     ).fit(X / 16.0, y)
     out = finetuned_arrays(clf)
     out.update(predict_proba=clf.predict_proba(X[:50] / 16.0))
@@ -228,10 +328,27 @@ def case_dbn_classifier_no_pretrain_dropout(n_jobs):
 def case_dbn_regressor(n_jobs):
     X, y = diabetes()
     reg = deepgm.DBNRegressor(
-        (16,), pretrain=True, pretrain_iter=2, pretrain_learning_rate=0.01, visible="gaussian", k=1, persistent=False,
-        pretrain_weight_decay=2e-4, layer_params=pretrain_layers(1, [0.01]), finetune_iter=4, optimizer="adam",
-        learning_rate=3e-3, dropout=0.0, batch_size=40, early_stopping=False, validation_fraction=0.1,
-        random_state=8, dtype="float32", n_jobs=n_jobs, verbose=0, **FINETUNE,
+        (16,),
+        pretrain=True,
+        pretrain_iter=2,
+        pretrain_learning_rate=0.01,
+        visible="gaussian",
+        k=1,
+        persistent=False,
+        pretrain_weight_decay=2e-4,
+        layer_params=pretrain_layers(1, [0.01]),
+        finetune_iter=4,
+        optimizer="adam",
+        learning_rate=3e-3,
+        dropout=0.0,
+        batch_size=40,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=8,
+        dtype="float32",
+        n_jobs=n_jobs,
+        verbose=0,
+        **FINETUNE,
     ).fit(X, y)
     out = finetuned_arrays(reg)
     out.update({f"rbm{i}": rbm_arrays(r) for i, r in enumerate(reg.rbms_)}, predict=reg.predict(X[:50]))
@@ -241,16 +358,37 @@ def case_dbn_regressor(n_jobs):
 def case_deep_autoencoder(n_jobs):
     X, _ = mnist()
     ae = deepgm.DeepAutoencoder(
-        (32, 16), 4, pretrain=True, pretrain_iter=2, pretrain_learning_rate=0.05, loss="cross_entropy", k=1, persistent=False,
-        pretrain_weight_decay=2e-4, layer_params=pretrain_layers(3, [0.05, 0.05, 0.001]), finetune_iter=3, optimizer="adam",
-        learning_rate=1e-3, dropout=0.0, batch_size=25, early_stopping=True, validation_fraction=0.1,
-        random_state=9, dtype="float32", n_jobs=n_jobs, verbose=0, **FINETUNE,
+        (32, 16),
+        4,
+        pretrain=True,
+        pretrain_iter=2,
+        pretrain_learning_rate=0.05,
+        loss="cross_entropy",
+        k=1,
+        persistent=False,
+        pretrain_weight_decay=2e-4,
+        layer_params=pretrain_layers(3, [0.05, 0.05, 0.001]),
+        finetune_iter=3,
+        optimizer="adam",
+        learning_rate=1e-3,
+        dropout=0.0,
+        batch_size=25,
+        early_stopping=True,
+        validation_fraction=0.1,
+        random_state=9,
+        dtype="float32",
+        n_jobs=n_jobs,
+        verbose=0,
+        **FINETUNE,
     ).fit(X)
     codes = ae.transform(X[:20])
     out = finetuned_arrays(ae)
     out.update(
         {f"rbm{i}": rbm_arrays(r) for i, r in enumerate(ae.rbms_)},
-        transform=codes, inverse_transform=ae.inverse_transform(codes), reconstruct=ae.reconstruct(X[:20]), score=ae.score(X[:20]),
+        transform=codes,
+        inverse_transform=ae.inverse_transform(codes),
+        reconstruct=ae.reconstruct(X[:20]),
+        score=ae.score(X[:20]),
     )
     return out
 
@@ -266,8 +404,13 @@ def vae_outputs(vae, X, y=None):
     mu, log_var = vae.encode(X[:20], *labels(20))
     out = vae_arrays(vae)
     out.update(
-        history=history(vae), transform=Z, mu=mu, log_var=log_var, decode=vae.decode(Z, *labels(20)),
-        reconstruct=vae.reconstruct(X[:20], *labels(20)), elbo=vae.elbo(X[:20], *labels(20)),
+        history=history(vae),
+        transform=Z,
+        mu=mu,
+        log_var=log_var,
+        decode=vae.decode(Z, *labels(20)),
+        reconstruct=vae.reconstruct(X[:20], *labels(20)),
+        elbo=vae.elbo(X[:20], *labels(20)),
         log_likelihood=vae.log_likelihood(X[:10], *labels(10), n_importance=30),
     )
     return out
@@ -276,8 +419,17 @@ def vae_outputs(vae, X, y=None):
 def case_vae_bernoulli(n_jobs):
     X, _ = mnist()
     vae = deepgm.VAE(
-        2, hidden_layer_sizes=(32,), likelihood="bernoulli", decoder_variance=1.0, activation="relu", batch_size=32, n_iter=3,
-        random_state=10, dtype="float32", n_jobs=n_jobs, **VAE_SETTINGS,
+        2,
+        hidden_layer_sizes=(32,),
+        likelihood="bernoulli",
+        decoder_variance=1.0,
+        activation="relu",
+        batch_size=32,
+        n_iter=3,
+        random_state=10,
+        dtype="float32",
+        n_jobs=n_jobs,
+        **VAE_SETTINGS,
     ).fit(X)
     out = vae_outputs(vae, X)
     out.update(sample=vae.sample(8), log_likelihood_grid=vae.log_likelihood(X[:5], method="grid", grid_size=41, grid_range=8.0))
@@ -288,8 +440,17 @@ def case_vae_gaussian_float64(n_jobs):
     X, _ = digits()
     X = X / 16.0
     vae = deepgm.VAE(
-        3, hidden_layer_sizes=(24, 16), likelihood="gaussian", decoder_variance=0.5, activation="tanh", batch_size=50, n_iter=3,
-        random_state=11, dtype="float64", n_jobs=n_jobs, **VAE_SETTINGS,
+        3,
+        hidden_layer_sizes=(24, 16),
+        likelihood="gaussian",
+        decoder_variance=0.5,
+        activation="tanh",
+        batch_size=50,
+        n_iter=3,
+        random_state=11,
+        dtype="float64",
+        n_jobs=n_jobs,
+        **VAE_SETTINGS,
     ).fit(X)
     out = vae_outputs(vae, X)
     out["sample"] = vae.sample(8)
@@ -299,8 +460,17 @@ def case_vae_gaussian_float64(n_jobs):
 def case_vae_partial_fit(n_jobs):
     X, _ = mnist(200)
     vae = deepgm.VAE(
-        4, hidden_layer_sizes=(16,), likelihood="bernoulli", decoder_variance=1.0, activation="softplus", batch_size=40, n_iter=1,
-        random_state=12, dtype="float32", n_jobs=n_jobs, **VAE_SETTINGS,
+        4,
+        hidden_layer_sizes=(16,),
+        likelihood="bernoulli",
+        decoder_variance=1.0,
+        activation="softplus",
+        batch_size=40,
+        n_iter=1,
+        random_state=12,
+        dtype="float32",
+        n_jobs=n_jobs,
+        **VAE_SETTINGS,
     )
     vae.partial_fit(X[:100]).partial_fit(X[100:])
     return dict(vae_arrays(vae), history=history(vae))
@@ -309,8 +479,18 @@ def case_vae_partial_fit(n_jobs):
 def cvae_case(conditioning, seed, n_jobs):
     X, y = mnist()
     cvae = deepgm.CVAE(
-        2, conditioning=conditioning, hidden_layer_sizes=(32,), likelihood="bernoulli", decoder_variance=1.0, activation="relu",
-        batch_size=32, n_iter=3, random_state=seed, dtype="float32", n_jobs=n_jobs, **VAE_SETTINGS,
+        2,
+        conditioning=conditioning,
+        hidden_layer_sizes=(32,),
+        likelihood="bernoulli",
+        decoder_variance=1.0,
+        activation="relu",
+        batch_size=32,
+        n_iter=3,
+        random_state=seed,
+        dtype="float32",
+        n_jobs=n_jobs,
+        **VAE_SETTINGS,
     ).fit(X, y)
     out = vae_outputs(cvae, X, y)
     out.update(sample=cvae.sample(6, y=3), sample_labels=cvae.sample(4, y=y[:4]))
@@ -363,8 +543,24 @@ def case_kernels_rbm(n_jobs):
             for step in range(4):
                 rows = np.arange(step * 30, step * 30 + 30) % x.shape[0]
                 _core.rbm_cd_step(
-                    x, w, b, c, vw, vb, vc, rows=rows, h_samples=chain, visible=visible, hidden=hidden, k=k, learning_rate=0.05,
-                    momentum=0.5, weight_decay=1e-4, seed=77, step=step, n_jobs=n_jobs,
+                    x,
+                    w,
+                    b,
+                    c,
+                    vw,
+                    vb,
+                    vc,
+                    rows=rows,
+                    h_samples=chain,
+                    visible=visible,
+                    hidden=hidden,
+                    k=k,
+                    learning_rate=0.05,
+                    momentum=0.5,
+                    weight_decay=1e-4,
+                    seed=77,
+                    step=step,
+                    n_jobs=n_jobs,
                 )
             key = f"{dtype}.{name}"
             out[f"{key}.cd"] = [w, b, c, vb, vc] + ([chain] if persistent else [])
@@ -420,8 +616,25 @@ def case_kernels_dense(n_jobs):
                     rows = (np.arange(30) * 7 + t * 13) % x.shape[0]
                     losses.append(
                         _core.mlp_train_step(
-                            x, target, ws, bs, acts, loss, slots, rows=rows, optimizer=optimizer, learning_rate=0.01, momentum=0.9,
-                            beta1=0.9, beta2=0.999, epsilon=1e-8, t=t, weight_decay=1e-4, dropout=dropout, seed=9, step=t,
+                            x,
+                            target,
+                            ws,
+                            bs,
+                            acts,
+                            loss,
+                            slots,
+                            rows=rows,
+                            optimizer=optimizer,
+                            learning_rate=0.01,
+                            momentum=0.9,
+                            beta1=0.9,
+                            beta2=0.999,
+                            epsilon=1e-8,
+                            t=t,
+                            weight_decay=1e-4,
+                            dropout=dropout,
+                            seed=9,
+                            step=t,
                             n_jobs=n_jobs,
                         )
                     )
@@ -432,8 +645,20 @@ def case_kernels_dense(n_jobs):
         grad = rng.standard_normal(500).astype(dt)
         m, v = np.zeros_like(param), np.zeros_like(param)
         for t in range(1, 4):
-            _core.optimizer_step(param, grad, [m, v], optimizer="adam", learning_rate=0.01, momentum=0.0, beta1=0.9, beta2=0.99,
-                                 epsilon=1e-8, t=t, weight_decay=1e-3, n_jobs=n_jobs)
+            _core.optimizer_step(
+                param,
+                grad,
+                [m, v],
+                optimizer="adam",
+                learning_rate=0.01,
+                momentum=0.0,
+                beta1=0.9,
+                beta2=0.99,
+                epsilon=1e-8,
+                t=t,
+                weight_decay=1e-3,
+                n_jobs=n_jobs,
+            )
         out[f"{dtype}.optimizer_step"] = [param, m, v]
     return out
 
@@ -454,8 +679,14 @@ def case_kernels_vae(n_jobs):
             dec_w, dec_b = mlp(rng, [k + extra, h, 196], dt)
             class_means = (rng.standard_normal((10, k)) * 0.5).astype(dt) if conditioning == "prior_mean" else None
             labels = y if conditioning != "none" else None
-            settings = dict(n_latent=k, likelihood=likelihood, decoder_variance=0.7, conditioning=conditioning,
-                            n_classes=10 if conditioning != "none" else 0, n_jobs=n_jobs)
+            settings = dict(
+                n_latent=k,
+                likelihood=likelihood,
+                decoder_variance=0.7,
+                conditioning=conditioning,
+                n_classes=10 if conditioning != "none" else 0,
+                n_jobs=n_jobs,
+            )
             net = (enc_w, enc_b, ["tanh", "identity"], dec_w, dec_b, ["relu", "identity"], class_means)
             params = [p for pair in zip(enc_w, enc_b) for p in pair] + [p for pair in zip(dec_w, dec_b) for p in pair]
             params += [class_means] if class_means is not None else []
@@ -465,8 +696,22 @@ def case_kernels_vae(n_jobs):
                 rows = (np.arange(40) * 11 + t * 7) % x.shape[0]
                 results.append(
                     _core.vae_train_step(
-                        x, *net, slots, rows=rows, y=labels, optimizer="adam", learning_rate=2e-3, momentum=0.0, beta1=0.9,
-                        beta2=0.999, epsilon=1e-8, t=t, weight_decay=1e-4, seed=31, step=t, **settings,
+                        x,
+                        *net,
+                        slots,
+                        rows=rows,
+                        y=labels,
+                        optimizer="adam",
+                        learning_rate=2e-3,
+                        momentum=0.0,
+                        beta1=0.9,
+                        beta2=0.999,
+                        epsilon=1e-8,
+                        t=t,
+                        weight_decay=1e-4,
+                        seed=31,
+                        step=t,
+                        **settings,
                     )
                 )
             key = f"{dtype}.{conditioning}.{likelihood}"
@@ -477,7 +722,9 @@ def case_kernels_vae(n_jobs):
             out[f"{key}.losses"] = _core.vae_losses(x[:10], *net, y=lab, seed=5, step=3, **settings)
             eps = rng.standard_normal((10, k)).astype(dt)
             loss, enc_g, dec_g, cm_g = _core.vae_gradients(x[:10], eps, *net, y=lab, **settings)
-            out[f"{key}.gradients"] = [np.float64(loss), *[g for pair in enc_g + dec_g for g in pair]] + ([cm_g] if cm_g is not None else [])
+            out[f"{key}.gradients"] = [np.float64(loss), *[g for pair in enc_g + dec_g for g in pair]] + (
+                [cm_g] if cm_g is not None else []
+            )
             out[f"{key}.log_likelihood"] = _core.vae_log_likelihood(x[:10], *net, y=lab, n_importance=300, seed=7, **settings)
     return out
 
@@ -507,7 +754,7 @@ def case_kernels_basic(n_jobs):
     return out
 
 
-CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
+CASES = {name[len("case_") :]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 
 # -- the machine the goldens hold for ------------------------------------------------------------------

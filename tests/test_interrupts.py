@@ -190,12 +190,24 @@ class _AfterCall:
 
 KERNELS = {
     # (factory, kernel name, needs y, the learned arrays)
-    "RBM": (lambda: RBM(32, n_iter=4, batch_size=50, random_state=3), "rbm_cd_step", False,
-            lambda e: [e.components_, e.intercept_hidden_, e.intercept_visible_, e.components_velocity_]),
-    "VAE": (lambda: VAE(4, hidden_layer_sizes=(32,), n_iter=4, batch_size=50, random_state=3), "vae_train_step", False,
-            lambda e: e._params()),
-    "DBNClassifier": (lambda: DBNClassifier((32,), pretrain_iter=1, finetune_iter=4, batch_size=50, random_state=3),
-                      "mlp_train_step", True, lambda e: e.coefs_ + e.intercepts_),
+    "RBM": (
+        lambda: RBM(32, n_iter=4, batch_size=50, random_state=3),
+        "rbm_cd_step",
+        False,
+        lambda e: [e.components_, e.intercept_hidden_, e.intercept_visible_, e.components_velocity_],
+    ),
+    "VAE": (
+        lambda: VAE(4, hidden_layer_sizes=(32,), n_iter=4, batch_size=50, random_state=3),
+        "vae_train_step",
+        False,
+        lambda e: e._params(),
+    ),
+    "DBNClassifier": (
+        lambda: DBNClassifier((32,), pretrain_iter=1, finetune_iter=4, batch_size=50, random_state=3),
+        "mlp_train_step",
+        True,
+        lambda e: e.coefs_ + e.intercepts_,
+    ),
 }
 
 
@@ -270,17 +282,29 @@ def _check_divergence(err, est_name):
     assert est_name in msg and "diverged" in msg and "epoch" in msg and "learning_rate" in msg
 
 
-@pytest.mark.parametrize("make, needs_y, data", [
-    (lambda n: RBM(16, learning_rate=1e6, n_iter=n, batch_size=50, random_state=0), False, "digits"),
-    (lambda n: RBM(16, visible="gaussian", learning_rate=10.0, n_iter=n, batch_size=50, random_state=0), False, "real"),
-    (lambda n: RBM(16, hidden="gaussian", learning_rate=1.0, n_iter=n, batch_size=50, random_state=0), False, "digits"),
-    (lambda n: VAE(4, hidden_layer_sizes=(16,), learning_rate=1e30, n_iter=n, batch_size=50, random_state=0), False, "digits"),
-    (lambda n: VAE(4, hidden_layer_sizes=(16,), likelihood="gaussian", learning_rate=1e20, n_iter=n, batch_size=50, random_state=0),
-     False, "real"),
-    (lambda n: DBNRegressor((16,), pretrain_iter=1, finetune_iter=n, learning_rate=1e6, batch_size=50, random_state=0), True, "real"),
-    (lambda n: DeepAutoencoder((16,), 4, pretrain_iter=1, finetune_iter=n, optimizer="sgd", learning_rate=1e6, batch_size=50,
-                               random_state=0), False, "real"),
-], ids=["RBM", "RBM-gaussian-visible", "RBM-gaussian-hidden", "VAE", "VAE-gaussian", "DBNRegressor", "DeepAutoencoder"])
+@pytest.mark.parametrize(
+    "make, needs_y, data",
+    [
+        (lambda n: RBM(16, learning_rate=1e6, n_iter=n, batch_size=50, random_state=0), False, "digits"),
+        (lambda n: RBM(16, visible="gaussian", learning_rate=10.0, n_iter=n, batch_size=50, random_state=0), False, "real"),
+        (lambda n: RBM(16, hidden="gaussian", learning_rate=1.0, n_iter=n, batch_size=50, random_state=0), False, "digits"),
+        (lambda n: VAE(4, hidden_layer_sizes=(16,), learning_rate=1e30, n_iter=n, batch_size=50, random_state=0), False, "digits"),
+        (
+            lambda n: VAE(4, hidden_layer_sizes=(16,), likelihood="gaussian", learning_rate=1e20, n_iter=n, batch_size=50, random_state=0),
+            False,
+            "real",
+        ),
+        (lambda n: DBNRegressor((16,), pretrain_iter=1, finetune_iter=n, learning_rate=1e6, batch_size=50, random_state=0), True, "real"),
+        (
+            lambda n: DeepAutoencoder(
+                (16,), 4, pretrain_iter=1, finetune_iter=n, optimizer="sgd", learning_rate=1e6, batch_size=50, random_state=0
+            ),
+            False,
+            "real",
+        ),
+    ],
+    ids=["RBM", "RBM-gaussian-visible", "RBM-gaussian-hidden", "VAE", "VAE-gaussian", "DBNRegressor", "DeepAutoencoder"],
+)
 def test_divergence_is_reported_and_the_last_good_epoch_kept(make, needs_y, data, digits):
     if data == "digits":
         X, y = digits[0][:500], None

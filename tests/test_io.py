@@ -97,7 +97,9 @@ def test_loaded_model_keeps_training_like_the_original(data, tmp_path):
     np.testing.assert_array_equal(a.components_, b.components_)
 
 
-@pytest.mark.parametrize("make", [lambda: np.random.default_rng(7), lambda: np.random.RandomState(7), lambda: np.random.Generator(np.random.MT19937(7))])
+@pytest.mark.parametrize(
+    "make", [lambda: np.random.default_rng(7), lambda: np.random.RandomState(7), lambda: np.random.Generator(np.random.MT19937(7))]
+)
 def test_generator_random_state_is_saved_with_its_state(make, data, tmp_path):
     X, _ = data
     rbm = RBM(8, n_iter=1, random_state=make()).fit(X)
@@ -180,7 +182,11 @@ def test_newer_format_version_is_refused(data, tmp_path):
     from safetensors.numpy import save_file
 
     path = tmp_path / "future.safetensors"
-    save_file({"x": np.zeros(1, np.float32)}, str(path), metadata={"deepgm": json.dumps({"format_version": 99, "library_version": "9.0", "estimator": {}})})
+    save_file(
+        {"x": np.zeros(1, np.float32)},
+        str(path),
+        metadata={"deepgm": json.dumps({"format_version": 99, "library_version": "9.0", "estimator": {}})},
+    )
     with pytest.raises(ValueError, match="format version 99.*upgrade"):
         deepgm.load(path)
 

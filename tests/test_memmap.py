@@ -130,8 +130,9 @@ def test_fit_and_partial_fit_stream_a_read_only_memmap_with_flat_memory(name, bi
     drift = max(mem.per_epoch[1:]) - mem.per_epoch[1]
     assert drift < 2 * MB, f"memory grew by {drift / MB:.1f} MB from epoch 2 to epoch 4 ({[m / MB for m in mem.per_epoch]})"
     assert len(spy.calls) == 4 * N_ROWS // 500
-    assert all(shape == X.shape and dtype == np.float32 and rows and shares for shape, dtype, rows, shares in spy.calls), \
+    assert all(shape == X.shape and dtype == np.float32 and rows and shares for shape, dtype, rows, shares in spy.calls), (
         "every minibatch must be gathered by the kernel from the memory map itself"
+    )
     assert est.n_features_in_ == N_FEATURES and np.all(np.isfinite(est.transform(X[:100])))
 
     # partial_fit: more passes over the memory map, memory stays where it was
@@ -166,13 +167,17 @@ def _fit_kwargs(est, X):
     return (X, (X[:, 0] > 0.5).astype(np.int64)) if isinstance(est, DBNClassifier) else (X,)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: RBM(8, n_iter=2, batch_size=500, random_state=0),
-    lambda: RBM(8, visible="gaussian", persistent=True, n_iter=2, batch_size=500, random_state=0),
-    lambda: VAE(2, hidden_layer_sizes=(8,), n_iter=2, batch_size=500, random_state=0),
-    lambda: DBNClassifier((8,), pretrain=False, finetune_iter=2, batch_size=500, random_state=0),
-    lambda: DeepAutoencoder((8,), 2, pretrain=False, finetune_iter=2, batch_size=500, random_state=0),
-], ids=["RBM", "RBM-gaussian-pcd", "VAE", "DBNClassifier", "DeepAutoencoder"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RBM(8, n_iter=2, batch_size=500, random_state=0),
+        lambda: RBM(8, visible="gaussian", persistent=True, n_iter=2, batch_size=500, random_state=0),
+        lambda: VAE(2, hidden_layer_sizes=(8,), n_iter=2, batch_size=500, random_state=0),
+        lambda: DBNClassifier((8,), pretrain=False, finetune_iter=2, batch_size=500, random_state=0),
+        lambda: DeepAutoencoder((8,), 2, pretrain=False, finetune_iter=2, batch_size=500, random_state=0),
+    ],
+    ids=["RBM", "RBM-gaussian-pcd", "VAE", "DBNClassifier", "DeepAutoencoder"],
+)
 def test_fit_never_copies_a_float32_c_contiguous_array(make, big_npy):
     X = np.array(np.load(big_npy, mmap_mode="r")[:100_000])  # 38 MB in memory, float32, C-contiguous
     args = _fit_kwargs(make(), X)

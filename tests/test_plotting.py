@@ -43,7 +43,11 @@ def test_every_plot_renders(models, tmp_path):
     X, y, rbm, vae, cvae = models
     saved(plotting.plot_filters(rbm, 16), tmp_path, "filters.png")
     saved(plotting.plot_samples(rbm.sample(4, n_steps=5)), tmp_path, "samples.png")
-    saved(plotting.plot_reconstructions(X[:5], rbm.reconstruct(X[:5]), vae.reconstruct(X[:5]), labels=["in", "rbm", "vae"]), tmp_path, "rec.png")
+    saved(
+        plotting.plot_reconstructions(X[:5], rbm.reconstruct(X[:5]), vae.reconstruct(X[:5]), labels=["in", "rbm", "vae"]),
+        tmp_path,
+        "rec.png",
+    )
     saved(plotting.plot_training_curves(vae, ["elbo", "kl"]), tmp_path, "curves.png")
     saved(plotting.plot_latent_map(vae.transform(X), y), tmp_path, "latent.png")
     saved(plotting.plot_manifold(vae, n=5), tmp_path, "manifold.png")

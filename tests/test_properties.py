@@ -191,22 +191,46 @@ def test_rbm_gibbs_means_finite_and_in_range(case, visible, n_steps):
 
 
 @SETTINGS
-@given(case=rbm_case(), visible=st.sampled_from(["bernoulli", "gaussian"]), k=st.integers(1, 2), persistent=st.booleans(),
-       lr_exp=st.floats(-4, 0), momentum=st.sampled_from([0.0, 0.5, 0.9]), weight_decay=st.sampled_from([0.0, 2e-4]))
+@given(
+    case=rbm_case(),
+    visible=st.sampled_from(["bernoulli", "gaussian"]),
+    k=st.integers(1, 2),
+    persistent=st.booleans(),
+    lr_exp=st.floats(-4, 0),
+    momentum=st.sampled_from([0.0, 0.5, 0.9]),
+    weight_decay=st.sampled_from([0.0, 2e-4]),
+)
 def test_rbm_cd_step_updates_are_finite_and_bounded(case, visible, k, persistent, lr_exp, momentum, weight_decay):
     """One CD-k/PCD-k update from extreme parameters: every statistic is a mean of products of values
     in [0, 1] (Bernoulli units), so the step is bounded by the learning rate and nothing becomes NaN."""
     dtype, v, W, b, c = case
     if visible == "gaussian":
-        assume(fits(dtype, np.abs(f64(b)) + np.abs(f64(W)).sum(axis=0), np.abs(f64(W)).sum(axis=1) * (np.abs(f64(b)) + np.abs(f64(W)).sum(axis=0)).max()))
+        assume(
+            fits(
+                dtype,
+                np.abs(f64(b)) + np.abs(f64(W)).sum(axis=0),
+                np.abs(f64(W)).sum(axis=1) * (np.abs(f64(b)) + np.abs(f64(W)).sum(axis=0)).max(),
+            )
+        )
     _, mag, _ = pre_bound(v, W, c, EPS[dtype])
     assume(fits(dtype, mag, np.abs(f64(W)).sum(axis=0) + np.abs(f64(b))))
     lr = 10.0**lr_exp
     params = [W.copy(), b.copy(), c.copy()]
     velocities = [np.zeros_like(p) for p in params]
     h_samples = np.zeros((v.shape[0], W.shape[0]), dtype) if persistent else None
-    _core.rbm_cd_step(v, *params, *velocities, h_samples=h_samples, visible=visible, k=k, learning_rate=lr, momentum=momentum,
-                      weight_decay=weight_decay, seed=5, step=0)
+    _core.rbm_cd_step(
+        v,
+        *params,
+        *velocities,
+        h_samples=h_samples,
+        visible=visible,
+        k=k,
+        learning_rate=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        seed=5,
+        step=0,
+    )
     for new, old in zip(params, (W, b, c)):
         assert np.all(np.isfinite(new))
     if visible == "bernoulli":  # |<v h>_data - <v h>_model| <= 1, |decay| = wd |W|
@@ -319,7 +343,9 @@ def test_vae_losses_finite_and_match_oracle(case):
         sq = (X - out) ** 2
         recon = 0.5 * sq.sum(axis=1) / variance + 0.5 * X.shape[1] * math.log(2 * math.pi * variance)
         assume(fits(dtype, sq / variance, margin=1e6))
-        recon_err = ((np.abs(X - out) * out_err + out_err**2) / variance).sum(axis=1) + 8 * X.shape[1] * tol * (sq.sum(axis=1) / variance + 1)
+        recon_err = ((np.abs(X - out) * out_err + out_err**2) / variance).sum(axis=1) + 8 * X.shape[1] * tol * (
+            sq.sum(axis=1) / variance + 1
+        )
     kl = 0.5 * np.sum(mu**2 + np.exp(log_var) - log_var - 1, axis=1)
     kl_err = np.sum(np.abs(mu) * mu_err + mu_err**2 + (np.exp(log_var) + 1) * lv_err * np.exp(lv_err), axis=1) + 8 * k * tol * (kl + 1)
 

@@ -188,16 +188,30 @@ def test_free_energy_and_transform_gaussian_hidden_units(rng):
 # CD-k gradient statistics, driven through the kernel with lr = 1, momentum = 0, weight decay = 0
 
 
-def cd_step(X, W, b, c, *, h_samples=None, k=1, lr=1.0, momentum=0.0, weight_decay=0.0, velocities=None,
-            visible="bernoulli", seed=0, step=0):
+def cd_step(
+    X, W, b, c, *, h_samples=None, k=1, lr=1.0, momentum=0.0, weight_decay=0.0, velocities=None, visible="bernoulli", seed=0, step=0
+):
     """One rbm_cd_step on float64 copies; returns the new (W, b, c) and velocities."""
     W, b, c = (np.array(a, dtype=np.float64) for a in (W, b, c))
     if velocities is None:
         velocities = (np.zeros_like(W), np.zeros_like(b), np.zeros_like(c))
     vW, vb, vc = (np.array(a, dtype=np.float64) for a in velocities)
     _core.rbm_cd_step(
-        np.ascontiguousarray(X, dtype=np.float64), W, b, c, vW, vb, vc, h_samples=h_samples, visible=visible, k=k,
-        learning_rate=lr, momentum=momentum, weight_decay=weight_decay, seed=seed, step=step,
+        np.ascontiguousarray(X, dtype=np.float64),
+        W,
+        b,
+        c,
+        vW,
+        vb,
+        vc,
+        h_samples=h_samples,
+        visible=visible,
+        k=k,
+        learning_rate=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        seed=seed,
+        step=step,
     )
     return (W, b, c), (vW, vb, vc)
 
@@ -344,17 +358,12 @@ def test_momentum_schedule_switches_after_initial_epochs(mnist_tiny):
         RBM(final_momentum=0.9, n_iter=2, **late).fit(X).components_, RBM(final_momentum=0.5, n_iter=2, **late).fit(X).components_
     )
     # momentum itself is applied
-    assert not np.array_equal(
-        RBM(n_iter=1, **dict(common, momentum=0.0)).fit(X).components_, a1.components_
-    )
+    assert not np.array_equal(RBM(n_iter=1, **dict(common, momentum=0.0)).fit(X).components_, a1.components_)
 
 
 def test_weight_decay_shrinks_weights(mnist_tiny):
     X, _ = mnist_tiny
-    norms = [
-        np.linalg.norm(RBM(16, weight_decay=wd, n_iter=5, batch_size=50, random_state=0).fit(X).components_)
-        for wd in (0.0, 0.05)
-    ]
+    norms = [np.linalg.norm(RBM(16, weight_decay=wd, n_iter=5, batch_size=50, random_state=0).fit(X).components_) for wd in (0.0, 0.05)]
     assert norms[1] < 0.9 * norms[0]
 
 
@@ -755,7 +764,9 @@ def test_sklearn_rbm_logistic_pipeline_clone_and_grid_search():
     logistic.C = 6000
     pipe.fit(X_train, y_train)
     score = pipe.score(X_test, y_test)
-    reference = Pipeline([("rbm", BernoulliRBM(n_components=100, learning_rate=0.06, n_iter=10, random_state=0)), ("logistic", clone(logistic))])
+    reference = Pipeline(
+        [("rbm", BernoulliRBM(n_components=100, learning_rate=0.06, n_iter=10, random_state=0)), ("logistic", clone(logistic))]
+    )
     assert score > 0.85 and score > reference.fit(X_train, y_train).score(X_test, y_test) - 0.03
     cloned = clone(pipe)
     assert cloned.get_params()["rbm__n_components"] == 100 and not hasattr(cloned.named_steps["rbm"], "components_")

@@ -154,8 +154,11 @@ def test_expected_failures_are_only_range_errors():
         assert np.all(np.isfinite(est.transform(X)))  # the range rule binds fit, not inference
 
 
-@pytest.mark.parametrize("est", [RBM(**SMALL_RBM), DBN(**SMALL_STACK), DBNClassifier(**SMALL_CLF), DeepAutoencoder(**SMALL_AE), VAE(**SMALL_VAE)],
-                         ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "est",
+    [RBM(**SMALL_RBM), DBN(**SMALL_STACK), DBNClassifier(**SMALL_CLF), DeepAutoencoder(**SMALL_AE), VAE(**SMALL_VAE)],
+    ids=lambda e: type(e).__name__,
+)
 def test_transformers_name_their_output_features_and_support_set_output(est):
     """As BernoulliRBM: get_feature_names_out gives "<classname><i>" for transform's columns, so that
     set_output(transform="pandas") and Pipeline.get_feature_names_out work."""

@@ -46,8 +46,11 @@ def test_generators_read_the_keys_the_estimators_have_always_used(seed):
     """The values are part of every random_state's results: a renumbering would change every model."""
     s = seed % 2**63
     literal = {
-        Purpose.VAE_INIT: [s, 3], Purpose.DBN_INIT: [s, 5], Purpose.AUTOENCODER_INIT: [s, 9],
-        Purpose.VALIDATION_SPLIT: [s, 77], Purpose.LAYER_SEEDS: [s, 4242],
+        Purpose.VAE_INIT: [s, 3],
+        Purpose.DBN_INIT: [s, 5],
+        Purpose.AUTOENCODER_INIT: [s, 9],
+        Purpose.VALIDATION_SPLIT: [s, 77],
+        Purpose.LAYER_SEEDS: [s, 4242],
     }
     for purpose, entropy in literal.items():
         np.testing.assert_array_equal(generator(seed, purpose).random(8), np.random.default_rng(entropy).random(8))

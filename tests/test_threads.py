@@ -54,15 +54,26 @@ def run(est, X, y):
 
 
 PAIRS = {
-    "RBM+VAE": (lambda: RBM(64, n_iter=3, random_state=0, n_jobs=2), lambda: VAE(8, hidden_layer_sizes=(128,), n_iter=3, random_state=1, n_jobs=2)),
-    "RBM+RBM": (lambda: RBM(64, persistent=True, n_iter=3, random_state=0, n_jobs=2), lambda: RBM(64, k=2, n_iter=3, random_state=1, n_jobs=1)),
+    "RBM+VAE": (
+        lambda: RBM(64, n_iter=3, random_state=0, n_jobs=2),
+        lambda: VAE(8, hidden_layer_sizes=(128,), n_iter=3, random_state=1, n_jobs=2),
+    ),
+    "RBM+RBM": (
+        lambda: RBM(64, persistent=True, n_iter=3, random_state=0, n_jobs=2),
+        lambda: RBM(64, k=2, n_iter=3, random_state=1, n_jobs=1),
+    ),
     "DBNClassifier+DeepAutoencoder": (
         lambda: DBNClassifier((64,), pretrain_iter=2, finetune_iter=3, random_state=2, n_jobs=2),
-        lambda: DeepAutoencoder((64,), 8, pretrain_iter=2, finetune_iter=3, random_state=3, n_jobs=2)),
-    "CVAE+DBN": (lambda: CVAE(4, hidden_layer_sizes=(64,), n_iter=3, random_state=4, n_jobs=None),
-                 lambda: DBN((64, 32), n_iter=2, random_state=5, n_jobs=None)),
-    "VAE+VAE": (lambda: VAE(4, hidden_layer_sizes=(64,), n_iter=3, random_state=6, dtype="float64", n_jobs=2),
-                lambda: VAE(4, hidden_layer_sizes=(64,), n_iter=3, random_state=6, n_jobs=2)),
+        lambda: DeepAutoencoder((64,), 8, pretrain_iter=2, finetune_iter=3, random_state=3, n_jobs=2),
+    ),
+    "CVAE+DBN": (
+        lambda: CVAE(4, hidden_layer_sizes=(64,), n_iter=3, random_state=4, n_jobs=None),
+        lambda: DBN((64, 32), n_iter=2, random_state=5, n_jobs=None),
+    ),
+    "VAE+VAE": (
+        lambda: VAE(4, hidden_layer_sizes=(64,), n_iter=3, random_state=6, dtype="float64", n_jobs=2),
+        lambda: VAE(4, hidden_layer_sizes=(64,), n_iter=3, random_state=6, n_jobs=2),
+    ),
 }
 
 
@@ -109,8 +120,14 @@ def test_many_threads_running_inference_on_one_model(data):
     clf = DBNClassifier((64,), pretrain_iter=1, finetune_iter=2, random_state=0).fit(X, y)
     vae = VAE(4, hidden_layer_sizes=(64,), n_iter=2, random_state=0).fit(X)
     rbm = RBM(64, n_iter=2, random_state=0).fit(X)
-    calls = [lambda: clf.predict_proba(X), lambda: vae.elbo(X), lambda: vae.transform(X), lambda: rbm.score_samples(X),
-             lambda: rbm.free_energy(X), lambda: rbm.transform(X)]
+    calls = [
+        lambda: clf.predict_proba(X),
+        lambda: vae.elbo(X),
+        lambda: vae.transform(X),
+        lambda: rbm.score_samples(X),
+        lambda: rbm.free_energy(X),
+        lambda: rbm.transform(X),
+    ]
     expected = [c() for c in calls]
     got = [[None] * len(calls) for _ in range(4)]
     errors = []

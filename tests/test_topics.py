@@ -71,7 +71,15 @@ def test_cd_statistics_match_float64_oracle(k, rng):
     state = [W.copy(), b.copy(), a.copy(), np.zeros_like(W), np.zeros_like(b), np.zeros_like(a)]
     rows = np.array([3, 4, 9, 0, 6], dtype=np.int64)
     recon = _core.rs_cd_step(
-        *arrays(counts), *state, rows=rows, k=k, learning_rate=1.0, momentum=0.0, weight_decay=0.0, seed=5, step=2,
+        *arrays(counts),
+        *state,
+        rows=rows,
+        k=k,
+        learning_rate=1.0,
+        momentum=0.0,
+        weight_decay=0.0,
+        seed=5,
+        step=2,
         return_reconstruction=True,
     )
     assert recon.shape == (5, 8)
@@ -218,6 +226,7 @@ def test_sample_and_top_words(fitted):
 
 def test_thread_count_independence(corpus):
     C, _ = corpus
+
     def fit(n_jobs):
         return ReplicatedSoftmax(6, max_iter=2, k=2, random_state=3, n_jobs=n_jobs).fit(C)
 
@@ -279,8 +288,15 @@ def test_refuses_bad_counts_with_clear_errors(fitted):
 
 @pytest.mark.parametrize(
     "param, value, match",
-    [("n_components", 0, "n_components"), ("k", 0, "k"), ("learning_rate", 0.0, "learning_rate"), ("max_iter", 0, "max_iter"),
-     ("batch_size", 0, "batch_size"), ("ais_steps", 0, "ais_steps"), ("weight_decay", -1.0, "weight_decay")],
+    [
+        ("n_components", 0, "n_components"),
+        ("k", 0, "k"),
+        ("learning_rate", 0.0, "learning_rate"),
+        ("max_iter", 0, "max_iter"),
+        ("batch_size", 0, "batch_size"),
+        ("ais_steps", 0, "ais_steps"),
+        ("weight_decay", -1.0, "weight_decay"),
+    ],
 )
 def test_refuses_bad_hyperparameters(param, value, match, corpus):
     C, _ = corpus
@@ -298,8 +314,20 @@ def test_kernels_refuse_malformed_documents():
     with pytest.raises(ValueError, match="x_indices"):
         _core.rs_hidden(ptr, np.array([5], dtype=np.int64), np.array([1.0]), W, a)
     with pytest.raises(ValueError, match="rows"):
-        _core.rs_cd_step(ptr, idx, np.array([1.0]), W.copy(), b.copy(), a.copy(), np.zeros_like(W), np.zeros_like(b),
-                         np.zeros_like(a), rows=np.array([2]), seed=0, step=0)
+        _core.rs_cd_step(
+            ptr,
+            idx,
+            np.array([1.0]),
+            W.copy(),
+            b.copy(),
+            a.copy(),
+            np.zeros_like(W),
+            np.zeros_like(b),
+            np.zeros_like(a),
+            rows=np.array([2]),
+            seed=0,
+            step=0,
+        )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -84,8 +84,7 @@ def random_net(d, hidden, k, n_classes, conditioning, seed):
     dec = (k + extra, hidden, d)
 
     def layers(widths):
-        return ([r.normal(0, 0.6, (a, b)) for a, b in zip(widths[:-1], widths[1:])],
-                [r.normal(0, 0.3, b) for b in widths[1:]])
+        return ([r.normal(0, 0.6, (a, b)) for a, b in zip(widths[:-1], widths[1:])], [r.normal(0, 0.3, b) for b in widths[1:]])
 
     enc_w, enc_b = layers(enc)
     dec_w, dec_b = layers(dec)
@@ -223,8 +222,15 @@ def test_losses_of_a_fitted_model_against_the_oracle(vae_small, mnist):
     mu, log_var = vae_small.encode(V)
     r = np.random.default_rng(1)
     eps = r.standard_normal((20, 4)).astype(np.float32)
-    net = [vae_small.encoder_coefs_, vae_small.encoder_intercepts_, ["relu", "identity"],
-           vae_small.decoder_coefs_, vae_small.decoder_intercepts_, ["relu", "identity"], None]
+    net = [
+        vae_small.encoder_coefs_,
+        vae_small.encoder_intercepts_,
+        ["relu", "identity"],
+        vae_small.decoder_coefs_,
+        vae_small.decoder_intercepts_,
+        ["relu", "identity"],
+        None,
+    ]
     recon, kl = _core.vae_losses(V, *net, eps=eps, n_latent=4)
     want_recon, want_kl = vae_losses64(V, eps, net, None, n_latent=4, likelihood="bernoulli", conditioning="none", n_classes=0)
     np.testing.assert_allclose(recon, want_recon, rtol=1e-4)
@@ -282,8 +288,16 @@ def test_gaussian_decoder_loss_near_zero_is_not_mistaken_for_divergence():
     """With a Gaussian decoder the -ELBO holds the constant 0.5 d log(2 pi var), here about -2.6 per
     sample, so the first minibatch's loss can be near 0: growth is measured without the constant."""
     X = 0.02 * np.random.default_rng(0).standard_normal((2000, 10))
-    vae = VAE(2, hidden_layer_sizes=(16,), likelihood="gaussian", decoder_variance=0.0941, learning_rate=1e-6, batch_size=16,
-              n_iter=1, random_state=0).fit(X)
+    vae = VAE(
+        2,
+        hidden_layer_sizes=(16,),
+        likelihood="gaussian",
+        decoder_variance=0.0941,
+        learning_rate=1e-6,
+        batch_size=16,
+        n_iter=1,
+        random_state=0,
+    ).fit(X)
     assert len(vae.history_["loss"]) == 1 and np.isfinite(vae.history_["loss"][0])
 
 
@@ -294,7 +308,9 @@ def test_grid_warns_when_the_posterior_reaches_past_its_edge():
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((2000, 2))
     X = (Z @ (3 * rng.standard_normal((2, 10))) + 5 + 0.1 * rng.standard_normal((2000, 10))).astype(np.float32)
-    vae = VAE(2, hidden_layer_sizes=(32,), likelihood="gaussian", decoder_variance=0.05, n_iter=60, learning_rate=3e-3, random_state=0).fit(X)
+    vae = VAE(2, hidden_layer_sizes=(32,), likelihood="gaussian", decoder_variance=0.05, n_iter=60, learning_rate=3e-3, random_state=0).fit(
+        X
+    )
     iwae = vae.log_likelihood(X[:200], n_importance=1000)
     with pytest.warns(RuntimeWarning, match="on the edge of the grid .* increase grid_range"):
         narrow = vae.log_likelihood(X[:200], method="grid")
@@ -323,8 +339,9 @@ def test_vae_training_raises_the_elbo(vae2d, mnist_split):
 def test_gaussian_decoder_learns_real_valued_data(rng):
     Z = rng.standard_normal((2000, 2))
     X = 3 * np.tanh(Z @ rng.standard_normal((2, 10))) + 0.1 * rng.standard_normal((2000, 10)) + 5
-    model = VAE(2, hidden_layer_sizes=(32,), likelihood="gaussian", decoder_variance=0.1, learning_rate=3e-3, n_iter=60,
-                random_state=0).fit(X)
+    model = VAE(
+        2, hidden_layer_sizes=(32,), likelihood="gaussian", decoder_variance=0.1, learning_rate=3e-3, n_iter=60, random_state=0
+    ).fit(X)
     loss = model.history_["loss"]
     assert np.all(np.isfinite(loss)) and loss[-1] < 0.2 * loss[0]
     R = model.reconstruct(X)
@@ -620,8 +637,7 @@ def test_bad_data(vae_small, vae2d, mnist_tiny, rng):
     with pytest.raises(ValueError, match="samples|same"):
         CVAE(2).fit(X[:50], y[:40])
     VAE(2, likelihood="gaussian", n_iter=1, hidden_layer_sizes=(8,)).fit(rng.standard_normal((50, 4)) * 5)  # real values ok
-    for method in (vae_small.transform, vae_small.encode, vae_small.elbo, vae_small.reconstruct, vae_small.score,
-                   vae_small.log_likelihood):
+    for method in (vae_small.transform, vae_small.encode, vae_small.elbo, vae_small.reconstruct, vae_small.score, vae_small.log_likelihood):
         with pytest.raises(ValueError, match="features"):
             method(X[:5, :100])
         with pytest.raises(ValueError, match="NaN"):

@@ -4,7 +4,7 @@ Restricted Boltzmann machines, deep belief networks, RBM-pretrained deep autoenc
 autoencoders and conditional VAEs, with a scikit-learn interface and a parallel Rust core.
 """
 
-from . import datasets, plotting  # deepgm.datasets.load_mnist(), deepgm.plotting.* (matplotlib is imported on first use)
+from . import datasets, plotting  # noqa: F401  deepgm.datasets.load_mnist(), deepgm.plotting.* (matplotlib is imported on first use)
 from ._base import DivergenceError
 from ._core import __version__  # the version of Cargo.toml, which the wheel carries too
 from .autoencoder import DeepAutoencoder

@@ -22,7 +22,6 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_array, check_is_fitted, validate_data
 
-
 __all__ = ["DeepGMEstimator", "DivergenceError"]
 
 #: The numpy dtypes an estimator can compute in.
@@ -98,10 +97,7 @@ def seed_from(random_state) -> int:
         return int(random_state.randint(0, 2**62, dtype=np.int64))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63))
-    raise ValueError(
-        "random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; "
-        f"got {random_state!r}"
-    )
+    raise ValueError(f"random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; got {random_state!r}")
 
 
 def check_random_state(random_state):
@@ -113,10 +109,7 @@ def check_random_state(random_state):
         if random_state < 0:
             raise ValueError(f"random_state must be a non-negative int, None, a RandomState or a Generator; got {random_state}")
         return random_state
-    raise ValueError(
-        "random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; "
-        f"got {random_state!r}"
-    )
+    raise ValueError(f"random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; got {random_state!r}")
 
 
 def check_verbose(verbose):
@@ -277,8 +270,17 @@ class DeepGMEstimator(BaseEstimator):
         check_random_state(self.random_state)
         check_verbose(self.verbose)
 
-    def _validate_X(self, X, *, reset: bool, bernoulli: bool = False, name: str = "X", stream: bool = False,
-                    unit_what: str = "Bernoulli visible units", unit_hint: str = "visible='gaussian'"):
+    def _validate_X(
+        self,
+        X,
+        *,
+        reset: bool,
+        bernoulli: bool = False,
+        name: str = "X",
+        stream: bool = False,
+        unit_what: str = "Bernoulli visible units",
+        unit_hint: str = "visible='gaussian'",
+    ):
         """Validated X as a 2-D C-contiguous array of the model's dtype.
 
         A float C-contiguous array of the model's dtype (including a numpy.memmap) is used as is, never
@@ -309,8 +311,7 @@ class DeepGMEstimator(BaseEstimator):
                 else "."
             )
             raise ValueError(
-                f"{name} must be a 2-D array of shape (n_samples, n_features); got a {len(X.shape)}-D array of shape "
-                f"{tuple(X.shape)}{hint}"
+                f"{name} must be a 2-D array of shape (n_samples, n_features); got a {len(X.shape)}-D array of shape {tuple(X.shape)}{hint}"
             )
         with _named_errors(name):
             if stream and isinstance(X, np.memmap) and X.dtype != dtype and X.dtype.kind in "fiu":
@@ -341,9 +342,7 @@ class DeepGMEstimator(BaseEstimator):
         """Validated targets: one per sample of X, finite, real (numeric for regression, discrete
         labels for classification)."""
         if y is None:
-            raise ValueError(
-                f"{name} is required: {type(self).__name__} requires y to be passed, but the target y is None"
-            )
+            raise ValueError(f"{name} is required: {type(self).__name__} requires y to be passed, but the target y is None")
         with _named_errors(name):
             if not hasattr(y, "shape") and not sp.issparse(y):
                 y = np.asarray(y)
@@ -354,8 +353,7 @@ class DeepGMEstimator(BaseEstimator):
                 check_classification_targets(y)
         if y.shape[0] != n_samples:
             raise ValueError(
-                f"X and {name} must have the same number of samples (inconsistent numbers of samples); "
-                f"got {n_samples} and {y.shape[0]}"
+                f"X and {name} must have the same number of samples (inconsistent numbers of samples); got {n_samples} and {y.shape[0]}"
             )
         return y
 
@@ -370,7 +368,9 @@ class DeepGMEstimator(BaseEstimator):
         if sp.issparse(Z):
             Z = Z.toarray()
         if not sp.issparse(Z) and len(Z.shape) != 2:
-            raise ValueError(f"{name} must be a 2-D array of shape (n_samples, {n_columns}); got a {len(Z.shape)}-D array of shape {tuple(Z.shape)}")
+            raise ValueError(
+                f"{name} must be a 2-D array of shape (n_samples, {n_columns}); got a {len(Z.shape)}-D array of shape {tuple(Z.shape)}"
+            )
         with _named_errors(name):
             Z = _aligned(check_array(Z, dtype=self._dtype(), order="C", estimator=self, input_name=name))
         if Z.shape[1] != n_columns:
@@ -671,4 +671,3 @@ def minibatch(X, rows, dtype):
     if X.dtype == dtype and X.flags.c_contiguous:
         return X, np.ascontiguousarray(rows, dtype=np.int64)
     return np.ascontiguousarray(X[rows], dtype=dtype), None
-

@@ -111,7 +111,9 @@ def label_cd_step(rbm, V0, *, n_features, learning_rate, momentum, seed, step, n
         bias_velocity *= momentum
         bias_velocity += (lr * gradient).astype(bias_velocity.dtype)
         bias += bias_velocity
-    if not (np.all(np.isfinite(rbm.components_)) and np.all(np.isfinite(rbm.intercept_visible_)) and np.all(np.isfinite(rbm.intercept_hidden_))):
+    if not (
+        np.all(np.isfinite(rbm.components_)) and np.all(np.isfinite(rbm.intercept_visible_)) and np.all(np.isfinite(rbm.intercept_hidden_))
+    ):
         raise FloatingPointError("the top RBM's parameters became non-finite: training diverged (try a smaller learning_rate)")
 
 
@@ -145,8 +147,15 @@ def clamped_feature_chains(rbm, F0, codes, n_features, n_steps, seed, n_jobs):
         rows = np.flatnonzero(codes == k)
         hidden_bias = np.ascontiguousarray(rbm.intercept_hidden_ + W[:, n_features + k])
         _, means[rows] = _core.rbm_gibbs(
-            np.ascontiguousarray(F0[rows]), W_f, b_f, hidden_bias, n_steps=n_steps, visible="bernoulli", hidden="bernoulli",
-            seed=stream_seed(seed, _CLASS_CHAINS, int(k)), n_jobs=n_jobs,
+            np.ascontiguousarray(F0[rows]),
+            W_f,
+            b_f,
+            hidden_bias,
+            n_steps=n_steps,
+            visible="bernoulli",
+            hidden="bernoulli",
+            seed=stream_seed(seed, _CLASS_CHAINS, int(k)),
+            n_jobs=n_jobs,
         )
     return means
 
@@ -173,7 +182,7 @@ def init_label_rbm(rbm, F, codes, n_classes):
     rbm.n_features_in_ = V.shape[1]
     rbm._init_params(V)
     frequencies = np.bincount(codes, minlength=n_classes) / len(codes)
-    rbm.intercept_visible_[F.shape[1]:] = np.log(np.maximum(frequencies, 1e-3))
+    rbm.intercept_visible_[F.shape[1] :] = np.log(np.maximum(frequencies, 1e-3))
     return V
 
 
@@ -196,8 +205,14 @@ def train_label_rbm(rbm, V, n_features):
                     for rows in batches:
                         interruption_point()
                         label_cd_step(
-                            rbm, np.ascontiguousarray(V[rows]), n_features=n_features, learning_rate=lr, momentum=momentum,
-                            seed=rbm._fit_seed, step=rbm._steps, n_jobs=n_jobs,
+                            rbm,
+                            np.ascontiguousarray(V[rows]),
+                            n_features=n_features,
+                            learning_rate=lr,
+                            momentum=momentum,
+                            seed=rbm._fit_seed,
+                            step=rbm._steps,
+                            n_jobs=n_jobs,
                         )
                         rbm._steps += 1
                         bar.update()

@@ -132,8 +132,12 @@ class FineTuner:
         if self._standardises():
             X = est._network_input(X)
         return _core.mlp_forward(
-            np.ascontiguousarray(X, dtype=est._dtype()), est.coefs_, est.intercepts_, self.activations,
-            all_layers=all_layers, n_jobs=est._n_jobs(),
+            np.ascontiguousarray(X, dtype=est._dtype()),
+            est.coefs_,
+            est.intercepts_,
+            self.activations,
+            all_layers=all_layers,
+            n_jobs=est._n_jobs(),
         )
 
     def run(self, X, Y, *, n_epochs: int, seed: int, validation=None, score=None, desc="fine-tune", converge=False):

@@ -23,8 +23,8 @@ from ._base import (
 )
 from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
 from ._schedule import FINETUNE_BUDGET, auto_batch_size, check_length, plan_epochs
-from .dbn import check_layer_params, pretrain_stack, pretraining_settings
 from ._streams import Purpose, generator
+from .dbn import check_layer_params, pretrain_stack, pretraining_settings
 
 __all__ = ["DeepAutoencoder"]
 
@@ -225,8 +225,13 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
             commit()
         n_rows = train_X.shape[0]
         self._tuner().run(
-            train_X, train_X, n_epochs=plan_epochs(self.finetune_iter, n_rows, auto_batch_size(self.batch_size, n_rows), FINETUNE_BUDGET),
-            seed=self._fit_seed, validation=validation, score=lambda Xv, _: -self._mse(Xv), desc="DeepAutoencoder",
+            train_X,
+            train_X,
+            n_epochs=plan_epochs(self.finetune_iter, n_rows, auto_batch_size(self.batch_size, n_rows), FINETUNE_BUDGET),
+            seed=self._fit_seed,
+            validation=validation,
+            score=lambda Xv, _: -self._mse(Xv),
+            desc="DeepAutoencoder",
             converge=self.finetune_iter == "auto",
         )
         return self
@@ -245,8 +250,14 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         if self.pretrained_:
             common = pretraining_settings(self)
             self.rbms_ = pretrain_stack(
-                X, sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=visible,
-                last_hidden="gaussian", verbose=self.verbose,
+                X,
+                sizes,
+                seed=self._fit_seed,
+                layer_params=layer_params,
+                common=common,
+                first_visible=visible,
+                last_hidden="gaussian",
+                verbose=self.verbose,
             )
             encoder = [(np.ascontiguousarray(r.components_.T), r.intercept_hidden_.copy()) for r in self.rbms_]
             decoder = [(np.ascontiguousarray(r.components_), r.intercept_visible_.copy()) for r in reversed(self.rbms_)]
@@ -258,7 +269,10 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
                 W = W / first.scale_[:, None]
                 encoder[0] = (np.ascontiguousarray(W, dtype=dtype), (b - first.mean_ @ W).astype(dtype))
                 Wd, bd = decoder[-1]
-                decoder[-1] = (np.ascontiguousarray(Wd * first.scale_[None, :], dtype=dtype), (bd * first.scale_ + first.mean_).astype(dtype))
+                decoder[-1] = (
+                    np.ascontiguousarray(Wd * first.scale_[None, :], dtype=dtype),
+                    (bd * first.scale_ + first.mean_).astype(dtype),
+                )
         else:
             self.rbms_ = []
             rng = generator(self._fit_seed, Purpose.AUTOENCODER_INIT)
@@ -280,7 +294,10 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
     def _run_layers(self, X, start, stop):
         acts = self._activations()
         return _core.mlp_forward(
-            np.ascontiguousarray(X, dtype=self._dtype()), self.coefs_[start:stop], self.intercepts_[start:stop], acts[start:stop],
+            np.ascontiguousarray(X, dtype=self._dtype()),
+            self.coefs_[start:stop],
+            self.intercepts_[start:stop],
+            acts[start:stop],
             n_jobs=self._n_jobs(),
         )
 

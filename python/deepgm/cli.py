@@ -295,17 +295,24 @@ def build_parser(train_model=None):
     parser.add_argument("--version", action="version", version=f"deepgm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="train every model on the embedded MNIST data and write an HTML report",
-                          description="Trains an RBM, a DBNClassifier, a DeepAutoencoder, a VAE and a CVAE on the embedded MNIST test set "
-                          "(8,000 images to train, 2,000 to test), prints a summary and writes a report folder with index.html.")
+    demo = sub.add_parser(
+        "demo",
+        help="train every model on the embedded MNIST data and write an HTML report",
+        description="Trains an RBM, a DBNClassifier, a DeepAutoencoder, a VAE and a CVAE on the embedded MNIST test set "
+        "(8,000 images to train, 2,000 to test), prints a summary and writes a report folder with index.html.",
+    )
     demo.add_argument("--full", action="store_true", help="the larger settings of the quality bars (several minutes per model)")
     demo.add_argument("--out", default="deepgm-report", help="report folder (default: deepgm-report)")
     demo.add_argument("--seed", type=int, default=0, help="random_state of every model (default: 0)")
     demo.add_argument("--n-jobs", type=int, default=None, help="threads (default: all cores)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    train = sub.add_parser("train", help="train a model and save it (safetensors)", description="Trains MODEL and saves it. "
-                           "Hyperparameters are options named after the estimator's parameters; see 'deepgm train MODEL --help'.")
+    train = sub.add_parser(
+        "train",
+        help="train a model and save it (safetensors)",
+        description="Trains MODEL and saves it. "
+        "Hyperparameters are options named after the estimator's parameters; see 'deepgm train MODEL --help'.",
+    )
     commands = [entry.command for entry in _registry.ESTIMATORS]
     train.add_argument("model", choices=sorted(commands), metavar="MODEL", help="one of: " + ", ".join(commands))
     train.add_argument("--data", default=None, help="an MNIST IDX folder or file, a .npy/.npz, or a CSV (default: the embedded MNIST)")
@@ -315,8 +322,11 @@ def build_parser(train_model=None):
     )
     train.add_argument("--out", default=None, help="model file to write (default: MODEL.safetensors)")
 
-    sample = sub.add_parser("sample", help="draw samples from a saved model into an image grid",
-                            description=f"Loads MODEL_FILE ({_commands()}) and writes samples as a PNG grid (or .npy).")
+    sample = sub.add_parser(
+        "sample",
+        help="draw samples from a saved model into an image grid",
+        description=f"Loads MODEL_FILE ({_commands()}) and writes samples as a PNG grid (or .npy).",
+    )
     sample.add_argument("model_file", metavar="MODEL_FILE")
     sample.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--out", default="samples.png", help="output PNG (or .npy) file (default: samples.png)")

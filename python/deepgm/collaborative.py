@@ -180,7 +180,12 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     """
 
     _param_names = (
-        "components_", "intercept_visible_", "intercept_hidden_", "conditional_weights_", "shared_components_", "rating_values_",
+        "components_",
+        "intercept_visible_",
+        "intercept_hidden_",
+        "conditional_weights_",
+        "shared_components_",
+        "rating_values_",
     )
     _state_names = (
         "components_velocity_",
@@ -414,8 +419,19 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
                         for rows in batches:
                             interruption_point()
                             _core.collab_cd_step(
-                                indptr, indices, codes, *self._arrays(), users=users[rows], last_update=self._last_update,
-                                k=k, seed=self._fit_seed, step=self._steps, n_jobs=n_jobs, **settings, **shared_rate, **optional,
+                                indptr,
+                                indices,
+                                codes,
+                                *self._arrays(),
+                                users=users[rows],
+                                last_update=self._last_update,
+                                k=k,
+                                seed=self._fit_seed,
+                                step=self._steps,
+                                n_jobs=n_jobs,
+                                **settings,
+                                **shared_rate,
+                                **optional,
                             )
                             self._steps += 1
                             bar.update()
@@ -469,8 +485,12 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     def _arrays(self):
         """Parameters and velocities, in the kernels' order."""
         return (
-            self.components_, self.intercept_visible_, self.intercept_hidden_,
-            self.components_velocity_, self.intercept_visible_velocity_, self.intercept_hidden_velocity_,
+            self.components_,
+            self.intercept_visible_,
+            self.intercept_hidden_,
+            self.components_velocity_,
+            self.intercept_visible_velocity_,
+            self.intercept_hidden_velocity_,
         )
 
     def _monitor(self, indptr, indices, codes) -> float:

@@ -73,18 +73,13 @@ def _read_bytes(path: Path) -> bytes:
         with gzip.open(path, "rb") as fh:
             return fh.read()
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise ValueError(
-            f"{str(path)!r} is not a valid gzip file or is truncated: {exc}"
-        ) from exc
+        raise ValueError(f"{str(path)!r} is not a valid gzip file or is truncated: {exc}") from exc
 
 
 def _parse_idx(data: bytes, path: Path) -> np.ndarray:
     """Decode the bytes of one IDX file into a new native-endian array."""
     if len(data) < 4:
-        raise ValueError(
-            f"{str(path)!r} is not an IDX file: it holds only {len(data)} "
-            "byte(s), fewer than the 4-byte magic number"
-        )
+        raise ValueError(f"{str(path)!r} is not an IDX file: it holds only {len(data)} byte(s), fewer than the 4-byte magic number")
     if data[0] != 0 or data[1] != 0:
         raise ValueError(
             f"{str(path)!r} is not an IDX file: bad magic number "
@@ -94,10 +89,7 @@ def _parse_idx(data: bytes, path: Path) -> np.ndarray:
     type_code, ndim = data[2], data[3]
     if type_code not in _IDX_DTYPES:
         known = ", ".join(f"0x{code:02X}" for code in _IDX_DTYPES)
-        raise ValueError(
-            f"{str(path)!r} has an unknown IDX type code 0x{type_code:02X} "
-            f"(expected one of {known})"
-        )
+        raise ValueError(f"{str(path)!r} has an unknown IDX type code 0x{type_code:02X} (expected one of {known})")
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise ValueError(
@@ -112,8 +104,7 @@ def _parse_idx(data: bytes, path: Path) -> np.ndarray:
     if actual != expected:
         problem = "truncated" if actual < expected else "longer than its header says"
         raise ValueError(
-            f"{str(path)!r} is {problem}: shape {shape} of {stored.name} "
-            f"needs {expected} data bytes, but the file holds {actual}"
+            f"{str(path)!r} is {problem}: shape {shape} of {stored.name} needs {expected} data bytes, but the file holds {actual}"
         )
     values = np.frombuffer(data, dtype=stored, offset=header_size)
     # astype copies: the result is writable, owns its memory, native order.
@@ -208,9 +199,7 @@ def _embedded_data_dir() -> Path:
 
 def _check_subset(subset: object) -> None:
     if not (subset is None or (isinstance(subset, str) and subset in _SUBSETS)):
-        raise ValueError(
-            f"subset must be one of None, 'train', 'test', 'all'; got {subset!r}"
-        )
+        raise ValueError(f"subset must be one of None, 'train', 'test', 'all'; got {subset!r}")
 
 
 def _check_dtype(dtype: object) -> np.dtype:
@@ -224,10 +213,7 @@ def _check_dtype(dtype: object) -> np.dtype:
     else:
         name = None
     if name not in ("float32", "float64"):
-        raise ValueError(
-            "dtype must be one of 'float32', 'float64' (or np.float32, "
-            f"np.float64); got {dtype!r}"
-        )
+        raise ValueError(f"dtype must be one of 'float32', 'float64' (or np.float32, np.float64); got {dtype!r}")
     return np.dtype(name)
 
 
@@ -267,13 +253,11 @@ def _load_part(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
     labels = _read_idx_shared(labels_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(
-            f"{str(images_path)!r} does not hold 28x28 uint8 MNIST images: "
-            f"got an array of shape {images.shape} and dtype {images.dtype}"
+            f"{str(images_path)!r} does not hold 28x28 uint8 MNIST images: got an array of shape {images.shape} and dtype {images.dtype}"
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise ValueError(
-            f"{str(labels_path)!r} does not hold uint8 MNIST labels: got an "
-            f"array of shape {labels.shape} and dtype {labels.dtype}"
+            f"{str(labels_path)!r} does not hold uint8 MNIST labels: got an array of shape {labels.shape} and dtype {labels.dtype}"
         )
     if images.shape[0] != labels.shape[0]:
         raise ValueError(
@@ -282,10 +266,7 @@ def _load_part(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
             f"{labels.shape[0]} labels"
         )
     if labels.size and labels.max() > 9:
-        raise ValueError(
-            f"{str(labels_path)!r} holds labels outside 0..9 "
-            f"(maximum {int(labels.max())})"
-        )
+        raise ValueError(f"{str(labels_path)!r} holds labels outside 0..9 (maximum {int(labels.max())})")
     return images, labels
 
 
@@ -295,16 +276,9 @@ def _parts_for(folder: Path, subset: str | None) -> list[str]:
         return ["train", "test"]
     if subset is not None:
         return [subset]
-    present = [
-        part
-        for part, stems in _MNIST_STEMS.items()
-        if any(_find_file(folder, stem) is not None for stem in stems)
-    ]
+    present = [part for part, stems in _MNIST_STEMS.items() if any(_find_file(folder, stem) is not None for stem in stems)]
     if not present:
-        looked_for = ", ".join(
-            name for stems in _MNIST_STEMS.values() for stem in stems
-            for name in _candidate_names(stem)
-        )
+        looked_for = ", ".join(name for stems in _MNIST_STEMS.values() for stem in stems for name in _candidate_names(stem))
         raise FileNotFoundError(
             f"No MNIST files found in {str(folder)!r}: looked for {looked_for}. "
             "Use deepgm.datasets.fetch_mnist() to download the MNIST files."
@@ -334,10 +308,7 @@ def _mnist_files(path: PathLike | None, subset: str | None) -> list[tuple[Path, 
     if not folder.exists():
         raise FileNotFoundError(f"MNIST folder not found: {str(folder)!r}")
     if not folder.is_dir():
-        raise NotADirectoryError(
-            f"path must be a folder holding the MNIST files; {str(folder)!r} "
-            "is not a directory"
-        )
+        raise NotADirectoryError(f"path must be a folder holding the MNIST files; {str(folder)!r} is not a directory")
     pairs = []
     for part in _parts_for(folder, subset):
         images_stem, labels_stem = _MNIST_STEMS[part]
@@ -478,10 +449,7 @@ def _normalize_mirrors(base_url: str | Sequence[str] | None) -> list[str]:
     else:
         urls = list(base_url)
     if not urls or not all(isinstance(url, str) and url for url in urls):
-        raise ValueError(
-            "base_url must be None, a URL string or a non-empty sequence of "
-            f"URL strings; got {base_url!r}"
-        )
+        raise ValueError(f"base_url must be None, a URL string or a non-empty sequence of URL strings; got {base_url!r}")
     return [url if url.endswith("/") else url + "/" for url in urls]
 
 
@@ -491,10 +459,7 @@ def _normalize_checksums(checksums: Mapping[str, str] | None) -> dict[str, str]:
         return table
     for name, digest in dict(checksums).items():
         if name not in _MNIST_SHA256:
-            raise ValueError(
-                f"checksums keys must be among {sorted(_MNIST_SHA256)}; "
-                f"got {name!r}"
-            )
+            raise ValueError(f"checksums keys must be among {sorted(_MNIST_SHA256)}; got {name!r}")
         valid = isinstance(digest, str) and len(digest) == 64
         if valid:
             try:
@@ -502,10 +467,7 @@ def _normalize_checksums(checksums: Mapping[str, str] | None) -> dict[str, str]:
             except ValueError:
                 valid = False
         if not valid:
-            raise ValueError(
-                f"checksums[{name!r}] must be a SHA-256 hex digest "
-                f"(64 hexadecimal characters); got {digest!r}"
-            )
+            raise ValueError(f"checksums[{name!r}] must be a SHA-256 hex digest (64 hexadecimal characters); got {digest!r}")
         table[name] = digest.lower()
     return table
 
@@ -527,9 +489,7 @@ def _downloader(timeout: float, verbose: bool):
     return pooch.HTTPDownloader(progressbar=verbose, timeout=timeout)
 
 
-def _download_one(
-    url: str, dest: Path, expected: str, timeout: float, verbose: bool
-) -> None:
+def _download_one(url: str, dest: Path, expected: str, timeout: float, verbose: bool) -> None:
     """Download ``url`` to ``dest`` with pooch, verifying its SHA-256.
 
     pooch streams into a temporary file, checks its hash and deletes it on a mismatch; it does so
@@ -588,8 +548,7 @@ def _download(
     tried = "; ".join(failures)
     if mismatches:
         raise ValueError(
-            f"Could not download a valid {name}: expected SHA-256 {expected}; "
-            f"tried {tried}. " + " ".join(str(exc) for exc in mismatches)
+            f"Could not download a valid {name}: expected SHA-256 {expected}; tried {tried}. " + " ".join(str(exc) for exc in mismatches)
         )
     raise OSError(f"Could not download {name}; tried {tried}")
 
@@ -682,8 +641,7 @@ def fetch_mnist(
             else:
                 mismatched = True
                 if verbose:
-                    print(f"{dest} has a wrong SHA-256; downloading it again",
-                          file=sys.stderr)
+                    print(f"{dest} has a wrong SHA-256; downloading it again", file=sys.stderr)
         # The download replaces a mismatched file only once it is verified. If it fails, the
         # file is left as it was: it may be a valid copy compressed another way (deepgm's own
         # embedded test files are), and deleting it would lose it.

@@ -7,9 +7,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, RegressorMixin, TransformerMixin
+from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import ClassifierTags
 from sklearn.utils._available_if import available_if
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import _check_y, check_is_fitted
 
 from . import _core, _label_units
@@ -29,8 +29,8 @@ from ._base import (
 )
 from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
 from ._schedule import FINETUNE_BUDGET, auto_batch_size, check_length, plan_epochs
-from .rbm import RBM, check_training_schedule
 from ._streams import Purpose, child_seeds, generator
+from .rbm import RBM, check_training_schedule
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
 
@@ -101,7 +101,12 @@ def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible="berno
     layers trained so far."""
     common = dict(common, batch_size=auto_batch_size(common.get("batch_size", "auto"), X.shape[0]))
     stack = stack_params(
-        sizes, seed=seed, layer_params=layer_params, common=common, first_visible=first_visible, last_hidden=last_hidden,
+        sizes,
+        seed=seed,
+        layer_params=layer_params,
+        common=common,
+        first_visible=first_visible,
+        last_hidden=last_hidden,
         verbose=verbose,
     )
     rbms = [] if out is None else out
@@ -123,8 +128,14 @@ def pretraining_settings(est):
     """The RBM settings every layer of a fine-tuned stack (DBNClassifier, DBNRegressor,
     DeepAutoencoder) is pretrained with, from the estimator's ``pretrain_*`` parameters."""
     return dict(
-        PRETRAIN_MOMENTUM, k=est.k, persistent=est.persistent, learning_rate=est.pretrain_learning_rate,
-        weight_decay=est.pretrain_weight_decay, batch_size=est.batch_size, n_iter=est.pretrain_iter, dtype=est.dtype,
+        PRETRAIN_MOMENTUM,
+        k=est.k,
+        persistent=est.persistent,
+        learning_rate=est.pretrain_learning_rate,
+        weight_decay=est.pretrain_weight_decay,
+        batch_size=est.batch_size,
+        n_iter=est.pretrain_iter,
+        dtype=est.dtype,
         n_jobs=est.n_jobs,
     )
 
@@ -288,9 +299,17 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
 
     def _rbm_common(self):
         return dict(
-            k=self.k, persistent=self.persistent, learning_rate=self.learning_rate, momentum=self.momentum,
-            final_momentum=self.final_momentum, initial_momentum_epochs=self.initial_momentum_epochs,
-            weight_decay=self.weight_decay, batch_size=self.batch_size, n_iter=self.n_iter, dtype=self.dtype, n_jobs=self.n_jobs,
+            k=self.k,
+            persistent=self.persistent,
+            learning_rate=self.learning_rate,
+            momentum=self.momentum,
+            final_momentum=self.final_momentum,
+            initial_momentum_epochs=self.initial_momentum_epochs,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            n_iter=self.n_iter,
+            dtype=self.dtype,
+            n_jobs=self.n_jobs,
         )
 
     def _check_params(self):
@@ -323,8 +342,14 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             rbms = []
             try:
                 pretrain_stack(
-                    X, sizes, seed=self._fit_seed, layer_params=layer_params, common=self._rbm_common(),
-                    first_visible=visible, verbose=self.verbose, out=rbms,
+                    X,
+                    sizes,
+                    seed=self._fit_seed,
+                    layer_params=layer_params,
+                    common=self._rbm_common(),
+                    first_visible=visible,
+                    verbose=self.verbose,
+                    out=rbms,
                 )
             finally:
                 self._keep_fitted_layers(rbms, commit)
@@ -351,8 +376,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             if upper.n_features_in_ != lower.n_components:
                 raise ValueError(f"RBM with {upper.n_features_in_} visible units cannot sit on one with {lower.n_components} hidden units")
         dbn = cls(
-            hidden_layer_sizes=tuple(r.n_components for r in rbms), visible=rbms[0].visible, random_state=random_state,
-            dtype=rbms[0].dtype, n_jobs=rbms[0].n_jobs,
+            hidden_layer_sizes=tuple(r.n_components for r in rbms),
+            visible=rbms[0].visible,
+            random_state=random_state,
+            dtype=rbms[0].dtype,
+            n_jobs=rbms[0].n_jobs,
         )
         dbn.rbms_ = rbms
         dbn.n_features_in_ = rbms[0].n_features_in_
@@ -468,14 +496,24 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             common = self._rbm_common()
             common["batch_size"] = auto_batch_size(common["batch_size"], X.shape[0])
             stack = stack_params(
-                sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=visible,
+                sizes,
+                seed=self._fit_seed,
+                layer_params=layer_params,
+                common=common,
+                first_visible=visible,
                 verbose=self.verbose,
             )
             rbms = []
             try:
                 pretrain_stack(
-                    X, sizes[:-1], seed=self._fit_seed, layer_params=layer_params[:-1], common=self._rbm_common(),
-                    first_visible=visible, verbose=self.verbose, out=rbms,
+                    X,
+                    sizes[:-1],
+                    seed=self._fit_seed,
+                    layer_params=layer_params[:-1],
+                    common=self._rbm_common(),
+                    first_visible=visible,
+                    verbose=self.verbose,
+                    out=rbms,
                 )
                 features = self._penultimate_features(X, rbms)
                 top = RBM(**stack[-1])
@@ -699,7 +737,12 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         if self.pretrain:
             common = pretraining_settings(self)
             self.rbms_ = pretrain_stack(
-                X, sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=self.visible_,
+                X,
+                sizes,
+                seed=self._fit_seed,
+                layer_params=layer_params,
+                common=common,
+                first_visible=self.visible_,
                 verbose=self.verbose,
             )
             self.coefs_ = [np.ascontiguousarray(r.components_.T) for r in self.rbms_]
@@ -751,8 +794,14 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         tuner = FineTuner(self, self._hidden_activations(), self._loss)
         n_epochs = plan_epochs(self.finetune_iter, train_X.shape[0], auto_batch_size(self.batch_size, train_X.shape[0]), FINETUNE_BUDGET)
         tuner.run(
-            train_X, train_Y, n_epochs=n_epochs, seed=self._fit_seed, validation=validation, score=self._validation_score,
-            desc=type(self).__name__, converge=self.finetune_iter == "auto",
+            train_X,
+            train_Y,
+            n_epochs=n_epochs,
+            seed=self._fit_seed,
+            validation=validation,
+            score=self._validation_score,
+            desc=type(self).__name__,
+            converge=self.finetune_iter == "auto",
         )
         return self
 

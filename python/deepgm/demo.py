@@ -73,9 +73,19 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     log_z = rbm.log_partition(**cfg["ais"])
     ll = rbm.log_likelihood(Xte, log_z=log_z)
     rows.append(["RBM", t_rbm, "test log-likelihood (AIS), nats", ll, f"log Z = {log_z.log_z:.1f} ± {log_z.std_error:.2f}"])
-    report.figure("Restricted Boltzmann machine", plotting.plot_filters(rbm, 100), "rbm_filters.png", "The first 100 RBM filters (rows of components_), each scaled to its own range.")
+    report.figure(
+        "Restricted Boltzmann machine",
+        plotting.plot_filters(rbm, 100),
+        "rbm_filters.png",
+        "The first 100 RBM filters (rows of components_), each scaled to its own range.",
+    )
     steps = cfg.get("gibbs_steps", 1000)
-    report.figure("Restricted Boltzmann machine", plotting.plot_samples(rbm.sample(36, n_steps=steps, return_means=True), title="RBM samples"), "rbm_samples.png", f"RBM fantasies: 36 chains after {steps:,} steps of Gibbs sampling from random states (visible means).")
+    report.figure(
+        "Restricted Boltzmann machine",
+        plotting.plot_samples(rbm.sample(36, n_steps=steps, return_means=True), title="RBM samples"),
+        "rbm_samples.png",
+        f"RBM fantasies: 36 chains after {steps:,} steps of Gibbs sampling from random states (visible means).",
+    )
 
     log("[2/5] DBNClassifier 784-500-500-2000-10")
     clf, t_clf = _timed(lambda: DBNClassifier(**cfg["dbn"], **common).fit(Xtr, ytr))
@@ -87,23 +97,47 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     dbn = DBN(**gen_cfg, random_state=random_state, n_jobs=n_jobs).fit(Xtr)
     sizes = "-".join(str(v) for v in (X.shape[1],) + tuple(gen_cfg["hidden_layer_sizes"]))
     report.figure(
-        "Deep belief network", plotting.plot_samples(dbn.sample(36, n_steps=steps), title="DBN samples"), "dbn_samples.png",
+        "Deep belief network",
+        plotting.plot_samples(dbn.sample(36, n_steps=steps), title="DBN samples"),
+        "dbn_samples.png",
         f"Samples of a {sizes} DBN: {steps:,} steps of Gibbs sampling in its top RBM (trained with CD-10) from random states, then a down pass to the pixels.",
     )
-    report.figure("Deep belief network", plotting.plot_training_curves(clf, ["loss"], title="DBNClassifier fine-tuning"), "dbn_curves.png", "Cross-entropy of the training set during fine-tuning by backpropagation.")
+    report.figure(
+        "Deep belief network",
+        plotting.plot_training_curves(clf, ["loss"], title="DBNClassifier fine-tuning"),
+        "dbn_curves.png",
+        "Cross-entropy of the training set during fine-tuning by backpropagation.",
+    )
 
     log("[3/5] DeepAutoencoder 784-1000-500-250-30")
     ae, t_ae = _timed(lambda: DeepAutoencoder(**cfg["ae"], **common).fit(Xtr))
     pca = PCA(n_components=cfg["ae"]["n_components"], random_state=random_state).fit(Xtr)
     pca_rec = pca.inverse_transform(pca.transform(Xte))
     pca_err = float(np.mean(np.sum((Xte - pca_rec) ** 2, axis=1)))
-    rows.append(["DeepAutoencoder", t_ae, "test squared error per image", ae.reconstruction_error(Xte), f"PCA ({cfg['ae']['n_components']} components): {pca_err:.2f}"])
+    rows.append(
+        [
+            "DeepAutoencoder",
+            t_ae,
+            "test squared error per image",
+            ae.reconstruction_error(Xte),
+            f"PCA ({cfg['ae']['n_components']} components): {pca_err:.2f}",
+        ]
+    )
     report.figure(
-        "Deep autoencoder", plotting.plot_reconstructions(show, ae.reconstruct(show), pca.inverse_transform(pca.transform(show)), labels=["input", "autoencoder", "PCA"]),
-        "ae_reconstructions.png", "Test digits (top), their reconstructions through the 30-unit code of the deep autoencoder (middle) and by PCA with 30 components (bottom).",
+        "Deep autoencoder",
+        plotting.plot_reconstructions(
+            show, ae.reconstruct(show), pca.inverse_transform(pca.transform(show)), labels=["input", "autoencoder", "PCA"]
+        ),
+        "ae_reconstructions.png",
+        "Test digits (top), their reconstructions through the 30-unit code of the deep autoencoder (middle) and by PCA with 30 components (bottom).",
         wide=True,
     )
-    report.figure("Deep autoencoder", plotting.plot_training_curves(ae, ["loss"], title="Autoencoder fine-tuning"), "ae_curves.png", "Reconstruction cross-entropy of the training set during fine-tuning.")
+    report.figure(
+        "Deep autoencoder",
+        plotting.plot_training_curves(ae, ["loss"], title="Autoencoder fine-tuning"),
+        "ae_curves.png",
+        "Reconstruction cross-entropy of the training set during fine-tuning.",
+    )
 
     log("[4/5] VAE 784-400-20 (and a 2-D one for the latent map)")
     vae, t_vae = _timed(lambda: VAE(**cfg["vae"], **common).fit(Xtr))
@@ -111,11 +145,38 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     iwae = float(np.mean(vae.log_likelihood(Xte, n_importance=cfg["n_importance"])))
     rows.append(["VAE", t_vae, "test ELBO, nats", elbo, f"importance-sampled log-likelihood (K={cfg['n_importance']}): {iwae:.2f}"])
     vae2, _ = _timed(lambda: VAE(**cfg["vae2d"], **common).fit(Xtr))
-    report.figure("Variational autoencoder", plotting.plot_samples(vae.sample(36), title="VAE samples"), "vae_samples.png", "VAE samples: z ~ N(0, I) through the decoder (pixel probabilities).")
-    report.figure("Variational autoencoder", plotting.plot_reconstructions(show, vae.reconstruct(show), labels=["input", "VAE"]), "vae_reconstructions.png", "Test digits and their VAE reconstructions decode(E[z | x]).", wide=True)
-    report.figure("Variational autoencoder", plotting.plot_latent_map(vae2.transform(Xte), yte, title="2-D VAE: test digits"), "vae_latent_map.png", "Posterior means of the test digits under a VAE with a 2-D latent space, coloured by class.")
-    report.figure("Variational autoencoder", plotting.plot_manifold(vae2, n=15), "vae_manifold.png", "The decoded manifold of the 2-D VAE: a 15 x 15 grid of latent points in [-2.5, 2.5]^2.")
-    report.figure("Variational autoencoder", plotting.plot_training_curves(vae, ["elbo", "reconstruction", "kl"], title="VAE training"), "vae_curves.png", "Per-epoch ELBO, reconstruction term and KL term of the 20-D VAE on the training set.", wide=True)
+    report.figure(
+        "Variational autoencoder",
+        plotting.plot_samples(vae.sample(36), title="VAE samples"),
+        "vae_samples.png",
+        "VAE samples: z ~ N(0, I) through the decoder (pixel probabilities).",
+    )
+    report.figure(
+        "Variational autoencoder",
+        plotting.plot_reconstructions(show, vae.reconstruct(show), labels=["input", "VAE"]),
+        "vae_reconstructions.png",
+        "Test digits and their VAE reconstructions decode(E[z | x]).",
+        wide=True,
+    )
+    report.figure(
+        "Variational autoencoder",
+        plotting.plot_latent_map(vae2.transform(Xte), yte, title="2-D VAE: test digits"),
+        "vae_latent_map.png",
+        "Posterior means of the test digits under a VAE with a 2-D latent space, coloured by class.",
+    )
+    report.figure(
+        "Variational autoencoder",
+        plotting.plot_manifold(vae2, n=15),
+        "vae_manifold.png",
+        "The decoded manifold of the 2-D VAE: a 15 x 15 grid of latent points in [-2.5, 2.5]^2.",
+    )
+    report.figure(
+        "Variational autoencoder",
+        plotting.plot_training_curves(vae, ["elbo", "reconstruction", "kl"], title="VAE training"),
+        "vae_curves.png",
+        "Per-epoch ELBO, reconstruction term and KL term of the 20-D VAE on the training set.",
+        wide=True,
+    )
 
     log("[5/5] CVAE with learned class prior means")
     cvae, t_cvae = _timed(lambda: CVAE(**cfg["cvae"], **common).fit(Xtr, ytr))
@@ -124,7 +185,12 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     samples = cvae.sample(len(labels), y=labels)
     recognised = float(np.mean(lr.predict(samples) == labels))
     rows.append(["CVAE", t_cvae, "samples recognised as their class", recognised, f"test ELBO: {cvae.score(Xte, yte):.2f}"])
-    report.figure("Conditional VAE", plotting.plot_class_samples(cvae, 10), "cvae_samples.png", "CVAE samples, one row per class: z ~ N(mu_y, I) around each class's learned prior mean, decoded.")
+    report.figure(
+        "Conditional VAE",
+        plotting.plot_class_samples(cvae, 10),
+        "cvae_samples.png",
+        "CVAE samples, one row per class: z ~ N(mu_y, I) around each class's learned prior mean, decoded.",
+    )
 
     n_threads = n_jobs or __import__("os").cpu_count()
     report.subtitle = (

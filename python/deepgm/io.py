@@ -160,10 +160,14 @@ def save(estimator, path) -> Path:
     writer = _Writer()
     desc = writer.encode_estimator(estimator, "")
     metadata = {
-        _META_KEY: json.dumps({
-            "format_version": FORMAT_VERSION, "library_version": __version__, "estimator": desc,
-            "sha256": _digest(desc, writer.tensors),
-        }),
+        _META_KEY: json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "library_version": __version__,
+                "estimator": desc,
+                "sha256": _digest(desc, writer.tensors),
+            }
+        ),
     }
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")

@@ -121,8 +121,7 @@ def plot_filters(model, n_filters=100, *, image_shape=None, title="RBM filters",
     weights = np.asarray(model)
     if weights.ndim != 2 or weights.dtype.kind not in "fiu":
         raise ValueError(
-            "model must be a fitted RBM or a 2-D numeric weight matrix (n_filters, n_features); "
-            f"got an array of shape {weights.shape}"
+            f"model must be a fitted RBM or a 2-D numeric weight matrix (n_filters, n_features); got an array of shape {weights.shape}"
         )
     weights = weights[:n_filters]
     return image_grid(weights, image_shape=image_shape, title=title, normalize="each", **kwargs)

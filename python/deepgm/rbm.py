@@ -486,8 +486,15 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         self._check_fitted()
         V = self._model_space(self._check_X(v, name="v"))
         sample, _ = _core.rbm_gibbs(
-            V, self.components_, self.intercept_visible_, self.intercept_hidden_,
-            n_steps=1, visible=self.visible, hidden=self.hidden, seed=self._next_seed(), n_jobs=self._n_jobs(),
+            V,
+            self.components_,
+            self.intercept_visible_,
+            self.intercept_hidden_,
+            n_steps=1,
+            visible=self.visible,
+            hidden=self.hidden,
+            seed=self._next_seed(),
+            n_jobs=self._n_jobs(),
         )
         return as_output(self._data_space(sample), v)
 
@@ -538,8 +545,15 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         if n_steps == 0:
             return V
         sample, mean = _core.rbm_gibbs(
-            np.ascontiguousarray(V, dtype=dtype), self.components_, self.intercept_visible_, self.intercept_hidden_,
-            n_steps=n_steps, visible=self.visible, hidden=self.hidden, seed=seed, n_jobs=self._n_jobs(),
+            np.ascontiguousarray(V, dtype=dtype),
+            self.components_,
+            self.intercept_visible_,
+            self.intercept_hidden_,
+            n_steps=n_steps,
+            visible=self.visible,
+            hidden=self.hidden,
+            seed=seed,
+            n_jobs=self._n_jobs(),
         )
         return mean if return_means else sample
 
@@ -554,8 +568,13 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         self._check_fitted()
         V = self._model_space(self._check_X(X))
         return _core.rbm_free_energy(
-            V, self.components_, self.intercept_visible_, self.intercept_hidden_,
-            visible=self.visible, hidden=self.hidden, n_jobs=self._n_jobs(),
+            V,
+            self.components_,
+            self.intercept_visible_,
+            self.intercept_hidden_,
+            visible=self.visible,
+            hidden=self.hidden,
+            n_jobs=self._n_jobs(),
         )
 
     def score_samples(self, X):
@@ -625,8 +644,12 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         dtype = self._dtype()
         if method == "exact":
             log_z = _core.rbm_log_partition_exact(
-                self.components_, self.intercept_visible_, self.intercept_hidden_,
-                visible=self.visible, max_units=check_positive_int(max_units, "max_units"), n_jobs=self._n_jobs(),
+                self.components_,
+                self.intercept_visible_,
+                self.intercept_hidden_,
+                visible=self.visible,
+                max_units=check_positive_int(max_units, "max_units"),
+                n_jobs=self._n_jobs(),
             )
             return LogPartition(log_z, 0.0, log_z, log_z, "exact")
         n_chains = check_positive_int(n_chains, "n_chains")
@@ -635,7 +658,11 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         else:
             betas = _float_array(betas, "betas")
             if (
-                betas.ndim != 1 or betas.size < 2 or not np.all(np.isfinite(betas)) or betas[0] != 0 or betas[-1] != 1
+                betas.ndim != 1
+                or betas.size < 2
+                or not np.all(np.isfinite(betas))
+                or betas[0] != 0
+                or betas[-1] != 1
                 or np.any(np.diff(betas) < 0)
             ):
                 raise ValueError(
@@ -659,8 +686,15 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             base_bias = np.asarray(means, dtype=dtype)
         seed = seed_from(self.random_state if random_state is None else random_state)
         log_w, log_z_base = _core.rbm_ais(
-            self.components_, self.intercept_visible_, self.intercept_hidden_, base_bias, betas,
-            visible=self.visible, n_chains=n_chains, seed=seed, n_jobs=self._n_jobs(),
+            self.components_,
+            self.intercept_visible_,
+            self.intercept_hidden_,
+            base_bias,
+            betas,
+            visible=self.visible,
+            n_chains=n_chains,
+            seed=seed,
+            n_jobs=self._n_jobs(),
         )
         return _summarise_ais(log_w, log_z_base)
 
@@ -755,4 +789,3 @@ def _column_moments(X, chunk_rows: int | None = None):
         block *= block
         sq += block.sum(axis=0)
     return mean, sq / n
-

@@ -84,7 +84,7 @@ class Report:
                 parts.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>")
             parts.append("</tbody></table>")
         for title, items in self.sections:
-            parts.append(f"<h2>{html.escape(title)}</h2><div class=\"grid\">")
+            parts.append(f'<h2>{html.escape(title)}</h2><div class="grid">')
             for name, caption, wide in items:
                 src = html.escape(os.path.basename(name))
                 css = ' class="wide"' if wide else ""

@@ -287,11 +287,23 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
                     for rows in batches:
                         interruption_point()
                         _core.rs_cd_step(
-                            indptr, indices, data,
-                            self.components_, self.intercept_visible_, self.intercept_hidden_,
-                            self.components_velocity_, self.intercept_visible_velocity_, self.intercept_hidden_velocity_,
-                            rows=rows, k=self.k, learning_rate=float(self.learning_rate), momentum=momentum,
-                            weight_decay=float(self.weight_decay), seed=self._fit_seed, step=self.n_batch_iter_, n_jobs=n_jobs,
+                            indptr,
+                            indices,
+                            data,
+                            self.components_,
+                            self.intercept_visible_,
+                            self.intercept_hidden_,
+                            self.components_velocity_,
+                            self.intercept_visible_velocity_,
+                            self.intercept_hidden_velocity_,
+                            rows=rows,
+                            k=self.k,
+                            learning_rate=float(self.learning_rate),
+                            momentum=momentum,
+                            weight_decay=float(self.weight_decay),
+                            seed=self._fit_seed,
+                            step=self.n_batch_iter_,
+                            n_jobs=n_jobs,
                         )
                         self.n_batch_iter_ += 1
                         bar.update()
@@ -369,8 +381,12 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         missing = sorted({int(d) for d in lengths if key(int(d)) not in cache})
         if method == "exact" and missing:
             log_z = _core.rs_log_partition_exact(
-                self.components_, self.intercept_visible_, self.intercept_hidden_, np.asarray(missing, dtype=np.int64),
-                max_units=max_units, n_jobs=self._n_jobs(),
+                self.components_,
+                self.intercept_visible_,
+                self.intercept_hidden_,
+                np.asarray(missing, dtype=np.int64),
+                max_units=max_units,
+                n_jobs=self._n_jobs(),
             )
             for d, value in zip(missing, log_z):
                 cache[key(d)] = (float(value), 0.0, float(value), float(value), "exact")
@@ -379,8 +395,14 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
             # depend on the call order or on the other lengths asked for.
             seed = int(np.random.SeedSequence([self._fit_seed % 2**63, 0xA15]).generate_state(1, np.uint64)[0])
             log_w = _core.rs_ais(
-                self.components_, self.intercept_visible_, self.intercept_hidden_, np.asarray(missing, dtype=np.int64),
-                steps_per_word=n_steps, n_chains=n_chains, seed=seed, n_jobs=self._n_jobs(),
+                self.components_,
+                self.intercept_visible_,
+                self.intercept_hidden_,
+                np.asarray(missing, dtype=np.int64),
+                steps_per_word=n_steps,
+                n_chains=n_chains,
+                seed=seed,
+                n_jobs=self._n_jobs(),
             )
             log_z_uniform = self.n_components * math.log(2.0)  # Z_0: every hidden state has weight 1
             for d, w in zip(missing, log_w):
@@ -432,8 +454,14 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         doc_length = check_positive_int(doc_length, "doc_length", minimum=0)
         n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
         counts = _core.rs_sample(
-            self.components_, self.intercept_visible_, self.intercept_hidden_,
-            n_samples=n_samples, doc_length=doc_length, n_steps=n_steps, seed=self._next_seed(), n_jobs=self._n_jobs(),
+            self.components_,
+            self.intercept_visible_,
+            self.intercept_hidden_,
+            n_samples=n_samples,
+            doc_length=doc_length,
+            n_steps=n_steps,
+            seed=self._next_seed(),
+            n_jobs=self._n_jobs(),
         )
         return counts.astype(np.int64)
 

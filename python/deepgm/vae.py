@@ -202,8 +202,13 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         decoder (by fit and the likelihood methods: elbo, score, log_likelihood; the encoder itself
         is defined for any real input, so encode and transform accept any finite values)."""
         return self._validate_X(
-            X, reset=reset, bernoulli=unit_range and self.likelihood == "bernoulli", name=name, stream=stream,
-            unit_what="likelihood='bernoulli'", unit_hint="likelihood='gaussian'",
+            X,
+            reset=reset,
+            bernoulli=unit_range and self.likelihood == "bernoulli",
+            name=name,
+            stream=stream,
+            unit_what="likelihood='bernoulli'",
+            unit_hint="likelihood='gaussian'",
         )
 
     # -- the network --------------------------------------------------------------------------------
@@ -276,8 +281,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     def _net(self):
         acts = self._activations()
         return (
-            self.encoder_coefs_, self.encoder_intercepts_, acts,
-            self.decoder_coefs_, self.decoder_intercepts_, acts,
+            self.encoder_coefs_,
+            self.encoder_intercepts_,
+            acts,
+            self.decoder_coefs_,
+            self.decoder_intercepts_,
+            acts,
             self._class_means_param(),
         )
 
@@ -367,15 +376,29 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
                             data, data_rows = minibatch(X, rows, dtype)
                             labels = codes if (codes is None or data_rows is not None) else codes[rows]
                             _, recon, kl = _core.vae_train_step(
-                                data, *net, self._adam, rows=data_rows, y=labels, optimizer="adam",
-                                learning_rate=float(self.learning_rate), beta1=float(self.beta_1), beta2=float(self.beta_2),
-                                epsilon=float(self.epsilon), t=self._adam_t, weight_decay=float(self.weight_decay),
-                                seed=self._fit_seed, step=self._steps, **kwargs,
+                                data,
+                                *net,
+                                self._adam,
+                                rows=data_rows,
+                                y=labels,
+                                optimizer="adam",
+                                learning_rate=float(self.learning_rate),
+                                beta1=float(self.beta_1),
+                                beta2=float(self.beta_2),
+                                epsilon=float(self.epsilon),
+                                t=self._adam_t,
+                                weight_decay=float(self.weight_decay),
+                                seed=self._fit_seed,
+                                step=self._steps,
+                                **kwargs,
                             )
                         else:
                             recon, kl = self._kl_weighted_step(
-                                _dense_rows(X, rows, dtype), None if codes is None else codes[rows], weight,
-                                seed=self._fit_seed, step=self._steps,
+                                _dense_rows(X, rows, dtype),
+                                None if codes is None else codes[rows],
+                                weight,
+                                seed=self._fit_seed,
+                                step=self._steps,
                             )
                         loss = recon + weight * kl
                         if self._steps == 0:
@@ -420,8 +443,17 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             # As the fused step: weight decay on the layers' weights, not on biases or class means.
             decay = float(self.weight_decay) if i < 2 * n_weights and i % 2 == 0 else 0.0
             _core.optimizer_step(
-                param, grad, self._adam[i], optimizer="adam", learning_rate=float(self.learning_rate), beta1=float(self.beta_1),
-                beta2=float(self.beta_2), epsilon=float(self.epsilon), t=self._adam_t, weight_decay=decay, n_jobs=self._n_jobs(),
+                param,
+                grad,
+                self._adam[i],
+                optimizer="adam",
+                learning_rate=float(self.learning_rate),
+                beta1=float(self.beta_1),
+                beta2=float(self.beta_2),
+                epsilon=float(self.epsilon),
+                t=self._adam_t,
+                weight_decay=decay,
+                n_jobs=self._n_jobs(),
             )
         return recon, kl
 
@@ -744,10 +776,26 @@ class CVAE(VAE):
         verbose=0,
     ):
         super().__init__(
-            n_components, hidden_layer_sizes=hidden_layer_sizes, likelihood=likelihood, decoder_variance=decoder_variance,
-            activation=activation, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-            weight_decay=weight_decay, kl_weight=kl_weight, kl_warmup=kl_warmup, batch_size=batch_size, n_iter=n_iter, tol=tol,
-            n_iter_no_change=n_iter_no_change, random_state=random_state, dtype=dtype, n_jobs=n_jobs, verbose=verbose,
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            likelihood=likelihood,
+            decoder_variance=decoder_variance,
+            activation=activation,
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            weight_decay=weight_decay,
+            kl_weight=kl_weight,
+            kl_warmup=kl_warmup,
+            batch_size=batch_size,
+            n_iter=n_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            random_state=random_state,
+            dtype=dtype,
+            n_jobs=n_jobs,
+            verbose=verbose,
         )
         self.conditioning = conditioning
 
@@ -853,8 +901,7 @@ class CVAE(VAE):
                 given = np.unique(np.asarray(classes))
                 if not np.array_equal(given, self.classes_):
                     raise ValueError(
-                        f"classes={given.tolist()} differs from the classes of the first partial_fit call "
-                        f"({self.classes_.tolist()})"
+                        f"classes={given.tolist()} differs from the classes of the first partial_fit call ({self.classes_.tolist()})"
                     )
             codes = self._encode_labels(y, X.shape[0])
             if first:

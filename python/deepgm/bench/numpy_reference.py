@@ -69,7 +69,7 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator):
     """
     order = rng.permutation(n)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def glorot_layers(sizes: Sequence[int], rng: np.random.Generator, dtype=np.float32):
@@ -227,8 +227,8 @@ class Adam:
     def step(self, grads) -> None:
         """Updates the parameters; consumes (overwrites) ``grads``."""
         self.t += 1
-        step_size = self.learning_rate / (1 - self.beta1 ** self.t)
-        inv_c2 = 1 / (1 - self.beta2 ** self.t)
+        step_size = self.learning_rate / (1 - self.beta1**self.t)
+        inv_c2 = 1 / (1 - self.beta2**self.t)
         for p, m, v, g in zip(self.params, self.m, self.v, grads):
             m *= self.beta1
             m += (1 - self.beta1) * g
@@ -256,8 +256,19 @@ class NumpyRBM:
     their velocities. The persistent chain holds hidden states (batch_size, n_hidden), initially zeros.
     """
 
-    def __init__(self, n_visible=784, n_hidden=500, learning_rate=0.1, momentum=0.5, weight_decay=2e-4,
-                 batch_size=100, k=1, persistent=False, seed=0, dtype=np.float32):
+    def __init__(
+        self,
+        n_visible=784,
+        n_hidden=500,
+        learning_rate=0.1,
+        momentum=0.5,
+        weight_decay=2e-4,
+        batch_size=100,
+        k=1,
+        persistent=False,
+        seed=0,
+        dtype=np.float32,
+    ):
         self.rng = np.random.default_rng(seed)
         self.dtype = dtype
         self.learning_rate, self.momentum, self.weight_decay = learning_rate, momentum, weight_decay
@@ -337,8 +348,18 @@ class NumpyMLP:
     cross-entropy; targets are (n, n_out) rows (one-hot labels for a classifier).
     """
 
-    def __init__(self, sizes=DBN_CLASSIFIER_SIZES, activations=None, loss="softmax_cross_entropy",
-                 learning_rate=0.1, momentum=0.9, weight_decay=0.0, batch_size=100, seed=0, dtype=np.float32):
+    def __init__(
+        self,
+        sizes=DBN_CLASSIFIER_SIZES,
+        activations=None,
+        loss="softmax_cross_entropy",
+        learning_rate=0.1,
+        momentum=0.9,
+        weight_decay=0.0,
+        batch_size=100,
+        seed=0,
+        dtype=np.float32,
+    ):
         self.rng = np.random.default_rng(seed)
         self.sizes = tuple(sizes)
         n_layers = len(sizes) - 1
@@ -380,10 +401,12 @@ class NumpyAutoencoder(NumpyMLP):
     """Deep autoencoder fine-tuning: logits of the reconstruction trained by binary cross-entropy
     (sum over pixels, mean over the batch) with SGD + momentum."""
 
-    def __init__(self, sizes=AUTOENCODER_SIZES, learning_rate=0.01, momentum=0.9, weight_decay=0.0,
-                 batch_size=100, seed=0, dtype=np.float32):
-        super().__init__(sizes, autoencoder_activations(sizes), "binary_cross_entropy",
-                         learning_rate, momentum, weight_decay, batch_size, seed, dtype)
+    def __init__(
+        self, sizes=AUTOENCODER_SIZES, learning_rate=0.01, momentum=0.9, weight_decay=0.0, batch_size=100, seed=0, dtype=np.float32
+    ):
+        super().__init__(
+            sizes, autoencoder_activations(sizes), "binary_cross_entropy", learning_rate, momentum, weight_decay, batch_size, seed, dtype
+        )
 
     def fit_epoch(self, X: np.ndarray, Y: np.ndarray | None = None) -> float:
         """One epoch of reconstructing X (n, n_features) (values in [0, 1])."""
@@ -405,8 +428,21 @@ class NumpyVAE:
     m_y = 0 except with 'prior_mean' (a learned (n_classes, n_latent) table of prior means).
     """
 
-    def __init__(self, n_features=784, hidden=(400,), n_latent=20, n_classes=10, conditioning="none",
-                 learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, batch_size=128, seed=0, dtype=np.float32):
+    def __init__(
+        self,
+        n_features=784,
+        hidden=(400,),
+        n_latent=20,
+        n_classes=10,
+        conditioning="none",
+        learning_rate=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        epsilon=1e-8,
+        batch_size=128,
+        seed=0,
+        dtype=np.float32,
+    ):
         if conditioning not in ("none", "prior_mean", "concat"):
             raise ValueError(f"unknown conditioning {conditioning!r}")
         self.rng = np.random.default_rng(seed)
@@ -550,7 +586,7 @@ def exact_log_partition(W, b, c) -> float:
     """log Z of a small RBM by enumerating its 2^n_hidden hidden states (n_hidden <= 20), float64."""
     W, b, c = (np.asarray(a, dtype=np.float64) for a in (W, b, c))
     n_hidden = W.shape[0]
-    states = ((np.arange(2 ** n_hidden)[:, None] >> np.arange(n_hidden)) & 1).astype(np.float64)
+    states = ((np.arange(2**n_hidden)[:, None] >> np.arange(n_hidden)) & 1).astype(np.float64)
     log_p_h = states @ c + np.sum(softplus(states @ W + b), axis=1)
     return float(logsumexp(log_p_h))
 

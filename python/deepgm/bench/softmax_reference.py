@@ -23,8 +23,9 @@ class NumpyCollaborativeRBM:
     all-zero groups for unrated items; W (items * K, F). Momentum and weight decay move every item at
     every step (the dense algorithm)."""
 
-    def __init__(self, n_items, n_values, n_hidden=100, learning_rate=0.003, momentum=0.5, weight_decay=0.01,
-                 batch_size=20, seed=0, dtype=np.float32):
+    def __init__(
+        self, n_items, n_values, n_hidden=100, learning_rate=0.003, momentum=0.5, weight_decay=0.01, batch_size=20, seed=0, dtype=np.float32
+    ):
         self.rng = np.random.default_rng(seed)
         self.n_items, self.n_values, self.batch_size, self.dtype = n_items, n_values, batch_size, dtype
         self.lr, self.mu, self.wd = dtype(learning_rate), dtype(momentum), dtype(weight_decay)
@@ -69,15 +70,16 @@ class NumpyCollaborativeRBM:
         """R_codes: a CSR matrix whose stored entries are rating-value indices + 1."""
         order = self.rng.permutation(R_codes.shape[0])
         for start in range(0, order.size, self.batch_size):
-            dense = R_codes[order[start:start + self.batch_size]].toarray().astype(np.int64) - 1
+            dense = R_codes[order[start : start + self.batch_size]].toarray().astype(np.int64) - 1
             self.cd_step(dense)
 
 
 class NumpyReplicatedSoftmax:
     """CD-1 for Replicated Softmax on dense count minibatches X (B, V); W (F, V)."""
 
-    def __init__(self, n_words, n_hidden=50, learning_rate=0.005, momentum=0.5, weight_decay=0.01, batch_size=128,
-                 seed=0, dtype=np.float32):
+    def __init__(
+        self, n_words, n_hidden=50, learning_rate=0.005, momentum=0.5, weight_decay=0.01, batch_size=128, seed=0, dtype=np.float32
+    ):
         self.rng = np.random.default_rng(seed)
         self.batch_size, self.dtype = batch_size, dtype
         self.lr, self.mu, self.wd = dtype(learning_rate), dtype(momentum), dtype(weight_decay)
@@ -112,4 +114,4 @@ class NumpyReplicatedSoftmax:
     def fit_epoch(self, C):
         order = self.rng.permutation(C.shape[0])
         for start in range(0, order.size, self.batch_size):
-            self.cd_step(C[order[start:start + self.batch_size]].toarray().astype(self.dtype))
+            self.cd_step(C[order[start : start + self.batch_size]].toarray().astype(self.dtype))

@@ -276,8 +276,17 @@ def dbn_finetune_row(X, y, cfg, log, has_torch):
         tm = ref_torch.TorchMLP(sizes, n_threads=cfg.threads)
         Xt, yt = ref_torch.as_tensor(X), ref_torch.as_tensor(y.astype(np.int64))
         impls["torch"] = lambda: tm.fit_epoch(Xt, yt)
-    sk = MLPClassifier(sizes[1:-1], activation="logistic", solver="sgd", learning_rate_init=0.1, momentum=0.9,
-                       nesterovs_momentum=False, alpha=0.0, batch_size=100, random_state=0)
+    sk = MLPClassifier(
+        sizes[1:-1],
+        activation="logistic",
+        solver="sgd",
+        learning_rate_init=0.1,
+        momentum=0.9,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        batch_size=100,
+        random_state=0,
+    )
     sk.partial_fit(X[:200], y[:200], classes=np.arange(10))
     impls["scikit-learn"] = lambda: sk.partial_fit(X, y)
     row.note = "scikit-learn: MLPClassifier.partial_fit (one SGD epoch, float32 input)"
@@ -287,8 +296,9 @@ def dbn_finetune_row(X, y, cfg, log, has_torch):
 def autoencoder_row(X, cfg, log, has_torch):
     sizes = ref_np.AUTOENCODER_SIZES
     row = Row("Deep autoencoder fine-tuning epoch 784-1000-500-250-30, SGD, batch 100", mlp_gflop(X.shape[0], sizes))
-    ae = DeepAutoencoder(sizes[1:4], sizes[4], pretrain=False, finetune_iter=1, optimizer="sgd", learning_rate=0.01,
-                         momentum=0.9, random_state=0).fit(X[:200])
+    ae = DeepAutoencoder(
+        sizes[1:4], sizes[4], pretrain=False, finetune_iter=1, optimizer="sgd", learning_rate=0.01, momentum=0.9, random_state=0
+    ).fit(X[:200])
     tuner = ae._tuner()
     impls = {"deepgm": lambda: tuner.run(X, X, n_epochs=1, seed=0)}
     nae = ref_np.NumpyAutoencoder(sizes)
@@ -303,7 +313,7 @@ def autoencoder_row(X, cfg, log, has_torch):
 def vae_row(X, y, cfg, log, has_torch, conditioning="none"):
     label = {"none": "VAE", "prior_mean": "CVAE (class prior means)", "concat": "CVAE (concatenated labels)"}[conditioning]
     extra = 10 if conditioning == "concat" else 0
-    sizes = (X.shape[1] + extra, 400, 40) , (20 + extra, 400, X.shape[1])
+    sizes = (X.shape[1] + extra, 400, 40), (20 + extra, 400, X.shape[1])
     gflop = mlp_gflop(X.shape[0], sizes[0]) + mlp_gflop(X.shape[0], sizes[1])
     row = Row(f"{label} epoch 784-400-20, Adam, batch 128", gflop)
     if conditioning == "none":
@@ -545,8 +555,12 @@ def plot_scaling(data: dict[str, dict], path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    titles = {"batch_size": "RBM CD-1 epoch vs batch size", "hidden_width": "RBM CD-1 epoch vs hidden units",
-              "dataset_size": "RBM CD-1 epoch vs data set size", "threads": "Epoch time vs threads"}
+    titles = {
+        "batch_size": "RBM CD-1 epoch vs batch size",
+        "hidden_width": "RBM CD-1 epoch vs hidden units",
+        "dataset_size": "RBM CD-1 epoch vs data set size",
+        "threads": "Epoch time vs threads",
+    }
     xlabels = {"batch_size": "batch size", "hidden_width": "hidden units", "dataset_size": "images", "threads": "threads"}
     fig, axes = plt.subplots(1, len(data), figsize=(4.2 * len(data), 3.6), squeeze=False)
     for ax, (key, series) in zip(axes[0], data.items()):
@@ -601,7 +615,11 @@ def markdown(rows: list[Row], peak: dict[str, float], info: dict, scaling_data: 
                 continue
             share = 100 * row.gflops(impl) / best_peak
             # Sparse models (softmax units) reach a few percent of the dense peak: keep two digits.
-            cells.append(f"{r.median_s:.3f} s, {row.ratio(impl):.2f}x, {share:.0f}%" if share >= 10 else f"{r.median_s:.3f} s, {row.ratio(impl):.2f}x, {share:.2g}%")
+            cells.append(
+                f"{r.median_s:.3f} s, {row.ratio(impl):.2f}x, {share:.0f}%"
+                if share >= 10
+                else f"{r.median_s:.3f} s, {row.ratio(impl):.2f}x, {share:.2g}%"
+            )
         star = " *" if row.disturbed() else ""
         lines.append(f"| {row.name}{star} | " + " | ".join(cells) + " |")
     lines += ["", "Medians over repeats; * = another process used > 10% of the CPUs while the row was timed."]

@@ -67,7 +67,7 @@ def _minibatches(n: int, batch_size: int, generator):
     """Index tensors of one epoch's minibatches from a random permutation (the last may be short)."""
     order = _torch().randperm(n, generator=generator)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def _activation_module(name: str):
@@ -116,8 +116,19 @@ class TorchRBM:
     is (batch_size, n_hidden) hidden states, initially zeros.
     """
 
-    def __init__(self, n_visible=784, n_hidden=500, learning_rate=0.1, momentum=0.5, weight_decay=2e-4,
-                 batch_size=100, k=1, persistent=False, seed=0, n_threads=None):
+    def __init__(
+        self,
+        n_visible=784,
+        n_hidden=500,
+        learning_rate=0.1,
+        momentum=0.5,
+        weight_decay=2e-4,
+        batch_size=100,
+        k=1,
+        persistent=False,
+        seed=0,
+        n_threads=None,
+    ):
         torch = _torch()
         set_threads(n_threads)
         self.generator = torch.Generator().manual_seed(seed)
@@ -186,9 +197,19 @@ class TorchMLP:
     """A dense chain trained with torch.optim.SGD (momentum). Default: sigmoid classifier trained by
     softmax cross-entropy on class indices (F.cross_entropy)."""
 
-    def __init__(self, sizes=DBN_CLASSIFIER_SIZES, activations=None, loss="softmax_cross_entropy",
-                 learning_rate=0.1, momentum=0.9, weight_decay=0.0, batch_size=100, seed=0, n_threads=None,
-                 dtype=None):
+    def __init__(
+        self,
+        sizes=DBN_CLASSIFIER_SIZES,
+        activations=None,
+        loss="softmax_cross_entropy",
+        learning_rate=0.1,
+        momentum=0.9,
+        weight_decay=0.0,
+        batch_size=100,
+        seed=0,
+        n_threads=None,
+        dtype=None,
+    ):
         torch = _torch()
         set_threads(n_threads)
         torch.manual_seed(seed)
@@ -203,7 +224,9 @@ class TorchMLP:
         biases = [layer.bias for layer in linear_layers(self.model)]
         self.optimizer = torch.optim.SGD(
             [{"params": weights, "weight_decay": weight_decay}, {"params": biases, "weight_decay": 0.0}],
-            lr=learning_rate, momentum=momentum)
+            lr=learning_rate,
+            momentum=momentum,
+        )
 
     def loss(self, x, y):
         """Mean loss of the batch: y holds class indices (B,) for softmax cross-entropy, targets
@@ -242,10 +265,29 @@ def autoencoder_activations(sizes: Sequence[int]) -> list:
 class TorchAutoencoder(TorchMLP):
     """Deep autoencoder fine-tuning: BCE with logits (sum over pixels, mean over batch), SGD momentum."""
 
-    def __init__(self, sizes=AUTOENCODER_SIZES, learning_rate=0.01, momentum=0.9, weight_decay=0.0,
-                 batch_size=100, seed=0, n_threads=None, dtype=None):
-        super().__init__(sizes, autoencoder_activations(sizes), "binary_cross_entropy", learning_rate, momentum,
-                         weight_decay, batch_size, seed, n_threads, dtype)
+    def __init__(
+        self,
+        sizes=AUTOENCODER_SIZES,
+        learning_rate=0.01,
+        momentum=0.9,
+        weight_decay=0.0,
+        batch_size=100,
+        seed=0,
+        n_threads=None,
+        dtype=None,
+    ):
+        super().__init__(
+            sizes,
+            autoencoder_activations(sizes),
+            "binary_cross_entropy",
+            learning_rate,
+            momentum,
+            weight_decay,
+            batch_size,
+            seed,
+            n_threads,
+            dtype,
+        )
 
     def fit_epoch(self, X, Y=None) -> float:
         """One epoch of reconstructing X (n, n_features)."""
@@ -261,9 +303,22 @@ class TorchVAE:
     """VAE ('none') or CVAE ('prior_mean', 'concat'): ReLU MLP encoder to [mu | log_var], ReLU MLP
     decoder to logits, Bernoulli likelihood, Adam on every parameter."""
 
-    def __init__(self, n_features=784, hidden=(400,), n_latent=20, n_classes=10, conditioning="none",
-                 learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, batch_size=128, seed=0, n_threads=None,
-                 dtype=None):
+    def __init__(
+        self,
+        n_features=784,
+        hidden=(400,),
+        n_latent=20,
+        n_classes=10,
+        conditioning="none",
+        learning_rate=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        epsilon=1e-8,
+        batch_size=128,
+        seed=0,
+        n_threads=None,
+        dtype=None,
+    ):
         torch = _torch()
         if conditioning not in ("none", "prior_mean", "concat"):
             raise ValueError(f"unknown conditioning {conditioning!r}")
@@ -291,7 +346,7 @@ class TorchVAE:
         F = torch.nn.functional
         onehot = F.one_hot(labels, self.n_classes).to(x.dtype) if self.conditioning == "concat" else None
         h = self.encoder(torch.cat([x, onehot], dim=1) if onehot is not None else x)
-        mu, log_var = h[:, :self.n_latent], h[:, self.n_latent:].clamp(LOG_VAR_MIN, LOG_VAR_MAX)
+        mu, log_var = h[:, : self.n_latent], h[:, self.n_latent :].clamp(LOG_VAR_MIN, LOG_VAR_MAX)
         if eps is None:
             eps = torch.randn(mu.shape, generator=self.generator, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * log_var) * eps
@@ -388,8 +443,7 @@ def check_against_numpy(verbose=True) -> list:
 
     # (d) VAE, (e) CVAEs
     for conditioning in ("none", "prior_mean", "concat"):
-        ref = rn.NumpyVAE(n_features=10, hidden=(8, 6), n_latent=3, n_classes=4, conditioning=conditioning,
-                          seed=3, dtype=np.float64)
+        ref = rn.NumpyVAE(n_features=10, hidden=(8, 6), n_latent=3, n_classes=4, conditioning=conditioning, seed=3, dtype=np.float64)
         for p in ref.parameters():
             p[...] = 0.5 * rng.standard_normal(p.shape)
         vae = TorchVAE(n_features=10, hidden=(8, 6), n_latent=3, n_classes=4, conditioning=conditioning, dtype=f64)

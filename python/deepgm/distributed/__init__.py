@@ -26,9 +26,7 @@ try:
     import dask.array  # noqa: F401
     import distributed
 except ImportError as err:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        'deepgm.distributed needs Dask: pip install "deepgm[dask]" (dask[array] and distributed)'
-    ) from err
+    raise ImportError('deepgm.distributed needs Dask: pip install "deepgm[dask]" (dask[array] and distributed)') from err
 
 from .._base import check_positive_int, check_random_state, seed_from
 from ._estimators import fitter_for, register
@@ -95,8 +93,14 @@ def fit_distributed(estimator, X, y=None, *, client=None, n_rounds=None, local_s
     # The given client, not the default one, computes what dask computes here (chunk sizes, waits).
     with client.as_current():
         run = Run(
-            client, X, y if fitter.targets is not None else None, n_rounds=n_rounds, local_steps=local_steps, seed=seed,
-            verbose=getattr(estimator, "verbose", 0), classification=fitter.targets == "classes",
+            client,
+            X,
+            y if fitter.targets is not None else None,
+            n_rounds=n_rounds,
+            local_steps=local_steps,
+            seed=seed,
+            verbose=getattr(estimator, "verbose", 0),
+            classification=fitter.targets == "classes",
         )
         try:
             fitter.fit(estimator, run)

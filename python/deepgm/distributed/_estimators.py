@@ -21,12 +21,12 @@ import numpy as np
 from .._base import BINARY_FRACTION, binary_fraction, check_hidden_layer_sizes, check_unit_interval, seed_from
 from .._mlp import init_layer, reset_finetune_state
 from .._schedule import FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs
+from .._streams import Purpose, generator
 from ..autoencoder import DeepAutoencoder
 from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history, check_layer_params, pretraining_settings, stack_params
 from ..rbm import RBM
 from ..vae import CVAE, VAE
 from ._phases import FineTunePhase, RBMPhase, VAEPhase
-from .._streams import Purpose, generator
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,12 @@ def fit_dbn(dbn, run):
         dbn._fit_seed = seed_from(dbn.random_state)
         dbn._sample_calls = 0
         stack = stack_params(
-            sizes, seed=dbn._fit_seed, layer_params=layer_params, common=_with_batch_size(dbn._rbm_common(), run),
-            first_visible=visible, verbose=dbn.verbose,
+            sizes,
+            seed=dbn._fit_seed,
+            layer_params=layer_params,
+            common=_with_batch_size(dbn._rbm_common(), run),
+            first_visible=visible,
+            verbose=dbn.verbose,
         )
         run.start_progress(_stack_rounds(stack, run))
         rbms = []
@@ -228,12 +232,21 @@ def _fit_classifier_stack(est, run, targets):
         n_outputs = _set_targets(est, run, targets)
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
-            run, est, commit, sample,
-            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes), first_visible=est.visible_, last_hidden="bernoulli",
+            run,
+            est,
+            commit,
+            sample,
+            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes),
+            first_visible=est.visible_,
+            last_hidden="bernoulli",
             unroll=lambda rbms: _unroll_classifier_stack(est, rbms, n_outputs),
-            initialise=lambda: est._initialise(sample, n_outputs), pretrain=est.pretrain,
+            initialise=lambda: est._initialise(sample, n_outputs),
+            pretrain=est.pretrain,
             phase=lambda: FineTunePhase(
-                est, activations=est._hidden_activations(), loss=est._loss, targets=targets,
+                est,
+                activations=est._hidden_activations(),
+                loss=est._loss,
+                targets=targets,
                 unit_check=("Bernoulli visible units", "visible='gaussian'") if est.visible_ == "bernoulli" else None,
             ),
         )
@@ -248,8 +261,12 @@ def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible
     batch_size = auto_batch_size(est.batch_size, run.n_rows)
     if pretrain:
         stack = stack_params(
-            sizes, seed=est._fit_seed, layer_params=check_layer_params(est.layer_params, len(sizes)),
-            common=_with_batch_size(pretraining_settings(est), run), first_visible=first_visible, last_hidden=last_hidden,
+            sizes,
+            seed=est._fit_seed,
+            layer_params=check_layer_params(est.layer_params, len(sizes)),
+            common=_with_batch_size(pretraining_settings(est), run),
+            first_visible=first_visible,
+            last_hidden=last_hidden,
             verbose=est.verbose,
         )
     # fit_distributed trains a fixed number of rounds: an "auto" fine-tuning length is its ceiling
@@ -314,12 +331,21 @@ def fit_autoencoder(est, run):
         est.pretrained_ = est._pretrains()
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
-            run, est, commit, sample,
-            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes) + (est.n_components,), first_visible=visible,
-            last_hidden="gaussian", unroll=lambda rbms: _unroll_autoencoder(est, rbms, visible),
-            initialise=lambda: est._unroll(sample, visible, est._dtype()), pretrain=est.pretrained_,
+            run,
+            est,
+            commit,
+            sample,
+            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes) + (est.n_components,),
+            first_visible=visible,
+            last_hidden="gaussian",
+            unroll=lambda rbms: _unroll_autoencoder(est, rbms, visible),
+            initialise=lambda: est._unroll(sample, visible, est._dtype()),
+            pretrain=est.pretrained_,
             phase=lambda: FineTunePhase(
-                est, activations=est._activations(), loss=est._kernel_loss(), targets="inputs",
+                est,
+                activations=est._activations(),
+                loss=est._kernel_loss(),
+                targets="inputs",
                 unit_check=("loss='cross_entropy'", "loss='squared_error'") if visible == "bernoulli" else None,
             ),
         )

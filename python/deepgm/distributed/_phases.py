@@ -315,10 +315,21 @@ class VAEPhase(Phase):
         labels = targets if (targets is None or x_rows is not None) else targets[rows]
         est._adam_t += 1
         loss, recon, kl = _core.vae_train_step(
-            x, *est._net(), est._adam, rows=x_rows, y=labels, optimizer="adam",
-            learning_rate=float(est.learning_rate), beta1=float(est.beta_1), beta2=float(est.beta_2),
-            epsilon=float(est.epsilon), t=est._adam_t, weight_decay=float(est.weight_decay),
-            seed=seed, step=step, **est._net_kwargs(),
+            x,
+            *est._net(),
+            est._adam,
+            rows=x_rows,
+            y=labels,
+            optimizer="adam",
+            learning_rate=float(est.learning_rate),
+            beta1=float(est.beta_1),
+            beta2=float(est.beta_2),
+            epsilon=float(est.epsilon),
+            t=est._adam_t,
+            weight_decay=float(est.weight_decay),
+            seed=seed,
+            step=step,
+            **est._net_kwargs(),
         )
         est._steps += 1
         n = len(rows)

@@ -159,8 +159,12 @@ class Run:
                     if monitor is not None:
                         metrics.update(monitor())
                     append_history(
-                        est, round=r + 1, epoch=rows_done / self.n_rows, **metrics,
-                        time=elapsed, compute_time=max(res["time"] for res in results),
+                        est,
+                        round=r + 1,
+                        epoch=rows_done / self.n_rows,
+                        **metrics,
+                        time=elapsed,
+                        compute_time=max(res["time"] for res in results),
                     )
                 if self.bar is not None:
                     self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
@@ -197,9 +201,15 @@ class Run:
             preferred = shard.home if shard.home in live else (live[shard.rank % len(live)] if live else None)
             futures.append(
                 self.client.submit(
-                    train_shard, phase_future, payload, inputs, task,
+                    train_shard,
+                    phase_future,
+                    payload,
+                    inputs,
+                    task,
                     key=f"deepgm-round-{self.token}-{phase_index}-{r}-{shard.rank}",
-                    workers=[preferred] if preferred else None, allow_other_workers=True, pure=False,
+                    workers=[preferred] if preferred else None,
+                    allow_other_workers=True,
+                    pure=False,
                 )
             )
         return futures, time.perf_counter()
@@ -227,8 +237,7 @@ class Run:
         cause = errors[0] if errors else None
         reason = f"{type(cause).__name__}: {cause}" if cause is not None else f"its tasks were {failed[0].status}"
         raise RuntimeError(
-            f"{phase.name}: round {r + 1} failed ({reason}); was a worker lost together with data that only it held? "
-            f"{self._kept(r)}"
+            f"{phase.name}: round {r + 1} failed ({reason}); was a worker lost together with data that only it held? {self._kept(r)}"
         ) from cause
 
     @staticmethod
