@@ -236,7 +236,9 @@ def dbn_pretrain_row(X, cfg, log, has_torch):
     n = X.shape[0]
     gflop = sum(rbm_gflop(n, a, b, 1) for a, b in zip(sizes[:-1], sizes[1:]))
     row = Row("DBN pretraining epoch 784-500-500-2000 (one epoch per layer)", gflop)
-    impls = {"deepgm": lambda: DBN(sizes[1:], n_iter=1, random_state=0).fit(X)}
+    # The settings of the NumPy reference: Bernoulli units, learning rate 0.1, minibatches of 100.
+    dbn = DBN(sizes[1:], visible="bernoulli", learning_rate=0.1, batch_size=100, n_iter=1, random_state=0)
+    impls = {"deepgm": lambda: dbn.fit(X)}
 
     def numpy_stack():
         data = X
@@ -265,7 +267,9 @@ def dbn_finetune_row(X, y, cfg, log, has_torch):
 
     sizes = (X.shape[1], 500, 500, 2000, 10)
     row = Row("DBN fine-tuning epoch 784-500-500-2000-10, SGD, batch 100", mlp_gflop(X.shape[0], sizes))
-    clf = DBNClassifier(sizes[1:-1], pretrain=False, finetune_iter=1, learning_rate=0.1, momentum=0.9, random_state=0).fit(X[:200], y[:200])
+    clf = DBNClassifier(
+        sizes[1:-1], pretrain=False, finetune_iter=1, optimizer="sgd", learning_rate=0.1, momentum=0.9, batch_size=100, random_state=0
+    ).fit(X[:200], y[:200])
     Y = np.zeros((len(y), 10), np.float32)
     Y[np.arange(len(y)), y] = 1
     tuner = FineTuner(clf, clf._hidden_activations(), clf._loss)
@@ -297,7 +301,15 @@ def autoencoder_row(X, cfg, log, has_torch):
     sizes = ref_np.AUTOENCODER_SIZES
     row = Row("Deep autoencoder fine-tuning epoch 784-1000-500-250-30, SGD, batch 100", mlp_gflop(X.shape[0], sizes))
     ae = DeepAutoencoder(
-        sizes[1:4], sizes[4], pretrain=False, finetune_iter=1, optimizer="sgd", learning_rate=0.01, momentum=0.9, random_state=0
+        sizes[1:4],
+        sizes[4],
+        pretrain=False,
+        finetune_iter=1,
+        optimizer="sgd",
+        learning_rate=0.01,
+        momentum=0.9,
+        batch_size=100,
+        random_state=0,
     ).fit(X[:200])
     tuner = ae._tuner()
     impls = {"deepgm": lambda: tuner.run(X, X, n_epochs=1, seed=0)}
