@@ -171,12 +171,17 @@ def check_n_jobs(n_jobs):
     return int(n_jobs)
 
 
-def _aligned(X):
-    """X itself if it is aligned (or not a NumPy array), else an aligned copy: an array rebuilt from
-    a pickle or a network message can start at any byte, and the kernels refuse misaligned arrays."""
-    if isinstance(X, np.ndarray) and not X.flags.aligned:
-        return np.array(X, copy=True)
-    return X
+def aligned(value):
+    """``value`` with every NumPy array in it aligned: an array (or a list, possibly nested, of
+    arrays) rebuilt from a pickle or a network message can start at any byte, and the kernels refuse
+    misaligned arrays. Misaligned arrays are copied; anything already aligned (or not an array) is
+    returned as the same object, with no copy."""
+    if isinstance(value, np.ndarray):
+        return value if value.flags.aligned else np.array(value, copy=True)
+    if isinstance(value, list):
+        items = [aligned(v) for v in value]
+        return value if all(new is old for new, old in zip(items, value)) else items
+    return value
 
 
 def _dask_worker_threads() -> int | None:
@@ -241,10 +246,7 @@ class DeepGMEstimator(BaseEstimator):
         # need aligned arrays, so such learned arrays are copied once here.
         super().__setstate__(state)
         for key, value in list(vars(self).items()):
-            if isinstance(value, np.ndarray):
-                setattr(self, key, _aligned(value))
-            elif isinstance(value, list) and any(isinstance(v, np.ndarray) for v in value):
-                setattr(self, key, [_aligned(v) if isinstance(v, np.ndarray) else v for v in value])
+            setattr(self, key, aligned(value))
 
     def __sklearn_is_fitted__(self):
         if self._fitted_attribute is None:
@@ -323,7 +325,7 @@ class DeepGMEstimator(BaseEstimator):
                 X = np.ascontiguousarray(X.toarray(), dtype=dtype)
             else:
                 X = check_array(X, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name)
-        X = _aligned(X)
+        X = aligned(X)
         if bernoulli:
             check_unit_interval(X, name, what=unit_what, hint=unit_hint)
         if not reset:
@@ -372,7 +374,7 @@ class DeepGMEstimator(BaseEstimator):
                 f"{name} must be a 2-D array of shape (n_samples, {n_columns}); got a {len(Z.shape)}-D array of shape {tuple(Z.shape)}"
             )
         with _named_errors(name):
-            Z = _aligned(check_array(Z, dtype=self._dtype(), order="C", estimator=self, input_name=name))
+            Z = aligned(check_array(Z, dtype=self._dtype(), order="C", estimator=self, input_name=name))
         if Z.shape[1] != n_columns:
             raise ValueError(f"{name} must have {n_columns} columns ({columns_name}); got {Z.shape[1]}")
         return Z

@@ -35,24 +35,6 @@ from ..vae import _dense_rows
 __all__ = ["RBMPhase", "FineTunePhase", "VAEPhase"]
 
 
-def aligned(value):
-    """An array (or nested list of arrays) whose every array is aligned: a NumPy array rebuilt from a
-    Dask message can start at any byte, and the kernels refuse misaligned arrays. Arrays that are
-    aligned already are kept (no copy)."""
-    if isinstance(value, np.ndarray):
-        return value if value.flags.aligned else np.array(value, copy=True)
-    if isinstance(value, list):
-        return [aligned(v) for v in value]
-    return value
-
-
-def align_arrays(est):
-    """Makes every array attribute of an estimator aligned (see :func:`aligned`), in place."""
-    for name, value in list(vars(est).items()):
-        setattr(est, name, aligned(value))
-    return est
-
-
 def writable_copy(value):
     """A private, writable copy of an array or a nested list of arrays (what a worker receives may be
     read-only and shared with another task)."""
@@ -82,11 +64,6 @@ class Phase:
             # checked there (the workers see plain arrays).
             self.template.__dict__.pop(attr, None)
         self.template.verbose = 0
-
-    def __setstate__(self, state):
-        # Unpickled on a worker: the template's arrays came out of a network message.
-        self.__dict__.update(state)
-        align_arrays(self.template)
 
     # -- driver side --------------------------------------------------------------------------------
 
@@ -155,11 +132,6 @@ class RBMPhase(Phase):
         self.lower = [copy.copy(layer) for layer in lower]
         for layer in self.lower:
             layer.__dict__.pop("history_", None)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for layer in self.lower:
-            align_arrays(layer)
 
     def round_settings(self, est, epochs_done):
         momentum = est.momentum if epochs_done < est.initial_momentum_epochs else est.final_momentum

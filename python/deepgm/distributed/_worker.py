@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from distributed import get_worker
 
-from ._phases import aligned
+from .._base import aligned
 
 #: Prepared blocks kept between rounds: (run token, phase, shard rank) -> (block index, (data, targets)).
 _BLOCKS: OrderedDict = OrderedDict()
