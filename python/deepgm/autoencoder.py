@@ -22,7 +22,7 @@ from ._base import (
     seed_from,
 )
 from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
-from ._schedule import FINETUNE_BUDGET, auto_batch_size, check_length, plan_epochs
+from ._schedule import FINETUNE_BUDGET, auto_batch_size, check_length, plan_epochs, pretrains
 from ._streams import Purpose, generator
 from .dbn import check_layer_params, pretrain_stack, pretraining_settings
 
@@ -212,7 +212,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
             else:
                 self.loss_function_ = self.loss
             visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
-            self.pretrained_ = self._pretrains()
+            self.pretrained_ = pretrains(self.pretrain, visible)
             dtype = self._dtype()
             validation = None
             train_X = X
@@ -235,13 +235,6 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
             converge=self.finetune_iter == "auto",
         )
         return self
-
-    def _pretrains(self) -> bool:
-        """Whether fit pretrains: ``pretrain``, or for "auto" whether the loss (``loss_function_``,
-        set first) is cross-entropy."""
-        if self.pretrain == "auto":
-            return self.loss_function_ == "cross_entropy"
-        return bool(self.pretrain)
 
     def _unroll(self, X, visible, dtype):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes) + (self.n_components,)
