@@ -25,7 +25,8 @@ What was decided is recorded in ``history_``: every epoch logs ``updates`` (the 
 made so far), and a converging fit logs ``epochs_without_improvement``.
 
 The other defaults that adapt to the data live here too, so that one module says what every
-``"auto"`` does: whether a fine-tuned stack is pretrained (:func:`pretrains`).
+``"auto"`` does: whether a fine-tuned stack is pretrained (:func:`pretrains`) and the layer sizes of
+the deep autoencoder (:func:`autoencoder_layer_sizes`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Budget", "Convergence", "auto_batch_size", "check_batch_size", "check_length", "plan_epochs", "pretrains"]
+__all__ = [
+    "Budget",
+    "Convergence",
+    "auto_batch_size",
+    "check_batch_size",
+    "autoencoder_layer_sizes",
+    "check_length",
+    "plan_epochs",
+    "pretrains",
+]
 
 #: batch_size="auto": the number of minibatches an epoch aims at...
 TARGET_BATCHES = 50
@@ -169,3 +179,33 @@ def pretrains(pretrain, visible: str) -> bool:
     if isinstance(pretrain, str):  # "auto" (validated by the estimator)
         return visible == "bernoulli"
     return bool(pretrain)
+
+
+#: DeepAutoencoder(hidden_layer_sizes="auto"): Hinton & Salakhutdinov's (2006) MNIST encoder...
+WIDE_AUTOENCODER = (1000, 500, 250)
+#: ...for data with at least this many rows...
+WIDE_MIN_SAMPLES = 5000
+#: ...and this many features (images); narrower layers of ``NARROW_UNITS_PER_FEATURE`` units per
+#: feature, within [``NARROW_MIN_WIDTH``, ``NARROW_MAX_WIDTH``], then half as many, otherwise.
+WIDE_MIN_FEATURES = 256
+NARROW_UNITS_PER_FEATURE = 16
+NARROW_MIN_WIDTH = 64
+NARROW_MAX_WIDTH = 128
+
+
+def autoencoder_layer_sizes(n_samples: int, n_features: int) -> tuple:
+    """The encoder's hidden layers of ``DeepAutoencoder(hidden_layer_sizes="auto")``.
+
+    (1000, 500, 250) for image-sized data (at least 5,000 rows of at least 256 features: the MNIST
+    split is 8,000 x 784); else two layers, ``w`` and ``w / 2`` with ``w = 16 * n_features`` within
+    [64, 128]. The wide stack has 1.5 million weights per half: on 398 rows of standardised breast
+    cancer (30 features, 5-d code) it reached a held-out error of 10.97 where PCA reaches 5.11, and no
+    training length, batch size or weight decay tried brought it below 7.4; (128, 64) reaches 4.64,
+    and on digits / 16 (1,257 rows, 10-d code) 1.16 against PCA's 1.29. On four features (iris, 2-d
+    code) (128, 64) overfits 105 rows (0.201 against PCA's 0.170); (64, 32) comes within 5% of PCA
+    (0.171-0.178 over three seeds), where PCA is all but optimal.
+    """
+    if n_samples >= WIDE_MIN_SAMPLES and n_features >= WIDE_MIN_FEATURES:
+        return WIDE_AUTOENCODER
+    width = int(min(NARROW_MAX_WIDTH, max(NARROW_MIN_WIDTH, NARROW_UNITS_PER_FEATURE * n_features)))
+    return (width, width // 2)

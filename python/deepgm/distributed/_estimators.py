@@ -336,7 +336,7 @@ def fit_autoencoder(est, run):
             est,
             commit,
             sample,
-            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes) + (est.n_components,),
+            sizes=est._resolve_layer_sizes(run.n_rows, sample.shape[1]) + (est.n_components,),
             first_visible=visible,
             last_hidden="gaussian",
             unroll=lambda rbms: _unroll_autoencoder(est, rbms, visible),
