@@ -22,7 +22,7 @@ from ._base import (
     seed_from,
 )
 from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
-from ._schedule import FINETUNE_BUDGET, auto_batch_size, check_length, plan_epochs
+from ._schedule import FINETUNE_BUDGET, auto_batch_size, autoencoder_layer_sizes, check_length, plan_epochs, pretrains
 from ._streams import Purpose, generator
 from .dbn import check_layer_params, pretrain_stack, pretraining_settings
 
@@ -40,8 +40,13 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(1000, 500, 250)
-        Encoder hidden layers (the decoder mirrors them).
+    hidden_layer_sizes : tuple of int or "auto", default="auto"
+        Encoder hidden layers (the decoder mirrors them). "auto" (:func:`deepgm._schedule.autoencoder_layer_sizes`)
+        fits them to the data: Hinton & Salakhutdinov's (1000, 500, 250) for image-sized data (at
+        least 5,000 rows of at least 256 features), else (w, w / 2) with w = 16 * n_features within
+        [64, 128]. The wide stack overfits small data (standardised breast cancer, 398 rows, 5-d code:
+        held-out error 10.97 against PCA's 5.11; (128, 64): 4.64). ``hidden_layer_sizes_`` holds the
+        layers used.
     n_components : int, default=30
         Size of the linear code layer.
     pretrain : bool or "auto", default="auto"
@@ -78,7 +83,9 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         The pretrained RBMs.
     coefs_, intercepts_ : list of ndarray
         The fine-tuned layers of the unrolled network, encoder then decoder (``coefs_[i]`` of shape
-        (n_in, n_out)); the first ``len(hidden_layer_sizes) + 1`` layers are the encoder.
+        (n_in, n_out)); the first ``len(hidden_layer_sizes_) + 1`` layers are the encoder.
+    hidden_layer_sizes_ : tuple of int
+        The encoder's hidden layers (what ``hidden_layer_sizes="auto"`` chose).
     loss_function_ : str
         The reconstruction loss used, "cross_entropy" or "squared_error".
     n_iter_, loss_, loss_curve_, history_
@@ -100,7 +107,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
 
     def __init__(
         self,
-        hidden_layer_sizes=(1000, 500, 250),
+        hidden_layer_sizes="auto",
         n_components=30,
         *,
         pretrain="auto",
@@ -154,7 +161,10 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         self.verbose = verbose
 
     def _check_params(self):
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if isinstance(self.hidden_layer_sizes, str):
+            check_option(self.hidden_layer_sizes, "hidden_layer_sizes", ("auto",))
+        else:
+            check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_positive_int(self.n_components, "n_components")
         if isinstance(self.pretrain, str):
             check_option(self.pretrain, "pretrain", ("auto",))
@@ -169,7 +179,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         check_positive_int(self.k, "k")
         check_bool(self.persistent, "persistent")
         check_number(self.pretrain_weight_decay, "pretrain_weight_decay", low=0)
-        check_layer_params(self.layer_params, len(sizes) + 1)
+        if not isinstance(self.hidden_layer_sizes, str):  # else checked in fit, once the layers are known
+            check_layer_params(self.layer_params, len(self.hidden_layer_sizes) + 1)
         check_length(self.finetune_iter, "finetune_iter", minimum=0)
         check_finetune_params(self)
         self._check_common_params()
@@ -177,7 +188,16 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
     # -- network layout -----------------------------------------------------------------------------
 
     def _n_encoder_layers(self):
-        return len(check_hidden_layer_sizes(self.hidden_layer_sizes)) + 1
+        return len(self.coefs_) // 2  # the decoder mirrors the encoder
+
+    def _resolve_layer_sizes(self, n_samples, n_features):
+        """Sets ``hidden_layer_sizes_``: ``hidden_layer_sizes``, or for "auto" the layers that fit
+        data of this shape (:func:`deepgm._schedule.autoencoder_layer_sizes`). Returns them."""
+        if isinstance(self.hidden_layer_sizes, str):
+            self.hidden_layer_sizes_ = autoencoder_layer_sizes(n_samples, n_features)
+        else:
+            self.hidden_layer_sizes_ = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        return self.hidden_layer_sizes_
 
     def _activations(self):
         n_enc = self._n_encoder_layers()
@@ -212,7 +232,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
             else:
                 self.loss_function_ = self.loss
             visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
-            self.pretrained_ = self._pretrains()
+            self.pretrained_ = pretrains(self.pretrain, visible)
+            self._resolve_layer_sizes(*X.shape)
             dtype = self._dtype()
             validation = None
             train_X = X
@@ -236,15 +257,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         )
         return self
 
-    def _pretrains(self) -> bool:
-        """Whether fit pretrains: ``pretrain``, or for "auto" whether the loss (``loss_function_``,
-        set first) is cross-entropy."""
-        if self.pretrain == "auto":
-            return self.loss_function_ == "cross_entropy"
-        return bool(self.pretrain)
-
     def _unroll(self, X, visible, dtype):
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes) + (self.n_components,)
+        sizes = self.hidden_layer_sizes_ + (self.n_components,)
         layer_params = check_layer_params(self.layer_params, len(sizes))
         self._fit_seed = seed_from(self.random_state)
         if self.pretrained_:
