@@ -112,8 +112,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
 
     Parameters
     ----------
-    n_components : int, default=100
-        Number of hidden units.
+    n_components : int, default=30
+        Number of hidden units. (With the offsets, 30 hidden units and ``weight_decay=0.05`` predicted
+        MovieLens's held-out ratings better than 100 and 0.01: the items' weights learn from few ratings
+        each, and a smaller, more strongly decayed model fits less of their noise.)
     conditional : bool, default=False
         The conditional RBM: which items a user rated (and which items are queried in ``predict``) also
         shift the hidden units, through ``conditional_weights_``.
@@ -141,7 +143,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     final_momentum : float, default=0.9
         Momentum afterwards.
     initial_momentum_epochs : int, default=5
-    weight_decay : float, default=0.01
+    weight_decay : float, default=0.05
         L2 penalty on ``components_``, ``conditional_weights_`` and ``shared_components_``.
     batch_size : int, default=20
         Users per minibatch.
@@ -231,7 +233,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
 
     def __init__(
         self,
-        n_components=100,
+        n_components=30,
         *,
         conditional=False,
         shared_weights=True,
@@ -243,7 +245,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         momentum=0.5,
         final_momentum=0.9,
         initial_momentum_epochs=5,
-        weight_decay=0.01,
+        weight_decay=0.05,
         batch_size=20,
         n_iter=30,
         early_stopping=False,
