@@ -339,6 +339,20 @@ def test_fold_in_equals_the_prediction_for_a_user_present_at_fit(conditional, ra
     np.testing.assert_allclose(got.data, want[got.indices], atol=1e-4)
 
 
+def test_offsets_without_penalty_stay_finite_for_users_and_items_without_ratings(ratings):
+    R, _ = ratings
+    coo = R.tocoo()
+    kept = coo.col != 3  # item 3 never rated
+    R = sp.csr_matrix((coo.data[kept], (coo.row[kept], coo.col[kept])), shape=R.shape)
+    model = CollaborativeRBM(6, n_iter=2, offset_penalty=0.0, random_state=0).fit(R)
+    assert model.item_offsets_[3] == 0.0 and np.all(np.isfinite(model.item_offsets_))
+    nobody = sp.csr_matrix((1, R.shape[1]))  # a user with no ratings: no user offset
+    query = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 3])), shape=(1, R.shape[1]))
+    pred = model.predict(nobody, query)
+    plain = pickle.loads(pickle.dumps(model)).set_params(offsets=False).predict(nobody, query)
+    np.testing.assert_allclose(pred.data, plain.data + model.item_offsets_[[0, 3]])
+
+
 def test_conditional_prediction_uses_the_queried_items(ratings):
     R, _ = ratings
     model = CollaborativeRBM(8, conditional=True, n_iter=3, random_state=0).fit(R)

@@ -102,6 +102,12 @@ def auto_cd_steps(epoch: int, n_epochs: int) -> int:
     return 3 if progress < 0.8 else 5
 
 
+def _denominator(penalty: float, n_ratings):
+    """``penalty + n_ratings`` of a penalised mean, with 1 where there are no ratings (their sum is 0, so
+    the offset is 0 rather than 0 / 0 when ``penalty`` is 0)."""
+    return np.where(n_ratings > 0, penalty + n_ratings, 1.0)
+
+
 class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     """Restricted Boltzmann machine for collaborative filtering (Salakhutdinov, Mnih & Hinton 2007).
 
@@ -416,7 +422,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         per_item = np.bincount(indices, minlength=n_items)
         user_offsets, item_offsets = np.zeros(per_user.size), np.zeros(n_items)
         for _ in range(_OFFSET_SWEEPS):
-            item_offsets = np.bincount(indices, residual - user_offsets[user_of], n_items) / (self.offset_penalty + per_item)
+            item_offsets = np.bincount(indices, residual - user_offsets[user_of], n_items) / _denominator(self.offset_penalty, per_item)
             user_offsets = self._user_offsets(indptr, indices, residual, item_offsets)
         return item_offsets
 
@@ -638,7 +644,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         n_u)`` over their ratings, ``residual`` the leave-one-out errors (one per stored rating)."""
         per_user = np.diff(indptr)
         user_of = np.repeat(np.arange(per_user.size), per_user)
-        return np.bincount(user_of, residual - item_offsets[indices], per_user.size) / (self.offset_penalty + per_user)
+        return np.bincount(user_of, residual - item_offsets[indices], per_user.size) / _denominator(self.offset_penalty, per_user)
 
     def _predicted_ratings(self, indptr, indices, codes, q_indptr, q_indices):
         """The prediction (float64) of every queried pair: the expected rating plus, with ``offsets``,
