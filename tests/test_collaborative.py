@@ -5,6 +5,7 @@ determinism, dtypes, bad input, persistence and the scikit-learn contract."""
 from __future__ import annotations
 
 import pickle
+import signal
 
 import _softmax_oracles as oracle
 import numpy as np
@@ -351,6 +352,31 @@ def test_offsets_without_penalty_stay_finite_for_users_and_items_without_ratings
     pred = model.predict(nobody, query)
     plain = pickle.loads(pickle.dumps(model)).set_params(offsets=False).predict(nobody, query)
     np.testing.assert_allclose(pred.data, plain.data + model.item_offsets_[[0, 3]])
+
+
+def test_ctrl_c_leaves_a_model_with_offsets_for_its_parameters(ratings, monkeypatch):
+    """A KeyboardInterrupt during training leaves the parameters of the last whole update, and the
+    offsets fitted to them: predict works and equals the oracle of those parameters."""
+    R, _ = ratings
+    kernel = _core.collab_cd_step
+    calls = []
+
+    def interrupted_step(*args, **kwargs):
+        kernel(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C: deferred to the next minibatch boundary
+
+    monkeypatch.setattr(_core, "collab_cd_step", interrupted_step)
+    model = CollaborativeRBM(6, n_iter=3, batch_size=10, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(R)
+    monkeypatch.setattr(_core, "collab_cd_step", kernel)
+    assert model._steps == 3 and model.item_offsets_.shape == (R.shape[1],)
+    query = sp.csr_matrix((np.random.default_rng(4).random(R.shape) < 0.2).astype(float))
+    qc = query.tocoo()
+    want = oracle_prediction(model, R, query)
+    np.testing.assert_allclose(model.predict(R, query).toarray()[qc.row, qc.col], want[qc.row, qc.col], atol=1e-4)
 
 
 def test_conditional_prediction_uses_the_queried_items(ratings):

@@ -406,7 +406,13 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             commit()
         indptr, indices = csr_arrays(R)
         with deferred_interrupts():
-            self._train_epochs(indptr, indices, codes, validation)
+            try:
+                self._train_epochs(indptr, indices, codes, validation)
+            except KeyboardInterrupt:
+                # The parameters after the last whole update are a model: it gets its offsets too.
+                if self.offsets:
+                    self.item_offsets_ = self._fit_item_offsets(indptr, indices, codes)
+                raise
             if self.offsets:
                 self.item_offsets_ = self._fit_item_offsets(indptr, indices, codes)
         return self
