@@ -11,7 +11,8 @@ remaining ratings. Reported: RMSE of
 - the user+item bias baseline, ``mu + b_u + b_i`` fitted by alternating least squares with an L2 penalty;
 - biased matrix factorisation by alternating least squares (``mu + b_u + b_i + p_u . q_i``);
 - ``CollaborativeRBM()`` and ``CollaborativeRBM(conditional=True)`` at their defaults, with early stopping
-  (``early_stopping=True``), and the paper's model exactly (``shared_weights=False``).
+  (``early_stopping=True``), the RBM's expected rating without the user and item offsets
+  (``offsets=False``), and the paper's model exactly (``shared_weights=False, offsets=False``).
 
 The baselines' penalties (and the factorisation's rank) are chosen on a validation split of the training
 ratings made the same way (20% of the other users' ratings), then refitted on all training ratings; the
@@ -168,7 +169,9 @@ def movielens(path, seed, log):
         ("CollaborativeRBM()", {}),
         ("CollaborativeRBM(conditional=True)", {"conditional": True}),
         ("CollaborativeRBM(early_stopping=True)", {"early_stopping": True}),
-        ("CollaborativeRBM(shared_weights=False) [paper]", {"shared_weights": False}),
+        ("CollaborativeRBM(offsets=False)", {"offsets": False}),
+        ("CollaborativeRBM(conditional=True, offsets=False)", {"conditional": True, "offsets": False}),
+        ("CollaborativeRBM(shared_weights=False, offsets=False) [paper]", {"shared_weights": False, "offsets": False}),
     ]:
         t = time.perf_counter()
         model = CollaborativeRBM(random_state=seed, **params).fit(train)

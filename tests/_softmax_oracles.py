@@ -69,6 +69,28 @@ def collab_gradients(codes, recon, W, c, D=None):
     return dW, db, dc, dD
 
 
+def collab_leave_one_out(codes, W, b, c, values, D=None):
+    """(n_users, n_items) expected rating of every rated (u, i) from u's other ratings, NaN where unrated:
+    the hidden probabilities of the ratings with r_ui removed (the item set r of the conditional RBM
+    keeps i), then the expectation of p(v_i | h)."""
+    codes = np.asarray(codes)
+    out = np.full(codes.shape, np.nan)
+    for u, i in zip(*np.nonzero(codes >= 0)):
+        others = codes[u : u + 1].copy()
+        others[0, i] = -1
+        h = collab_hidden(others, W, c, D, r_mask=codes[u : u + 1] >= 0)
+        out[u, i] = collab_visible(h, W[i : i + 1], b[i : i + 1])[0, 0] @ f64(values)
+    return out
+
+
+def collab_user_offsets(codes, loo, item_offsets, values, penalty):
+    """Each user's offset: sum over their ratings of (r_ui - loo_ui - o_i) / (penalty + n_u)."""
+    codes = np.asarray(codes)
+    rated = codes >= 0
+    residual = np.where(rated, f64(values)[np.maximum(codes, 0)] - np.nan_to_num(loo) - f64(item_offsets)[None], 0.0)
+    return residual.sum(axis=1) / (penalty + rated.sum(axis=1))
+
+
 def collab_log_p_star(codes_row, W, b, c, D=None):
     """log p*(V) = b.V + sum_j softplus(x_j(V)) of one user's ratings (1-D, -1 for unrated)."""
     codes_row = np.asarray(codes_row)[None]

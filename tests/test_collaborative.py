@@ -5,6 +5,7 @@ determinism, dtypes, bad input, persistence and the scikit-learn contract."""
 from __future__ import annotations
 
 import pickle
+import signal
 
 import _softmax_oracles as oracle
 import numpy as np
@@ -248,22 +249,72 @@ def test_learns_held_out_ratings_better_than_item_means(rng):
     assert -model.score(train, test) < 0.85 * baseline
 
 
+def dense_codes(R, values):
+    """(n_users, n_items) rating-value indices of R, -1 where unrated."""
+    codes = -np.ones(R.shape, dtype=np.int64)
+    coo = sp.coo_matrix(R)
+    codes[coo.row, coo.col] = np.searchsorted(values, coo.data)
+    return codes
+
+
+def oracle_prediction(model, R, query, r_mask=None):
+    """The model's prediction of query's pairs by the float64 oracle: the expected rating and, with
+    offsets, the user's offset (from their leave-one-out errors) and the item's. Dense (users, items)."""
+    codes = dense_codes(R, model.rating_values_)
+    W = model.components_ + (model.shared_components_[None] if model.shared_weights else 0)
+    D = getattr(model, "conditional_weights_", None) if model.conditional else None
+    query = sp.csr_matrix(query)
+    if r_mask is None:
+        r_mask = (codes >= 0) | (query.toarray() != 0)
+    H = oracle.collab_hidden(codes, W, model.intercept_hidden_, D, r_mask)
+    expected = oracle.collab_visible(H, W, model.intercept_visible_) @ model.rating_values_
+    if not model.offsets:
+        return expected
+    loo = oracle.collab_leave_one_out(codes, W, model.intercept_visible_, model.intercept_hidden_, model.rating_values_, D)
+    user = oracle.collab_user_offsets(codes, loo, model.item_offsets_, model.rating_values_, model.offset_penalty)
+    return expected + user[:, None] + model.item_offsets_[None]
+
+
 def test_transform_and_predict_match_the_oracle(fitted, ratings):
     R, _ = ratings
-    codes = -np.ones(R.shape, dtype=np.int64)
-    coo = R.tocoo()
-    codes[coo.row, coo.col] = np.searchsorted(fitted.rating_values_, coo.data)
+    codes = dense_codes(R, fitted.rating_values_)
     # Shared weights (on by default) add S to every item's weights.
     W = fitted.components_ + fitted.shared_components_[None]
     H = oracle.collab_hidden(codes, W, fitted.intercept_hidden_)
     np.testing.assert_allclose(fitted.transform(R), H, atol=1e-5)
     query = sp.csr_matrix((np.random.default_rng(2).random(R.shape) < 0.3).astype(float))
-    pred = fitted.predict(R, query)
-    probs = oracle.collab_visible(H, W, fitted.intercept_visible_)
-    expected = probs @ fitted.rating_values_
     qc = query.tocoo()
+    pred = fitted.predict(R, query)
     assert pred.shape == R.shape and pred.nnz == query.nnz
-    np.testing.assert_allclose(pred.toarray()[qc.row, qc.col], expected[qc.row, qc.col], atol=1e-4)
+    want = oracle_prediction(fitted, R, query)
+    np.testing.assert_allclose(pred.toarray()[qc.row, qc.col], want[qc.row, qc.col], atol=1e-4)
+    # Without offsets, the prediction is the RBM's expected rating alone.
+    plain = pickle.loads(pickle.dumps(fitted)).set_params(offsets=False)
+    expected = oracle.collab_visible(H, W, fitted.intercept_visible_) @ fitted.rating_values_
+    np.testing.assert_allclose(plain.predict(R, query).toarray()[qc.row, qc.col], expected[qc.row, qc.col], atol=1e-4)
+    assert np.abs(fitted.item_offsets_).max() > 1e-3, "the offsets are in use"
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_item_offsets_minimise_the_penalised_leave_one_out_error(conditional, ratings):
+    """item_offsets_ (with the users' offsets) minimise sum (r - loo - o_u - o_i)^2 + penalty |o|^2 over
+    the training ratings, loo the oracle's leave-one-out expected ratings: the normal equations' solution."""
+    R, _ = ratings
+    model = CollaborativeRBM(10, conditional=conditional, n_iter=3, offset_penalty=3.0, random_state=0).fit(R)
+    codes = dense_codes(R, model.rating_values_)
+    W = model.components_ + model.shared_components_[None]
+    D = model.conditional_weights_ if conditional else None
+    loo = oracle.collab_leave_one_out(codes, W, model.intercept_visible_, model.intercept_hidden_, model.rating_values_, D)
+    users, items = np.nonzero(codes >= 0)
+    residual = model.rating_values_[codes[users, items]] - loo[users, items]
+    n_users, n_items = R.shape
+    design = np.zeros((users.size, n_users + n_items))
+    design[np.arange(users.size), users] = 1.0
+    design[np.arange(users.size), n_users + items] = 1.0
+    gram = design.T @ design + model.offset_penalty * np.eye(n_users + n_items)
+    optimum = np.linalg.solve(gram, design.T @ residual)
+    np.testing.assert_allclose(model.item_offsets_, optimum[n_users:], atol=2e-3)
+    assert model.item_offsets_.dtype == np.float64 and model.item_offsets_.shape == (n_items,)
 
 
 @pytest.mark.parametrize("conditional", [False, True])
@@ -284,14 +335,48 @@ def test_fold_in_equals_the_prediction_for_a_user_present_at_fit(conditional, ra
     # parameters applied to that row (as for any training user).
     others = model.__class__(**model.get_params()).fit(R[np.arange(R.shape[0]) != 17])
     row = R[17]
-    codes = -np.ones((1, R.shape[1]), dtype=np.int64)
-    codes[0, row.indices] = np.searchsorted(others.rating_values_, row.data)
-    r_mask = (codes >= 0) | (query[17].toarray() != 0)
-    W = others.components_ + others.shared_components_[None]
-    H = oracle.collab_hidden(codes, W, others.intercept_hidden_, getattr(others, "conditional_weights_", None), r_mask)
-    want = oracle.collab_visible(H, W, others.intercept_visible_)[0] @ others.rating_values_
+    want = oracle_prediction(others, row, query[17])[0]
     got = others.predict(row, query[17])
     np.testing.assert_allclose(got.data, want[got.indices], atol=1e-4)
+
+
+def test_offsets_without_penalty_stay_finite_for_users_and_items_without_ratings(ratings):
+    R, _ = ratings
+    coo = R.tocoo()
+    kept = coo.col != 3  # item 3 never rated
+    R = sp.csr_matrix((coo.data[kept], (coo.row[kept], coo.col[kept])), shape=R.shape)
+    model = CollaborativeRBM(6, n_iter=2, offset_penalty=0.0, random_state=0).fit(R)
+    assert model.item_offsets_[3] == 0.0 and np.all(np.isfinite(model.item_offsets_))
+    nobody = sp.csr_matrix((1, R.shape[1]))  # a user with no ratings: no user offset
+    query = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 3])), shape=(1, R.shape[1]))
+    pred = model.predict(nobody, query)
+    plain = pickle.loads(pickle.dumps(model)).set_params(offsets=False).predict(nobody, query)
+    np.testing.assert_allclose(pred.data, plain.data + model.item_offsets_[[0, 3]])
+
+
+def test_ctrl_c_leaves_a_model_with_offsets_for_its_parameters(ratings, monkeypatch):
+    """A KeyboardInterrupt during training leaves the parameters of the last whole update, and the
+    offsets fitted to them: predict works and equals the oracle of those parameters."""
+    R, _ = ratings
+    kernel = _core.collab_cd_step
+    calls = []
+
+    def interrupted_step(*args, **kwargs):
+        kernel(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C: deferred to the next minibatch boundary
+
+    monkeypatch.setattr(_core, "collab_cd_step", interrupted_step)
+    model = CollaborativeRBM(6, n_iter=3, batch_size=10, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(R)
+    monkeypatch.setattr(_core, "collab_cd_step", kernel)
+    assert model._steps == 3 and model.item_offsets_.shape == (R.shape[1],)
+    query = sp.csr_matrix((np.random.default_rng(4).random(R.shape) < 0.2).astype(float))
+    qc = query.tocoo()
+    want = oracle_prediction(model, R, query)
+    np.testing.assert_allclose(model.predict(R, query).toarray()[qc.row, qc.col], want[qc.row, qc.col], atol=1e-4)
 
 
 def test_conditional_prediction_uses_the_queried_items(ratings):
@@ -440,8 +525,10 @@ def test_early_stopping_does_not_train_on_the_held_out_ratings(ratings):
     kept = sp.csr_matrix((model.rating_values_[codes], train.indices, train.indptr), shape=R.shape)
     assert kept.multiply(held).nnz == 0  # disjoint...
     np.testing.assert_array_equal((held + kept).toarray(), R.toarray())  # ...and together all of R
-    # The held-out ratings' RMSE logged is that of predicting them from the rest with the final model.
-    assert model.history_["validation_rmse"][0] == pytest.approx(-model.score(kept, held), rel=1e-6)
+    # The held-out ratings' RMSE logged is that of predicting them from the rest by the final model's
+    # expected ratings (the offsets are fitted after training).
+    plain = pickle.loads(pickle.dumps(model)).set_params(offsets=False)
+    assert model.history_["validation_rmse"][0] == pytest.approx(-plain.score(kept, held), rel=1e-6)
 
 
 def test_early_stopping_needs_a_user_with_two_ratings():
@@ -508,6 +595,8 @@ def test_refuses_bad_ratings_with_clear_errors(ratings, fitted):
         ("validation_fraction", 0.0, ValueError, "validation_fraction"),
         ("n_iter_no_change", 0, ValueError, "n_iter_no_change"),
         ("tol", -1.0, ValueError, "tol"),
+        ("offsets", "yes", TypeError, "offsets"),
+        ("offset_penalty", -1.0, ValueError, "offset_penalty"),
     ],
 )
 def test_refuses_bad_hyperparameters(param, value, error, match, ratings):
