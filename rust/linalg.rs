@@ -158,7 +158,8 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewM
     }
 }
 
-/// `x *= factor`, compiled for AVX-512 / AVX2 too (the crate's baseline is SSE2): the momentum
+/// `x *= factor`, compiled for AVX2 and SSE4.2 too (the crate's baseline is SSE2; multiversion's
+/// "simd" preset has no AVX-512 version; the pass is bound by memory traffic): the momentum
 /// scaling of the RBM's velocity before its product.
 #[multiversion::multiversion(targets = "simd")]
 fn scale_in_place<T: Real>(x: &mut [T], factor: T) {

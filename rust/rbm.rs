@@ -439,7 +439,8 @@ pub fn cd_step<T: Real>(
 }
 
 /// `v -= lr_wd * w; w += v` over a chunk of the weights and their velocity; whether every new weight
-/// is finite. Compiled for AVX-512 / AVX2 too: the baseline SSE2 loop was ~4% of a CD step.
+/// is finite. Compiled for AVX2 and SSE4.2 too (multiversion's "simd" preset; no AVX-512 version):
+/// the baseline SSE2 loop was ~4% of a CD step.
 #[multiversion(targets = "simd")]
 fn decay_and_step<T: Real>(w: &mut [T], v: &mut [T], lr_wd: T) -> bool {
     let mut finite = true;

@@ -195,9 +195,12 @@ def rbm_gflop(n, nv, nh, k):
     return (1 + 2 * k + 2) * 2 * n * nv * nh / 1e9
 
 
-def mlp_gflop(n, sizes):
-    """Forward + backward (weights and inputs) of a dense chain, over n samples."""
-    return 6 * n * sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) / 1e9
+def mlp_gflop(n, sizes, input_gradient=False):
+    """Forward + backward of a dense chain, over n samples: per layer the forward product, the weight
+    gradient and the gradient of its input, except the chain's own input (the data needs none: no
+    implementation computes it) unless ``input_gradient`` (the VAE's decoder passes it to z)."""
+    work = 6 * n * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return (work - (0 if input_gradient else 2 * n * sizes[0] * sizes[1])) / 1e9
 
 
 def deepgm_rbm_epoch(X, nh, *, batch_size=100, persistent=False, n_jobs=None, seed=0):
@@ -326,7 +329,7 @@ def vae_row(X, y, cfg, log, has_torch, conditioning="none"):
     label = {"none": "VAE", "prior_mean": "CVAE (class prior means)", "concat": "CVAE (concatenated labels)"}[conditioning]
     extra = 10 if conditioning == "concat" else 0
     sizes = (X.shape[1] + extra, 400, 40), (20 + extra, 400, X.shape[1])
-    gflop = mlp_gflop(X.shape[0], sizes[0]) + mlp_gflop(X.shape[0], sizes[1])
+    gflop = mlp_gflop(X.shape[0], sizes[0]) + mlp_gflop(X.shape[0], sizes[1], input_gradient=True)
     row = Row(f"{label} epoch 784-400-20, Adam, batch 128", gflop)
     if conditioning == "none":
         model = VAE(20, n_iter=1, random_state=0).fit(X[:256])
