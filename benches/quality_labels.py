@@ -5,7 +5,7 @@ split (embedded test set: first 8,000 images to train, last 2,000 to test).
                                      [--steps 1000] [--init-steps 50] [--out DIR]
 
 With no options it measures ``DBN().fit(X, y)`` and ``sample(y=...)`` with their defaults (n_iter
-and k "auto": CD-1 for 10 epochs below, k rising 1 -> 10 over 40 epochs in the top RBM; 1,000 Gibbs
+and k "auto": CD-1 for 10 epochs below, CD-10 for 24 epochs in the top RBM; 1,000 Gibbs
 steps from random features with the label clamped).
 
 - Bar: samples generated for each class are recognised as that class by a classifier trained on the
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="500,500,2000")
     parser.add_argument("--n-iter", type=int, default=None, help="epochs of each lower layer (default: 'auto')")
     parser.add_argument("--top-iter", type=int, default=None, help="epochs of the top (label) RBM (default: 'auto')")
-    parser.add_argument("--top-k", type=int, default=None, help="a fixed CD-k for the top RBM (default: k rising to 10)")
+    parser.add_argument("--top-k", type=int, default=None, help="CD-k of the top RBM (default: 'auto', CD-10)")
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--steps", type=int, default=1000, help="Gibbs steps in the top RBM per sample")
     parser.add_argument("--init-steps", type=int, default=50, help="Gibbs steps of the chains started from real digits")

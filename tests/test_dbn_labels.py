@@ -37,7 +37,7 @@ def oracle_free_energies(W, b, c, F, n_features):
 
 #: Share of the small labelled DBN's samples (1,500 images, 30 top epochs) that a logistic regression
 #: must recognise as their label (chance: 0.1).
-RECOGNISED_SMALL = 0.4  # it recognises 54-62% of them
+RECOGNISED_SMALL = 0.25  # it recognises 33.5% of them (CD-10 in the top RBM)
 
 
 def random_top(rng, n_hidden, n_features, n_classes, dtype, scale=1.0):
@@ -175,11 +175,11 @@ def test_generative_classifier_learns_and_samples_look_like_their_class(labelled
     assert min(spread) > 0.15, spread  # 0.18-0.43 here (the blob of a CD-1 top RBM: 0.10, NOTES 28)
 
 
-def test_auto_k_rises_in_the_labelled_top_rbm_only(mnist_tiny):
+def test_auto_k_is_cd10_in_the_labelled_top_rbm_only(mnist_tiny):
     X, y = mnist_tiny
-    labelled = DBN(hidden_layer_sizes=(16, 8), n_iter=12, random_state=0).fit(X, y)
+    labelled = DBN(hidden_layer_sizes=(16, 8), n_iter=4, random_state=0).fit(X, y)
     top_k = [k for layer, k in zip(labelled.history_["layer"], labelled.history_["k"]) if layer == 2]
-    assert top_k == [1, 1, 3, 3, 5, 5] + [10] * 6
+    assert top_k == [10] * 4
     assert [r.k for r in labelled.rbms_] == [1, 10]
     plain = DBN(hidden_layer_sizes=(16, 8), n_iter=2, random_state=0).fit(X)
     assert [r.k for r in plain.rbms_] == [1, 1] and "k" not in plain.history_
@@ -193,12 +193,12 @@ def test_auto_k_rises_in_the_labelled_top_rbm_only(mnist_tiny):
 
 
 def test_auto_length_of_the_labelled_top_rbm(mnist_tiny):
-    """n_iter="auto": the label RBM budget (3,200 updates, 40 to 200 epochs) for the labelled top RBM,
+    """n_iter="auto": the label RBM budget (1,920 updates, 24 to 200 epochs) for the labelled top RBM,
     RBM's (500 updates, 10 to 200 epochs) for the layers below."""
     X, y = mnist_tiny
     dbn = DBN(hidden_layer_sizes=(8, 4), batch_size=30, layer_params=[{}, {"k": 1}], random_state=0).fit(X, y)
     epochs = np.bincount(dbn.history_["layer"])[1:]
-    assert list(epochs) == [50, 200]  # 10 batches per epoch: ceil(500 / 10) and min(200, 3200 / 10)
+    assert list(epochs) == [50, 192]  # 10 batches per epoch: ceil(500 / 10) and ceil(1920 / 10)
 
 
 def test_outputs_and_transform(labelled, mnist_small):

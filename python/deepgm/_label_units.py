@@ -20,8 +20,8 @@ the positive phase clamps the true one-hot label; the negative phase samples f b
 and y as a one-hot draw from the softmax. The step runs in Python on the Rust GEMM and sampling
 kernels; the 10-wide label group is NumPy. Every draw comes from a stream keyed by
 (seed, purpose, Gibbs step, training step), so results do not depend on the thread count. With the
-DBN's ``k="auto"``, k rises over training (:func:`label_cd_steps`: 1, 3, 5, then 10), for at least
-40 epochs (:data:`LABEL_RBM_BUDGET`).
+DBN's ``k="auto"``, the top RBM trains by CD-10 (:func:`label_cd_steps`) for at least 24 epochs
+(:data:`LABEL_RBM_BUDGET`).
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from ._base import batch_rows, deferred_interrupts, interruption_point
 from ._schedule import Budget, plan_epochs
 from ._streams import rbm_epoch_generator
 
-#: ``n_iter="auto"`` for the top RBM of a labelled DBN: at least 3,200 updates (40 epochs of 8,000
-#: MNIST digits in batches of 100), within 40 to 200 epochs. The label weights learn slowly, and the
-#: class modes need far longer than the 10 epochs that suffice for features (RBM_BUDGET); see
-#: benches/NOTES.md, entry 29.
-LABEL_RBM_BUDGET = Budget(updates=3200, min_epochs=40, max_epochs=200)
+#: ``n_iter="auto"`` for the top RBM of a labelled DBN: at least 1,920 updates (24 epochs of 8,000
+#: MNIST digits in batches of 100), within 24 to 200 epochs. The label weights learn slowly, and the
+#: class modes need longer than the 10 epochs that suffice for features (RBM_BUDGET); see
+#: benches/NOTES.md, entries 28-29.
+LABEL_RBM_BUDGET = Budget(updates=1920, min_epochs=24, max_epochs=200)
 
-#: The k that :func:`label_cd_steps` ends with (the CD-10 of Hinton, Osindero & Teh 2006).
+#: The k of :func:`label_cd_steps` (the CD-10 of Hinton, Osindero & Teh 2006's top RBM).
 LABEL_FINAL_K = 10
 
 # Purposes of the random streams (the seed of each draw is keyed by purpose and Gibbs step).
@@ -204,16 +204,12 @@ def label_epochs(n_iter, n_samples, batch_size):
 
 
 def label_cd_steps(epoch: int, n_epochs: int) -> int:
-    """The Gibbs steps k of epoch ``epoch`` (0-based) of ``n_epochs`` under the DBN's ``k="auto"``:
-    1, 3 and 5 for the first three sixths of the epochs, then :data:`LABEL_FINAL_K`.
+    """The Gibbs steps k of every epoch under the DBN's ``k="auto"``: :data:`LABEL_FINAL_K`.
 
-    CD-1 leaves the top RBM with a spurious mode that chains of every label fall into; CD-10 from
-    the start learns modes per class but costs ten times as much while the weights are still far
-    from their end (Hinton, Osindero & Teh 2006 raised the top RBM's k from 3 to 6 to 10 during their
-    up-down fine-tuning)."""
-    ladder = (1, 3, 5)
-    stage = 6 * epoch // max(n_epochs, 1)
-    return ladder[stage] if stage < len(ladder) else LABEL_FINAL_K
+    CD-1 leaves the top RBM with a spurious mode that chains of every label fall into. A k rising
+    1, 3, 5, 10 over 40 epochs cost as much as CD-10 for 24 epochs and generated worse samples (60%
+    recognised against 80.5%; benches/NOTES.md, entries 28-29)."""
+    return LABEL_FINAL_K
 
 
 def train_label_rbm(rbm, V, n_features, cd_steps=None):

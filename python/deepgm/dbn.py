@@ -225,10 +225,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         continuous measurements, on which Bernoulli units learn nearly constant features).
     k : int or "auto", default="auto"
         Gibbs steps of CD-k in every RBM. "auto" is CD-1, except in the top RBM of a DBN fitted with
-        labels, where k rises over training from 1 to 10 (1, 3, 5 for the first three sixths of the
-        epochs, then 10; :func:`deepgm._label_units.label_cd_steps`): the top RBM then models the
-        digits of each class well enough that ``sample(y=...)`` generates them. An int is used in
-        every layer; ``layer_params`` sets one layer's.
+        labels, which trains by CD-10 (:func:`deepgm._label_units.label_cd_steps`): CD-1 leaves it a
+        spurious mode that ``sample(y=...)``'s chains fall into whatever the label. An int is used
+        in every layer; ``layer_params`` sets one layer's.
     persistent, learning_rate, momentum, final_momentum, initial_momentum_epochs, weight_decay
         Settings of every RBM (see :class:`deepgm.RBM`; by default Hinton's (2010) momentum schedule,
         0.5 then 0.9, and ``learning_rate="auto"``).
@@ -236,7 +235,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         Rows per minibatch; "auto": n_samples / 50, within [10, 100] (:mod:`deepgm._schedule`).
     n_iter : int or "auto", default="auto"
         Epochs per layer; "auto": at least 500 updates per layer, 10 to 200 epochs; for the top RBM of
-        a DBN fitted with labels at least 3,200 updates, 40 to 200 epochs (its label weights and
+        a DBN fitted with labels at least 1,920 updates, 24 to 200 epochs (its label weights and
         class modes learn slowly).
     layer_params : list of dict, default=None
         Per-layer overrides of RBM parameters, e.g. ``[{"learning_rate": 0.05}, {}, {"n_iter": 20}]``.
@@ -445,7 +444,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             per chain), clamped in the top RBM's label group during Gibbs sampling. Without it, the
             label group is sampled with the rest of the top RBM.
             A top RBM trained by CD-1 (``k=1``) has a spurious mode that chains of every label fall
-            into: fit with ``k="auto"``, which raises the top RBM's k to 10 (benches/NOTES.md,
+            into: fit with ``k="auto"``, which trains the top RBM by CD-10 (benches/NOTES.md,
             entries 28-29).
 
         Returns
@@ -531,12 +530,12 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
                     out=rbms,
                 )
                 features = self._penultimate_features(X, rbms)
-                # k="auto" (unless the top layer's k is set): k rises over the top RBM's training
-                rising_k = "k" not in layer_params[-1] and self.k == "auto"
-                top = RBM(**dict(stack[-1], k=_label_units.LABEL_FINAL_K) if rising_k else stack[-1])
+                # k="auto" (unless the top layer's k is set): the label RBM's own k
+                auto_k = "k" not in layer_params[-1] and self.k == "auto"
+                top = RBM(**dict(stack[-1], k=_label_units.LABEL_FINAL_K) if auto_k else stack[-1])
                 rbms.append(top)
                 V = _label_units.init_label_rbm(top, features, codes.ravel(), len(classes))
-                _label_units.train_label_rbm(top, V, features.shape[1], _label_units.label_cd_steps if rising_k else None)
+                _label_units.train_label_rbm(top, V, features.shape[1], _label_units.label_cd_steps if auto_k else None)
             finally:
                 if self._keep_fitted_layers(rbms, commit) == len(sizes):
                     self.classes_ = classes
