@@ -49,7 +49,7 @@ class _Sources(HTMLParser):
 
 def test_demo_report_references_only_files_that_exist(tmp_path):
     rows, index = run_demo(tmp_path / "report", settings=TINY, verbose=0, log=lambda *_: None)
-    assert [r[0] for r in rows] == ["RBM", "DBNClassifier", "DeepAutoencoder", "VAE", "CVAE"]
+    assert [r[0] for r in rows] == ["RBM", "DBNClassifier", "DBN with labels", "DeepAutoencoder", "VAE", "CVAE"]
     assert all(np.isfinite(r[3]) for r in rows)
     html = Path(index).read_text()
     parser = _Sources()

@@ -11,6 +11,7 @@ import pickle
 import numpy as np
 import pytest
 from scipy import stats
+from scipy.spatial.distance import pdist
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -32,6 +33,11 @@ def oracle_free_energies(W, b, c, F, n_features):
         V = np.concatenate([F, np.tile(np.eye(n_classes)[k], (F.shape[0], 1))], axis=1)
         out[:, k] = -V @ b - softplus(V @ W.T + c).sum(axis=1)
     return out
+
+
+#: Share of the small labelled DBN's samples (1,500 images, 30 top epochs) that a logistic regression
+#: must recognise as their label (chance: 0.1).
+RECOGNISED_SMALL = 0.25  # it recognises 33.5% of them (CD-10 in the top RBM)
 
 
 def random_top(rng, n_hidden, n_features, n_classes, dtype, scale=1.0):
@@ -156,10 +162,43 @@ def test_clamped_chains_sample_the_exact_class_conditional(rng):
 def test_generative_classifier_learns_and_samples_look_like_their_class(labelled, mnist_small):
     X, y = mnist_small
     assert labelled.score(X[1500:], y[1500:]) > 0.7
-    samples = labelled.sample(n_steps=200, y=np.repeat(np.arange(10), 5))
-    assert samples.shape == (50, 784) and samples.dtype == np.float32
-    # the DBN's own classifier recognises most of its class-conditional samples
-    assert np.mean(labelled.predict(samples) == np.repeat(np.arange(10), 5)) > 0.4  # chance: 0.1
+    labels = np.repeat(np.arange(10), 20)
+    samples = labelled.sample(n_steps=200, y=labels)
+    assert samples.shape == (200, 784) and samples.dtype == np.float32
+    # a classifier trained on real digits recognises the class-conditional samples as their label
+    judge = LogisticRegression(max_iter=300).fit(X[:1500], y[:1500])
+    recognised = judge.predict(samples) == labels
+    assert recognised.mean() > RECOGNISED_SMALL, recognised.reshape(10, -1).mean(axis=1)  # chance: 0.1
+    # and they are not one image per class repeated: their mean pairwise distance, relative to that
+    # between real digits of the class (one image repeated: 0)
+    spread = [pdist(samples[labels == c]).mean() / pdist(X[:1500][y[:1500] == c][:20]).mean() for c in range(10)]
+    assert min(spread) > 0.15, spread  # 0.18-0.43 here (the blob of a CD-1 top RBM: 0.10, NOTES 28)
+
+
+def test_auto_k_is_cd10_in_the_labelled_top_rbm_only(mnist_tiny):
+    X, y = mnist_tiny
+    labelled = DBN(hidden_layer_sizes=(16, 8), n_iter=4, random_state=0).fit(X, y)
+    top_k = [k for layer, k in zip(labelled.history_["layer"], labelled.history_["k"]) if layer == 2]
+    assert top_k == [10] * 4
+    assert [r.k for r in labelled.rbms_] == [1, 10]
+    plain = DBN(hidden_layer_sizes=(16, 8), n_iter=2, random_state=0).fit(X)
+    assert [r.k for r in plain.rbms_] == [1, 1] and "k" not in plain.history_
+    # an int k, or the top layer's own k, is used throughout
+    fixed = DBN(hidden_layer_sizes=(16, 8), n_iter=3, k=2, random_state=0).fit(X, y)
+    assert fixed.history_["k"][-3:] == [2, 2, 2] and [r.k for r in fixed.rbms_] == [2, 2]
+    own = DBN(hidden_layer_sizes=(16, 8), n_iter=3, layer_params=[{}, {"k": 4}], random_state=0).fit(X, y)
+    assert own.history_["k"][-3:] == [4, 4, 4] and [r.k for r in own.rbms_] == [1, 4]
+    with pytest.raises(ValueError, match="k must be 'auto' or an int >= 1; got 'fast'"):
+        DBN(k="fast").fit(X, y)
+
+
+def test_auto_length_of_the_labelled_top_rbm(mnist_tiny):
+    """n_iter="auto": the label RBM budget (1,920 updates, 24 to 200 epochs) for the labelled top RBM,
+    RBM's (500 updates, 10 to 200 epochs) for the layers below."""
+    X, y = mnist_tiny
+    dbn = DBN(hidden_layer_sizes=(8, 4), batch_size=30, layer_params=[{}, {"k": 1}], random_state=0).fit(X, y)
+    epochs = np.bincount(dbn.history_["layer"])[1:]
+    assert list(epochs) == [50, 192]  # 10 batches per epoch: ceil(500 / 10) and ceil(1920 / 10)
 
 
 def test_outputs_and_transform(labelled, mnist_small):

@@ -19,7 +19,9 @@ Training is CD-k / PCD-k with RBM's update rule (momentum, weight decay folded i
 the positive phase clamps the true one-hot label; the negative phase samples f by its Bernoulli units
 and y as a one-hot draw from the softmax. The step runs in Python on the Rust GEMM and sampling
 kernels; the 10-wide label group is NumPy. Every draw comes from a stream keyed by
-(seed, purpose, Gibbs step, training step), so results do not depend on the thread count.
+(seed, purpose, Gibbs step, training step), so results do not depend on the thread count. With the
+DBN's ``k="auto"``, the top RBM trains by CD-10 (:func:`label_cd_steps`) for at least 24 epochs
+(:data:`LABEL_RBM_BUDGET`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ from scipy.special import log_softmax, softmax
 
 from . import _core
 from ._base import batch_rows, deferred_interrupts, interruption_point
-from ._schedule import RBM_BUDGET, plan_epochs
+from ._schedule import Budget, plan_epochs
 from ._streams import rbm_epoch_generator
+
+#: ``n_iter="auto"`` for the top RBM of a labelled DBN: at least 1,920 updates (24 epochs of 8,000
+#: MNIST digits in batches of 100), within 24 to 200 epochs. The label weights learn slowly, and the
+#: class modes need longer than the 10 epochs that suffice for features (RBM_BUDGET); see
+#: benches/NOTES.md, entries 28 and 33.
+LABEL_RBM_BUDGET = Budget(updates=1920, min_epochs=24, max_epochs=200)
+
+#: The k of :func:`label_cd_steps` (the CD-10 of Hinton, Osindero & Teh 2006's top RBM).
+LABEL_FINAL_K = 10
 
 # Purposes of the random streams (the seed of each draw is keyed by purpose and Gibbs step).
 _HIDDEN, _FEATURES, _LABELS, _CLASS_CHAINS, _JOINT_START = 1, 2, 3, 4, 5
@@ -82,8 +93,9 @@ def visible_draw(H, rbm, n_features, *, seed, gibbs, step, n_jobs):
     return np.concatenate([features, labels], axis=1)
 
 
-def label_cd_step(rbm, V0, *, n_features, learning_rate, momentum, seed, step, n_jobs):
-    """One CD-k / PCD-k update of the top RBM ``rbm`` on V0 = [f, one-hot y] (B, d + K), in place.
+def label_cd_step(rbm, V0, *, n_features, learning_rate, momentum, seed, step, n_jobs, k=None):
+    """One CD-k / PCD-k update of the top RBM ``rbm`` on V0 = [f, one-hot y] (B, d + K), in place
+    (k Gibbs steps: ``rbm.k`` unless given).
 
     As Rust's ``cd_step``: ``vel = mu vel + lr (P0^T V0 / B - Pk^T Vk / C) - lr wd W``, ``W += vel``;
     bias velocities from the column means of the same statistics. Raises FloatingPointError if the
@@ -91,7 +103,7 @@ def label_cd_step(rbm, V0, *, n_features, learning_rate, momentum, seed, step, n
     P0, H = _hidden(V0, rbm, stream_seed(seed, _HIDDEN, 0), step, n_jobs)
     if rbm.persistent:
         H = rbm.h_samples_
-    for g in range(1, rbm.k + 1):
+    for g in range(1, (rbm.k if k is None else k) + 1):
         Vk = visible_draw(H, rbm, n_features, seed=seed, gibbs=g, step=step, n_jobs=n_jobs)
         Pk, H = _hidden(Vk, rbm, stream_seed(seed, _HIDDEN, g), step, n_jobs)
     if rbm.persistent:
@@ -186,16 +198,32 @@ def init_label_rbm(rbm, F, codes, n_classes):
     return V
 
 
-def train_label_rbm(rbm, V, n_features):
-    """``rbm.n_iter`` epochs (or as many as "auto" gives) of label CD on V = [f, one-hot y] (n, d + K), with RBM's schedule,
-    shuffling, divergence guard and Ctrl-C handling. Logs per epoch ``reconstruction_error`` (of the
-    features, on up to 500 rows), ``label_error`` (of p(y | f) on the same rows) and ``time``."""
+def label_epochs(n_iter, n_samples, batch_size):
+    """Epochs of the top RBM of a labelled DBN: ``n_iter``, or for "auto" :data:`LABEL_RBM_BUDGET`."""
+    return plan_epochs(n_iter, n_samples, batch_size, LABEL_RBM_BUDGET)
+
+
+def label_cd_steps(epoch: int, n_epochs: int) -> int:
+    """The Gibbs steps k of every epoch under the DBN's ``k="auto"``: :data:`LABEL_FINAL_K`.
+
+    CD-1 leaves the top RBM with a spurious mode that chains of every label fall into. A k rising
+    1, 3, 5, 10 over 40 epochs cost as much as CD-10 for 24 epochs and generated worse samples (60%
+    recognised against 80.5%; benches/NOTES.md, entries 28 and 33)."""
+    return LABEL_FINAL_K
+
+
+def train_label_rbm(rbm, V, n_features, cd_steps=None):
+    """Label CD on V = [f, one-hot y] (n, d + K) for :func:`label_epochs` epochs, with RBM's momentum
+    schedule, shuffling, divergence guard and Ctrl-C handling. ``cd_steps(epoch, n_epochs)`` gives
+    each epoch's k (``rbm.k`` throughout by default). Logs per epoch ``k``, ``reconstruction_error``
+    (of the features, on up to 500 rows), ``label_error`` (of p(y | f) on the same rows) and ``time``."""
     n_jobs = rbm._n_jobs()
     lr = rbm._learning_rate()
     rng = rbm_epoch_generator(rbm._fit_seed, rbm._epochs_done)
-    n_epochs = plan_epochs(rbm.n_iter, V.shape[0], rbm.batch_size, RBM_BUDGET)  # "auto": as RBM.fit decides
+    n_epochs = label_epochs(rbm.n_iter, V.shape[0], rbm.batch_size)
     with deferred_interrupts():
-        for _ in range(n_epochs):
+        for epoch in range(n_epochs):
+            k = rbm.k if cd_steps is None else cd_steps(epoch, n_epochs)
             start = rbm._timer()
             momentum = rbm.momentum if rbm._epochs_done < rbm.initial_momentum_epochs else rbm.final_momentum
             batches = batch_rows(V.shape[0], rbm.batch_size, rng)
@@ -213,6 +241,7 @@ def train_label_rbm(rbm, V, n_features):
                             seed=rbm._fit_seed,
                             step=rbm._steps,
                             n_jobs=n_jobs,
+                            k=k,
                         )
                         rbm._steps += 1
                         bar.update()
@@ -220,7 +249,7 @@ def train_label_rbm(rbm, V, n_features):
             finally:
                 bar.close()
             rbm._epochs_done += 1
-            rbm._log_epoch(epoch=rbm._epochs_done, **metrics, time=rbm._timer() - start)
+            rbm._log_epoch(epoch=rbm._epochs_done, updates=rbm._steps, k=k, **metrics, time=rbm._timer() - start)
             interruption_point()
 
 

@@ -168,10 +168,14 @@ def down_pass(rbms, H):
 class _RBMStackParams:
     """Validation of the RBM settings DBN-style estimators share."""
 
+    #: The strings ``k`` may be besides an int (DBN's "auto").
+    _k_options = ()
+
     def _check_stack_params(self, learning_rate_name="learning_rate"):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_option(self.visible, "visible", ("auto", "bernoulli", "gaussian"))
-        check_positive_int(self.k, "k")
+        if not (isinstance(self.k, str) and self.k in self._k_options):
+            check_positive_int(self.k, "k")
         check_bool(self.persistent, "persistent")
         lr = getattr(self, learning_rate_name)
         if isinstance(lr, str):
@@ -219,13 +223,20 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         "auto" picks Bernoulli when the training data are mostly binary (all in [0, 1], at least half
         exactly 0 or 1: pixels, indicators), Gaussian otherwise (including ``MinMaxScaler`` output of
         continuous measurements, on which Bernoulli units learn nearly constant features).
-    k, persistent, learning_rate, momentum, final_momentum, initial_momentum_epochs, weight_decay
+    k : int or "auto", default="auto"
+        Gibbs steps of CD-k in every RBM. "auto" is CD-1, except in the top RBM of a DBN fitted with
+        labels, which trains by CD-10 (:func:`deepgm._label_units.label_cd_steps`): CD-1 leaves it a
+        spurious mode that ``sample(y=...)``'s chains fall into whatever the label. An int is used
+        in every layer; ``layer_params`` sets one layer's.
+    persistent, learning_rate, momentum, final_momentum, initial_momentum_epochs, weight_decay
         Settings of every RBM (see :class:`deepgm.RBM`; by default Hinton's (2010) momentum schedule,
         0.5 then 0.9, and ``learning_rate="auto"``).
     batch_size : int or "auto", default="auto"
         Rows per minibatch; "auto": n_samples / 50, within [10, 100] (:mod:`deepgm._schedule`).
     n_iter : int or "auto", default="auto"
-        Epochs per layer; "auto": at least 500 updates per layer, 10 to 200 epochs.
+        Epochs per layer; "auto": at least 500 updates per layer, 10 to 200 epochs; for the top RBM of
+        a DBN fitted with labels at least 1,920 updates, 24 to 200 epochs (its label weights and
+        class modes learn slowly).
     layer_params : list of dict, default=None
         Per-layer overrides of RBM parameters, e.g. ``[{"learning_rate": 0.05}, {}, {"n_iter": 20}]``.
     random_state, dtype, n_jobs, verbose
@@ -259,13 +270,14 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
 
     _param_names = ()
     _fitted_attribute = "rbms_"
+    _k_options = ("auto",)
 
     def __init__(
         self,
         hidden_layer_sizes=(500, 500, 2000),
         *,
         visible="auto",
-        k=1,
+        k="auto",
         persistent=False,
         learning_rate="auto",
         momentum=0.5,
@@ -299,7 +311,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
 
     def _rbm_common(self):
         return dict(
-            k=self.k,
+            k=1 if self.k == "auto" else self.k,
             persistent=self.persistent,
             learning_rate=self.learning_rate,
             momentum=self.momentum,
@@ -313,6 +325,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         )
 
     def _check_params(self):
+        if isinstance(self.k, str) and self.k not in self._k_options:
+            raise ValueError(f"k must be 'auto' or an int >= 1; got {self.k!r}")
         self._check_stack_params()
         check_training_schedule(self, allow_auto_batch=True)
 
@@ -429,9 +443,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             For a DBN fitted with labels: the class to generate (one label for every chain, or one
             per chain), clamped in the top RBM's label group during Gibbs sampling. Without it, the
             label group is sampled with the rest of the top RBM.
-            A top RBM trained by CD-1 has a spurious mode that chains of every label fall into;
-            train it with more Gibbs steps, e.g. ``layer_params=[{}, {}, {"k": 10}]``
-            (benches/NOTES.md, entry 28).
+            A top RBM trained by CD-1 (``k=1``) has a spurious mode that chains of every label fall
+            into: fit with ``k="auto"``, which trains the top RBM by CD-10 (benches/NOTES.md,
+            entries 28 and 33).
 
         Returns
         -------
@@ -516,10 +530,12 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
                     out=rbms,
                 )
                 features = self._penultimate_features(X, rbms)
-                top = RBM(**stack[-1])
+                # k="auto" (unless the top layer's k is set): the label RBM's own k
+                auto_k = "k" not in layer_params[-1] and self.k == "auto"
+                top = RBM(**dict(stack[-1], k=_label_units.LABEL_FINAL_K) if auto_k else stack[-1])
                 rbms.append(top)
                 V = _label_units.init_label_rbm(top, features, codes.ravel(), len(classes))
-                _label_units.train_label_rbm(top, V, features.shape[1])
+                _label_units.train_label_rbm(top, V, features.shape[1], _label_units.label_cd_steps if auto_k else None)
             finally:
                 if self._keep_fitted_layers(rbms, commit) == len(sizes):
                     self.classes_ = classes
