@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, RegressorMixin, TransformerMixin
+from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import ClassifierTags
 from sklearn.utils._available_if import available_if
@@ -1088,10 +1089,10 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
 
     def _validation_score(self, X_val, Y_val):
         pred = FineTuner(self, self._hidden_activations(), self._loss).forward(X_val).astype(np.float64)
-        Y_val = np.asarray(Y_val, dtype=np.float64)
-        ss_res = np.sum((Y_val - pred) ** 2)
-        ss_tot = np.sum((Y_val - Y_val.mean(axis=0)) ** 2)
-        return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+        if len(Y_val) < 2:  # R^2 is undefined for one row (r2_score gives NaN): score it 0
+            return 0.0
+        # Pooled over the outputs: 1 - sum of squared errors / sum of squares, what "variance_weighted" is.
+        return float(r2_score(np.asarray(Y_val, dtype=np.float64), pred, multioutput="variance_weighted"))
 
     def predict(self, X):
         """Predicted targets.
