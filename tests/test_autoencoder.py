@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from deepgm import RBM, DeepAutoencoder, _core
+from deepgm._schedule import autoencoder_layer_sizes
 
 
 def f64(a):
@@ -267,7 +268,34 @@ def test_determinism_threads_float64_and_pickle(mnist_tiny):
 
 def test_spec_defaults():
     p = DeepAutoencoder().get_params()
-    assert tuple(p["hidden_layer_sizes"]) == (1000, 500, 250) and p["n_components"] == 30 and p["dtype"] == "float32"
+    assert p["hidden_layer_sizes"] == "auto" and p["n_components"] == 30 and p["dtype"] == "float32"
+
+
+def test_auto_layers_fit_the_shape_of_the_data(rng):
+    """Hinton & Salakhutdinov's MNIST encoder for image-sized data, two narrower layers for the rest."""
+    assert autoencoder_layer_sizes(8000, 784) == (1000, 500, 250)  # the MNIST split
+    assert autoencoder_layer_sizes(4999, 784) == autoencoder_layer_sizes(8000, 255) == (128, 64)
+    assert autoencoder_layer_sizes(398, 30) == (128, 64) and autoencoder_layer_sizes(105, 4) == (64, 32)
+    assert autoencoder_layer_sizes(100, 5) == (80, 40)
+    X = rng.random((60, 5))
+    ae = DeepAutoencoder(n_components=2, pretrain_iter=1, finetune_iter=1, random_state=0).fit(X)
+    assert ae.hidden_layer_sizes_ == (80, 40) and ae.pretrained_
+    assert [W.shape for W in ae.coefs_] == [(5, 80), (80, 40), (40, 2), (2, 40), (40, 80), (80, 5)]
+    assert [r.n_components for r in ae.rbms_] == [80, 40, 2]
+    assert ae.transform(X).shape == (60, 2) and ae.reconstruct(X).shape == X.shape
+    # Explicit layers are used as given.
+    assert DeepAutoencoder((7,), 2, pretrain_iter=1, finetune_iter=1).fit(X).hidden_layer_sizes_ == (7,)
+
+
+def test_auto_layers_check_layer_params_once_the_layers_are_known(rng):
+    """With "auto" layers the number of layers is known in fit: a layer_params of the wrong length
+    is refused there, before anything is trained, and leaves the estimator unfitted."""
+    ae = DeepAutoencoder(n_components=2, layer_params=[{}, {}], pretrain_iter=1, finetune_iter=1)
+    with pytest.raises(ValueError, match=r"layer_params must be None or a list of 3 dicts"):
+        ae.fit(rng.random((60, 5)))
+    assert not hasattr(ae, "coefs_")
+    ae.set_params(layer_params=[{}, {}, {"n_iter": 2}]).fit(rng.random((60, 5)))
+    assert ae.rbms_[2].n_iter == 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,6 +307,7 @@ def test_spec_defaults():
     [
         ({"n_components": 0}, "n_components"),
         ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": "wide"}, "hidden_layer_sizes"),
         ({"learning_rate": -1}, "learning_rate"),
         ({"pretrain_learning_rate": -1.0}, "pretrain_learning_rate"),
         ({"loss": "hinge"}, "loss"),

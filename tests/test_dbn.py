@@ -146,6 +146,25 @@ def test_spec_defaults():
     assert set(RBM().get_params()) - {"n_components", "hidden"} <= set(DBN().get_params())
 
 
+def test_pretrain_auto_pretrains_pixels_and_only_the_regressors_measurements(mnist_tiny, rng):
+    """pretrain="auto" (the default) pretrains pixels; standardised measurements start at random in
+    the classifier and are pretrained in the regressor. pretrained_ records the choice, and an
+    explicit pretrain overrides it."""
+    X, y = mnist_tiny
+    Z = rng.standard_normal((X.shape[0], 6))
+    for Est, target, pretrains_measurements in ((DBNClassifier, y, False), (DBNRegressor, y.astype(float), True)):
+        pixels = Est((8,), pretrain_iter=1, finetune_iter=1, random_state=0).fit(X, target)
+        assert pixels.visible_ == "bernoulli" and pixels.pretrained_ and len(pixels.rbms_) == 1
+        real = Est((8,), pretrain_iter=1, finetune_iter=1, random_state=0).fit(Z, target)
+        assert real.visible_ == "gaussian" and real.pretrained_ == pretrains_measurements
+        assert len(real.rbms_) == int(pretrains_measurements)
+        np.testing.assert_allclose(real.input_mean_, Z.mean(axis=0), atol=1e-8)  # the network standardises either way
+        forced = Est((8,), pretrain=True, pretrain_iter=1, finetune_iter=1, random_state=0).fit(Z, target)
+        assert forced.pretrained_ and len(forced.rbms_) == 1
+        assert not Est((8,), pretrain=False, finetune_iter=1).fit(Z, target).pretrained_
+        assert not Est((8,), pretrain=False, finetune_iter=1).fit(X, target).pretrained_
+
+
 # --------------------------------------------------------------------------------------------------
 # DBNClassifier
 
@@ -435,7 +454,7 @@ def test_auto_visible_units_are_bernoulli_only_for_mostly_binary_data(mnist_tiny
     continuous = np.clip(MinMaxScaler().fit_transform(rng.standard_normal((60, 5))), 0, 1)  # (rounding can give 1 + 2e-16)
     assert continuous.min() == 0 and continuous.max() == 1
     assert DBN((4,), n_iter=1, random_state=0).fit(continuous).rbms_[0].visible == "gaussian"
-    clf = DBNClassifier((4,), pretrain_iter=1, finetune_iter=1, random_state=0).fit(continuous, np.arange(60) % 2)
+    clf = DBNClassifier((4,), pretrain=True, pretrain_iter=1, finetune_iter=1, random_state=0).fit(continuous, np.arange(60) % 2)
     assert clf.visible_ == "gaussian" and clf.rbms_[0].visible == "gaussian"
     # the rule's threshold: half the entries exactly 0 or 1
     half = np.where(np.arange(60 * 4).reshape(60, 4) % 2 == 0, 0.0, 0.5)

@@ -23,6 +23,10 @@ for the same computation.
 
 What was decided is recorded in ``history_``: every epoch logs ``updates`` (the minibatch updates
 made so far), and a converging fit logs ``epochs_without_improvement``.
+
+The other defaults that adapt to the data live here too, so that one module says what every
+``"auto"`` does: whether a fine-tuned stack is pretrained (:func:`pretrains`) and the layer sizes of
+the deep autoencoder (:func:`autoencoder_layer_sizes`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Budget", "Convergence", "auto_batch_size", "check_batch_size", "check_length", "plan_epochs"]
+__all__ = [
+    "Budget",
+    "Convergence",
+    "auto_batch_size",
+    "check_batch_size",
+    "autoencoder_layer_sizes",
+    "check_length",
+    "plan_epochs",
+    "pretrains",
+]
 
 #: batch_size="auto": the number of minibatches an epoch aims at...
 TARGET_BATCHES = 50
@@ -147,3 +160,57 @@ class Convergence:
     @property
     def best_value(self) -> float:
         return self.sign * self.best
+
+
+def pretrains(pretrain, visible: str, *, gaussian: bool = False) -> bool:
+    """Whether a fine-tuned stack (DBNClassifier, DBNRegressor, DeepAutoencoder) is RBM-pretrained:
+    ``pretrain`` itself, or for "auto" whether its bottom RBM has Bernoulli visible units, or
+    Gaussian ones where ``gaussian`` (DBNRegressor).
+
+    Pretraining is the MNIST recipe (Hinton & Salakhutdinov 2006): on pixels it lowers the
+    DBNClassifier's test error and the autoencoder's reconstruction error. On real-valued data
+    (Gaussian visible units: ``StandardScaler`` output) it gave a worse start than a random one: a
+    Gaussian RBM on a few standardised features learns weak features, the RBMs above them turn off,
+    and fine-tuning starts from nearly constant layers. Measured (3-fold cross-validation, the
+    500-500-2000 stack): make_classification 300 x 20, 3 classes, 0.693 pretrained against 0.750
+    not (MLPClassifier 0.743), and neither fewer (0.517) nor more (0.700) pretraining updates helped;
+    the standardised breast cancer autoencoder ((128, 64), 5-d code) 10.5 pretrained against 4.6
+    not (PCA 5.1). docs/own-data.md has the tables.
+
+    The regressor is the exception: on noisy targets the pretrained start generalises better than
+    the random one, which the wide stack fits too closely (diabetes, 3-fold cross-validated R^2:
+    0.451 pretrained, 0.332 not; MLPRegressor -1.03), so DBNRegressor pretrains Gaussian inputs too.
+    """
+    if isinstance(pretrain, str):  # "auto" (validated by the estimator)
+        return visible == "bernoulli" or gaussian
+    return bool(pretrain)
+
+
+#: DeepAutoencoder(hidden_layer_sizes="auto"): Hinton & Salakhutdinov's (2006) MNIST encoder...
+WIDE_AUTOENCODER = (1000, 500, 250)
+#: ...for data with at least this many rows...
+WIDE_MIN_SAMPLES = 5000
+#: ...and this many features (images); narrower layers of ``NARROW_UNITS_PER_FEATURE`` units per
+#: feature, within [``NARROW_MIN_WIDTH``, ``NARROW_MAX_WIDTH``], then half as many, otherwise.
+WIDE_MIN_FEATURES = 256
+NARROW_UNITS_PER_FEATURE = 16
+NARROW_MIN_WIDTH = 64
+NARROW_MAX_WIDTH = 128
+
+
+def autoencoder_layer_sizes(n_samples: int, n_features: int) -> tuple:
+    """The encoder's hidden layers of ``DeepAutoencoder(hidden_layer_sizes="auto")``.
+
+    (1000, 500, 250) for image-sized data (at least 5,000 rows of at least 256 features: the MNIST
+    split is 8,000 x 784); else two layers, ``w`` and ``w / 2`` with ``w = 16 * n_features`` within
+    [64, 128]. The wide stack has 1.5 million weights per half: on 398 rows of standardised breast
+    cancer (30 features, 5-d code) it reached a held-out error of 10.97 where PCA reaches 5.11, and no
+    training length, batch size or weight decay tried brought it below 7.4; (128, 64) reaches 4.64,
+    and on digits / 16 (1,257 rows, 10-d code) 1.16 against PCA's 1.29. On four features (iris, 2-d
+    code) (128, 64) overfits 105 rows (0.201 against PCA's 0.170); (64, 32) comes within 5% of PCA
+    (0.171-0.178 over three seeds), where PCA is all but optimal.
+    """
+    if n_samples >= WIDE_MIN_SAMPLES and n_features >= WIDE_MIN_FEATURES:
+        return WIDE_AUTOENCODER
+    width = int(min(NARROW_MAX_WIDTH, max(NARROW_MIN_WIDTH, NARROW_UNITS_PER_FEATURE * n_features)))
+    return (width, width // 2)

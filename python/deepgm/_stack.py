@@ -160,14 +160,20 @@ class FineTunedStack(DeepGMEstimator):
     _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps", "_finetune_first_loss")
     _fitted_attribute = "coefs_"
 
-    def _check_stack_params(self, n_layers: int):
-        """The pretraining and fine-tuning settings of a stack of ``n_layers`` RBMs."""
+    def _check_stack_params(self, n_layers):
+        """The pretraining and fine-tuning settings of a stack of ``n_layers`` RBMs (None: not known
+        before fit, which checks ``layer_params`` once it is)."""
+        if isinstance(self.pretrain, str):
+            check_option(self.pretrain, "pretrain", ("auto",))
+        else:
+            check_bool(self.pretrain, "pretrain")
         check_length(self.pretrain_iter, "pretrain_iter")
         check_auto_or_positive(self.pretrain_learning_rate, "pretrain_learning_rate")
         check_positive_int(self.k, "k")
         check_bool(self.persistent, "persistent")
         check_number(self.pretrain_weight_decay, "pretrain_weight_decay", low=0)
-        check_layer_params(self.layer_params, n_layers)
+        if n_layers is not None:
+            check_layer_params(self.layer_params, n_layers)
         check_length(self.finetune_iter, "finetune_iter", minimum=0)
         check_finetune_params(self)
         self._check_common_params()
@@ -199,6 +205,15 @@ class FineTunedStack(DeepGMEstimator):
             verbose=self.verbose,
         )
         return self.rbms_
+
+    def _check_layer_settings(self, n_rows, sizes, *, first_visible, last_hidden="bernoulli"):
+        """Validates every layer's RBM settings (``layer_params`` included) for X of ``n_rows`` rows,
+        so that they are refused before anything is trained, with pretraining or without."""
+        common = dict(self._pretraining_settings(), batch_size=auto_batch_size(self.batch_size, n_rows))
+        layer_params = check_layer_params(self.layer_params, len(sizes))
+        stack_params(
+            sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=first_visible, last_hidden=last_hidden
+        )
 
     def _validation_split(self, X, Y=None, stratify=None):
         """(train_X, train_Y, validation): with ``early_stopping``, ``validation_fraction`` of the rows

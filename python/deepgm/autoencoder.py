@@ -10,9 +10,9 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
-from ._base import as_output, check_bool, check_hidden_layer_sizes, check_option, check_positive_int, check_unit_interval, seed_from
+from ._base import as_output, check_hidden_layer_sizes, check_option, check_positive_int, check_unit_interval, seed_from
 from ._mlp import FineTuner, reset_finetune_state
-from ._schedule import FINETUNE_BUDGET, auto_batch_size, plan_epochs
+from ._schedule import FINETUNE_BUDGET, auto_batch_size, autoencoder_layer_sizes, plan_epochs, pretrains
 from ._stack import FineTunedStack, fold_standardisation, random_layers, unrolled_layers
 from ._streams import Purpose, generator
 
@@ -30,8 +30,13 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(1000, 500, 250)
-        Encoder hidden layers (the decoder mirrors them).
+    hidden_layer_sizes : tuple of int or "auto", default="auto"
+        Encoder hidden layers (the decoder mirrors them). "auto" (:func:`deepgm._schedule.autoencoder_layer_sizes`)
+        fits them to the data: Hinton & Salakhutdinov's (1000, 500, 250) for image-sized data (at
+        least 5,000 rows of at least 256 features), else (w, w / 2) with w = 16 * n_features within
+        [64, 128]. The wide stack overfits small data (standardised breast cancer, 398 rows, 5-d code:
+        held-out error 10.97 against PCA's 5.11; (128, 64): 4.64). ``hidden_layer_sizes_`` holds the
+        layers used.
     n_components : int, default=30
         Size of the linear code layer.
     pretrain : bool or "auto", default="auto"
@@ -68,7 +73,9 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         The pretrained RBMs.
     coefs_, intercepts_ : list of ndarray
         The fine-tuned layers of the unrolled network, encoder then decoder (``coefs_[i]`` of shape
-        (n_in, n_out)); the first ``len(hidden_layer_sizes) + 1`` layers are the encoder.
+        (n_in, n_out)); the first ``len(hidden_layer_sizes_) + 1`` layers are the encoder.
+    hidden_layer_sizes_ : tuple of int
+        The encoder's hidden layers (what ``hidden_layer_sizes="auto"`` chose).
     loss_function_ : str
         The reconstruction loss used, "cross_entropy" or "squared_error".
     n_iter_, loss_, loss_curve_, history_
@@ -86,7 +93,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
 
     def __init__(
         self,
-        hidden_layer_sizes=(1000, 500, 250),
+        hidden_layer_sizes="auto",
         n_components=30,
         *,
         pretrain="auto",
@@ -140,19 +147,29 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         self.verbose = verbose
 
     def _check_params(self):
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        check_positive_int(self.n_components, "n_components")
-        if isinstance(self.pretrain, str):
-            check_option(self.pretrain, "pretrain", ("auto",))
+        if isinstance(self.hidden_layer_sizes, str):
+            check_option(self.hidden_layer_sizes, "hidden_layer_sizes", ("auto",))
         else:
-            check_bool(self.pretrain, "pretrain")
+            check_hidden_layer_sizes(self.hidden_layer_sizes)
+        check_positive_int(self.n_components, "n_components")
         check_option(self.loss, "loss", ("auto", "cross_entropy", "squared_error"))
-        self._check_stack_params(len(sizes) + 1)
+        # With "auto" layers, layer_params is checked in fit, once the layers are known.
+        auto = isinstance(self.hidden_layer_sizes, str)
+        self._check_stack_params(None if auto else len(self.hidden_layer_sizes) + 1)
 
     # -- network layout -----------------------------------------------------------------------------
 
     def _n_encoder_layers(self):
-        return len(check_hidden_layer_sizes(self.hidden_layer_sizes)) + 1
+        return len(self.coefs_) // 2  # the decoder mirrors the encoder
+
+    def _resolve_layer_sizes(self, n_samples, n_features):
+        """Sets ``hidden_layer_sizes_``: ``hidden_layer_sizes``, or for "auto" the layers that fit
+        data of this shape (:func:`deepgm._schedule.autoencoder_layer_sizes`). Returns them."""
+        if isinstance(self.hidden_layer_sizes, str):
+            self.hidden_layer_sizes_ = autoencoder_layer_sizes(n_samples, n_features)
+        else:
+            self.hidden_layer_sizes_ = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        return self.hidden_layer_sizes_
 
     def _activations(self):
         n_enc = self._n_encoder_layers()
@@ -187,10 +204,11 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
             else:
                 self.loss_function_ = self.loss
             visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
-            self.pretrained_ = self._pretrains()
+            self.pretrained_ = pretrains(self.pretrain, visible)
+            sizes = self._resolve_layer_sizes(*X.shape) + (self.n_components,)
             train_X, _, validation = self._validation_split(X)
             self._fit_seed = seed_from(self.random_state)
-            sizes = check_hidden_layer_sizes(self.hidden_layer_sizes) + (self.n_components,)
+            self._check_layer_settings(train_X.shape[0], sizes, first_visible=visible, last_hidden="gaussian")
             if self.pretrained_:
                 self._unroll(self._pretrain(train_X, sizes, first_visible=visible, last_hidden="gaussian"), visible)
             else:
@@ -210,13 +228,6 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         )
         return self
 
-    def _pretrains(self) -> bool:
-        """Whether fit pretrains: ``pretrain``, or for "auto" whether the loss (``loss_function_``,
-        set first) is cross-entropy."""
-        if self.pretrain == "auto":
-            return self.loss_function_ == "cross_entropy"
-        return bool(self.pretrain)
-
     def _unroll(self, rbms, visible):
         """The network of pretrained RBMs: the encoder is the RBMs, the decoder their transposes with
         the visible biases (tied initial weights)."""
@@ -234,7 +245,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
 
     def _random_network(self, X):
         """A network of random layers (no pretraining) for X: encoder, then the mirrored decoder."""
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes) + (self.n_components,)
+        sizes = self.hidden_layer_sizes_ + (self.n_components,)
         rng = generator(self._fit_seed, Purpose.AUTOENCODER_INIT)
         widths = (X.shape[1],) + sizes
         self.rbms_ = []

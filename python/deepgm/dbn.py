@@ -28,7 +28,7 @@ from ._base import (
     seed_from,
 )
 from ._mlp import FineTuner, init_layer, reset_finetune_state
-from ._schedule import FINETUNE_BUDGET, auto_batch_size, plan_epochs
+from ._schedule import FINETUNE_BUDGET, auto_batch_size, plan_epochs, pretrains
 from ._stack import (
     FineTunedStack,
     check_auto_or_positive,
@@ -545,12 +545,14 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
 
     _output_activation = "identity"
     _loss = None
+    #: pretrain="auto" pretrains Gaussian visible units too (see :func:`deepgm._schedule.pretrains`).
+    _pretrains_gaussian_inputs = False
 
     def __init__(
         self,
         hidden_layer_sizes=(500, 500, 2000),
         *,
-        pretrain=True,
+        pretrain="auto",
         pretrain_iter="auto",
         pretrain_learning_rate="auto",
         visible="auto",
@@ -602,7 +604,6 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
     def _check_params(self):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_option(self.visible, "visible", ("auto", "bernoulli", "gaussian"))
-        check_bool(self.pretrain, "pretrain")
         self._check_stack_params(len(sizes))
 
     def _hidden_activations(self):
@@ -612,7 +613,8 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         """Pretrains (or randomly initialises) the hidden layers and adds the output layer."""
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         self._fit_seed = seed_from(self.random_state)
-        if self.pretrain:
+        self._check_layer_settings(X.shape[0], sizes, first_visible=self.visible_)
+        if self.pretrained_:
             self._unroll(self._pretrain(X, sizes, first_visible=self.visible_), n_outputs)
         else:
             self._random_network(X, n_outputs)
@@ -656,6 +658,7 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         ``commit`` (of ``_fit_transaction``) is called once the new network exists."""
         train_X, train_Y, validation = self._validation_split(X, Y, stratify)
         self.input_mean_ = self.input_scale_ = None
+        self.pretrained_ = pretrains(self.pretrain, self.visible_, gaussian=self._pretrains_gaussian_inputs)
         self._initialise(train_X, Y.shape[1])
         commit()
         tuner = FineTuner(self, self._hidden_activations(), self._loss)
@@ -732,6 +735,10 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
       reached only 2.6-2.8% test error with the fine-tuning below; on a few hundred rows of tabular
       data the large stack costs seconds, not accuracy. A smaller stack (e.g. ``(256, 256)``) trains
       several times faster on small data.
+    - ``pretrain="auto"``: RBM pretraining for Bernoulli visible units (pixels: the MNIST recipe), a
+      random start for Gaussian ones (:func:`deepgm._schedule.pretrains`). Pretraining on a few
+      standardised features gives nearly constant layers and a worse start than a random one
+      (make_classification, 300 rows: 0.693 pretrained, 0.750 not, MLPClassifier 0.743).
     - ``visible="auto"``: Bernoulli visible units when the training data are mostly binary (in
       [0, 1], at least half the values exactly 0 or 1: pixel intensities, indicators), Gaussian units
       otherwise (``StandardScaler`` output, ``MinMaxScaler`` output of continuous measurements: on
@@ -753,8 +760,9 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
     ----------
     hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
         Hidden layers (each pretrained as an RBM).
-    pretrain : bool, default=True
-        Initialise the hidden layers by greedy RBM pretraining (else: random initialisation).
+    pretrain : bool or "auto", default="auto"
+        Initialise the hidden layers by greedy RBM pretraining (else: random initialisation); "auto"
+        pretrains Bernoulli visible units only (see above; ``pretrained_`` holds the choice).
     pretrain_iter : int or "auto", default="auto"
         RBM epochs per layer; "auto": see :mod:`deepgm._schedule` (at least 500 updates, 10 to 200
         epochs).
@@ -797,7 +805,7 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
     ----------
     classes_ : ndarray of shape (n_classes,)
     rbms_ : list of RBM
-        The pretrained RBMs (before fine-tuning).
+        The pretrained RBMs (before fine-tuning; empty without pretraining).
     coefs_ : list of ndarray
         Fine-tuned weights, ``coefs_[i]`` of shape (n_in, n_out) (scikit-learn's MLP layout).
     intercepts_ : list of ndarray
@@ -809,6 +817,8 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
         Validation accuracies with early stopping.
     visible_ : {"bernoulli", "gaussian"}
         The bottom RBM's visible units (what ``visible="auto"`` chose).
+    pretrained_ : bool
+        Whether the hidden layers were pretrained (what ``pretrain="auto"`` chose).
     input_mean_, input_scale_ : ndarray of shape (n_features,) or None
         With Gaussian visible units, the standardisation the network applies to its input (that of
         the bottom RBM, or of the training data without pretraining); None for Bernoulli units.
@@ -899,7 +909,10 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
     linear output layer with squared error. Targets are standardised internally.
 
     Parameters and defaults are those of :class:`DBNClassifier` (``finetune_iter="auto"`` converges on
-    the squared error of the standardised targets; ``early_stopping`` scores R^2). They reach at least
+    the squared error of the standardised targets; ``early_stopping`` scores R^2), except that
+    ``pretrain="auto"`` pretrains Gaussian visible units too: on noisy targets the pretrained start
+    generalises better (diabetes, 3-fold cross-validated R^2: 0.451 pretrained, 0.332 from a random
+    start). They reach at least
     ``MLPRegressor``'s cross-validated R^2 minus 0.02 on diabetes and on ``make_regression`` /
     ``make_friedman1`` data (docs/quality_results.md). Adam matters more here than for classification:
     a squared error on top of wide, non-centred sigmoid layers makes SGD at 0.1 diverge (the output
@@ -913,7 +926,8 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
     y_mean_, y_scale_ : ndarray of shape (n_outputs,)
         Standardisation of the targets.
     n_outputs_ : int
-    visible_ : {"bernoulli", "gaussian"}
+    visible_, pretrained_
+        As in :class:`DBNClassifier`.
 
     Examples
     --------
@@ -926,6 +940,7 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
     """
 
     _loss = "squared_error"
+    _pretrains_gaussian_inputs = True
 
     def fit(self, X, y):
         """Pretrains on X, then fine-tunes on (X, y); y of shape (n_samples,) or (n_samples, n_outputs).

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._base import BINARY_FRACTION, binary_fraction, check_hidden_layer_sizes, check_unit_interval, seed_from
 from .._mlp import reset_finetune_state
-from .._schedule import FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs
+from .._schedule import FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs, pretrains
 from .._stack import check_layer_params, stack_params
 from ..autoencoder import DeepAutoencoder
 from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history
@@ -205,6 +205,7 @@ def _fit_classifier_stack(est, run, targets):
     with est._fit_transaction() as commit:
         sample = est._validate_X(run.sample(), reset=True, stream=True)
         est.visible_ = _resolve_visible(est, run, sample)
+        est.pretrained_ = pretrains(est.pretrain, est.visible_, gaussian=est._pretrains_gaussian_inputs)
         est.input_mean_ = est.input_scale_ = None
         n_outputs = _set_targets(est, run, targets)
         est._fit_seed = seed_from(est.random_state)
@@ -218,7 +219,7 @@ def _fit_classifier_stack(est, run, targets):
             last_hidden="bernoulli",
             unroll=lambda rbms: est._unroll(rbms, n_outputs),
             initialise=lambda: est._random_network(sample, n_outputs),
-            pretrain=est.pretrain,
+            pretrain=est.pretrained_,
             phase=lambda: FineTunePhase(
                 est,
                 activations=est._hidden_activations(),
@@ -290,14 +291,14 @@ def fit_autoencoder(est, run):
         else:
             est.loss_function_ = est.loss
         visible = "bernoulli" if est.loss_function_ == "cross_entropy" else "gaussian"
-        est.pretrained_ = est._pretrains()
+        est.pretrained_ = pretrains(est.pretrain, visible)
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
             run,
             est,
             commit,
             sample,
-            sizes=check_hidden_layer_sizes(est.hidden_layer_sizes) + (est.n_components,),
+            sizes=est._resolve_layer_sizes(run.n_rows, sample.shape[1]) + (est.n_components,),
             first_visible=visible,
             last_hidden="gaussian",
             unroll=lambda rbms: est._unroll(rbms, visible),
