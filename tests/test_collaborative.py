@@ -574,7 +574,7 @@ def test_refuses_bad_ratings_with_clear_errors(ratings, fitted):
         fitted.predict(R[:4], None)
     with pytest.raises(ValueError, match="y holds no ratings"):
         fitted.score(R[:4], sp.csr_matrix((4, 40)))
-    with pytest.raises(ValueError, match="n must be an int >= 1"):
+    with pytest.raises(ValueError, match="n == 0, must be >= 1"):
         fitted.recommend(R[:2], n=0)
 
 
@@ -583,7 +583,7 @@ def test_refuses_bad_ratings_with_clear_errors(ratings, fitted):
     [
         ("n_components", 0, ValueError, "n_components"),
         ("k", "fast", ValueError, "k must be 'auto'"),
-        ("k", 0, ValueError, "k must be an int >= 1"),
+        ("k", 0, ValueError, "k == 0, must be >= 1"),
         ("conditional", "yes", TypeError, "conditional"),
         ("learning_rate", -1.0, ValueError, "learning_rate"),
         ("momentum", 1.0, ValueError, "momentum"),

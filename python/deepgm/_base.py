@@ -19,8 +19,10 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
+from sklearn.utils import check_scalar
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_array, check_is_fitted, validate_data
+from tqdm.auto import tqdm
 
 __all__ = ["DeepGMEstimator", "DivergenceError"]
 
@@ -100,9 +102,10 @@ def seed_from(random_state) -> int:
     raise ValueError(f"random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; got {random_state!r}")
 
 
-def check_random_state(random_state):
+def validate_random_state(random_state):
     """Validates ``random_state`` (None, a non-negative int, a RandomState or a Generator) without
-    drawing from it."""
+    drawing from it. Not scikit-learn's ``check_random_state``: ints of any size and numpy Generators
+    are accepted (they seed the Rust streams through :func:`seed_from`), and nothing is built."""
     if random_state is None or isinstance(random_state, (np.random.RandomState, np.random.Generator)):
         return random_state
     if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
@@ -129,30 +132,31 @@ def check_bool(value, name: str) -> bool:
     return bool(value)
 
 
+def _checked_scalar(value, name: str, kind, expected: str, **bounds):
+    """scikit-learn's ``check_scalar`` (type and bounds), which lets bools through as ints and names
+    only the type of a value of the wrong type: here bools are refused and the value is named."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be {expected}; got {value!r} (bool)")
+    try:
+        return check_scalar(value, name, kind, **bounds)
+    except TypeError as err:
+        raise TypeError(f"{err} Got {value!r}.") from None
+
+
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}; got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value}")
-    return int(value)
+    """An int >= ``minimum`` (not a bool), else a TypeError or ValueError naming ``name``."""
+    return int(_checked_scalar(value, name, numbers.Integral, f"an int >= {minimum}", min_val=minimum))
 
 
 def check_number(value, name: str, *, low=None, high=None, low_open=False, high_open=False) -> float:
-    """A real number within [low, high] (open ends if asked), else a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__})")
-    value = float(value)
-    ok = np.isfinite(value)
-    if low is not None:
-        ok &= value > low if low_open else value >= low
-    if high is not None:
-        ok &= value < high if high_open else value <= high
-    if not ok:
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}; got {value}")
-    return value
+    """A finite real number (not a bool) within [low, high], open ends if asked, else a TypeError or
+    ValueError naming ``name``."""
+    closed = (low is not None and not low_open, high is not None and not high_open)
+    boundaries = {(True, True): "both", (True, False): "left", (False, True): "right", (False, False): "neither"}[closed]
+    value = _checked_scalar(value, name, numbers.Real, "a real number", min_val=low, max_val=high, include_boundaries=boundaries)
+    if not np.isfinite(value):  # check_scalar lets NaN (and inf without a bound) through
+        raise ValueError(f"{name} must be a finite number; got {value}")
+    return float(value)
 
 
 def check_option(value, name: str, options) -> str:
@@ -213,19 +217,6 @@ def check_hidden_layer_sizes(sizes, name: str = "hidden_layer_sizes") -> tuple:
     return tuple(int(s) for s in sizes)
 
 
-class _NoProgress:
-    """Stands in for a tqdm bar when verbose is off."""
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-
 class DeepGMEstimator(BaseEstimator):
     """Base class of deepgm's estimators (not for direct use).
 
@@ -269,7 +260,7 @@ class DeepGMEstimator(BaseEstimator):
         """dtype, n_jobs, random_state and verbose: the settings every estimator shares."""
         self._dtype()
         self._n_jobs()
-        check_random_state(self.random_state)
+        validate_random_state(self.random_state)
         check_verbose(self.verbose)
 
     def _validate_X(
@@ -418,11 +409,7 @@ class DeepGMEstimator(BaseEstimator):
     # -- progress and history -----------------------------------------------------------------------
 
     def _progress(self, total: int, desc: str):
-        if not self.verbose:
-            return _NoProgress()
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, leave=False, unit="batch")
+        return tqdm(total=total, desc=desc, leave=False, unit="batch", disable=not self.verbose)
 
     def _log_epoch(self, **metrics):
         """Appends one epoch's metrics to ``history_`` (a dict of lists) and prints them if verbose."""

@@ -10,26 +10,16 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
-from ._base import (
-    DeepGMEstimator,
-    as_output,
-    check_bool,
-    check_hidden_layer_sizes,
-    check_number,
-    check_option,
-    check_positive_int,
-    check_unit_interval,
-    seed_from,
-)
-from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
-from ._schedule import FINETUNE_BUDGET, auto_batch_size, autoencoder_layer_sizes, check_length, plan_epochs, pretrains
+from ._base import as_output, check_hidden_layer_sizes, check_option, check_positive_int, check_unit_interval, seed_from
+from ._mlp import FineTuner, reset_finetune_state
+from ._schedule import FINETUNE_BUDGET, auto_batch_size, autoencoder_layer_sizes, plan_epochs, pretrains
+from ._stack import FineTunedStack, fold_standardisation, random_layers, unrolled_layers
 from ._streams import Purpose, generator
-from .dbn import check_layer_params, pretrain_stack, pretraining_settings
 
 __all__ = ["DeepAutoencoder"]
 
 
-class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
+class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTunedStack):
     """RBM-pretrained deep autoencoder (Hinton & Salakhutdinov, Science 2006).
 
     Pretraining fits RBMs n_features-h1-...-hk-n_components, the last one with linear hidden units
@@ -101,10 +91,6 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
     (3, 8)
     """
 
-    _param_names = ("coefs_", "intercepts_")
-    _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps", "_finetune_first_loss")
-    _fitted_attribute = "coefs_"
-
     def __init__(
         self,
         hidden_layer_sizes="auto",
@@ -166,24 +152,10 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         else:
             check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_positive_int(self.n_components, "n_components")
-        if isinstance(self.pretrain, str):
-            check_option(self.pretrain, "pretrain", ("auto",))
-        else:
-            check_bool(self.pretrain, "pretrain")
-        check_length(self.pretrain_iter, "pretrain_iter")
-        if isinstance(self.pretrain_learning_rate, str):
-            check_option(self.pretrain_learning_rate, "pretrain_learning_rate", ("auto",))
-        else:
-            check_number(self.pretrain_learning_rate, "pretrain_learning_rate", low=0, low_open=True)
         check_option(self.loss, "loss", ("auto", "cross_entropy", "squared_error"))
-        check_positive_int(self.k, "k")
-        check_bool(self.persistent, "persistent")
-        check_number(self.pretrain_weight_decay, "pretrain_weight_decay", low=0)
-        if not isinstance(self.hidden_layer_sizes, str):  # else checked in fit, once the layers are known
-            check_layer_params(self.layer_params, len(self.hidden_layer_sizes) + 1)
-        check_length(self.finetune_iter, "finetune_iter", minimum=0)
-        check_finetune_params(self)
-        self._check_common_params()
+        # With "auto" layers, layer_params is checked in fit, once the layers are known.
+        auto = isinstance(self.hidden_layer_sizes, str)
+        self._check_stack_params(None if auto else len(self.hidden_layer_sizes) + 1)
 
     # -- network layout -----------------------------------------------------------------------------
 
@@ -233,15 +205,14 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
                 self.loss_function_ = self.loss
             visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
             self.pretrained_ = pretrains(self.pretrain, visible)
-            self._resolve_layer_sizes(*X.shape)
-            dtype = self._dtype()
-            validation = None
-            train_X = X
-            if self.early_stopping:
-                tr, va = split_validation(X.shape[0], self.validation_fraction, seed_from(self.random_state))
-                train_X = np.ascontiguousarray(X[tr])
-                validation = (np.ascontiguousarray(X[va]), np.ascontiguousarray(X[va]))
-            self._unroll(train_X, visible, dtype)
+            sizes = self._resolve_layer_sizes(*X.shape) + (self.n_components,)
+            train_X, _, validation = self._validation_split(X)
+            self._fit_seed = seed_from(self.random_state)
+            self._check_layer_settings(train_X.shape[0], sizes, first_visible=visible, last_hidden="gaussian")
+            if self.pretrained_:
+                self._unroll(self._pretrain(train_X, sizes, first_visible=visible, last_hidden="gaussian"), visible)
+            else:
+                self._random_network(train_X)
             reset_finetune_state(self)
             commit()
         n_rows = train_X.shape[0]
@@ -257,45 +228,28 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGME
         )
         return self
 
-    def _unroll(self, X, visible, dtype):
+    def _unroll(self, rbms, visible):
+        """The network of pretrained RBMs: the encoder is the RBMs, the decoder their transposes with
+        the visible biases (tied initial weights)."""
+        self.rbms_ = rbms
+        encoder = unrolled_layers(rbms)
+        decoder = [(np.ascontiguousarray(r.components_), r.intercept_visible_.copy()) for r in reversed(rbms)]
+        if visible == "gaussian":
+            # The bottom RBM worked on standardised data: fold (x - mean) / scale into the first
+            # encoder layer and x = mean + scale * v into the last decoder layer.
+            first, dtype = rbms[0], self._dtype()
+            encoder[0] = fold_standardisation(first, *encoder[0], dtype)
+            Wd, bd = decoder[-1]
+            decoder[-1] = (np.ascontiguousarray(Wd * first.scale_[None, :], dtype=dtype), (bd * first.scale_ + first.mean_).astype(dtype))
+        self._set_layers(encoder + decoder)
+
+    def _random_network(self, X):
+        """A network of random layers (no pretraining) for X: encoder, then the mirrored decoder."""
         sizes = self.hidden_layer_sizes_ + (self.n_components,)
-        layer_params = check_layer_params(self.layer_params, len(sizes))
-        self._fit_seed = seed_from(self.random_state)
-        if self.pretrained_:
-            common = pretraining_settings(self)
-            self.rbms_ = pretrain_stack(
-                X,
-                sizes,
-                seed=self._fit_seed,
-                layer_params=layer_params,
-                common=common,
-                first_visible=visible,
-                last_hidden="gaussian",
-                verbose=self.verbose,
-            )
-            encoder = [(np.ascontiguousarray(r.components_.T), r.intercept_hidden_.copy()) for r in self.rbms_]
-            decoder = [(np.ascontiguousarray(r.components_), r.intercept_visible_.copy()) for r in reversed(self.rbms_)]
-            first = self.rbms_[0]
-            if visible == "gaussian":
-                # The bottom RBM worked on standardised data: fold (x - mean) / scale into the first
-                # encoder layer and x = mean + scale * v into the last decoder layer.
-                W, b = encoder[0]
-                W = W / first.scale_[:, None]
-                encoder[0] = (np.ascontiguousarray(W, dtype=dtype), (b - first.mean_ @ W).astype(dtype))
-                Wd, bd = decoder[-1]
-                decoder[-1] = (
-                    np.ascontiguousarray(Wd * first.scale_[None, :], dtype=dtype),
-                    (bd * first.scale_ + first.mean_).astype(dtype),
-                )
-        else:
-            self.rbms_ = []
-            rng = generator(self._fit_seed, Purpose.AUTOENCODER_INIT)
-            widths = (X.shape[1],) + sizes
-            encoder = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
-            rev = widths[::-1]
-            decoder = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(rev[:-1], rev[1:])]
-        self.coefs_ = [w.astype(dtype) for w, _ in encoder + decoder]
-        self.intercepts_ = [b.astype(dtype) for _, b in encoder + decoder]
+        rng = generator(self._fit_seed, Purpose.AUTOENCODER_INIT)
+        widths = (X.shape[1],) + sizes
+        self.rbms_ = []
+        self._set_layers(random_layers(rng, widths, self._dtype()) + random_layers(rng, widths[::-1], self._dtype()))
 
     # -- inference ----------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, RegressorMixin, TransformerMixin
+from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import ClassifierTags
 from sklearn.utils._available_if import available_if
@@ -19,7 +20,6 @@ from ._base import (
     as_output,
     check_bool,
     check_hidden_layer_sizes,
-    check_number,
     check_option,
     check_positive_int,
     check_seen_labels,
@@ -27,132 +27,22 @@ from ._base import (
     mostly_binary,
     seed_from,
 )
-from ._mlp import FineTuner, check_finetune_params, init_layer, reset_finetune_state, split_validation
-from ._schedule import FINETUNE_BUDGET, auto_batch_size, check_length, plan_epochs, pretrains
-from ._streams import Purpose, child_seeds, generator
+from ._mlp import FineTuner, init_layer, reset_finetune_state
+from ._schedule import FINETUNE_BUDGET, auto_batch_size, plan_epochs, pretrains
+from ._stack import (
+    FineTunedStack,
+    check_auto_or_positive,
+    check_layer_params,
+    pretrain_stack,
+    random_layers,
+    stack_params,
+    standardisation,
+    unrolled_layers,
+)
+from ._streams import Purpose, generator
 from .rbm import RBM, check_training_schedule
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
-
-
-def _layer_seeds(seed: int, n: int):
-    return child_seeds(seed, Purpose.LAYER_SEEDS, n)
-
-
-def check_layer_params(layer_params, n_layers: int):
-    """Per-layer RBM settings: None, or a list of n_layers dicts of RBM parameters."""
-    if layer_params is None:
-        return [{} for _ in range(n_layers)]
-    if not isinstance(layer_params, (list, tuple)) or len(layer_params) != n_layers or not all(isinstance(p, dict) for p in layer_params):
-        raise ValueError(f"layer_params must be None or a list of {n_layers} dicts (one per layer); got {layer_params!r}")
-    valid = set(RBM().get_params())
-    for i, p in enumerate(layer_params):
-        unknown = set(p) - valid
-        if unknown:
-            raise ValueError(f"layer_params[{i}] has unknown RBM parameters {sorted(unknown)}; valid: {sorted(valid)}")
-        structural = sorted(set(p) & set(_STACK_OWNED))
-        if structural:
-            owners = ", ".join(f"{name} by {_STACK_OWNED[name]}" for name in structural)
-            raise ValueError(f"layer_params[{i}] may not set {structural}: the stack sets them ({owners}); got {p!r}")
-    return [dict(p) for p in layer_params]
-
-
-# RBM parameters that define the stack's structure, so that every layer must agree with the estimator.
-_STACK_OWNED = {
-    "n_components": "hidden_layer_sizes",
-    "visible": "the estimator's visible (bottom layer); upper layers see probabilities",
-    "hidden": "the estimator (linear code layer of the autoencoder, Bernoulli elsewhere)",
-    "dtype": "the estimator's dtype",
-    "random_state": "the estimator's random_state (one derived seed per layer)",
-}
-
-
-def stack_params(sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0):
-    """The full RBM parameters of every layer, each validated (so that a bad per-layer setting is
-    reported before any layer is trained)."""
-    seeds = _layer_seeds(seed, len(sizes))
-    stack = []
-    for i, size in enumerate(sizes):
-        params = dict(common)
-        params.update(
-            n_components=size,
-            visible=first_visible if i == 0 else "bernoulli",
-            hidden=last_hidden if i == len(sizes) - 1 else "bernoulli",
-            random_state=seeds[i],
-            verbose=verbose,
-        )
-        params.update(layer_params[i])
-        try:
-            RBM(**params)._check_params()
-        except (ValueError, TypeError) as err:
-            where = f"layer_params[{i}]" if layer_params[i] else f"layer {i + 1}"
-            raise type(err)(f"{where}: {err}") from None
-        stack.append(params)
-    return stack
-
-
-def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0, out=None):
-    """Greedy layer-wise pretraining: RBM i is fitted (by :class:`RBM`'s own code path) to the hidden
-    means of RBM i - 1 on X. Returns the fitted RBMs. A ``batch_size`` of "auto" in ``common`` is
-    resolved from the number of rows of X (:func:`deepgm._schedule.auto_batch_size`).
-
-    Every layer's parameters are validated before the first is trained. With ``out`` (a list), each
-    RBM is appended to it before it is fitted, so that a caller interrupted mid-stack can keep the
-    layers trained so far."""
-    common = dict(common, batch_size=auto_batch_size(common.get("batch_size", "auto"), X.shape[0]))
-    stack = stack_params(
-        sizes,
-        seed=seed,
-        layer_params=layer_params,
-        common=common,
-        first_visible=first_visible,
-        last_hidden=last_hidden,
-        verbose=verbose,
-    )
-    rbms = [] if out is None else out
-    data = X
-    for params in stack:
-        rbm = RBM(**params)
-        rbms.append(rbm)
-        rbm.fit(data)
-        data = rbm.transform(data)
-    return rbms
-
-
-#: The momentum schedule of the RBMs a fine-tuned stack is pretrained with (Hinton 2010: 0.5, then
-#: 0.9 after 5 epochs). Standalone RBMs keep 0.5 throughout by default (see :class:`deepgm.RBM`).
-PRETRAIN_MOMENTUM = dict(momentum=0.5, final_momentum=0.9, initial_momentum_epochs=5)
-
-
-def pretraining_settings(est):
-    """The RBM settings every layer of a fine-tuned stack (DBNClassifier, DBNRegressor,
-    DeepAutoencoder) is pretrained with, from the estimator's ``pretrain_*`` parameters."""
-    return dict(
-        PRETRAIN_MOMENTUM,
-        k=est.k,
-        persistent=est.persistent,
-        learning_rate=est.pretrain_learning_rate,
-        weight_decay=est.pretrain_weight_decay,
-        batch_size=est.batch_size,
-        n_iter=est.pretrain_iter,
-        dtype=est.dtype,
-        n_jobs=est.n_jobs,
-    )
-
-
-def standardisation(X, chunk_rows: int = 4096):
-    """(mean, scale) of the columns of X (dense or sparse), float64, read in chunks of rows so that a
-    memory-mapped X is not copied; a scale of 1 for constant columns."""
-    total = np.zeros(X.shape[1])
-    squares = np.zeros(X.shape[1])
-    for start in range(0, X.shape[0], chunk_rows):
-        block = X[start : start + chunk_rows]
-        block = block.toarray() if sp.issparse(block) else np.asarray(block, dtype=np.float64)
-        total += block.sum(axis=0)
-        squares += np.square(block).sum(axis=0)
-    mean = total / X.shape[0]
-    scale = np.sqrt(np.maximum(squares / X.shape[0] - mean**2, 0.0))
-    return mean, np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
 
 
 def down_pass(rbms, H):
@@ -171,17 +61,13 @@ class _RBMStackParams:
     #: The strings ``k`` may be besides an int (DBN's "auto").
     _k_options = ()
 
-    def _check_stack_params(self, learning_rate_name="learning_rate"):
+    def _check_rbm_params(self):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_option(self.visible, "visible", ("auto", "bernoulli", "gaussian"))
         if not (isinstance(self.k, str) and self.k in self._k_options):
             check_positive_int(self.k, "k")
         check_bool(self.persistent, "persistent")
-        lr = getattr(self, learning_rate_name)
-        if isinstance(lr, str):
-            check_option(lr, learning_rate_name, ("auto",))
-        else:
-            check_number(lr, learning_rate_name, low=0, low_open=True)
+        check_auto_or_positive(self.learning_rate, "learning_rate")
         check_layer_params(self.layer_params, len(sizes))
         self._check_common_params()
 
@@ -327,7 +213,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
     def _check_params(self):
         if isinstance(self.k, str) and self.k not in self._k_options:
             raise ValueError(f"k must be 'auto' or an int >= 1; got {self.k!r}")
-        self._check_stack_params()
+        self._check_rbm_params()
         check_training_schedule(self, allow_auto_batch=True)
 
     def fit(self, X, y=None):
@@ -670,12 +556,9 @@ def _stack_history(rbms):
     return history
 
 
-class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, DeepGMEstimator):
+class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, FineTunedStack):
     """Pretraining of a stack of RBMs, then fine-tuning of the whole network plus an output layer."""
 
-    _param_names = ("coefs_", "intercepts_")
-    _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps", "_finetune_first_loss")
-    _fitted_attribute = "coefs_"
     _output_activation = "identity"
     _loss = None
     #: pretrain="auto" pretrains Gaussian visible units too (see :func:`deepgm._schedule.pretrains`).
@@ -735,54 +618,42 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         self.verbose = verbose
 
     def _check_params(self):
-        self._check_stack_params("pretrain_learning_rate")
-        if isinstance(self.pretrain, str):
-            check_option(self.pretrain, "pretrain", ("auto",))
-        else:
-            check_bool(self.pretrain, "pretrain")
-        check_length(self.pretrain_iter, "pretrain_iter")
-        check_number(self.pretrain_weight_decay, "pretrain_weight_decay", low=0)
-        check_length(self.finetune_iter, "finetune_iter", minimum=0)
-        check_finetune_params(self)
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        check_option(self.visible, "visible", ("auto", "bernoulli", "gaussian"))
+        self._check_stack_params(len(sizes))
 
     def _hidden_activations(self):
         return ["sigmoid"] * len(self.coefs_[:-1]) + [self._output_activation]
 
     def _initialise(self, X, n_outputs):
         """Pretrains (or randomly initialises) the hidden layers and adds the output layer."""
-        dtype = self._dtype()
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        layer_params = check_layer_params(self.layer_params, len(sizes))
         self._fit_seed = seed_from(self.random_state)
-        rng = generator(self._fit_seed, Purpose.DBN_INIT)
+        self._check_layer_settings(X.shape[0], sizes, first_visible=self.visible_)
         if self.pretrained_:
-            common = pretraining_settings(self)
-            self.rbms_ = pretrain_stack(
-                X,
-                sizes,
-                seed=self._fit_seed,
-                layer_params=layer_params,
-                common=common,
-                first_visible=self.visible_,
-                verbose=self.verbose,
-            )
-            self.coefs_ = [np.ascontiguousarray(r.components_.T) for r in self.rbms_]
-            self.intercepts_ = [r.intercept_hidden_.copy() for r in self.rbms_]
-            if self.visible_ == "gaussian":
-                # The bottom RBM saw standardised data: the network keeps seeing it so.
-                self.input_mean_, self.input_scale_ = self.rbms_[0].mean_.copy(), self.rbms_[0].scale_.copy()
+            self._unroll(self._pretrain(X, sizes, first_visible=self.visible_), n_outputs)
         else:
-            self.rbms_ = []
-            widths = (X.shape[1],) + sizes
-            pairs = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
-            self.coefs_ = [w for w, _ in pairs]
-            self.intercepts_ = [b for _, b in pairs]
-            if self.visible_ == "gaussian":
-                self.input_mean_, self.input_scale_ = standardisation(X)
-        w_out, b_out = init_layer(rng, sizes[-1], n_outputs, dtype, scale=0.01)
-        self.coefs_.append(w_out)
-        self.intercepts_.append(b_out)
+            self._random_network(X, n_outputs)
         reset_finetune_state(self)
+
+    def _unroll(self, rbms, n_outputs):
+        """The network of pretrained RBMs: their layers, then a new output layer."""
+        self.rbms_ = rbms
+        if self.visible_ == "gaussian":
+            # The bottom RBM saw standardised data: the network keeps seeing it so.
+            self.input_mean_, self.input_scale_ = rbms[0].mean_.copy(), rbms[0].scale_.copy()
+        rng = generator(self._fit_seed, Purpose.DBN_INIT)
+        self._set_layers(unrolled_layers(rbms) + [init_layer(rng, rbms[-1].n_components, n_outputs, self._dtype(), scale=0.01)])
+
+    def _random_network(self, X, n_outputs):
+        """A network of random layers (no pretraining) for X, standardising Gaussian input."""
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        rng = generator(self._fit_seed, Purpose.DBN_INIT)
+        self.rbms_ = []
+        hidden = random_layers(rng, (X.shape[1],) + sizes, self._dtype())
+        if self.visible_ == "gaussian":
+            self.input_mean_, self.input_scale_ = standardisation(X)
+        self._set_layers(hidden + [init_layer(rng, sizes[-1], n_outputs, self._dtype(), scale=0.01)])
 
     def _network_input(self, X):
         """What the network computes on for (a minibatch of) a validated X: X itself for Bernoulli
@@ -801,14 +672,7 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
     def _fit(self, X, Y, commit, stratify=None):
         """Pretraining on X, then fine-tuning on (X, Y) with Y (n, n_outputs) in the model's dtype.
         ``commit`` (of ``_fit_transaction``) is called once the new network exists."""
-        validation = None
-        train_X, train_Y = X, Y
-        if self.early_stopping:
-            seed = seed_from(self.random_state)
-            tr, va = split_validation(X.shape[0], self.validation_fraction, seed, stratify)
-            train_X = np.ascontiguousarray(X[tr], dtype=self._dtype())
-            train_Y = np.ascontiguousarray(Y[tr])
-            validation = (np.ascontiguousarray(X[va], dtype=self._dtype()), Y[va])
+        train_X, train_Y, validation = self._validation_split(X, Y, stratify)
         self.input_mean_ = self.input_scale_ = None
         self.pretrained_ = pretrains(self.pretrain, self.visible_, gaussian=self._pretrains_gaussian_inputs)
         self._initialise(train_X, Y.shape[1])
@@ -1122,10 +986,10 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
 
     def _validation_score(self, X_val, Y_val):
         pred = FineTuner(self, self._hidden_activations(), self._loss).forward(X_val).astype(np.float64)
-        Y_val = np.asarray(Y_val, dtype=np.float64)
-        ss_res = np.sum((Y_val - pred) ** 2)
-        ss_tot = np.sum((Y_val - Y_val.mean(axis=0)) ** 2)
-        return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+        if len(Y_val) < 2:  # R^2 is undefined for one row (r2_score gives NaN): score it 0
+            return 0.0
+        # Pooled over the outputs: 1 - sum of squared errors / sum of squares, what "variance_weighted" is.
+        return float(r2_score(np.asarray(Y_val, dtype=np.float64), pred, multioutput="variance_weighted"))
 
     def predict(self, X):
         """Predicted targets.

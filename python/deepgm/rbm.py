@@ -9,7 +9,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state as sklearn_check_random_state
+from sklearn.utils import check_random_state
 
 from . import _core
 from ._base import (
@@ -601,7 +601,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         if isinstance(self.random_state, np.random.Generator):
             flip = self.random_state.integers(0, n_features, n_samples)
         else:
-            flip = sklearn_check_random_state(self.random_state).randint(0, n_features, n_samples)
+            flip = check_random_state(self.random_state).randint(0, n_features, n_samples)
         return _core.rbm_pseudo_likelihood(
             V, self.components_, self.intercept_visible_, self.intercept_hidden_, flip=flip, n_jobs=self._n_jobs()
         )

@@ -214,11 +214,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     # -- the network --------------------------------------------------------------------------------
 
     def _n_classes(self):
-        return 0
+        """Classes the model is conditioned on (0 for an unconditioned VAE)."""
+        return len(getattr(self, "classes_", ()))
 
     def _extra_inputs(self):
         """Columns appended to the encoder's and decoder's inputs (one-hot labels for concat CVAEs)."""
-        return 0
+        return self._n_classes() if self._conditioning == "concat" else 0
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -249,7 +250,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
 
         self.encoder_coefs_, self.encoder_intercepts_ = layers(enc_widths)
         self.decoder_coefs_, self.decoder_intercepts_ = layers(dec_widths)
-        self._init_class_means(rng)
+        if self._conditioning != "none":
+            self.class_means_ = self._initial_class_means(rng)
         self._adam = new_slots(self._params(), "adam")
         self._adam_t = 0
         self._steps = 0
@@ -257,8 +259,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         self.n_iter_ = 0
         self.history_ = {}
 
-    def _init_class_means(self, rng):
-        pass
+    def _initial_class_means(self, rng):
+        """The classes' prior means (n_classes, n_components): drawn for prior_mean conditioning, zeros
+        for concat (whose prior is N(0, I) for every class)."""
+        shape = (self._n_classes(), self.n_components)
+        if self._conditioning == "prior_mean":
+            # N(0, 2^2 I): classes start well apart, so that samples around a class mean decode to that
+            # class (with N(0, I), as nn.Embedding, 87% of MNIST samples were recognised as their class;
+            # with N(0, 4 I), 96%, for 0.5 nat of test ELBO: benches/NOTES.md).
+            return (2.0 * rng.standard_normal(shape)).astype(self._dtype())
+        return np.zeros(shape, dtype=self._dtype())
 
     def _params(self):
         """Every parameter array, in the kernels' optimiser order."""
@@ -272,7 +282,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         return params
 
     def _class_means_param(self):
-        return None
+        """The learned class prior means (prior_mean conditioning), else None."""
+        return self.class_means_ if self._conditioning == "prior_mean" else None
+
+    def _prior_means(self, codes, n):
+        """Means of p(z | class) for class codes (n, n_components) in float64: 0 without codes."""
+        if codes is None or self._conditioning != "prior_mean":
+            return np.zeros((n, self.n_components))
+        return self.class_means_[codes].astype(np.float64)
 
     def _activations(self):
         n_hidden = len(check_hidden_layer_sizes(self.hidden_layer_sizes))
@@ -309,13 +326,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         -------
         self : VAE
         """
-        self._check_params()
-        with self._fit_transaction() as commit:
-            X = self._check_X(X, reset=True, stream=True)
-            self._init_params(X.shape[1])
-            commit()
-        self._train(X, None, n_epochs=self._planned_epochs(X), shuffle=True, converge=self.n_iter == "auto")
-        return self
+        return self._fit(X, y, partial=False)
 
     def _planned_epochs(self, X):
         """Epochs of fit: ``n_iter``, or for "auto" the VAE budget of :mod:`deepgm._schedule`."""
@@ -328,15 +339,33 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         -------
         self : VAE
         """
+        return self._fit(X, y, partial=True)
+
+    def _fit(self, X, y, *, partial, classes=None):
+        """fit (a new model, ``n_iter`` shuffled epochs) or, with ``partial``, partial_fit (one pass in
+        order, initialising the model on the first call); y: a CVAE's class labels (a VAE ignores it)."""
         self._check_params()
-        first = not hasattr(self, "encoder_coefs_")
+        first = not partial or not hasattr(self, "encoder_coefs_")
         with self._fit_transaction() as commit:
             X = self._check_X(X, reset=first, stream=True)
+            codes = self._fit_labels(y, X.shape[0], first=first, classes=classes)
             if first:
                 self._init_params(X.shape[1])
             commit()
-        self._train(X, None, n_epochs=1, shuffle=False)
+        if partial:
+            self._train(X, codes, n_epochs=1, shuffle=False)
+        else:
+            self._train(X, codes, n_epochs=self._planned_epochs(X), shuffle=True, converge=self.n_iter == "auto")
         return self
+
+    def _fit_labels(self, y, n, *, first, classes):
+        """The class codes (n,) of a fit's labels y, learning the classes on a first fit: None for a VAE,
+        which is not conditioned on labels."""
+        return None
+
+    def _encode_labels(self, y, n, name="y"):
+        """The class codes of labels y for n samples: None for a VAE, which is not conditioned on labels."""
+        return None
 
     def _train(self, X, codes, *, n_epochs, shuffle, converge=False):
         """Epochs of Adam steps; with ``converge``, stops once the training loss has converged (see
@@ -514,9 +543,6 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
 
     # -- inference ----------------------------------------------------------------------------------
 
-    def _labels_for(self, X, y):
-        return None
-
     def encode(self, X):
         """The approximate posterior q(z | x).
 
@@ -526,9 +552,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             float32 for float32 X, float64 otherwise (scikit-learn's convention). X may hold any
             finite values.
         """
+        return self._encode(X, None)
+
+    def _encode(self, X, y):
+        """(mu, log_var) of q(z | x[, y]), each (n_samples, n_components), in the dtype of X."""
         check_is_fitted(self)
         data = self._check_X(X, unit_range=False)
-        return tuple(as_output(a, X) for a in _core.vae_encode(data, *self._net(), **self._net_kwargs()))
+        codes = self._encode_labels(y, data.shape[0])
+        return tuple(as_output(a, X) for a in _core.vae_encode(data, *self._net(), y=codes, **self._net_kwargs()))
 
     @property
     def _n_features_out(self):
@@ -552,9 +583,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         X : ndarray of shape (n_samples, n_features)
             In the dtype of Z as for :meth:`encode`.
         """
+        return self._decode(Z, None)
+
+    def _decode(self, Z, y):
+        """Decoder means (n_samples, n_features) for latent points Z[ and labels y], in the dtype of Z."""
         check_is_fitted(self)
-        codes = self._check_Z(Z)
-        return as_output(_core.vae_decode(codes, *self._net(), **self._net_kwargs()), Z)
+        latent = self._check_Z(Z)
+        codes = self._encode_labels(y, latent.shape[0])
+        return as_output(_core.vae_decode(latent, *self._net(), y=codes, **self._net_kwargs()), Z)
 
     def _check_Z(self, Z):
         return self._validate_array(Z, "Z", self._n_features_out, "n_components of the fitted model")
@@ -566,7 +602,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         -------
         X_rec : ndarray of shape (n_samples, n_features)
         """
-        return self.decode(self.transform(X))
+        return self._decode(self._encode(X, None)[0], None)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """fit then transform (a CVAE's labels y go to both)."""
+        return self.fit(X, y, **fit_params)._encode(X, y)[0]
 
     def sample(self, n_samples=16):
         """Draws z ~ p(z) = N(0, I) and decodes it.
@@ -576,11 +616,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         X : ndarray of shape (n_samples, n_features)
             Decoder means (pixel probabilities for the Bernoulli decoder).
         """
+        return self._sample(n_samples, None)
+
+    def _sample(self, n_samples, y):
+        """Decoded draws z ~ p(z[ | y]): (n_samples, n_features) in the model's dtype."""
         check_is_fitted(self)
         n_samples = check_positive_int(n_samples, "n_samples")
+        codes = self._encode_labels(y, n_samples)
         rng = np.random.default_rng(self._next_seed())
-        Z = rng.standard_normal((n_samples, self.n_components)).astype(self._dtype())
-        return self.decode(Z)
+        Z = rng.standard_normal((n_samples, self.n_components))
+        if codes is not None:
+            Z = Z + self._prior_means(codes, n_samples)
+        Z = np.ascontiguousarray(Z, dtype=self._dtype())
+        return _core.vae_decode(Z, *self._net(), y=codes, **self._net_kwargs())
 
     def elbo(self, X):
         """The evidence lower bound of each sample, in nats, with one reparameterised draw of z per
@@ -590,14 +638,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         -------
         elbo : ndarray of shape (n_samples,)
         """
+        return self._elbo(X, None)
+
+    def _elbo(self, X, y):
+        """ELBO (n_samples,) of each sample[ given its label y], one reparameterised draw each."""
         check_is_fitted(self)
         X = self._check_X(X)
-        recon, kl = _core.vae_losses(X, *self._net(), seed=seed_from(self.random_state), step=0, **self._net_kwargs())
+        codes = self._encode_labels(y, X.shape[0])
+        recon, kl = _core.vae_losses(X, *self._net(), y=codes, seed=seed_from(self.random_state), step=0, **self._net_kwargs())
         return -(recon + kl)
 
     def score(self, X, y=None):
-        """Mean ELBO of X (higher is better)."""
-        return float(np.mean(self.elbo(X)))
+        """Mean ELBO of X (higher is better); y: a CVAE's labels (a VAE ignores it)."""
+        return float(np.mean(self._elbo(X, y)))
 
     def log_likelihood(self, X, *, n_importance=1000, method="importance", grid_size=None, grid_range=6.0):
         """Estimate of log p(x) for each sample, in nats.
@@ -622,12 +675,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         -------
         log_likelihood : ndarray of shape (n_samples,)
         """
+        return self._log_likelihood(X, None, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
+
+    def _log_likelihood(self, X, y, *, n_importance, method, grid_size, grid_range):
+        """log p(x[ | y]) per sample (n_samples,): see :meth:`log_likelihood`."""
         check_is_fitted(self)
         check_option(method, "method", ("importance", "grid"))
         X = self._check_X(X)
-        return self._log_likelihood(X, None, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
-
-    def _log_likelihood(self, X, codes, *, n_importance, method, grid_size, grid_range):
+        codes = self._encode_labels(y, X.shape[0])
         if method == "importance":
             n_importance = check_positive_int(n_importance, "n_importance")
             return _core.vae_log_likelihood(
@@ -638,9 +693,6 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         grid_range = check_number(grid_range, "grid_range", low=0, low_open=True)
         size = check_positive_int(grid_size if grid_size is not None else (2001 if self.n_components == 1 else 301), "grid_size", minimum=2)
         return self._grid_log_likelihood(X, codes, size, grid_range)
-
-    def _prior_means(self, codes, n):
-        return np.zeros((n, self.n_components))
 
     def _grid_log_likelihood(self, X, codes, size, span):
         """log p(x) = log sum_g p(x | z_g) p(z_g) dA over a grid around the prior mean (per class)."""
@@ -807,30 +859,6 @@ class CVAE(VAE):
         super()._check_params()
         check_option(self.conditioning, "conditioning", ("prior_mean", "concat"))
 
-    def _n_classes(self):
-        return len(self.classes_)
-
-    def _extra_inputs(self):
-        return len(self.classes_) if self.conditioning == "concat" else 0
-
-    def _init_class_means(self, rng):
-        k = self.n_components
-        if self.conditioning == "prior_mean":
-            # N(0, 2^2 I): classes start well apart, so that samples around a class mean decode to that
-            # class (with N(0, I), as nn.Embedding, 87% of MNIST samples were recognised as their class;
-            # with N(0, 4 I), 96%, for 0.5 nat of test ELBO: benches/NOTES.md).
-            self.class_means_ = (2.0 * rng.standard_normal((len(self.classes_), k))).astype(self._dtype())
-        else:
-            self.class_means_ = np.zeros((len(self.classes_), k), dtype=self._dtype())
-
-    def _class_means_param(self):
-        return self.class_means_ if self.conditioning == "prior_mean" else None
-
-    def _prior_means(self, codes, n):
-        if codes is None:
-            return np.zeros((n, self.n_components))
-        return self.class_means_[codes].astype(np.float64)
-
     # -- labels -------------------------------------------------------------------------------------
 
     def _set_classes(self, y, classes=None):
@@ -862,7 +890,20 @@ class CVAE(VAE):
         check_seen_labels(y, self.classes_, name)
         return self._label_encoder.transform(y).astype(np.int64)
 
-    # -- training -----------------------------------------------------------------------------------
+    def _fit_labels(self, y, n, *, first, classes):
+        y = self._validate_y(y, n, classification=True)
+        if first:
+            self._set_classes(y, classes)
+        elif classes is not None:
+            # As scikit-learn's partial_fit: the classes are fixed by the first call.
+            given = np.unique(np.asarray(classes))
+            if not np.array_equal(given, self.classes_):
+                raise ValueError(
+                    f"classes={given.tolist()} differs from the classes of the first partial_fit call ({self.classes_.tolist()})"
+                )
+        return self._encode_labels(y, n)
+
+    # -- the public methods of VAE, with labels -----------------------------------------------------
 
     def fit(self, X, y):
         """Trains on (X, y) for ``n_iter`` epochs.
@@ -871,16 +912,7 @@ class CVAE(VAE):
         -------
         self : CVAE
         """
-        self._check_params()
-        with self._fit_transaction() as commit:
-            X = self._check_X(X, reset=True, stream=True)
-            y = self._validate_y(y, X.shape[0], classification=True)
-            self._set_classes(y)
-            codes = self._encode_labels(y, X.shape[0])
-            self._init_params(X.shape[1])
-            commit()
-        self._train(X, codes, n_epochs=self._planned_epochs(X), shuffle=True, converge=self.n_iter == "auto")
-        return self
+        return self._fit(X, y, partial=False)
 
     def partial_fit(self, X, y, classes=None):
         """One pass over (X, y); the first call must see every class or be given ``classes``.
@@ -889,36 +921,12 @@ class CVAE(VAE):
         -------
         self : CVAE
         """
-        self._check_params()
-        first = not hasattr(self, "encoder_coefs_")
-        with self._fit_transaction() as commit:
-            X = self._check_X(X, reset=first, stream=True)
-            y = self._validate_y(y, X.shape[0], classification=True)
-            if first:
-                self._set_classes(y, classes)
-            elif classes is not None:
-                # As scikit-learn's partial_fit: the classes are fixed by the first call.
-                given = np.unique(np.asarray(classes))
-                if not np.array_equal(given, self.classes_):
-                    raise ValueError(
-                        f"classes={given.tolist()} differs from the classes of the first partial_fit call ({self.classes_.tolist()})"
-                    )
-            codes = self._encode_labels(y, X.shape[0])
-            if first:
-                self._init_params(X.shape[1])
-            commit()
-        self._train(X, codes, n_epochs=1, shuffle=False)
-        return self
-
-    # -- inference ----------------------------------------------------------------------------------
+        return self._fit(X, y, partial=True, classes=classes)
 
     def encode(self, X, y):
         """The approximate posterior q(z | x, y): (mu, log_var), in the dtype of X as for
         :meth:`VAE.encode`."""
-        check_is_fitted(self)
-        data = self._check_X(X, unit_range=False)
-        codes = self._encode_labels(y, data.shape[0])
-        return tuple(as_output(a, X) for a in _core.vae_encode(data, *self._net(), y=codes, **self._net_kwargs()))
+        return self._encode(X, y)
 
     def transform(self, X, y):
         """Posterior means E[z | x, y].
@@ -927,20 +935,15 @@ class CVAE(VAE):
         -------
         Z : ndarray of shape (n_samples, n_components)
         """
-        return self.encode(X, y)[0]
-
-    def fit_transform(self, X, y, **fit_params):
-        return self.fit(X, y).transform(X, y)
+        return self._encode(X, y)[0]
 
     def decode(self, Z, y):
         """Decoder means for latent codes Z and labels y, in the dtype of Z as for :meth:`VAE.decode`."""
-        check_is_fitted(self)
-        latent = self._check_Z(Z)
-        codes = self._encode_labels(y, latent.shape[0])
-        return as_output(_core.vae_decode(latent, *self._net(), y=codes, **self._net_kwargs()), Z)
+        return self._decode(Z, y)
 
     def reconstruct(self, X, y):
-        return self.decode(self.transform(X, y), y)
+        """decode(E[z | x, y], y): the mean reconstruction of X given its labels."""
+        return self._decode(self._encode(X, y)[0], y)
 
     def sample(self, n_samples=16, y=None):
         """Generates samples of class y: z ~ p(z | y) (N(mu_y, I) with prior_mean conditioning, N(0, I)
@@ -956,30 +959,16 @@ class CVAE(VAE):
         -------
         X : ndarray of shape (n_samples, n_features)
         """
-        check_is_fitted(self)
-        n_samples = check_positive_int(n_samples, "n_samples")
-        codes = self._encode_labels(y, n_samples)
-        rng = np.random.default_rng(self._next_seed())
-        Z = rng.standard_normal((n_samples, self.n_components)) + self._prior_means(codes, n_samples)
-        Z = np.ascontiguousarray(Z, dtype=self._dtype())
-        return _core.vae_decode(Z, *self._net(), y=codes, **self._net_kwargs())
+        return self._sample(n_samples, y)
 
     def elbo(self, X, y):
         """ELBO of each sample given its label, in nats (one reparameterised draw)."""
-        check_is_fitted(self)
-        X = self._check_X(X)
-        codes = self._encode_labels(y, X.shape[0])
-        recon, kl = _core.vae_losses(X, *self._net(), y=codes, seed=seed_from(self.random_state), step=0, **self._net_kwargs())
-        return -(recon + kl)
+        return self._elbo(X, y)
 
     def score(self, X, y):
         """Mean ELBO of (X, y)."""
-        return float(np.mean(self.elbo(X, y)))
+        return super().score(X, y)
 
     def log_likelihood(self, X, y, *, n_importance=1000, method="importance", grid_size=None, grid_range=6.0):
         """Estimate of log p(x | y) per sample (see :meth:`VAE.log_likelihood`)."""
-        check_is_fitted(self)
-        check_option(method, "method", ("importance", "grid"))
-        X = self._check_X(X)
-        codes = self._encode_labels(y, X.shape[0])
-        return self._log_likelihood(X, codes, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
+        return self._log_likelihood(X, y, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)

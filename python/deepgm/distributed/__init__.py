@@ -28,7 +28,7 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise ImportError('deepgm.distributed needs Dask: pip install "deepgm[dask]" (dask[array] and distributed)') from err
 
-from .._base import check_positive_int, check_random_state, seed_from
+from .._base import check_positive_int, seed_from, validate_random_state
 from ._estimators import fitter_for, register
 from ._rounds import Run
 
@@ -88,7 +88,7 @@ def fit_distributed(estimator, X, y=None, *, client=None, n_rounds=None, local_s
     local_steps = check_positive_int(local_steps, "local_steps")
     if n_rounds is not None:
         n_rounds = check_positive_int(n_rounds, "n_rounds")
-    seed = seed_from(check_random_state(estimator.random_state if random_state is None else random_state))
+    seed = seed_from(validate_random_state(estimator.random_state if random_state is None else random_state))
     client = _client(client)
     # The given client, not the default one, computes what dask computes here (chunk sizes, waits).
     with client.as_current():

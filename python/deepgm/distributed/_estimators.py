@@ -19,11 +19,11 @@ import dask.array as da
 import numpy as np
 
 from .._base import BINARY_FRACTION, binary_fraction, check_hidden_layer_sizes, check_unit_interval, seed_from
-from .._mlp import init_layer, reset_finetune_state
+from .._mlp import reset_finetune_state
 from .._schedule import FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs, pretrains
-from .._streams import Purpose, generator
+from .._stack import check_layer_params, stack_params
 from ..autoencoder import DeepAutoencoder
-from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history, check_layer_params, pretraining_settings, stack_params
+from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history
 from ..rbm import RBM
 from ..vae import CVAE, VAE
 from ._phases import FineTunePhase, RBMPhase, VAEPhase
@@ -87,7 +87,7 @@ def _rbm_epochs(n_iter, batch_size, run):
 
 def _with_batch_size(common, run):
     """A stack's common RBM settings with ``batch_size="auto"`` resolved from all of X's rows, as
-    :func:`deepgm.dbn.pretrain_stack` resolves it from X."""
+    :func:`deepgm._stack.pretrain_stack` resolves it from X."""
     return dict(common, batch_size=auto_batch_size(common.get("batch_size", "auto"), run.n_rows))
 
 
@@ -173,29 +173,6 @@ def _refuse_early_stopping(est):
         )
 
 
-def _fold_standardisation(first, W, b, dtype):
-    """An input layer (W, b) of a Gaussian bottom RBM that saw standardised data, taking raw data:
-    (x - mean) / scale folded into the weights and biases (as the estimators' fits do)."""
-    W = W / first.scale_[:, None]
-    return np.ascontiguousarray(W, dtype=dtype), (b - first.mean_ @ W).astype(dtype)
-
-
-def _unroll_classifier_stack(est, rbms, n_outputs):
-    """_FineTunedDBN._initialise after its pretraining: the RBMs' weights as the hidden layers, a new
-    output layer drawn from the same random stream."""
-    dtype = est._dtype()
-    rng = generator(est._fit_seed, Purpose.DBN_INIT)
-    est.rbms_ = rbms
-    est.coefs_ = [np.ascontiguousarray(r.components_.T) for r in rbms]
-    est.intercepts_ = [r.intercept_hidden_.copy() for r in rbms]
-    if est.visible_ == "gaussian":
-        # As the estimator: the network computes on data standardised as the bottom RBM saw it.
-        est.input_mean_, est.input_scale_ = rbms[0].mean_.copy(), rbms[0].scale_.copy()
-    w_out, b_out = init_layer(rng, rbms[-1].n_components, n_outputs, dtype, scale=0.01)
-    est.coefs_.append(w_out)
-    est.intercepts_.append(b_out)
-
-
 def _set_targets(est, run, targets):
     """classes_ (classification) or the target standardisation (regression), from all of y."""
     if targets == "classes":
@@ -240,8 +217,8 @@ def _fit_classifier_stack(est, run, targets):
             sizes=check_hidden_layer_sizes(est.hidden_layer_sizes),
             first_visible=est.visible_,
             last_hidden="bernoulli",
-            unroll=lambda rbms: _unroll_classifier_stack(est, rbms, n_outputs),
-            initialise=lambda: est._initialise(sample, n_outputs),
+            unroll=lambda rbms: est._unroll(rbms, n_outputs),
+            initialise=lambda: est._random_network(sample, n_outputs),
             pretrain=est.pretrained_,
             phase=lambda: FineTunePhase(
                 est,
@@ -265,7 +242,7 @@ def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible
             sizes,
             seed=est._fit_seed,
             layer_params=check_layer_params(est.layer_params, len(sizes)),
-            common=_with_batch_size(pretraining_settings(est), run),
+            common=_with_batch_size(est._pretraining_settings(), run),
             first_visible=first_visible,
             last_hidden=last_hidden,
             verbose=est.verbose,
@@ -299,21 +276,6 @@ def fit_dbn_regressor(est, run):
     _fit_classifier_stack(est, run, "values")
 
 
-def _unroll_autoencoder(est, rbms, visible):
-    """DeepAutoencoder._unroll after its pretraining: encoder = the RBMs, decoder = their transposes."""
-    dtype = est._dtype()
-    est.rbms_ = rbms
-    encoder = [(np.ascontiguousarray(r.components_.T), r.intercept_hidden_.copy()) for r in rbms]
-    decoder = [(np.ascontiguousarray(r.components_), r.intercept_visible_.copy()) for r in reversed(rbms)]
-    if visible == "gaussian":
-        first = rbms[0]
-        encoder[0] = _fold_standardisation(first, *encoder[0], dtype)
-        Wd, bd = decoder[-1]
-        decoder[-1] = (np.ascontiguousarray(Wd * first.scale_[None, :], dtype=dtype), (bd * first.scale_ + first.mean_).astype(dtype))
-    est.coefs_ = [w.astype(dtype) for w, _ in encoder + decoder]
-    est.intercepts_ = [b.astype(dtype) for _, b in encoder + decoder]
-
-
 @register(DeepAutoencoder)
 def fit_autoencoder(est, run):
     est._check_params()
@@ -339,8 +301,8 @@ def fit_autoencoder(est, run):
             sizes=est._resolve_layer_sizes(run.n_rows, sample.shape[1]) + (est.n_components,),
             first_visible=visible,
             last_hidden="gaussian",
-            unroll=lambda rbms: _unroll_autoencoder(est, rbms, visible),
-            initialise=lambda: est._unroll(sample, visible, est._dtype()),
+            unroll=lambda rbms: est._unroll(rbms, visible),
+            initialise=lambda: est._random_network(sample),
             pretrain=est.pretrained_,
             phase=lambda: FineTunePhase(
                 est,
