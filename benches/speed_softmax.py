@@ -66,7 +66,9 @@ def main(argv=None) -> int:
     reference = NumpyCollaborativeRBM(R.shape[1], values.size)
     rows = {
         "CollaborativeRBM epoch (MovieLens, 100 hidden, CD-1)": (
-            lambda: CollaborativeRBM(100, k=1, n_iter=1, weight_decay=0.01, offsets=False, early_stopping=False, random_state=0, n_jobs=args.threads).fit(R),
+            lambda: CollaborativeRBM(
+                100, k=1, n_iter=1, weight_decay=0.01, offsets=False, early_stopping=False, random_state=0, n_jobs=args.threads
+            ).fit(R),
             lambda: reference.fit_epoch(R_codes),
         )
     }

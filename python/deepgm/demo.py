@@ -100,7 +100,15 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     labels = np.repeat(dbn.classes_, 10)
     samples = dbn.sample(n_steps=steps, y=labels)
     recognised = float(np.mean(lr.predict(samples) == labels))
-    rows.append(["DBN with labels", t_gen, "samples recognised as their class", recognised, f"generative classifier test error: {1 - dbn.score(Xte, yte):.4f}"])
+    rows.append(
+        [
+            "DBN with labels",
+            t_gen,
+            "samples recognised as their class",
+            recognised,
+            f"generative classifier test error: {1 - dbn.score(Xte, yte):.4f}",
+        ]
+    )
     report.figure(
         "Deep belief network",
         plotting.plot_samples(samples, n_cols=10, title="DBN samples, one row per digit"),
