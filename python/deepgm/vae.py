@@ -771,10 +771,12 @@ class CVAE(VAE):
     map of classes, ``conditioning="concat"`` generates the requested class more reliably.
 
     With ``conditioning="concat"`` the decoder receives the label but may ignore it, when z already
-    encodes the digit's class (at the defaults, MNIST samples decoded as the requested digit about 42%
-    of the time). To make it follow the label, raise ``kl_weight`` above 1 (e.g. 2 to 4, with a
-    ``kl_warmup`` of a few epochs): a costlier KL term squeezes what the label already says out of z,
-    so the decoder must take the class from the label. Lowering ``n_components`` acts the same way.
+    encodes the digit's class. To make it follow the label, raise ``kl_weight`` above 1 (e.g. 2 to 4,
+    with a ``kl_warmup`` of a few epochs): a costlier KL term squeezes what the label already says out
+    of z, so the decoder must take the class from the label. Lowering ``n_components`` acts the same
+    way. On the MNIST split (8,000 images to train), samples of the requested digit were recognised by
+    an MLP 88.9% of the time at the defaults (worst class 80%) and 97.5% with ``kl_weight=2,
+    kl_warmup=5`` (worst class 95%), at a test ELBO of -107.1 against -105.8.
 
     Parameters
     ----------
