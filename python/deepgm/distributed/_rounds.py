@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from concurrent.futures import CancelledError
 
 import numpy as np
 from distributed import wait
@@ -249,6 +250,11 @@ class Run:
         while True:
             try:
                 wait(futures, timeout=_POLL_SECONDS)
+                return
+            except CancelledError:
+                # The scheduler forgot the round's tasks (it gave up on them after losing a worker,
+                # allowed-failures): newer distributed releases raise here instead of leaving the
+                # futures cancelled. _collect reports the round as failed either way.
                 return
             except TimeoutError:
                 if self.client.nthreads():
