@@ -531,7 +531,7 @@ def test_bad_layer_settings_are_refused_before_any_layer_is_trained(monkeypatch)
     monkeypatch.setattr(RBM, "fit", spy)
     for est in (
         DBN((4, 3, 2), n_iter=1, layer_params=[{}, {}, {"learning_rate": -1.0}]),
-        DBNClassifier((4, 3), pretrain_iter=1, layer_params=[{}, {"batch_size": 0}]),
+        DBNClassifier((4, 3), pretrain=True, pretrain_iter=1, layer_params=[{}, {"batch_size": 0}]),
         DeepAutoencoder((4,), 2, pretrain_iter=1, layer_params=[{}, {"visible": "x"}]),
     ):
         with pytest.raises((ValueError, TypeError), match=r"layer_params\[\d\]"):
