@@ -402,25 +402,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
                         weight = self._kl_weight_at(index, len(batches))
                         self._adam_t += 1
                         if weight == 1.0:
-                            data, data_rows = minibatch(X, rows, dtype)
-                            labels = codes if (codes is None or data_rows is not None) else codes[rows]
-                            _, recon, kl = _core.vae_train_step(
-                                data,
-                                *net,
-                                self._adam,
-                                rows=data_rows,
-                                y=labels,
-                                optimizer="adam",
-                                learning_rate=float(self.learning_rate),
-                                beta1=float(self.beta_1),
-                                beta2=float(self.beta_2),
-                                epsilon=float(self.epsilon),
-                                t=self._adam_t,
-                                weight_decay=float(self.weight_decay),
-                                seed=self._fit_seed,
-                                step=self._steps,
-                                **kwargs,
-                            )
+                            _, recon, kl = self._elbo_step(X, codes, rows, net, kwargs, seed=self._fit_seed, step=self._steps)
                         else:
                             recon, kl = self._kl_weighted_step(
                                 _dense_rows(X, rows, dtype),
@@ -458,6 +440,30 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             interruption_point()
             if monitor is not None and monitor.converged:
                 break
+
+    def _elbo_step(self, X, codes, rows, net, net_kwargs, *, seed, step):
+        """One Adam step on the ELBO of ``X[rows]`` (labels ``codes`` for a CVAE), in the fused Rust
+        kernel, at Adam step ``_adam_t`` (advanced by the caller); returns (-ELBO, reconstruction, KL)
+        of the minibatch. ``net``/``net_kwargs``: :meth:`_net` and :meth:`_net_kwargs`."""
+        data, data_rows = minibatch(X, rows, self._dtype())
+        labels = codes if (codes is None or data_rows is not None) else codes[rows]
+        return _core.vae_train_step(
+            data,
+            *net,
+            self._adam,
+            rows=data_rows,
+            y=labels,
+            optimizer="adam",
+            learning_rate=float(self.learning_rate),
+            beta1=float(self.beta_1),
+            beta2=float(self.beta_2),
+            epsilon=float(self.epsilon),
+            t=self._adam_t,
+            weight_decay=float(self.weight_decay),
+            seed=seed,
+            step=step,
+            **net_kwargs,
+        )
 
     def _kl_weighted_step(self, x, labels, weight, *, seed, step):
         """One Adam step on the dense minibatch x (its class codes for a CVAE) for the objective

@@ -28,7 +28,7 @@ import copy
 import numpy as np
 
 from .. import _core
-from .._base import check_loss_explosion, minibatch
+from .._base import check_loss_explosion
 from .._mlp import FineTuner
 from ..vae import _dense_rows
 
@@ -283,26 +283,8 @@ class VAEPhase(Phase):
             est._steps += 1
             n = len(rows)
             return {"loss": (recon + kl) * n, "reconstruction": recon * n, "kl": kl * n}
-        x, x_rows = minibatch(data, rows, est._dtype())
-        labels = targets if (targets is None or x_rows is not None) else targets[rows]
         est._adam_t += 1
-        loss, recon, kl = _core.vae_train_step(
-            x,
-            *est._net(),
-            est._adam,
-            rows=x_rows,
-            y=labels,
-            optimizer="adam",
-            learning_rate=float(est.learning_rate),
-            beta1=float(est.beta_1),
-            beta2=float(est.beta_2),
-            epsilon=float(est.epsilon),
-            t=est._adam_t,
-            weight_decay=float(est.weight_decay),
-            seed=seed,
-            step=step,
-            **est._net_kwargs(),
-        )
+        loss, recon, kl = est._elbo_step(data, targets, rows, est._net(), est._net_kwargs(), seed=seed, step=step)
         est._steps += 1
         n = len(rows)
         return {"loss": loss * n, "reconstruction": recon * n, "kl": kl * n}
