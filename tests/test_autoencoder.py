@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from deepgm import RBM, DeepAutoencoder, _core
-from deepgm._schedule import autoencoder_layer_sizes
+from deepgm._schedule import RBM_BUDGET, autoencoder_layer_sizes, autoencoder_pretrain_epochs, autoencoder_weight_decay
 
 
 def f64(a):
@@ -285,6 +285,40 @@ def test_auto_layers_fit_the_shape_of_the_data(rng):
     assert ae.transform(X).shape == (60, 2) and ae.reconstruct(X).shape == X.shape
     # Explicit layers are used as given.
     assert DeepAutoencoder((7,), 2, pretrain_iter=1, finetune_iter=1).fit(X).hidden_layer_sizes_ == (7,)
+
+
+def test_auto_pretraining_length_and_weight_decay_follow_the_mnist_recipe_for_image_sized_data():
+    """Image-sized data (>= 5,000 rows of >= 256 features) get 3,200 pretraining updates per RBM and
+    a fine-tuning weight decay of 1e-3; other data the RBM's own length and no decay."""
+    assert autoencoder_pretrain_epochs("auto", 8000, 784, 100) == 40  # 80 minibatches per epoch
+    assert autoencoder_pretrain_epochs("auto", 4999, 784, 100) == RBM_BUDGET.epochs(50) == 10
+    assert autoencoder_pretrain_epochs("auto", 300, 30, 10) == RBM_BUDGET.epochs(30) == 17
+    assert autoencoder_pretrain_epochs(3, 8000, 784, 100) == 3
+    assert autoencoder_weight_decay("auto", 8000, 784) == 1e-3
+    assert autoencoder_weight_decay("auto", 8000, 255) == autoencoder_weight_decay("auto", 4999, 784) == 0.0
+    assert autoencoder_weight_decay(0.25, 8000, 784) == 0.25
+
+
+def test_auto_settings_are_what_fit_uses(rng):
+    """weight_decay="auto" and pretrain_iter="auto" train exactly as their resolved values given
+    explicitly (on small data: no decay, the RBM's own length; on image-sized data: 1e-3, 40 epochs)."""
+    small = rng.random((60, 5))
+    auto = DeepAutoencoder((8,), n_components=2, finetune_iter=2, random_state=0).fit(small)
+    assert auto.weight_decay_ == 0.0 and auto.pretrain_iter_ == RBM_BUDGET.epochs(6)
+    explicit = DeepAutoencoder((8,), n_components=2, finetune_iter=2, weight_decay=0.0, pretrain_iter=auto.pretrain_iter_, random_state=0)
+    for a, b in zip(auto.coefs_, explicit.fit(small).coefs_):
+        np.testing.assert_array_equal(a, b)
+    images = (rng.random((5000, 256)) < 0.3).astype(np.float32)
+    auto = DeepAutoencoder((4,), n_components=2, finetune_iter=1, random_state=0).fit(images)
+    assert auto.weight_decay_ == 1e-3 and auto.pretrain_iter_ == 64  # batches of 100: 50 per epoch
+    assert [len(r.history_["epoch"]) for r in auto.rbms_] == [64, 64]
+    explicit = DeepAutoencoder((4,), n_components=2, finetune_iter=1, weight_decay=1e-3, pretrain_iter=64, random_state=0)
+    for a, b in zip(auto.coefs_, explicit.fit(images).coefs_):
+        np.testing.assert_array_equal(a, b)
+    undecayed = DeepAutoencoder((4,), n_components=2, finetune_iter=1, weight_decay=0.0, pretrain_iter=64, random_state=0).fit(images)
+    assert not np.array_equal(auto.coefs_[0], undecayed.coefs_[0])  # the decay is applied
+    with pytest.raises(ValueError, match="weight_decay"):
+        DeepAutoencoder(weight_decay="sometimes").fit(small)
 
 
 def test_auto_layers_check_layer_params_once_the_layers_are_known(rng):

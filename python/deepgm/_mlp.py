@@ -38,12 +38,16 @@ def interleave(coefs, intercepts):
     return [p for pair in zip(coefs, intercepts) for p in pair]
 
 
-def check_finetune_params(est):
-    """Validates the fine-tuning hyperparameters every fine-tuned estimator shares."""
+def check_finetune_params(est, *, auto_weight_decay=False):
+    """Validates the fine-tuning hyperparameters every fine-tuned estimator shares (``weight_decay``
+    may be "auto" where ``auto_weight_decay``)."""
     check_option(est.optimizer, "optimizer", ("sgd", "adam"))
     check_number(est.learning_rate, "learning_rate", low=0, low_open=True)
     check_number(est.momentum, "momentum", low=0, high=1, high_open=True)
-    check_number(est.weight_decay, "weight_decay", low=0)
+    if auto_weight_decay and isinstance(est.weight_decay, str):
+        check_option(est.weight_decay, "weight_decay", ("auto",))
+    else:
+        check_number(est.weight_decay, "weight_decay", low=0)
     check_number(est.dropout, "dropout", low=0, high=1, high_open=True)
     check_batch_size(est.batch_size)
     check_bool(est.early_stopping, "early_stopping")
@@ -115,7 +119,7 @@ class FineTuner:
             learning_rate=float(est.learning_rate),
             momentum=float(est.momentum),
             t=est._optimizer_t,
-            weight_decay=float(est.weight_decay),
+            weight_decay=est._finetune_weight_decay(),
             dropout=float(est.dropout),
             seed=seed,
             step=step,

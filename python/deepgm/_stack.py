@@ -159,6 +159,8 @@ class FineTunedStack(DeepGMEstimator):
     _param_names = ("coefs_", "intercepts_")
     _state_names = ("_optimizer_state", "_optimizer_t", "_finetune_steps", "_finetune_first_loss")
     _fitted_attribute = "coefs_"
+    #: Whether ``weight_decay`` may be "auto" (resolved by :meth:`_finetune_weight_decay`).
+    _auto_weight_decay = False
 
     def _check_stack_params(self, n_layers):
         """The pretraining and fine-tuning settings of a stack of ``n_layers`` RBMs (None: not known
@@ -175,8 +177,12 @@ class FineTunedStack(DeepGMEstimator):
         if n_layers is not None:
             check_layer_params(self.layer_params, n_layers)
         check_length(self.finetune_iter, "finetune_iter", minimum=0)
-        check_finetune_params(self)
+        check_finetune_params(self, auto_weight_decay=self._auto_weight_decay)
         self._check_common_params()
+
+    def _finetune_weight_decay(self) -> float:
+        """The weight decay fine-tuning applies (``weight_decay``; subclasses resolve "auto")."""
+        return float(self.weight_decay)
 
     def _pretraining_settings(self):
         """The RBM settings every layer is pretrained with, from the ``pretrain_*`` parameters."""

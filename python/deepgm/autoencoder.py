@@ -12,7 +12,15 @@ from sklearn.utils.validation import check_is_fitted
 from . import _core
 from ._base import as_output, check_hidden_layer_sizes, check_option, check_positive_int, check_unit_interval, seed_from
 from ._mlp import FineTuner, reset_finetune_state
-from ._schedule import FINETUNE_BUDGET, auto_batch_size, autoencoder_layer_sizes, plan_epochs, pretrains
+from ._schedule import (
+    FINETUNE_BUDGET,
+    auto_batch_size,
+    autoencoder_layer_sizes,
+    autoencoder_pretrain_epochs,
+    autoencoder_weight_decay,
+    plan_epochs,
+    pretrains,
+)
 from ._stack import FineTunedStack, fold_standardisation, random_layers, unrolled_layers
 from ._streams import Purpose, generator
 
@@ -46,7 +54,10 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         (standardised breast cancer, (128, 64) layers, 5-d code: held-out error 10.5 pretrained, 4.6
         not, PCA 5.1). ``pretrained_`` records the choice.
     pretrain_iter : int or "auto", default="auto"
-        RBM epochs per layer ("auto": see :mod:`deepgm._schedule`).
+        RBM epochs per layer. "auto" (:func:`deepgm._schedule.autoencoder_pretrain_epochs`): at least
+        3,200 updates per layer for image-sized data (40 epochs of 8,000 images: the linear code
+        layer learns slowly), the RBM's own rule otherwise (:mod:`deepgm._schedule`).
+        ``pretrain_iter_`` holds the epochs used.
     pretrain_learning_rate : float or "auto", default="auto"
         See :class:`deepgm.RBM` ("auto": 0.1, 0.01 for Gaussian visible units, 0.001 for the linear code layer).
     loss : {"auto", "cross_entropy", "squared_error"}, default="auto"
@@ -60,7 +71,11 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     learning_rate : float, default=1e-3
     momentum : float, default=0.9
         SGD momentum.
-    weight_decay, dropout, batch_size, early_stopping, validation_fraction, n_iter_no_change, tol
+    weight_decay : float or "auto", default="auto"
+        L2 penalty of fine-tuning. "auto" (:func:`deepgm._schedule.autoencoder_weight_decay`): 1e-3
+        for image-sized data, where the wide network overfits without it, 0 otherwise.
+        ``weight_decay_`` holds the value used.
+    dropout, batch_size, early_stopping, validation_fraction, n_iter_no_change, tol
         Fine-tuning settings (validation score: minus the mean squared error per sample).
     random_state, dtype, n_jobs, verbose
         As in :class:`deepgm.RBM`.
@@ -76,6 +91,10 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         (n_in, n_out)); the first ``len(hidden_layer_sizes_) + 1`` layers are the encoder.
     hidden_layer_sizes_ : tuple of int
         The encoder's hidden layers (what ``hidden_layer_sizes="auto"`` chose).
+    pretrain_iter_ : int
+        RBM epochs per layer (what ``pretrain_iter="auto"`` chose).
+    weight_decay_ : float
+        Fine-tuning weight decay (what ``weight_decay="auto"`` chose).
     loss_function_ : str
         The reconstruction loss used, "cross_entropy" or "squared_error".
     n_iter_, loss_, loss_curve_, history_
@@ -90,6 +109,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     >>> ae.transform(X[:3]).shape
     (3, 8)
     """
+
+    _auto_weight_decay = True  # weight_decay="auto": see _resolve_auto_settings
 
     def __init__(
         self,
@@ -108,7 +129,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         optimizer="adam",
         learning_rate=1e-3,
         momentum=0.9,
-        weight_decay=0.0,
+        weight_decay="auto",
         dropout=0.0,
         batch_size="auto",
         early_stopping=False,
@@ -162,14 +183,24 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     def _n_encoder_layers(self):
         return len(self.coefs_) // 2  # the decoder mirrors the encoder
 
-    def _resolve_layer_sizes(self, n_samples, n_features):
-        """Sets ``hidden_layer_sizes_``: ``hidden_layer_sizes``, or for "auto" the layers that fit
-        data of this shape (:func:`deepgm._schedule.autoencoder_layer_sizes`). Returns them."""
+    def _resolve_auto_settings(self, n_samples, n_features):
+        """Sets what the "auto" settings choose for training data of this shape (see
+        :mod:`deepgm._schedule`): ``hidden_layer_sizes_``, ``pretrain_iter_`` and ``weight_decay_``.
+        Returns the hidden layer sizes."""
         if isinstance(self.hidden_layer_sizes, str):
             self.hidden_layer_sizes_ = autoencoder_layer_sizes(n_samples, n_features)
         else:
             self.hidden_layer_sizes_ = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        batch_size = auto_batch_size(self.batch_size, n_samples)
+        self.pretrain_iter_ = autoencoder_pretrain_epochs(self.pretrain_iter, n_samples, n_features, batch_size)
+        self.weight_decay_ = autoencoder_weight_decay(self.weight_decay, n_samples, n_features)
         return self.hidden_layer_sizes_
+
+    def _pretraining_settings(self):
+        return dict(super()._pretraining_settings(), n_iter=self.pretrain_iter_)
+
+    def _finetune_weight_decay(self) -> float:
+        return self.weight_decay_
 
     def _activations(self):
         n_enc = self._n_encoder_layers()
@@ -205,8 +236,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
                 self.loss_function_ = self.loss
             visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
             self.pretrained_ = pretrains(self.pretrain, visible)
-            sizes = self._resolve_layer_sizes(*X.shape) + (self.n_components,)
             train_X, _, validation = self._validation_split(X)
+            sizes = self._resolve_auto_settings(*train_X.shape) + (self.n_components,)
             self._fit_seed = seed_from(self.random_state)
             self._check_layer_settings(train_X.shape[0], sizes, first_visible=visible, last_hidden="gaussian")
             if self.pretrained_:

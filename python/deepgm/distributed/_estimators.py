@@ -298,7 +298,7 @@ def fit_autoencoder(est, run):
             est,
             commit,
             sample,
-            sizes=est._resolve_layer_sizes(run.n_rows, sample.shape[1]) + (est.n_components,),
+            sizes=est._resolve_auto_settings(run.n_rows, sample.shape[1]) + (est.n_components,),
             first_visible=visible,
             last_hidden="gaussian",
             unroll=lambda rbms: est._unroll(rbms, visible),
