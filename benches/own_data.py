@@ -1,7 +1,7 @@
 """deepgm's default estimators on data they were not tuned on, against the scikit-learn estimator a
 user would otherwise pick (the tables of docs/own-data.md).
 
-    python benches/own_data.py [--part classification,regression,autoencoder] [--data NAME,...]
+    python benches/own_data.py [--part classification,regression,autoencoder] [--data NAME ...]
                                [--scaler StandardScaler|MinMaxScaler] [--n-jobs 1] [--out DIR]
 
 - Classification: ``DBNClassifier()`` against ``MLPClassifier()``, 3-fold stratified cross-validation
@@ -149,14 +149,18 @@ def markdown(results) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", default="classification,regression,autoencoder")
-    parser.add_argument("--data", default=None, help="comma-separated data set names (default: all of each part)")
+    # Names hold commas ("make_classification 300x20, 3 classes"): one argument per name.
+    parser.add_argument("--data", nargs="+", default=None, help="data set names, each one argument (default: all of each part)")
     parser.add_argument("--scaler", default="StandardScaler", choices=("StandardScaler", "MinMaxScaler"))
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args(argv)
     log = lambda m: print(m, flush=True)  # noqa: E731
     scaler = {"StandardScaler": StandardScaler, "MinMaxScaler": MinMaxScaler}[args.scaler]
-    chosen = None if args.data is None else args.data.split(",")
+    chosen = args.data
+    unknown = sorted(set(chosen or ()) - set(CLASSIFICATION) - set(REGRESSION) - set(AUTOENCODING))
+    if unknown:
+        parser.error(f"unknown data set names {unknown}")
     results = {"cpu": cpu_model(), "scaler": args.scaler, "n_jobs": args.n_jobs}
     parts = args.part.split(",")
     for part, (table, ours, theirs, folds) in SUPERVISED.items():
