@@ -268,19 +268,21 @@ class DeepGMEstimator(BaseEstimator):
         X,
         *,
         reset: bool,
-        bernoulli: bool = False,
+        units=None,
         name: str = "X",
         stream: bool = False,
-        unit_what: str = "Bernoulli visible units",
-        unit_hint: str = "visible='gaussian'",
+        unit_what: str | None = None,
+        unit_hint: str | None = None,
     ):
         """Validated X as a 2-D C-contiguous array of the model's dtype.
 
         A float C-contiguous array of the model's dtype (including a numpy.memmap) is used as is, never
         copied. With ``stream`` (training), a memory-mapped array of another numeric dtype is kept on
         disk and converted one minibatch at a time. Sparse input is densified. Complex, object or
-        string data, NaN/inf, 1-D or 3-D input, empty input, and (with ``bernoulli``) values outside
-        [0, 1] are refused with a message naming ``name``.
+        string data, NaN/inf, 1-D or 3-D input, empty input, and data the visible ``units`` (a
+        :class:`deepgm._units.Units`) do not accept are refused with a message naming ``name``
+        (``unit_what`` and ``unit_hint`` override what the message says needs the range and suggests
+        instead).
 
         Every check runs before the estimator is touched: only when X passed them all does ``reset``
         record ``n_features_in_`` (and ``feature_names_in_``); with ``reset=False`` the feature count
@@ -317,8 +319,8 @@ class DeepGMEstimator(BaseEstimator):
             else:
                 X = check_array(X, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name)
         X = aligned(X)
-        if bernoulli:
-            check_unit_interval(X, name, what=unit_what, hint=unit_hint)
+        if units is not None:
+            units.check_data(X, name, what=unit_what, hint=unit_hint)
         if not reset:
             self._check_features(original, name)
         else:

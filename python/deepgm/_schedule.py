@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._units import get_units
+
 __all__ = [
     "Budget",
     "Convergence",
@@ -187,7 +189,7 @@ def pretrains(pretrain, visible: str, *, gaussian: bool = False) -> bool:
     0.451 pretrained, 0.332 not; MLPRegressor -1.03), so DBNRegressor pretrains Gaussian inputs too.
     """
     if isinstance(pretrain, str):  # "auto" (validated by the estimator)
-        return visible == "bernoulli" or gaussian
+        return get_units(visible).binary or gaussian
     return bool(pretrain)
 
 

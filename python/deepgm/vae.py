@@ -34,6 +34,7 @@ from ._base import (
 from ._mlp import new_slots
 from ._schedule import VAE_BUDGET, Convergence, check_length, plan_epochs
 from ._streams import Purpose, generator
+from ._units import get_units
 
 #: method='grid' warns when the integrand's mean on the grid's outermost points exceeds this fraction
 #: of its mean over the whole grid.
@@ -204,7 +205,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         return self._validate_X(
             X,
             reset=reset,
-            bernoulli=unit_range and self.likelihood == "bernoulli",
+            units=get_units(self.likelihood) if unit_range else None,
             name=name,
             stream=stream,
             unit_what="likelihood='bernoulli'",

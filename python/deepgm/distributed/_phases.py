@@ -207,7 +207,8 @@ class FineTunePhase(Phase):
         self.activations = list(activations)
         self.loss = loss
         self.targets = targets
-        # None, or the (what, hint) of the estimator's own refusal of values outside [0, 1].
+        # None, or the (units, what, hint) of the estimator's own refusal of data its bottom visible
+        # units do not accept (see DeepGMEstimator._validate_X).
         self.unit_check = unit_check
 
     #: Rows per minibatch: the estimator's ``batch_size`` with "auto" resolved from all of X (set by
@@ -218,11 +219,8 @@ class FineTunePhase(Phase):
         return int(self.rows_per_batch if self.rows_per_batch is not None else est.batch_size)
 
     def prepare(self, est, X, y):
-        if self.unit_check is None:
-            X = est._validate_X(X, reset=False, stream=True)
-        else:
-            what, hint = self.unit_check
-            X = est._validate_X(X, reset=False, bernoulli=True, stream=True, unit_what=what, unit_hint=hint)
+        units, what, hint = self.unit_check or (None, None, None)
+        X = est._validate_X(X, reset=False, units=units, stream=True, unit_what=what, unit_hint=hint)
         dtype = est._dtype()
         if self.targets == "inputs":
             return X, X
