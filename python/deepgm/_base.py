@@ -115,27 +115,16 @@ def validate_random_state(random_state):
     raise ValueError(f"random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; got {random_state!r}")
 
 
-def check_verbose(verbose):
-    """verbose: a bool or an int >= 0."""
-    if isinstance(verbose, (bool, np.bool_)):
-        return int(verbose)
-    if not isinstance(verbose, (numbers.Integral, np.integer)):
-        raise TypeError(f"verbose must be a bool or an int >= 0; got {verbose!r} ({type(verbose).__name__})")
-    if verbose < 0:
-        raise ValueError(f"verbose must be a bool or an int >= 0; got {verbose}")
-    return int(verbose)
+# The checks of hyperparameters below are scikit-learn's ``check_scalar`` (type and bounds) with what
+# it lacks: it lets bools through as ints, names only the type of a value of the wrong type, and knows
+# no values besides a range (-1 for n_jobs, "auto" for lengths). scikit-learn's declarative
+# constraints (``sklearn.utils._param_validation``) would express those, but they are private API.
 
 
-def check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r} ({type(value).__name__})")
-    return bool(value)
-
-
-def _checked_scalar(value, name: str, kind, expected: str, **bounds):
-    """scikit-learn's ``check_scalar`` (type and bounds), which lets bools through as ints and names
-    only the type of a value of the wrong type: here bools are refused and the value is named."""
-    if isinstance(value, (bool, np.bool_)):
+def _checked_scalar(value, name: str, kind, expected: str, *, bools=False, **bounds):
+    """``check_scalar(value, name, kind, **bounds)`` with the value named in a type error and, unless
+    ``bools``, bools refused (``expected`` says what was expected instead)."""
+    if not bools and isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be {expected}; got {value!r} (bool)")
     try:
         return check_scalar(value, name, kind, **bounds)
@@ -143,9 +132,35 @@ def _checked_scalar(value, name: str, kind, expected: str, **bounds):
         raise TypeError(f"{err} Got {value!r}.") from None
 
 
+def check_verbose(verbose):
+    """verbose: a bool or an int >= 0."""
+    return int(_checked_scalar(verbose, "verbose", (numbers.Integral, np.bool_), "a bool or an int >= 0", bools=True, min_val=0))
+
+
+def check_bool(value, name: str) -> bool:
+    """True or False (numpy bools too); not 0 or 1."""
+    return bool(_checked_scalar(value, name, (bool, np.bool_), "True or False", bools=True))
+
+
+def check_int_or(value, name: str, *, minimum: int = 1, also=()):
+    """An int >= ``minimum`` (not a bool), or one of the values ``also`` (such as "auto", or -1 and
+    None for n_jobs), returned as it is; a TypeError or ValueError naming ``name`` otherwise."""
+    expected = ", ".join(repr(v) for v in also) + (" or " if also else "") + f"an int >= {minimum}"
+    if (value is None or isinstance(value, str)) and value in also:
+        return value
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    if not also:  # scikit-learn's own bounds and message
+        return int(_checked_scalar(value, name, numbers.Integral, expected, min_val=minimum))
+    value = int(_checked_scalar(value, name, numbers.Integral, expected))
+    if value < minimum and value not in also:  # not check_scalar's bounds: they know no exceptions
+        raise ValueError(f"{name} must be {expected}; got {value}")
+    return value
+
+
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     """An int >= ``minimum`` (not a bool), else a TypeError or ValueError naming ``name``."""
-    return int(_checked_scalar(value, name, numbers.Integral, f"an int >= {minimum}", min_val=minimum))
+    return check_int_or(value, name, minimum=minimum)
 
 
 def check_number(value, name: str, *, low=None, high=None, low_open=False, high_open=False) -> float:
@@ -160,6 +175,8 @@ def check_number(value, name: str, *, low=None, high=None, low_open=False, high_
 
 
 def check_option(value, name: str, options) -> str:
+    """One of the strings ``options``. Written here: scikit-learn's only option check is the private
+    ``StrOptions`` constraint."""
     if not isinstance(value, str) or value not in options:
         choices = ", ".join(repr(o) for o in options)
         raise ValueError(f"{name} must be one of {choices}; got {value!r}")
@@ -168,11 +185,7 @@ def check_option(value, name: str, options) -> str:
 
 def check_n_jobs(n_jobs):
     """None (all cores), -1 (all cores) or a positive int, as the Rust core expects."""
-    if n_jobs is None:
-        return None
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (numbers.Integral, np.integer)) or (n_jobs < 1 and n_jobs != -1):
-        raise ValueError(f"n_jobs must be None, -1 or an int >= 1; got {n_jobs!r}")
-    return int(n_jobs)
+    return check_int_or(n_jobs, "n_jobs", also=(None, -1))
 
 
 def aligned(value):

@@ -20,6 +20,7 @@ from ._base import (
     as_output,
     check_bool,
     check_hidden_layer_sizes,
+    check_int_or,
     check_option,
     check_positive_int,
     check_seen_labels,
@@ -63,8 +64,7 @@ class _RBMStackParams:
     def _check_rbm_params(self):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_option(self.visible, "visible", ("auto",) + unit_names())
-        if not (isinstance(self.k, str) and self.k in self._k_options):
-            check_positive_int(self.k, "k")
+        check_int_or(self.k, "k", also=self._k_options)
         check_bool(self.persistent, "persistent")
         check_auto_or_positive(self.learning_rate, "learning_rate")
         check_layer_params(self.layer_params, len(sizes))
@@ -205,8 +205,6 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         )
 
     def _check_params(self):
-        if isinstance(self.k, str) and self.k not in self._k_options:
-            raise ValueError(f"k must be 'auto' or an int >= 1; got {self.k!r}")
         self._check_rbm_params()
         check_training_schedule(self, allow_auto_batch=True)
 
