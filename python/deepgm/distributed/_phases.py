@@ -30,7 +30,6 @@ import numpy as np
 from .. import _core
 from .._base import check_loss_explosion
 from .._mlp import FineTuner
-from ..vae import _dense_rows
 
 __all__ = ["RBMPhase", "FineTunePhase", "VAEPhase"]
 
@@ -272,18 +271,8 @@ class VAEPhase(Phase):
         return {"kl_weight": float(est.kl_weight) * min(1.0, (epochs_done + 1) / est.kl_warmup)}
 
     def step(self, est, data, targets, rows, *, seed, step, settings):
-        # As VAE._train_epochs does for one minibatch.
-        weight = settings["kl_weight"]
-        if weight != 1.0:
-            x = _dense_rows(data, rows, est._dtype())
-            est._adam_t += 1
-            recon, kl = est._kl_weighted_step(x, None if targets is None else targets[rows], weight, seed=seed, step=step)
-            est._steps += 1
-            n = len(rows)
-            return {"loss": (recon + kl) * n, "reconstruction": recon * n, "kl": kl * n}
-        est._adam_t += 1
-        loss, recon, kl = est._elbo_step(data, targets, rows, est._net(), est._net_kwargs(), seed=seed, step=step)
-        est._steps += 1
+        # VAE._train_step, as fit makes it: "loss" is the training objective, reconstruction + w * KL.
+        loss, recon, kl = est._train_step(data, targets, rows, settings["kl_weight"], seed=seed, step=step)
         n = len(rows)
         return {"loss": loss * n, "reconstruction": recon * n, "kl": kl * n}
 
@@ -291,13 +280,18 @@ class VAEPhase(Phase):
         # As VAE._train_epochs: compare -ELBO without the Gaussian likelihood's constant.
         offset = est._loss_constant(est.n_features_in_)
         first = est._first_loss
-        check_loss_explosion(metrics["loss"] - offset, None if first is None else first - offset)
+        check_loss_explosion(_negative_elbo(metrics) - offset, None if first is None else first - offset)
 
     def after_round(self, est, r, epochs, metrics, shard_states):
         if est._first_loss is None:
-            est._first_loss = metrics["loss"]
+            est._first_loss = _negative_elbo(metrics)
         est.n_iter_ = r + 1
-        metrics["elbo"] = -metrics["loss"]
+        metrics["elbo"] = -_negative_elbo(metrics)
+
+
+def _negative_elbo(metrics):
+    """-ELBO = reconstruction + KL (the objective "loss" differs from it when the KL is weighted)."""
+    return metrics["reconstruction"] + metrics["kl"]
 
 
 def _vae_arrays(est):
