@@ -25,6 +25,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from deepgm import CVAE, DBN, RBM, VAE, DBNClassifier, DBNRegressor, DeepAutoencoder, _core
+from deepgm._base import check_bool, check_n_jobs, check_positive_int, check_verbose
+from deepgm._schedule import check_batch_size, check_length
 
 N, D = 40, 6
 RNG = np.random.default_rng(0)
@@ -518,6 +520,42 @@ def test_bad_hyperparameters_name_the_parameter_and_change_nothing(fitted, est_n
             y = (LABELS,) if est_name == "CVAE" else ()
             raises_named(param.split("[")[0], lambda: est.partial_fit(X01, *y), match)
         assert state(est) == before, f"{param}={value!r}: the fitted estimator changed"
+
+
+@pytest.mark.parametrize(
+    "check, value, error, message",
+    [
+        # what scikit-learn's check_scalar lacks: bools refused as ints, the value named, the
+        # exceptional values (-1 and None for n_jobs, "auto" for lengths) said and accepted
+        (
+            lambda v: check_bool(v, "persistent"),
+            1,
+            TypeError,
+            r"^persistent must be an instance of \{bool, numpy.bool\}, not int\. Got 1\.",
+        ),
+        (lambda v: check_positive_int(v, "k"), True, TypeError, r"^k must be an int >= 1; got True \(bool\)"),
+        (lambda v: check_positive_int(v, "k"), 0, ValueError, r"^k == 0, must be >= 1\.$"),
+        (lambda v: check_length(v, "n_iter"), 1.5, TypeError, r"^n_iter must be an instance of int, not float\. Got 1\.5\."),
+        (lambda v: check_length(v, "n_iter"), "long", ValueError, r"^n_iter must be 'auto' or an int >= 1; got 'long'$"),
+        (lambda v: check_length(v, "finetune_iter", minimum=0), -1, ValueError, r"^finetune_iter must be 'auto' or an int >= 0; got -1$"),
+        (lambda v: check_batch_size(v, allow_auto=False), "auto", ValueError, r"^batch_size must be an int >= 1; got 'auto'$"),
+        (check_n_jobs, 0, ValueError, r"^n_jobs must be None, -1 or an int >= 1; got 0$"),
+        (check_n_jobs, "2", ValueError, r"^n_jobs must be None, -1 or an int >= 1; got '2'$"),
+        (check_verbose, -1, ValueError, r"^verbose == -1, must be >= 0\.$"),
+        (check_verbose, "yes", TypeError, r"^verbose must be an instance of \{int, numpy.bool\}, not str\. Got 'yes'\."),
+    ],
+)
+def test_scalar_checks_name_parameter_expectation_and_value(check, value, error, message):
+    with pytest.raises(error, match=message):
+        check(value)
+
+
+def test_scalar_checks_accept_numpy_scalars_and_their_exceptional_values():
+    assert check_n_jobs(np.int64(-1)) == -1 and check_n_jobs(None) is None and type(check_n_jobs(np.int32(2))) is int
+    assert check_verbose(np.True_) == 1 and check_verbose(False) == 0
+    assert check_bool(np.False_, "persistent") is False
+    assert check_length("auto", "n_iter") == "auto" and type(check_length(np.uint8(3), "n_iter")) is int
+    assert check_batch_size("auto") == "auto" and check_batch_size(np.int16(7), allow_auto=False) == 7
 
 
 def test_bad_layer_settings_are_refused_before_any_layer_is_trained(monkeypatch):

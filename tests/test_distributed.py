@@ -162,6 +162,20 @@ def test_vae_matches_the_single_machine_elbo(client, mnist, mnist_dask):
     assert dist.history_["elbo"][-1] > dist.history_["elbo"][0] + 20  # it learned
 
 
+def test_vae_logs_the_same_weighted_objective_as_fit(client, mnist, mnist_dask):
+    """With a KL weight w, history_["loss"] is the training objective, reconstruction + w * KL, on a
+    Dask cluster as in fit; "elbo" stays -(reconstruction + KL)."""
+    X, _ = mnist
+    params = dict(n_components=4, hidden_layer_sizes=(32,), kl_weight=0.25, batch_size=100, random_state=0)
+    single = VAE(n_iter=2, **params).fit(X[:400])
+    dist = fit_distributed(VAE(n_iter=2, **params), mnist_dask[0], client=client, local_steps=2, n_rounds=2)
+    for model in (single, dist):
+        h = {key: np.array(model.history_[key]) for key in ("loss", "reconstruction", "kl", "elbo")}
+        assert np.all(0.75 * h["kl"] > 1e-6 * h["reconstruction"])  # the weight makes a difference rtol sees
+        np.testing.assert_allclose(h["loss"], h["reconstruction"] + 0.25 * h["kl"], rtol=1e-10)
+        np.testing.assert_allclose(h["elbo"], -(h["reconstruction"] + h["kl"]), rtol=1e-10)
+
+
 # -- determinism, layout, threads ----------------------------------------------------------------------
 
 

@@ -115,27 +115,16 @@ def validate_random_state(random_state):
     raise ValueError(f"random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator; got {random_state!r}")
 
 
-def check_verbose(verbose):
-    """verbose: a bool or an int >= 0."""
-    if isinstance(verbose, (bool, np.bool_)):
-        return int(verbose)
-    if not isinstance(verbose, (numbers.Integral, np.integer)):
-        raise TypeError(f"verbose must be a bool or an int >= 0; got {verbose!r} ({type(verbose).__name__})")
-    if verbose < 0:
-        raise ValueError(f"verbose must be a bool or an int >= 0; got {verbose}")
-    return int(verbose)
+# The checks of hyperparameters below are scikit-learn's ``check_scalar`` (type and bounds) with what
+# it lacks: it lets bools through as ints, names only the type of a value of the wrong type, and knows
+# no values besides a range (-1 for n_jobs, "auto" for lengths). scikit-learn's declarative
+# constraints (``sklearn.utils._param_validation``) would express those, but they are private API.
 
 
-def check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r} ({type(value).__name__})")
-    return bool(value)
-
-
-def _checked_scalar(value, name: str, kind, expected: str, **bounds):
-    """scikit-learn's ``check_scalar`` (type and bounds), which lets bools through as ints and names
-    only the type of a value of the wrong type: here bools are refused and the value is named."""
-    if isinstance(value, (bool, np.bool_)):
+def _checked_scalar(value, name: str, kind, expected: str, *, bools=False, **bounds):
+    """``check_scalar(value, name, kind, **bounds)`` with the value named in a type error and, unless
+    ``bools``, bools refused (``expected`` says what was expected instead)."""
+    if not bools and isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be {expected}; got {value!r} (bool)")
     try:
         return check_scalar(value, name, kind, **bounds)
@@ -143,9 +132,35 @@ def _checked_scalar(value, name: str, kind, expected: str, **bounds):
         raise TypeError(f"{err} Got {value!r}.") from None
 
 
+def check_verbose(verbose):
+    """verbose: a bool or an int >= 0."""
+    return int(_checked_scalar(verbose, "verbose", (numbers.Integral, np.bool_), "a bool or an int >= 0", bools=True, min_val=0))
+
+
+def check_bool(value, name: str) -> bool:
+    """True or False (numpy bools too); not 0 or 1."""
+    return bool(_checked_scalar(value, name, (bool, np.bool_), "True or False", bools=True))
+
+
+def check_int_or(value, name: str, *, minimum: int = 1, also=()):
+    """An int >= ``minimum`` (not a bool), or one of the values ``also`` (such as "auto", or -1 and
+    None for n_jobs), returned as it is; a TypeError or ValueError naming ``name`` otherwise."""
+    expected = ", ".join(repr(v) for v in also) + (" or " if also else "") + f"an int >= {minimum}"
+    if (value is None or isinstance(value, str)) and value in also:
+        return value
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    if not also:  # scikit-learn's own bounds and message
+        return int(_checked_scalar(value, name, numbers.Integral, expected, min_val=minimum))
+    value = int(_checked_scalar(value, name, numbers.Integral, expected))
+    if value < minimum and value not in also:  # not check_scalar's bounds: they know no exceptions
+        raise ValueError(f"{name} must be {expected}; got {value}")
+    return value
+
+
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     """An int >= ``minimum`` (not a bool), else a TypeError or ValueError naming ``name``."""
-    return int(_checked_scalar(value, name, numbers.Integral, f"an int >= {minimum}", min_val=minimum))
+    return check_int_or(value, name, minimum=minimum)
 
 
 def check_number(value, name: str, *, low=None, high=None, low_open=False, high_open=False) -> float:
@@ -160,6 +175,8 @@ def check_number(value, name: str, *, low=None, high=None, low_open=False, high_
 
 
 def check_option(value, name: str, options) -> str:
+    """One of the strings ``options``. Written here: scikit-learn's only option check is the private
+    ``StrOptions`` constraint."""
     if not isinstance(value, str) or value not in options:
         choices = ", ".join(repr(o) for o in options)
         raise ValueError(f"{name} must be one of {choices}; got {value!r}")
@@ -168,11 +185,7 @@ def check_option(value, name: str, options) -> str:
 
 def check_n_jobs(n_jobs):
     """None (all cores), -1 (all cores) or a positive int, as the Rust core expects."""
-    if n_jobs is None:
-        return None
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (numbers.Integral, np.integer)) or (n_jobs < 1 and n_jobs != -1):
-        raise ValueError(f"n_jobs must be None, -1 or an int >= 1; got {n_jobs!r}")
-    return int(n_jobs)
+    return check_int_or(n_jobs, "n_jobs", also=(None, -1))
 
 
 def aligned(value):
@@ -268,19 +281,21 @@ class DeepGMEstimator(BaseEstimator):
         X,
         *,
         reset: bool,
-        bernoulli: bool = False,
+        units=None,
         name: str = "X",
         stream: bool = False,
-        unit_what: str = "Bernoulli visible units",
-        unit_hint: str = "visible='gaussian'",
+        unit_what: str | None = None,
+        unit_hint: str | None = None,
     ):
         """Validated X as a 2-D C-contiguous array of the model's dtype.
 
         A float C-contiguous array of the model's dtype (including a numpy.memmap) is used as is, never
         copied. With ``stream`` (training), a memory-mapped array of another numeric dtype is kept on
         disk and converted one minibatch at a time. Sparse input is densified. Complex, object or
-        string data, NaN/inf, 1-D or 3-D input, empty input, and (with ``bernoulli``) values outside
-        [0, 1] are refused with a message naming ``name``.
+        string data, NaN/inf, 1-D or 3-D input, empty input, and data the visible ``units`` (a
+        :class:`deepgm._units.Units`) do not accept are refused with a message naming ``name``
+        (``unit_what`` and ``unit_hint`` override what the message says needs the range and suggests
+        instead).
 
         Every check runs before the estimator is touched: only when X passed them all does ``reset``
         record ``n_features_in_`` (and ``feature_names_in_``); with ``reset=False`` the feature count
@@ -317,8 +332,8 @@ class DeepGMEstimator(BaseEstimator):
             else:
                 X = check_array(X, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name)
         X = aligned(X)
-        if bernoulli:
-            check_unit_interval(X, name, what=unit_what, hint=unit_hint)
+        if units is not None:
+            units.check_data(X, name, what=unit_what, hint=unit_hint)
         if not reset:
             self._check_features(original, name)
         else:

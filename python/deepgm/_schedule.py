@@ -32,10 +32,12 @@ the deep autoencoder (:func:`autoencoder_layer_sizes`).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._base import check_int_or
+from ._units import get_units
 
 __all__ = [
     "Budget",
@@ -95,15 +97,7 @@ VAE_BUDGET = Budget(updates=10000, min_epochs=20, max_epochs=500)
 
 def check_length(value, name: str, *, minimum: int = 1):
     """A training length: "auto" or an int >= ``minimum`` (a clear error naming ``name`` otherwise)."""
-    if isinstance(value, str):
-        if value != "auto":
-            raise ValueError(f"{name} must be 'auto' or an int >= {minimum}; got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be 'auto' or an int >= {minimum}; got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be 'auto' or an int >= {minimum}; got {value}")
-    return int(value)
+    return check_int_or(value, name, minimum=minimum, also=("auto",))
 
 
 def auto_batch_size(batch_size, n_samples: int) -> int:
@@ -116,16 +110,7 @@ def auto_batch_size(batch_size, n_samples: int) -> int:
 
 def check_batch_size(value, name: str = "batch_size", *, allow_auto: bool = True):
     """A minibatch size: an int >= 1, or "auto" where the estimator allows it."""
-    expected = "'auto' or an int >= 1" if allow_auto else "an int >= 1"
-    if allow_auto and isinstance(value, str):
-        if value != "auto":
-            raise ValueError(f"{name} must be {expected}; got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be {expected}; got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be {expected}; got {value}")
-    return int(value)
+    return check_int_or(value, name, also=("auto",) if allow_auto else ())
 
 
 def plan_epochs(length, n_samples: int, batch_size: int, budget: Budget) -> int:
@@ -190,7 +175,7 @@ def pretrains(pretrain, visible: str, *, gaussian: bool = False) -> bool:
     0.451 pretrained, 0.332 not; MLPRegressor -1.03), so DBNRegressor pretrains Gaussian inputs too.
     """
     if isinstance(pretrain, str):  # "auto" (validated by the estimator)
-        return visible == "bernoulli" or gaussian
+        return get_units(visible).binary or gaussian
     return bool(pretrain)
 
 

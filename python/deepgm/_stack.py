@@ -19,6 +19,7 @@ from ._base import DeepGMEstimator, check_bool, check_number, check_option, chec
 from ._mlp import check_finetune_params, init_layer, split_validation
 from ._schedule import auto_batch_size, check_length
 from ._streams import Purpose, child_seeds
+from ._units import BERNOULLI
 from .rbm import RBM
 
 __all__ = ["FineTunedStack", "check_layer_params", "pretrain_stack", "stack_params"]
@@ -62,7 +63,7 @@ def check_layer_params(layer_params, n_layers: int):
     return [dict(p) for p in layer_params]
 
 
-def stack_params(sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0):
+def stack_params(sizes, *, seed, layer_params, common, first_visible=BERNOULLI.name, last_hidden=BERNOULLI.name, verbose=0):
     """The full RBM parameters of every layer, each validated (so that a bad per-layer setting is
     reported before any layer is trained)."""
     seeds = child_seeds(seed, Purpose.LAYER_SEEDS, len(sizes))
@@ -71,8 +72,9 @@ def stack_params(sizes, *, seed, layer_params, common, first_visible="bernoulli"
         params = dict(common)
         params.update(
             n_components=size,
-            visible=first_visible if i == 0 else "bernoulli",
-            hidden=last_hidden if i == len(sizes) - 1 else "bernoulli",
+            # The layers above the bottom one see hidden probabilities, in [0, 1].
+            visible=first_visible if i == 0 else BERNOULLI.name,
+            hidden=last_hidden if i == len(sizes) - 1 else BERNOULLI.name,
             random_state=seeds[i],
             verbose=verbose,
         )
@@ -86,7 +88,7 @@ def stack_params(sizes, *, seed, layer_params, common, first_visible="bernoulli"
     return stack
 
 
-def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible="bernoulli", last_hidden="bernoulli", verbose=0, out=None):
+def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible=BERNOULLI.name, last_hidden=BERNOULLI.name, verbose=0, out=None):
     """Greedy layer-wise pretraining: RBM i is fitted (by :class:`RBM`'s own code path) to the hidden
     means of RBM i - 1 on X. Returns the fitted RBMs. A ``batch_size`` of "auto" in ``common`` is
     resolved from the number of rows of X (:func:`deepgm._schedule.auto_batch_size`).
@@ -198,7 +200,7 @@ class FineTunedStack(DeepGMEstimator):
             n_jobs=self.n_jobs,
         )
 
-    def _pretrain(self, X, sizes, *, first_visible, last_hidden="bernoulli"):
+    def _pretrain(self, X, sizes, *, first_visible, last_hidden=BERNOULLI.name):
         """RBMs of ``sizes`` pretrained on X (seeded by ``_fit_seed``), stored in ``rbms_``."""
         self.rbms_ = pretrain_stack(
             X,
@@ -212,7 +214,7 @@ class FineTunedStack(DeepGMEstimator):
         )
         return self.rbms_
 
-    def _check_layer_settings(self, n_rows, sizes, *, first_visible, last_hidden="bernoulli"):
+    def _check_layer_settings(self, n_rows, sizes, *, first_visible, last_hidden=BERNOULLI.name):
         """Validates every layer's RBM settings (``layer_params`` included) for X of ``n_rows`` rows,
         so that they are refused before anything is trained, with pretraining or without."""
         common = dict(self._pretraining_settings(), batch_size=auto_batch_size(self.batch_size, n_rows))

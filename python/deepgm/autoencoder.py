@@ -23,6 +23,7 @@ from ._schedule import (
 )
 from ._stack import FineTunedStack, fold_standardisation, random_layers, unrolled_layers
 from ._streams import Purpose, generator
+from ._units import GAUSSIAN, get_units, units_for_loss
 
 __all__ = ["DeepAutoencoder"]
 
@@ -234,14 +235,14 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
                 self.loss_function_ = "cross_entropy" if bool(X.min() >= 0 and X.max() <= 1) else "squared_error"
             else:
                 self.loss_function_ = self.loss
-            visible = "bernoulli" if self.loss_function_ == "cross_entropy" else "gaussian"
+            visible = units_for_loss(self.loss_function_)
             self.pretrained_ = pretrains(self.pretrain, visible)
             train_X, _, validation = self._validation_split(X)
             sizes = self._resolve_auto_settings(*train_X.shape) + (self.n_components,)
             self._fit_seed = seed_from(self.random_state)
-            self._check_layer_settings(train_X.shape[0], sizes, first_visible=visible, last_hidden="gaussian")
+            self._check_layer_settings(train_X.shape[0], sizes, first_visible=visible, last_hidden=GAUSSIAN.name)
             if self.pretrained_:
-                self._unroll(self._pretrain(train_X, sizes, first_visible=visible, last_hidden="gaussian"), visible)
+                self._unroll(self._pretrain(train_X, sizes, first_visible=visible, last_hidden=GAUSSIAN.name), visible)
             else:
                 self._random_network(train_X)
             reset_finetune_state(self)
@@ -265,7 +266,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         self.rbms_ = rbms
         encoder = unrolled_layers(rbms)
         decoder = [(np.ascontiguousarray(r.components_), r.intercept_visible_.copy()) for r in reversed(rbms)]
-        if visible == "gaussian":
+        if get_units(visible).standardised:
             # The bottom RBM worked on standardised data: fold (x - mean) / scale into the first
             # encoder layer and x = mean + scale * v into the last decoder layer.
             first, dtype = rbms[0], self._dtype()

@@ -20,11 +20,10 @@ from ._base import (
     as_output,
     check_bool,
     check_hidden_layer_sizes,
+    check_int_or,
     check_option,
     check_positive_int,
     check_seen_labels,
-    check_unit_interval,
-    mostly_binary,
     seed_from,
 )
 from ._mlp import FineTuner, init_layer, reset_finetune_state
@@ -40,6 +39,7 @@ from ._stack import (
     unrolled_layers,
 )
 from ._streams import Purpose, generator
+from ._units import UNITS, get_units, resolve_visible, unit_names
 from .rbm import RBM, check_training_schedule
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
@@ -63,9 +63,8 @@ class _RBMStackParams:
 
     def _check_rbm_params(self):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        check_option(self.visible, "visible", ("auto", "bernoulli", "gaussian"))
-        if not (isinstance(self.k, str) and self.k in self._k_options):
-            check_positive_int(self.k, "k")
+        check_option(self.visible, "visible", ("auto",) + unit_names())
+        check_int_or(self.k, "k", also=self._k_options)
         check_bool(self.persistent, "persistent")
         check_auto_or_positive(self.learning_rate, "learning_rate")
         check_layer_params(self.layer_params, len(sizes))
@@ -74,17 +73,12 @@ class _RBMStackParams:
     def _resolve_visible(self, X) -> str:
         """The bottom RBM's visible units for the training data X: ``visible``, or for "auto"
         Bernoulli when X is mostly binary (every value in [0, 1], at least half of them exactly 0 or
-        1: :func:`deepgm._base.mostly_binary`) and Gaussian otherwise. Explicit Bernoulli units refuse
-        X outside [0, 1]."""
-        if self.visible == "bernoulli":
-            check_unit_interval(X)
-            return "bernoulli"
-        if self.visible == "gaussian":
-            return "gaussian"
-        return "bernoulli" if mostly_binary(X) else "gaussian"
+        1: :func:`deepgm._base.mostly_binary`) and Gaussian otherwise. Explicit units refuse X they
+        do not accept (Bernoulli units: X outside [0, 1])."""
+        return resolve_visible(self.visible, X)
 
     def _bernoulli_tags(self, tags):
-        tags.input_tags.positive_only = self.visible == "bernoulli"
+        tags.input_tags.positive_only = self.visible in UNITS and get_units(self.visible).binary
         return tags
 
 
@@ -211,8 +205,6 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         )
 
     def _check_params(self):
-        if isinstance(self.k, str) and self.k not in self._k_options:
-            raise ValueError(f"k must be 'auto' or an int >= 1; got {self.k!r}")
         self._check_rbm_params()
         check_training_schedule(self, allow_auto_batch=True)
 
@@ -347,7 +339,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             n_samples = check_positive_int(16 if n_samples is None else n_samples, "n_samples")
             V = None
         else:
-            V = self._validate_X(init, reset=False, bernoulli=self.rbms_[0].visible == "bernoulli", name="init")
+            V = self._validate_X(init, reset=False, units=self.rbms_[0]._visible_units, name="init")
             for rbm in self.rbms_[:-1]:
                 V = rbm.transform(V)
             V = top._model_space(V)  # standardised when the top RBM is also the (Gaussian) bottom one
@@ -375,7 +367,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         self._check_params()
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         layer_params = check_layer_params(self.layer_params, len(sizes))
-        if len(sizes) == 1 and self.visible == "gaussian":
+        if len(sizes) == 1 and self.visible in UNITS and not get_units(self.visible).binary:
             raise ValueError(
                 "fit with labels y needs Bernoulli units beside the label group in the top RBM: use visible='bernoulli' "
                 f"or at least two layers; got visible={self.visible!r} with hidden_layer_sizes={tuple(sizes)}"
@@ -383,7 +375,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         with self._fit_transaction() as commit:
             X = self._validate_X(X, reset=True, stream=True)
             visible = self._resolve_visible(X)
-            if len(sizes) == 1 and visible != "bernoulli":
+            if len(sizes) == 1 and not get_units(visible).binary:
                 raise ValueError(
                     "fit with labels y needs Bernoulli units beside the label group in the top RBM: X is not mostly binary, "
                     f"so visible='auto' chose Gaussian units; use at least two layers (got hidden_layer_sizes={tuple(sizes)})"
@@ -619,7 +611,7 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
 
     def _check_params(self):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        check_option(self.visible, "visible", ("auto", "bernoulli", "gaussian"))
+        check_option(self.visible, "visible", ("auto",) + unit_names())
         self._check_stack_params(len(sizes))
 
     def _hidden_activations(self):
@@ -639,7 +631,7 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
     def _unroll(self, rbms, n_outputs):
         """The network of pretrained RBMs: their layers, then a new output layer."""
         self.rbms_ = rbms
-        if self.visible_ == "gaussian":
+        if get_units(self.visible_).standardised:
             # The bottom RBM saw standardised data: the network keeps seeing it so.
             self.input_mean_, self.input_scale_ = rbms[0].mean_.copy(), rbms[0].scale_.copy()
         rng = generator(self._fit_seed, Purpose.DBN_INIT)
@@ -651,7 +643,7 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         rng = generator(self._fit_seed, Purpose.DBN_INIT)
         self.rbms_ = []
         hidden = random_layers(rng, (X.shape[1],) + sizes, self._dtype())
-        if self.visible_ == "gaussian":
+        if get_units(self.visible_).standardised:
             self.input_mean_, self.input_scale_ = standardisation(X)
         self._set_layers(hidden + [init_layer(rng, sizes[-1], n_outputs, self._dtype(), scale=0.01)])
 

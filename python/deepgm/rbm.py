@@ -27,6 +27,7 @@ from ._base import (
 )
 from ._schedule import RBM_BUDGET, check_batch_size, check_length, plan_epochs
 from ._streams import rbm_epoch_generator, rbm_init_generator
+from ._units import UNITS, get_units, unit_names
 
 __all__ = ["RBM", "LogPartition"]
 
@@ -235,8 +236,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
 
     def _check_params(self):
         check_positive_int(self.n_components, "n_components")
-        check_option(self.visible, "visible", ("bernoulli", "gaussian"))
-        check_option(self.hidden, "hidden", ("bernoulli", "gaussian"))
+        check_option(self.visible, "visible", unit_names())
+        check_option(self.hidden, "hidden", unit_names())
         check_positive_int(self.k, "k")
         check_bool(self.persistent, "persistent")
         self._learning_rate()
@@ -246,17 +247,24 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     def _learning_rate(self) -> float:
         if isinstance(self.learning_rate, str):
             check_option(self.learning_rate, "learning_rate", ("auto",))
-            if self.hidden == "gaussian":
-                return 0.001
-            return 0.1 if self.visible == "bernoulli" else 0.003
+            hidden_rate = self._hidden_units.hidden_learning_rate
+            return self._visible_units.visible_learning_rate if hidden_rate is None else hidden_rate
         return check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
 
     def _check_X(self, X, *, reset=False, name="X", stream=False, unit_range=True):
         """X validated; with ``unit_range``, values outside [0, 1] are refused for Bernoulli visible
         units (by fit, the likelihood methods and the sampling methods, whose inputs are visible
         states; not by transform and reconstruct, since p(h | v) is defined for any real v)."""
-        bernoulli = unit_range and self.visible == "bernoulli"
-        return self._validate_X(X, reset=reset, bernoulli=bernoulli, name=name, stream=stream)
+        units = self._visible_units if unit_range else None
+        return self._validate_X(X, reset=reset, units=units, name=name, stream=stream)
+
+    @property
+    def _visible_units(self):
+        return get_units(self.visible)
+
+    @property
+    def _hidden_units(self):
+        return get_units(self.hidden)
 
     # -- parameters ---------------------------------------------------------------------------------
 
@@ -267,19 +275,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         self._sample_calls = 0
         rng = rbm_init_generator(self._fit_seed)
         mean, var = _column_moments(X)
-        if self.visible == "gaussian":
-            self.mean_ = mean.astype(dtype)
-            self.scale_ = np.sqrt(var).astype(dtype)
-            self.scale_[self.scale_ < 1e-8] = 1.0
-            self.visible_mean_ = np.zeros(n_features, dtype=dtype)
-            self.intercept_visible_ = np.zeros(n_features, dtype=dtype)
-        else:
-            self.mean_ = np.zeros(n_features, dtype=dtype)
-            self.scale_ = np.ones(n_features, dtype=dtype)
-            self.visible_mean_ = mean.astype(dtype)
-            # Hinton (2010): visible biases at the log-odds of the data marginals.
-            p = np.clip(mean, 1e-3, 1 - 1e-3)
-            self.intercept_visible_ = np.log(p / (1 - p)).astype(dtype)
+        self.mean_, self.scale_, self.visible_mean_, self.intercept_visible_ = self._visible_units.initial_visible(mean, var, dtype)
         self.components_ = rng.normal(0.0, 0.01, size=(self.n_components, n_features)).astype(dtype)
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
         self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
@@ -295,19 +291,15 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
 
     def _model_space(self, X):
         """X in the space the RBM's parameters live in (standardised for Gaussian units)."""
-        dtype = self._dtype()
-        if self.visible == "gaussian":
-            return ((np.asarray(X, dtype=dtype) - self.mean_) / self.scale_).astype(dtype, copy=False)
-        return np.ascontiguousarray(X, dtype=dtype)
+        return self._visible_units.to_model_space(X, self.mean_, self.scale_, self._dtype())
 
     def _data_space(self, V):
-        if self.visible == "gaussian":
-            return (V * self.scale_ + self.mean_).astype(self._dtype(), copy=False)
-        return V
+        return self._visible_units.to_data_space(V, self.mean_, self.scale_, self._dtype())
 
     def _batch(self, X, rows):
-        """(data, rows) arguments of one CD step on X[rows]."""
-        if self.visible == "gaussian":
+        """(data, rows) arguments of one CD step on X[rows]: the kernel gathers the rows itself when
+        the units use the data as they are."""
+        if self._visible_units.standardised:
             return self._model_space(X[rows]), None
         return minibatch(X, rows, self._dtype())
 
@@ -412,7 +404,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     def _accumulate_visible_mean(self, X):
         """partial_fit: visible_mean_ becomes the mean over all data seen so far."""
         mean, _ = _column_moments(X)  # chunked: X (possibly a memory map) is never copied whole
-        if self.visible == "gaussian":  # the mean in the standardised space the parameters live in
+        if self._visible_units.standardised:  # the mean in the space the parameters live in
             mean = (mean - self.mean_.astype(np.float64)) / self.scale_.astype(np.float64)
         total = self._n_seen + X.shape[0]
         self.visible_mean_ = ((self.visible_mean_ * self._n_seen + mean * X.shape[0]) / total).astype(self._dtype())
@@ -426,7 +418,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         recon = self._reconstruct_model_space(V)
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged model is reported by _train
             metrics = {"reconstruction_error": float(np.mean(np.sum((V - recon) ** 2, axis=1)))}
-        if self.visible == "bernoulli" and self.hidden == "bernoulli":
+        if self._visible_units.binary and self._hidden_units.binary:
             pl = _core.rbm_pseudo_likelihood(
                 V, self.components_, self.intercept_visible_, self.intercept_hidden_, seed=self._fit_seed, step=0, n_jobs=self._n_jobs()
             )
@@ -538,10 +530,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         dtype = self._dtype()
         if V is None:
             rng = np.random.default_rng(seed)
-            if self.visible == "bernoulli":
-                V = (rng.random((n_samples, self.n_features_in_)) < 0.5).astype(dtype)
-            else:
-                V = rng.standard_normal((n_samples, self.n_features_in_)).astype(dtype)
+            V = self._visible_units.random_states(rng, (n_samples, self.n_features_in_), dtype)
         if n_steps == 0:
             return V
         sample, mean = _core.rbm_gibbs(
@@ -594,7 +583,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         score : ndarray of shape (n_samples,)
         """
         self._check_fitted()
-        if self.visible != "bernoulli" or self.hidden != "bernoulli":
+        if not (self._visible_units.binary and self._hidden_units.binary):
             return -self.free_energy(X)
         V = self._model_space(self._check_X(X))
         n_samples, n_features = V.shape
@@ -639,8 +628,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         """
         self._check_fitted()
         check_option(method, "method", ("ais", "exact"))
-        if self.hidden != "bernoulli":
-            raise ValueError("log_partition is available for Bernoulli hidden units only; this RBM has hidden='gaussian'")
+        if not self._hidden_units.binary:  # the enumeration and AIS sum the hidden states out
+            raise ValueError(f"log_partition is available for binary hidden units only; this RBM has hidden={self.hidden!r}")
         dtype = self._dtype()
         if method == "exact":
             log_z = _core.rbm_log_partition_exact(
@@ -674,16 +663,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             raise ValueError(f"base_rate must have shape ({self.n_features_in_},); got {means.shape}")
         if not np.all(np.isfinite(means)):
             raise ValueError("base_rate must hold finite numbers; got NaN or inf")
-        if self.visible == "bernoulli" and (means.min() < 0 or means.max() > 1):
-            raise ValueError(
-                "base_rate must hold visible probabilities in [0, 1] for Bernoulli visible units; "
-                f"got values from {means.min():g} to {means.max():g}"
-            )
-        if self.visible == "bernoulli":
-            p = np.clip(np.asarray(means, dtype=np.float64), 1e-3, 1 - 1e-3)
-            base_bias = np.log(p / (1 - p)).astype(dtype)
-        else:
-            base_bias = np.asarray(means, dtype=dtype)
+        base_bias = self._visible_units.base_biases(means, dtype)
         seed = seed_from(self.random_state if random_state is None else random_state)
         log_w, log_z_base = _core.rbm_ais(
             self.components_,
@@ -720,14 +700,14 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             log_z = self.log_partition(method, **log_partition_params)
         log_z = check_number(log_z, "log_z")
         # Gaussian units live in standardised space: log p(x) = log p(z) - sum log scale.
-        jacobian = float(np.sum(np.log(self.scale_.astype(np.float64)))) if self.visible == "gaussian" else 0.0
+        jacobian = float(np.sum(np.log(self.scale_.astype(np.float64)))) if self._visible_units.standardised else 0.0
         return float(np.mean(-free_energy) - float(log_z) - jacobian)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         # Bernoulli visible units refuse negative values (and values above 1).
-        tags.input_tags.positive_only = self.visible == "bernoulli"
+        tags.input_tags.positive_only = self.visible in UNITS and get_units(self.visible).binary
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]  # see output_dtype
         tags.non_deterministic = self.random_state is None
         return tags

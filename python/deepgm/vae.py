@@ -34,6 +34,7 @@ from ._base import (
 from ._mlp import new_slots
 from ._schedule import VAE_BUDGET, Convergence, check_length, plan_epochs
 from ._streams import Purpose, generator
+from ._units import get_units
 
 #: method='grid' warns when the integrand's mean on the grid's outermost points exceeds this fraction
 #: of its mean over the whole grid.
@@ -204,7 +205,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         return self._validate_X(
             X,
             reset=reset,
-            bernoulli=unit_range and self.likelihood == "bernoulli",
+            units=get_units(self.likelihood) if unit_range else None,
             name=name,
             stream=stream,
             unit_what="likelihood='bernoulli'",
@@ -385,8 +386,6 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         return weight * min(1.0, progress)
 
     def _train_epochs(self, X, codes, *, n_epochs, shuffle, converge):
-        dtype = self._dtype()
-        net, kwargs = self._net(), self._net_kwargs()
         monitor = Convergence(self.tol, self.n_iter_no_change) if converge else None
         weighted = self.kl_weight != 1 or self.kl_warmup > 0
         for _ in range(n_epochs):
@@ -399,22 +398,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
                 with self._epoch_guard(self.n_iter_):
                     for index, rows in enumerate(batches):
                         interruption_point()
+                        first = self._steps == 0
                         weight = self._kl_weight_at(index, len(batches))
-                        self._adam_t += 1
-                        if weight == 1.0:
-                            _, recon, kl = self._elbo_step(X, codes, rows, net, kwargs, seed=self._fit_seed, step=self._steps)
-                        else:
-                            recon, kl = self._kl_weighted_step(
-                                _dense_rows(X, rows, dtype),
-                                None if codes is None else codes[rows],
-                                weight,
-                                seed=self._fit_seed,
-                                step=self._steps,
-                            )
-                        loss = recon + weight * kl
-                        if self._steps == 0:
+                        loss, recon, kl = self._train_step(X, codes, rows, weight, seed=self._fit_seed, step=self._steps)
+                        if first:
                             self._first_loss = float(recon + kl)
-                        self._steps += 1
                         sums += np.array([loss, recon, kl]) * len(rows)
                         bar.update()
                     if not np.all(np.isfinite(sums)):
@@ -440,6 +428,21 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             interruption_point()
             if monitor is not None and monitor.converged:
                 break
+
+    def _train_step(self, X, codes, rows, weight, *, seed, step):
+        """One Adam step on the minibatch ``X[rows]`` (labels ``codes[rows]`` for a CVAE) for the
+        training objective, reconstruction + ``weight`` * KL: the fused ELBO kernel at weight 1,
+        :meth:`_kl_weighted_step` otherwise; the noise comes from the stream of (``seed``, ``step``).
+        Advances ``_adam_t`` and ``_steps``. Returns the minibatch means (objective, reconstruction,
+        KL): the objective is what ``history_["loss"]`` logs, fit's and the Dask phase's alike."""
+        self._adam_t += 1
+        if weight == 1.0:
+            _, recon, kl = self._elbo_step(X, codes, rows, self._net(), self._net_kwargs(), seed=seed, step=step)
+        else:
+            labels = None if codes is None else codes[rows]
+            recon, kl = self._kl_weighted_step(_dense_rows(X, rows, self._dtype()), labels, weight, seed=seed, step=step)
+        self._steps += 1
+        return recon + weight * kl, recon, kl
 
     def _elbo_step(self, X, codes, rows, net, net_kwargs, *, seed, step):
         """One Adam step on the ELBO of ``X[rows]`` (labels ``codes`` for a CVAE), in the fused Rust

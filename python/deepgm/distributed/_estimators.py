@@ -22,6 +22,7 @@ from .._base import BINARY_FRACTION, binary_fraction, check_hidden_layer_sizes, 
 from .._mlp import reset_finetune_state
 from .._schedule import FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs, pretrains
 from .._stack import check_layer_params, stack_params
+from .._units import BERNOULLI, GAUSSIAN, auto_visible, get_units, resolve_visible, units_for_loss
 from ..autoencoder import DeepAutoencoder
 from ..dbn import DBN, DBNClassifier, DBNRegressor, _stack_history
 from ..rbm import RBM
@@ -94,14 +95,10 @@ def _with_batch_size(common, run):
 def _resolve_visible(est, run, sample):
     """The bottom RBM's visible units, as the estimator's ``_resolve_visible`` decides them (the
     range from all of X, the fraction of exact 0s and 1s from the sample)."""
-    if est.visible == "bernoulli":
-        check_unit_interval(sample)
-        return "bernoulli"
-    if est.visible == "gaussian":
-        return "gaussian"
+    if est.visible != "auto":
+        return resolve_visible(est.visible, sample)
     low, high = run.compute(run.X.min(), run.X.max())
-    binary = low >= 0 and high <= 1 and binary_fraction(sample) >= BINARY_FRACTION  # the fraction from the sample
-    return "bernoulli" if binary else "gaussian"
+    return auto_visible(low >= 0 and high <= 1 and binary_fraction(sample) >= BINARY_FRACTION)  # the fraction from the sample
 
 
 def _pretrain(run, stack, sample, out):
@@ -216,7 +213,7 @@ def _fit_classifier_stack(est, run, targets):
             sample,
             sizes=check_hidden_layer_sizes(est.hidden_layer_sizes),
             first_visible=est.visible_,
-            last_hidden="bernoulli",
+            last_hidden=BERNOULLI.name,
             unroll=lambda rbms: est._unroll(rbms, n_outputs),
             initialise=lambda: est._random_network(sample, n_outputs),
             pretrain=est.pretrained_,
@@ -225,7 +222,7 @@ def _fit_classifier_stack(est, run, targets):
                 activations=est._hidden_activations(),
                 loss=est._loss,
                 targets=targets,
-                unit_check=("Bernoulli visible units", "visible='gaussian'") if est.visible_ == "bernoulli" else None,
+                unit_check=(get_units(est.visible_), None, None),
             ),
         )
 
@@ -290,7 +287,7 @@ def fit_autoencoder(est, run):
             est.loss_function_ = "cross_entropy" if low >= 0 and high <= 1 else "squared_error"
         else:
             est.loss_function_ = est.loss
-        visible = "bernoulli" if est.loss_function_ == "cross_entropy" else "gaussian"
+        visible = units_for_loss(est.loss_function_)
         est.pretrained_ = pretrains(est.pretrain, visible)
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
@@ -300,7 +297,7 @@ def fit_autoencoder(est, run):
             sample,
             sizes=est._resolve_auto_settings(run.n_rows, sample.shape[1]) + (est.n_components,),
             first_visible=visible,
-            last_hidden="gaussian",
+            last_hidden=GAUSSIAN.name,
             unroll=lambda rbms: est._unroll(rbms, visible),
             initialise=lambda: est._random_network(sample),
             pretrain=est.pretrained_,
@@ -309,7 +306,7 @@ def fit_autoencoder(est, run):
                 activations=est._activations(),
                 loss=est._kernel_loss(),
                 targets="inputs",
-                unit_check=("loss='cross_entropy'", "loss='squared_error'") if visible == "bernoulli" else None,
+                unit_check=(get_units(visible), "loss='cross_entropy'", "loss='squared_error'"),
             ),
         )
 

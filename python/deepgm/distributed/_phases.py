@@ -30,7 +30,6 @@ import numpy as np
 from .. import _core
 from .._base import check_loss_explosion
 from .._mlp import FineTuner
-from ..vae import _dense_rows
 
 __all__ = ["RBMPhase", "FineTunePhase", "VAEPhase"]
 
@@ -207,7 +206,8 @@ class FineTunePhase(Phase):
         self.activations = list(activations)
         self.loss = loss
         self.targets = targets
-        # None, or the (what, hint) of the estimator's own refusal of values outside [0, 1].
+        # None, or the (units, what, hint) of the estimator's own refusal of data its bottom visible
+        # units do not accept (see DeepGMEstimator._validate_X).
         self.unit_check = unit_check
 
     #: Rows per minibatch: the estimator's ``batch_size`` with "auto" resolved from all of X (set by
@@ -218,11 +218,8 @@ class FineTunePhase(Phase):
         return int(self.rows_per_batch if self.rows_per_batch is not None else est.batch_size)
 
     def prepare(self, est, X, y):
-        if self.unit_check is None:
-            X = est._validate_X(X, reset=False, stream=True)
-        else:
-            what, hint = self.unit_check
-            X = est._validate_X(X, reset=False, bernoulli=True, stream=True, unit_what=what, unit_hint=hint)
+        units, what, hint = self.unit_check or (None, None, None)
+        X = est._validate_X(X, reset=False, units=units, stream=True, unit_what=what, unit_hint=hint)
         dtype = est._dtype()
         if self.targets == "inputs":
             return X, X
@@ -274,18 +271,8 @@ class VAEPhase(Phase):
         return {"kl_weight": float(est.kl_weight) * min(1.0, (epochs_done + 1) / est.kl_warmup)}
 
     def step(self, est, data, targets, rows, *, seed, step, settings):
-        # As VAE._train_epochs does for one minibatch.
-        weight = settings["kl_weight"]
-        if weight != 1.0:
-            x = _dense_rows(data, rows, est._dtype())
-            est._adam_t += 1
-            recon, kl = est._kl_weighted_step(x, None if targets is None else targets[rows], weight, seed=seed, step=step)
-            est._steps += 1
-            n = len(rows)
-            return {"loss": (recon + kl) * n, "reconstruction": recon * n, "kl": kl * n}
-        est._adam_t += 1
-        loss, recon, kl = est._elbo_step(data, targets, rows, est._net(), est._net_kwargs(), seed=seed, step=step)
-        est._steps += 1
+        # VAE._train_step, as fit makes it: "loss" is the training objective, reconstruction + w * KL.
+        loss, recon, kl = est._train_step(data, targets, rows, settings["kl_weight"], seed=seed, step=step)
         n = len(rows)
         return {"loss": loss * n, "reconstruction": recon * n, "kl": kl * n}
 
@@ -293,13 +280,18 @@ class VAEPhase(Phase):
         # As VAE._train_epochs: compare -ELBO without the Gaussian likelihood's constant.
         offset = est._loss_constant(est.n_features_in_)
         first = est._first_loss
-        check_loss_explosion(metrics["loss"] - offset, None if first is None else first - offset)
+        check_loss_explosion(_negative_elbo(metrics) - offset, None if first is None else first - offset)
 
     def after_round(self, est, r, epochs, metrics, shard_states):
         if est._first_loss is None:
-            est._first_loss = metrics["loss"]
+            est._first_loss = _negative_elbo(metrics)
         est.n_iter_ = r + 1
-        metrics["elbo"] = -metrics["loss"]
+        metrics["elbo"] = -_negative_elbo(metrics)
+
+
+def _negative_elbo(metrics):
+    """-ELBO = reconstruction + KL (the objective "loss" differs from it when the KL is weighted)."""
+    return metrics["reconstruction"] + metrics["kl"]
 
 
 def _vae_arrays(est):

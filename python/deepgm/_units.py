@@ -1,0 +1,203 @@
+"""The types of units an RBM layer can have, and everything the Python side does differently by type.
+
+A unit type is named once here and once in Rust (``rust/units.rs``, the ``Units`` enum, which holds
+the maths: the conditional mean and draw, the free-energy term, the AIS base model's log partition
+function). The Python side of a type is one :class:`Units` object in :data:`UNITS`: its ``name``
+(the value of ``RBM(visible=..., hidden=...)``, and what the kernels are told: ``Units::parse``),
+which data it accepts, how the data are mapped into the space the parameters live in, where the
+visible biases start, the random starting states of Gibbs chains, the AIS base model's biases and
+the ``learning_rate="auto"`` it needs.
+
+- Bernoulli units (s in {0, 1}, ``p(s = 1 | x) = sigmoid(a + x)``) accept data in [0, 1], used as
+  they are; the visible biases start at the log-odds of the data marginals (Hinton 2010), and the AIS
+  base model has the same biases built from the base-rate means.
+- Gaussian units (unit variance, ``s | x ~ N(a + x, I)``) accept any real data, which is
+  standardised: ``z = (x - mean_) / scale_``, so that unit variance suits it; the biases start at 0,
+  and the AIS base model's biases are the base-rate means themselves.
+
+Estimators look a type up by name (:func:`get_units`) and list the valid names from the registry
+(:func:`unit_names`), so adding a type is one subclass and one :func:`register_units` call here,
+plus its arms in ``rust/units.rs`` (docs/architecture.md, "Adding a unit type").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import check_unit_interval, mostly_binary
+
+__all__ = [
+    "BERNOULLI",
+    "GAUSSIAN",
+    "UNITS",
+    "Units",
+    "auto_visible",
+    "get_units",
+    "register_units",
+    "resolve_visible",
+    "unit_names",
+    "units_for_loss",
+]
+
+
+class Units:
+    """One unit type (not for direct use: see :data:`BERNOULLI`, :data:`GAUSSIAN`).
+
+    Attributes
+    ----------
+    name : str
+        The parameter value naming the type, and what the Rust kernels parse.
+    title : str
+        The name in messages ("Bernoulli").
+    binary : bool
+        Whether the states are 0 or 1: such visible units refuse data outside [0, 1], start Gibbs
+        chains at uniform random binary states and have a pseudo-likelihood.
+    standardised : bool
+        Whether the data are standardised into the parameters' space (``mean_``, ``scale_``).
+    visible_learning_rate, hidden_learning_rate : float or None
+        ``learning_rate="auto"`` of an RBM with these visible / hidden units; a hidden rate (when not
+        None) overrides the visible one: Gaussian units need far smaller rates (Hinton 2010).
+    reconstruction_loss : str
+        The deep autoencoder's ``loss`` whose output layer matches these units as its bottom RBM's
+        visible units: the negative log-likelihood of the units' conditional (cross-entropy for
+        Bernoulli units, squared error for unit-variance Gaussian ones).
+    """
+
+    name: str
+    title: str
+    binary: bool = False
+    standardised: bool = False
+    visible_learning_rate: float | None = None
+    hidden_learning_rate: float | None = None
+    reconstruction_loss: str = ""
+
+    def __repr__(self):
+        return f"<{self.title} units>"
+
+    def check_data(self, X, name="X", *, what=None, hint=None):
+        """Fails unless X suits these units as visible units: a ValueError naming ``name``, saying
+        what needs the data's range (``what``, by default these visible units) and what to use
+        instead (``hint``)."""
+
+    def initial_visible(self, mean, var, dtype):
+        """(mean_, scale_, visible_mean_, intercept_visible_), each of shape (n_features,), of a new
+        RBM whose training data have column means ``mean`` and variances ``var`` (float64)."""
+        raise NotImplementedError
+
+    def to_model_space(self, X, mean, scale, dtype):
+        """X (n_samples, n_features) in the space the parameters live in, C-contiguous in ``dtype``."""
+        return np.ascontiguousarray(X, dtype=dtype)
+
+    def to_data_space(self, V, mean, scale, dtype):
+        """The inverse of :meth:`to_model_space`."""
+        return V
+
+    def random_states(self, rng, shape, dtype):
+        """Random starting states of Gibbs chains, an array of ``shape``."""
+        raise NotImplementedError
+
+    def base_biases(self, means, dtype):
+        """The visible biases of the AIS base model (no weights) whose visible means are ``means``
+        (n_features,), validated: a ValueError names ``base_rate`` if they do not suit the units."""
+        raise NotImplementedError
+
+
+class _Bernoulli(Units):
+    name = "bernoulli"
+    title = "Bernoulli"
+    binary = True
+    visible_learning_rate = 0.1  # BernoulliRBM's default
+    reconstruction_loss = "cross_entropy"
+
+    def check_data(self, X, name="X", *, what=None, hint=None):
+        check_unit_interval(X, name, what=what or f"{self.title} visible units", hint=hint or f"visible={GAUSSIAN.name!r}")
+
+    def initial_visible(self, mean, var, dtype):
+        n_features = mean.shape[0]
+        # Hinton (2010): visible biases at the log-odds of the data marginals.
+        p = np.clip(mean, 1e-3, 1 - 1e-3)
+        return np.zeros(n_features, dtype=dtype), np.ones(n_features, dtype=dtype), mean.astype(dtype), np.log(p / (1 - p)).astype(dtype)
+
+    def random_states(self, rng, shape, dtype):
+        return (rng.random(shape) < 0.5).astype(dtype)
+
+    def base_biases(self, means, dtype):
+        if means.min() < 0 or means.max() > 1:
+            raise ValueError(
+                f"base_rate must hold visible probabilities in [0, 1] for {self.title} visible units; "
+                f"got values from {means.min():g} to {means.max():g}"
+            )
+        p = np.clip(np.asarray(means, dtype=np.float64), 1e-3, 1 - 1e-3)
+        return np.log(p / (1 - p)).astype(dtype)
+
+
+class _Gaussian(Units):
+    name = "gaussian"
+    title = "Gaussian"
+    standardised = True
+    visible_learning_rate = 0.003
+    hidden_learning_rate = 0.001
+    reconstruction_loss = "squared_error"
+
+    def initial_visible(self, mean, var, dtype):
+        n_features = mean.shape[0]
+        scale = np.sqrt(var).astype(dtype)
+        scale[scale < 1e-8] = 1.0  # constant columns
+        return mean.astype(dtype), scale, np.zeros(n_features, dtype=dtype), np.zeros(n_features, dtype=dtype)
+
+    def to_model_space(self, X, mean, scale, dtype):
+        return ((np.asarray(X, dtype=dtype) - mean) / scale).astype(dtype, copy=False)
+
+    def to_data_space(self, V, mean, scale, dtype):
+        return (V * scale + mean).astype(dtype, copy=False)
+
+    def random_states(self, rng, shape, dtype):
+        return rng.standard_normal(shape).astype(dtype)
+
+    def base_biases(self, means, dtype):
+        return np.asarray(means, dtype=dtype)
+
+
+#: The unit types by name, in the order messages list them.
+UNITS: dict[str, Units] = {}
+
+
+def register_units(units: Units) -> Units:
+    """Adds a unit type to :data:`UNITS` (its name becomes valid for ``visible`` and ``hidden``)."""
+    UNITS[units.name] = units
+    return units
+
+
+BERNOULLI = register_units(_Bernoulli())
+GAUSSIAN = register_units(_Gaussian())
+
+
+def unit_names() -> tuple:
+    """The names of the registered unit types (the valid values of ``visible`` and ``hidden``)."""
+    return tuple(UNITS)
+
+
+def get_units(name) -> Units:
+    """The unit type named ``name`` (validated beforehand by the estimator's ``check_option``)."""
+    return UNITS[name]
+
+
+def auto_visible(binary: bool) -> str:
+    """``visible="auto"``: Bernoulli units for mostly binary data (see
+    :func:`deepgm._base.mostly_binary`), Gaussian ones otherwise."""
+    return BERNOULLI.name if binary else GAUSSIAN.name
+
+
+def units_for_loss(loss) -> str:
+    """The name of the visible units whose ``reconstruction_loss`` is ``loss`` (the deep autoencoder's
+    bottom RBM for its resolved loss)."""
+    return next(units.name for units in UNITS.values() if units.reconstruction_loss == loss)
+
+
+def resolve_visible(visible, X) -> str:
+    """The bottom RBM's visible units for the training data X: ``visible`` (whose units must accept
+    X), or for "auto" :func:`auto_visible` of whether X is mostly binary."""
+    if visible == "auto":
+        return auto_visible(mostly_binary(X))
+    get_units(visible).check_data(X)
+    return visible
