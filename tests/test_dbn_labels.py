@@ -159,6 +159,29 @@ def test_clamped_chains_sample_the_exact_class_conditional(rng):
         np.testing.assert_allclose(got, want, atol=5 * np.sqrt(0.25 / n))
 
 
+def test_label_strength_samples_the_exact_conditional_with_the_label_unit_at_that_value(rng):
+    """label_strength s: the chains reach p(f) proportional to exp(b_f . f) prod_j (1 + exp(c_j +
+    W_f[j] . f + s W_y[j, k])), enumerated over the 2^3 feature states; a label_strength without y is refused."""
+    X = (rng.random((60, 3)) < 0.5).astype(np.float64)
+    y = rng.integers(0, 2, 60)
+    dbn = DBN(hidden_layer_sizes=(3,), n_iter=1, dtype="float64", random_state=0).fit(X, y)
+    top = dbn.rbms_[-1]
+    top.components_[...] = 1.5 * rng.normal(size=top.components_.shape)
+    W, b, c = top.components_, top.intercept_visible_, top.intercept_hidden_
+    states = np.array(list(itertools.product([0, 1], repeat=3)), dtype=np.float64)
+    n, strength, k = 6000, 2.5, 1
+    free = -states @ b[:3] - softplus(states @ W[:, :3].T + c + strength * W[:, 3 + k]).sum(axis=1)
+    want = np.exp(-free - np.logaddexp.reduce(-free)) @ states
+    got = dbn.sample(n_steps=30, y=np.full(n, k), label_strength=strength).mean(axis=0)
+    np.testing.assert_allclose(got, want, atol=5 * np.sqrt(0.25 / n))
+    at_one = dbn.sample(n_steps=30, y=np.full(n, k)).mean(axis=0)  # the model's own p(f | y): another law here
+    assert np.abs(at_one - want).max() > 10 * np.sqrt(0.25 / n)
+    with pytest.raises(ValueError, match="label_strength .* needs y; got label_strength=2.0"):
+        dbn.sample(4, label_strength=2.0)
+    with pytest.raises(ValueError, match="label_strength"):
+        dbn.sample(4, y=0, label_strength=-1.0)
+
+
 def test_generative_classifier_learns_and_samples_look_like_their_class(labelled, mnist_small):
     X, y = mnist_small
     assert labelled.score(X[1500:], y[1500:]) > 0.7

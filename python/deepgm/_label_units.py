@@ -156,16 +156,17 @@ def label_log_posterior(rbm, F, n_features, n_jobs):
     return log_softmax(-free_energies(rbm, F, n_features, n_jobs), axis=1)
 
 
-def clamped_feature_chains(rbm, F0, codes, n_features, n_steps, seed, n_jobs):
+def clamped_feature_chains(rbm, F0, codes, n_features, n_steps, seed, n_jobs, label_strength=1.0):
     """Gibbs chains over (f, h) with the label clamped: chain i starts from F0[i] (n, d) with label
-    codes[i]. Returns the mean of f | h at the last step (n, d)."""
+    codes[i], its unit at ``label_strength`` (1: the model's p(f | y); above 1 the label weighs more,
+    hidden biases ``c + label_strength W_y[:, k]``). Returns the mean of f | h at the last step (n, d)."""
     W = rbm.components_
     W_f = np.ascontiguousarray(W[:, :n_features])
     b_f = np.ascontiguousarray(rbm.intercept_visible_[:n_features])
     means = np.empty_like(F0)
     for k in np.unique(codes):
         rows = np.flatnonzero(codes == k)
-        hidden_bias = np.ascontiguousarray(rbm.intercept_hidden_ + W[:, n_features + k])
+        hidden_bias = np.ascontiguousarray(rbm.intercept_hidden_ + np.asarray(label_strength, dtype=W.dtype) * W[:, n_features + k])
         _, means[rows] = _core.rbm_gibbs(
             np.ascontiguousarray(F0[rows]),
             W_f,
