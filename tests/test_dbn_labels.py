@@ -159,6 +159,29 @@ def test_clamped_chains_sample_the_exact_class_conditional(rng):
         np.testing.assert_allclose(got, want, atol=5 * np.sqrt(0.25 / n))
 
 
+def test_label_strength_samples_the_exact_conditional_with_the_label_unit_at_that_value(rng):
+    """label_strength s: the chains reach p(f) proportional to exp(b_f . f) prod_j (1 + exp(c_j +
+    W_f[j] . f + s W_y[j, k])), enumerated over the 2^3 feature states; a label_strength without y is refused."""
+    X = (rng.random((60, 3)) < 0.5).astype(np.float64)
+    y = rng.integers(0, 2, 60)
+    dbn = DBN(hidden_layer_sizes=(3,), n_iter=1, dtype="float64", random_state=0).fit(X, y)
+    top = dbn.rbms_[-1]
+    top.components_[...] = 1.5 * rng.normal(size=top.components_.shape)
+    W, b, c = top.components_, top.intercept_visible_, top.intercept_hidden_
+    states = np.array(list(itertools.product([0, 1], repeat=3)), dtype=np.float64)
+    n, strength, k = 6000, 2.5, 1
+    free = -states @ b[:3] - softplus(states @ W[:, :3].T + c + strength * W[:, 3 + k]).sum(axis=1)
+    want = np.exp(-free - np.logaddexp.reduce(-free)) @ states
+    got = dbn.sample(n_steps=30, y=np.full(n, k), label_strength=strength).mean(axis=0)
+    np.testing.assert_allclose(got, want, atol=5 * np.sqrt(0.25 / n))
+    at_one = dbn.sample(n_steps=30, y=np.full(n, k)).mean(axis=0)  # the model's own p(f | y): another law here
+    assert np.abs(at_one - want).max() > 10 * np.sqrt(0.25 / n)
+    with pytest.raises(ValueError, match="label_strength .* needs y; got label_strength=2.0"):
+        dbn.sample(4, label_strength=2.0)
+    with pytest.raises(ValueError, match="label_strength"):
+        dbn.sample(4, y=0, label_strength=-1.0)
+
+
 def test_generative_classifier_learns_and_samples_look_like_their_class(labelled, mnist_small):
     X, y = mnist_small
     assert labelled.score(X[1500:], y[1500:]) > 0.7
@@ -193,12 +216,46 @@ def test_auto_k_is_cd10_in_the_labelled_top_rbm_only(mnist_tiny):
 
 
 def test_auto_length_of_the_labelled_top_rbm(mnist_tiny):
-    """n_iter="auto": the label RBM budget (1,920 updates, 24 to 200 epochs) for the labelled top RBM,
+    """n_iter="auto": the label RBM budget (2,720 updates, 34 to 200 epochs) for the labelled top RBM,
     RBM's (500 updates, 10 to 200 epochs) for the layers below."""
     X, y = mnist_tiny
-    dbn = DBN(hidden_layer_sizes=(8, 4), batch_size=30, layer_params=[{}, {"k": 1}], random_state=0).fit(X, y)
+    dbn = DBN(hidden_layer_sizes=(8, 4), batch_size=20, layer_params=[{}, {"k": 1}], random_state=0).fit(X, y)
     epochs = np.bincount(dbn.history_["layer"])[1:]
-    assert list(epochs) == [50, 192]  # 10 batches per epoch: ceil(500 / 10) and ceil(1920 / 10)
+    assert list(epochs) == [34, 182]  # 15 batches per epoch: ceil(500 / 15) and ceil(2720 / 15)
+
+
+def test_label_learning_rate_schedule():
+    """The last 10/34 of the epochs (rounded) at a tenth of the rate; one epoch keeps the rate."""
+    rates = [_label_units.label_learning_rate(e, 34, 0.1) for e in range(34)]
+    np.testing.assert_allclose(rates, [0.1] * 24 + [0.01] * 10)
+    assert [_label_units.label_learning_rate(e, 7, 0.2) for e in range(7)] == pytest.approx([0.2] * 5 + [0.02] * 2)
+    assert _label_units.label_learning_rate(0, 1, 0.1) == 0.1
+
+
+def test_auto_learning_rate_slows_late_in_the_labelled_top_rbm_only(mnist_tiny):
+    X, y = mnist_tiny
+    labelled = DBN(hidden_layer_sizes=(16, 8), n_iter=7, random_state=0).fit(X, y)
+    top = np.asarray(labelled.history_["layer"]) == 2
+    np.testing.assert_allclose(np.asarray(labelled.history_["learning_rate"])[top], [0.1] * 5 + [0.01] * 2)
+    assert np.all(np.isnan(np.asarray(labelled.history_["learning_rate"])[~top]))  # the layers below: constant, not logged
+    # a rate of the DBN's, or of the top layer's own, is used throughout
+    fixed = DBN(hidden_layer_sizes=(16, 8), n_iter=3, learning_rate=0.05, random_state=0).fit(X, y)
+    assert fixed.history_["learning_rate"][-3:] == [0.05] * 3
+    own = DBN(hidden_layer_sizes=(16, 8), n_iter=3, layer_params=[{}, {"learning_rate": 0.2}], random_state=0).fit(X, y)
+    assert own.history_["learning_rate"][-3:] == [0.2] * 3
+
+
+def test_learning_rate_schedule_reaches_the_update(mnist_tiny, rng):
+    """train_label_rbm applies the schedule's rate: a rate of 0 leaves the initial parameters."""
+    X, y = mnist_tiny
+    top = RBM(n_components=6, n_iter=2, batch_size=30, random_state=0)
+    V = _label_units.init_label_rbm(top, X[:, :20], y, 10)
+    before = top.components_.copy(), top.intercept_hidden_.copy()
+    _label_units.train_label_rbm(top, V, 20, learning_rates=lambda epoch, n_epochs, rate: 0.0)
+    np.testing.assert_array_equal(top.components_, before[0])
+    np.testing.assert_array_equal(top.intercept_hidden_, before[1])
+    _label_units.train_label_rbm(top, V, 20, learning_rates=lambda epoch, n_epochs, rate: rate)
+    assert not np.array_equal(top.components_, before[0])
 
 
 def test_outputs_and_transform(labelled, mnist_small):
