@@ -25,8 +25,9 @@ use crate::scratch;
 use crate::units::Units;
 
 fn require_bernoulli_hidden<T>(rbm: &Rbm<'_, T>) -> Result<()> {
-    if rbm.hidden != Units::Bernoulli {
-        return Err(KernelError::value("hidden", "'bernoulli' for the partition function", "'gaussian'"));
+    // The estimators sum the hidden layer out with the binary units' softplus form.
+    if !rbm.hidden.binary() {
+        return Err(KernelError::value("hidden", "'bernoulli' for the partition function", format!("'{}'", rbm.hidden.name())));
     }
     Ok(())
 }
@@ -225,6 +226,14 @@ mod tests {
             let want = brute_force(&w, &b, &c, nv, nh);
             assert!((got - want).abs() < 1e-10, "{nv}x{nh}: {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn partition_function_refuses_gaussian_hidden_units_naming_them() {
+        let (w, b, c) = (vec![0.7, -1.1], vec![0.3], vec![0.2, -0.4]);
+        let rbm = Rbm::new(&w, &b, &c, Units::Bernoulli, Units::Gaussian);
+        let err = log_partition_exact(&rbm, 20).unwrap_err();
+        assert!(err.to_string().contains("'gaussian'"), "{err}");
     }
 
     #[test]

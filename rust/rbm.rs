@@ -167,8 +167,13 @@ impl<'a, T: Real> Rbm<'a, T> {
     /// The pseudo-likelihood of each row of `v` with the given unit `flip[r] < n_visible` flipped in row
     /// r (scikit-learn draws these indices with NumPy; the Python estimator does the same).
     pub fn pseudo_likelihood_flipping(&self, v: &[T], flip: &[usize], out: &mut [f64]) -> Result<()> {
-        if self.visible != Units::Bernoulli || self.hidden != Units::Bernoulli {
-            return Err(KernelError::value("units", "Bernoulli visible and hidden units for the pseudo-likelihood", "Gaussian units"));
+        // Flipping a unit needs binary states, in both layers (the hidden layer is summed out as such).
+        if let Some(units) = [self.visible, self.hidden].into_iter().find(|u| !u.binary()) {
+            return Err(KernelError::value(
+                "units",
+                "binary visible and hidden units for the pseudo-likelihood",
+                format!("{} units", units.title()),
+            ));
         }
         let (n, nv, nh) = (out.len(), self.n_visible, self.n_hidden);
         if flip.len() != n {
@@ -606,6 +611,16 @@ mod tests {
             let m = (0..n).map(|r| s[r * nh + j]).sum::<f64>() / n as f64;
             let var = (0..n).map(|r| (s[r * nh + j] - m).powi(2)).sum::<f64>() / n as f64;
             assert!((m - want[j]).abs() < 5.0 / (n as f64).sqrt() && (var - 1.0).abs() < 0.05, "mean {m} var {var}");
+        }
+    }
+
+    #[test]
+    fn pseudo_likelihood_refuses_real_valued_units_naming_them() {
+        let (w, b, c) = (vec![0.5; 6], vec![0.0; 3], vec![0.0; 2]);
+        for (visible, hidden) in [(Units::Gaussian, Units::Bernoulli), (Units::Bernoulli, Units::Gaussian)] {
+            let rbm = Rbm::new(&w, &b, &c, visible, hidden);
+            let err = rbm.pseudo_likelihood_flipping(&[1.0, 0.0, 1.0], &[0], &mut [0.0]).unwrap_err();
+            assert!(err.to_string().contains("Gaussian units"), "{err}");
         }
     }
 

@@ -48,6 +48,14 @@ impl Units {
         }
     }
 
+    /// The name [`Units::parse`] reads: "bernoulli", "gaussian".
+    pub fn name(self) -> &'static str {
+        match self {
+            Units::Bernoulli => "bernoulli",
+            Units::Gaussian => "gaussian",
+        }
+    }
+
     /// The name in messages: "Bernoulli", "Gaussian".
     pub fn title(self) -> &'static str {
         match self {
