@@ -76,7 +76,9 @@ def main(argv=None) -> int:
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--steps", type=int, default=1000, help="Gibbs steps in the top RBM per sample")
     parser.add_argument("--repeats", type=int, default=2, help="sampling runs (new seeds); the bar is judged on their mean")
-    parser.add_argument("--label-strength", type=float, default=1.0, help="sample(label_strength=...): the clamped label unit's value")
+    parser.add_argument(
+        "--label-strength", type=float, default=None, help="sample(label_strength=...): the clamped label unit's value (default: 'auto')"
+    )
     parser.add_argument("--init-steps", type=int, default=50, help="Gibbs steps of the chains started from real digits")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--model", default=None, help="a DBN saved by an earlier run (dbn_labels.safetensors): sample, do not fit")
@@ -123,7 +125,8 @@ def main(argv=None) -> int:
     runs = []
     for run in range(args.repeats):
         start = time.perf_counter()
-        samples = dbn.sample(n_steps=args.steps, y=labels, label_strength=args.label_strength)
+        strength = "auto" if args.label_strength is None else args.label_strength
+        samples = dbn.sample(n_steps=args.steps, y=labels, label_strength=strength)
         sample_s = time.perf_counter() - start
         predicted = judge.predict(samples)
         per_class = {int(c): float(np.mean(predicted[labels == c] == c)) for c in dbn.classes_}
@@ -166,7 +169,7 @@ def main(argv=None) -> int:
         "top_iter": len(top_epochs),
         "top_k": top_k,
         "steps": args.steps,
-        "label_strength": args.label_strength,
+        "label_strength": "auto" if args.label_strength is None else args.label_strength,
         "per_class": args.per_class,
         "judge_test_accuracy": judge_accuracy,
         "repeats": runs,

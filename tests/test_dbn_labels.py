@@ -166,16 +166,29 @@ def test_label_strength_samples_the_exact_conditional_with_the_label_unit_at_tha
     y = rng.integers(0, 2, 60)
     dbn = DBN(hidden_layer_sizes=(3,), n_iter=1, dtype="float64", random_state=0).fit(X, y)
     top = dbn.rbms_[-1]
+    n, k, tolerance = 20000, 1, 5 * np.sqrt(0.25 / 20000)
     top.components_[...] = 1.5 * rng.normal(size=top.components_.shape)
+    top.components_[:, 3 + k] *= 3  # a strong label, so that strengths 1 and 1.25 give distinguishable laws
     W, b, c = top.components_, top.intercept_visible_, top.intercept_hidden_
     states = np.array(list(itertools.product([0, 1], repeat=3)), dtype=np.float64)
-    n, strength, k = 6000, 2.5, 1
-    free = -states @ b[:3] - softplus(states @ W[:, :3].T + c + strength * W[:, 3 + k]).sum(axis=1)
-    want = np.exp(-free - np.logaddexp.reduce(-free)) @ states
-    got = dbn.sample(n_steps=30, y=np.full(n, k), label_strength=strength).mean(axis=0)
-    np.testing.assert_allclose(got, want, atol=5 * np.sqrt(0.25 / n))
-    at_one = dbn.sample(n_steps=30, y=np.full(n, k)).mean(axis=0)  # the model's own p(f | y): another law here
-    assert np.abs(at_one - want).max() > 10 * np.sqrt(0.25 / n)
+
+    def exact_means(strength):
+        free = -states @ b[:3] - softplus(states @ W[:, :3].T + c + strength * W[:, 3 + k]).sum(axis=1)
+        return np.exp(-free - np.logaddexp.reduce(-free)) @ states
+
+    got = dbn.sample(n_steps=30, y=np.full(n, k), label_strength=2.5).mean(axis=0)
+    np.testing.assert_allclose(got, exact_means(2.5), atol=tolerance)
+    at_one = dbn.sample(n_steps=30, y=np.full(n, k), label_strength=1.0).mean(axis=0)  # the model's own p(f | y)
+    np.testing.assert_allclose(at_one, exact_means(1.0), atol=tolerance)
+    for strength in (2.5, _label_units.LABEL_STRENGTH):  # other laws than strength 1's
+        assert np.abs(exact_means(strength) - exact_means(1.0)).max() > 2 * tolerance
+    # "auto" (the default) is LABEL_STRENGTH with y, and is not needed without it.
+    assert _label_units.LABEL_STRENGTH > 1.0
+    by_default = dbn.sample(n_steps=30, y=np.full(n, k)).mean(axis=0)
+    np.testing.assert_allclose(by_default, exact_means(_label_units.LABEL_STRENGTH), atol=tolerance)
+    assert dbn.sample(4, n_steps=2).shape == (4, 3)
+    with pytest.raises(ValueError, match="label_strength"):
+        dbn.sample(4, y=0, label_strength="strong")
     with pytest.raises(ValueError, match="label_strength .* needs y; got label_strength=2.0"):
         dbn.sample(4, label_strength=2.0)
     with pytest.raises(ValueError, match="label_strength"):
