@@ -114,7 +114,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
         plotting.plot_samples(samples, n_cols=10, title="DBN samples, one row per digit"),
         "dbn_samples.png",
         f"A {sizes} DBN with 10 label units in its top RBM generates each digit, one row per label: {steps:,} steps of Gibbs "
-        "sampling in the top RBM with the label clamped, then a down pass to the pixels.",
+        "sampling in the top RBM with the label clamped (at label_strength 1.25, the default), then a down pass to the pixels.",
     )
     report.figure(
         "Deep belief network",
