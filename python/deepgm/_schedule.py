@@ -239,9 +239,10 @@ def autoencoder_weight_decay(weight_decay, n_samples: int, n_features: int) -> f
     On the MNIST split (8,000 images, the wide stack, 30-d code, Adam at 1e-3) the fine-tuned network
     overfits without it: the test error is lowest, 7.74, after 55 epochs and rises to 9.45 by epoch
     200; with a decay of 1e-4 it levels off at 7.0, and with 1e-3 and 40 pretraining epochs it falls
-    to 4.83 after 200 epochs (seed 0; 4.96-4.98 from epoch 120 to 145). On the small sets the narrow networks do not overfit that way and decay only
-    costs accuracy (held-out error at 1e-3 against 0: digits / 16 1.386 against 1.160, wine 3.02
-    against 2.86, iris 0.182 against 0.171; docs/own-data.md).
+    to 4.83 after 200 epochs (seed 0; 4.96-4.98 from epoch 120 to 145). On the small sets the narrow
+    networks do not overfit that way and decay only costs accuracy (held-out error at 1e-3 against 0:
+    digits / 16 1.386 against 1.160, wine 3.02 against 2.86, iris 0.182 against 0.171;
+    docs/own-data.md).
     """
     if isinstance(weight_decay, str):  # "auto" (validated by the estimator)
         return WIDE_AUTOENCODER_DECAY if image_sized(n_samples, n_features) else 0.0

@@ -102,6 +102,13 @@ class Units:
         raise NotImplementedError
 
 
+def _log_odds(p, dtype):
+    """log(p / (1 - p)) of probabilities p, computed in float64 with p clipped to [1e-3, 1 - 1e-3]
+    (so that always-0 or always-1 features get finite biases), in ``dtype``."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-3, 1 - 1e-3)
+    return np.log(p / (1 - p)).astype(dtype)
+
+
 class _Bernoulli(Units):
     name = "bernoulli"
     title = "Bernoulli"
@@ -115,8 +122,7 @@ class _Bernoulli(Units):
     def initial_visible(self, mean, var, dtype):
         n_features = mean.shape[0]
         # Hinton (2010): visible biases at the log-odds of the data marginals.
-        p = np.clip(mean, 1e-3, 1 - 1e-3)
-        return np.zeros(n_features, dtype=dtype), np.ones(n_features, dtype=dtype), mean.astype(dtype), np.log(p / (1 - p)).astype(dtype)
+        return np.zeros(n_features, dtype=dtype), np.ones(n_features, dtype=dtype), mean.astype(dtype), _log_odds(mean, dtype)
 
     def random_states(self, rng, shape, dtype):
         return (rng.random(shape) < 0.5).astype(dtype)
@@ -127,8 +133,7 @@ class _Bernoulli(Units):
                 f"base_rate must hold visible probabilities in [0, 1] for {self.title} visible units; "
                 f"got values from {means.min():g} to {means.max():g}"
             )
-        p = np.clip(np.asarray(means, dtype=np.float64), 1e-3, 1 - 1e-3)
-        return np.log(p / (1 - p)).astype(dtype)
+        return _log_odds(means, dtype)
 
 
 class _Gaussian(Units):

@@ -437,35 +437,41 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         KL): the objective is what ``history_["loss"]`` logs, fit's and the Dask phase's alike."""
         self._adam_t += 1
         if weight == 1.0:
-            _, recon, kl = self._elbo_step(X, codes, rows, self._net(), self._net_kwargs(), seed=seed, step=step)
+            _, recon, kl = self._elbo_step(X, codes, rows, seed=seed, step=step)
         else:
             labels = None if codes is None else codes[rows]
             recon, kl = self._kl_weighted_step(_dense_rows(X, rows, self._dtype()), labels, weight, seed=seed, step=step)
         self._steps += 1
         return recon + weight * kl, recon, kl
 
-    def _elbo_step(self, X, codes, rows, net, net_kwargs, *, seed, step):
-        """One Adam step on the ELBO of ``X[rows]`` (labels ``codes`` for a CVAE), in the fused Rust
-        kernel, at Adam step ``_adam_t`` (advanced by the caller); returns (-ELBO, reconstruction, KL)
-        of the minibatch. ``net``/``net_kwargs``: :meth:`_net` and :meth:`_net_kwargs`."""
-        data, data_rows = minibatch(X, rows, self._dtype())
-        labels = codes if (codes is None or data_rows is not None) else codes[rows]
-        return _core.vae_train_step(
-            data,
-            *net,
-            self._adam,
-            rows=data_rows,
-            y=labels,
+    def _adam_settings(self):
+        """The Adam hyperparameters of the optimiser kernels at the current step ``_adam_t``."""
+        return dict(
             optimizer="adam",
             learning_rate=float(self.learning_rate),
             beta1=float(self.beta_1),
             beta2=float(self.beta_2),
             epsilon=float(self.epsilon),
             t=self._adam_t,
+        )
+
+    def _elbo_step(self, X, codes, rows, *, seed, step):
+        """One Adam step on the ELBO of ``X[rows]`` (labels ``codes`` for a CVAE), in the fused Rust
+        kernel, at Adam step ``_adam_t`` (advanced by the caller); returns (-ELBO, reconstruction, KL)
+        of the minibatch."""
+        data, data_rows = minibatch(X, rows, self._dtype())
+        labels = codes if (codes is None or data_rows is not None) else codes[rows]
+        return _core.vae_train_step(
+            data,
+            *self._net(),
+            self._adam,
+            rows=data_rows,
+            y=labels,
+            **self._adam_settings(),
             weight_decay=float(self.weight_decay),
             seed=seed,
             step=step,
-            **net_kwargs,
+            **self._net_kwargs(),
         )
 
     def _kl_weighted_step(self, x, labels, weight, *, seed, step):
@@ -480,19 +486,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         for i, (param, grad) in enumerate(zip(self._params(), grads)):
             # As the fused step: weight decay on the layers' weights, not on biases or class means.
             decay = float(self.weight_decay) if i < 2 * n_weights and i % 2 == 0 else 0.0
-            _core.optimizer_step(
-                param,
-                grad,
-                self._adam[i],
-                optimizer="adam",
-                learning_rate=float(self.learning_rate),
-                beta1=float(self.beta_1),
-                beta2=float(self.beta_2),
-                epsilon=float(self.epsilon),
-                t=self._adam_t,
-                weight_decay=decay,
-                n_jobs=self._n_jobs(),
-            )
+            _core.optimizer_step(param, grad, self._adam[i], **self._adam_settings(), weight_decay=decay, n_jobs=self._n_jobs())
         return recon, kl
 
     def _kl_weighted_gradients(self, x, labels, eps, weight):
