@@ -385,3 +385,122 @@ def test_bad_data(ae, mnist_tiny, rng):
         DeepAutoencoder().transform(X[:3])
     with pytest.raises(NotFittedError):
         DeepAutoencoder().inverse_transform(np.zeros((3, 30)))
+
+
+# -- the linear path (networks that are not pretrained) ------------------------------------------------
+
+
+def correlated_data(n=60, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) + rng.standard_normal(d)
+
+
+def path_loss64(ae, x):
+    """The linear path model's loss in float64 NumPy: z = E(x) + (x - m) P^T, x_hat = D(z) + z P + m,
+    mean over rows of |x_hat - x|^2 / 2."""
+    n_enc = len(ae.coefs_) // 2
+    acts = unrolled_activations(n_enc - 1)
+    P, m = f64(ae.path_components_), f64(ae.path_mean_)
+    z = forward64(x, ae.coefs_[:n_enc], ae.intercepts_[:n_enc], acts[:n_enc]) + (x - m) @ P.T
+    x_hat = forward64(z, ae.coefs_[n_enc:], ae.intercepts_[n_enc:], acts[n_enc:]) + z @ P + m
+    return 0.5 * np.mean(np.sum((x_hat - x) ** 2, axis=1)), z, x_hat
+
+
+def test_linear_path_gradients_match_finite_differences():
+    X = correlated_data()
+    ae = DeepAutoencoder((5, 4), n_components=3, finetune_iter=3, learning_rate=0.05, dtype="float64", random_state=0).fit(X)
+    assert ae.linear_path_
+    tuner = ae._tuner()
+    x = np.ascontiguousarray(X[:9])
+    loss, grads = tuner.loss_gradients(x)
+    assert loss == pytest.approx(path_loss64(ae, x)[0], rel=1e-12)
+    params = tuner.params()
+    assert [g.shape for g in grads] == [p.shape for p in params]
+    h = 1e-6
+    for param, grad in zip(params, grads):
+        flat, gflat = param.reshape(-1), grad.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + h
+            up = path_loss64(ae, x)[0]
+            flat[i] = old - h
+            down = path_loss64(ae, x)[0]
+            flat[i] = old
+            assert gflat[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-8)
+
+
+def test_linear_path_starts_as_pca_and_is_used_by_every_output():
+    X = correlated_data(n=80)
+    pca = PCA(n_components=3, svd_solver="full").fit(X)
+    # One epoch at a vanishing learning rate: the network is still its starting point.
+    ae = DeepAutoencoder((8,), n_components=3, finetune_iter=1, learning_rate=1e-12, dtype="float64", random_state=0).fit(X)
+    np.testing.assert_allclose(ae.path_components_, pca.components_, atol=1e-12)
+    np.testing.assert_allclose(ae.transform(X), pca.transform(X), atol=1e-9)
+    np.testing.assert_allclose(ae.reconstruct(X), pca.inverse_transform(pca.transform(X)), atol=1e-9)
+    np.testing.assert_allclose(ae.inverse_transform(pca.transform(X)), pca.inverse_transform(pca.transform(X)), atol=1e-9)
+    # After training, every output goes through the path model of the float64 oracle.
+    ae = DeepAutoencoder((8,), n_components=3, finetune_iter=20, dtype="float64", random_state=0).fit(X)
+    loss, z, x_hat = path_loss64(ae, X)
+    np.testing.assert_allclose(ae.transform(X), z, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ae.reconstruct(X), x_hat, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ae.inverse_transform(z), x_hat, rtol=1e-10, atol=1e-10)
+    assert ae.reconstruction_error(X) == pytest.approx(2 * loss, rel=1e-10)
+    assert ae.reconstruction_error(X) < np.mean(np.sum((X - pca.inverse_transform(pca.transform(X))) ** 2, axis=1))
+
+
+def test_linear_path_auto_choice():
+    X = correlated_data()
+    assert DeepAutoencoder((8,), 2, finetune_iter=1, random_state=0).fit(X).linear_path_
+    unit = MinMaxScaler().fit_transform(X)  # cross-entropy: pretrained by default, no path either way
+    assert not DeepAutoencoder((8,), 2, pretrain_iter=1, finetune_iter=1, random_state=0).fit(unit).linear_path_
+    assert not DeepAutoencoder((8,), 2, pretrain=False, finetune_iter=1, random_state=0).fit(unit).linear_path_
+    assert not DeepAutoencoder((8,), 2, dropout=0.2, finetune_iter=1, random_state=0).fit(X).linear_path_
+    assert not DeepAutoencoder((8,), 2, pretrain=True, pretrain_iter=1, finetune_iter=1, random_state=0).fit(X).linear_path_
+    plain = DeepAutoencoder((8,), 2, linear_path=False, finetune_iter=1, random_state=0).fit(X)
+    assert not plain.linear_path_ and not hasattr(plain, "path_components_")
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(pretrain=True, pretrain_iter=1), "linear_path=True needs pretrain=False"),
+        (dict(pretrain=False, loss="cross_entropy"), "linear_path=True needs loss='squared_error'"),
+        (dict(pretrain=False, loss="squared_error", dropout=0.1), "linear_path=True needs dropout=0"),
+    ],
+)
+def test_linear_path_true_is_refused_where_it_is_undefined(params, match):
+    X = MinMaxScaler().fit_transform(correlated_data())
+    with pytest.raises(ValueError, match=match):
+        DeepAutoencoder((8,), 2, linear_path=True, finetune_iter=1, random_state=0, **params).fit(X)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_linear_path_parameter_is_checked(value):
+    with pytest.raises((ValueError, TypeError), match="linear_path"):
+        DeepAutoencoder((8,), 2, linear_path=value).fit(correlated_data())
+
+
+def test_linear_path_on_data_of_low_rank_trains_without_divergence():
+    """PCA reconstructs data of rank <= n_components exactly: the first loss is ~0, which must not
+    make the divergence check fire on the tiny losses that follow."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((50, 2)) @ rng.standard_normal((2, 7))
+    ae = DeepAutoencoder((6,), n_components=4, finetune_iter=5, random_state=0).fit(X)
+    assert ae.linear_path_ and ae.n_iter_ == 5
+    assert ae.reconstruction_error(X) < 1e-3 * np.mean(np.sum((X - X.mean(0)) ** 2, axis=1))
+    # More code units than rows - 1 or features: the rows beyond are zero.
+    small = DeepAutoencoder((6,), n_components=5, finetune_iter=2, random_state=0).fit(X[:4, :3])
+    assert np.all(small.path_components_[3:] == 0)
+
+
+def test_linear_path_model_round_trips_through_save_and_pickle(tmp_path):
+    import deepgm
+
+    X = correlated_data().astype(np.float32)
+    ae = DeepAutoencoder((8,), 3, finetune_iter=3, random_state=0).fit(X)
+    loaded = deepgm.load(ae.save(tmp_path / "ae.safetensors"))
+    unpickled = pickle.loads(pickle.dumps(ae))
+    for other in (loaded, unpickled):
+        assert other.linear_path_
+        np.testing.assert_array_equal(other.transform(X), ae.transform(X))
+        np.testing.assert_array_equal(other.reconstruct(X), ae.reconstruct(X))

@@ -130,6 +130,36 @@ def test_one_local_sgd_step_on_equal_shards_is_the_large_batch_step(client, mnis
     assert np.abs(dist.coefs_[0] - initial.coefs_[0]).max() > 1e-3
 
 
+def test_linear_path_autoencoder_on_equal_shards_is_the_large_batch_fit(client):
+    """Real-valued data give the autoencoder its linear path (PCA of the sample, which is all of these
+    rows): the replicas train the path model, and one local SGD step per round is still exactly the
+    single-process step on all rows."""
+    rng = np.random.default_rng(0)
+    X = np.ascontiguousarray(rng.standard_normal((120, 6)) @ rng.standard_normal((6, 6)))
+    b = 60
+    common = dict(
+        hidden_layer_sizes=(8,),
+        n_components=3,
+        optimizer="sgd",
+        momentum=0.9,
+        learning_rate=0.05,
+        finetune_iter=8,
+        dtype="float64",
+        random_state=3,
+    )
+    single = DeepAutoencoder(batch_size=N_WORKERS * b, **common).fit(X)
+    dist = fit_distributed(
+        DeepAutoencoder(batch_size=b, **common), da.from_array(X, chunks=(b, 6)), client=client, n_rounds=8, local_steps=1
+    )
+    assert single.linear_path_ and dist.linear_path_
+    np.testing.assert_allclose(dist.path_components_, single.path_components_, atol=1e-12)
+    for ws, wd in zip(single.coefs_ + single.intercepts_, dist.coefs_ + dist.intercepts_):
+        np.testing.assert_allclose(wd, ws, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dist.loss_curve_, single.loss_curve_, rtol=1e-10)
+    np.testing.assert_allclose(dist.reconstruct(X), single.reconstruct(X), rtol=1e-10, atol=1e-12)
+    assert dist.loss_curve_[-1] < dist.loss_curve_[0]  # it trained
+
+
 # -- quality --------------------------------------------------------------------------------------------
 
 

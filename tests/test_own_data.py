@@ -93,6 +93,7 @@ AUTOENCODING = {
     "breast_cancer": (lambda: datasets.load_breast_cancer(return_X_y=True)[0], StandardScaler, 5),
     "digits": (lambda: datasets.load_digits(return_X_y=True)[0] / 16.0, None, 10),
     "wine": (lambda: datasets.load_wine(return_X_y=True)[0], StandardScaler, 5),
+    "diabetes": (lambda: datasets.load_diabetes(return_X_y=True)[0], StandardScaler, 5),
 }
 
 
@@ -108,6 +109,7 @@ def test_default_autoencoder_reconstructs_held_out_data_no_worse_than_pca(name):
     assert ae.hidden_layer_sizes_ == autoencoder_layer_sizes(*X_train.shape) == (128, 64)
     assert len(ae.coefs_) == 2 * (len(ae.hidden_layer_sizes_) + 1)
     assert ae.pretrained_ == (ae.loss_function_ == "cross_entropy")  # pretrain="auto"
+    assert ae.linear_path_ == (not ae.pretrained_)  # linear_path="auto"
     pca = PCA(code).fit(X_train)
     pca_error = np.mean(np.sum((X_test - pca.inverse_transform(pca.transform(X_test))) ** 2, axis=1))
     error = ae.reconstruction_error(X_test)

@@ -144,7 +144,7 @@ class FineTuner:
             n_jobs=est._n_jobs(),
         )
 
-    def run(self, X, Y, *, n_epochs: int, seed: int, validation=None, score=None, desc="fine-tune", converge=False):
+    def run(self, X, Y, *, n_epochs: int, seed: int, validation=None, score=None, desc="fine-tune", converge=False, converge_after=0):
         """Trains for up to ``n_epochs`` epochs of shuffled minibatches (of ``est.batch_size`` rows,
         see :func:`deepgm._schedule.auto_batch_size` for "auto").
 
@@ -152,17 +152,27 @@ class FineTuner:
         Training stops early (see :class:`deepgm._schedule.Convergence`) when ``est.early_stopping`` is
         set and the validation score has not improved by ``tol`` for ``n_iter_no_change`` epochs (the
         best parameters are then restored), or, with ``converge`` and no validation set, when the
-        training loss has not. Per-epoch metrics go to ``history_``: "loss", "updates" (minibatch
-        updates so far), "validation_score" with a validation set and "epochs_without_improvement"
-        when a stopping rule is active.
+        training loss has not; neither rule stops training before epoch ``converge_after``. Per-epoch
+        metrics go to ``history_``: "loss", "updates" (minibatch updates so far), "validation_score"
+        with a validation set and "epochs_without_improvement" when a stopping rule is active.
 
         Ctrl-C stops between two minibatches (see ``deferred_interrupts``): the parameters are those
         after the last whole step, ``history_``, ``loss_curve_`` and ``n_iter_`` cover the completed epochs.
         """
         with deferred_interrupts():
-            self._run(X, Y, n_epochs=n_epochs, seed=seed, validation=validation, score=score, desc=desc, converge=converge)
+            self._run(
+                X,
+                Y,
+                n_epochs=n_epochs,
+                seed=seed,
+                validation=validation,
+                score=score,
+                desc=desc,
+                converge=converge,
+                converge_after=converge_after,
+            )
 
-    def _run(self, X, Y, *, n_epochs, seed, validation, score, desc, converge):
+    def _run(self, X, Y, *, n_epochs, seed, validation, score, desc, converge, converge_after):
         est = self.est
         n = X.shape[0]
         batch_size = auto_batch_size(est.batch_size, n)
@@ -185,7 +195,7 @@ class FineTuner:
                     for rows in batches:
                         interruption_point()
                         loss = self.step(X, Y, rows, seed=seed, step=est._finetune_steps)
-                        if est._finetune_steps == 0:
+                        if est._finetune_first_loss is None:  # the scale divergence is judged against
                             est._finetune_first_loss = float(loss)
                         est._finetune_steps += 1
                         total += loss * len(rows)
@@ -216,7 +226,7 @@ class FineTuner:
                 metrics["epochs_without_improvement"] = monitor.stale
             est._log_epoch(epoch=est.n_iter_, **metrics, time=est._timer() - start)
             interruption_point()
-            if monitor is not None and monitor.converged:
+            if monitor is not None and monitor.converged and est.n_iter_ >= converge_after:
                 break
         if early and best_params is not None:
             for p, best in zip(self.params(), best_params):

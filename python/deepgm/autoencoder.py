@@ -1,19 +1,41 @@
 """The deep autoencoder of Hinton & Salakhutdinov (2006): RBM pretraining of a stack ending in a linear
 code layer, unrolling into an encoder and a decoder with tied initial weights, and fine-tuning of the
-reconstruction by backpropagation."""
+reconstruction by backpropagation.
+
+A network that is not pretrained (real-valued, tabular data) gets a linear path by default: with PCA's
+components P (n_components, n_features) and mean m of the training data, fixed,
+
+    z = E(x) + (x - m) P^T              (the code: PCA's projection plus the encoder's output)
+    x_hat = D(z) + z P + m              (PCA's reconstruction of the code plus the decoder's output)
+
+and the last layers of E and D start at zero, so fine-tuning starts from PCA's solution and learns
+what a linear map misses. A sigmoid network from a random start has to learn the linear part itself
+and learns it imprecisely: on scikit-learn's bundled data sets it ended up 6% worse than PCA on iris
+on every one of 8 splits and seeds, and worse on 1 of 8 on wine and breast cancer (docs/own-data.md).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import expit
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
-from ._base import as_output, check_hidden_layer_sizes, check_option, check_positive_int, check_unit_interval, seed_from
-from ._mlp import FineTuner, reset_finetune_state
+from ._base import (
+    as_output,
+    check_bool,
+    check_hidden_layer_sizes,
+    check_option,
+    check_positive_int,
+    check_unit_interval,
+    seed_from,
+)
+from ._mlp import FineTuner, interleave, reset_finetune_state
 from ._schedule import (
     FINETUNE_BUDGET,
+    LINEAR_PATH_FINETUNE_BUDGET,
     auto_batch_size,
     autoencoder_layer_sizes,
     autoencoder_pretrain_epochs,
@@ -64,6 +86,16 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     loss : {"auto", "cross_entropy", "squared_error"}, default="auto"
         Reconstruction loss of fine-tuning; "auto" picks cross-entropy when the training data lie in
         [0, 1] (the first RBM then has Bernoulli visible units) and squared error otherwise (Gaussian).
+    linear_path : bool or "auto", default="auto"
+        A fixed linear path through the code (see the module's description): the code is PCA's
+        projection of the training data plus the encoder's output, the reconstruction PCA's
+        reconstruction of the code plus the decoder's output, and the network's last layers start at
+        zero, so training starts from PCA's solution. "auto" adds it to networks that are not
+        pretrained, with the squared error and no dropout (the path is defined for those alone;
+        True with any other setting is refused). Held-out error against PCA's, 4 splits x 2 seeds,
+        standardised data: iris (2-d code) 1.005 x PCA's with the path, 1.065 without; wine (5-d)
+        0.853 / 0.958; breast cancer 0.903 / 0.929; diabetes 0.848 / 0.763. ``linear_path_``
+        records the choice.
     k, persistent, pretrain_weight_decay, layer_params
         RBM settings (see :class:`deepgm.DBN`).
     finetune_iter : int, default=50
@@ -85,6 +117,13 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     ----------
     pretrained_ : bool
         Whether the network was pretrained (what ``pretrain="auto"`` chose).
+    linear_path_ : bool
+        Whether the network has the linear path (what ``linear_path="auto"`` chose).
+    path_components_ : ndarray of shape (n_components, n_features)
+        P, the linear path's projection: PCA's components of the training data (rows beyond
+        their rank are zero). Only with ``linear_path_``.
+    path_mean_ : ndarray of shape (n_features,)
+        m, the training data's mean. Only with ``linear_path_``.
     rbms_ : list of RBM
         The pretrained RBMs.
     coefs_, intercepts_ : list of ndarray
@@ -122,6 +161,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         pretrain_iter="auto",
         pretrain_learning_rate="auto",
         loss="auto",
+        linear_path="auto",
         k=1,
         persistent=False,
         pretrain_weight_decay=2e-4,
@@ -148,6 +188,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         self.pretrain_iter = pretrain_iter
         self.pretrain_learning_rate = pretrain_learning_rate
         self.loss = loss
+        self.linear_path = linear_path
         self.k = k
         self.persistent = persistent
         self.pretrain_weight_decay = pretrain_weight_decay
@@ -175,6 +216,10 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
             check_hidden_layer_sizes(self.hidden_layer_sizes)
         check_positive_int(self.n_components, "n_components")
         check_option(self.loss, "loss", ("auto", "cross_entropy", "squared_error"))
+        if isinstance(self.linear_path, str):
+            check_option(self.linear_path, "linear_path", ("auto",))
+        else:
+            check_bool(self.linear_path, "linear_path")
         # With "auto" layers, layer_params is checked in fit, once the layers are known.
         auto = isinstance(self.hidden_layer_sizes, str)
         self._check_stack_params(None if auto else len(self.hidden_layer_sizes) + 1)
@@ -214,7 +259,26 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         return "binary_cross_entropy" if self.loss_function_ == "cross_entropy" else "squared_error"
 
     def _tuner(self):
+        if getattr(self, "linear_path_", False):
+            return _LinearPathTuner(self, self._activations(), self._kernel_loss())
         return FineTuner(self, self._activations(), self._kernel_loss())
+
+    def _resolve_linear_path(self) -> bool:
+        """Whether the network gets the linear path: ``linear_path``, or for "auto" whether it is not
+        pretrained, fits the squared error and has no dropout. Call once ``pretrained_`` and
+        ``loss_function_`` are set."""
+        if isinstance(self.linear_path, str):
+            return not self.pretrained_ and self.loss_function_ == "squared_error" and self.dropout == 0
+        if self.linear_path:
+            needs = [
+                ("pretrain=False", self.pretrained_, "a pretrained network"),
+                ("loss='squared_error'", self.loss_function_ != "squared_error", f"loss_function_={self.loss_function_!r}"),
+                ("dropout=0", self.dropout != 0, f"dropout={self.dropout!r}"),
+            ]
+            for need, missing, got in needs:
+                if missing:
+                    raise ValueError(f"linear_path=True needs {need}; got {got}")
+        return bool(self.linear_path)
 
     # -- training -----------------------------------------------------------------------------------
 
@@ -237,26 +301,29 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
                 self.loss_function_ = self.loss
             visible = units_for_loss(self.loss_function_)
             self.pretrained_ = pretrains(self.pretrain, visible)
+            self.linear_path_ = self._resolve_linear_path()
             train_X, _, validation = self._validation_split(X)
             sizes = self._resolve_auto_settings(*train_X.shape) + (self.n_components,)
             self._fit_seed = seed_from(self.random_state)
             self._check_layer_settings(train_X.shape[0], sizes, first_visible=visible, last_hidden=GAUSSIAN.name)
+            reset_finetune_state(self)
             if self.pretrained_:
                 self._unroll(self._pretrain(train_X, sizes, first_visible=visible, last_hidden=GAUSSIAN.name), visible)
             else:
                 self._random_network(train_X)
-            reset_finetune_state(self)
             commit()
         n_rows = train_X.shape[0]
+        budget = LINEAR_PATH_FINETUNE_BUDGET if self.linear_path_ else FINETUNE_BUDGET
         self._tuner().run(
             train_X,
             train_X,
-            n_epochs=plan_epochs(self.finetune_iter, n_rows, auto_batch_size(self.batch_size, n_rows), FINETUNE_BUDGET),
+            n_epochs=plan_epochs(self.finetune_iter, n_rows, auto_batch_size(self.batch_size, n_rows), budget),
             seed=self._fit_seed,
             validation=validation,
             score=lambda Xv, _: -self._mse(Xv),
             desc="DeepAutoencoder",
             converge=self.finetune_iter == "auto",
+            converge_after=budget.min_epochs if self.linear_path_ else 0,
         )
         return self
 
@@ -276,12 +343,39 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         self._set_layers(encoder + decoder)
 
     def _random_network(self, X):
-        """A network of random layers (no pretraining) for X: encoder, then the mirrored decoder."""
+        """A network of random layers (no pretraining) for X: encoder, then the mirrored decoder; with
+        the linear path, PCA's components of X and zero last layers. Call after
+        ``reset_finetune_state``."""
         sizes = self.hidden_layer_sizes_ + (self.n_components,)
         rng = generator(self._fit_seed, Purpose.AUTOENCODER_INIT)
         widths = (X.shape[1],) + sizes
         self.rbms_ = []
-        self._set_layers(random_layers(rng, widths, self._dtype()) + random_layers(rng, widths[::-1], self._dtype()))
+        layers = random_layers(rng, widths, self._dtype()) + random_layers(rng, widths[::-1], self._dtype())
+        self.__dict__.pop("path_components_", None)
+        self.__dict__.pop("path_mean_", None)
+        if getattr(self, "linear_path_", False):
+            self.path_components_, self.path_mean_ = self._principal_components(X)
+            # The network starts as PCA, whose loss may be ~0 (data of rank <= n_components): fine-tuning
+            # judges divergence against the loss of reconstructing every row by the mean instead.
+            self._finetune_first_loss = _mean_predictor_loss(X)
+            # The code layer and the output layer start at zero: the network starts as PCA.
+            for i in (len(sizes) - 1, len(layers) - 1):
+                layers[i] = (np.zeros_like(layers[i][0]), np.zeros_like(layers[i][1]))
+        self._set_layers(layers)
+
+    def _principal_components(self, X):
+        """PCA's components P (n_components, n_features) and mean m (n_features,) of X, in the model's
+        dtype; rows beyond min(n_samples - 1, n_features) are zero (no direction of variance left)."""
+        dtype = self._dtype()
+        n_samples, n_features = X.shape
+        P = np.zeros((self.n_components, n_features), dtype=dtype)
+        rank = min(self.n_components, n_samples - 1, n_features)
+        mean = np.asarray(X, dtype=np.float64).mean(axis=0)
+        if rank > 0:
+            pca = PCA(n_components=rank, svd_solver="full").fit(np.asarray(X, dtype=np.float64))
+            P[:rank] = pca.components_
+            mean = pca.mean_
+        return P, mean.astype(dtype)
 
     # -- inference ----------------------------------------------------------------------------------
 
@@ -314,8 +408,14 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         Z : ndarray of shape (n_samples, n_components)
             float32 for float32 X, float64 otherwise (scikit-learn's convention).
         """
-        data = self._check_input(X)
-        return as_output(self._run_layers(data, 0, self._n_encoder_layers()), X)
+        return as_output(self._encode(self._check_input(X)), X)
+
+    def _encode(self, X):
+        """The codes of a validated X (the model's dtype)."""
+        Z = self._run_layers(X, 0, self._n_encoder_layers())
+        if getattr(self, "linear_path_", False):
+            Z += ((X - self.path_mean_) @ self.path_components_.T).astype(Z.dtype, copy=False)
+        return Z
 
     def inverse_transform(self, Z):
         """Decodes codes back to data space.
@@ -336,6 +436,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     def _decode(self, Z):
         """The decoder's output for codes Z of the model's dtype (probabilities for cross-entropy)."""
         out = self._run_layers(Z, self._n_encoder_layers(), len(self.coefs_))
+        if getattr(self, "linear_path_", False):
+            out += (Z @ self.path_components_ + self.path_mean_).astype(out.dtype, copy=False)
         if self.loss_function_ == "cross_entropy":
             out = expit(out).astype(self._dtype())
         return out
@@ -351,6 +453,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         return as_output(self._reconstruct(self._check_input(X)), X)
 
     def _reconstruct(self, X):
+        if getattr(self, "linear_path_", False):
+            return self._decode(self._encode(X))
         out = self._run_layers(X, 0, len(self.coefs_))
         if self.loss_function_ == "cross_entropy":
             out = expit(out).astype(self._dtype())
@@ -388,3 +492,68 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         tags.input_tags.positive_only = self.loss == "cross_entropy"
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]  # see output_dtype
         return tags
+
+
+def _mean_predictor_loss(X) -> float:
+    """``mean_i |x_i - mean|^2 / 2``: the squared-error loss of reconstructing every row by the mean."""
+    X = np.asarray(X, dtype=np.float64)
+    return float(0.5 * np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1)))
+
+
+class _LinearPathTuner(FineTuner):
+    """Fine-tuning of a network with the linear path (``DeepAutoencoder(linear_path=True)``):
+
+        z = E(x) + (x - m) P^T,    x_hat = D(z) + z P + m,    loss = mean over rows of |x_hat - x|^2 / 2
+
+    The decoder's squared error against the target ``x - m - z P`` is this loss, so the kernel gives
+    D's gradients and ``J_D^T r / B`` (r = x_hat - x, B rows); the path adds ``r P^T / B`` to the
+    code's gradient g. E's gradients are those of a squared error whose residual is B g: its target
+    ``E(x) - B g``. A step is two gradient passes and three forward passes of the kernels, then one
+    optimiser step per parameter array (biases not decayed, as ``mlp_train_step`` does); it draws
+    nothing at random.
+    """
+
+    def loss_gradients(self, x):
+        """The mean loss of the rows ``x`` (B, n_features; the model's dtype) and its gradients, in
+        ``params()`` order [W0, b0, W1, b1, ...]."""
+        est = self.est
+        n_jobs = est._n_jobs()
+        P, m = est.path_components_, est.path_mean_
+        n_enc = est._n_encoder_layers()
+        enc = (est.coefs_[:n_enc], est.intercepts_[:n_enc], self.activations[:n_enc])
+        dec = (est.coefs_[n_enc:], est.intercepts_[n_enc:], self.activations[n_enc:])
+        rows = x.shape[0]
+        e = _core.mlp_forward(x, *enc, n_jobs=n_jobs)  # (B, n_components)
+        z = np.ascontiguousarray(e + (x - m) @ P.T, dtype=x.dtype)
+        if not np.isfinite(z).all():  # diverged parameters (the data were checked): _epoch_guard reports it
+            raise FloatingPointError("the codes are no longer finite")
+        target = np.ascontiguousarray(x - m - z @ P, dtype=x.dtype)  # (B, n_features)
+        loss, dec_gw, dec_gb, grad_z = _core.mlp_loss_gradients(z, target, *dec, "squared_error", n_jobs=n_jobs)
+        residual = _core.mlp_forward(z, *dec, n_jobs=n_jobs) - target  # x_hat - x
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the minibatch loss is {loss}")
+        grad_z += (residual @ P.T / rows).astype(x.dtype, copy=False)
+        encoder_target = np.ascontiguousarray(e - rows * grad_z, dtype=x.dtype)
+        _, enc_gw, enc_gb, _ = _core.mlp_loss_gradients(x, encoder_target, *enc, "squared_error", n_jobs=n_jobs)
+        return float(loss), interleave(list(enc_gw) + list(dec_gw), list(enc_gb) + list(dec_gb))
+
+    def step(self, X, Y, rows, *, seed: int, step: int) -> float:
+        """One minibatch update on X[rows] (the targets are X itself); returns the loss before it."""
+        est = self.est
+        slots = self.slots()
+        est._optimizer_t += 1
+        loss, grads = self.loss_gradients(np.ascontiguousarray(X[rows], dtype=est._dtype()))
+        decay = est._finetune_weight_decay()
+        for param, grad, state in zip(self.params(), grads, slots):
+            _core.optimizer_step(
+                param,
+                grad,
+                state,
+                optimizer=est.optimizer,
+                learning_rate=float(est.learning_rate),
+                momentum=float(est.momentum),
+                t=est._optimizer_t,
+                weight_decay=decay if param.ndim == 2 else 0.0,
+                n_jobs=est._n_jobs(),
+            )
+        return loss

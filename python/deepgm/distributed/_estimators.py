@@ -20,7 +20,7 @@ import numpy as np
 
 from .._base import BINARY_FRACTION, binary_fraction, check_hidden_layer_sizes, check_unit_interval, seed_from
 from .._mlp import reset_finetune_state
-from .._schedule import FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs, pretrains
+from .._schedule import FINETUNE_BUDGET, LINEAR_PATH_FINETUNE_BUDGET, RBM_BUDGET, VAE_BUDGET, auto_batch_size, plan_epochs, pretrains
 from .._stack import check_layer_params, stack_params
 from .._units import BERNOULLI, GAUSSIAN, auto_visible, get_units, resolve_visible, units_for_loss
 from ..autoencoder import DeepAutoencoder
@@ -227,7 +227,9 @@ def _fit_classifier_stack(est, run, targets):
         )
 
 
-def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible, last_hidden, unroll, initialise, phase, pretrain):
+def _pretrain_unroll_fine_tune(
+    run, est, commit, sample, *, sizes, first_visible, last_hidden, unroll, initialise, phase, pretrain, budget=FINETUNE_BUDGET
+):
     """What a fine-tuned stack's fit does, by parameter averaging: pretrain the RBMs layer by layer
     (``pretrain``, the estimator's resolved setting) and ``unroll(rbms)`` into the network, or ``initialise()`` it at random with
     the estimator's own initialiser; then fine-tune (``phase()``: the FineTunePhase of the network).
@@ -246,15 +248,15 @@ def _pretrain_unroll_fine_tune(run, est, commit, sample, *, sizes, first_visible
         )
     # fit_distributed trains a fixed number of rounds: an "auto" fine-tuning length is its ceiling
     # (no convergence test between rounds).
-    finetune_epochs = plan_epochs(est.finetune_iter, run.n_rows, batch_size, FINETUNE_BUDGET)
+    finetune_epochs = plan_epochs(est.finetune_iter, run.n_rows, batch_size, budget)
     run.start_progress(_stack_rounds(stack, run) + [(finetune_epochs, batch_size)])
+    reset_finetune_state(est)  # before initialise(), which may set the scale divergence is judged against
     if pretrain:
         rbms = []
         _pretrain(run, stack, sample, rbms)
         unroll(rbms)
     else:
         initialise()
-    reset_finetune_state(est)
     fine_tuning = phase()
     fine_tuning.rows_per_batch = batch_size
     if finetune_epochs == 0:
@@ -289,6 +291,7 @@ def fit_autoencoder(est, run):
             est.loss_function_ = est.loss
         visible = units_for_loss(est.loss_function_)
         est.pretrained_ = pretrains(est.pretrain, visible)
+        est.linear_path_ = est._resolve_linear_path()
         est._fit_seed = seed_from(est.random_state)
         _pretrain_unroll_fine_tune(
             run,
@@ -301,10 +304,12 @@ def fit_autoencoder(est, run):
             unroll=lambda rbms: est._unroll(rbms, visible),
             initialise=lambda: est._random_network(sample),
             pretrain=est.pretrained_,
+            budget=LINEAR_PATH_FINETUNE_BUDGET if est.linear_path_ else FINETUNE_BUDGET,
             phase=lambda: FineTunePhase(
                 est,
                 activations=est._activations(),
                 loss=est._kernel_loss(),
+                tuner=DeepAutoencoder._tuner,
                 targets="inputs",
                 unit_check=(get_units(visible), "loss='cross_entropy'", "loss='squared_error'"),
             ),

@@ -24,6 +24,7 @@ single process; for Adam the averaged second moment is the mean of the replicas'
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 
@@ -197,10 +198,13 @@ class FineTunePhase(Phase):
     counters = ("_optimizer_t", "_finetune_steps")
     not_sent = Phase.not_sent + ("rbms_", "loss_curve_", "validation_scores_")
 
-    def __init__(self, est, *, activations, loss, targets, unit_check=None):
+    def __init__(self, est, *, activations, loss, targets, unit_check=None, tuner=None):
+        # ``tuner(est)`` gives the estimator's FineTuner (a replica's, in ``step``); by default the plain
+        # one for ``activations`` and ``loss``.
+        self.tuner = tuner if tuner is not None else functools.partial(FineTuner, activations=activations, loss=loss)
         # The optimiser state the rounds average must exist (with its kind) before the template is taken:
         # a replica without it would start every round from zero velocities.
-        FineTuner(est, activations, loss).slots()
+        self.tuner(est).slots()
         super().__init__(est)
         self.name = "fine-tune"
         self.activations = list(activations)
@@ -233,7 +237,7 @@ class FineTunePhase(Phase):
         return X, np.ascontiguousarray((Y - est.y_mean_) / est.y_scale_, dtype=dtype)
 
     def step(self, est, data, targets, rows, *, seed, step, settings):
-        loss = FineTuner(est, self.activations, self.loss).step(data, targets, rows, seed=seed, step=step)
+        loss = self.tuner(est).step(data, targets, rows, seed=seed, step=step)
         est._finetune_steps += 1
         return {"loss": float(loss) * len(rows)}
 
