@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from deepgm import DBN, RBM, DBNClassifier, DBNRegressor, _core
-from deepgm._units import BERNOULLI, GAUSSIAN, SOFTMAX, UNITS, Units, get_units, register_units, unit_names
+from deepgm._units import BERNOULLI, GAUSSIAN, SOFTMAX, UNITS, Units, binary_visible, get_units, register_units, unit_names
 
 
 class _Clipped(Units):
@@ -123,6 +123,13 @@ def test_auto_learning_rate_comes_from_the_units(hidden, expected):
     assert RBM(visible="bernoulli", hidden=hidden)._learning_rate() == expected
     assert RBM(visible="gaussian", hidden="bernoulli")._learning_rate() == GAUSSIAN.visible_learning_rate == 0.003
     assert (BERNOULLI.visible_learning_rate, GAUSSIAN.hidden_learning_rate) == (0.1, 0.001)
+
+
+@pytest.mark.parametrize("name, expected", [("bernoulli", True), ("gaussian", False), ("auto", False), ("nope", False)])
+def test_binary_visible_decides_the_positive_only_tag(name, expected):
+    assert binary_visible(name) is expected
+    assert RBM(visible=name).__sklearn_tags__().input_tags.positive_only is expected
+    assert DBN(visible=name).__sklearn_tags__().input_tags.positive_only is expected
 
 
 # -- the K-way softmax group -------------------------------------------------------------------------

@@ -41,6 +41,7 @@ __all__ = [
     "SoftmaxGroup",
     "Units",
     "auto_visible",
+    "binary_visible",
     "get_units",
     "register_units",
     "resolve_visible",
@@ -194,6 +195,12 @@ def unit_names() -> tuple:
 def get_units(name) -> Units:
     """The unit type named ``name`` (validated beforehand by the estimator's ``check_option``)."""
     return UNITS[name]
+
+
+def binary_visible(visible) -> bool:
+    """Whether ``visible`` names a registered type of binary units (the estimators' scikit-learn tag
+    ``positive_only``); False for "auto" or a name not registered (validated later, in fit)."""
+    return visible in UNITS and get_units(visible).binary
 
 
 def auto_visible(binary: bool) -> str:

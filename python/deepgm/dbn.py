@@ -40,7 +40,7 @@ from ._stack import (
     unrolled_layers,
 )
 from ._streams import Purpose, generator
-from ._units import UNITS, get_units, resolve_visible, unit_names
+from ._units import UNITS, binary_visible, get_units, resolve_visible, unit_names
 from .rbm import RBM, check_training_schedule
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
@@ -79,7 +79,7 @@ class _RBMStackParams:
         return resolve_visible(self.visible, X)
 
     def _bernoulli_tags(self, tags):
-        tags.input_tags.positive_only = self.visible in UNITS and get_units(self.visible).binary
+        tags.input_tags.positive_only = binary_visible(self.visible)
         return tags
 
 
