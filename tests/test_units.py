@@ -6,6 +6,8 @@ against the exact distribution, its data checks, and that no RBM offers it."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -130,6 +132,24 @@ def test_binary_visible_decides_the_positive_only_tag(name, expected):
     assert binary_visible(name) is expected
     assert RBM(visible=name).__sklearn_tags__().input_tags.positive_only is expected
     assert DBN(visible=name).__sklearn_tags__().input_tags.positive_only is expected
+
+
+@pytest.mark.parametrize(
+    "estimator, parameter, extra",
+    [
+        (RBM, "visible", ()),
+        (RBM, "hidden", ()),
+        (DBN, "visible", ("auto",)),
+        (DBNClassifier, "visible", ("auto",)),
+        (DBNClassifier, "visible_", ()),
+    ],
+)
+def test_docstrings_list_the_registered_unit_names(estimator, parameter, extra):
+    """The numpydoc line ``visible : {...}`` names exactly the registered types (and "auto" where the
+    estimator has it)."""
+    listed = re.search(rf"^\s*{parameter} : {{([^}}]*)}}", estimator.__doc__, re.MULTILINE)
+    assert listed is not None, f"{estimator.__name__}'s docstring documents no {parameter}"
+    assert set(re.findall(r'"(\w+)"', listed.group(1))) == set(extra) | set(unit_names())
 
 
 # -- the K-way softmax group -------------------------------------------------------------------------
