@@ -318,7 +318,7 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         """exp of the mean per-word cross-entropy of the documents C under softmax(b + W^T p(h | v))."""
         H = self._hidden(C).astype(np.float64)
         logits = H @ self.components_.astype(np.float64) + self.intercept_visible_
-        log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+        log_probs = SOFTMAX.log_mean(logits)
         total = float(C.sum())
         with np.errstate(over="ignore", invalid="ignore"):
             return math.exp(-float(C.multiply(log_probs).sum()) / total) if total > 0 else 1.0
