@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_scalar
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_y, check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 from tqdm.auto import tqdm
 
 __all__ = ["DeepGMEstimator", "DivergenceError"]
@@ -356,7 +356,7 @@ class DeepGMEstimator(BaseEstimator):
                 y = np.asarray(y)
             if not classification:
                 _refuse_non_numeric(y, name)
-            y = _check_y(y, multi_output=multi_output, y_numeric=not classification, estimator=self)
+            y = check_targets(y, multi_output=multi_output, numeric=not classification, estimator=self)
             if classification:
                 check_classification_targets(y)
         if y.shape[0] != n_samples:
@@ -538,6 +538,22 @@ def _named_errors(name: str):
         elif msg == str(err):
             raise
         raise (ValueError if isinstance(err, ValueError) else TypeError)(msg) from None
+
+
+def check_targets(y, *, multi_output: bool, numeric: bool, estimator, name: str = "y"):
+    """y validated as scikit-learn's ``check_X_y`` validates it, from public pieces (its own
+    ``_check_y`` is private). With ``multi_output``: a finite 1-D or 2-D array (CSR accepted);
+    otherwise a finite 1-D array (a column vector is raveled with a DataConversionWarning), not
+    complex. Object arrays become float64 when ``numeric``. Same arrays, warnings and messages as
+    ``_check_y`` (scikit-learn 1.9); the sample count is the caller's check."""
+    if multi_output:
+        y = check_array(y, accept_sparse="csr", ensure_all_finite=True, ensure_2d=False, dtype=None, input_name=name, estimator=estimator)
+    else:
+        # ensure_min_samples=0: an empty y is reported by the caller as a length mismatch with X.
+        y = check_array(column_or_1d(y, warn=True), ensure_2d=False, dtype=None, ensure_min_samples=0, input_name=name, estimator=estimator)
+    if numeric and y.dtype.kind == "O":
+        y = y.astype(np.float64)
+    return y
 
 
 def check_seen_labels(y, classes, name="y"):
