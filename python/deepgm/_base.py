@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_scalar
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_y, check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 from tqdm.auto import tqdm
 
 __all__ = ["DeepGMEstimator", "DivergenceError"]
@@ -51,7 +51,8 @@ def check_loss_explosion(mean_loss: float, first_loss) -> None:
 
 
 def check_dtype(dtype) -> type:
-    """The numpy scalar type named by ``dtype`` ("float32" or "float64")."""
+    """The numpy scalar type named by ``dtype`` ("float32" or "float64"). Written here: scikit-learn
+    has no public check of a dtype name, and ``np.dtype`` alone would take None as float64."""
     if dtype is None:  # np.dtype(None) would silently mean float64
         raise ValueError("dtype must be 'float32' or 'float64'; got None")
     if isinstance(dtype, str) and dtype in _DTYPES:
@@ -86,7 +87,9 @@ def seed_from(random_state) -> int:
     """A 64-bit seed for the Rust random streams, from an int, None, a RandomState or a Generator.
 
     An int always gives the same seed; None gives fresh entropy; a RandomState or Generator is
-    advanced by one draw (as scikit-learn estimators do).
+    advanced by one draw (as scikit-learn estimators do). Not built on ``check_random_state``: the
+    Rust streams take a 64-bit seed rather than a RandomState, an int is spread by ``SeedSequence``
+    (so seeds 0 and 1 give unrelated streams), and numpy Generators are accepted.
     """
     if random_state is None:
         return int(np.random.default_rng().integers(0, 2**63))
@@ -133,18 +136,20 @@ def _checked_scalar(value, name: str, kind, expected: str, *, bools=False, **bou
 
 
 def check_verbose(verbose):
-    """verbose: a bool or an int >= 0."""
+    """verbose: a bool or an int >= 0 (``check_scalar``, with bools let through on purpose)."""
     return int(_checked_scalar(verbose, "verbose", (numbers.Integral, np.bool_), "a bool or an int >= 0", bools=True, min_val=0))
 
 
 def check_bool(value, name: str) -> bool:
-    """True or False (numpy bools too); not 0 or 1."""
+    """True or False (numpy bools too); not 0 or 1 (``check_scalar`` of a bool type, with the value
+    named in the error)."""
     return bool(_checked_scalar(value, name, (bool, np.bool_), "True or False", bools=True))
 
 
 def check_int_or(value, name: str, *, minimum: int = 1, also=()):
     """An int >= ``minimum`` (not a bool), or one of the values ``also`` (such as "auto", or -1 and
-    None for n_jobs), returned as it is; a TypeError or ValueError naming ``name`` otherwise."""
+    None for n_jobs), returned as it is; a TypeError or ValueError naming ``name`` otherwise.
+    ``check_scalar`` checks the int; the bools and the ``also`` values are what it lacks."""
     expected = ", ".join(repr(v) for v in also) + (" or " if also else "") + f"an int >= {minimum}"
     if (value is None or isinstance(value, str)) and value in also:
         return value
@@ -159,13 +164,15 @@ def check_int_or(value, name: str, *, minimum: int = 1, also=()):
 
 
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
-    """An int >= ``minimum`` (not a bool), else a TypeError or ValueError naming ``name``."""
+    """An int >= ``minimum`` (not a bool), else a TypeError or ValueError naming ``name``
+    (``check_scalar``'s bounds and message, with bools refused)."""
     return check_int_or(value, name, minimum=minimum)
 
 
 def check_number(value, name: str, *, low=None, high=None, low_open=False, high_open=False) -> float:
     """A finite real number (not a bool) within [low, high], open ends if asked, else a TypeError or
-    ValueError naming ``name``."""
+    ValueError naming ``name`` (``check_scalar``'s bounds and message, with bools and NaN refused,
+    which it lets through)."""
     closed = (low is not None and not low_open, high is not None and not high_open)
     boundaries = {(True, True): "both", (True, False): "left", (False, True): "right", (False, False): "neither"}[closed]
     value = _checked_scalar(value, name, numbers.Real, "a real number", min_val=low, max_val=high, include_boundaries=boundaries)
@@ -216,6 +223,9 @@ def _dask_worker_threads() -> int | None:
 
 
 def check_hidden_layer_sizes(sizes, name: str = "hidden_layer_sizes") -> tuple:
+    """A tuple of positive ints from an int or a non-empty sequence of them. Written here:
+    ``check_scalar`` per entry would raise a TypeError, not this ValueError, for a non-int entry,
+    and could not say which sequence held it."""
     if isinstance(sizes, (numbers.Integral, np.integer)) and not isinstance(sizes, bool):
         sizes = (sizes,)
     try:
@@ -356,7 +366,7 @@ class DeepGMEstimator(BaseEstimator):
                 y = np.asarray(y)
             if not classification:
                 _refuse_non_numeric(y, name)
-            y = _check_y(y, multi_output=multi_output, y_numeric=not classification, estimator=self)
+            y = check_targets(y, multi_output=multi_output, numeric=not classification, estimator=self)
             if classification:
                 check_classification_targets(y)
         if y.shape[0] != n_samples:
@@ -538,6 +548,22 @@ def _named_errors(name: str):
         elif msg == str(err):
             raise
         raise (ValueError if isinstance(err, ValueError) else TypeError)(msg) from None
+
+
+def check_targets(y, *, multi_output: bool, numeric: bool, estimator, name: str = "y"):
+    """y validated as scikit-learn's ``check_X_y`` validates it, from public pieces (its own
+    ``_check_y`` is private). With ``multi_output``: a finite 1-D or 2-D array (CSR accepted);
+    otherwise a finite 1-D array (a column vector is raveled with a DataConversionWarning), not
+    complex. Object arrays become float64 when ``numeric``. Same arrays, warnings and messages as
+    ``_check_y`` (scikit-learn 1.9); the sample count is the caller's check."""
+    if multi_output:
+        y = check_array(y, accept_sparse="csr", ensure_all_finite=True, ensure_2d=False, dtype=None, input_name=name, estimator=estimator)
+    else:
+        # ensure_min_samples=0: an empty y is reported by the caller as a length mismatch with X.
+        y = check_array(column_or_1d(y, warn=True), ensure_2d=False, dtype=None, ensure_min_samples=0, input_name=name, estimator=estimator)
+    if numeric and y.dtype.kind == "O":
+        y = y.astype(np.float64)
+    return y
 
 
 def check_seen_labels(y, classes, name="y"):

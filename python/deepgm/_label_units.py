@@ -12,7 +12,8 @@ and a K-way label group y, one softmax unit whose state is a one-hot vector. Its
     p(y = k | f)     = softmax_k(-F(f, k))
 
 The last line is exact and costs one product ``f W_f^T`` and K softplus sums: it is the generative
-classifier (``DBN.predict_proba``). Clamping y = k makes the label a constant: the chain over (f, h)
+classifier (``DBN.predict_proba``). The label group's own pieces (one-hot rows, its softmax, its
+draw, where its biases start) are :data:`deepgm._units.SOFTMAX`'s. Clamping y = k makes the label a constant: the chain over (f, h)
 is that of an ordinary RBM whose hidden biases are ``c + W_y[:, k]``, which the Rust Gibbs kernel runs.
 
 Training is CD-k / PCD-k with RBM's update rule (momentum, weight decay folded into the velocity):
@@ -28,12 +29,12 @@ at least 34 epochs (:data:`LABEL_RBM_BUDGET`), and with ``learning_rate="auto"``
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax, softmax
 
 from . import _core
 from ._base import batch_rows, deferred_interrupts, interruption_point
 from ._schedule import Budget, plan_epochs
 from ._streams import rbm_epoch_generator
+from ._units import SOFTMAX
 
 #: ``n_iter="auto"`` for the top RBM of a labelled DBN: at least 2,720 updates (34 epochs of 8,000
 #: MNIST digits in batches of 100), within 34 to 200 epochs. The label weights learn slowly, and the
@@ -61,23 +62,8 @@ def stream_seed(seed: int, purpose: int, gibbs: int = 0) -> int:
     return int(np.random.SeedSequence([seed % 2**63, 1717, purpose, gibbs]).generate_state(1, np.uint64)[0])
 
 
-def one_hot(codes, n_classes: int, dtype) -> np.ndarray:
-    """codes (n,) in [0, K) -> (n, K) one-hot rows."""
-    Y = np.zeros((len(codes), n_classes), dtype=dtype)
-    Y[np.arange(len(codes)), codes] = 1
-    return Y
-
-
-def sample_one_hot(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per row from softmax(logits): logits (n, K) -> one-hot (n, K) of logits' dtype.
-
-    Inverse-CDF sampling with one uniform per row (float64 cumulative sums, so rows whose last
-    probabilities are tiny are still sampled exactly)."""
-    p = softmax(logits.astype(np.float64), axis=1)
-    cdf = np.cumsum(p, axis=1)
-    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
-    codes = np.minimum((cdf <= u).sum(axis=1), logits.shape[1] - 1)
-    return one_hot(codes, logits.shape[1], logits.dtype)
+#: One draw of the label group per row: logits (n, K) -> one-hot (n, K) (the group's sampler).
+sample_one_hot = SOFTMAX.sample
 
 
 def _hidden(V, rbm, seed, step, n_jobs):
@@ -97,7 +83,7 @@ def visible_draw(H, rbm, n_features, *, seed, gibbs, step, n_jobs):
         np.ascontiguousarray(pre[:, :n_features]), b[:n_features], seed=stream_seed(seed, _FEATURES, gibbs), step=step, n_jobs=n_jobs
     )
     rng = np.random.default_rng([seed % 2**63, _LABELS, gibbs, step])
-    labels = sample_one_hot(pre[:, n_features:] + b[n_features:], rng)
+    labels = SOFTMAX.sample(pre[:, n_features:] + b[n_features:], rng)
     return np.concatenate([features, labels], axis=1)
 
 
@@ -153,7 +139,7 @@ def free_energies(rbm, F, n_features, n_jobs):
 
 def label_log_posterior(rbm, F, n_features, n_jobs):
     """log p(y = k | f) = log_softmax_k(-F(f, k)): F (n, d) -> (n, K) float64."""
-    return log_softmax(-free_energies(rbm, F, n_features, n_jobs), axis=1)
+    return SOFTMAX.log_mean(-free_energies(rbm, F, n_features, n_jobs))
 
 
 #: DBN.sample(label_strength="auto"): the clamped label unit's value. Above 1 the label weighs more
@@ -193,7 +179,7 @@ def free_label_chains(rbm, F0, n_classes, n_features, n_steps, seed, n_jobs):
     """Gibbs chains over (f, y, h) with the label free (it starts from a uniform class draw).
     Returns the mean of f | h at the last step (n, d)."""
     rng = np.random.default_rng([seed % 2**63, _JOINT_START])
-    V = np.concatenate([F0, one_hot(rng.integers(0, n_classes, F0.shape[0]), n_classes, F0.dtype)], axis=1)
+    V = np.concatenate([F0, SOFTMAX.one_hot(rng.integers(0, n_classes, F0.shape[0]), n_classes, F0.dtype)], axis=1)
     for step in range(n_steps):
         _, H = _hidden(V, rbm, stream_seed(seed, _HIDDEN, 1), step, n_jobs)
         V = visible_draw(H, rbm, n_features, seed=seed, gibbs=1, step=step, n_jobs=n_jobs)
@@ -207,11 +193,11 @@ def free_label_chains(rbm, F0, n_classes, n_features, n_steps, seed, n_jobs):
 def init_label_rbm(rbm, F, codes, n_classes):
     """Initialises the top RBM ``rbm`` (an unfitted :class:`deepgm.RBM`) on [F, one-hot(codes)]: as
     RBM does, with the label biases at the log of the class frequencies (the softmax's base rates)."""
-    V = np.concatenate([F, one_hot(codes, n_classes, F.dtype)], axis=1)
+    V = np.concatenate([F, SOFTMAX.one_hot(codes, n_classes, F.dtype)], axis=1)
     rbm.n_features_in_ = V.shape[1]
     rbm._init_params(V)
     frequencies = np.bincount(codes, minlength=n_classes) / len(codes)
-    rbm.intercept_visible_[F.shape[1] :] = np.log(np.maximum(frequencies, 1e-3))
+    rbm.intercept_visible_[F.shape[1] :] = SOFTMAX.initial_biases(frequencies, rbm.intercept_visible_.dtype, floor=1e-3)
     return V
 
 

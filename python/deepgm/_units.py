@@ -18,20 +18,30 @@ the ``learning_rate="auto"`` it needs.
 Estimators look a type up by name (:func:`get_units`) and list the valid names from the registry
 (:func:`unit_names`), so adding a type is one subclass and one :func:`register_units` call here,
 plus its arms in ``rust/units.rs`` (docs/architecture.md, "Adding a unit type").
+
+A K-way softmax group (:data:`SOFTMAX`: the label units of a labelled DBN, a Replicated Softmax
+document's words, a rated item of the collaborative RBM) is a unit of another kind: its state is one
+of K categories, a one-hot vector, so its mean and its draw need the whole group at once. It lives
+here too, as a :class:`SoftmaxGroup` outside :data:`UNITS` (no RBM takes it as ``visible=`` or
+``hidden=``); its maths in Rust is ``rust/softmax.rs``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import log_softmax, logsumexp, softmax
 
 from ._base import check_unit_interval, mostly_binary
 
 __all__ = [
     "BERNOULLI",
     "GAUSSIAN",
+    "SOFTMAX",
     "UNITS",
+    "SoftmaxGroup",
     "Units",
     "auto_visible",
+    "binary_visible",
     "get_units",
     "register_units",
     "resolve_visible",
@@ -187,6 +197,12 @@ def get_units(name) -> Units:
     return UNITS[name]
 
 
+def binary_visible(visible) -> bool:
+    """Whether ``visible`` names a registered type of binary units (the estimators' scikit-learn tag
+    ``positive_only``); False for "auto" or a name not registered (validated later, in fit)."""
+    return visible in UNITS and get_units(visible).binary
+
+
 def auto_visible(binary: bool) -> str:
     """``visible="auto"``: Bernoulli units for mostly binary data (see
     :func:`deepgm._base.mostly_binary`), Gaussian ones otherwise."""
@@ -206,3 +222,94 @@ def resolve_visible(visible, X) -> str:
         return auto_visible(mostly_binary(X))
     get_units(visible).check_data(X)
     return visible
+
+
+class SoftmaxGroup:
+    """A K-way softmax group: K units of which exactly one is on, a category k in [0, K) held as a
+    one-hot row. With logits z (the group's biases plus its input from the hidden units),
+
+        p(k | z)       = softmax(z)_k = exp(z_k - m) / sum_l exp(z_l - m),  m = max_l z_l
+        free energy    = -log sum_k exp(z_k)   (the group summed out: log-sum-exp, stably)
+
+    and a replicated group (a document's D words, each a draw from the same softmax) is held as its
+    counts, non-negative integers summing to D.
+
+    Not a :class:`Units` subclass, and not in :data:`UNITS`: a :class:`Units` object describes one
+    unit that RBM's kernels run elementwise (``visible=`` / ``hidden=``), with data statistics per
+    feature (standardisation, log-odds biases, random binary or normal chain starts). A group's mean
+    and draw need all K logits at once, and its models (the labelled DBN's top RBM, ReplicatedSoftmax,
+    CollaborativeRBM) drive their own kernels (``rust/softmax.rs`` in Rust); registering it would
+    offer RBM a choice it cannot run. What the Python side of those models does with a group is here:
+    checking data, the mean, the draw, the free-energy term and where the biases start.
+    """
+
+    name = "softmax"
+    title = "softmax"
+
+    def __repr__(self):
+        return f"<{self.title} group>"
+
+    def check_data(self, X, name="X", *, replicated=False, what=None):
+        """Fails unless X suits the group: one-hot rows (n, K), or with ``replicated`` non-negative
+        integer counts (a dense array or the stored values of a sparse matrix). The ValueError names
+        ``name``, what the data are for (``what``: "one-hot rows" or "counts" by default) and the
+        first offending value or row."""
+        if replicated:
+            values = np.asarray(X.data if hasattr(X, "tocsr") else X)
+            bad = values[(values < 0) | (values != np.floor(values))]
+            if bad.size:
+                raise ValueError(f"{name} must hold {what or 'counts'} (non-negative integers); got {bad.flat[0]:g}")
+            return
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D array of one-hot rows for a {self.title} group; got shape {X.shape}")
+        bad = np.flatnonzero(np.any((X != 0) & (X != 1), axis=1) | (X.sum(axis=1) != 1))
+        if bad.size:
+            raise ValueError(
+                f"{name} must hold {what or 'one-hot rows'} (one 1 per row, 0 elsewhere) for a {self.title} group; "
+                f"got row {bad[0]} = {X[bad[0]].tolist()}"
+            )
+
+    def mean(self, logits):
+        """p(k | z) of every row: logits (n, K) -> probabilities (n, K), float64, stable for any
+        finite logits (the row maximum is subtracted before exponentiating)."""
+        return softmax(np.asarray(logits, dtype=np.float64), axis=-1)
+
+    def log_mean(self, logits):
+        """log p(k | z): logits (n, K) -> (n, K) float64, stable (no log of an underflowed 0)."""
+        return log_softmax(np.asarray(logits, dtype=np.float64), axis=-1)
+
+    def free_energy(self, logits):
+        """The group's free-energy term once summed out, ``-log sum_k exp(z_k)``: logits (n, K) ->
+        (n,) float64, stable."""
+        return -logsumexp(np.asarray(logits, dtype=np.float64), axis=-1)
+
+    def sample_categories(self, logits, rng: np.random.Generator):
+        """One category per row drawn from softmax(logits): logits (n, K) -> codes (n,) in [0, K).
+
+        Inverse-CDF sampling with one uniform of ``rng`` per row; the cumulative sums are float64 and
+        the uniform is scaled by their total, so rows whose last probabilities are tiny are sampled
+        exactly and no draw falls past the last category."""
+        cdf = np.cumsum(self.mean(logits), axis=1)
+        u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
+        return np.minimum((cdf <= u).sum(axis=1), logits.shape[1] - 1)
+
+    def sample(self, logits, rng: np.random.Generator):
+        """One draw per row, as the group's state: logits (n, K) -> one-hot (n, K) in logits' dtype
+        (:meth:`sample_categories`)."""
+        return self.one_hot(self.sample_categories(logits, rng), logits.shape[1], logits.dtype)
+
+    def one_hot(self, codes, n_categories: int, dtype):
+        """codes (n,) in [0, K) -> one-hot rows (n, K) in ``dtype``."""
+        Y = np.zeros((len(codes), n_categories), dtype=dtype)
+        Y[np.arange(len(codes)), codes] = 1
+        return Y
+
+    def initial_biases(self, frequencies, dtype, *, floor=0.0):
+        """The group's biases at the log of the category frequencies (n_categories,), each at least
+        ``floor``: the base rates, which a model without weights reproduces; in ``dtype``."""
+        return np.log(np.maximum(np.asarray(frequencies, dtype=np.float64), floor)).astype(dtype)
+
+
+#: The K-way softmax group (see :class:`SoftmaxGroup`).
+SOFTMAX = SoftmaxGroup()

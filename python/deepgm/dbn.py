@@ -10,8 +10,8 @@ from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, Regre
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import ClassifierTags
-from sklearn.utils._available_if import available_if
-from sklearn.utils.validation import _check_y, check_is_fitted
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
 
 from . import _core, _label_units
 from ._base import (
@@ -25,6 +25,7 @@ from ._base import (
     check_option,
     check_positive_int,
     check_seen_labels,
+    check_targets,
     seed_from,
 )
 from ._mlp import FineTuner, init_layer, reset_finetune_state
@@ -40,7 +41,7 @@ from ._stack import (
     unrolled_layers,
 )
 from ._streams import Purpose, generator
-from ._units import UNITS, get_units, resolve_visible, unit_names
+from ._units import UNITS, binary_visible, get_units, resolve_visible, unit_names
 from .rbm import RBM, check_training_schedule
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
@@ -79,7 +80,7 @@ class _RBMStackParams:
         return resolve_visible(self.visible, X)
 
     def _bernoulli_tags(self, tags):
-        tags.input_tags.positive_only = self.visible in UNITS and get_units(self.visible).binary
+        tags.input_tags.positive_only = binary_visible(self.visible)
         return tags
 
 
@@ -744,7 +745,7 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         if y is None:
             raise ValueError(f"y is required: {type(self).__name__}.score compares predictions with the targets y; got None")
         with _named_errors("y"):
-            y = _check_y(y, multi_output=self._loss == "squared_error", y_numeric=self._loss == "squared_error", estimator=self)
+            y = check_targets(y, multi_output=self._loss == "squared_error", numeric=self._loss == "squared_error", estimator=self)
         if y.shape[0] != n_samples:
             raise ValueError(
                 f"X and y must have the same number of samples (inconsistent numbers of samples); got {n_samples} and {y.shape[0]}"

@@ -27,7 +27,7 @@ from ._base import (
 )
 from ._schedule import RBM_BUDGET, check_batch_size, check_length, plan_epochs
 from ._streams import rbm_epoch_generator, rbm_init_generator
-from ._units import UNITS, get_units, unit_names
+from ._units import binary_visible, get_units, unit_names
 
 __all__ = ["RBM", "LogPartition"]
 
@@ -707,7 +707,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         # Bernoulli visible units refuse negative values (and values above 1).
-        tags.input_tags.positive_only = self.visible in UNITS and get_units(self.visible).binary
+        tags.input_tags.positive_only = binary_visible(self.visible)
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]  # see output_dtype
         tags.non_deterministic = self.random_state is None
         return tags

@@ -39,6 +39,7 @@ from ._base import (
     seed_from,
 )
 from ._sparse import as_csr, csr_arrays
+from ._units import SOFTMAX
 from .rbm import LogPartition, _summarise_ais
 
 __all__ = ["ReplicatedSoftmax"]
@@ -178,10 +179,7 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         """X as a canonical CSR matrix of word counts: non-negative integers (sparse or dense input; an
         entry stored twice counts twice)."""
         csr, out_dtype = as_csr(X, name, nan_is_missing=False, duplicates="sum")
-        data = csr.data
-        if data.size and (data.min() < 0 or np.any(data != np.floor(data))):
-            bad = data[(data < 0) | (data != np.floor(data))][0]
-            raise ValueError(f"{name} must hold word counts (non-negative integers); got {bad:g}")
+        SOFTMAX.check_data(csr, name, replicated=True, what="word counts")
         if reset:
             with _named_errors(name):
                 validate_data(self, X, reset=True, skip_check_array=True)
@@ -203,7 +201,7 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         rng = np.random.default_rng(self._fit_seed)
         self._word_counts = np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
         self.word_frequencies_ = self._smoothed_frequencies()
-        self.intercept_visible_ = np.log(self.word_frequencies_).astype(dtype)
+        self.intercept_visible_ = SOFTMAX.initial_biases(self.word_frequencies_, dtype)
         self.components_ = rng.normal(0.0, 0.01, size=(self.n_components, C.shape[1])).astype(dtype)
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
         self.components_velocity_ = np.zeros_like(self.components_)
@@ -320,7 +318,7 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         """exp of the mean per-word cross-entropy of the documents C under softmax(b + W^T p(h | v))."""
         H = self._hidden(C).astype(np.float64)
         logits = H @ self.components_.astype(np.float64) + self.intercept_visible_
-        log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+        log_probs = SOFTMAX.log_mean(logits)
         total = float(C.sum())
         with np.errstate(over="ignore", invalid="ignore"):
             return math.exp(-float(C.multiply(log_probs).sum()) / total) if total > 0 else 1.0
