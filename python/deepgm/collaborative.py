@@ -163,7 +163,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         in the minibatch over the minibatch's users, and not at all in steps nobody rated it (matrix
         factorisation's weighted-lambda penalty): an item with few ratings is then not held at its
         initial weights by a decay far stronger than its gradient. ``shared_components_`` decays by
-        ``weight_decay`` per step either way.
+        ``weight_decay`` per step either way. (On five MovieLens validation splits, "rating" with
+        ``weight_decay`` 2-20 gave 0.8833-0.8838 with the offsets, the default 0.8857 and a user+item
+        bias model 0.8827; letting the items' weights grow more, by a smaller decay or a larger
+        learning rate, predicted worse. So "step" stays the default; see docs/softmax.md.)
     batch_size : int, default=20
         Users per minibatch.
     n_iter : int, default=30
