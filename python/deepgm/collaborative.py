@@ -221,6 +221,16 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         With ``early_stopping``: the epoch (1-based, as ``history_["epoch"]``) whose parameters the model
         holds, that of the lowest validation RMSE.
 
+    Notes
+    -----
+    Fitted on the transposed matrix (``fit(X.T)``, then ``predict(X.T, query.T).T``), the model is
+    item-based: each item is a training case and the users who rated it are its softmax groups, so
+    only users seen in fit can be predicted for. On MovieLens (536 users, 8,658 items), where most
+    items have a handful of ratings, ``CollaborativeRBM(100, weight_decay=0.01)`` fitted that way
+    was the only RBM ahead of a user+item bias model on five validation splits (0.8748 against
+    0.8827, matrix factorisation 0.8726); the user-based defaults were 0.0030 behind. See
+    docs/softmax.md.
+
     Examples
     --------
     >>> import numpy as np
