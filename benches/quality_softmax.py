@@ -12,7 +12,10 @@ remaining ratings. Reported: RMSE of
 - biased matrix factorisation by alternating least squares (``mu + b_u + b_i + p_u . q_i``);
 - ``CollaborativeRBM()`` and ``CollaborativeRBM(conditional=True)`` at their defaults, with early stopping
   (``early_stopping=True``), the RBM's expected rating without the user and item offsets
-  (``offsets=False``), and the paper's model exactly (``shared_weights=False, offsets=False``).
+  (``offsets=False``), and the paper's model exactly (``shared_weights=False, offsets=False``);
+- the item-based RBM: ``CollaborativeRBM(100, weight_decay=0.01)`` fitted on the transposed matrix
+  (items as training cases, users as softmax groups), predicting each held-out rating from the
+  item's other ratings.
 
 The baselines' penalties (and the factorisation's rank) are chosen on a validation split of the training
 ratings made the same way (20% of the other users' ratings), then refitted on all training ratings; the
@@ -202,7 +205,24 @@ def movielens(path, seed, log):
             on_part = CollaborativeRBM(random_state=seed, **params).fit(fit_part)
             extra["validation_rmse"] = rmse(on_part.predict(fit_part, valid).tocoo().data, va.data)
         record(name, seconds, model.predict(train, test).tocoo().data, **extra)
+
+    # The item-based RBM: the same model fitted on the transposed matrix, so that each item is a
+    # training case whose softmax groups are the users who rated it (users seen in fit only).
+    name = "CollaborativeRBM(100, weight_decay=0.01) on X.T [item-based]"
+    item_based = dict(n_components=100, weight_decay=0.01, random_state=seed)
+    t = time.perf_counter()
+    model = CollaborativeRBM(**item_based).fit(train.T.tocsr())
+    seconds = time.perf_counter() - t
+    on_part = CollaborativeRBM(**item_based).fit(fit_part.T.tocsr())
+    validation = transposed_prediction(on_part, fit_part, valid)[va.row, va.col]
+    predicted = transposed_prediction(model, train, test)[te.row, te.col]
+    record(name, seconds, np.asarray(predicted).ravel(), validation_rmse=rmse(np.asarray(validation).ravel(), va.data))
     return rows
+
+
+def transposed_prediction(model, observed, query):
+    """The users x items predictions of ``query``'s pairs by a model fitted on items x users."""
+    return model.predict(observed.T.tocsr(), query.T.tocsr()).T.tocsr()
 
 
 # ---------------------------------------------------------------------------------------------

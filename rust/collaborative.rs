@@ -22,8 +22,18 @@
 //! - `dS_kj  = B / n_ratings sum_i dW_ikj`: S sums every rated item's statistics, so they are averaged
 //!   over the minibatch's ratings rather than its users, and S has a step size of its own
 //!
-//! and `vel = momentum * vel + lr * (grad - weight_decay * param)`, `param += vel` (no decay on
-//! biases). Only the rows of the items rated in the minibatch are read, updated, decayed and moved by
+//! and `vel = momentum * vel + lr * (grad - decay * param)`, `param += vel` (no decay on biases).
+//! The decay of W and D is spread in one of two ways ([`DecayPer`]):
+//!
+//! - per step: `decay = weight_decay` for every item at every step, whether the minibatch rated it or
+//!   not; an item rated by few users then decays far more, relative to its gradient, than a popular one;
+//! - per rating: the L2 penalty `weight_decay / 2 |W_i|^2` (and `|D_i|^2`) is counted once per rating
+//!   of item i, as the likelihood is, so `decay = weight_decay * n_i / B` with `n_i` the minibatch's
+//!   ratings of item i, and 0 in the steps where nobody in the minibatch rated it (the penalty of
+//!   alternating least squares with weighted lambda, ALS-WR). S, whose statistics are averaged over
+//!   the minibatch's ratings, decays by `weight_decay` either way.
+//!
+//! Only the rows of the items rated in the minibatch are read, updated, decayed and moved by
 //! momentum, so a step costs time proportional to its users' ratings, never to the number of items.
 //!
 //! Parallel over users; each user's draws come from the stream keyed by (seed, step, its position in
@@ -475,11 +485,23 @@ impl<'a, T: Real> CrbmState<'a, T> {
     }
 }
 
-/// What one training step does: its CD settings, the step size of the shared weights, and its random
-/// stream (the fit's seed and the step's number).
+/// How the weight decay of the items' weights (W and D) is spread over training (see the module's
+/// description).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecayPer {
+    /// Every item decays by `weight_decay` at every step.
+    Step,
+    /// Item i decays by `weight_decay * n_i / B` at a step whose B users rated it `n_i` times: an L2
+    /// penalty per rating.
+    Rating,
+}
+
+/// What one training step does: its CD settings, how the decay is spread, the step size of the shared
+/// weights, and its random stream (the fit's seed and the step's number).
 #[derive(Clone, Copy, Debug)]
 pub struct CrbmStep {
     pub cd: CdSettings,
+    pub decay_per: DecayPer,
     pub shared_learning_rate: f64,
     pub seed: u64,
     pub step: u64,
@@ -535,7 +557,7 @@ pub fn cd_step<T: Real>(
         }
     }
     let touched: Vec<usize> = groups.iter().map(|g| entries[g.start].0).collect();
-    let step_scalars = Step::new(settings, b);
+    let step_scalars = Step::new(settings, how.decay_per, b);
 
     // The minibatch's items to the parameters of the dense algorithm at this step.
     item_rows(state, last_update, &touched).into_par_iter().for_each(|rows| rows.catch_up(step, step_scalars));
@@ -604,15 +626,21 @@ pub fn cd_step<T: Real>(
     Ok(recon)
 }
 
-/// Brings every item's rows up to `step` steps (momentum and weight decay with zero gradient for the
-/// steps an item missed), as the dense algorithm has them; `settings` must be those of the missed
-/// steps. Then every `last_update` is `step`.
-pub fn catch_up<T: Real>(state: &mut CrbmState<'_, T>, last_update: &mut [i64], settings: &CdSettings, step: u64) -> Result<()> {
+/// Brings every item's rows up to `step` steps (momentum, and with [`DecayPer::Step`] weight decay,
+/// with zero gradient for the steps an item missed), as the dense algorithm has them; `settings` and
+/// `decay_per` must be those of the missed steps. Then every `last_update` is `step`.
+pub fn catch_up<T: Real>(
+    state: &mut CrbmState<'_, T>,
+    last_update: &mut [i64],
+    settings: &CdSettings,
+    decay_per: DecayPer,
+    step: u64,
+) -> Result<()> {
     settings.validate()?;
     state.check()?;
     check_last_update(last_update, state.n_items, step)?;
     let all: Vec<usize> = (0..state.n_items).collect();
-    let scalars = Step::new(settings, 1);
+    let scalars = Step::new(settings, decay_per, 1);
     item_rows(state, last_update, &all).into_par_iter().for_each(|rows| rows.catch_up(step, scalars));
     Ok(())
 }
@@ -668,11 +696,13 @@ struct ItemRows<'p, T> {
 }
 
 impl<T: Real> ItemRows<'_, T> {
-    /// The steps from `last` to `step` with zero gradient: weights with decay, biases without.
+    /// The steps from `last` to `step` with zero gradient: weights with decay (per step; none per
+    /// rating, as nobody rated the item in those steps), biases without.
     fn catch_up(self, step: u64, s: Step<T>) {
         let missed = step - *self.last as u64;
         if missed > 0 {
-            let (lr, mu, wd) = (s.lr.f64(), s.mu.f64(), s.wd.f64());
+            let (lr, mu) = (s.lr.f64(), s.mu.f64());
+            let wd = if s.per_rating { 0.0 } else { s.wd.f64() };
             apply_zero_gradient_steps(self.w, self.vw, zero_gradient_steps(missed, lr * wd, mu));
             apply_zero_gradient_steps(self.bias, self.vb, zero_gradient_steps(missed, 0.0, mu));
             if let Some((d, vd)) = self.d {
@@ -718,22 +748,35 @@ struct ItemScratch<T> {
     gd: Vec<T>,
 }
 
-/// The scalars of the update: 1/B, learning rate, momentum, weight decay.
+/// The scalars of the update: 1/B, learning rate, momentum, weight decay, and whether the items'
+/// decay is per rating.
 #[derive(Clone, Copy)]
 struct Step<T> {
     inv_b: T,
     lr: T,
     mu: T,
     wd: T,
+    per_rating: bool,
 }
 
 impl<T: Real> Step<T> {
-    fn new(settings: &CdSettings, batch: usize) -> Self {
+    fn new(settings: &CdSettings, decay_per: DecayPer, batch: usize) -> Self {
         Step {
             inv_b: T::of(1.0 / batch.max(1) as f64),
             lr: T::of(settings.learning_rate),
             mu: T::of(settings.momentum),
             wd: T::of(settings.weight_decay),
+            per_rating: decay_per == DecayPer::Rating,
+        }
+    }
+
+    /// The decay of the weights of an item rated `n_ratings` times in the minibatch.
+    #[inline(always)]
+    fn item_decay(&self, n_ratings: usize) -> T {
+        if self.per_rating {
+            self.wd * T::of(n_ratings as f64) * self.inv_b
+        } else {
+            self.wd
         }
     }
 }
@@ -767,10 +810,11 @@ fn update_item<T: Real>(
             axpy(-T::one(), hm, &mut g.gd);
         }
     }
-    let mut finite = momentum_step(rows.w, rows.vw, &g.gw, s.inv_b, s.lr, s.mu, s.wd);
+    let decay = s.item_decay(entries.len());
+    let mut finite = momentum_step(rows.w, rows.vw, &g.gw, s.inv_b, s.lr, s.mu, decay);
     finite &= momentum_step(rows.bias, rows.vb, &g.gb, s.inv_b, s.lr, s.mu, T::zero());
     if let Some((d, vd)) = rows.d {
-        finite &= momentum_step(d, vd, &g.gd, s.inv_b, s.lr, s.mu, s.wd);
+        finite &= momentum_step(d, vd, &g.gd, s.inv_b, s.lr, s.mu, decay);
     }
     *rows.last = step as i64 + 1;
     finite
@@ -926,9 +970,14 @@ mod tests {
                 n_hidden: 4,
             };
             let settings = CdSettings { k, learning_rate: 1.0, momentum: 0.0, weight_decay: 0.0 };
-            let recon =
-                cd_step(&mut state, &mut [2; 5], data, &users, &CrbmStep { cd: settings, shared_learning_rate: 1.0, seed: 7, step: 2 })
-                    .unwrap();
+            let recon = cd_step(
+                &mut state,
+                &mut [2; 5],
+                data,
+                &users,
+                &CrbmStep { cd: settings, decay_per: DecayPer::Step, shared_learning_rate: 1.0, seed: 7, step: 2 },
+            )
+            .unwrap();
             assert_eq!(recon.len(), 7);
 
             let (mut gw, mut gb, mut gc, mut gd) = (vec![0.0; m.w.len()], vec![0.0; m.b.len()], vec![0.0; 4], vec![0.0; 5 * 4]);
@@ -1003,7 +1052,8 @@ mod tests {
             n_hidden: 3,
         };
         let settings = CdSettings { k: 1, learning_rate: 0.1, momentum: 0.9, weight_decay: 0.01 };
-        cd_step(&mut state, &mut [0; 6], data, &[0], &CrbmStep { cd: settings, shared_learning_rate: 0.1, seed: 1, step: 0 }).unwrap();
+        let how = CrbmStep { cd: settings, decay_per: DecayPer::Step, shared_learning_rate: 0.1, seed: 1, step: 0 };
+        cd_step(&mut state, &mut [0; 6], data, &[0], &how).unwrap();
         for i in [1usize, 3, 4, 5] {
             assert_eq!(&w[i * 6..(i + 1) * 6], &m.w[i * 6..(i + 1) * 6], "W of item {i}");
             assert_eq!(&d[i * 3..(i + 1) * 3], &m.d.as_ref().unwrap()[i * 3..(i + 1) * 3], "D of item {i}");
@@ -1011,6 +1061,64 @@ mod tests {
         }
         for i in [0usize, 2] {
             assert_ne!(&w[i * 6..(i + 1) * 6], &m.w[i * 6..(i + 1) * 6], "W of rated item {i}");
+        }
+    }
+
+    #[test]
+    fn per_rating_decay_scales_with_each_items_ratings() {
+        // No momentum: a step with decay differs from the same step without (same draws, so the same
+        // gradient) by -lr * decay * W0 (and D0) on the rated items, decay = weight_decay per step or
+        // weight_decay * n_i / B per rating; S decays by weight_decay either way.
+        let m = Owned::new(6, 3, 4, 0.5, true).with_shared(0.3);
+        // Users 0, 1, 2 (B = 3): item 1 rated by all three, item 4 by two, items 0 and 3 by one, 2 and 5 by none.
+        let (indptr, items, codes) = (vec![0i64, 3, 5, 7], vec![0i64, 1, 4, 1, 3, 1, 4], vec![2i64, 0, 1, 1, 2, 0, 0]);
+        let data = Ratings { pattern: Pattern { indptr: &indptr, items: &items }, codes: &codes };
+        let (lr, wd) = (0.2, 0.1);
+        let step = |weight_decay: f64, decay_per: DecayPer| {
+            let (mut w, mut b, mut c, mut d, mut s) = (m.w.clone(), m.b.clone(), m.c.clone(), m.d.clone().unwrap(), m.s.clone().unwrap());
+            let (mut vw, mut vb, mut vc, mut vd, mut vs) =
+                (vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; 4], vec![0.0; d.len()], vec![0.0; s.len()]);
+            let mut state = CrbmState {
+                weight: &mut w,
+                visible_bias: &mut b,
+                hidden_bias: &mut c,
+                conditional: Some(&mut d),
+                weight_velocity: &mut vw,
+                visible_velocity: &mut vb,
+                hidden_velocity: &mut vc,
+                conditional_velocity: Some(&mut vd),
+                shared: Some(&mut s),
+                shared_velocity: Some(&mut vs),
+                n_items: 6,
+                n_values: 3,
+                n_hidden: 4,
+            };
+            let cd = CdSettings { k: 1, learning_rate: lr, momentum: 0.0, weight_decay };
+            let mut last = vec![0; 6];
+            cd_step(&mut state, &mut last, data, &[0, 1, 2], &CrbmStep { cd, decay_per, shared_learning_rate: lr, seed: 3, step: 0 })
+                .unwrap();
+            catch_up(&mut state, &mut last, &cd, decay_per, 1).unwrap();
+            (w, d, s)
+        };
+        for decay_per in [DecayPer::Step, DecayPer::Rating] {
+            let ((w0, d0, s0), (w1, d1, s1)) = (step(0.0, decay_per), step(wd, decay_per));
+            for (item, n_i) in [(0usize, 1.0), (1, 3.0), (2, 0.0), (3, 1.0), (4, 2.0), (5, 0.0)] {
+                let decay = match decay_per {
+                    DecayPer::Step => wd,
+                    DecayPer::Rating => wd * n_i / 3.0,
+                };
+                for n in item * 12..(item + 1) * 12 {
+                    let want = -lr * decay * m.w[n];
+                    assert!((w1[n] - w0[n] - want).abs() < 1e-12, "{decay_per:?}: W[{n}] moved {} not {want}", w1[n] - w0[n]);
+                }
+                for n in item * 4..(item + 1) * 4 {
+                    let want = -lr * decay * m.d.as_ref().unwrap()[n];
+                    assert!((d1[n] - d0[n] - want).abs() < 1e-12, "{decay_per:?}: D[{n}]");
+                }
+            }
+            for n in 0..s0.len() {
+                assert!((s1[n] - s0[n] + lr * wd * m.s.as_ref().unwrap()[n]).abs() < 1e-12, "{decay_per:?}: S[{n}]");
+            }
         }
     }
 
@@ -1046,7 +1154,7 @@ mod tests {
         }
         let data = Ratings { pattern: Pattern { indptr: &indptr, items: &items }, codes: &codes };
         let settings = CdSettings { k: 1, learning_rate: 0.1, momentum: 0.9, weight_decay: 0.05 };
-        let run = |eager: bool| {
+        let run = |eager: bool, decay_per: DecayPer| {
             let m = Owned::new(n_items, kk, f, 0.3, true).with_shared(0.1);
             let (mut w, mut b, mut c, mut d, mut sh) = (m.w.clone(), m.b.clone(), m.c.clone(), m.d.clone().unwrap(), m.s.clone().unwrap());
             let (mut vw, mut vb, mut vc) = (vec![0.01; w.len()], vec![0.02; b.len()], vec![0.0; f]);
@@ -1069,19 +1177,22 @@ mod tests {
             let mut last = vec![0; n_items];
             for step in 0..6u64 {
                 let users = [(step as usize) % n_users, (step as usize + 3) % n_users];
-                cd_step(&mut state, &mut last, data, &users, &CrbmStep { cd: settings, shared_learning_rate: 0.2, seed: 9, step }).unwrap();
+                let how = CrbmStep { cd: settings, decay_per, shared_learning_rate: 0.2, seed: 9, step };
+                cd_step(&mut state, &mut last, data, &users, &how).unwrap();
                 if eager {
-                    catch_up(&mut state, &mut last, &settings, step + 1).unwrap();
+                    catch_up(&mut state, &mut last, &settings, decay_per, step + 1).unwrap();
                 }
             }
-            catch_up(&mut state, &mut last, &settings, 6).unwrap();
+            catch_up(&mut state, &mut last, &settings, decay_per, 6).unwrap();
             assert!(last.iter().all(|&s| s == 6));
             (w, b, d, vw)
         };
-        let (lazy, eager) = (run(false), run(true));
-        for (x, y) in [(&lazy.0, &eager.0), (&lazy.1, &eager.1), (&lazy.2, &eager.2), (&lazy.3, &eager.3)] {
-            for (a, b) in x.iter().zip(y) {
-                assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        for decay_per in [DecayPer::Step, DecayPer::Rating] {
+            let (lazy, eager) = (run(false, decay_per), run(true, decay_per));
+            for (x, y) in [(&lazy.0, &eager.0), (&lazy.1, &eager.1), (&lazy.2, &eager.2), (&lazy.3, &eager.3)] {
+                for (a, b) in x.iter().zip(y) {
+                    assert!((a - b).abs() < 1e-12, "{decay_per:?}: {a} vs {b}");
+                }
             }
         }
     }
@@ -1140,7 +1251,7 @@ mod tests {
             indptr.push(items.len() as i64);
         }
         let data = Ratings { pattern: Pattern { indptr: &indptr, items: &items }, codes: &codes };
-        let run = |threads: usize| {
+        let run = |threads: usize, decay_per: DecayPer| {
             let m = Owned::new(n_items, kk, f, 0.1, true);
             let (mut w, mut b, mut c, mut d) = (m.w.clone(), m.b.clone(), m.c.clone(), m.d.clone().unwrap());
             let (mut vw, mut vb, mut vc, mut vd) = (vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; f], vec![0.0; d.len()]);
@@ -1165,16 +1276,18 @@ mod tests {
             with_threads(threads, || {
                 for step in 0..20u64 {
                     let users: Vec<usize> = (0..16).map(|n| (step as usize * 16 + n * 7) % n_users).collect();
-                    cd_step(&mut state, &mut last, data, &users, &CrbmStep { cd: settings, shared_learning_rate: 0.3, seed: 5, step })
-                        .unwrap();
+                    let how = CrbmStep { cd: settings, decay_per, shared_learning_rate: 0.3, seed: 5, step };
+                    cd_step(&mut state, &mut last, data, &users, &how).unwrap();
                 }
-                catch_up(&mut state, &mut last, &settings, 20).unwrap();
+                catch_up(&mut state, &mut last, &settings, decay_per, 20).unwrap();
             });
             (w, b, c, d, sh)
         };
-        let one = run(1);
-        for threads in [2, 3] {
-            assert!(run(threads) == one, "{threads} threads differ from 1");
+        for decay_per in [DecayPer::Step, DecayPer::Rating] {
+            let one = run(1, decay_per);
+            for threads in [2, 3] {
+                assert!(run(threads, decay_per) == one, "{decay_per:?}: {threads} threads differ from 1");
+            }
         }
     }
 

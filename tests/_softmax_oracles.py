@@ -69,6 +69,29 @@ def collab_gradients(codes, recon, W, c, D=None):
     return dW, db, dc, dD
 
 
+def collab_catch_up(param, velocity, missed, lr, mu, decay, decay_per):
+    """Item-indexed parameters (W (n_items, ...) or D) and their velocities after each item's
+    ``missed[i]`` steps of zero gradient, float64: ``v = mu v - lr d param``, ``param += v`` with
+    ``d = decay`` per step, 0 per rating (nobody rated the item in those steps)."""
+    w, v = f64(param).copy(), f64(velocity).copy()
+    d = decay if decay_per == "step" else 0.0
+    for i in range(w.shape[0]):
+        for _ in range(int(missed[i])):
+            v[i] = mu * v[i] - lr * d * w[i]
+            w[i] = w[i] + v[i]
+    return w, v
+
+
+def collab_momentum_step(param, velocity, grad, n_ratings, lr, mu, decay, batch, decay_per):
+    """One step of item-indexed parameters, float64: ``v = mu v + lr (grad - d_i param)``,
+    ``param += v``, with ``d_i = decay`` ("step") or ``decay * n_ratings_i / batch`` ("rating": an L2
+    penalty counted once per rating). Returns (param, velocity)."""
+    w, v = f64(param), f64(velocity)
+    item_decay = np.full(w.shape[0], decay) if decay_per == "step" else decay * np.asarray(n_ratings, dtype=np.float64) / batch
+    v = mu * v + lr * (f64(grad) - item_decay.reshape((-1,) + (1,) * (w.ndim - 1)) * w)
+    return w + v, v
+
+
 def collab_leave_one_out(codes, W, b, c, values, D=None):
     """(n_users, n_items) expected rating of every rated (u, i) from u's other ratings, NaN where unrated:
     the hidden probabilities of the ratings with r_ui removed (the item set r of the conditional RBM

@@ -59,6 +59,19 @@ def params(n_items, n_values, n_hidden, rng, dtype=np.float64, scale=0.5, condit
     return W, b, c, D
 
 
+def dense_reconstruction(recon, users, indptr, indices, n_items):
+    """A CD step's reconstruction (user after user, each in their CSR order) as a (B, n_items) code array
+    with -1 where the user did not rate."""
+    dense = -np.ones((users.size, n_items), dtype=np.int64)
+    at = 0
+    for n, u in enumerate(users):
+        items = indices[indptr[u] : indptr[u + 1]]
+        dense[n, items] = recon[at : at + items.size]
+        at += items.size
+    assert at == recon.size
+    return dense
+
+
 # --------------------------------------------------------------------------------------------------
 # conditionals and gradient statistics
 
@@ -122,14 +135,8 @@ def test_cd_statistics_match_float64_oracle(k, conditional, rng):
         return_reconstruction=True,
         **extra,
     )
-    # The reconstruction, user after user, in each user's CSR order.
-    recon_dense = -np.ones((users.size, 10), dtype=np.int64)
-    at = 0
-    for n, u in enumerate(users):
-        items = indices[indptr[u] : indptr[u + 1]]
-        recon_dense[n, items] = recon[at : at + items.size]
-        at += items.size
-    assert at == recon.size and np.all((recon >= 0) & (recon < 5))
+    recon_dense = dense_reconstruction(recon, users, indptr, indices, 10)
+    assert np.all((recon >= 0) & (recon < 5))
     dW, db, dc, dD = oracle.collab_gradients(codes[users], recon_dense, W, c, D)
     np.testing.assert_allclose(state[0] - W, dW, atol=1e-12)
     np.testing.assert_allclose(state[1] - b, db, atol=1e-12)
@@ -172,6 +179,52 @@ def test_momentum_and_weight_decay_follow_the_recursion(rng):
     got = step(0.2, 0.5, 0.01, 0.1)
     want = W + 0.5 * 0.1 + 0.2 * grad - 0.2 * 0.01 * W
     np.testing.assert_allclose(got[rated], want[rated], atol=1e-12)
+
+
+@pytest.mark.parametrize("decay_per", ["step", "rating"])
+def test_weight_decay_per_step_or_per_rating_matches_the_oracle(decay_per, rng):
+    """One step with momentum and decay from items that missed different numbers of steps, then a
+    catch-up of every item: W and D against the float64 oracle. Per rating, item i decays by
+    weight_decay * (its ratings in the minibatch) / (users in the minibatch) and not at all in the
+    steps it missed; per step, every item by weight_decay at every step."""
+    _, codes = random_ratings(12, 10, 0.35, rng)
+    users = np.array([5, 0, 11, 2, 7], dtype=np.int64)
+    codes[users, 9] = -1  # item 9: rated by users outside the minibatch only
+    codes[users[:3], 4] = 1  # item 4: rated by 3 of the 5
+    codes[users[3:], 4] = -1
+    R = from_codes(codes)
+    indptr, indices, kcodes = arrays(R, [1, 2, 3, 4, 5])
+    W, b, c, D = params(10, 5, 6, rng, conditional=True)
+    vW, vD = rng.normal(0, 0.05, W.shape), rng.normal(0, 0.05, D.shape)
+    missed = rng.integers(0, 4, 10)
+    step, (lr, mu, wd) = 6, (0.3, 0.7, 0.2)
+
+    state = [W.copy(), b.copy(), c.copy(), vW.copy(), np.zeros_like(b), np.zeros_like(c)]
+    last_update = step - missed
+    extra = dict(conditional_weights=D.copy(), conditional_weights_velocity=vD.copy())
+    settings = dict(learning_rate=lr, momentum=mu, weight_decay=wd, decay_per=decay_per)
+    recon = _core.collab_cd_step(
+        indptr, indices, kcodes, *state, users=users, last_update=last_update, k=1, seed=3, step=step,
+        return_reconstruction=True, **settings, **extra,
+    )  # fmt: skip
+    _core.collab_catch_up(*state, last_update=last_update, step=step + 1, **settings, **extra)
+    assert np.all(last_update == step + 1)
+    W1, D1 = state[0], extra["conditional_weights"]
+    # The statistics, from the step's reconstruction and the parameters it read: every item caught up
+    # with the steps it missed.
+    W_read, vW_read = oracle.collab_catch_up(W, vW, missed, lr, mu, wd, decay_per)
+    D_read, vD_read = oracle.collab_catch_up(D, vD, missed, lr, mu, wd, decay_per)
+    recon_dense = dense_reconstruction(recon, users, indptr, indices, 10)
+    dW, _, _, dD = oracle.collab_gradients(codes[users], recon_dense, W_read, c, D_read)
+    n_ratings = (codes[users] >= 0).sum(axis=0)
+    assert n_ratings[9] == 0 and n_ratings[4] == 3
+    want_W, _ = oracle.collab_momentum_step(W_read, vW_read, dW, n_ratings, lr, mu, wd, users.size, decay_per)
+    want_D, _ = oracle.collab_momentum_step(D_read, vD_read, dD, n_ratings, lr, mu, wd, users.size, decay_per)
+    np.testing.assert_allclose(W1, want_W, atol=1e-12)
+    np.testing.assert_allclose(D1, want_D, atol=1e-12)
+    if decay_per == "rating":
+        # Item 9, rated by nobody in the minibatch, moved by momentum alone.
+        np.testing.assert_allclose(W1[9], W[9] + vW[9] * sum(mu**n for n in range(1, missed[9] + 2)), atol=1e-12)
 
 
 def test_gibbs_sampling_matches_exact_distribution(rng):
@@ -422,12 +475,13 @@ def test_recommend_ranks_unrated_items_by_expected_rating(fitted, ratings):
     assert np.all(fitted.recommend(full_user, n=3) == -1)
 
 
-@pytest.mark.parametrize("conditional", [False, True])
-def test_thread_count_independence(conditional, ratings):
+@pytest.mark.parametrize("conditional, decay_per", [(False, "step"), (True, "step"), (True, "rating")])
+def test_thread_count_independence(conditional, decay_per, ratings):
     R, _ = ratings
 
     def fit(n_jobs):
-        return CollaborativeRBM(8, conditional=conditional, n_iter=3, k=2, batch_size=7, random_state=4, n_jobs=n_jobs).fit(R)
+        settings = dict(conditional=conditional, decay_per=decay_per, n_iter=3, k=2, batch_size=7)
+        return CollaborativeRBM(8, random_state=4, n_jobs=n_jobs, **settings).fit(R)
 
     one, two = fit(1), fit(2)
     np.testing.assert_array_equal(one.components_, two.components_)
@@ -588,6 +642,7 @@ def test_refuses_bad_ratings_with_clear_errors(ratings, fitted):
         ("learning_rate", -1.0, ValueError, "learning_rate"),
         ("momentum", 1.0, ValueError, "momentum"),
         ("weight_decay", -1e-3, ValueError, "weight_decay"),
+        ("decay_per", "user", ValueError, "decay_per must be one of 'step', 'rating'"),
         ("batch_size", 0, ValueError, "batch_size"),
         ("n_iter", 0, ValueError, "n_iter"),
         ("early_stopping", 1, TypeError, "early_stopping"),

@@ -402,6 +402,7 @@ def collab_cd_step(
     learning_rate: float = 0.1,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
+    decay_per: Literal["step", "rating"] = "step",
     shared_learning_rate: float | None = None,
     seed: int,
     step: int,
@@ -424,6 +425,7 @@ def collab_catch_up(
     learning_rate: float = 0.1,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
+    decay_per: Literal["step", "rating"] = "step",
     step: int,
     n_jobs: int | None = None,
 ) -> None: ...

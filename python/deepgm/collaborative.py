@@ -63,6 +63,7 @@ from ._base import (
     batch_rows,
     check_bool,
     check_number,
+    check_option,
     check_positive_int,
     deferred_interrupts,
     interruption_point,
@@ -155,6 +156,17 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     initial_momentum_epochs : int, default=5
     weight_decay : float, default=0.05
         L2 penalty on ``components_``, ``conditional_weights_`` and ``shared_components_``.
+    decay_per : {"step", "rating"}, default="step"
+        How the items' weights (``components_``, ``conditional_weights_``) decay. "step": every item's
+        by ``weight_decay`` at every minibatch step, rated in it or not. "rating": the penalty counts
+        once per rating, as the likelihood does, so an item decays by ``weight_decay`` times its ratings
+        in the minibatch over the minibatch's users, and not at all in steps nobody rated it (matrix
+        factorisation's weighted-lambda penalty): an item with few ratings is then not held at its
+        initial weights by a decay far stronger than its gradient. ``shared_components_`` decays by
+        ``weight_decay`` per step either way. (On five MovieLens validation splits, "rating" with
+        ``weight_decay`` 2-20 gave 0.8833-0.8838 with the offsets, the default 0.8857 and a user+item
+        bias model 0.8827; letting the items' weights grow more, by a smaller decay or a larger
+        learning rate, predicted worse. So "step" stays the default; see docs/softmax.md.)
     batch_size : int, default=20
         Users per minibatch.
     n_iter : int, default=30
@@ -209,6 +221,16 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         With ``early_stopping``: the epoch (1-based, as ``history_["epoch"]``) whose parameters the model
         holds, that of the lowest validation RMSE.
 
+    Notes
+    -----
+    Fitted on the transposed matrix (``fit(X.T)``, then ``predict(X.T, query.T).T``), the model is
+    item-based: each item is a training case and the users who rated it are its softmax groups, so
+    only users seen in fit can be predicted for. On MovieLens (536 users, 8,658 items), where most
+    items have a handful of ratings, ``CollaborativeRBM(100, weight_decay=0.01)`` fitted that way
+    was the only RBM ahead of a user+item bias model on five validation splits (0.8748 against
+    0.8827, matrix factorisation 0.8726); the user-based defaults were 0.0030 behind. See
+    docs/softmax.md.
+
     Examples
     --------
     >>> import numpy as np
@@ -256,6 +278,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         final_momentum=0.9,
         initial_momentum_epochs=5,
         weight_decay=0.05,
+        decay_per="step",
         batch_size=20,
         n_iter=30,
         early_stopping=False,
@@ -279,6 +302,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         self.final_momentum = final_momentum
         self.initial_momentum_epochs = initial_momentum_epochs
         self.weight_decay = weight_decay
+        self.decay_per = decay_per
         self.batch_size = batch_size
         self.n_iter = n_iter
         self.early_stopping = early_stopping
@@ -305,6 +329,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
         check_number(self.shared_learning_rate, "shared_learning_rate", low=0)
         check_training_schedule(self)
+        check_option(self.decay_per, "decay_per", ("step", "rating"))
         check_bool(self.early_stopping, "early_stopping")
         check_number(self.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
         check_positive_int(self.n_iter_no_change, "n_iter_no_change")
@@ -484,7 +509,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             k = self._k(epoch)
             batches = batch_rows(users.size, self.batch_size, rng)
             bar = self._progress(len(batches), f"CollaborativeRBM epoch {epoch + 1}")
-            settings = dict(learning_rate=float(self.learning_rate), momentum=momentum, weight_decay=float(self.weight_decay))
+            settings = dict(
+                learning_rate=float(self.learning_rate), momentum=momentum, weight_decay=float(self.weight_decay), decay_per=self.decay_per
+            )
             shared_rate = dict(shared_learning_rate=float(self.shared_learning_rate)) if self.shared_weights else {}
             try:
                 with self._epoch_guard(epoch):

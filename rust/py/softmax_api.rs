@@ -9,6 +9,7 @@
 // many parameters as the Python signatures they define; the bindings they call take settings structs.
 #![allow(clippy::too_many_arguments, reason = "one Rust parameter per Python argument")]
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::arrays::{count_arg, indices, seed_arg, threads, SeedStep};
@@ -16,7 +17,16 @@ use super::softmax_models::{
     self as models, cd_settings, conditional_sets, pair, Ais, Chains, CrbmArgs, CrbmTraining, Csr, DocsArgs, RatingsArgs, RsStep, RsmArgs,
     Samples,
 };
-use crate::collaborative::CrbmStep;
+use crate::collaborative::{CrbmStep, DecayPer};
+
+/// The `decay_per` argument: "step" or "rating".
+fn decay_per(value: &str) -> PyResult<DecayPer> {
+    match value {
+        "step" => Ok(DecayPer::Step),
+        "rating" => Ok(DecayPer::Rating),
+        other => Err(PyValueError::new_err(format!("decay_per must be 'step' or 'rating', got {other:?}"))),
+    }
+}
 
 // -- collaborative filtering ---------------------------------------------------------------------------
 
@@ -108,7 +118,10 @@ fn collab_gibbs<'py>(
 /// parameters and velocities in place (and, with conditional_weights, D and its velocity: the item
 /// sets r are the rated items; and with shared_components, S and its velocity). `last_update` (int64,
 /// one per item) counts the steps each item's rows have seen: the step first brings its items up to
-/// `step`, as the dense algorithm has them (see collab_catch_up). The shared weights step by
+/// `step`, as the dense algorithm has them (see collab_catch_up). decay_per="step" decays every item's
+/// W and D rows by weight_decay at every step; "rating" decays item i's rows by weight_decay times
+/// its number of ratings in the minibatch over the minibatch's number of users (an L2 penalty per
+/// rating), and not in steps where nobody in the minibatch rated it. The shared weights step by
 /// shared_learning_rate (default: learning_rate) on their statistics averaged over the minibatch's
 /// ratings. With return_reconstruction, returns the reconstructed ratings of the minibatch
 /// (rating-value indices, user after user in the order of `users`).
@@ -116,7 +129,8 @@ fn collab_gibbs<'py>(
 #[pyo3(signature = (indptr, indices, codes, components, intercept_visible, intercept_hidden, components_velocity,
     intercept_visible_velocity, intercept_hidden_velocity, *, users, last_update, conditional_weights=None,
     conditional_weights_velocity=None, shared_components=None, shared_components_velocity=None, k=1, learning_rate=0.1,
-    momentum=0.0, weight_decay=0.0, shared_learning_rate=None, seed, step, return_reconstruction=false, n_jobs=None))]
+    momentum=0.0, weight_decay=0.0, decay_per="step", shared_learning_rate=None, seed, step, return_reconstruction=false,
+    n_jobs=None))]
 fn collab_cd_step<'py>(
     py: Python<'py>,
     indptr: &Bound<'py, PyAny>,
@@ -138,6 +152,7 @@ fn collab_cd_step<'py>(
     learning_rate: f64,
     momentum: f64,
     weight_decay: f64,
+    decay_per: &str,
     shared_learning_rate: Option<f64>,
     seed: &Bound<'_, PyAny>,
     step: i64,
@@ -147,6 +162,7 @@ fn collab_cd_step<'py>(
     let draw = SeedStep::parse(seed, step)?;
     let how = CrbmStep {
         cd: cd_settings(count_arg(k, "k", 1)?, learning_rate, momentum, weight_decay, "collab_cd_step")?,
+        decay_per: self::decay_per(decay_per)?,
         shared_learning_rate: shared_learning_rate.unwrap_or(learning_rate),
         seed: draw.seed,
         step: draw.step,
@@ -169,12 +185,13 @@ fn collab_cd_step<'py>(
 }
 
 /// Brings every item's rows (W, b, D and their velocities) up to `step` steps: the steps an item
-/// missed since `last_update[i]` move it by momentum and weight decay alone, as the dense algorithm
-/// does at every step. `learning_rate`, `momentum` and `weight_decay` must be those of the missed steps.
+/// missed since `last_update[i]` move it by momentum and (with decay_per="step") weight decay alone,
+/// as the dense algorithm does at every step. `learning_rate`, `momentum`, `weight_decay` and
+/// `decay_per` must be those of the missed steps.
 #[pyfunction]
 #[pyo3(signature = (components, intercept_visible, intercept_hidden, components_velocity, intercept_visible_velocity,
     intercept_hidden_velocity, *, last_update, conditional_weights=None, conditional_weights_velocity=None, shared_components=None,
-    shared_components_velocity=None, learning_rate=0.1, momentum=0.0, weight_decay=0.0, step, n_jobs=None))]
+    shared_components_velocity=None, learning_rate=0.1, momentum=0.0, weight_decay=0.0, decay_per="step", step, n_jobs=None))]
 fn collab_catch_up(
     py: Python<'_>,
     components: &Bound<'_, PyAny>,
@@ -191,6 +208,7 @@ fn collab_catch_up(
     learning_rate: f64,
     momentum: f64,
     weight_decay: f64,
+    decay_per: &str,
     step: i64,
     n_jobs: Option<i64>,
 ) -> PyResult<()> {
@@ -209,7 +227,7 @@ fn collab_catch_up(
         shared: pair(shared_components, shared_components_velocity, "shared_components")?,
         last_update,
     };
-    models::collab_catch_up(py, training, settings, step, threads(n_jobs)?)
+    models::collab_catch_up(py, training, settings, self::decay_per(decay_per)?, step, threads(n_jobs)?)
 }
 
 // -- Replicated Softmax ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 
 use super::arrays::{dispatch, expect_shape, float_dtype, input, input_unchecked, new_array, output, SeedStep};
 use super::errors::{ensure_allocatable, run, value_error};
-use crate::collaborative::{self, Crbm, CrbmState, CrbmStep, Pattern, Ratings};
+use crate::collaborative::{self, Crbm, CrbmState, CrbmStep, DecayPer, Pattern, Ratings};
 use crate::rbm::CdSettings;
 use crate::real::Real;
 use crate::replicated_softmax::{self, Docs, Rsm, RsmState};
@@ -422,21 +422,29 @@ fn collab_cd_typed<'py, T: Real + Element>(
 
 /// Brings every item's rows up to `step` steps with the settings of the missed steps (see
 /// `collaborative::catch_up`).
-pub fn collab_catch_up(py: Python<'_>, training: CrbmTraining<'_, '_>, settings: CdSettings, step: u64, n_jobs: usize) -> PyResult<()> {
+pub fn collab_catch_up(
+    py: Python<'_>,
+    training: CrbmTraining<'_, '_>,
+    settings: CdSettings,
+    decay_per: DecayPer,
+    step: u64,
+    n_jobs: usize,
+) -> PyResult<()> {
     let [components, ..] = training.params;
-    dispatch!(float_dtype(components, "components")?, collab_catch_up_typed(py, training, settings, step, n_jobs))
+    dispatch!(float_dtype(components, "components")?, collab_catch_up_typed(py, training, settings, decay_per, step, n_jobs))
 }
 
 fn collab_catch_up_typed<T: Real + Element>(
     py: Python<'_>,
     training: CrbmTraining<'_, '_>,
     settings: CdSettings,
+    decay_per: DecayPer,
     step: u64,
     n_jobs: usize,
 ) -> PyResult<()> {
     let mut arrays = CrbmOutputs::<T>::extract(&training)?;
     let (mut state, last) = arrays.state()?;
-    run(py, "collab_catch_up", n_jobs, || collaborative::catch_up(&mut state, last, &settings, step))
+    run(py, "collab_catch_up", n_jobs, || collaborative::catch_up(&mut state, last, &settings, decay_per, step))
 }
 
 // -- Replicated Softmax ---------------------------------------------------------------------------------
