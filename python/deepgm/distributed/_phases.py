@@ -207,8 +207,6 @@ class FineTunePhase(Phase):
         self.tuner(est).slots()
         super().__init__(est)
         self.name = "fine-tune"
-        self.activations = list(activations)
-        self.loss = loss
         self.targets = targets
         # None, or the (units, what, hint) of the estimator's own refusal of data its bottom visible
         # units do not accept (see DeepGMEstimator._validate_X).
