@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     rows = {
         "CollaborativeRBM epoch (MovieLens, 100 hidden, CD-1)": (
             lambda: CollaborativeRBM(
-                100, k=1, n_iter=1, weight_decay=0.01, offsets=False, early_stopping=False, random_state=0, n_jobs=args.threads
+                100, orientation="users", k=1, n_iter=1, weight_decay=0.01, offsets=False, random_state=0, n_jobs=args.threads
             ).fit(R),
             lambda: reference.fit_epoch(R_codes),
         )

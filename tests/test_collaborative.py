@@ -278,7 +278,7 @@ def ratings():
 @pytest.fixture(scope="module")
 def fitted(ratings):
     R, _ = ratings
-    return CollaborativeRBM(16, n_iter=8, batch_size=10, random_state=0).fit(R)
+    return CollaborativeRBM(16, orientation="users", n_iter=8, batch_size=10, random_state=0).fit(R)
 
 
 def test_auto_schedule_raises_the_gibbs_steps():
@@ -289,13 +289,14 @@ def test_auto_schedule_raises_the_gibbs_steps():
     assert CollaborativeRBM(4, n_iter=3, k=2, random_state=0).fit(R).history_["k"] == [2, 2, 2]
 
 
-def test_learns_held_out_ratings_better_than_item_means(rng):
+@pytest.mark.parametrize("orientation", ["items", "users"])
+def test_learns_held_out_ratings_better_than_item_means(orientation, rng):
     R, full = low_rank_ratings(200, 40, np.random.default_rng(5), density=0.4)
     coo = R.tocoo()
     held = rng.random(coo.nnz) < 0.2
     train = sp.csr_matrix((coo.data[~held], (coo.row[~held], coo.col[~held])), shape=R.shape)
     test = sp.csr_matrix((coo.data[held], (coo.row[held], coo.col[held])), shape=R.shape)
-    model = CollaborativeRBM(20, n_iter=30, learning_rate=0.05, batch_size=10, random_state=0).fit(train)
+    model = CollaborativeRBM(20, orientation=orientation, n_iter=30, learning_rate=0.05, batch_size=10, random_state=0).fit(train)
     item_mean = np.asarray(train.sum(axis=0)).ravel() / np.maximum(1, np.diff(train.tocsc().indptr))
     tc = test.tocoo()
     baseline = np.sqrt(np.mean((item_mean[tc.col] - tc.data) ** 2))
@@ -321,7 +322,7 @@ def oracle_prediction(model, R, query, r_mask=None):
         r_mask = (codes >= 0) | (query.toarray() != 0)
     H = oracle.collab_hidden(codes, W, model.intercept_hidden_, D, r_mask)
     expected = oracle.collab_visible(H, W, model.intercept_visible_) @ model.rating_values_
-    if not model.offsets:
+    if not model._with_offsets:
         return expected
     loo = oracle.collab_leave_one_out(codes, W, model.intercept_visible_, model.intercept_hidden_, model.rating_values_, D)
     user = oracle.collab_user_offsets(codes, loo, model.item_offsets_, model.rating_values_, model.offset_penalty)
@@ -353,7 +354,7 @@ def test_item_offsets_minimise_the_penalised_leave_one_out_error(conditional, ra
     """item_offsets_ (with the users' offsets) minimise sum (r - loo - o_u - o_i)^2 + penalty |o|^2 over
     the training ratings, loo the oracle's leave-one-out expected ratings: the normal equations' solution."""
     R, _ = ratings
-    model = CollaborativeRBM(10, conditional=conditional, n_iter=3, offset_penalty=3.0, random_state=0).fit(R)
+    model = CollaborativeRBM(10, orientation="users", conditional=conditional, n_iter=3, offset_penalty=3.0, random_state=0).fit(R)
     codes = dense_codes(R, model.rating_values_)
     W = model.components_ + model.shared_components_[None]
     D = model.conditional_weights_ if conditional else None
@@ -375,7 +376,7 @@ def test_fold_in_equals_the_prediction_for_a_user_present_at_fit(conditional, ra
     """A prediction is a function of the user's own row of X (and of query), not of whether the user was
     in the training set, nor of the other rows: the same ratings give bit-identical predictions."""
     R, _ = ratings
-    model = CollaborativeRBM(12, conditional=conditional, n_iter=4, batch_size=10, random_state=0).fit(R)
+    model = CollaborativeRBM(12, orientation="users", conditional=conditional, n_iter=4, batch_size=10, random_state=0).fit(R)
     query = sp.csr_matrix((np.random.default_rng(3).random(R.shape) < 0.25).astype(float))
     full = model.predict(R, query).toarray()
     for u in (0, 17, 119):
@@ -393,12 +394,190 @@ def test_fold_in_equals_the_prediction_for_a_user_present_at_fit(conditional, ra
     np.testing.assert_allclose(got.data, want[got.indices], atol=1e-4)
 
 
+# --------------------------------------------------------------------------------------------------
+# the items orientation: the RBM on the transposed matrix, users folded in by softmax regression
+
+
+def fold_in_objective(theta, rows, codes, prior, frequencies, penalty):
+    """The fold-in's objective (float64): sum of log p(r) over the user's ratings, plus the biases' prior
+    (PRIOR pseudo-ratings spread as ``frequencies``), minus penalty / 2 times the squared distance of
+    the weights from the prior's."""
+    from scipy.special import log_softmax
+
+    from deepgm._user_fold_in import FOLD_IN_PRIOR_RATINGS
+
+    log_p = log_softmax(rows @ theta.T, axis=1)
+    pseudo = FOLD_IN_PRIOR_RATINGS * frequencies @ log_softmax(theta[:, -1])
+    return log_p[np.arange(codes.size), codes].sum() + pseudo - 0.5 * penalty * ((theta[:, :-1] - prior) ** 2).sum()
+
+
+def oracle_fold_in(rows, codes, prior, frequencies, penalty):
+    """The maximiser of the fold-in's objective by scipy's L-BFGS (analytic gradients) from zero:
+    independent of the majorise-minimise iteration."""
+    from scipy.optimize import minimize
+    from scipy.special import softmax
+
+    from deepgm._user_fold_in import FOLD_IN_PRIOR_RATINGS
+
+    n_values, width = prior.shape[0], rows.shape[1]
+    one_hot = np.eye(n_values)[codes]
+
+    def negative(flat):
+        theta = flat.reshape(n_values, width)
+        gradient = (softmax(rows @ theta.T, axis=1) - one_hot).T @ rows
+        gradient[:, :-1] += penalty * (theta[:, :-1] - prior)
+        gradient[:, -1] += FOLD_IN_PRIOR_RATINGS * (softmax(theta[:, -1]) - frequencies)
+        return -fold_in_objective(theta, rows, codes, prior, frequencies, penalty), gradient.ravel()
+
+    result = minimize(negative, np.zeros(n_values * width), jac=True, method="L-BFGS-B", options=dict(maxiter=5000, gtol=1e-10, ftol=1e-15))
+    return result.x.reshape(n_values, width)
+
+
+def test_fold_in_converges_to_the_penalised_maximum_and_never_goes_down(rng):
+    from deepgm._user_fold_in import fold_in_user, user_rows
+
+    features = rng.random((30, 6))
+    items = rng.choice(30, size=18, replace=False)
+    codes = rng.integers(0, 4, size=18)
+    prior = rng.normal(0, 0.5, (4, 6))
+    frequencies = np.array([0.1, 0.2, 0.3, 0.4])
+    rows = user_rows(features, items)
+    np.testing.assert_array_equal(rows[:, :-1], features[items])
+    np.testing.assert_array_equal(rows[:, -1], 1.0)
+    want = oracle_fold_in(rows, codes, prior, frequencies, 0.7)
+    got = fold_in_user(rows, codes, prior, frequencies, 0.7, n_steps=2000)
+    # Softmax biases are defined up to a common shift: compare the probabilities and the weights.
+    np.testing.assert_allclose(got[:, :-1], want[:, :-1], atol=1e-4)
+    np.testing.assert_allclose(got[:, -1] - got[:, -1].mean(), want[:, -1] - want[:, -1].mean(), atol=1e-4)
+    # A majorise-minimise step never lowers the objective.
+    objectives = [
+        fold_in_objective(fold_in_user(rows, codes, prior, frequencies, 0.7, n_steps=n), rows, codes, prior, frequencies, 0.7)
+        for n in range(12)
+    ]
+    assert np.all(np.diff(objectives) >= -1e-9), objectives
+    # A user without ratings keeps the prior: its weights and the log of the overall frequencies.
+    empty = fold_in_user(rows[:0], codes[:0], prior, frequencies, 0.7)
+    np.testing.assert_array_equal(empty[:, :-1], prior)
+    np.testing.assert_allclose(empty[:, -1], np.log(frequencies))
+
+
+def items_model(R, **params):
+    settings = dict(n_components=8, n_iter=4, batch_size=10, random_state=0) | params
+    return CollaborativeRBM(orientation="items", **settings).fit(R)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_items_orientation_is_the_rbm_of_the_transposed_matrix(conditional, ratings):
+    """The RBM trained with orientation="items" is the users-orientation RBM trained on X.T; the items'
+    features are its p(h | an item's ratings), by the oracle; the users' prior is the mean of the fit
+    users' weights (shared weights added)."""
+    R, _ = ratings
+    model = items_model(R, conditional=conditional)
+    twin = CollaborativeRBM(8, orientation="users", offsets=False, conditional=conditional, n_iter=4, batch_size=10, random_state=0).fit(
+        R.T
+    )
+    for name in ("components_", "intercept_visible_", "intercept_hidden_", "shared_components_"):
+        np.testing.assert_array_equal(getattr(model, name), getattr(twin, name))
+    assert model.n_features_in_ == R.shape[1] and model.components_.shape[0] == R.shape[0]
+    codes = dense_codes(R.T, model.rating_values_)
+    W = model.components_ + model.shared_components_[None]
+    D = model.conditional_weights_ if conditional else None
+    np.testing.assert_allclose(model.item_features_, oracle.collab_hidden(codes, W, model.intercept_hidden_, D), atol=1e-5)
+    np.testing.assert_allclose(model.user_prior_components_, W.mean(axis=0), atol=1e-6)
+    values = np.searchsorted(model.rating_values_, R.data)
+    np.testing.assert_allclose(model.rating_frequencies_, np.bincount(values, minlength=model.rating_values_.size) / R.nnz)
+    assert not hasattr(model, "item_offsets_")
+
+
+def oracle_items_prediction(model, R, query):
+    """Each user's expected ratings of query's items (dense users x items) with their softmax weights
+    fitted to their ratings by the oracle maximiser."""
+    codes = dense_codes(R, model.rating_values_)
+    features = np.hstack([model.item_features_.astype(np.float64), np.ones((R.shape[1], 1))])
+    out = np.zeros(R.shape)
+    for u in range(R.shape[0]):
+        rated = np.flatnonzero(codes[u] >= 0)
+        theta = oracle_fold_in(
+            features[rated], codes[u, rated], model.user_prior_components_, model.rating_frequencies_, model.fold_in_penalty
+        )
+        scores = features @ theta.T
+        p = np.exp(scores - scores.max(1, keepdims=True))
+        out[u] = (p / p.sum(1, keepdims=True)) @ model.rating_values_
+    return out
+
+
+def test_items_prediction_and_transform_match_the_oracle(ratings, monkeypatch):
+    import deepgm._user_fold_in as fold_in
+
+    R, _ = ratings
+    model = items_model(R, fold_in_penalty=2.0)
+    users = R[:12]
+    query = sp.csr_matrix((np.random.default_rng(5).random(users.shape) < 0.3).astype(float))
+    qc = query.tocoo()
+    monkeypatch.setattr(fold_in, "FOLD_IN_STEPS", 3000)  # converged, to compare with the maximiser
+    want = oracle_items_prediction(model, users, query)
+    np.testing.assert_allclose(model.predict(users, query).toarray()[qc.row, qc.col], want[qc.row, qc.col], atol=1e-4)
+    monkeypatch.undo()
+    # At the default number of steps the predictions are already close to the maximiser's.
+    np.testing.assert_allclose(model.predict(users, query).toarray()[qc.row, qc.col], want[qc.row, qc.col], atol=0.05)
+    # transform: the taste vector sum_k (value_k - mean value) w_k of each user's folded-in weights.
+    features = np.hstack([model.item_features_.astype(np.float64), np.ones((R.shape[1], 1))])
+    codes = dense_codes(users, model.rating_values_)
+    centred = model.rating_values_ - model.rating_values_.mean()
+    tastes = model.transform(users)
+    assert tastes.shape == (12, 8)
+    for u in range(12):
+        rated = np.flatnonzero(codes[u] >= 0)
+        theta = fold_in.fold_in_user(features[rated], codes[u, rated], model.user_prior_components_, model.rating_frequencies_, 2.0)
+        np.testing.assert_allclose(tastes[u], centred @ theta[:, :-1], atol=1e-12)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_items_fold_in_equals_the_prediction_for_a_user_present_at_fit(conditional, ratings):
+    """With orientation="items" every user is folded in from their own row of X: the same ratings give
+    bit-identical predictions alone, among others, or as a user the model never saw."""
+    R, _ = ratings
+    model = items_model(R, conditional=conditional)
+    query = sp.csr_matrix((np.random.default_rng(3).random(R.shape) < 0.25).astype(float))
+    full = model.predict(R, query).toarray()
+    for u in (0, 17, 119):
+        np.testing.assert_array_equal(model.predict(R[u], query[u]).toarray()[0], full[u])
+    newcomer = sp.vstack([R[17], R[5]])
+    np.testing.assert_array_equal(model.predict(newcomer, sp.vstack([query[17], query[5]])).toarray(), full[[17, 5]])
+    # A user without ratings gets the prior's predictions: the mean weights and overall frequencies.
+    nobody = sp.csr_matrix((1, R.shape[1]))
+    everything = sp.csr_matrix(np.ones((1, R.shape[1])))
+    scores = model.item_features_.astype(np.float64) @ model.user_prior_components_.T + np.log(model.rating_frequencies_)
+    p = np.exp(scores - scores.max(1, keepdims=True))
+    np.testing.assert_allclose(
+        model.predict(nobody, everything).toarray()[0], (p / p.sum(1, keepdims=True)) @ model.rating_values_, atol=1e-12
+    )
+
+
+def test_items_orientation_refusals(ratings):
+    R, _ = ratings
+    with pytest.raises(ValueError, match=r"offsets=True needs orientation='users'.*got offsets=True, orientation='items'"):
+        CollaborativeRBM(4, n_iter=1, offsets=True).fit(R)
+    with pytest.raises(ValueError, match="orientation must be one of 'items', 'users'; got 'rows'"):
+        CollaborativeRBM(4, n_iter=1, orientation="rows").fit(R)
+    with pytest.raises(ValueError, match="fold_in_penalty"):
+        CollaborativeRBM(4, n_iter=1, fold_in_penalty=0.0).fit(R)
+    with pytest.raises(ValueError, match="early_stopping needs an item with at least two ratings"):
+        CollaborativeRBM(2, n_iter=1, early_stopping=True).fit(sp.csr_matrix(np.eye(3) * 4.0))
+    # A refit in the other orientation drops what only the first one had.
+    model = CollaborativeRBM(4, n_iter=1, orientation="users", random_state=0).fit(R)
+    model.set_params(orientation="items").fit(R)
+    assert not hasattr(model, "item_offsets_") and model.item_features_.shape == (R.shape[1], 4)
+    model.set_params(orientation="users").fit(R)
+    assert not hasattr(model, "item_features_") and model.item_offsets_.shape == (R.shape[1],)
+
+
 def test_offsets_without_penalty_stay_finite_for_users_and_items_without_ratings(ratings):
     R, _ = ratings
     coo = R.tocoo()
     kept = coo.col != 3  # item 3 never rated
     R = sp.csr_matrix((coo.data[kept], (coo.row[kept], coo.col[kept])), shape=R.shape)
-    model = CollaborativeRBM(6, n_iter=2, offset_penalty=0.0, random_state=0).fit(R)
+    model = CollaborativeRBM(6, orientation="users", n_iter=2, offset_penalty=0.0, random_state=0).fit(R)
     assert model.item_offsets_[3] == 0.0 and np.all(np.isfinite(model.item_offsets_))
     nobody = sp.csr_matrix((1, R.shape[1]))  # a user with no ratings: no user offset
     query = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 3])), shape=(1, R.shape[1]))
@@ -421,7 +600,7 @@ def test_ctrl_c_leaves_a_model_with_offsets_for_its_parameters(ratings, monkeypa
             signal.raise_signal(signal.SIGINT)  # Ctrl-C: deferred to the next minibatch boundary
 
     monkeypatch.setattr(_core, "collab_cd_step", interrupted_step)
-    model = CollaborativeRBM(6, n_iter=3, batch_size=10, random_state=0)
+    model = CollaborativeRBM(6, orientation="users", n_iter=3, batch_size=10, random_state=0)
     with pytest.raises(KeyboardInterrupt):
         model.fit(R)
     monkeypatch.setattr(_core, "collab_cd_step", kernel)
@@ -434,7 +613,7 @@ def test_ctrl_c_leaves_a_model_with_offsets_for_its_parameters(ratings, monkeypa
 
 def test_conditional_prediction_uses_the_queried_items(ratings):
     R, _ = ratings
-    model = CollaborativeRBM(8, conditional=True, n_iter=3, random_state=0).fit(R)
+    model = CollaborativeRBM(8, orientation="users", conditional=True, n_iter=3, random_state=0).fit(R)
     assert np.abs(model.conditional_weights_).max() > 0
     i, j = np.setdiff1d(np.arange(R.shape[1]), R[0].indices)[:2]  # two items user 0 did not rate
     q1 = sp.csr_matrix(([1.0, 1.0], ([0, 0], [i, j])), shape=(1, R.shape[1]))
@@ -442,7 +621,7 @@ def test_conditional_prediction_uses_the_queried_items(ratings):
     # Item i's prediction changes when item j is queried too (r holds both).
     assert model.predict(R[0], q1)[0, i] != model.predict(R[0], q2)[0, i]
     # Without D, it would not.
-    plain = CollaborativeRBM(8, n_iter=3, random_state=0).fit(R)
+    plain = CollaborativeRBM(8, orientation="users", n_iter=3, random_state=0).fit(R)
     assert plain.predict(R[0], q1)[0, i] == plain.predict(R[0], q2)[0, i]
 
 
@@ -475,12 +654,15 @@ def test_recommend_ranks_unrated_items_by_expected_rating(fitted, ratings):
     assert np.all(fitted.recommend(full_user, n=3) == -1)
 
 
-@pytest.mark.parametrize("conditional, decay_per", [(False, "step"), (True, "step"), (True, "rating")])
-def test_thread_count_independence(conditional, decay_per, ratings):
+@pytest.mark.parametrize(
+    "orientation, conditional, decay_per",
+    [("users", False, "step"), ("users", True, "step"), ("users", True, "rating"), ("items", True, "step")],
+)
+def test_thread_count_independence(orientation, conditional, decay_per, ratings):
     R, _ = ratings
 
     def fit(n_jobs):
-        settings = dict(conditional=conditional, decay_per=decay_per, n_iter=3, k=2, batch_size=7)
+        settings = dict(orientation=orientation, conditional=conditional, decay_per=decay_per, n_iter=3, k=2, batch_size=7)
         return CollaborativeRBM(8, random_state=4, n_jobs=n_jobs, **settings).fit(R)
 
     one, two = fit(1), fit(2)
@@ -515,10 +697,10 @@ def test_output_dtypes_follow_the_input(ratings):
 
 def test_history_and_visible_bias_initialisation(ratings):
     R, _ = ratings
-    model = CollaborativeRBM(4, n_iter=3, random_state=0).fit(R)
+    model = CollaborativeRBM(4, orientation="users", n_iter=3, random_state=0).fit(R)
     assert set(model.history_) == {"epoch", "k", "train_rmse", "time"}
     assert model.history_["epoch"] == [1, 2, 3]
-    fresh = CollaborativeRBM(4, n_iter=1, learning_rate=1e-12, random_state=0).fit(R)
+    fresh = CollaborativeRBM(4, orientation="users", n_iter=1, learning_rate=1e-12, random_state=0).fit(R)
     # Visible biases start at the log of each item's (smoothed) rating frequencies.
     counts = np.zeros((R.shape[1], fresh.rating_values_.size))
     coo = R.tocoo()
@@ -533,6 +715,7 @@ def overfitting_model(**params):
     """Settings under which the validation RMSE of ``ratings`` rises again within 30 epochs."""
     return CollaborativeRBM(
         16,
+        orientation="users",
         k=1,
         learning_rate=0.1,
         batch_size=10,
@@ -571,7 +754,7 @@ def test_early_stopping_logs_the_validation_rmse_and_keeps_the_best_epoch(rating
 
 def test_early_stopping_does_not_train_on_the_held_out_ratings(ratings):
     R, _ = ratings
-    model = CollaborativeRBM(4, n_iter=1, early_stopping=True, validation_fraction=0.25, random_state=0).fit(R)
+    model = CollaborativeRBM(4, orientation="users", n_iter=1, early_stopping=True, validation_fraction=0.25, random_state=0).fit(R)
     train, codes, (v_ptr, v_idx, truth) = model._split_validation(R, model._codes(R))
     per_user = np.diff(R.indptr)
     np.testing.assert_array_equal(np.diff(v_ptr), np.maximum(1, np.rint(0.25 * per_user)) * (per_user >= 2))
@@ -588,7 +771,7 @@ def test_early_stopping_does_not_train_on_the_held_out_ratings(ratings):
 def test_early_stopping_needs_a_user_with_two_ratings():
     R = sp.csr_matrix(np.array([[5.0, 0, 0], [0, 3.0, 0], [0, 0, 1.0]]))
     with pytest.raises(ValueError, match="early_stopping needs a user with at least two ratings"):
-        CollaborativeRBM(2, n_iter=1, early_stopping=True).fit(R)
+        CollaborativeRBM(2, orientation="users", n_iter=1, early_stopping=True).fit(R)
     assert CollaborativeRBM(2, n_iter=1).fit(R).history_["epoch"] == [1]
 
 
@@ -637,7 +820,7 @@ def test_refuses_bad_ratings_with_clear_errors(ratings, fitted):
     [
         ("n_components", 0, ValueError, "n_components"),
         ("k", "fast", ValueError, "k must be 'auto'"),
-        ("k", 0, ValueError, "k == 0, must be >= 1"),
+        ("k", 0, ValueError, "k must be 'auto' or an int >= 1; got 0"),
         ("conditional", "yes", TypeError, "conditional"),
         ("learning_rate", -1.0, ValueError, "learning_rate"),
         ("momentum", 1.0, ValueError, "momentum"),
@@ -691,10 +874,10 @@ def test_kernels_refuse_malformed_structures():
 # persistence and the scikit-learn contract
 
 
-@pytest.mark.parametrize("conditional", [False, True])
-def test_save_load_pickle_and_clone(conditional, ratings, tmp_path):
+@pytest.mark.parametrize("orientation, conditional", [("items", False), ("items", True), ("users", True)])
+def test_save_load_pickle_and_clone(orientation, conditional, ratings, tmp_path):
     R, _ = ratings
-    model = CollaborativeRBM(6, conditional=conditional, n_iter=2, random_state=0).fit(R)
+    model = CollaborativeRBM(6, orientation=orientation, conditional=conditional, n_iter=2, random_state=0).fit(R)
     query = sp.csr_matrix((np.random.default_rng(1).random(R.shape) < 0.2).astype(float))
     want = model.predict(R, query).toarray()
     path = model.save(tmp_path / "collab.safetensors")

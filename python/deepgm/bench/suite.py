@@ -454,7 +454,7 @@ def collaborative_row(cfg, log):
     row = Row(f"CollaborativeRBM epoch, {n_users} users x 8,658 items, 100 hidden, CD-1", gflop)
     reference = NumpyCollaborativeRBM(R.shape[1], K)
     impls = {
-        "deepgm": lambda: CollaborativeRBM(nh, k=1, n_iter=1, weight_decay=0.01, offsets=False, random_state=0).fit(R),
+        "deepgm": lambda: CollaborativeRBM(nh, orientation="users", k=1, n_iter=1, weight_decay=0.01, offsets=False, random_state=0).fit(R),
         "numpy": lambda: reference.fit_epoch(codes),
     }
     row.note = "synthetic MovieLens-shaped ratings; deepgm timed through fit (one epoch)"
