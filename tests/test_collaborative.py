@@ -564,6 +564,10 @@ def test_items_orientation_refusals(ratings):
         CollaborativeRBM(4, n_iter=1, fold_in_penalty=0.0).fit(R)
     with pytest.raises(ValueError, match="early_stopping needs an item with at least two ratings"):
         CollaborativeRBM(2, n_iter=1, early_stopping=True).fit(sp.csr_matrix(np.eye(3) * 4.0))
+    # The fitted orientation is what fit left: set_params takes effect at the next fit, as in scikit-learn.
+    fitted = CollaborativeRBM(4, n_iter=1, random_state=0).fit(R)
+    want = fitted.predict(R[:3], R[:3]).toarray()
+    np.testing.assert_array_equal(fitted.set_params(orientation="users").predict(R[:3], R[:3]).toarray(), want)
     # A refit in the other orientation drops what only the first one had.
     model = CollaborativeRBM(4, n_iter=1, orientation="users", random_state=0).fit(R)
     model.set_params(orientation="items").fit(R)

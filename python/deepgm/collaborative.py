@@ -251,8 +251,8 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         ``orientation="items"`` only: the mean trained weights of the fit users (with the shared
         weights), the centre of a folded-in user's penalty (float64).
     rating_frequencies_ : ndarray of shape (n_rating_values,)
-        ``orientation="items"`` only: the overall frequencies of the rating values in fit, the
-        pseudo-ratings of a folded-in user's starting biases (float64).
+        ``orientation="items"`` only: the overall frequencies of the rating values in fit, how the
+        pseudo-ratings of a folded-in user's biases' prior are spread (float64).
     n_features_in_ : int
         Number of items.
     history_ : dict of lists
@@ -505,10 +505,17 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         return self.components_.shape[0]
 
     @property
+    def _folds_in_users(self) -> bool:
+        """Whether the fitted model is of the items orientation (read from what fit left, not from
+        ``orientation``, which a ``set_params`` after fit may have changed for the next fit)."""
+        return hasattr(self, "item_features_")
+
+    @property
     def _with_offsets(self) -> bool:
-        """Whether predictions add the offsets: ``offsets``, with "auto" meaning the users orientation."""
+        """Whether predictions add the offsets: ``offsets``, with "auto" meaning a model of the users
+        orientation."""
         if isinstance(self.offsets, str):
-            return self.orientation == "users"
+            return not self._folds_in_users
         return bool(self.offsets)
 
     def _fit_fold_in_prior(self, indptr, indices, codes):
@@ -765,7 +772,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     def _predicted_ratings(self, indptr, indices, codes, q_indptr, q_indices):
         """The prediction (float64) of every queried pair: the expected rating plus, with ``offsets``,
         the user's offset (from their observed ratings) and the item's."""
-        if self.orientation == "items":
+        if self._folds_in_users:
             return folded_in_ratings(
                 self.item_features_.astype(np.float64),
                 indptr,
@@ -820,7 +827,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         H : ndarray of shape (n_users, n_components)
         """
         indptr, indices, codes, _, out_dtype = self._observed(X)
-        if self.orientation == "items":
+        if self._folds_in_users:
             tastes = folded_in_tastes(
                 self.item_features_.astype(np.float64),
                 indptr,
