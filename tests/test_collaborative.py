@@ -414,7 +414,7 @@ def fold_in_objective(theta, rows, codes, prior, frequencies, penalty):
 def oracle_fold_in(rows, codes, prior, frequencies, penalty):
     """The maximiser of the fold-in's objective by scipy's L-BFGS (analytic gradients) from zero:
     independent of the majorise-minimise iteration."""
-    from scipy.optimize import minimize
+    from scipy.optimize import approx_fprime, minimize
     from scipy.special import softmax
 
     from deepgm._user_fold_in import FOLD_IN_PRIOR_RATINGS
@@ -429,7 +429,12 @@ def oracle_fold_in(rows, codes, prior, frequencies, penalty):
         gradient[:, -1] += FOLD_IN_PRIOR_RATINGS * (softmax(theta[:, -1]) - frequencies)
         return -fold_in_objective(theta, rows, codes, prior, frequencies, penalty), gradient.ravel()
 
+    # The gradient handed to L-BFGS is itself checked against finite differences of the objective.
+    point = np.random.default_rng(0).normal(0, 0.3, n_values * width)
+    numeric = approx_fprime(point, lambda flat: negative(flat)[0], 1e-6)
+    np.testing.assert_allclose(negative(point)[1], numeric, rtol=1e-4, atol=1e-4)
     result = minimize(negative, np.zeros(n_values * width), jac=True, method="L-BFGS-B", options=dict(maxiter=5000, gtol=1e-10, ftol=1e-15))
+    assert result.success, result.message
     return result.x.reshape(n_values, width)
 
 
@@ -524,12 +529,13 @@ def test_items_prediction_and_transform_match_the_oracle(ratings, monkeypatch):
     features = np.hstack([model.item_features_.astype(np.float64), np.ones((R.shape[1], 1))])
     codes = dense_codes(users, model.rating_values_)
     centred = model.rating_values_ - model.rating_values_.mean()
+    monkeypatch.setattr(fold_in, "FOLD_IN_STEPS", 3000)
     tastes = model.transform(users)
     assert tastes.shape == (12, 8)
     for u in range(12):
         rated = np.flatnonzero(codes[u] >= 0)
-        theta = fold_in.fold_in_user(features[rated], codes[u, rated], model.user_prior_components_, model.rating_frequencies_, 2.0)
-        np.testing.assert_allclose(tastes[u], centred @ theta[:, :-1], atol=1e-12)
+        theta = oracle_fold_in(features[rated], codes[u, rated], model.user_prior_components_, model.rating_frequencies_, 2.0)
+        np.testing.assert_allclose(tastes[u], centred @ theta[:, :-1], atol=1e-4)
 
 
 @pytest.mark.parametrize("conditional", [False, True])
@@ -564,6 +570,17 @@ def test_items_orientation_refusals(ratings):
         CollaborativeRBM(4, n_iter=1, fold_in_penalty=0.0).fit(R)
     with pytest.raises(ValueError, match="early_stopping needs an item with at least two ratings"):
         CollaborativeRBM(2, n_iter=1, early_stopping=True).fit(sp.csr_matrix(np.eye(3) * 4.0))
+    with pytest.raises(TypeError, match="offsets must be 'auto', True or False; got 'yes'"):
+        CollaborativeRBM(4, n_iter=1, offsets="yes").fit(R)
+    # fold_in_penalty acts at prediction time: a bad value set after fit is refused there, by name.
+    fitted = CollaborativeRBM(4, n_iter=1, random_state=0).fit(R)
+    for bad in (0.0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="fold_in_penalty"):
+            clone(fitted).set_params(**fitted.get_params()).fit(R).set_params(fold_in_penalty=bad).predict(R, R)
+    # Offsets switched on after a fit without them: refused with the way out, not an AttributeError.
+    bare = CollaborativeRBM(4, n_iter=1, orientation="users", offsets=False, random_state=0).fit(R)
+    with pytest.raises(ValueError, match="fitted without them: fit it again"):
+        bare.set_params(offsets="auto").predict(R, R)
     # The fitted orientation is what fit left: set_params takes effect at the next fit, as in scikit-learn.
     fitted = CollaborativeRBM(4, n_iter=1, random_state=0).fit(R)
     want = fitted.predict(R[:3], R[:3]).toarray()
@@ -770,6 +787,22 @@ def test_early_stopping_does_not_train_on_the_held_out_ratings(ratings):
     # expected ratings (the offsets are fitted after training).
     plain = pickle.loads(pickle.dumps(model)).set_params(offsets=False)
     assert model.history_["validation_rmse"][0] == pytest.approx(-plain.score(kept, held), rel=1e-6)
+
+
+@pytest.mark.parametrize("orientation", ["items", "users"])
+def test_early_stopping_with_a_value_seen_only_in_the_held_out_ratings(orientation):
+    """A rating value whose only ratings are held out for early stopping keeps a positive overall
+    frequency (from all of X): the initial biases and the fold-in's prior stay finite."""
+    rng = np.random.default_rng(0)
+    codes = np.where(rng.random((12, 8)) < 0.7, rng.integers(1, 5, size=(12, 8)), -1)
+    codes[0, 0] = 0  # the only rating of value 1
+    R = from_codes(codes)
+    for seed in range(6):
+        model = CollaborativeRBM(3, orientation=orientation, n_iter=2, early_stopping=True, validation_fraction=0.3, random_state=seed).fit(
+            R
+        )
+        assert np.all(np.isfinite(model.intercept_visible_))
+        assert np.all(np.isfinite(model.predict(R, R).data))
 
 
 def test_early_stopping_needs_a_user_with_two_ratings():

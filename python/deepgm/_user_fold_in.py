@@ -11,10 +11,12 @@ for a user (seen in fit or not) fits (b, w) to their observed ratings, maximisin
 
     sum over rated i of log p(r_ui) + n_0 sum_k q_k log softmax_k(b) - penalty / 2 * |w - w_prior|^2
 
-where w_prior (K, n_components) is the mean of the fit users' trained weights, q (K,) the overall
-frequencies of the rating values in fit and n_0 = ``FOLD_IN_PRIOR_RATINGS``: the biases' prior is that
-many pseudo-ratings spread as all ratings are, so a user who never gave some rating value keeps a
-finite bias for it (and one without ratings gets b = log q). The user's parameters theta = [w | b]
+where w_prior (K, n_components) is the mean trained weights (shared weights included) of the fit users
+who rated something, q (K,) the overall frequencies of the rating values in fit and n_0 =
+``FOLD_IN_PRIOR_RATINGS``: the biases' prior is that many pseudo-ratings spread as all ratings are, so
+a user who never gave some rating value keeps a finite bias for it, and a user without ratings gets
+w = w_prior, b = log q (their predictions are then softmax(log q + w_prior . f_i), not q itself: the
+prior's weights still read the item's features). The user's parameters theta = [w | b]
 (K, n_components + 1) and their rated items' rows x_i = [f_i, 1] (X: n_rated x (n_components + 1))
 give the gradient of the negative objective
 
@@ -44,8 +46,8 @@ def softmax(scores):
 #: Majorise-minimise steps per user.
 FOLD_IN_STEPS = 30
 
-#: Pseudo-ratings, spread as all training ratings are, in the biases' prior (n_0 above): a user with one
-#: rating stays near the overall distribution of ratings.
+#: Pseudo-ratings, spread as all training ratings are, in the biases' prior (n_0 above): they keep a
+#: user's biases finite and those of a user with few ratings near log q.
 FOLD_IN_PRIOR_RATINGS = 10.0
 
 
@@ -68,23 +70,22 @@ def fold_in_user(rows, codes, prior, frequencies, penalty, n_steps=None):
         Majorise-minimise steps (default ``FOLD_IN_STEPS``).
     """
     n_values = prior.shape[0]
-    # Start at the prior's weights and at the biases' maximum given those weights are zero: the log of
-    # the user's counts plus the pseudo-ratings.
+    # Start at the prior's weights, with biases at the log of the user's counts plus the pseudo-ratings
+    # (the biases' maximum if the weights were zero).
     counts = np.bincount(codes, minlength=n_values) + FOLD_IN_PRIOR_RATINGS * frequencies
     theta = np.hstack([prior, np.log(counts / counts.sum())[:, None]])
     if codes.size == 0:
         return theta
-    centre = np.hstack([prior, np.zeros((n_values, 1))])
-    penalised = np.ones(rows.shape[1])
-    penalised[-1] = 0.0
-    bound = 0.5 * rows.T @ rows + np.diag(penalty * penalised)
+    bound = 0.5 * rows.T @ rows
+    bound[:-1, :-1] += penalty * np.eye(rows.shape[1] - 1)
     bound[-1, -1] += 0.5 * FOLD_IN_PRIOR_RATINGS
     factor = cho_factor(bound)
     observed = np.arange(codes.size)
     for _ in range(FOLD_IN_STEPS if n_steps is None else n_steps):
         residual = softmax(rows @ theta.T)  # (n_rated, K): P, then P - Y
         residual[observed, codes] -= 1.0
-        gradient = residual.T @ rows + penalty * (theta - centre) * penalised
+        gradient = residual.T @ rows
+        gradient[:, :-1] += penalty * (theta[:, :-1] - prior)
         gradient[:, -1] += FOLD_IN_PRIOR_RATINGS * (softmax(theta[:, -1]) - frequencies)
         theta -= cho_solve(factor, gradient.T).T
     return theta
@@ -97,7 +98,7 @@ def user_rows(features, indices):
     return rows
 
 
-def folded_in_ratings(features, indptr, indices, codes, q_indptr, q_indices, values, prior, frequencies, penalty):
+def folded_in_ratings(indptr, indices, codes, q_indptr, q_indices, *, features, values, prior, frequencies, penalty):
     """Expected rating (float64) of every queried pair, each user folded in from their own ratings.
 
     ``features`` (n_items, n_features) are the items' hidden features; (indptr, indices, codes) the
@@ -117,7 +118,7 @@ def folded_in_ratings(features, indptr, indices, codes, q_indptr, q_indices, val
     return expected
 
 
-def folded_in_tastes(features, indptr, indices, codes, values, prior, frequencies, penalty):
+def folded_in_tastes(indptr, indices, codes, *, features, values, prior, frequencies, penalty):
     """Each user's taste vector (n_users, n_features): ``sum_k (value_k - mean value) w_k``, the
     direction of item features that raises the user's expected rating (to first order, at equal
     probabilities of the values)."""

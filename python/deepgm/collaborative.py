@@ -35,7 +35,7 @@ alone.
 Prediction is the paper's mean-field pass: ``p = p(h | observed ratings)``, then the expected rating
 ``E_uq = sum_k value_k * softmax_k(b_qk + p . W_qk)`` of each queried item q.
 
-Offsets (``offsets=True``, the default) correct the RBM's systematic errors as a user+item bias model
+Offsets (users orientation: ``offsets="auto"``, the default, turns them on there) correct the RBM's systematic errors as a user+item bias model
 corrects the global mean: after training, every training rating r_ui is predicted from the user's
 *other* ratings (leave-one-out: ``p`` without item i's term), and the item offsets o_i and user offsets
 o_u minimise
@@ -128,9 +128,13 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     """Restricted Boltzmann machine for collaborative filtering (Salakhutdinov, Mnih & Hinton 2007).
 
     Learns from a users x items matrix of ratings, predicts the ratings users would give to items they
-    have not rated, and recommends items. Each user's rated items are K-way softmax units over the
-    rating values seen in fit; unrated items have no units at all, so training and prediction cost time
-    proportional to the number of ratings, not to the number of items.
+    have not rated, and recommends items. Every stored rating is a K-way softmax unit over the rating
+    values seen in fit; unrated pairs have no units at all, so training and prediction cost time
+    proportional to the number of ratings, not to the number of users or items. By default the RBM's
+    training cases are the items (each with a softmax group per user who rated it) and each user is
+    folded in from their own ratings when predicting; ``orientation="users"`` is the paper's layout.
+    Below, "training cases" and "groups" are the items and the users by default, the other way round
+    with ``orientation="users"``.
 
     Parameters
     ----------
@@ -146,7 +150,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         user, seen in fit or not, is predicted for with their own softmax weights over those features,
         fitted to their observed ratings (penalty ``fold_in_penalty``, centred on the fit users' mean
         weights). On five MovieLens validation splits "items" predicted held-out ratings with a mean
-        RMSE of 0.866 (0.863 with ``conditional=True``) against 0.886 for "users" (at its own best
+        RMSE of 0.866 (0.863 with ``conditional=True`` and ``fold_in_penalty=5``) against 0.886 for "users" (at its own best
         settings, 30 hidden units and ``weight_decay=0.05``), 0.883 for a user+item bias model and
         0.873 for matrix factorisation; see docs/softmax.md.
     conditional : bool, default=False
@@ -154,11 +158,11 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         shift the hidden units, through ``conditional_weights_``. With ``orientation="items"``: which
         users rated an item shift its hidden units.
     shared_weights : bool, default=True
-        Add weights shared by all items (``shared_components_``) to each item's own: what a rating value
-        says about the hidden units is learnt from every item, so items with few ratings benefit too.
+        Add weights shared by all groups (``shared_components_``) to each group's own: what a rating value
+        says about the hidden units is learnt from every group, so groups with few ratings benefit too.
         False gives the paper's model exactly.
     offsets : bool or "auto", default="auto"
-        Add user and item offsets, fitted to the RBM's leave-one-out errors on the training ratings (see
+        Users orientation: add user and item offsets, fitted to the RBM's leave-one-out errors on the training ratings (see
         the module's description), to the expected ratings: ``item_offsets_`` is learnt in fit, a user's
         offset is computed from their observed ratings. False gives the RBM's expected rating alone.
         "auto": True with ``orientation="users"``, False with "items", where each user's folded-in
@@ -168,13 +172,14 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     fold_in_penalty : float, default=3.0
         With ``orientation="items"``: the L2 penalty pulling a user's folded-in weights towards
         ``user_prior_components_`` (the regression's sum of log-likelihoods over the user's ratings
-        against ``fold_in_penalty / 2`` times the squared distance). Larger trusts the prior more. (3
+        against ``fold_in_penalty / 2`` times the squared distance). Larger trusts the prior more. It
+        acts when predicting, so it can be changed after fit without a refit. (3
         was better than 5 on all five MovieLens validation splits, by 0.001; 10 was worse.)
     k : int or "auto", default="auto"
         Gibbs steps T of CD-T; "auto" raises T over training: 1 for the first half of the epochs, 3 until
         80%, then 5 (see ``history_["k"]``).
     learning_rate : float, default=0.003
-        Step size of the items' weights and biases and of the hidden biases (their statistics averaged
+        Step size of the groups' weights and biases and of the hidden biases (their statistics averaged
         over the minibatch's users).
     shared_learning_rate : float, default=0.05
         Step size of ``shared_components_`` (whose statistics sum over every rated item, averaged over
@@ -187,7 +192,8 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     weight_decay : float, default=0.01
         L2 penalty on ``components_``, ``conditional_weights_`` and ``shared_components_``.
     decay_per : {"step", "rating"}, default="step"
-        How the items' weights (``components_``, ``conditional_weights_``) decay. "step": every item's
+        How the groups' weights (``components_``, ``conditional_weights_``) decay (described here for the
+        users orientation, whose groups are the items). "step": every item's
         by ``weight_decay`` at every minibatch step, rated in it or not. "rating": the penalty counts
         once per rating, as the likelihood does, so an item decays by ``weight_decay`` times its ratings
         in the minibatch over the minibatch's users, and not at all in steps nobody rated it (matrix
@@ -198,9 +204,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         bias model 0.8827; letting the items' weights grow more, by a smaller decay or a larger
         learning rate, predicted worse. So "step" stays the default; see docs/softmax.md.)
     batch_size : int, default=20
-        Users per minibatch.
+        Training cases (items, or users with ``orientation="users"``) per minibatch.
     n_iter : int, default=30
-        Epochs (passes over the users); the most with ``early_stopping``.
+        Epochs (passes over the training cases); the most with ``early_stopping``.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of each user's ratings, predict them after every epoch from the
         user's other ratings, stop once their RMSE has not improved by ``tol`` for ``n_iter_no_change``
@@ -358,11 +364,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         check_option(self.orientation, "orientation", ("items", "users"))
         check_bool(self.conditional, "conditional")
         check_bool(self.shared_weights, "shared_weights")
-        if (
-            not (isinstance(self.offsets, str) and self.offsets == "auto")
-            and check_bool(self.offsets, "offsets")
-            and self.orientation == "items"
-        ):
+        if not (isinstance(self.offsets, str) and self.offsets == "auto") and not isinstance(self.offsets, (bool, np.bool_)):
+            raise TypeError(f"offsets must be 'auto', True or False; got {self.offsets!r}")
+        if not isinstance(self.offsets, str) and self.offsets and self.orientation == "items":
             raise ValueError(
                 "offsets=True needs orientation='users': with orientation='items' each user's own biases, "
                 "folded in from their ratings, play the offsets' part; got offsets=True, orientation='items'"
@@ -419,6 +423,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             )
         self.rating_values_ = values
         codes = self._codes(R)
+        # The values' overall frequencies over all of X, before any early-stopping split: a value seen
+        # only in the held-out ratings then still has a positive frequency (a log-frequency of -inf
+        # would make the initial biases, and the fold-in's prior, non-finite).
+        self._overall_frequencies = np.bincount(codes, minlength=values.size) / codes.size
         n_items, n_values, n_hidden = R.shape[1], values.size, self.n_components
         self._fit_seed = seed_from(self.random_state)
         self._sample_calls = 0
@@ -430,7 +438,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         # pseudo-ratings spread as the ratings of all items are (an item rated once or never stays finite).
         counts = np.zeros((n_items, n_values))
         np.add.at(counts, (R.indices, codes), 1.0)
-        overall = counts.sum(axis=0) / counts.sum()
+        overall = self._overall_frequencies
         freq = (counts + PRIOR_RATINGS * overall) / (counts.sum(axis=1, keepdims=True) + PRIOR_RATINGS)
         self.intercept_visible_ = np.log(freq).astype(dtype)
         self.components_ = rng.normal(0.0, 0.01, size=(n_items, n_values, n_hidden)).astype(dtype)
@@ -458,7 +466,8 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     # -- training -----------------------------------------------------------------------------------
 
     def fit(self, X, y=None):
-        """Fits the model to the ratings X for ``n_iter`` epochs of shuffled minibatches of users.
+        """Fits the model to the ratings X for ``n_iter`` epochs of shuffled minibatches of training cases
+        (items, or users with ``orientation="users"``).
 
         Parameters
         ----------
@@ -485,10 +494,11 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         with deferred_interrupts():
             try:
                 self._train_epochs(indptr, indices, codes, validation)
-            finally:
-                # Also when interrupted: the parameters after the last whole update are a model, and it
-                # gets what prediction needs.
+            except KeyboardInterrupt:
+                # The parameters after the last whole update are a model: it gets what prediction needs.
                 self._fit_predictor(indptr, indices, codes)
+                raise
+            self._fit_predictor(indptr, indices, codes)
         return self
 
     def _fit_predictor(self, indptr, indices, codes):
@@ -496,7 +506,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         offsets) or the items' hidden features and the users' prior (items orientation)."""
         if self.orientation == "items":
             self._fit_fold_in_prior(indptr, indices, codes)
-        elif self._with_offsets:
+        elif self._offsets_requested(self.orientation):
             self.item_offsets_ = self._fit_item_offsets(indptr, indices, codes)
 
     @property
@@ -510,26 +520,36 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         ``orientation``, which a ``set_params`` after fit may have changed for the next fit)."""
         return hasattr(self, "item_features_")
 
+    def _offsets_requested(self, orientation: str) -> bool:
+        """``offsets`` for a model of ``orientation``: "auto" means the users orientation."""
+        if isinstance(self.offsets, str):
+            return orientation == "users"
+        return bool(self.offsets)
+
     @property
     def _with_offsets(self) -> bool:
-        """Whether predictions add the offsets: ``offsets``, with "auto" meaning a model of the users
-        orientation."""
-        if isinstance(self.offsets, str):
-            return not self._folds_in_users
-        return bool(self.offsets)
+        """Whether predictions of the fitted users-orientation model add the offsets (``offsets`` may be
+        switched off after fit; switching them on needs the item offsets only a fit makes)."""
+        if not self._offsets_requested("users"):
+            return False
+        if not hasattr(self, "item_offsets_"):
+            raise ValueError(
+                f"offsets={self.offsets!r} needs the item offsets, and this model was fitted without them: fit it again with these settings"
+            )
+        return True
 
     def _fit_fold_in_prior(self, indptr, indices, codes):
         """The items orientation's predictor (see ``_user_fold_in``): ``item_features_`` (n_items,
         n_components) = p(h | each item's training ratings); ``user_prior_components_`` (K,
         n_components), the mean trained weights (shared ones included) of the fit users who rated
-        something; ``rating_frequencies_`` (K,), the values' overall frequencies in fit."""
+        something; ``rating_frequencies_`` (K,), the values' overall frequencies in X."""
         self.item_features_ = self._hidden(indptr, indices, codes)
         raters = np.unique(indices)
         weights = self.components_[raters].astype(np.float64).mean(axis=0)
         if self.shared_weights:
             weights += self.shared_components_
         self.user_prior_components_ = weights
-        self.rating_frequencies_ = np.bincount(codes, minlength=self.rating_values_.size) / codes.size
+        self.rating_frequencies_ = self._overall_frequencies
 
     def _fit_item_offsets(self, indptr, indices, codes):
         """Item offsets o (n_items,) minimising the squared leave-one-out errors of the training ratings
@@ -762,6 +782,17 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             expected[part] = probs.astype(np.float64) @ self.rating_values_
         return expected
 
+    def _fold_in_model(self) -> dict:
+        """The fitted arrays a user's fold-in reads, and ``fold_in_penalty``, checked here: it acts at
+        prediction time, so a ``set_params`` after fit changes it."""
+        return dict(
+            features=self.item_features_.astype(np.float64),
+            values=self.rating_values_,
+            prior=self.user_prior_components_,
+            frequencies=self.rating_frequencies_,
+            penalty=float(check_number(self.fold_in_penalty, "fold_in_penalty", low=0, low_open=True)),
+        )
+
     def _user_offsets(self, indptr, indices, residual, item_offsets):
         """Each user's offset given the item offsets: ``sum_i (residual_ui - o_i) / (offset_penalty +
         n_u)`` over their ratings, ``residual`` the leave-one-out errors (one per stored rating)."""
@@ -773,18 +804,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         """The prediction (float64) of every queried pair: the expected rating plus, with ``offsets``,
         the user's offset (from their observed ratings) and the item's."""
         if self._folds_in_users:
-            return folded_in_ratings(
-                self.item_features_.astype(np.float64),
-                indptr,
-                indices,
-                codes,
-                q_indptr,
-                q_indices,
-                self.rating_values_,
-                self.user_prior_components_,
-                self.rating_frequencies_,
-                float(self.fold_in_penalty),
-            )
+            return folded_in_ratings(indptr, indices, codes, q_indptr, q_indices, **self._fold_in_model())
         expected = self._expected_ratings(indptr, indices, codes, q_indptr, q_indices)
         if not self._with_offsets:
             return expected
@@ -828,17 +848,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         """
         indptr, indices, codes, _, out_dtype = self._observed(X)
         if self._folds_in_users:
-            tastes = folded_in_tastes(
-                self.item_features_.astype(np.float64),
-                indptr,
-                indices,
-                codes,
-                self.rating_values_,
-                self.user_prior_components_,
-                self.rating_frequencies_,
-                float(self.fold_in_penalty),
-            )
-            return tastes.astype(out_dtype, copy=False)
+            return folded_in_tastes(indptr, indices, codes, **self._fold_in_model()).astype(out_dtype, copy=False)
         return self._hidden(indptr, indices, codes).astype(out_dtype, copy=False)
 
     def predict(self, X, query):
@@ -857,7 +867,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         -------
         ratings : scipy.sparse.csr_matrix of shape (n_users, n_items)
             query's pattern holding the expected ratings ``sum_k value_k p(v = k | observed)``, plus the
-            user's and the item's offsets with ``offsets=True``.
+            user's and the item's offsets in the users orientation with offsets.
         """
         indptr, indices, codes, shape, out_dtype = self._observed(X)
         Q = self._query(query, shape)
