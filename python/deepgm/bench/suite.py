@@ -237,7 +237,10 @@ def rbm_small_batch_row(X, cfg, log, has_torch):
 def dbn_pretrain_row(X, cfg, log, has_torch):
     sizes = (X.shape[1], 500, 500, 2000)
     n = X.shape[0]
+    # Each layer's CD-1 epoch, and the hidden means of the data that the next layer trains on (none
+    # after the top layer: no implementation computes them).
     gflop = sum(rbm_gflop(n, a, b, 1) for a, b in zip(sizes[:-1], sizes[1:]))
+    gflop += sum(2 * n * a * b for a, b in zip(sizes[:-2], sizes[1:-1])) / 1e9
     row = Row("DBN pretraining epoch 784-500-500-2000 (one epoch per layer)", gflop)
     # The settings of the NumPy reference: Bernoulli units, learning rate 0.1, minibatches of 100.
     dbn = DBN(sizes[1:], visible="bernoulli", learning_rate=0.1, batch_size=100, n_iter=1, random_state=0)
@@ -245,10 +248,11 @@ def dbn_pretrain_row(X, cfg, log, has_torch):
 
     def numpy_stack():
         data = X
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             r = ref_np.NumpyRBM(a, b)
             r.fit_epoch(data)
-            data = r.hidden_probs(data)
+            if i < len(sizes) - 2:
+                data = r.hidden_probs(data)
 
     impls["numpy"] = numpy_stack
     if has_torch:
@@ -256,10 +260,11 @@ def dbn_pretrain_row(X, cfg, log, has_torch):
 
         def torch_stack():
             data = Xt
-            for a, b in zip(sizes[:-1], sizes[1:]):
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
                 r = ref_torch.TorchRBM(a, b, n_threads=cfg.threads)
                 r.fit_epoch(data)
-                data = r.hidden_probs(data)
+                if i < len(sizes) - 2:
+                    data = r.hidden_probs(data)
 
         impls["torch"] = torch_stack
     return measure(row, impls, cfg, log)
