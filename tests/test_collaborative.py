@@ -560,11 +560,25 @@ def test_items_fold_in_equals_the_prediction_for_a_user_present_at_fit(condition
     )
 
 
+def test_auto_orientation_makes_the_more_numerous_side_the_cases(ratings):
+    """ "auto" trains on the items when there are at least as many items as users, on the users
+    otherwise, and on the users when offsets=True asks for their offsets; orientation_ says which, and
+    the model is the one the explicit orientation gives."""
+    R, _ = ratings  # 120 users x 40 items
+    for X, want in ((R, "users"), (sp.csr_matrix(R.T), "items"), (R[:40], "items")):
+        model = CollaborativeRBM(4, n_iter=1, random_state=0).fit(X)
+        assert model.orientation_ == want
+        twin = CollaborativeRBM(4, orientation=want, n_iter=1, random_state=0).fit(X)
+        np.testing.assert_array_equal(model.components_, twin.components_)
+        np.testing.assert_array_equal(model.predict(X, X).toarray(), twin.predict(X, X).toarray())
+    assert CollaborativeRBM(4, n_iter=1, offsets=True).fit(R.T).orientation_ == "users"
+
+
 def test_items_orientation_refusals(ratings):
     R, _ = ratings
     with pytest.raises(ValueError, match=r"offsets=True needs orientation='users'.*got offsets=True, orientation='items'"):
-        CollaborativeRBM(4, n_iter=1, offsets=True).fit(R)
-    with pytest.raises(ValueError, match="orientation must be one of 'items', 'users'; got 'rows'"):
+        CollaborativeRBM(4, orientation="items", n_iter=1, offsets=True).fit(R)
+    with pytest.raises(ValueError, match="orientation must be one of 'auto', 'items', 'users'; got 'rows'"):
         CollaborativeRBM(4, n_iter=1, orientation="rows").fit(R)
     with pytest.raises(ValueError, match="fold_in_penalty"):
         CollaborativeRBM(4, n_iter=1, fold_in_penalty=0.0).fit(R)
@@ -573,7 +587,7 @@ def test_items_orientation_refusals(ratings):
     with pytest.raises(TypeError, match="offsets must be 'auto', True or False; got 'yes'"):
         CollaborativeRBM(4, n_iter=1, offsets="yes").fit(R)
     # fold_in_penalty acts at prediction time: a bad value set after fit is refused there, by name.
-    fitted = CollaborativeRBM(4, n_iter=1, random_state=0).fit(R)
+    fitted = CollaborativeRBM(4, orientation="items", n_iter=1, random_state=0).fit(R)
     for bad in (0.0, -1.0, np.nan):
         with pytest.raises(ValueError, match="fold_in_penalty"):
             clone(fitted).set_params(**fitted.get_params()).fit(R).set_params(fold_in_penalty=bad).predict(R, R)
@@ -582,7 +596,7 @@ def test_items_orientation_refusals(ratings):
     with pytest.raises(ValueError, match="fitted without them: fit it again"):
         bare.set_params(offsets="auto").predict(R, R)
     # The fitted orientation is what fit left: set_params takes effect at the next fit, as in scikit-learn.
-    fitted = CollaborativeRBM(4, n_iter=1, random_state=0).fit(R)
+    fitted = CollaborativeRBM(4, orientation="items", n_iter=1, random_state=0).fit(R)
     want = fitted.predict(R[:3], R[:3]).toarray()
     np.testing.assert_array_equal(fitted.set_params(orientation="users").predict(R[:3], R[:3]).toarray(), want)
     # A refit in the other orientation drops what only the first one had.

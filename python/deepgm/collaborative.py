@@ -1,7 +1,8 @@
 """Collaborative filtering with a restricted Boltzmann machine (Salakhutdinov, Mnih & Hinton, ICML 2007).
 
 The RBM below is written for its training cases being the users (``orientation="users"``, the paper's
-model). With ``orientation="items"`` (the default) the same RBM is trained on the transposed matrix: each
+model). With ``orientation="items"`` (what the default "auto" picks when there are at least as many items
+as users, as on MovieLens) the same RBM is trained on the transposed matrix: each
 item is a training case whose softmax groups are the users who rated it, and a user is predicted for by
 folding them in (``_user_fold_in``): their own softmax weights over the items' hidden features, fitted
 to their ratings by a penalised softmax regression. On MovieLens, where most of the 8,658 items have a
@@ -130,11 +131,11 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     Learns from a users x items matrix of ratings, predicts the ratings users would give to items they
     have not rated, and recommends items. Every stored rating is a K-way softmax unit over the rating
     values seen in fit; unrated pairs have no units at all, so training and prediction cost time
-    proportional to the number of ratings, not to the number of users or items. By default the RBM's
-    training cases are the items (each with a softmax group per user who rated it) and each user is
-    folded in from their own ratings when predicting; ``orientation="users"`` is the paper's layout.
-    Below, "training cases" and "groups" are the items and the users by default, the other way round
-    with ``orientation="users"``.
+    proportional to the number of ratings, not to the number of users or items. With at least as many
+    items as users (``orientation="auto"``) the RBM's training cases are the items (each with a softmax
+    group per user who rated it) and each user is folded in from their own ratings when predicting;
+    otherwise, as with ``orientation="users"``, the paper's layout. Below, "training cases" and "groups"
+    are the items and the users in the items orientation, the other way round in the users one.
 
     Parameters
     ----------
@@ -143,13 +144,17 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         ``weight_decay=0.05`` predicted MovieLens's held-out ratings better than 100 and 0.01: the items'
         weights learn from few ratings each, and a smaller, more strongly decayed model fits less of
         their noise.)
-    orientation : {"items", "users"}, default="items"
+    orientation : {"auto", "items", "users"}, default="auto"
         What the RBM's training cases are. "users": the paper's model, one softmax group per rated item
         in each user's RBM. "items": the RBM is trained on the transposed matrix (each item a case, the
         users who rated it its softmax groups); ``item_features_`` = p(h | an item's ratings), and each
         user, seen in fit or not, is predicted for with their own softmax weights over those features,
         fitted to their observed ratings (penalty ``fold_in_penalty``, centred on the fit users' mean
-        weights). On five MovieLens validation splits "items" predicted held-out ratings with a mean
+        weights). "auto" (``orientation_`` says which was used): "items" when X has at least as many
+        items as users, "users" otherwise (and with ``offsets=True``): the cases are the more numerous
+        side, and each softmax group has more ratings to learn from. On synthetic low-rank ratings,
+        1,000 users x 50 items gave a held-out RMSE of 0.49 with "users" and 1.14 with "items", 100
+        users x 500 items 1.25 and 0.74. On five MovieLens validation splits "items" predicted held-out ratings with a mean
         RMSE of 0.866 (0.863 with ``conditional=True`` and ``fold_in_penalty=5``) against 0.886 for "users" (at its own best
         settings, 30 hidden units and ``weight_decay=0.05``), 0.883 for a user+item bias model and
         0.873 for matrix factorisation; see docs/softmax.md.
@@ -256,6 +261,8 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     user_prior_components_ : ndarray of shape (n_rating_values, n_components)
         ``orientation="items"`` only: the mean trained weights of the fit users (with the shared
         weights), the centre of a folded-in user's penalty (float64).
+    orientation_ : {"items", "users"}
+        The orientation fit used (``orientation`` with "auto" resolved).
     rating_frequencies_ : ndarray of shape (n_rating_values,)
         ``orientation="items"`` only: the overall frequencies of the rating values in fit, how the
         pseudo-ratings of a folded-in user's biases' prior are spread (float64).
@@ -306,7 +313,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         self,
         n_components=100,
         *,
-        orientation="items",
+        orientation="auto",
         conditional=False,
         shared_weights=True,
         offsets="auto",
@@ -361,7 +368,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
 
     def _check_params(self):
         check_positive_int(self.n_components, "n_components")
-        check_option(self.orientation, "orientation", ("items", "users"))
+        check_option(self.orientation, "orientation", ("auto", "items", "users"))
         check_bool(self.conditional, "conditional")
         check_bool(self.shared_weights, "shared_weights")
         if not (isinstance(self.offsets, str) and self.offsets == "auto") and not isinstance(self.offsets, (bool, np.bool_)):
@@ -485,8 +492,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             R, _ = self._ratings(X, reset=True)
             if R.nnz == 0:
                 raise ValueError("X holds no ratings: a ratings matrix needs at least one rating (stored entry, or non-NaN value)")
-            # The RBM's training cases: the users (rows of X) or, with orientation="items", the items.
-            cases = R if self.orientation == "users" else sp.csr_matrix(R.T, copy=True)
+            # The RBM's training cases: the users (rows of X) or, in the items orientation, the items.
+            self.orientation_ = self._resolve_orientation(*R.shape)
+            cases = R if self.orientation_ == "users" else sp.csr_matrix(R.T, copy=True)
             cases.sort_indices()
             cases, codes, validation = self._init_params(cases)
             commit()
@@ -501,12 +509,22 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             self._fit_predictor(indptr, indices, codes)
         return self
 
+    def _resolve_orientation(self, n_users: int, n_items: int) -> str:
+        """``orientation``, with "auto" resolved: the users orientation if ``offsets=True`` asks for its
+        offsets, otherwise the items orientation when there are at least as many items as users (the
+        cases are then the more numerous side, and each softmax group has more ratings to learn from)."""
+        if self.orientation != "auto":
+            return self.orientation
+        if not isinstance(self.offsets, str) and self.offsets:
+            return "users"
+        return "items" if n_items >= n_users else "users"
+
     def _fit_predictor(self, indptr, indices, codes):
         """What prediction needs beyond the trained RBM: the item offsets (users orientation, with
         offsets) or the items' hidden features and the users' prior (items orientation)."""
-        if self.orientation == "items":
+        if self.orientation_ == "items":
             self._fit_fold_in_prior(indptr, indices, codes)
-        elif self._offsets_requested(self.orientation):
+        elif self._offsets_requested(self.orientation_):
             self.item_offsets_ = self._fit_item_offsets(indptr, indices, codes)
 
     @property
@@ -582,10 +600,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         train = sp.csr_matrix((codes[~held].astype(np.float64), R.indices[~held], np.r_[0, np.cumsum(per_user - n_held)]), shape=R.shape)
         valid = sp.csr_matrix((R.data[held], R.indices[held], np.r_[0, np.cumsum(n_held)]), shape=R.shape)
         if valid.nnz == 0:
-            case = "a user" if self.orientation == "users" else "an item"
+            case = "a user" if self.orientation_ == "users" else "an item"
             raise ValueError(
                 f"early_stopping needs {case} with at least two ratings (one to hold out, one to predict it "
-                f"from); X has none (orientation={self.orientation!r}): set early_stopping=False"
+                f"from); X has none (orientation {self.orientation_!r}): set early_stopping=False"
             )
         v_indptr, v_indices = csr_arrays(valid)
         return train, np.ascontiguousarray(codes[~held]), (v_indptr, v_indices, valid.data)
