@@ -10,8 +10,8 @@ remaining ratings. Reported: RMSE of
 - the global mean;
 - the user+item bias baseline, ``mu + b_u + b_i`` fitted by alternating least squares with an L2 penalty;
 - biased matrix factorisation by alternating least squares (``mu + b_u + b_i + p_u . q_i``);
-- ``CollaborativeRBM()`` and ``CollaborativeRBM(conditional=True)`` at their defaults (the items
-  orientation: the RBM trained with the items as cases, each user folded in from their ratings);
+- ``CollaborativeRBM()`` and ``CollaborativeRBM(conditional=True)`` at their defaults (on MovieLens
+  the default picks the items orientation: the RBM trained with the items as cases, each user folded in from their ratings);
 - the users orientation (the paper's layout) at its own best settings, ``CollaborativeRBM(30,
   orientation="users", weight_decay=0.05)`` with the offsets, its conditional twin, its expected rating
   without the offsets (``offsets=False``), and the paper's model exactly (``shared_weights=False,

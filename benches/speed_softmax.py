@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     values = np.unique(R.data)
     R_codes = sp.csr_matrix((np.searchsorted(values, R.data) + 1.0, R.indices, R.indptr), shape=R.shape)
     reference = NumpyCollaborativeRBM(R.shape[1], values.size)
-    # The items orientation (the default) trains the same RBM on the transposed matrix: its reference
+    # The items orientation (which the default picks on MovieLens) trains the same RBM on the transposed matrix: its reference
     # masks dense items x users x values minibatches.
     items_codes = R_codes.T.tocsr()
     reference_items = NumpyCollaborativeRBM(R.shape[0], values.size)

@@ -111,8 +111,7 @@ def folded_in_ratings(indptr, indices, codes, q_indptr, q_indices, *, features, 
             lo, hi = q_indptr[user], q_indptr[user + 1]
             if lo == hi:
                 continue
-            seen = slice(indptr[user], indptr[user + 1])
-            theta = fold_in_user(user_rows(features, indices[seen]), codes[seen], prior, frequencies, penalty)
+            theta = _fold_in_row(user, indptr, indices, codes, features, prior, frequencies, penalty)
             probabilities = softmax(user_rows(features, q_indices[lo:hi]) @ theta.T)
             expected[lo:hi] = probabilities @ values
     return expected
@@ -126,10 +125,15 @@ def folded_in_tastes(indptr, indices, codes, *, features, values, prior, frequen
     tastes = np.empty((indptr.size - 1, features.shape[1]))
     with _one_blas_thread():
         for user in range(indptr.size - 1):
-            seen = slice(indptr[user], indptr[user + 1])
-            theta = fold_in_user(user_rows(features, indices[seen]), codes[seen], prior, frequencies, penalty)
+            theta = _fold_in_row(user, indptr, indices, codes, features, prior, frequencies, penalty)
             tastes[user] = centred @ theta[:, :-1]
     return tastes
+
+
+def _fold_in_row(user, indptr, indices, codes, features, prior, frequencies, penalty):
+    """theta (K, n_features + 1) of row ``user`` of the CSR ratings (indptr, indices, codes)."""
+    seen = slice(indptr[user], indptr[user + 1])
+    return fold_in_user(user_rows(features, indices[seen]), codes[seen], prior, frequencies, penalty)
 
 
 def _one_blas_thread():

@@ -264,8 +264,8 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     orientation_ : {"items", "users"}
         The orientation fit used (``orientation`` with "auto" resolved).
     rating_frequencies_ : ndarray of shape (n_rating_values,)
-        ``orientation="items"`` only: the overall frequencies of the rating values in fit, how the
-        pseudo-ratings of a folded-in user's biases' prior are spread (float64).
+        The overall frequencies of the rating values in X (float64): how the pseudo-ratings that smooth
+        the initial visible biases, and (items orientation) a folded-in user's biases' prior, are spread.
     n_features_in_ : int
         Number of items.
     history_ : dict of lists
@@ -433,7 +433,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         # The values' overall frequencies over all of X, before any early-stopping split: a value seen
         # only in the held-out ratings then still has a positive frequency (a log-frequency of -inf
         # would make the initial biases, and the fold-in's prior, non-finite).
-        self._overall_frequencies = np.bincount(codes, minlength=values.size) / codes.size
+        self.rating_frequencies_ = np.bincount(codes, minlength=values.size) / codes.size
         n_items, n_values, n_hidden = R.shape[1], values.size, self.n_components
         self._fit_seed = seed_from(self.random_state)
         self._sample_calls = 0
@@ -445,8 +445,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         # pseudo-ratings spread as the ratings of all items are (an item rated once or never stays finite).
         counts = np.zeros((n_items, n_values))
         np.add.at(counts, (R.indices, codes), 1.0)
-        overall = self._overall_frequencies
-        freq = (counts + PRIOR_RATINGS * overall) / (counts.sum(axis=1, keepdims=True) + PRIOR_RATINGS)
+        freq = (counts + PRIOR_RATINGS * self.rating_frequencies_) / (counts.sum(axis=1, keepdims=True) + PRIOR_RATINGS)
         self.intercept_visible_ = np.log(freq).astype(dtype)
         self.components_ = rng.normal(0.0, 0.01, size=(n_items, n_values, n_hidden)).astype(dtype)
         self.intercept_hidden_ = np.zeros(n_hidden, dtype=dtype)
@@ -461,7 +460,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             self.shared_components_velocity_ = np.zeros_like(self.shared_components_)
         self.history_ = {}
         self.__dict__.pop("best_epoch_", None)  # a refit without early stopping has no best epoch
-        for name in ("item_offsets_", "item_features_", "user_prior_components_", "rating_frequencies_"):
+        for name in ("item_offsets_", "item_features_", "user_prior_components_"):
             self.__dict__.pop(name, None)  # fitted after training, from the trained parameters
         self._steps = 0
         self._last_update = np.zeros(n_items, dtype=np.int64)  # steps each item's rows have seen
@@ -534,9 +533,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
 
     @property
     def _folds_in_users(self) -> bool:
-        """Whether the fitted model is of the items orientation (read from what fit left, not from
+        """Whether the fitted model is of the items orientation (``orientation_``, what fit used, not
         ``orientation``, which a ``set_params`` after fit may have changed for the next fit)."""
-        return hasattr(self, "item_features_")
+        return self.orientation_ == "items"
 
     def _offsets_requested(self, orientation: str) -> bool:
         """``offsets`` for a model of ``orientation``: "auto" means the users orientation."""
@@ -560,14 +559,13 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         """The items orientation's predictor (see ``_user_fold_in``): ``item_features_`` (n_items,
         n_components) = p(h | each item's training ratings); ``user_prior_components_`` (K,
         n_components), the mean trained weights (shared ones included) of the fit users who rated
-        something; ``rating_frequencies_`` (K,), the values' overall frequencies in X."""
+        something (``rating_frequencies_`` is set with the initial parameters)."""
         self.item_features_ = self._hidden(indptr, indices, codes)
         raters = np.unique(indices)
         weights = self.components_[raters].astype(np.float64).mean(axis=0)
         if self.shared_weights:
             weights += self.shared_components_
         self.user_prior_components_ = weights
-        self.rating_frequencies_ = self._overall_frequencies
 
     def _fit_item_offsets(self, indptr, indices, codes):
         """Item offsets o (n_items,) minimising the squared leave-one-out errors of the training ratings

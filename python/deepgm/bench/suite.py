@@ -446,8 +446,8 @@ def synthetic_counts(n_docs: int, n_words: int, mean_length: int, seed: int = 0)
 def collaborative_row(cfg, log, orientation="users"):
     """CollaborativeRBM, one CD-1 epoch with 100 hidden units on MovieLens-sized synthetic ratings,
     against the dense-minibatch NumPy reference (one-hot cases x groups x values, masked). The users
-    orientation's cases are the users and its groups the items; the items orientation (the default)
-    trains the same RBM on the transposed matrix, and the reference then masks the users."""
+    orientation's cases are the users and its groups the items; the items orientation (which the
+    default picks on this shape, more items than users) trains the same RBM on the transposed matrix, and the reference then masks the users."""
     from deepgm import CollaborativeRBM
 
     from .softmax_reference import NumpyCollaborativeRBM
