@@ -208,7 +208,10 @@ def test_generative_classifier_learns_and_samples_look_like_their_class(labelled
     # and they are not one image per class repeated: their mean pairwise distance, relative to that
     # between real digits of the class (one image repeated: 0)
     spread = [pdist(samples[labels == c]).mean() / pdist(X[:1500][y[:1500] == c][:20]).mean() for c in range(10)]
-    assert min(spread) > 0.15, spread  # 0.18-0.43 here (the blob of a CD-1 top RBM: 0.10, NOTES 28)
+    # The blob of a CD-1 top RBM gives ~0.10 in every class (NOTES 28). Over random_state 0-8 these
+    # kernels give a class mean of 0.30-0.34 but a smallest class of 0.12-0.27 (NOTES 40): bound the
+    # mean, and keep a looser floor per class, so that no seed is a lottery.
+    assert np.mean(spread) > 0.22 and min(spread) > 0.1, spread
 
 
 def test_auto_k_is_cd10_in_the_labelled_top_rbm_only(mnist_tiny):
