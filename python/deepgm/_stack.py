@@ -88,14 +88,28 @@ def stack_params(sizes, *, seed, layer_params, common, first_visible=BERNOULLI.n
     return stack
 
 
-def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible=BERNOULLI.name, last_hidden=BERNOULLI.name, verbose=0, out=None):
+def pretrain_stack(
+    X,
+    sizes,
+    *,
+    seed,
+    layer_params,
+    common,
+    first_visible=BERNOULLI.name,
+    last_hidden=BERNOULLI.name,
+    verbose=0,
+    out=None,
+    return_features=False,
+):
     """Greedy layer-wise pretraining: RBM i is fitted (by :class:`RBM`'s own code path) to the hidden
     means of RBM i - 1 on X. Returns the fitted RBMs. A ``batch_size`` of "auto" in ``common`` is
     resolved from the number of rows of X (:func:`deepgm._schedule.auto_batch_size`).
 
     Every layer's parameters are validated before the first is trained. With ``out`` (a list), each
     RBM is appended to it before it is fitted, so that a caller interrupted mid-stack can keep the
-    layers trained so far."""
+    layers trained so far. With ``return_features``, returns ``(rbms, features)``: the features are
+    the top RBM's hidden means on X (n, sizes[-1]), computed from the layers' outputs already at hand
+    (the up pass is not repeated)."""
     common = dict(common, batch_size=auto_batch_size(common.get("batch_size", "auto"), X.shape[0]))
     stack = stack_params(
         sizes,
@@ -112,11 +126,11 @@ def pretrain_stack(X, sizes, *, seed, layer_params, common, first_visible=BERNOU
         rbm = RBM(**params)
         rbms.append(rbm)
         rbm.fit(data)
-        # The next layer's data; the top layer has none (its transform was ~10% of a DBN's
-        # pretraining epoch: benches/NOTES.md entry 41).
-        if i + 1 < len(stack):
+        # The next layer's data; the top layer has none unless asked (its transform was ~10% of a
+        # DBN's pretraining epoch: benches/NOTES.md entry 41).
+        if i + 1 < len(stack) or return_features:
             data = rbm.transform(data)
-    return rbms
+    return (rbms, data) if return_features else rbms
 
 
 def standardisation(X, chunk_rows: int = 4096):

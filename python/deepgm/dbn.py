@@ -418,7 +418,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             )
             rbms = []
             try:
-                pretrain_stack(
+                _, features = pretrain_stack(
                     X,
                     sizes[:-1],
                     seed=self._fit_seed,
@@ -427,8 +427,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
                     first_visible=visible,
                     verbose=self.verbose,
                     out=rbms,
+                    return_features=True,
                 )
-                features = self._penultimate_features(X, rbms)
+                features = self._dense_features(features)
                 # k="auto" and learning_rate="auto" (unless the top layer sets its own): the label
                 # RBM's k and learning-rate schedule
                 auto_k = "k" not in layer_params[-1] and self.k == "auto"
@@ -452,8 +453,12 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         """The up pass of X through the lower RBMs: the visible features of the top RBM (n, d), dense."""
         for rbm in lower:
             X = rbm.transform(X)
-        X = X.toarray() if sp.issparse(X) else X
-        return np.ascontiguousarray(X, dtype=self._dtype())
+        return self._dense_features(X)
+
+    def _dense_features(self, F):
+        """Features as the top RBM takes them: dense, C-contiguous, in the compute dtype."""
+        F = F.toarray() if sp.issparse(F) else F
+        return np.ascontiguousarray(F, dtype=self._dtype())
 
     def _checked_penultimate(self, X):
         check_is_fitted(self)
