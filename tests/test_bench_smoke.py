@@ -37,6 +37,10 @@ def test_quick_bench_runs_outside_the_source_tree_and_reports_every_row(tmp_path
         assert any(expected in n for n in names), expected
     for row in payload["rows"]:
         assert {"deepgm", "numpy"} <= set(row["results"])
+        # the peak is measured again with every row, and the row's fractions are against it
+        assert row["peak_gflops"] > 0
+        for impl, gflops in row["gflops"].items():
+            assert abs(row["fraction_of_peak"][impl] - gflops / row["peak_gflops"]) < 1e-9
         for impl, result in row["results"].items():
             assert result["median_s"] > 0
             assert row["fraction_of_peak"][impl] > 0

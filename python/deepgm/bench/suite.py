@@ -8,17 +8,21 @@ NumPy (:mod:`deepgm.bench.numpy_reference`), PyTorch on the CPU (:mod:`deepgm.be
 when torch is installed) and scikit-learn where it has the model (BernoulliRBM, MLPClassifier), all on
 the embedded MNIST images. Every row gives each implementation's median time over repeats, its time
 relative to deepgm's (> 1: deepgm is faster) and the fraction of the machine's float32 GEMM peak it
-reached (the row's product work over its time; the peak is measured in the same run: the better of
-NumPy's and deepgm's 2000x784x1000 product on all threads), and, in full runs, the peak memory each
-implementation added. Then scaling: epoch time against batch size, hidden width, data set size and
+reached (the row's product work over its time; the peak is measured in the same row: the better of
+NumPy's and deepgm's 2000x784x1000 product on all threads, timed in turns with the row's
+implementations), and, in full runs, the peak memory each implementation added. Then scaling: epoch time against batch size, hidden width, data set size and
 threads. Writes ``results.md``, ``results.json`` and ``scaling.png``.
 
 ``--quick`` is a smoke run of under a minute (1,000 images, one repeat, no memory sampling, only the
 thread scaling): its ratios are indicative, not a measurement.
 
-Timing method: each implementation runs in its own block after the process has gone quiet
-(OpenBLAS's and rayon's worker threads spin after work and would steal a core from the next block);
-other processes' CPU use is measured per row and rows disturbed by more than 10% are starred.
+Timing method: a row's implementations and its two peak products are timed in turns, one call of each
+per repeat (the order rotated from one repeat to the next), so that a host whose speed drifts during
+the run (other tenants, clock changes) slows every implementation of the row and its peak alike: the
+ratios and fractions of peak compare calls made within seconds of each other. Every timed call starts
+after the process has gone quiet (OpenBLAS's and rayon's worker threads spin after work and would
+steal a core from the next call); other processes' CPU use is measured per row and rows disturbed by
+more than 10% are starred.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ class Row:
     gflop: float
     results: dict[str, Result] = field(default_factory=dict)
     note: str = ""
+    peak_gflops: float | None = None  # the GEMM peak measured in turns with this row's implementations
 
     def ratio(self, impl: str) -> float | None:
         if "deepgm" not in self.results or impl not in self.results:
@@ -145,6 +150,10 @@ class Row:
 
     def gflops(self, impl: str) -> float:
         return self.gflop / self.results[impl].median_s
+
+    def fraction_of_peak(self, impl: str, run_peak: float) -> float:
+        """The implementation's GFLOP/s over the peak measured with the row (or the run's, if none)."""
+        return self.gflops(impl) / (self.peak_gflops or run_peak)
 
     def disturbed(self) -> bool:
         return any((r.foreign_load or 0) > 0.10 for r in self.results.values())
@@ -177,11 +186,66 @@ def time_impl(name: str, fn: Callable[[], object], cfg: Settings, repeats: int |
     return Result(name, float(np.median(times)), times, peak_mib, foreign)
 
 
+def time_in_turns(impls: dict[str, Callable[[], object]], cfg: Settings, memory_of=None, warmup: int = 1) -> dict[str, Result]:
+    """Median wall time of every implementation, timed in turns: each repeat calls every
+    implementation once, in an order rotated by one from the previous repeat, every call from a quiet
+    process; ``warmup`` untimed calls of each first. Then (full runs) the peak memory added by one
+    more untimed call of each implementation named in ``memory_of`` (default: all). Other processes'
+    CPU use is measured over all the timed calls."""
+    names = list(impls)
+    for name in names:
+        machine.settle(max_wait_s=cfg.settle_s)
+        for _ in range(warmup):
+            impls[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    load = machine.ForeignLoad().start()
+    for r in range(cfg.repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            machine.settle(max_wait_s=cfg.settle_s)
+            t0 = time.perf_counter()
+            impls[name]()
+            times[name].append(time.perf_counter() - t0)
+    foreign = load.stop()
+    results = {}
+    for name in names:
+        peak_mib = None
+        if cfg.measure_memory and (memory_of is None or name in memory_of):
+            machine.settle(max_wait_s=cfg.settle_s)
+            with PeakMemory() as mem:
+                impls[name]()
+            peak_mib = mem.mib
+        results[name] = Result(name, float(np.median(times[name])), times[name], peak_mib, foreign)
+    return results
+
+
+#: The product that measures the machine's float32 GEMM peak: large enough for every core to run its
+#: best kernel, the shape of a wide layer over a large minibatch.
+PEAK_SHAPE = (2000, 784, 1000)
+
+
+def peak_products() -> dict[str, Callable[[], object]]:
+    """deepgm's and NumPy's ``PEAK_SHAPE`` float32 product on all threads (the operands made once)."""
+    rng = np.random.default_rng(0)
+    m, k, n = PEAK_SHAPE
+    a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+    c = np.empty((m, n), np.float32)
+    return {"deepgm": lambda: _core.gemm(a, b, c), "numpy": lambda: np.matmul(a, b, out=c)}
+
+
+#: The names under which a row times the two peak products beside its implementations.
+_PEAK_TURNS = {"peak product, deepgm": "deepgm", "peak product, numpy": "numpy"}
+
+
 def measure(row: Row, impls: dict[str, Callable[[], object]], cfg: Settings, log) -> Row:
-    for name, fn in impls.items():
-        row.results[name] = time_impl(name, fn, cfg)
+    """Times the row's implementations and the GEMM peak in turns (:func:`time_in_turns`)."""
+    peak = peak_products()
+    turns = dict(impls, **{turn: peak[impl] for turn, impl in _PEAK_TURNS.items()})
+    results = time_in_turns(turns, cfg, memory_of=set(impls))
+    m, k, n = PEAK_SHAPE
+    row.peak_gflops = max(2 * m * k * n / results.pop(turn).median_s / 1e9 for turn in _PEAK_TURNS)
+    row.results.update(results)
     parts = [f"{n} {r.median_s * 1e3:.0f} ms" for n, r in row.results.items()]
-    log(f"  {row.name}: " + ", ".join(parts))
+    log(f"  {row.name}: " + ", ".join(parts) + f" (GEMM peak {row.peak_gflops:.0f} GFLOP/s)")
     return row
 
 
@@ -403,11 +467,6 @@ def sampling_row(rbm: RBM, cfg, log, has_torch):
     return measure(row, impls, cfg, log)
 
 
-#: The product that measures the machine's float32 GEMM peak: large enough for every core to run its
-#: best kernel, the shape of a wide layer over a large minibatch.
-PEAK_SHAPE = (2000, 784, 1000)
-
-
 def synthetic_ratings(n_users: int, n_items: int, n_ratings: int, seed: int = 0):
     """A users x items CSR matrix of ratings 0.5, 1, ..., 5 shaped like MovieLens (which does not
     ship with deepgm): item popularity falling off as a power law, ratings skewed towards 3-4.
@@ -494,16 +553,12 @@ def replicated_softmax_row(cfg, log):
 
 
 def gemm_peak(cfg: Settings, log) -> dict[str, float]:
-    """The machine's measured float32 GEMM peak (GFLOP/s) on all threads: deepgm's and NumPy's
-    ``PEAK_SHAPE`` product; the better of the two is the peak every row is a fraction of."""
-    rng = np.random.default_rng(0)
-    m, k, n = PEAK_SHAPE
-    a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
-    c = np.empty((m, n), np.float32)
+    """The machine's measured float32 GEMM peak (GFLOP/s) on all threads at the start of the run:
+    deepgm's and NumPy's ``PEAK_SHAPE`` product, timed in turns. Each row measures it again beside
+    its implementations (:func:`measure`); this one is for rows that do not."""
     timing = replace(cfg, repeats=10 if cfg.quick else 20, measure_memory=False)
-    dg = time_impl("deepgm", lambda: _core.gemm(a, b, c), timing, warmup=3).median_s
-    npt = time_impl("numpy", lambda: np.matmul(a, b, out=c), timing, warmup=3).median_s
-    peak = {"deepgm": 2 * m * k * n / dg / 1e9, "numpy": 2 * m * k * n / npt / 1e9}
+    m, k, n = PEAK_SHAPE
+    peak = {name: 2 * m * k * n / r.median_s / 1e9 for name, r in time_in_turns(peak_products(), timing, warmup=3).items()}
     log(f"  GEMM peak ({m}x{k}x{n} float32): deepgm {peak['deepgm']:.0f} GFLOP/s, NumPy {peak['numpy']:.0f} GFLOP/s")
     return peak
 
@@ -615,6 +670,12 @@ IMPLS = ("deepgm", "numpy", "torch", "scikit-learn")
 IMPL_TITLES = {"deepgm": "deepgm", "numpy": "NumPy", "torch": "PyTorch", "scikit-learn": "scikit-learn"}
 
 
+def peak_range(rows: list[Row]) -> str:
+    """The spread of the peaks measured with the rows, for the table's header ("" if none was)."""
+    peaks = [r.peak_gflops for r in rows if r.peak_gflops]
+    return f"; measured with each row: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s" if peaks else ""
+
+
 def markdown(rows: list[Row], peak: dict[str, float], info: dict, scaling_data: dict | None, cfg: Settings) -> str:
     """The results table: per implementation, the median time, the ratio to deepgm and the % of peak."""
     best_peak = max(peak.values())
@@ -623,11 +684,12 @@ def markdown(rows: list[Row], peak: dict[str, float], info: dict, scaling_data: 
         f"({info['numpy_blas'].get('library')} {info['numpy_blas'].get('version')}); "
         f"PyTorch {info.get('torch') or 'not installed'}; deepgm threads: {info['deepgm_threads']}; "
         f"{'quick' if cfg.quick else 'full'} run, {cfg.n_images} images, {cfg.repeats} repeat(s), {time.strftime('%Y-%m-%d')}. "
-        f"Measured float32 GEMM peak ({'x'.join(map(str, PEAK_SHAPE))}, all threads): {best_peak:.0f} GFLOP/s "
-        f"(deepgm {peak['deepgm']:.0f}, NumPy {peak['numpy']:.0f}).",
+        f"Measured float32 GEMM peak ({'x'.join(map(str, PEAK_SHAPE))}, all threads) at the start: {best_peak:.0f} GFLOP/s "
+        f"(deepgm {peak['deepgm']:.0f}, NumPy {peak['numpy']:.0f}){peak_range(rows)}.",
         "",
         "Each cell: median time, the implementation's time over deepgm's (> 1: deepgm is faster), and the fraction of "
-        "the GEMM peak it reached (the row's product work / its time / the peak).",
+        "the GEMM peak it reached (the row's product work / its time / the peak measured in turns with the row's "
+        "implementations).",
         "",
         "| benchmark | " + " | ".join(IMPL_TITLES[i] for i in IMPLS) + " |",
         "|---|" + "---:|" * len(IMPLS),
@@ -639,7 +701,7 @@ def markdown(rows: list[Row], peak: dict[str, float], info: dict, scaling_data: 
             if r is None:
                 cells.append("-")
                 continue
-            share = 100 * row.gflops(impl) / best_peak
+            share = 100 * row.fraction_of_peak(impl, best_peak)
             # Sparse models (softmax units) reach a few percent of the dense peak: keep two digits.
             cells.append(
                 f"{r.median_s:.3f} s, {row.ratio(impl):.2f}x, {share:.0f}%"
@@ -688,7 +750,8 @@ def payload(rows: list[Row], peak: dict[str, float], info: dict, scaling_data: d
                 "results": {k: asdict(v) for k, v in r.results.items()},
                 "ratios": {impl: r.ratio(impl) for impl in r.results if impl != "deepgm"},
                 "gflops": {impl: r.gflops(impl) for impl in r.results},
-                "fraction_of_peak": {impl: r.gflops(impl) / best_peak for impl in r.results},
+                "peak_gflops": r.peak_gflops,
+                "fraction_of_peak": {impl: r.fraction_of_peak(impl, best_peak) for impl in r.results},
             }
             for r in rows
         ],
