@@ -21,6 +21,7 @@ import os
 import pickle
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -568,3 +569,16 @@ def test_grid_search_on_the_joblib_dask_backend(client, mnist):
     if sys.platform.startswith("linux"):
         for worker, names in client.run(_deepgm_threads).items():
             assert all(name.startswith("deepgm-1-") for name in names), (worker, names)
+
+
+def test_submodule_is_reachable_from_the_package_alone():
+    # A fresh interpreter: in this one, the import above already bound deepgm.distributed.
+    code = (
+        "import deepgm, sys\n"
+        "assert 'deepgm.distributed' not in sys.modules\n"
+        "assert deepgm.distributed.fit_distributed.__name__ == 'fit_distributed'\n"
+        "try:\n    deepgm.no_such_thing\nexcept AttributeError as e:\n    assert 'no_such_thing' in str(e)\n"
+        "else:\n    raise SystemExit('no AttributeError')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

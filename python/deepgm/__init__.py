@@ -31,3 +31,14 @@ __all__ = [
     "save",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    """``deepgm.distributed`` (the optional Dask extra) and ``deepgm.bench`` are imported on first
+    use, as scikit-learn imports its submodules: ``import deepgm`` alone stays light, and
+    ``deepgm.distributed.fit_distributed`` works without a separate import."""
+    if name in ("distributed", "bench"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
