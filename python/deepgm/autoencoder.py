@@ -32,6 +32,7 @@ from ._base import (
     check_unit_interval,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._mlp import FineTuner, interleave, reset_finetune_state
 from ._schedule import (
     FINETUNE_BUDGET,
@@ -316,20 +317,20 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
                 self._unroll(self._pretrain(train_X, sizes, first_visible=visible, last_hidden=GAUSSIAN.name), visible)
             else:
                 self._random_network(train_X)
-            commit()
-        n_rows = train_X.shape[0]
-        budget = LINEAR_PATH_FINETUNE_BUDGET if self.linear_path_ else FINETUNE_BUDGET
-        self._tuner().run(
-            train_X,
-            train_X,
-            n_epochs=plan_epochs(self.finetune_iter, n_rows, auto_batch_size(self.batch_size, n_rows), budget),
-            seed=self._fit_seed,
-            validation=validation,
-            score=lambda Xv, _: -self._mse(Xv),
-            desc="DeepAutoencoder",
-            converge=self.finetune_iter == "auto",
-            converge_after=budget.min_epochs if self.linear_path_ else 0,
-        )
+            n_rows = train_X.shape[0]
+            budget = LINEAR_PATH_FINETUNE_BUDGET if self.linear_path_ else FINETUNE_BUDGET
+            with kept_if_trained(commit, lambda: self.n_iter_):
+                self._tuner().run(
+                    train_X,
+                    train_X,
+                    n_epochs=plan_epochs(self.finetune_iter, n_rows, auto_batch_size(self.batch_size, n_rows), budget),
+                    seed=self._fit_seed,
+                    validation=validation,
+                    score=lambda Xv, _: -self._mse(Xv),
+                    desc="DeepAutoencoder",
+                    converge=self.finetune_iter == "auto",
+                    converge_after=budget.min_epochs if self.linear_path_ else 0,
+                )
         return self
 
     def _unroll(self, rbms, visible):

@@ -25,6 +25,7 @@ from ._base import (
     minibatch,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._schedule import RBM_BUDGET, check_batch_size, check_length, plan_epochs
 from ._streams import rbm_epoch_generator, rbm_init_generator
 from ._units import binary_visible, get_units, unit_names
@@ -323,8 +324,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         with self._fit_transaction() as commit:
             X = self._check_X(X, reset=True, stream=True)
             self._init_params(X)
-            commit()
-        self._train(X, n_epochs=plan_epochs(self.n_iter, X.shape[0], self.batch_size, RBM_BUDGET), shuffle=True)
+            with kept_if_trained(commit, lambda: self._epochs_done):
+                self._train(X, n_epochs=plan_epochs(self.n_iter, X.shape[0], self.batch_size, RBM_BUDGET), shuffle=True)
         return self
 
     def partial_fit(self, X, y=None):
@@ -343,8 +344,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
                 self._init_params(X)
             else:
                 self._accumulate_visible_mean(X)
-            commit()
-        self._train(X, n_epochs=1, shuffle=False)
+            with kept_if_trained(commit, lambda: self._epochs_done):
+                self._train(X, n_epochs=1, shuffle=False)
         return self
 
     def _train(self, X, *, n_epochs, shuffle):

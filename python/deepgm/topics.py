@@ -38,6 +38,7 @@ from ._base import (
     interruption_point,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._sparse import as_csr, csr_arrays
 from ._units import SOFTMAX
 from .rbm import LogPartition, _summarise_ais
@@ -238,9 +239,8 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
             if C.nnz == 0:
                 raise ValueError("X holds no words: every document is empty")
             self._init_params(C)
-            commit()
-        with deferred_interrupts():
-            self._train_epochs(C, self.max_iter, shuffle=True)
+            with kept_if_trained(commit, lambda: self.n_iter_), deferred_interrupts():
+                self._train_epochs(C, self.max_iter, shuffle=True)
         return self
 
     def partial_fit(self, X, y=None):
@@ -262,9 +262,8 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
             else:
                 self._word_counts = self._word_counts + np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
                 self.word_frequencies_ = self._smoothed_frequencies()
-            commit()
-        with deferred_interrupts():
-            self._train_epochs(C, 1, shuffle=False)
+            with kept_if_trained(commit, lambda: self.n_iter_), deferred_interrupts():
+                self._train_epochs(C, 1, shuffle=False)
         return self
 
     def _train_epochs(self, C, n_epochs, *, shuffle):

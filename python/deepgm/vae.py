@@ -31,6 +31,7 @@ from ._base import (
     minibatch,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._mlp import new_slots
 from ._schedule import VAE_BUDGET, Convergence, check_length, plan_epochs
 from ._streams import Purpose, generator
@@ -352,11 +353,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             codes = self._fit_labels(y, X.shape[0], first=first, classes=classes)
             if first:
                 self._init_params(X.shape[1])
-            commit()
-        if partial:
-            self._train(X, codes, n_epochs=1, shuffle=False)
-        else:
-            self._train(X, codes, n_epochs=self._planned_epochs(X), shuffle=True, converge=self.n_iter == "auto")
+            with kept_if_trained(commit, lambda: self.n_iter_):
+                if partial:
+                    self._train(X, codes, n_epochs=1, shuffle=False)
+                else:
+                    self._train(X, codes, n_epochs=self._planned_epochs(X), shuffle=True, converge=self.n_iter == "auto")
         return self
 
     def _fit_labels(self, y, n, *, first, classes):
