@@ -13,8 +13,7 @@ import pickle
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
-from sklearn.datasets import load_digits, load_iris
+from _bundled import small_data
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
@@ -26,17 +25,16 @@ KW = dict(n_jobs=1, random_state=0)
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = load_iris(return_X_y=True)
-    D, dy = load_digits(return_X_y=True)
-    D, dy = D[:300] / 16, dy[:300]
+    d = small_data()
+    X, y, D = d["X"], d["y"], d["D"]
     return {
         "iris": (X,),
         "iris-y": (X, y),
         "iris-regression": (X[:, 1:], X[:, 0]),
         "digits": (D,),
-        "digits-y": (D, dy),
-        "counts": ((D * 16).astype(np.int64),),
-        "ratings": (sp.csr_matrix(np.ceil(D * 4)),),
+        "digits-y": (D, d["dy"]),
+        "counts": (d["C"],),
+        "ratings": (d["R"],),
     }
 
 

@@ -511,17 +511,17 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         -------
         V : ndarray of shape (n_chains, n_features)
             Samples of the visible units after ``n_steps`` steps (0/1 for Bernoulli units), or their
-            means with ``return_means=True``.
+            means with ``return_means=True``. In the model's dtype, or with ``init`` in the dtype of
+            ``init`` as for :meth:`gibbs` (float32 for float32, float64 otherwise).
         """
         self._check_fitted()
         check_positive_int(n_steps, "n_steps", minimum=0)
         check_bool(return_means, "return_means")
         if init is None:
             n_samples = check_positive_int(n_samples, "n_samples")
-            V = None
-        else:
-            V = self._model_space(self._check_X(init, name="init"))
-        return self._data_space(self._gibbs_chains(V, n_samples, n_steps, self._next_seed(), return_means))
+            return self._data_space(self._gibbs_chains(None, n_samples, n_steps, self._next_seed(), return_means))
+        V = self._model_space(self._check_X(init, name="init"))
+        return as_output(self._data_space(self._gibbs_chains(V, n_samples, n_steps, self._next_seed(), return_means)), init)
 
     def _gibbs_chains(self, V, n_samples, n_steps, seed, return_means):
         """``n_steps`` of block Gibbs sampling from V (n_chains, n_features) in the model's space, or
@@ -548,13 +548,18 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         return mean if return_means else sample
 
     def free_energy(self, X):
-        """Free energy F(v) = -log sum_h exp(-E(v, h)) of each sample (float64; in the standardised
-        space for Gaussian units).
+        """Free energy F(v) = -log sum_h exp(-E(v, h)) of each sample (in the standardised space for
+        Gaussian units).
 
         Returns
         -------
         F : ndarray of shape (n_samples,)
+            Computed in float64; float32 for float32 X, float64 otherwise.
         """
+        return as_output(self._free_energy(X), X)
+
+    def _free_energy(self, X):
+        """Free energy (n_samples,) of X, float64 (what log_likelihood averages)."""
         self._check_fitted()
         V = self._model_space(self._check_X(X))
         return _core.rbm_free_energy(
@@ -582,19 +587,21 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         Returns
         -------
         score : ndarray of shape (n_samples,)
+            float32 for float32 X (as BernoulliRBM), float64 otherwise.
         """
         self._check_fitted()
         if not (self._visible_units.binary and self._hidden_units.binary):
-            return -self.free_energy(X)
+            return as_output(-self._free_energy(X), X)
         V = self._model_space(self._check_X(X))
         n_samples, n_features = V.shape
         if isinstance(self.random_state, np.random.Generator):
             flip = self.random_state.integers(0, n_features, n_samples)
         else:
             flip = check_random_state(self.random_state).randint(0, n_features, n_samples)
-        return _core.rbm_pseudo_likelihood(
+        score = _core.rbm_pseudo_likelihood(
             V, self.components_, self.intercept_visible_, self.intercept_hidden_, flip=flip, n_jobs=self._n_jobs()
         )
+        return as_output(score, X)
 
     # -- partition function and likelihood ----------------------------------------------------------
 
@@ -696,7 +703,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         log_likelihood : float
         """
         self._check_fitted()
-        free_energy = self.free_energy(X)
+        free_energy = self._free_energy(X)
         if log_z is None:
             log_z = self.log_partition(method, **log_partition_params)
         log_z = check_number(log_z, "log_z")
