@@ -491,13 +491,14 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         )
         return as_output(self._data_space(sample), v)
 
-    def sample(self, n_samples=16, n_steps=1000, init=None, *, return_means=False):
+    def sample(self, n_samples=None, n_steps=1000, init=None, *, return_means=False):
         """Fantasies: runs ``n_steps`` of block Gibbs sampling from random or given visible states.
 
         Parameters
         ----------
-        n_samples : int, default=16
-            Number of chains (ignored when ``init`` is given).
+        n_samples : int, default=None
+            Number of chains: 16 by default, one per row of ``init`` when it is given (then
+            ``n_samples``, if given too, must equal the number of rows: a ValueError otherwise).
         n_steps : int, default=1000
             Gibbs steps.
         init : array-like of shape (n_chains, n_features), default=None
@@ -518,9 +519,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         check_positive_int(n_steps, "n_steps", minimum=0)
         check_bool(return_means, "return_means")
         if init is None:
-            n_samples = check_positive_int(n_samples, "n_samples")
+            n_samples = check_positive_int(16 if n_samples is None else n_samples, "n_samples")
             return self._data_space(self._gibbs_chains(None, n_samples, n_steps, self._next_seed(), return_means))
         V = self._model_space(self._check_X(init, name="init"))
+        check_chains_of_init(n_samples, V.shape[0])
         return as_output(self._data_space(self._gibbs_chains(V, n_samples, n_steps, self._next_seed(), return_means)), init)
 
     def _gibbs_chains(self, V, n_samples, n_steps, seed, return_means):
@@ -758,6 +760,16 @@ def _summarise_ais(log_w: np.ndarray, log_z_base: float) -> LogPartition:
 
 #: Bytes of float64 working memory per chunk when a pass over the data reads it in chunks.
 _CHUNK_BYTES = 2 << 20
+
+
+def check_chains_of_init(n_samples, init_rows: int) -> None:
+    """sample(n_samples, init=...): the chains start from the rows of init, so n_samples, when given
+    too, must be their number (rather than be silently ignored)."""
+    if n_samples is not None and (isinstance(n_samples, bool) or n_samples != init_rows):
+        raise ValueError(
+            f"n_samples must be None or the number of rows of init when init is given (one chain per row); "
+            f"got n_samples={n_samples!r} and an init of {init_rows} rows"
+        )
 
 
 def _column_moments(X, chunk_rows: int | None = None):
