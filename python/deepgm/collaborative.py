@@ -927,14 +927,25 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         X : {sparse matrix, array-like} of shape (n_users, n_items)
             Observed ratings.
         n : int, default=10
+            How many items to recommend per user: at most the number of items.
 
         Returns
         -------
         items : ndarray of shape (n_users, n), int64
-            Item (column) indices, best first; -1 where a user has fewer than n unrated items.
+            Item (column) indices, best first. A user with fewer than n unrated items gets them all,
+            and the rest of the row is padding: -1, which is not an item. Mask it before mapping the
+            indices to ids: ``item_ids[items]`` would turn -1 into the last item, so use
+            ``[item_ids[row[row >= 0]] for row in items]``.
+
+        Raises
+        ------
+        ValueError
+            If n is larger than the number of items (no user could fill such a row).
         """
         indptr, indices, codes, shape, _ = self._observed(X)
         n = check_positive_int(n, "n")
+        if n > shape[1]:
+            raise ValueError(f"n must be at most the number of items ({shape[1]}): recommend gives n unrated items per user; got n={n}")
         out = np.full((shape[0], n), -1, dtype=np.int64)
         for lo in range(0, shape[0], _RECOMMEND_CHUNK):
             hi = min(shape[0], lo + _RECOMMEND_CHUNK)
