@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from scipy.special import expit
 from sklearn.base import clone
+from sklearn.datasets import load_iris
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+import deepgm
 from deepgm import RBM, DeepAutoencoder, _core
 from deepgm._schedule import RBM_BUDGET, autoencoder_layer_sizes, autoencoder_pretrain_epochs, autoencoder_weight_decay
 
@@ -504,3 +506,26 @@ def test_linear_path_model_round_trips_through_save_and_pickle(tmp_path):
         assert other.linear_path_
         np.testing.assert_array_equal(other.transform(X), ae.transform(X))
         np.testing.assert_array_equal(other.reconstruct(X), ae.reconstruct(X))
+
+
+@pytest.mark.parametrize(
+    "make, with_y",
+    [
+        (lambda sizes: DeepAutoencoder(sizes, 2, pretrain_iter=1, finetune_iter=2, n_jobs=1, random_state=0), False),
+        (lambda sizes: deepgm.DBN(sizes, n_iter=2, n_jobs=1, random_state=0), False),
+        (lambda sizes: deepgm.DBNClassifier(sizes, pretrain_iter=1, finetune_iter=2, n_jobs=1, random_state=0), True),
+        (lambda sizes: deepgm.DBNRegressor(sizes, pretrain_iter=1, finetune_iter=2, n_jobs=1, random_state=0), True),
+        (lambda sizes: deepgm.VAE(2, hidden_layer_sizes=sizes, n_iter=2, likelihood="gaussian", n_jobs=1, random_state=0), False),
+        (lambda sizes: deepgm.CVAE(2, hidden_layer_sizes=sizes, n_iter=2, likelihood="gaussian", n_jobs=1, random_state=0), True),
+    ],
+    ids=["DeepAutoencoder", "DBN", "DBNClassifier", "DBNRegressor", "VAE", "CVAE"],
+)
+def test_an_int_hidden_layer_sizes_is_one_layer_as_in_mlp(make, with_y):
+    """hidden_layer_sizes=5 means (5,), as MLPClassifier reads it: the same model, bit for bit."""
+    X, y = load_iris(return_X_y=True)
+    X = MinMaxScaler().fit_transform(X)
+    args = (X, y) if with_y else (X,)
+    from_int, from_tuple = make(5).fit(*args), make((5,)).fit(*args)
+    out = (lambda m: m.transform(X, y)) if isinstance(from_int, deepgm.CVAE) else (lambda m: m.transform(X))
+    np.testing.assert_array_equal(out(from_int), out(from_tuple))
+    assert out(from_int).shape[1] in (2, 5)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.datasets import load_digits
 
 import deepgm
 from deepgm import CollaborativeRBM, _core
@@ -687,6 +688,23 @@ def test_recommend_ranks_unrated_items_by_expected_rating(fitted, ratings):
     # Fewer unrated items than asked: padded with -1.
     full_user = sp.csr_matrix(np.full((1, R.shape[1]), 3.0))
     assert np.all(fitted.recommend(full_user, n=3) == -1)
+
+
+def test_recommend_n_is_at_most_the_number_of_items_and_short_rows_are_padded_at_the_end():
+    """n above the number of items is refused (every row would be padding); a user with fewer unrated
+    items than n gets all of them first, then -1s (not an item: a caller must mask them)."""
+    D = load_digits().data[:200]
+    R = sp.csr_matrix(np.ceil(D / 4))  # ratings 1-4 where a pixel is lit, unrated where it is blank
+    model = CollaborativeRBM(4, n_iter=2, n_jobs=1, random_state=0).fit(R)
+    n_items = R.shape[1]
+    with pytest.raises(ValueError, match=rf"n must be at most the number of items \({n_items}\).*got n={n_items + 1}"):
+        model.recommend(R[:3], n=n_items + 1)
+    top = model.recommend(R[:20], n=n_items)
+    for u in range(20):
+        unrated = np.setdiff1d(np.arange(n_items), R[u].indices)
+        k = len(unrated)
+        assert 0 < k < n_items  # every user here has both rated and unrated items
+        assert sorted(top[u, :k]) == list(unrated) and np.all(top[u, k:] == -1)
 
 
 @pytest.mark.parametrize(

@@ -509,8 +509,9 @@ def test_sample_shape_range_and_init(rbm64, mnist):
     assert B.shape == (5, 784) and B.dtype == np.float32 and set(np.unique(B)) <= {0.0, 1.0}
     init = X[9000:9010]
     np.testing.assert_array_equal(rbm64.sample(n_steps=0, init=init), init)
-    R = rbm64.sample(n_samples=3, n_steps=1, init=init)
-    assert R.shape == init.shape  # the number of chains follows init, not n_samples
+    assert rbm64.sample(n_samples=len(init), n_steps=1, init=init).shape == init.shape  # one chain per row
+    with pytest.raises(ValueError, match=r"n_samples must be None or the number of rows of init.*n_samples=3.*10 rows"):
+        rbm64.sample(n_samples=3, n_steps=1, init=init)  # not silently 10 chains
     # The chains start from init: averaged over 200 chains from each of 5 digits of different
     # classes, one step gives E[v | h ~ p(h | init)], close to the mean-field reconstruction of its own
     # starting image and far from those of the others.

@@ -32,6 +32,7 @@ from ._base import (
     check_unit_interval,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._mlp import FineTuner, interleave, reset_finetune_state
 from ._schedule import (
     FINETUNE_BUDGET,
@@ -61,11 +62,11 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int or "auto", default="auto"
-        Encoder hidden layers (the decoder mirrors them). "auto" (:func:`deepgm._schedule.autoencoder_layer_sizes`)
-        fits them to the data: Hinton & Salakhutdinov's (1000, 500, 250) for image-sized data (at
-        least 5,000 rows of at least 256 features), else (w, w / 2) with w = 16 * n_features within
-        [64, 128]. The wide stack overfits small data (standardised breast cancer, 398 rows, 5-d code:
+    hidden_layer_sizes : int, tuple of int or "auto", default="auto"
+        Encoder hidden layers (the decoder mirrors them); an int is one layer, as in MLPClassifier.
+        "auto" (:func:`deepgm._schedule.autoencoder_layer_sizes`) fits them to the data: Hinton &
+        Salakhutdinov's (1000, 500, 250) for image-sized data (at least 5,000 rows of at least 256
+        features), else (w, w / 2) with w = 16 * n_features within [64, 128]. The wide stack overfits small data (standardised breast cancer, 398 rows, 5-d code:
         held-out error 10.97 against PCA's 5.11; (128, 64): 4.64). ``hidden_layer_sizes_`` holds the
         layers used.
     n_components : int, default=30
@@ -212,17 +213,16 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     def _check_params(self):
         if isinstance(self.hidden_layer_sizes, str):
             check_option(self.hidden_layer_sizes, "hidden_layer_sizes", ("auto",))
+            n_layers = None  # layer_params is checked in fit, once the layers are known
         else:
-            check_hidden_layer_sizes(self.hidden_layer_sizes)
+            n_layers = len(check_hidden_layer_sizes(self.hidden_layer_sizes)) + 1  # an int is one layer
         check_positive_int(self.n_components, "n_components")
         check_option(self.loss, "loss", ("auto", "cross_entropy", "squared_error"))
         if isinstance(self.linear_path, str):
             check_option(self.linear_path, "linear_path", ("auto",))
         else:
             check_bool(self.linear_path, "linear_path")
-        # With "auto" layers, layer_params is checked in fit, once the layers are known.
-        auto = isinstance(self.hidden_layer_sizes, str)
-        self._check_stack_params(None if auto else len(self.hidden_layer_sizes) + 1)
+        self._check_stack_params(n_layers)
 
     # -- network layout -----------------------------------------------------------------------------
 
@@ -316,20 +316,20 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
                 self._unroll(self._pretrain(train_X, sizes, first_visible=visible, last_hidden=GAUSSIAN.name), visible)
             else:
                 self._random_network(train_X)
-            commit()
-        n_rows = train_X.shape[0]
-        budget = LINEAR_PATH_FINETUNE_BUDGET if self.linear_path_ else FINETUNE_BUDGET
-        self._tuner().run(
-            train_X,
-            train_X,
-            n_epochs=plan_epochs(self.finetune_iter, n_rows, auto_batch_size(self.batch_size, n_rows), budget),
-            seed=self._fit_seed,
-            validation=validation,
-            score=lambda Xv, _: -self._mse(Xv),
-            desc="DeepAutoencoder",
-            converge=self.finetune_iter == "auto",
-            converge_after=budget.min_epochs if self.linear_path_ else 0,
-        )
+            n_rows = train_X.shape[0]
+            budget = LINEAR_PATH_FINETUNE_BUDGET if self.linear_path_ else FINETUNE_BUDGET
+            with kept_if_trained(commit, lambda: self.n_iter_):
+                self._tuner().run(
+                    train_X,
+                    train_X,
+                    n_epochs=plan_epochs(self.finetune_iter, n_rows, auto_batch_size(self.batch_size, n_rows), budget),
+                    seed=self._fit_seed,
+                    validation=validation,
+                    score=lambda Xv, _: -self._mse(Xv),
+                    desc="DeepAutoencoder",
+                    converge=self.finetune_iter == "auto",
+                    converge_after=budget.min_epochs if self.linear_path_ else 0,
+                )
         return self
 
     def _unroll(self, rbms, visible):

@@ -80,6 +80,7 @@ from ._base import (
     interruption_point,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._schedule import Convergence
 from ._sparse import as_csr, csr_arrays
 from ._streams import Purpose, generator
@@ -496,16 +497,13 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             cases = R if self.orientation_ == "users" else sp.csr_matrix(R.T, copy=True)
             cases.sort_indices()
             cases, codes, validation = self._init_params(cases)
-            commit()
-        indptr, indices = csr_arrays(cases)
-        with deferred_interrupts():
-            try:
+            indptr, indices = csr_arrays(cases)
+            # A kept model (trained, interrupted, or diverged after whole epochs) gets what prediction needs.
+            with (
+                deferred_interrupts(),
+                kept_if_trained(commit, lambda: self._epochs_done, lambda: self._fit_predictor(indptr, indices, codes)),
+            ):
                 self._train_epochs(indptr, indices, codes, validation)
-            except KeyboardInterrupt:
-                # The parameters after the last whole update are a model: it gets what prediction needs.
-                self._fit_predictor(indptr, indices, codes)
-                raise
-            self._fit_predictor(indptr, indices, codes)
         return self
 
     def _resolve_orientation(self, n_users: int, n_items: int) -> str:
@@ -637,6 +635,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             shared_rate = dict(shared_learning_rate=float(self.shared_learning_rate)) if self.shared_weights else {}
             try:
                 with self._epoch_guard(epoch):
+                    diverged = False
                     try:
                         for rows in batches:
                             interruption_point()
@@ -657,12 +656,18 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
                             )
                             self._steps += 1
                             bar.update()
+                    except FloatingPointError:
+                        # _epoch_guard puts back the epoch start (last_update included): nothing to
+                        # catch up, and the failed step's last_update is ahead of the step count.
+                        diverged = True
+                        raise
                     finally:
                         # Every item to the current step (also when interrupted): the parameters are
                         # then those of the dense algorithm after the last whole update.
-                        _core.collab_catch_up(
-                            *self._arrays(), last_update=self._last_update, step=self._steps, n_jobs=n_jobs, **settings, **optional
-                        )
+                        if not diverged:
+                            _core.collab_catch_up(
+                                *self._arrays(), last_update=self._last_update, step=self._steps, n_jobs=n_jobs, **settings, **optional
+                            )
                     rmse = self._monitor(indptr, indices, codes)
                     if not np.isfinite(rmse):
                         raise FloatingPointError("the monitored training RMSE became non-finite")
@@ -681,13 +686,13 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             if convergence.converged:
                 break
         if best is not None:
-            self._restore(*best)
+            self._restore_best(*best)
 
     def _trained_names(self):
         """The names of the arrays training changes (the parameters, not ``rating_values_``)."""
         return [name for name in self._param_names if name != "rating_values_" and hasattr(self, name)]
 
-    def _restore(self, epoch, params):
+    def _restore_best(self, epoch, params):
         """Puts back the parameters of epoch ``epoch``; the velocities restart from zero (the momentum
         of the epochs after the best one would carry the model away from it if training continued)."""
         for name, value in params.items():
@@ -922,14 +927,25 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         X : {sparse matrix, array-like} of shape (n_users, n_items)
             Observed ratings.
         n : int, default=10
+            How many items to recommend per user: at most the number of items.
 
         Returns
         -------
         items : ndarray of shape (n_users, n), int64
-            Item (column) indices, best first; -1 where a user has fewer than n unrated items.
+            Item (column) indices, best first. A user with fewer than n unrated items gets them all,
+            and the rest of the row is padding: -1, which is not an item. Mask it before mapping the
+            indices to ids: ``item_ids[items]`` would turn -1 into the last item, so use
+            ``[item_ids[row[row >= 0]] for row in items]``.
+
+        Raises
+        ------
+        ValueError
+            If n is larger than the number of items (no user could fill such a row).
         """
         indptr, indices, codes, shape, _ = self._observed(X)
         n = check_positive_int(n, "n")
+        if n > shape[1]:
+            raise ValueError(f"n must be at most the number of items ({shape[1]}): recommend gives n unrated items per user; got n={n}")
         out = np.full((shape[0], n), -1, dtype=np.int64)
         for lo in range(0, shape[0], _RECOMMEND_CHUNK):
             hi = min(shape[0], lo + _RECOMMEND_CHUNK)

@@ -25,6 +25,7 @@ from ._base import (
     minibatch,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._schedule import RBM_BUDGET, check_batch_size, check_length, plan_epochs
 from ._streams import rbm_epoch_generator, rbm_init_generator
 from ._units import binary_visible, get_units, unit_names
@@ -323,8 +324,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         with self._fit_transaction() as commit:
             X = self._check_X(X, reset=True, stream=True)
             self._init_params(X)
-            commit()
-        self._train(X, n_epochs=plan_epochs(self.n_iter, X.shape[0], self.batch_size, RBM_BUDGET), shuffle=True)
+            with kept_if_trained(commit, lambda: self._epochs_done):
+                self._train(X, n_epochs=plan_epochs(self.n_iter, X.shape[0], self.batch_size, RBM_BUDGET), shuffle=True)
         return self
 
     def partial_fit(self, X, y=None):
@@ -343,8 +344,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
                 self._init_params(X)
             else:
                 self._accumulate_visible_mean(X)
-            commit()
-        self._train(X, n_epochs=1, shuffle=False)
+            with kept_if_trained(commit, lambda: self._epochs_done):
+                self._train(X, n_epochs=1, shuffle=False)
         return self
 
     def _train(self, X, *, n_epochs, shuffle):
@@ -490,13 +491,14 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         )
         return as_output(self._data_space(sample), v)
 
-    def sample(self, n_samples=16, n_steps=1000, init=None, *, return_means=False):
+    def sample(self, n_samples=None, n_steps=1000, init=None, *, return_means=False):
         """Fantasies: runs ``n_steps`` of block Gibbs sampling from random or given visible states.
 
         Parameters
         ----------
-        n_samples : int, default=16
-            Number of chains (ignored when ``init`` is given).
+        n_samples : int, default=None
+            Number of chains: 16 by default, one per row of ``init`` when it is given (then
+            ``n_samples``, if given too, must equal the number of rows: a ValueError otherwise).
         n_steps : int, default=1000
             Gibbs steps.
         init : array-like of shape (n_chains, n_features), default=None
@@ -510,17 +512,18 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         -------
         V : ndarray of shape (n_chains, n_features)
             Samples of the visible units after ``n_steps`` steps (0/1 for Bernoulli units), or their
-            means with ``return_means=True``.
+            means with ``return_means=True``. In the model's dtype, or with ``init`` in the dtype of
+            ``init`` as for :meth:`gibbs` (float32 for float32, float64 otherwise).
         """
         self._check_fitted()
         check_positive_int(n_steps, "n_steps", minimum=0)
         check_bool(return_means, "return_means")
         if init is None:
-            n_samples = check_positive_int(n_samples, "n_samples")
-            V = None
-        else:
-            V = self._model_space(self._check_X(init, name="init"))
-        return self._data_space(self._gibbs_chains(V, n_samples, n_steps, self._next_seed(), return_means))
+            n_samples = check_positive_int(16 if n_samples is None else n_samples, "n_samples")
+            return self._data_space(self._gibbs_chains(None, n_samples, n_steps, self._next_seed(), return_means))
+        V = self._model_space(self._check_X(init, name="init"))
+        check_chains_of_init(n_samples, V.shape[0])
+        return as_output(self._data_space(self._gibbs_chains(V, n_samples, n_steps, self._next_seed(), return_means)), init)
 
     def _gibbs_chains(self, V, n_samples, n_steps, seed, return_means):
         """``n_steps`` of block Gibbs sampling from V (n_chains, n_features) in the model's space, or
@@ -547,13 +550,18 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         return mean if return_means else sample
 
     def free_energy(self, X):
-        """Free energy F(v) = -log sum_h exp(-E(v, h)) of each sample (float64; in the standardised
-        space for Gaussian units).
+        """Free energy F(v) = -log sum_h exp(-E(v, h)) of each sample (in the standardised space for
+        Gaussian units).
 
         Returns
         -------
         F : ndarray of shape (n_samples,)
+            Computed in float64; float32 for float32 X, float64 otherwise.
         """
+        return as_output(self._free_energy(X), X)
+
+    def _free_energy(self, X):
+        """Free energy (n_samples,) of X, float64 (what log_likelihood averages)."""
         self._check_fitted()
         V = self._model_space(self._check_X(X))
         return _core.rbm_free_energy(
@@ -581,19 +589,21 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         Returns
         -------
         score : ndarray of shape (n_samples,)
+            float32 for float32 X (as BernoulliRBM), float64 otherwise.
         """
         self._check_fitted()
         if not (self._visible_units.binary and self._hidden_units.binary):
-            return -self.free_energy(X)
+            return as_output(-self._free_energy(X), X)
         V = self._model_space(self._check_X(X))
         n_samples, n_features = V.shape
         if isinstance(self.random_state, np.random.Generator):
             flip = self.random_state.integers(0, n_features, n_samples)
         else:
             flip = check_random_state(self.random_state).randint(0, n_features, n_samples)
-        return _core.rbm_pseudo_likelihood(
+        score = _core.rbm_pseudo_likelihood(
             V, self.components_, self.intercept_visible_, self.intercept_hidden_, flip=flip, n_jobs=self._n_jobs()
         )
+        return as_output(score, X)
 
     # -- partition function and likelihood ----------------------------------------------------------
 
@@ -695,7 +705,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         log_likelihood : float
         """
         self._check_fitted()
-        free_energy = self.free_energy(X)
+        free_energy = self._free_energy(X)
         if log_z is None:
             log_z = self.log_partition(method, **log_partition_params)
         log_z = check_number(log_z, "log_z")
@@ -750,6 +760,16 @@ def _summarise_ais(log_w: np.ndarray, log_z_base: float) -> LogPartition:
 
 #: Bytes of float64 working memory per chunk when a pass over the data reads it in chunks.
 _CHUNK_BYTES = 2 << 20
+
+
+def check_chains_of_init(n_samples, init_rows: int) -> None:
+    """sample(n_samples, init=...): the chains start from the rows of init, so n_samples, when given
+    too, must be their number (rather than be silently ignored)."""
+    if n_samples is not None and (isinstance(n_samples, bool) or n_samples != init_rows):
+        raise ValueError(
+            f"n_samples must be None or the number of rows of init when init is given (one chain per row); "
+            f"got n_samples={n_samples!r} and an init of {init_rows} rows"
+        )
 
 
 def _column_moments(X, chunk_rows: int | None = None):

@@ -30,6 +30,7 @@ from . import _core
 from ._base import (
     DeepGMEstimator,
     _named_errors,
+    as_output,
     batch_rows,
     check_number,
     check_option,
@@ -38,6 +39,7 @@ from ._base import (
     interruption_point,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._sparse import as_csr, csr_arrays
 from ._units import SOFTMAX
 from .rbm import LogPartition, _summarise_ais
@@ -238,9 +240,8 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
             if C.nnz == 0:
                 raise ValueError("X holds no words: every document is empty")
             self._init_params(C)
-            commit()
-        with deferred_interrupts():
-            self._train_epochs(C, self.max_iter, shuffle=True)
+            with kept_if_trained(commit, lambda: self.n_iter_), deferred_interrupts():
+                self._train_epochs(C, self.max_iter, shuffle=True)
         return self
 
     def partial_fit(self, X, y=None):
@@ -262,9 +263,8 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
             else:
                 self._word_counts = self._word_counts + np.asarray(C.sum(axis=0), dtype=np.float64).ravel()
                 self.word_frequencies_ = self._smoothed_frequencies()
-            commit()
-        with deferred_interrupts():
-            self._train_epochs(C, 1, shuffle=False)
+            with kept_if_trained(commit, lambda: self.n_iter_), deferred_interrupts():
+                self._train_epochs(C, 1, shuffle=False)
         return self
 
     def _train_epochs(self, C, n_epochs, *, shuffle):
@@ -415,8 +415,13 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
 
         Returns
         -------
-        log_prob : ndarray of shape (n_documents,), float64
+        log_prob : ndarray of shape (n_documents,)
+            Computed in float64; float32 for float32 X, float64 otherwise (integer counts included).
         """
+        return as_output(self._score_samples(X, method), X)
+
+    def _score_samples(self, X, method="ais"):
+        """log p(v) (n_documents,) of each document of X, float64 (what score and perplexity sum)."""
         self._check_fitted()
         C, _ = self._counts(X)
         indptr, indices, data = self._arrays(C)
@@ -429,11 +434,11 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
 
     def score(self, X, y=None):
         """The log-likelihood of X, sum of :meth:`score_samples` (higher is better, as LDA's score)."""
-        return float(np.sum(self.score_samples(X)))
+        return float(np.sum(self._score_samples(X)))
 
     def perplexity(self, X):
         """Per-word perplexity, LDA's definition: ``exp(- sum_n log p(v_n) / sum_n D_n)``."""
-        log_prob = self.score_samples(X)
+        log_prob = self._score_samples(X)
         C, _ = self._counts(X)
         n_words = float(C.sum())
         if n_words == 0:

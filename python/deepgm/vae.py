@@ -31,6 +31,7 @@ from ._base import (
     minibatch,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._mlp import new_slots
 from ._schedule import VAE_BUDGET, Convergence, check_length, plan_epochs
 from ._streams import Purpose, generator
@@ -352,11 +353,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             codes = self._fit_labels(y, X.shape[0], first=first, classes=classes)
             if first:
                 self._init_params(X.shape[1])
-            commit()
-        if partial:
-            self._train(X, codes, n_epochs=1, shuffle=False)
-        else:
-            self._train(X, codes, n_epochs=self._planned_epochs(X), shuffle=True, converge=self.n_iter == "auto")
+            with kept_if_trained(commit, lambda: self.n_iter_):
+                if partial:
+                    self._train(X, codes, n_epochs=1, shuffle=False)
+                else:
+                    self._train(X, codes, n_epochs=self._planned_epochs(X), shuffle=True, converge=self.n_iter == "auto")
         return self
 
     def _fit_labels(self, y, n, *, first, classes):
@@ -640,8 +641,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         Returns
         -------
         elbo : ndarray of shape (n_samples,)
+            float32 for float32 X, float64 otherwise.
         """
-        return self._elbo(X, None)
+        return as_output(self._elbo(X, None), X)
 
     def _elbo(self, X, y):
         """ELBO (n_samples,) of each sample[ given its label y], one reparameterised draw each."""
@@ -677,8 +679,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         Returns
         -------
         log_likelihood : ndarray of shape (n_samples,)
+            Accumulated in float64; float32 for float32 X, float64 otherwise.
         """
-        return self._log_likelihood(X, None, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
+        log_p = self._log_likelihood(X, None, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
+        return as_output(log_p, X)
 
     def _log_likelihood(self, X, y, *, n_importance, method, grid_size, grid_range):
         """log p(x[ | y]) per sample (n_samples,): see :meth:`log_likelihood`."""
@@ -967,13 +971,16 @@ class CVAE(VAE):
         return self._sample(n_samples, y)
 
     def elbo(self, X, y):
-        """ELBO of each sample given its label, in nats (one reparameterised draw)."""
-        return self._elbo(X, y)
+        """ELBO of each sample given its label, in nats (one reparameterised draw); float32 for
+        float32 X, float64 otherwise."""
+        return as_output(self._elbo(X, y), X)
 
     def score(self, X, y):
         """Mean ELBO of (X, y)."""
         return super().score(X, y)
 
     def log_likelihood(self, X, y, *, n_importance=1000, method="importance", grid_size=None, grid_range=6.0):
-        """Estimate of log p(x | y) per sample (see :meth:`VAE.log_likelihood`)."""
-        return self._log_likelihood(X, y, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
+        """Estimate of log p(x | y) per sample (see :meth:`VAE.log_likelihood`); float32 for float32 X,
+        float64 otherwise."""
+        log_p = self._log_likelihood(X, y, n_importance=n_importance, method=method, grid_size=grid_size, grid_range=grid_range)
+        return as_output(log_p, X)
