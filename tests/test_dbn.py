@@ -200,13 +200,16 @@ def test_predict_proba_predict_and_score(clf, mnist):
     X, y = mnist
     V, t = X[9000:9300], y[9000:9300]
     P = clf.predict_proba(V)
-    assert P.shape == (300, 10) and np.all(P >= 0) and P.dtype == np.float64
-    np.testing.assert_allclose(P.sum(axis=1), 1.0)  # float64 rows: the default rtol of 1e-7 holds
+    assert P.shape == (300, 10) and np.all(P >= 0) and P.dtype == V.dtype == np.float32  # as MLPClassifier
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-6)  # float64 rows cast to float32
+    P64 = clf.predict_proba(V.astype(np.float64))
+    assert P64.dtype == np.float64
+    np.testing.assert_allclose(P64.sum(axis=1), 1.0)  # float64 rows: the default rtol of 1e-7 holds
     pred = clf.predict(V)
     assert pred.shape == (300,)
     np.testing.assert_array_equal(pred, clf.classes_[np.argmax(P, axis=1)])
     assert clf.score(V, t) == pytest.approx(accuracy_score(t, pred))
-    np.testing.assert_allclose(np.exp(clf.predict_log_proba(V)), P, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(V.astype(np.float64))), P64, rtol=1e-12)
     np.testing.assert_array_equal(clf.classes_, np.arange(10))
     assert clf.transform(V).shape == (300, 64)
     assert is_classifier(clf)
@@ -290,7 +293,7 @@ def test_classifier_determinism_threads_and_float64(mnist_tiny):
     for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
         np.testing.assert_array_equal(wa, wb)
     c64 = DBNClassifier((16,), pretrain_iter=1, finetune_iter=1, dtype="float64", random_state=0).fit(X, y)
-    assert all(w.dtype == np.float64 for w in c64.coefs_) and c64.predict_proba(X[:3]).dtype == np.float64
+    assert all(w.dtype == np.float64 for w in c64.coefs_) and c64.predict_proba(X[:3].astype(np.float64)).dtype == np.float64
     assert np.array_equal(pickle.loads(pickle.dumps(a)).predict_proba(X), a.predict_proba(X))
 
 

@@ -81,7 +81,7 @@ def test_predict_proba_matches_enumeration_of_the_top_rbm(mnist_tiny):
         neg_energy = (V @ b)[:, None] + hidden_states @ c + V @ W.T @ hidden_states.T
         log_joint[:, k] = np.logaddexp.reduce(neg_energy, axis=1)
     want = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1, keepdims=True))
-    got = dbn.predict_proba(X[:20])
+    got = dbn.predict_proba(X[:20].astype(np.float64))  # float64 in, float64 out: the precision to test
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(dbn.predict(X[:20]), dbn.classes_[np.argmax(want, axis=1)])
 
@@ -277,9 +277,10 @@ def test_learning_rate_schedule_reaches_the_update(mnist_tiny, rng):
 def test_outputs_and_transform(labelled, mnist_small):
     X, _ = mnist_small
     proba = labelled.predict_proba(X[:10])
-    assert proba.shape == (10, 10) and proba.dtype == np.float64
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    np.testing.assert_allclose(np.log(proba), labelled.predict_log_proba(X[:10]))
+    assert proba.shape == (10, 10) and proba.dtype == X.dtype == np.float32  # the input's dtype
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    X64 = X[:10].astype(np.float64)
+    np.testing.assert_allclose(np.log(labelled.predict_proba(X64)), labelled.predict_log_proba(X64))
     H = labelled.transform(X[:10])
     assert H.shape == (10, 256) and H.dtype == np.float32
     assert labelled.get_feature_names_out().shape == (256,)

@@ -34,7 +34,9 @@ class DivergenceError(FloatingPointError, ValueError, RuntimeError):
     """Training produced non-finite parameters or losses, or a loss that exploded (usually: the
     learning rate is too large).
 
-    The estimator is left with the parameters it had at the start of the failing epoch.
+    The estimator is left with the parameters it had at the start of the failing epoch; when that
+    epoch is the first of the call, with no model at all: as it was before the call (unfitted, or
+    its previous model; see ``deepgm._failed_fit``).
     """
 
 
@@ -402,9 +404,10 @@ class DeepGMEstimator(BaseEstimator):
     def _fit_transaction(self):
         """Makes the start of a fit atomic: if anything fails (a bad argument, an interrupt, ...) before
         ``commit()`` is called, every attribute is restored to what it was before the call, so a
-        fitted estimator keeps its model and an unfitted one stays unfitted. Call ``commit()`` once the
-        new model's parameters exist; from then on a failure leaves the estimator with its last
-        consistent parameters (see ``_epoch_guard``)."""
+        fitted estimator keeps its model and an unfitted one stays unfitted. Training runs inside the
+        transaction, wrapped in :func:`deepgm._failed_fit.kept_if_trained`, which calls ``commit()``
+        when what training leaves is a model: always after Ctrl-C, after any other failure only once
+        a whole epoch has completed (the parameters are then those ``_epoch_guard`` restored)."""
         saved = dict(self.__dict__)
         state = {"committed": False}
 

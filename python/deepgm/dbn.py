@@ -28,6 +28,7 @@ from ._base import (
     check_targets,
     seed_from,
 )
+from ._failed_fit import kept_if_trained
 from ._mlp import FineTuner, init_layer, reset_finetune_state
 from ._schedule import FINETUNE_BUDGET, auto_batch_size, plan_epochs, pretrains
 from ._stack import (
@@ -42,7 +43,7 @@ from ._stack import (
 )
 from ._streams import Purpose, generator
 from ._units import UNITS, binary_visible, get_units, resolve_visible, unit_names
-from .rbm import RBM, check_training_schedule
+from .rbm import RBM, check_chains_of_init, check_training_schedule
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
 
@@ -218,7 +219,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
 
         Every setting (including each layer's ``layer_params``) and X are validated before anything
         is trained. If training stops early (Ctrl-C, or a ``DivergenceError`` in some layer), the DBN
-        keeps the layers trained so far (the last one as it was when training stopped) and re-raises.
+        keeps the layers trained so far (the last one as it was when training stopped; a layer that
+        failed, other than by Ctrl-C, before a whole epoch is no layer) and re-raises.
 
         Returns
         -------
@@ -314,7 +316,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         Parameters
         ----------
         n_samples : int, default=None
-            Number of chains: 16 by default, ``len(y)`` when y is an array (ignored when ``init`` is given).
+            Number of chains: 16 by default, ``len(y)`` when y is an array, one per row of ``init`` when
+            it is given (then ``n_samples``, if given too, must equal the number of rows).
         n_steps : int, default=1000
             Gibbs steps in the top RBM (0: the down pass of the starting states).
         init : array-like of shape (n_chains, n_features), default=None
@@ -340,7 +343,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         Returns
         -------
         X : ndarray of shape (n_chains, n_features)
-            Visible means (pixel probabilities for Bernoulli visible units).
+            Visible means (pixel probabilities for Bernoulli visible units). In the model's dtype, or
+            with ``init`` in the dtype of ``init`` (float32 for float32, float64 otherwise).
         """
         check_is_fitted(self)
         n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
@@ -354,18 +358,21 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
                     f"label_strength is the value of the clamped label unit: it needs y; got label_strength={label_strength!r} without y"
                 )
         if self._has_labels() or y is not None:
-            return self._sample_with_labels(n_samples, n_steps, init, y, label_strength)
+            samples = self._sample_with_labels(n_samples, n_steps, init, y, label_strength)
+            return samples if init is None else as_output(samples, init)
         top = self.rbms_[-1]
         if init is None:
             n_samples = check_positive_int(16 if n_samples is None else n_samples, "n_samples")
             V = None
         else:
             V = self._validate_X(init, reset=False, units=self.rbms_[0]._visible_units, name="init")
+            check_chains_of_init(n_samples, V.shape[0])
             for rbm in self.rbms_[:-1]:
                 V = rbm.transform(V)
             V = top._model_space(V)  # standardised when the top RBM is also the (Gaussian) bottom one
         mean = top._gibbs_chains(V, n_samples, n_steps, self._next_seed(), return_means=True)
-        return down_pass(self.rbms_[:-1], top._data_space(mean))
+        samples = down_pass(self.rbms_[:-1], top._data_space(mean))
+        return samples if init is None else as_output(samples, init)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -436,14 +443,18 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
                 auto_rate = "learning_rate" not in layer_params[-1] and self.learning_rate == "auto"
                 top = RBM(**dict(stack[-1], k=_label_units.LABEL_FINAL_K) if auto_k else stack[-1])
                 rbms.append(top)
-                V = _label_units.init_label_rbm(top, features, codes.ravel(), len(classes))
-                _label_units.train_label_rbm(
-                    top,
-                    V,
-                    features.shape[1],
-                    cd_steps=_label_units.label_cd_steps if auto_k else None,
-                    learning_rates=_label_units.label_learning_rate if auto_rate else None,
-                )
+                # The label RBM's own transaction: if it fails before a whole epoch, it is left
+                # unfitted and the DBN keeps only the lower layers (see deepgm._failed_fit).
+                with top._fit_transaction() as commit_top:
+                    V = _label_units.init_label_rbm(top, features, codes.ravel(), len(classes))
+                    with kept_if_trained(commit_top, lambda: top._epochs_done):
+                        _label_units.train_label_rbm(
+                            top,
+                            V,
+                            features.shape[1],
+                            cd_steps=_label_units.label_cd_steps if auto_k else None,
+                            learning_rates=_label_units.label_learning_rate if auto_rate else None,
+                        )
             finally:
                 if self._keep_fitted_layers(rbms, commit) == len(sizes):
                     self.classes_ = classes
@@ -477,8 +488,13 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
 
         Returns
         -------
-        log_P : ndarray of shape (n_samples, n_classes), float64
+        log_P : ndarray of shape (n_samples, n_classes)
+            Computed in float64; float32 for float32 X, float64 otherwise.
         """
+        return as_output(self._log_posterior(X), X)
+
+    def _log_posterior(self, X):
+        """log p(y | x) (n_samples, n_classes), float64."""
         features = self._checked_penultimate(X)
         return _label_units.label_log_posterior(self.rbms_[-1], features, features.shape[1], self._n_jobs())
 
@@ -486,13 +502,14 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
     def predict_proba(self, X):
         """p(y | x) of a DBN fitted with labels: a softmax over the classes of minus the top RBM's
         free energy F(h(x), y), with h(x) the up pass of x to the penultimate layer. Exact (the
-        free energy has a closed form); float64 whatever the model's dtype.
+        free energy has a closed form).
 
         Returns
         -------
-        P : ndarray of shape (n_samples, n_classes), float64
+        P : ndarray of shape (n_samples, n_classes)
+            Computed in float64 whatever the model's dtype; float32 for float32 X, float64 otherwise.
         """
-        return np.exp(self.predict_log_proba(X))
+        return as_output(np.exp(self._log_posterior(X)), X)
 
     @available_if(_fitted_with_labels)
     def predict(self, X):
@@ -502,8 +519,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         -------
         y : ndarray of shape (n_samples,)
         """
-        log_proba = self.predict_log_proba(X)
-        return self.classes_[np.argmax(log_proba, axis=1)]
+        return self.classes_[np.argmax(self._log_posterior(X), axis=1)]
 
     @available_if(_fitted_with_labels)
     def score(self, X, y, sample_weight=None):
@@ -550,6 +566,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             F0 = (rng.random((n, self.rbms_[-2].n_components if len(self.rbms_) > 1 else self.n_features_in_)) < 0.5).astype(self._dtype())
         else:
             F0 = self._penultimate_features(self._validate_X(init, reset=False, name="init"), self.rbms_[:-1])
+            check_chains_of_init(n_samples, F0.shape[0])
             if codes is not None and len(codes) != F0.shape[0]:
                 codes = codes[:1].repeat(F0.shape[0]) if y.ndim == 0 else None
                 if codes is None:
@@ -697,24 +714,25 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
 
     def _fit(self, X, Y, commit, stratify=None):
         """Pretraining on X, then fine-tuning on (X, Y) with Y (n, n_outputs) in the model's dtype.
-        ``commit`` (of ``_fit_transaction``) is called once the new network exists."""
+        ``commit`` (of ``_fit_transaction``) is called as :func:`deepgm._failed_fit.kept_if_trained`
+        decides: pretraining alone makes no model, fine-tuning epochs do."""
         train_X, train_Y, validation = self._validation_split(X, Y, stratify)
         self.input_mean_ = self.input_scale_ = None
         self.pretrained_ = pretrains(self.pretrain, self.visible_, gaussian=self._pretrains_gaussian_inputs)
         self._initialise(train_X, Y.shape[1])
-        commit()
         tuner = FineTuner(self, self._hidden_activations(), self._loss)
         n_epochs = plan_epochs(self.finetune_iter, train_X.shape[0], auto_batch_size(self.batch_size, train_X.shape[0]), FINETUNE_BUDGET)
-        tuner.run(
-            train_X,
-            train_Y,
-            n_epochs=n_epochs,
-            seed=self._fit_seed,
-            validation=validation,
-            score=self._validation_score,
-            desc=type(self).__name__,
-            converge=self.finetune_iter == "auto",
-        )
+        with kept_if_trained(commit, lambda: self.n_iter_):
+            tuner.run(
+                train_X,
+                train_Y,
+                n_epochs=n_epochs,
+                seed=self._fit_seed,
+                validation=validation,
+                score=self._validation_score,
+                desc=type(self).__name__,
+                converge=self.finetune_iter == "auto",
+            )
         return self
 
     def _forward(self, X):
@@ -909,16 +927,24 @@ class DBNClassifier(ClassifierMixin, _FineTunedDBN):
 
         Returns
         -------
-        P : ndarray of shape (n_samples, n_classes), float64
+        P : ndarray of shape (n_samples, n_classes)
             The softmax of the network's outputs, computed in float64 whatever the model's dtype (as
-            ``predict_log_proba``), so that every row sums to 1 to float64 precision.
+            ``predict_log_proba``), then given scikit-learn's output dtype: float32 for float32 X
+            (as MLPClassifier), float64 otherwise.
         """
-        return softmax(self._forward(X).astype(np.float64), axis=1)
+        return as_output(softmax(self._forward(X).astype(np.float64), axis=1), X)
 
     def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, computed in float64 by log-softmax (no log of 0); float32 for
+        float32 X, float64 otherwise.
+
+        Returns
+        -------
+        log_P : ndarray of shape (n_samples, n_classes)
+        """
         from scipy.special import log_softmax
 
-        return log_softmax(self._forward(X).astype(np.float64), axis=1)
+        return as_output(log_softmax(self._forward(X).astype(np.float64), axis=1), X)
 
     def predict(self, X):
         """Most probable class of each sample.
@@ -1023,8 +1049,9 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Un-standardised in float64; float32 for float32 X (as MLPRegressor), float64 otherwise.
         """
-        pred = self._forward(X).astype(np.float64) * self.y_scale_ + self.y_mean_
+        pred = as_output(self._forward(X).astype(np.float64) * self.y_scale_ + self.y_mean_, X)
         return pred[:, 0] if self._y_1d else pred
 
     def score(self, X, y, sample_weight=None):
