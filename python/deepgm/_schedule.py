@@ -180,9 +180,13 @@ def pretrains(pretrain, visible: str, *, gaussian: bool = False) -> bool:
     the standardised breast cancer autoencoder ((128, 64), 5-d code) 10.5 pretrained against 4.6
     not (PCA 5.1). docs/own-data.md has the tables.
 
-    The regressor is the exception: on noisy targets the pretrained start generalises better than
-    the random one, which the wide stack fits too closely (diabetes, 3-fold cross-validated R^2:
-    0.451 pretrained, 0.332 not; MLPRegressor -1.03), so DBNRegressor pretrains Gaussian inputs too.
+    The regressor pretrained Gaussian inputs until that start was found dead: on make_regression
+    (300 x 10, standardised) the bottom RBM's features vary across samples by 0.004, the second
+    RBM's units are all off (mean 1e-4) and the top ones constant to 1e-5, so fine-tuning starts at
+    the constant prediction with vanishing gradients; Adam left that plateau by epoch 3 for some
+    seeds and not in 10 epochs for others, when the convergence rule stopped it at R^2 0. Its edge on
+    diabetes (0.451 against 0.332) was that slow start acting as early stopping. ``gaussian``
+    (pretraining Gaussian inputs under "auto") is now False for every estimator.
     """
     if isinstance(pretrain, str):  # "auto" (validated by the estimator)
         return get_units(visible).binary or gaussian

@@ -977,10 +977,12 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
     linear output layer with squared error. Targets are standardised internally.
 
     Parameters and defaults are those of :class:`DBNClassifier` (``finetune_iter="auto"`` converges on
-    the squared error of the standardised targets; ``early_stopping`` scores R^2), except that
-    ``pretrain="auto"`` pretrains Gaussian visible units too: on noisy targets the pretrained start
-    generalises better (diabetes, 3-fold cross-validated R^2: 0.451 pretrained, 0.332 from a random
-    start). They reach at least
+    the squared error of the standardised targets; ``early_stopping`` scores R^2), ``pretrain="auto"``
+    included: real-valued measurements (Gaussian visible units) start at random, as in the classifier.
+    Pretrained on a few standardised features the stack is all but dead (the second RBM's units all
+    off), so fine-tuning starts on the plateau of the constant prediction, and whether Adam leaves it
+    before ``finetune_iter="auto"`` declares convergence depended on the seed: ``make_regression``
+    300 x 10, R^2 0.0 on two folds of three (benches/NOTES.md, entry 46). They reach at least
     ``MLPRegressor``'s cross-validated R^2 minus 0.02 on diabetes and on ``make_regression`` /
     ``make_friedman1`` data (docs/quality_results.md). Adam matters more here than for classification:
     a squared error on top of wide, non-centred sigmoid layers makes SGD at 0.1 diverge (the output
@@ -1008,7 +1010,6 @@ class DBNRegressor(RegressorMixin, _FineTunedDBN):
     """
 
     _loss = "squared_error"
-    _pretrains_gaussian_inputs = True
 
     def fit(self, X, y):
         """Pretrains on X, then fine-tunes on (X, y); y of shape (n_samples,) or (n_samples, n_outputs).
