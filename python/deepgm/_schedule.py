@@ -165,10 +165,9 @@ class Convergence:
         return self.sign * self.best
 
 
-def pretrains(pretrain, visible: str, *, gaussian: bool = False) -> bool:
+def pretrains(pretrain, visible: str) -> bool:
     """Whether a fine-tuned stack (DBNClassifier, DBNRegressor, DeepAutoencoder) is RBM-pretrained:
-    ``pretrain`` itself, or for "auto" whether its bottom RBM has Bernoulli visible units, or
-    Gaussian ones where ``gaussian`` (DBNRegressor).
+    ``pretrain`` itself, or for "auto" whether its bottom RBM has Bernoulli visible units.
 
     Pretraining is the MNIST recipe (Hinton & Salakhutdinov 2006): on pixels it lowers the
     DBNClassifier's test error and the autoencoder's reconstruction error. On real-valued data
@@ -185,11 +184,10 @@ def pretrains(pretrain, visible: str, *, gaussian: bool = False) -> bool:
     RBM's units are all off (mean 1e-4) and the top ones constant to 1e-5, so fine-tuning starts at
     the constant prediction with vanishing gradients; Adam left that plateau by epoch 3 for some
     seeds and not in 10 epochs for others, when the convergence rule stopped it at R^2 0. Its edge on
-    diabetes (0.451 against 0.332) was that slow start acting as early stopping. ``gaussian``
-    (pretraining Gaussian inputs under "auto") is now False for every estimator.
+    diabetes (0.451 against 0.332) was that slow start acting as early stopping.
     """
     if isinstance(pretrain, str):  # "auto" (validated by the estimator)
-        return get_units(visible).binary or gaussian
+        return get_units(visible).binary
     return bool(pretrain)
 
 

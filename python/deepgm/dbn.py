@@ -604,8 +604,6 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
 
     _output_activation = "identity"
     _loss = None
-    #: pretrain="auto" pretrains Gaussian visible units too (see :func:`deepgm._schedule.pretrains`).
-    _pretrains_gaussian_inputs = False
 
     def __init__(
         self,
@@ -718,7 +716,7 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         decides: pretraining alone makes no model, fine-tuning epochs do."""
         train_X, train_Y, validation = self._validation_split(X, Y, stratify)
         self.input_mean_ = self.input_scale_ = None
-        self.pretrained_ = pretrains(self.pretrain, self.visible_, gaussian=self._pretrains_gaussian_inputs)
+        self.pretrained_ = pretrains(self.pretrain, self.visible_)
         self._initialise(train_X, Y.shape[1])
         tuner = FineTuner(self, self._hidden_activations(), self._loss)
         n_epochs = plan_epochs(self.finetune_iter, train_X.shape[0], auto_batch_size(self.batch_size, train_X.shape[0]), FINETUNE_BUDGET)

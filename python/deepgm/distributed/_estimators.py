@@ -202,7 +202,7 @@ def _fit_classifier_stack(est, run, targets):
     with est._fit_transaction() as commit:
         sample = est._validate_X(run.sample(), reset=True, stream=True)
         est.visible_ = _resolve_visible(est, run, sample)
-        est.pretrained_ = pretrains(est.pretrain, est.visible_, gaussian=est._pretrains_gaussian_inputs)
+        est.pretrained_ = pretrains(est.pretrain, est.visible_)
         est.input_mean_ = est.input_scale_ = None
         n_outputs = _set_targets(est, run, targets)
         est._fit_seed = seed_from(est.random_state)
