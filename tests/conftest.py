@@ -7,6 +7,8 @@ that keep the suite fast.
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,22 @@ def _single_threaded_blas():
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_raises():
+    """Gives SIGINT Python's own handler for the session, whatever pytest was started from.
+
+    A shell without job control starts background commands with SIGINT ignored, and Python then
+    installs no handler of its own: the Ctrl-C tests' ``signal.raise_signal(SIGINT)`` would do nothing
+    and they would fail for a reason outside deepgm (seen with ``nohup ... &``).
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
