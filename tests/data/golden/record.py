@@ -4,16 +4,18 @@
     python tests/data/golden/record.py rbm_dbn    # only the named cases
 
 Each case of test_golden.CASES runs on one thread and on two; the two must agree bit for bit (else
-nothing is written), and the outputs go to <case>.npz beside this script. manifest.json names the
-instruction set they were recorded on: the goldens are bit-exact there only.
+nothing is written), and the outputs go to <instruction set>/<case>.npz beside this script, in the
+folder of the instruction set this machine dispatches to (x86_64-avx2, x86_64-avx512, ...): the
+goldens are bit-exact on that set only.
 
 Re-record only for a change that is meant to alter results, and say in its commit which results
-change and why.
+change and why. A change that alters results alters them on every instruction set: re-record each
+set's folder on a machine of that kind, or delete the folders that cannot be re-recorded (the test
+skips an instruction set without goldens and says so) rather than leave stale ones.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -25,11 +27,11 @@ sys.path.insert(0, str(HERE.parents[1]))  # tests/
 import test_golden  # noqa: E402
 
 
-def record(name):
+def record(name, folder):
     one = test_golden.flatten(test_golden.CASES[name](1))
     two = test_golden.flatten(test_golden.CASES[name](2))
     test_golden.assert_bit_identical(f"{name} (2 threads vs 1)", two, one)
-    path = HERE / f"{name}.npz"
+    path = folder / f"{name}.npz"
     np.savez_compressed(path, **one)
     print(f"{name}: {len(one)} arrays, {path.stat().st_size / 1024:.0f} KiB")
 
@@ -39,13 +41,14 @@ def main(names):
     unknown = sorted(set(names) - set(test_golden.CASES))
     if unknown:
         raise SystemExit(f"unknown cases {unknown}; the cases are {sorted(test_golden.CASES)}")
-    manifest = test_golden.MANIFEST
     here = test_golden.instruction_set()
-    if manifest.exists() and test_golden.recorded_instruction_set() != here and set(names) != set(test_golden.CASES):
-        raise SystemExit(f"the goldens were recorded on {test_golden.recorded_instruction_set()}; re-record all of them on {here}")
+    folder = test_golden.golden_folder(here)
+    if not folder.exists() and set(names) != set(test_golden.CASES):
+        raise SystemExit(f"no goldens yet for {here}: record all of them (no case names)")
+    folder.mkdir(exist_ok=True)
+    print(f"recording for {here} in {folder}")
     for name in names:
-        record(name)
-    manifest.write_text(json.dumps({"instruction_set": here, "numpy": np.__version__}, indent=2) + "\n")
+        record(name, folder)
 
 
 if __name__ == "__main__":
