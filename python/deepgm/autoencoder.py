@@ -66,9 +66,9 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         Encoder hidden layers (the decoder mirrors them); an int is one layer, as in MLPClassifier.
         "auto" (:func:`deepgm._schedule.autoencoder_layer_sizes`) fits them to the data: Hinton &
         Salakhutdinov's (1000, 500, 250) for image-sized data (at least 5,000 rows of at least 256
-        features), else (w, w / 2) with w = 16 * n_features within [64, 128]. The wide stack overfits small data (standardised breast cancer, 398 rows, 5-d code:
-        held-out error 10.97 against PCA's 5.11; (128, 64): 4.64). ``hidden_layer_sizes_`` holds the
-        layers used.
+        features), else (w, w / 2) with w = 16 * n_features within [64, 128]. The wide stack
+        overfits small data (standardised breast cancer, 398 rows, 5-d code: held-out error 10.97
+        against PCA's 5.11; (128, 64): 4.64). ``hidden_layer_sizes_`` holds the layers used.
     n_components : int, default=30
         Size of the linear code layer.
     pretrain : bool or "auto", default="auto"
