@@ -30,7 +30,7 @@ def test_quick_bench_runs_outside_the_source_tree_and_reports_every_row(tmp_path
 
     payload = json.loads((tmp_path / "report" / "results.json").read_text())
     assert payload["quick"] is True
-    assert set(payload["machine"]) >= {"cpu", "usable_cpus", "numpy", "numpy_blas"}
+    assert set(payload["machine"]) >= {"cpu", "cpu_kind", "usable_cpus", "numpy", "numpy_blas"}
     assert payload["gemm_peak_gflops"]["deepgm"] > 0 and payload["gemm_peak_gflops"]["numpy"] > 0
     names = [row["name"] for row in payload["rows"]]
     for expected in ROWS:
@@ -56,7 +56,7 @@ def test_quick_bench_runs_outside_the_source_tree_and_reports_every_row(tmp_path
     assert md in proc.stdout
     header = next(line for line in md.splitlines() if line.startswith("| benchmark |"))
     assert [c.strip() for c in header.strip("|").split("|")] == ["benchmark", "deepgm", "NumPy", "PyTorch", "scikit-learn"]
-    assert "GEMM peak" in md and payload["machine"]["cpu"] in md
+    assert "GEMM peak" in md and payload["machine"]["cpu"] in md and payload["machine"]["cpu_kind"] in md
     table = [line for line in md.splitlines() if line.startswith("| ") and any(name in line for name in names)]
     assert len(table) == len(names)
     for line in table:
@@ -78,3 +78,23 @@ def test_the_suite_is_part_of_the_package():
         assert Path(module.__file__).resolve().parent == package / "bench"
     assert deepgm.bench.main is suite.main
     assert "from deepgm.bench import main" in (ROOT / "benches" / "run.py").read_text()
+
+
+def test_the_machine_kind_names_the_vector_instructions_the_kernels_dispatch_to(monkeypatch):
+    """Zen 3 and Zen 4 both show as "AMD EPYC" under a hypervisor: the figures must say which."""
+    from deepgm.bench import machine
+
+    def cpuinfo(flags):
+        return {"cpu family": "25", "model": "17", "flags": " ".join(flags)}
+
+    avx2 = ["sse4_2", "avx", "avx2", "fma"]
+    avx512 = avx2 + ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"]
+    cases = [
+        (avx512, "family 25 model 17, AVX-512"),
+        (avx2, "family 25 model 17, AVX2+FMA"),
+        (avx512 + ["amx_tile"], "family 25 model 17, AVX-512 (AMX present, unused)"),
+        (["sse4_2"], "family 25 model 17, no AVX2"),
+    ]
+    for flags, kind in cases:
+        monkeypatch.setattr(machine, "_cpuinfo_fields", lambda flags=flags: cpuinfo(flags))
+        assert machine.cpu_kind() == kind

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import CVAE, DBN, RBM, VAE, DBNClassifier, DeepAutoencoder
 from ._base import check_n_jobs
-from .bench.machine import cpu_model
+from .bench.machine import cpu_kind, cpu_model
 from .datasets import load_mnist
 
 __all__ = ["run_demo", "SETTINGS"]
@@ -209,7 +209,7 @@ def run_demo(out="deepgm-report", *, full=False, random_state=0, n_jobs=None, ve
     n_threads = n_jobs or __import__("os").cpu_count()
     report.subtitle = (
         f"{'Full' if full else 'Quick'} settings; MNIST test set: 8,000 images to train, 2,000 to test; "
-        f"{cpu_model()}, {n_threads} threads, Python {platform.python_version()}."
+        f"{cpu_model()} ({cpu_kind()}), {n_threads} threads, Python {platform.python_version()}."
     )
     report.table(
         ["model", "training time (s)", "metric", "value", "reference"],

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["cpu_model", "numpy_blas", "machine_info", "environment_warnings", "ForeignLoad", "settle"]
+__all__ = ["cpu_model", "cpu_kind", "numpy_blas", "machine_info", "environment_warnings", "ForeignLoad", "settle"]
 
 #: Environment variables that change OpenBLAS's kernels or blocking (and can slow NumPy down).
 OPENBLAS_TUNING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -33,6 +33,45 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def _cpuinfo_fields() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return fields
+
+
+def cpu_kind() -> str:
+    """What tells the machine kinds apart: family and model numbers, and the widest vector
+    instructions deepgm's kernels dispatch to at run time ("family 25 model 17, AVX-512").
+
+    A hypervisor often shows every generation under one model name ("AMD EPYC" on Zen 3 and Zen 4
+    alike), and AVX2 and AVX-512 machines give different figures, so every result names both.
+    "AVX-512" means the F, BW, CD, DQ and VL subsets that deepgm's multiversioned loops require (every
+    AVX-512 CPU since Skylake-SP has them; the GEMM kernels need F only)."""
+    fields = _cpuinfo_fields()
+    flags = set(fields.get("flags", "").split())
+    if {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags:
+        vectors = "AVX-512"
+    elif {"avx2", "fma"} <= flags:
+        vectors = "AVX2+FMA"
+    elif flags:
+        vectors = "no AVX2"
+    else:
+        vectors = platform.machine() or "unknown instruction set"
+    if "amx_tile" in flags:
+        vectors += " (AMX present, unused)"
+    if "cpu family" in fields and "model" in fields:
+        return f"family {fields['cpu family']} model {fields['model']}, {vectors}"
+    return vectors
 
 
 def numpy_blas() -> dict[str, object]:
@@ -62,6 +101,7 @@ def machine_info() -> dict[str, object]:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": cpu_model(),
+        "cpu_kind": cpu_kind(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": affinity,
         "deepgm_threads": _core.effective_n_jobs(None),

@@ -680,7 +680,7 @@ def markdown(rows: list[Row], peak: dict[str, float], info: dict, scaling_data: 
     """The results table: per implementation, the median time, the ratio to deepgm and the % of peak."""
     best_peak = max(peak.values())
     lines = [
-        f"Machine: {info['cpu']}, {info['usable_cpus']} cores; NumPy {info['numpy']} "
+        f"Machine: {info['cpu']} ({info['cpu_kind']}), {info['usable_cpus']} cores; NumPy {info['numpy']} "
         f"({info['numpy_blas'].get('library')} {info['numpy_blas'].get('version')}); "
         f"PyTorch {info.get('torch') or 'not installed'}; deepgm threads: {info['deepgm_threads']}; "
         f"{'quick' if cfg.quick else 'full'} run, {cfg.n_images} images, {cfg.repeats} repeat(s), {time.strftime('%Y-%m-%d')}. "
@@ -790,7 +790,7 @@ def main(argv=None, *, default_out: str = "deepgm-bench", prog: str = "deepgm be
         ref_torch.set_threads(cfg.threads)
     info = machine.machine_info()
     info["torch"] = __import__("torch").__version__ if has_torch else None
-    log(f"deepgm bench on {info['cpu']} ({info['usable_cpus']} cores), {len(X)} images, {cfg.repeats} repeat(s)")
+    log(f"deepgm bench on {info['cpu']} ({info['cpu_kind']}; {info['usable_cpus']} cores), {len(X)} images, {cfg.repeats} repeat(s)")
 
     peak = gemm_peak(cfg, log)
     rows = [
