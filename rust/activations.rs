@@ -185,7 +185,7 @@ fn bce_term<T: Real>(y: T, l: T) -> (T, T) {
     (loss, sig - y)
 }
 
-#[multiversion(targets = "simd")]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn bce_fused<T: Real>(y: &[T], logits: &[T], delta: &mut [T], scale: T) -> f64 {
     // Blocks of 16: the terms vectorise in T, the sum goes to float64 lanes in a fixed order.
     let mut lanes = [0.0f64; 16];
@@ -211,7 +211,7 @@ fn bce_fused<T: Real>(y: &[T], logits: &[T], delta: &mut [T], scale: T) -> f64 {
     lanes.iter().sum::<f64>() + total
 }
 
-#[multiversion(targets = "simd")]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn bce_loss<T: Real>(y: &[T], logits: &[T]) -> f64 {
     let mut lanes = [0.0f64; 16];
     let mut total = 0.0f64;
@@ -333,14 +333,14 @@ pub(crate) fn for_each_row_segment<T>(chunk: &mut [T], offset: usize, cols: usiz
     }
 }
 
-#[multiversion(targets = "simd")]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 pub(crate) fn sigmoid_bias_inplace<T: Real>(x: &mut [T], bias: &[T]) {
     for (v, &b) in x.iter_mut().zip(bias) {
         *v = sigmoid(*v + b);
     }
 }
 
-#[multiversion(targets = "simd")]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn apply_inplace<T: Real>(act: Activation, x: &mut [T]) {
     match act {
         Activation::Identity => {}

@@ -460,7 +460,7 @@ fn decay_and_step<T: Real>(w: &mut [T], v: &mut [T], lr_wd: T) -> bool {
 
 /// `sum_j softplus(x_j)` in float64: terms computed in blocks of 8 (vectorised), summed in 8 float64
 /// lanes combined in a fixed order.
-#[multiversion(targets = "simd")]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn softplus_total<T: Real>(x: &[T]) -> f64 {
     sum_f64(x, softplus)
 }

@@ -195,7 +195,7 @@ impl Units {
 
 /// `sum_j softplus(x_j + bias_j)` in float64: the terms are computed in blocks of 8 (vectorised) and
 /// summed in 8 float64 lanes combined in a fixed order.
-#[multiversion(targets = "simd")]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn softplus_sum<T: Real>(x: &[T], bias: &[T]) -> f64 {
     sum_pairs_f64(x, bias, |p, c| softplus(p + c))
 }
