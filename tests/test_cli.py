@@ -184,3 +184,15 @@ def test_unknown_option_is_an_argparse_error(tmp_path):
 def test_main_returns_status_without_exiting(tmp_path, capsys):
     assert main(["sample", str(tmp_path / "nothing.safetensors")]) == 2
     assert "no such model file" in capsys.readouterr().err
+
+
+def test_an_option_prefix_is_not_taken_for_another_option(tmp_path):
+    """`--n-iter` is a prefix of `--n-iter-no-change`: DBNClassifier has no n_iter, so argparse's
+    abbreviations silently set the wrong parameter; the command refuses it instead."""
+    X = np.random.default_rng(0).random((30, 4))
+    np.savez(tmp_path / "data.npz", X=X, y=(X[:, 0] > 0.5).astype(int))
+    code, _, stderr = run_cli("train", "dbn-classifier", "--data", "data.npz", "--n-iter", "2", cwd=tmp_path)
+    assert code == 2 and "unrecognized arguments: --n-iter" in stderr
+    assert not (tmp_path / "dbn-classifier.safetensors").exists()
+    code, _, stderr = run_cli("train", "vae", "--data", "data.npz", "--n-comp", "3", cwd=tmp_path)
+    assert code == 2 and "unrecognized arguments: --n-comp" in stderr

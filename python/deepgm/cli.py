@@ -291,12 +291,17 @@ def cmd_bench(extra):
 def build_parser(train_model=None):
     """The ``deepgm`` parser; with ``train_model`` (a command-line model name), ``train`` also takes that
     estimator's hyperparameters as options. Returns the parser and those hyperparameters' defaults."""
-    parser = argparse.ArgumentParser(prog="deepgm", description="Classic deep generative models on a fast parallel CPU core.")
+    # allow_abbrev=False: argparse would otherwise take a prefix of an option for the option, and
+    # `--n-iter` is a prefix of `--n-iter-no-change` for the estimators without an `n_iter`.
+    parser = argparse.ArgumentParser(
+        prog="deepgm", description="Classic deep generative models on a fast parallel CPU core.", allow_abbrev=False
+    )
     parser.add_argument("--version", action="version", version=f"deepgm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
         "demo",
+        allow_abbrev=False,
         help="train every model on the embedded MNIST data and write an HTML report",
         description="Trains an RBM, a DBNClassifier, a DeepAutoencoder, a VAE and a CVAE on the embedded MNIST test set "
         "(8,000 images to train, 2,000 to test), prints a summary and writes a report folder with index.html.",
@@ -309,6 +314,7 @@ def build_parser(train_model=None):
 
     train = sub.add_parser(
         "train",
+        allow_abbrev=False,
         help="train a model and save it (safetensors)",
         description="Trains MODEL and saves it. "
         "Hyperparameters are options named after the estimator's parameters; see 'deepgm train MODEL --help'.",
@@ -324,6 +330,7 @@ def build_parser(train_model=None):
 
     sample = sub.add_parser(
         "sample",
+        allow_abbrev=False,
         help="draw samples from a saved model into an image grid",
         description=f"Loads MODEL_FILE ({_commands()}) and writes samples as a PNG grid (or .npy).",
     )
