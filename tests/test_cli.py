@@ -196,3 +196,75 @@ def test_an_option_prefix_is_not_taken_for_another_option(tmp_path):
     assert not (tmp_path / "dbn-classifier.safetensors").exists()
     code, _, stderr = run_cli("train", "vae", "--data", "data.npz", "--n-comp", "3", cwd=tmp_path)
     assert code == 2 and "unrecognized arguments: --n-comp" in stderr
+
+
+def test_csv_header_rows_named_counted_or_forced(tmp_path):
+    from deepgm.cli import load_data
+
+    X = np.random.default_rng(0).random((6, 4))
+    body = "\n".join(",".join(f"{v:.6f}" for v in row) for row in X)
+    cases = {
+        "pandas.csv": ("0,1,2,3\n" + body, "auto", 6),  # pd.DataFrame(X).to_csv(index=False)
+        "named.csv": ("a,b,c,d\n" + body, "auto", 6),
+        "plain.csv": (body, "auto", 6),
+        "kept.csv": ("0,1,2,3\n" + body, "no", 7),
+        "forced.csv": (body, "yes", 5),
+    }
+    for name, (text, header, rows) in cases.items():
+        (tmp_path / name).write_text(text + "\n")
+        got, y = load_data(tmp_path / name, header=header)
+        assert got.shape == (rows, 4) and y is None, name
+        np.testing.assert_allclose(got[-5:], X[-5:], atol=1e-6, err_msg=name)
+
+
+def test_label_column_by_header_name(tmp_path):
+    from deepgm.cli import CLIError, load_data
+
+    X = np.random.default_rng(0).random((8, 3))
+    y = np.arange(8) % 2
+    rows = "\n".join(f"{a:.6f},{label},{b:.6f},{c:.6f}" for (a, b, c), label in zip(X, y))
+    (tmp_path / "t.csv").write_text("pixel_a,digit,pixel_b,pixel_c\n" + rows + "\n")
+    got, labels = load_data(tmp_path / "t.csv", label_column="digit", supervised=True)
+    np.testing.assert_allclose(got, X, atol=1e-6)
+    np.testing.assert_array_equal(labels, y)
+    got, labels = load_data(tmp_path / "t.csv", label_column="1", supervised=True)  # the same column by number
+    np.testing.assert_array_equal(labels, y)
+    with pytest.raises(CLIError, match="no such column.*pixel_a, digit, pixel_b, pixel_c"):
+        load_data(tmp_path / "t.csv", label_column="label", supervised=True)
+    (tmp_path / "bare.csv").write_text(rows + "\n")
+    with pytest.raises(CLIError, match="no header row"):
+        load_data(tmp_path / "bare.csv", label_column="digit", supervised=True)
+
+
+def test_eight_bit_files_are_pixels_only_for_image_models(tmp_path):
+    from deepgm.cli import load_data
+
+    counts = np.random.default_rng(0).integers(0, 6, size=(12, 7)).astype(np.uint8)
+    np.save(tmp_path / "u8.npy", counts)
+    pixels, _ = load_data(tmp_path / "u8.npy")
+    np.testing.assert_allclose(pixels, counts / 255.0, rtol=1e-6)
+    raw, _ = load_data(tmp_path / "u8.npy", images=False)
+    np.testing.assert_array_equal(raw, counts)
+    code, _, stderr = run_cli("train", "replicated-softmax", "--data", "u8.npy", "--n-components", "3", "--max-iter", "1", cwd=tmp_path)
+    assert code == 0, stderr
+    assert deepgm.load(tmp_path / "replicated-softmax.safetensors").n_features_in_ == 7
+
+
+def test_sparse_npz_and_svmlight_data(tmp_path):
+    from scipy import sparse
+    from sklearn.datasets import dump_svmlight_file
+
+    from deepgm.cli import load_data
+
+    counts = sparse.random(20, 9, density=0.4, format="csr", random_state=0, data_rvs=lambda n: np.arange(1, n + 1) % 4 + 1)
+    sparse.save_npz(tmp_path / "counts.npz", counts)
+    got, y = load_data(tmp_path / "counts.npz", images=False)
+    assert sparse.issparse(got) and y is None
+    np.testing.assert_array_equal(got.toarray(), counts.toarray())
+    dump_svmlight_file(counts, np.arange(20) % 3, str(tmp_path / "counts.svmlight"))
+    got, y = load_data(tmp_path / "counts.svmlight", images=False, supervised=True)
+    assert sparse.issparse(got) and got.shape[0] == 20
+    np.testing.assert_array_equal(got.toarray()[:, : counts.shape[1]], counts.toarray())
+    np.testing.assert_array_equal(y, np.arange(20) % 3)
+    code, _, stderr = run_cli("train", "replicated-softmax", "--data", "counts.npz", "--n-components", "3", "--max-iter", "1", cwd=tmp_path)
+    assert code == 0, stderr

@@ -58,12 +58,16 @@ class Entry:
         Whether it is fitted on ``X, y`` (otherwise on ``X`` alone).
     sampler : Sampler or None
         How ``deepgm sample`` draws from it; None for models that do not generate data.
+    images : bool
+        Whether 8-bit (uint8) data files are pixels that ``deepgm train`` scales to [0, 1]; False for
+        the models of ratings and word counts, whose integers are read as they are.
     """
 
     cls: type
     command: str
     supervised: bool = False
     sampler: Sampler | None = None
+    images: bool = True
 
 
 ESTIMATORS = (
@@ -74,8 +78,8 @@ ESTIMATORS = (
     Entry(DeepAutoencoder, "autoencoder"),
     Entry(VAE, "vae", sampler=ANCESTRAL),
     Entry(CVAE, "cvae", supervised=True, sampler=BY_CLASS),
-    Entry(CollaborativeRBM, "collaborative-rbm"),
-    Entry(ReplicatedSoftmax, "replicated-softmax"),
+    Entry(CollaborativeRBM, "collaborative-rbm", images=False),
+    Entry(ReplicatedSoftmax, "replicated-softmax", images=False),
 )
 
 

@@ -7,11 +7,13 @@ a traceback.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 from . import __version__, _registry
 
@@ -83,8 +85,10 @@ def _hyperparameters(args, defaults):
 # -- data ------------------------------------------------------------------------------------------
 
 
-def load_data(path, labels=None, label_column=None, supervised=False):
-    """(X, y) from the embedded MNIST (path None), an MNIST IDX folder or file, a .npy/.npz, or a CSV."""
+def load_data(path, labels=None, label_column=None, supervised=False, header="auto", images=True):
+    """(X, y) from the embedded MNIST (path None), an MNIST IDX folder or file, a .npy/.npz (dense, or a
+    scipy sparse matrix saved with ``scipy.sparse.save_npz``), an svmlight file, or a CSV. 8-bit data
+    are scaled to [0, 1] when ``images`` (pixels), read as they are otherwise (ratings, counts)."""
     if path is None:
         from .datasets import load_mnist
 
@@ -93,11 +97,13 @@ def load_data(path, labels=None, label_column=None, supervised=False):
     if not path.exists():
         raise CLIError(f"--data: no such file or folder: {path}")
     try:
-        X, y = _read_data(path, label_column, supervised and labels is None)
+        X, y = _read_data(path, label_column, supervised and labels is None, header)
     except CLIError:
         raise
     except Exception as err:  # numpy's readers raise EOFError, ValueError, OSError, ... on bad files
         raise CLIError(f"--data: cannot read {path}: {_first_line(err)}") from None
+    if images and not sparse.issparse(X) and X.dtype == np.uint8:
+        X = X.astype(np.float32) / 255.0
     if labels is not None:
         y = load_labels(labels)
     if y is not None and np.asarray(y).dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
@@ -109,7 +115,11 @@ def _first_line(err):
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
-def _read_data(path, label_column, labels_in_file):
+#: File suffixes read as svmlight / libsvm (sparse rows of index:value pairs).
+SVMLIGHT_SUFFIXES = (".svmlight", ".svm", ".libsvm")
+
+
+def _read_data(path, label_column, labels_in_file, header="auto"):
     from .datasets import load_mnist, read_idx
 
     y = None
@@ -121,6 +131,8 @@ def _read_data(path, label_column, labels_in_file):
     elif path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             keys = list(data.keys())
+            if {"format", "shape", "data", "indices", "indptr"} <= set(keys) or {"format", "shape", "row", "col"} <= set(keys):
+                return sparse.load_npz(path).tocsr(), None  # scipy.sparse.save_npz's layout
             xkey = next((k for k in ("X", "x", "data", "images") if k in data), keys[0] if keys else None)
             if xkey is None:
                 raise CLIError(f"--data: {path} holds no arrays")
@@ -129,31 +141,71 @@ def _read_data(path, label_column, labels_in_file):
             y = data[ykey] if ykey else None
     elif path.suffix == ".npy":
         X = np.load(path, allow_pickle=False)
+    elif path.suffix.lower() in SVMLIGHT_SUFFIXES:
+        from sklearn.datasets import load_svmlight_file
+
+        X, y = load_svmlight_file(str(path))
+        return X.tocsr(), (y if labels_in_file else None)
     elif path.suffix.lower() in (".csv", ".txt"):
-        try:
-            table = np.loadtxt(path, delimiter=",", ndmin=2)
-        except ValueError:
-            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
-        if label_column is None and labels_in_file:
-            label_column = -1
-        if label_column is not None:
-            if not -table.shape[1] <= label_column < table.shape[1]:
-                raise CLIError(f"--label-column {label_column} is out of range: {path} has {table.shape[1]} columns")
-            y = table[:, label_column]
-            X = np.delete(table, label_column % table.shape[1], axis=1)
-        else:
-            X = table
+        X, y = _read_csv(path, label_column, labels_in_file, header)
     else:
         try:
             X = read_idx(path)
         except (OSError, ValueError) as err:
-            raise CLIError(f"--data: {path}: not an IDX, .npy, .npz or .csv file ({err})") from None
+            raise CLIError(
+                f"--data: {path}: not an IDX, .npy, .npz, svmlight ({', '.join(SVMLIGHT_SUFFIXES)}) or .csv file ({err})"
+            ) from None
     X = np.asarray(X)
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)
-    if X.dtype == np.uint8:
-        X = X.astype(np.float32) / 255.0
     return X, y
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path, label_column, labels_in_file, header):
+    """(X, y) from a comma-separated table. ``header``: "yes", "no", or "auto": the first line is a
+    header when one of its fields is not a number, or when it reads 0, 1, ..., n-1 (the header pandas
+    writes for unnamed columns: ``pd.DataFrame(X).to_csv(path, index=False)``)."""
+    with open(path, newline="") as f:
+        first = next(csv.reader(f), None)
+    if not first:
+        raise CLIError(f"--data: {path} is empty")
+    names = [field.strip() for field in first]
+    if header == "auto":
+        counting = len(names) >= 3 and names == [str(i) for i in range(len(names))]
+        has_header = counting or not all(_is_number(name) for name in names)
+    else:
+        has_header = header == "yes"
+    table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1 if has_header else 0)
+    if label_column is None and labels_in_file:
+        label_column = "-1"
+    if label_column is None:
+        return table, None
+    column = _column_index(label_column, names if has_header else None, table.shape[1], path)
+    return np.delete(table, column, axis=1), table[:, column]
+
+
+def _column_index(label_column, names, n_columns, path):
+    """The index of ``--label-column``: a column number (negative counts from the end) or a header name."""
+    text = str(label_column).strip()
+    try:
+        index = int(text)
+    except ValueError:
+        if names is None:
+            raise CLIError(f"--label-column {text!r}: {path} has no header row to name columns (give a column number)") from None
+        if text not in names:
+            raise CLIError(f"--label-column {text!r}: no such column in {path}; its columns are {', '.join(names)}") from None
+        return names.index(text)
+    if not -n_columns <= index < n_columns:
+        raise CLIError(f"--label-column {index} is out of range: {path} has {n_columns} columns")
+    return index % n_columns
 
 
 def load_labels(path):
@@ -182,7 +234,7 @@ def cmd_train(args, defaults):
     params = _hyperparameters(args, defaults)
     out = Path(args.out or f"{model}.safetensors")
     _check_writable(out, "--out")  # before training, not after
-    X, y = load_data(args.data, args.labels, args.label_column, supervised=entry.supervised)
+    X, y = load_data(args.data, args.labels, args.label_column, supervised=entry.supervised, header=args.header, images=entry.images)
     if entry.supervised and y is None:
         raise CLIError(f"{model} needs labels: use the embedded data, an MNIST folder, a .npz with 'y', --labels, or a CSV label column")
     try:
@@ -321,10 +373,27 @@ def build_parser(train_model=None):
     )
     commands = [entry.command for entry in _registry.ESTIMATORS]
     train.add_argument("model", choices=sorted(commands), metavar="MODEL", help="one of: " + ", ".join(commands))
-    train.add_argument("--data", default=None, help="an MNIST IDX folder or file, a .npy/.npz, or a CSV (default: the embedded MNIST)")
+    train.add_argument(
+        "--data",
+        default=None,
+        help="an MNIST IDX folder or file, a .npy, a .npz (arrays, or a scipy sparse matrix from save_npz), an svmlight file "
+        "(.svmlight, .svm, .libsvm) or a CSV (default: the embedded MNIST). 8-bit (uint8) data are pixels, scaled to [0, 1], "
+        "except for collaborative-rbm and replicated-softmax. collaborative-rbm reads a users x items matrix: NaN (dense) "
+        "or a missing entry (sparse) marks an unrated item",
+    )
     train.add_argument("--labels", default=None, help="labels for --data (.npy, .csv or IDX), for supervised models")
     train.add_argument(
-        "--label-column", type=int, default=None, help="CSV column holding the labels (default for supervised models: the last)"
+        "--label-column",
+        default=None,
+        help="CSV column holding the labels, by number (negative: from the end) or by its header name "
+        "(default for supervised models: the last)",
+    )
+    train.add_argument(
+        "--header",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="whether the CSV's first line is a header (default: auto, a header when a field is not a number "
+        "or when it reads 0,1,...,n-1 as pandas writes for unnamed columns)",
     )
     train.add_argument("--out", default=None, help="model file to write (default: MODEL.safetensors)")
 
