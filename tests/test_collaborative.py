@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import signal
+import warnings
 
 import _softmax_oracles as oracle
 import numpy as np
@@ -969,3 +970,22 @@ def test_in_a_pipeline_and_with_feature_names(ratings):
     assert pipe.predict(R).shape == (R.shape[0],)
     model = pipe[0]
     assert list(model.get_feature_names_out()) == [f"collaborativerbm{j}" for j in range(6)]
+
+
+def test_a_dense_table_with_zeros_for_unrated_items_gets_a_warning(ratings):
+    """`.toarray()` or `fillna(0)` turns "not rated" into 0, which a dense table reads as a rating of 0
+    (NaN marks unrated items): fit and score warn, and the model equals that of an explicit 0 rating."""
+    R, _ = ratings
+    zeros = R.toarray()  # unstored -> 0
+    with pytest.warns(UserWarning, match=r"X is dense and \d+% of its entries are 0.*NaN"):
+        model = CollaborativeRBM(4, n_iter=1, random_state=0).fit(zeros)
+    assert 0.0 in model.rating_values_
+    fitted = CollaborativeRBM(4, n_iter=1, random_state=0).fit(R)
+    with pytest.warns(UserWarning, match=r"y is dense and \d+% of its entries are 0"):
+        fitted.score(R, zeros)
+    dense_nan = np.where(zeros == 0, np.nan, zeros)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN for unrated items, a boolean query: no warning
+        fitted.score(R, dense_nan)
+        fitted.predict(R, ~np.isnan(dense_nan))
+        CollaborativeRBM(4, n_iter=1, random_state=0).fit(dense_nan)

@@ -7,6 +7,8 @@ are finite real numbers. The kernels take its three arrays, ``indptr`` and ``ind
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_array
@@ -21,7 +23,7 @@ def output_dtype(X) -> type:
     return np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
 
 
-def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str):
+def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str, zeros_look_missing: bool = False):
     """X as a canonical ``scipy.sparse.csr_matrix`` of float64, and the dtype of the outputs it asks for.
 
     Parameters
@@ -35,6 +37,10 @@ def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str):
     duplicates : {"refuse", "sum"}
         What an entry stored twice means: an error (two ratings of one item by one user), or a sum
         (word counts).
+    zeros_look_missing : bool
+        With ``nan_is_missing``, warn when more than half of a dense X's entries are 0: a ratings
+        table made with ``.toarray()`` or ``fillna(0)`` marks its unrated items with 0, which would
+        be read as ratings of 0.
 
     Returns
     -------
@@ -71,6 +77,14 @@ def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str):
             if np.isinf(X).any():
                 raise ValueError(f"{name} must hold finite values or NaN (missing); got infinity")
             present = ~np.isnan(X)
+            zeros = np.count_nonzero(X == 0)
+            if zeros_look_missing and zeros > X.size / 2:
+                warnings.warn(
+                    f"{name} is dense and {zeros / X.size:.0%} of its entries are 0, which are read as ratings of 0. "
+                    "Mark unrated items with NaN, or pass a scipy sparse matrix (its unstored entries are unrated).",
+                    UserWarning,
+                    stacklevel=4,
+                )
             rows, cols = np.nonzero(present)
             csr = sp.csr_matrix((X[present], (rows, cols)), shape=X.shape)
         else:

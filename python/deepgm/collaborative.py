@@ -395,7 +395,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     def _ratings(self, X, name="X", *, reset=False):
         """X as a canonical CSR matrix of ratings (float64) and the output dtype it asks for. Sparse X:
         its stored entries are the ratings; dense X: its entries that are not NaN."""
-        csr, out_dtype = as_csr(X, name, nan_is_missing=True, duplicates="refuse")
+        csr, out_dtype = as_csr(X, name, nan_is_missing=True, duplicates="refuse", zeros_look_missing=True)
         if reset:
             with _named_errors(name):
                 validate_data(self, X, reset=True, skip_check_array=True)
@@ -845,9 +845,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         have the shape of X."""
         if query is None:
             raise ValueError(f"{name} must be a sparse matrix (or array) of shape {shape} marking the ratings to predict; got None")
-        if hasattr(query, "dtype") and getattr(query.dtype, "kind", "f") == "b" and not sp.issparse(query):
+        mask = hasattr(query, "dtype") and getattr(query.dtype, "kind", "f") == "b" and not sp.issparse(query)
+        if mask:
             query = np.where(query, 0.0, np.nan)  # a boolean mask: True marks a pair to predict
-        Q, _ = as_csr(query, name, nan_is_missing=True, duplicates="sum")
+        Q, _ = as_csr(query, name, nan_is_missing=True, duplicates="sum", zeros_look_missing=not mask)
         if Q.shape != tuple(shape):
             raise ValueError(f"{name} must have the shape of X {tuple(shape)}; got {Q.shape}")
         return Q
