@@ -159,39 +159,13 @@ class Row:
         return any((r.foreign_load or 0) > 0.10 for r in self.results.values())
 
 
-def time_impl(name: str, fn: Callable[[], object], cfg: Settings, repeats: int | None = None, warmup: int = 1) -> Result:
-    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones, starting from a
-    quiet process; and (full runs) the peak memory added by one more, untimed call.
-
-    Memory is sampled in a separate call: the sampling thread wakes every 2 ms and slowed the timed
-    epochs by 4-10% (deepgm's RBM epoch 0.211 -> 0.223 s, PyTorch's 0.218 -> 0.226 s, scikit-learn's
-    0.422 -> 0.463 s; benches/NOTES.md entry 14)."""
-    repeats = cfg.repeats if repeats is None else repeats
-    machine.settle(max_wait_s=cfg.settle_s)
-    for _ in range(warmup):
-        fn()
-    machine.settle(max_wait_s=cfg.settle_s)
-    times = []
-    load = machine.ForeignLoad().start()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    foreign = load.stop()
-    peak_mib = None
-    if cfg.measure_memory:
-        with PeakMemory() as mem:
-            fn()
-        peak_mib = mem.mib
-    return Result(name, float(np.median(times)), times, peak_mib, foreign)
-
-
 def time_in_turns(impls: dict[str, Callable[[], object]], cfg: Settings, memory_of=None, warmup: int = 1) -> dict[str, Result]:
     """Median wall time of every implementation, timed in turns: each repeat calls every
     implementation once, in an order rotated by one from the previous repeat, every call from a quiet
     process; ``warmup`` untimed calls of each first. Then (full runs) the peak memory added by one
-    more untimed call of each implementation named in ``memory_of`` (default: all). Other processes'
-    CPU use is measured over all the timed calls."""
+    more untimed call of each implementation named in ``memory_of`` (default: all): the sampling
+    thread wakes every 2 ms and slowed timed epochs by 4-10% (benches/NOTES.md entry 14). Other
+    processes' CPU use is measured over all the timed calls."""
     names = list(impls)
     for name in names:
         machine.settle(max_wait_s=cfg.settle_s)
@@ -216,6 +190,11 @@ def time_in_turns(impls: dict[str, Callable[[], object]], cfg: Settings, memory_
             peak_mib = mem.mib
         results[name] = Result(name, float(np.median(times[name])), times[name], peak_mib, foreign)
     return results
+
+
+def time_alone(name: str, fn: Callable[[], object], cfg: Settings) -> Result:
+    """:func:`time_in_turns` with one implementation: the scaling curves' points."""
+    return time_in_turns({name: fn}, cfg)[name]
 
 
 #: The product that measures the machine's float32 GEMM peak: large enough for every core to run its
@@ -577,11 +556,11 @@ def scaling(X, cfg: Settings, log, has_torch) -> dict[str, dict]:
     cfg = replace(cfg, repeats=cfg.scaling_repeats, measure_memory=False)
 
     def rbm_time(data, nh, batch, n_jobs=None):
-        return time_impl("deepgm", deepgm_rbm_epoch(data, nh, batch_size=batch, n_jobs=n_jobs), cfg).median_s
+        return time_alone("deepgm", deepgm_rbm_epoch(data, nh, batch_size=batch, n_jobs=n_jobs), cfg).median_s
 
     def numpy_rbm_time(data, nh, batch):
         r = ref_np.NumpyRBM(data.shape[1], nh, batch_size=batch)
-        return time_impl("numpy", lambda: r.fit_epoch(data), cfg).median_s
+        return time_alone("numpy", lambda: r.fit_epoch(data), cfg).median_s
 
     Xs = X[: min(len(X), cfg.scaling_samples)]
     if "batch_size" in cfg.scaling:
@@ -615,15 +594,15 @@ def scaling(X, cfg: Settings, log, has_torch) -> dict[str, dict]:
         for t in threads:
             th["deepgm RBM"].append(rbm_time(Xs, 500, 100, n_jobs=t))
             vae = VAE(20, n_iter=1, random_state=0, n_jobs=t).fit(Xs[:256])
-            th["deepgm VAE"].append(time_impl("deepgm", lambda: vae._train(Xs, None, n_epochs=1, shuffle=True), cfg).median_s)
+            th["deepgm VAE"].append(time_alone("deepgm", lambda: vae._train(Xs, None, n_epochs=1, shuffle=True), cfg).median_s)
             with threadpool_limits(limits=t, user_api="blas"):
                 th["numpy RBM"].append(numpy_rbm_time(Xs, 500, 100))
             if has_torch:
                 tr = ref_torch.TorchRBM(784, 500, n_threads=t)
                 Xt = ref_torch.as_tensor(Xs)
-                th["torch RBM"].append(time_impl("torch", lambda: tr.fit_epoch(Xt), cfg).median_s)
+                th["torch RBM"].append(time_alone("torch", lambda: tr.fit_epoch(Xt), cfg).median_s)
                 tv = ref_torch.TorchVAE(n_threads=t)
-                th["torch VAE"].append(time_impl("torch", lambda: tv.fit_epoch(Xt), cfg).median_s)
+                th["torch VAE"].append(time_alone("torch", lambda: tv.fit_epoch(Xt), cfg).median_s)
         if has_torch:
             ref_torch.set_threads(cfg.threads)
         out["threads"] = {k: v for k, v in th.items() if v}
