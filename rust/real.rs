@@ -106,7 +106,12 @@ impl_real!(f64, "float64", 53);
 /// The index of the first NaN or infinity in `values`, if any. Blocks of 64 are tested without
 /// branches (the loop vectorises: a whole-array check costs about as much as reading it), and only a
 /// block that fails is searched element by element.
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma",
+    "x86_64+sse4.1",
+    "aarch64+neon"
+))]
 pub fn first_non_finite<T: Real>(values: &[T]) -> Option<usize> {
     const BLOCK: usize = 64;
     for (b, block) in values.chunks(BLOCK).enumerate() {
