@@ -77,8 +77,8 @@ def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str, zeros_look_mi
             if np.isinf(X).any():
                 raise ValueError(f"{name} must hold finite values or NaN (missing); got infinity")
             present = ~np.isnan(X)
-            zeros = np.count_nonzero(X == 0)
-            if zeros_look_missing and zeros > X.size / 2:
+            zeros = np.count_nonzero(X == 0) if zeros_look_missing else 0
+            if zeros > X.size / 2:
                 warnings.warn(
                     f"{name} is dense and {zeros / X.size:.0%} of its entries are 0, which are read as ratings of 0. "
                     "Mark unrated items with NaN, or pass a scipy sparse matrix (its unstored entries are unrated).",
