@@ -26,13 +26,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RA
 
 def cpu_model() -> str:
     """The CPU's model name (as lscpu prints it), or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return _cpuinfo_fields().get("model name") or platform.processor() or "unknown CPU"
 
 
 def _cpuinfo_fields() -> dict[str, str]:
