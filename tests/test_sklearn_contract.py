@@ -31,7 +31,7 @@ from __future__ import annotations
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from deepgm import DBN, RBM, VAE, DBNClassifier, DBNRegressor, DeepAutoencoder
+from deepgm import CVAE, DBN, RBM, VAE, CollaborativeRBM, DBNClassifier, DBNRegressor, DeepAutoencoder, ReplicatedSoftmax
 
 # --------------------------------------------------------------------------------------------------
 # checks that cannot apply to models of data in [0, 1]
@@ -196,3 +196,11 @@ def test_tags_describe_the_input_each_configuration_accepts():
     for est in BERNOULLI_INSTANCES + REAL_VALUED_INSTANCES:
         tags = get_tags(est)
         assert tags.input_tags.sparse and not tags.input_tags.allow_nan
+
+
+@pytest.mark.parametrize("cls", [RBM, DBN, DBNClassifier, DBNRegressor, DeepAutoencoder, VAE, CVAE, CollaborativeRBM, ReplicatedSoftmax])
+def test_a_misspelt_parameter_is_reported_under_the_public_class_name(cls):
+    """DBNClassifier and DBNRegressor share their base class's __init__: the TypeError of an unknown
+    keyword must still name the class the user called, not the private base."""
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}\.__init__\(\) got an unexpected keyword argument 'n_itr'"):
+        cls(n_itr=2)

@@ -3,6 +3,8 @@ generative sampling, and supervised fine-tuning by backpropagation into a classi
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
@@ -599,6 +601,22 @@ def _stack_history(rbms):
     return history
 
 
+def _init_named_for(cls, init):
+    """A copy of `init` that calls itself ``cls.__init__``: Python names the function in the TypeError
+    of a misspelt keyword (``DBNClassifier(n_iter=2)``), which would otherwise name the private base
+    class. The signature is the same, so scikit-learn's ``get_params`` sees the same parameters."""
+    qualname = f"{cls.__qualname__}.__init__"
+    code = init.__code__
+    if hasattr(code, "co_qualname"):  # Python 3.11 and later take the name from the code object
+        code = code.replace(co_qualname=qualname)
+    copy = types.FunctionType(code, init.__globals__, init.__name__, init.__defaults__, init.__closure__)
+    copy.__kwdefaults__ = init.__kwdefaults__
+    copy.__qualname__ = qualname
+    copy.__module__ = cls.__module__
+    copy.__doc__ = init.__doc__
+    return copy
+
+
 class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, FineTunedStack):
     """Pretraining of a stack of RBMs, then fine-tuning of the whole network plus an output layer."""
 
@@ -657,6 +675,11 @@ class _FineTunedDBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStack
         self.dtype = dtype
         self.n_jobs = n_jobs
         self.verbose = verbose
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in vars(cls):
+            cls.__init__ = _init_named_for(cls, _FineTunedDBN.__init__)
 
     def _check_params(self):
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
