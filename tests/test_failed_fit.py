@@ -83,6 +83,8 @@ def _state(est):
     return pickle.dumps(est.__dict__)
 
 
+# A diverging fit reports one DivergenceError, not NumPy overflow warnings before it.
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_first_fit_that_diverges_in_epoch_1_leaves_the_estimator_unfitted(name, data):
     make, key, method = CASES[name]
@@ -98,6 +100,8 @@ def test_a_first_fit_that_diverges_in_epoch_1_leaves_the_estimator_unfitted(name
         _output(est, method, args)
 
 
+# A diverging fit reports one DivergenceError, not NumPy overflow warnings before it.
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_refit_that_diverges_in_epoch_1_keeps_the_previous_model(name, data):
     make, key, method = CASES[name]

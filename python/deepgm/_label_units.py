@@ -107,16 +107,19 @@ def label_cd_step(rbm, V0, *, n_features, learning_rate, momentum, seed, step, n
     velocity = rbm.components_velocity_
     _core.gemm(P0, V0, velocity, alpha=lr / b, beta=momentum, trans_a=True, n_jobs=n_jobs)
     _core.gemm(Pk, Vk, velocity, alpha=-lr / c, beta=1.0, trans_a=True, n_jobs=n_jobs)
-    velocity -= np.asarray(lr * wd, dtype=velocity.dtype) * rbm.components_
-    rbm.components_ += velocity
-    for bias, bias_velocity, data, model in (
-        (rbm.intercept_visible_, rbm.intercept_visible_velocity_, V0, Vk),
-        (rbm.intercept_hidden_, rbm.intercept_hidden_velocity_, P0, Pk),
-    ):
-        gradient = data.mean(axis=0, dtype=np.float64) - model.mean(axis=0, dtype=np.float64)
-        bias_velocity *= momentum
-        bias_velocity += (lr * gradient).astype(bias_velocity.dtype)
-        bias += bias_velocity
+    # A diverging step overflows here; the check below turns that into one clear error, so NumPy's
+    # overflow warning would only be noise before it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        velocity -= np.asarray(lr * wd, dtype=velocity.dtype) * rbm.components_
+        rbm.components_ += velocity
+        for bias, bias_velocity, data, model in (
+            (rbm.intercept_visible_, rbm.intercept_visible_velocity_, V0, Vk),
+            (rbm.intercept_hidden_, rbm.intercept_hidden_velocity_, P0, Pk),
+        ):
+            gradient = data.mean(axis=0, dtype=np.float64) - model.mean(axis=0, dtype=np.float64)
+            bias_velocity *= momentum
+            bias_velocity += (lr * gradient).astype(bias_velocity.dtype)
+            bias += bias_velocity
     if not (
         np.all(np.isfinite(rbm.components_)) and np.all(np.isfinite(rbm.intercept_visible_)) and np.all(np.isfinite(rbm.intercept_hidden_))
     ):
