@@ -353,6 +353,25 @@ def test_gaussian_decoder_learns_real_valued_data(rng):
     assert S.shape == (5, 10) and np.all(np.isfinite(S))
 
 
+@pytest.mark.parametrize("scale", [0.05, 30.0])
+def test_a_gaussian_decoder_warns_when_the_data_are_not_at_its_scale(scale, rng):
+    """The fixed decoder variance (1.0) against data of variance 0.0025 (sklearn's diabetes features
+    are like this: the KL term wins and the codes carry nothing) or 900 (unscaled measurements): fit
+    says so and names the remedies; standardised data, a matching decoder_variance and the Bernoulli
+    decoder stay silent."""
+    X = rng.standard_normal((200, 6)) * scale
+    small = dict(hidden_layer_sizes=(8,), n_iter=1, random_state=0, n_jobs=1)
+    with pytest.warns(UserWarning, match=r"decoder_variance=1\b.*mean variance of .*StandardScaler"):
+        VAE(2, likelihood="gaussian", **small).fit(X)
+    with pytest.warns(UserWarning, match="decoder_variance"):
+        CVAE(2, likelihood="gaussian", **small).fit(X, rng.integers(0, 2, 200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        VAE(2, likelihood="gaussian", **small).fit((X - X.mean(0)) / X.std(0))
+        VAE(2, likelihood="gaussian", decoder_variance=scale**2, **small).fit(X)
+        VAE(2, **small).fit(rng.random((200, 6)) * min(scale, 1.0))
+
+
 def test_partial_fit_continues_training(mnist_small, mnist):
     X, _ = mnist_small
     X_test = mnist[0][9000:9500]
