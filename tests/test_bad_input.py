@@ -550,6 +550,26 @@ def test_scalar_checks_name_parameter_expectation_and_value(check, value, error,
         check(value)
 
 
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: DBNClassifier(pretrain="yes"), r"^pretrain must be True or False, or 'auto'; got 'yes'$"),
+        (lambda: DeepAutoencoder(linear_path="yes"), r"^linear_path must be True or False, or 'auto'; got 'yes'$"),
+        (
+            lambda: DeepAutoencoder(hidden_layer_sizes="big"),
+            r"^hidden_layer_sizes must be a sequence of positive ints, or 'auto'; got 'big'$",
+        ),
+        (lambda: RBM(learning_rate="fast"), r"^learning_rate must be a number > 0, or 'auto'; got 'fast'$"),
+        (lambda: DBNClassifier(pretrain_learning_rate="fast"), r"^pretrain_learning_rate must be a number > 0, or 'auto'; got 'fast'$"),
+    ],
+)
+def test_a_bad_string_for_a_parameter_that_also_takes_numbers_says_both(make, message):
+    """A parameter that takes a bool, a number or a tuple besides "auto": the message of a bad string
+    lists them all, not only 'auto'."""
+    with pytest.raises(ValueError, match=message):
+        make().fit(X01[:20], LABELS[:20])
+
+
 def test_scalar_checks_accept_numpy_scalars_and_their_exceptional_values():
     assert check_n_jobs(np.int64(-1)) == -1 and check_n_jobs(None) is None and type(check_n_jobs(np.int32(2))) is int
     assert check_verbose(np.True_) == 1 and check_verbose(False) == 0

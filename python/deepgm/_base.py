@@ -183,12 +183,14 @@ def check_number(value, name: str, *, low=None, high=None, low_open=False, high_
     return float(value)
 
 
-def check_option(value, name: str, options) -> str:
-    """One of the strings ``options``. Written here: scikit-learn's only option check is the private
-    ``StrOptions`` constraint."""
+def check_option(value, name: str, options, *, or_else: str | None = None) -> str:
+    """One of the strings ``options``. ``or_else`` describes what else the parameter takes (such as
+    "True or False" beside "auto"), for the message. Written here: scikit-learn's only option check
+    is the private ``StrOptions`` constraint."""
     if not isinstance(value, str) or value not in options:
         choices = ", ".join(repr(o) for o in options)
-        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+        expected = f"one of {choices}" if or_else is None else f"{or_else}, or {choices}"
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
     return value
 
 

@@ -45,7 +45,7 @@ def check_finetune_params(est, *, auto_weight_decay=False):
     check_number(est.learning_rate, "learning_rate", low=0, low_open=True)
     check_number(est.momentum, "momentum", low=0, high=1, high_open=True)
     if auto_weight_decay and isinstance(est.weight_decay, str):
-        check_option(est.weight_decay, "weight_decay", ("auto",))
+        check_option(est.weight_decay, "weight_decay", ("auto",), or_else="a number >= 0")
     else:
         check_number(est.weight_decay, "weight_decay", low=0)
     check_number(est.dropout, "dropout", low=0, high=1, high_open=True)

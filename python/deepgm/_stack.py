@@ -41,7 +41,7 @@ PRETRAIN_MOMENTUM = dict(momentum=0.5, final_momentum=0.9, initial_momentum_epoc
 def check_auto_or_positive(value, name: str):
     """ "auto" or a finite number > 0 (a learning rate whose "auto" the RBM resolves)."""
     if isinstance(value, str):
-        return check_option(value, name, ("auto",))
+        return check_option(value, name, ("auto",), or_else="a number > 0")
     return check_number(value, name, low=0, low_open=True)
 
 
@@ -185,7 +185,7 @@ class FineTunedStack(DeepGMEstimator):
         """The pretraining and fine-tuning settings of a stack of ``n_layers`` RBMs (None: not known
         before fit, which checks ``layer_params`` once it is)."""
         if isinstance(self.pretrain, str):
-            check_option(self.pretrain, "pretrain", ("auto",))
+            check_option(self.pretrain, "pretrain", ("auto",), or_else="True or False")
         else:
             check_bool(self.pretrain, "pretrain")
         check_length(self.pretrain_iter, "pretrain_iter")

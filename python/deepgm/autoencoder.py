@@ -212,14 +212,14 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
 
     def _check_params(self):
         if isinstance(self.hidden_layer_sizes, str):
-            check_option(self.hidden_layer_sizes, "hidden_layer_sizes", ("auto",))
+            check_option(self.hidden_layer_sizes, "hidden_layer_sizes", ("auto",), or_else="a sequence of positive ints")
             n_layers = None  # layer_params is checked in fit, once the layers are known
         else:
             n_layers = len(check_hidden_layer_sizes(self.hidden_layer_sizes)) + 1  # an int is one layer
         check_positive_int(self.n_components, "n_components")
         check_option(self.loss, "loss", ("auto", "cross_entropy", "squared_error"))
         if isinstance(self.linear_path, str):
-            check_option(self.linear_path, "linear_path", ("auto",))
+            check_option(self.linear_path, "linear_path", ("auto",), or_else="True or False")
         else:
             check_bool(self.linear_path, "linear_path")
         self._check_stack_params(n_layers)

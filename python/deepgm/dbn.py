@@ -351,7 +351,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         check_is_fitted(self)
         n_steps = check_positive_int(n_steps, "n_steps", minimum=0)
         if isinstance(label_strength, str):
-            check_option(label_strength, "label_strength", ("auto",))
+            check_option(label_strength, "label_strength", ("auto",), or_else="a number >= 0")
             label_strength = _label_units.LABEL_STRENGTH
         else:
             label_strength = check_number(label_strength, "label_strength", low=0)

@@ -247,7 +247,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
 
     def _learning_rate(self) -> float:
         if isinstance(self.learning_rate, str):
-            check_option(self.learning_rate, "learning_rate", ("auto",))
+            check_option(self.learning_rate, "learning_rate", ("auto",), or_else="a number > 0")
             hidden_rate = self._hidden_units.hidden_learning_rate
             return self._visible_units.visible_learning_rate if hidden_rate is None else hidden_rate
         return check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
