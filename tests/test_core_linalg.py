@@ -78,6 +78,22 @@ def test_gemm_large(dtype, trans_a, trans_b):
     check_gemm(a, b, c, 1.5, -0.5, trans_a, trans_b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_the_estimators_matmul_helper_matches_float64_numpy(dtype, trans_b):
+    """``deepgm._base.matmul``, which estimators use instead of NumPy's ``@`` between kernel calls:
+    a's dtype out (b converted to it), a non-contiguous a accepted, values as a float64 product."""
+    from deepgm._base import matmul
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((70, 90)).astype(dtype)[:, ::2]  # a strided view, 45 columns
+    b = rng.standard_normal((30, 45) if trans_b else (45, 30))  # float64 whatever a's dtype
+    out = matmul(a, b, trans_b=trans_b, n_jobs=2)
+    expected = a.astype(np.float64) @ (b.T if trans_b else b)
+    assert out.dtype == dtype and out.shape == (70, 30)
+    np.testing.assert_allclose(out, expected, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
 def test_gemm_exact_small_integers():
     # Products of small integers are exact in both dtypes: the result must be exact too.
     rng = np.random.default_rng(3)

@@ -170,6 +170,18 @@ def test_learns_topics_better_than_the_unigram_model(fitted, corpus):
     assert any(set(t) <= block for t in tops for block in blocks)
 
 
+def test_the_monitored_reconstruction_perplexity_matches_a_float64_oracle(fitted, corpus):
+    """history_'s per-epoch figure: exp of the mean per-word cross-entropy of the documents under
+    softmax(b + W^T p(h | v)), p(h | v) and the product in float64 against the model's own."""
+    C, _ = corpus
+    counts = C.toarray()
+    H = oracle.rs_hidden(counts, fitted.components_, fitted.intercept_hidden_)
+    logits = H @ oracle.f64(fitted.components_) + oracle.f64(fitted.intercept_visible_)
+    log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    expected = np.exp(-(counts * log_probs).sum() / counts.sum())
+    assert fitted._reconstruction_perplexity(C) == pytest.approx(expected, rel=1e-5)
+
+
 def test_lda_interface(fitted, corpus):
     """Code written for LatentDirichletAllocation runs: the same constructor names and methods."""
     from sklearn.decomposition import LatentDirichletAllocation

@@ -24,6 +24,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 from tqdm.auto import tqdm
 
+from . import _core
+
 __all__ = ["DeepGMEstimator", "DivergenceError"]
 
 #: The numpy dtypes an estimator can compute in.
@@ -706,3 +708,15 @@ def minibatch(X, rows, dtype):
     if X.dtype == dtype and X.flags.c_contiguous:
         return X, np.ascontiguousarray(rows, dtype=np.int64)
     return np.ascontiguousarray(X[rows], dtype=dtype), None
+
+
+def matmul(a, b, *, trans_b: bool = False, n_jobs=None):
+    """``a @ b`` (``a @ b.T`` with ``trans_b``) in ``a``'s dtype, computed by deepgm's kernel on its
+    own threads. For the products that estimators make in Python between kernel calls: NumPy's BLAS
+    would start its own thread pool for them, whose threads then spin-wait beside the next kernels
+    (benches/NOTES.md entry 52: 36% of the CPU of a DeepAutoencoder fit with the linear path)."""
+    a = np.ascontiguousarray(a)
+    b = np.ascontiguousarray(b, dtype=a.dtype)
+    out = np.empty((a.shape[0], b.shape[0] if trans_b else b.shape[1]), dtype=a.dtype)
+    _core.gemm(a, b, out, trans_b=trans_b, n_jobs=n_jobs)
+    return out

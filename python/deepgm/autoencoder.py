@@ -30,6 +30,7 @@ from ._base import (
     check_option,
     check_positive_int,
     check_unit_interval,
+    matmul,
     seed_from,
 )
 from ._failed_fit import kept_if_trained
@@ -417,7 +418,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         """The codes of a validated X (the model's dtype)."""
         Z = self._run_layers(X, 0, self._n_encoder_layers())
         if self._has_linear_path:
-            Z += ((X - self.path_mean_) @ self.path_components_.T).astype(Z.dtype, copy=False)
+            Z += matmul(X - self.path_mean_, self.path_components_, trans_b=True, n_jobs=self._n_jobs()).astype(Z.dtype, copy=False)
         return Z
 
     def inverse_transform(self, Z):
@@ -440,7 +441,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         """The decoder's output for codes Z of the model's dtype (probabilities for cross-entropy)."""
         out = self._run_layers(Z, self._n_encoder_layers(), len(self.coefs_))
         if self._has_linear_path:
-            out += (Z @ self.path_components_ + self.path_mean_).astype(out.dtype, copy=False)
+            out += (matmul(Z, self.path_components_, n_jobs=self._n_jobs()) + self.path_mean_).astype(out.dtype, copy=False)
         if self.loss_function_ == "cross_entropy":
             out = expit(out).astype(self._dtype())
         return out
@@ -527,15 +528,15 @@ class _LinearPathTuner(FineTuner):
         dec = (est.coefs_[n_enc:], est.intercepts_[n_enc:], self.activations[n_enc:])
         rows = x.shape[0]
         e = _core.mlp_forward(x, *enc, n_jobs=n_jobs)  # (B, n_components)
-        z = np.ascontiguousarray(e + (x - m) @ P.T, dtype=x.dtype)
+        z = np.ascontiguousarray(e + matmul(x - m, P, trans_b=True, n_jobs=n_jobs), dtype=x.dtype)
         if not np.isfinite(z).all():  # diverged parameters (the data were checked): _epoch_guard reports it
             raise FloatingPointError("the codes are no longer finite")
-        target = np.ascontiguousarray(x - m - z @ P, dtype=x.dtype)  # (B, n_features)
+        target = np.ascontiguousarray(x - m - matmul(z, P, n_jobs=n_jobs), dtype=x.dtype)  # (B, n_features)
         loss, dec_gw, dec_gb, grad_z = _core.mlp_loss_gradients(z, target, *dec, "squared_error", n_jobs=n_jobs)
         residual = _core.mlp_forward(z, *dec, n_jobs=n_jobs) - target  # x_hat - x
         if not np.isfinite(loss):
             raise FloatingPointError(f"the minibatch loss is {loss}")
-        grad_z += (residual @ P.T / rows).astype(x.dtype, copy=False)
+        grad_z += (matmul(residual, P, trans_b=True, n_jobs=n_jobs) / rows).astype(x.dtype, copy=False)
         encoder_target = np.ascontiguousarray(e - rows * grad_z, dtype=x.dtype)
         _, enc_gw, enc_gb, _ = _core.mlp_loss_gradients(x, encoder_target, *enc, "squared_error", n_jobs=n_jobs)
         return float(loss), interleave(list(enc_gw) + list(dec_gw), list(enc_gb) + list(dec_gb))

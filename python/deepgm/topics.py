@@ -37,6 +37,7 @@ from ._base import (
     check_positive_int,
     deferred_interrupts,
     interruption_point,
+    matmul,
     seed_from,
 )
 from ._failed_fit import kept_if_trained
@@ -317,7 +318,7 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
     def _reconstruction_perplexity(self, C) -> float:
         """exp of the mean per-word cross-entropy of the documents C under softmax(b + W^T p(h | v))."""
         H = self._hidden(C).astype(np.float64)
-        logits = H @ self.components_.astype(np.float64) + self.intercept_visible_
+        logits = matmul(H, self.components_, n_jobs=self._n_jobs()) + self.intercept_visible_
         log_probs = SOFTMAX.log_mean(logits)
         total = float(C.sum())
         with np.errstate(over="ignore", invalid="ignore"):
