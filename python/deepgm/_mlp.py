@@ -38,9 +38,9 @@ def interleave(coefs, intercepts):
     return [p for pair in zip(coefs, intercepts) for p in pair]
 
 
-def check_finetune_params(est, *, auto_weight_decay=False):
+def check_finetune_params(est, *, auto_weight_decay=False, auto_early_stopping=False):
     """Validates the fine-tuning hyperparameters every fine-tuned estimator shares (``weight_decay``
-    may be "auto" where ``auto_weight_decay``)."""
+    may be "auto" where ``auto_weight_decay``, ``early_stopping`` where ``auto_early_stopping``)."""
     check_option(est.optimizer, "optimizer", ("sgd", "adam"))
     check_number(est.learning_rate, "learning_rate", low=0, low_open=True)
     check_number(est.momentum, "momentum", low=0, high=1, high_open=True)
@@ -50,7 +50,10 @@ def check_finetune_params(est, *, auto_weight_decay=False):
         check_number(est.weight_decay, "weight_decay", low=0)
     check_number(est.dropout, "dropout", low=0, high=1, high_open=True)
     check_batch_size(est.batch_size)
-    check_bool(est.early_stopping, "early_stopping")
+    if auto_early_stopping and isinstance(est.early_stopping, str):
+        check_option(est.early_stopping, "early_stopping", ("auto",), or_else="True or False")
+    else:
+        check_bool(est.early_stopping, "early_stopping")
     check_number(est.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
     check_positive_int(est.n_iter_no_change, "n_iter_no_change")
     check_number(est.tol, "tol", low=0)
@@ -179,7 +182,7 @@ class FineTuner:
         early = validation is not None and est.early_stopping
         monitor = None
         if early:
-            monitor = Convergence(est.tol, est.n_iter_no_change, higher_is_better=True)
+            monitor = Convergence(est.tol, est._early_stopping_patience(), higher_is_better=True)
         elif converge:
             monitor = Convergence(est.tol, est.n_iter_no_change)
         best_params = None

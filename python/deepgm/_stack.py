@@ -37,6 +37,12 @@ _STACK_OWNED = {
 #: 0.9 after 5 epochs). Standalone RBMs keep 0.5 throughout by default (see :class:`deepgm.RBM`).
 PRETRAIN_MOMENTUM = dict(momentum=0.5, final_momentum=0.9, initial_momentum_epochs=5)
 
+#: The least patience of early stopping that ``early_stopping="auto"`` turned on. Its validation set
+#: is small where it matters most (20 rows of make_friedman1 300 x 10 in 3-fold cross-validation), its
+#: R^2 noisy, and 10 epochs stopped that fit at 0.75 against 0.96 with 30 (0.87 without early
+#: stopping); on diabetes 10 and 30 both give 0.485 (benches/NOTES.md, entry 53).
+AUTO_EARLY_STOPPING_PATIENCE = 30
+
 
 def check_auto_or_positive(value, name: str):
     """ "auto" or a finite number > 0 (a learning rate whose "auto" the RBM resolves)."""
@@ -180,6 +186,10 @@ class FineTunedStack(DeepGMEstimator):
     _fitted_attribute = "coefs_"
     #: Whether ``weight_decay`` may be "auto" (resolved by :meth:`_finetune_weight_decay`).
     _auto_weight_decay = False
+    #: Whether ``early_stopping`` may be "auto", and from how many training rows it then holds out
+    #: validation data (None: "auto" never does; see :meth:`_uses_early_stopping`).
+    _auto_early_stopping = False
+    _auto_early_stopping_rows = None
 
     def _check_stack_params(self, n_layers):
         """The pretraining and fine-tuning settings of a stack of ``n_layers`` RBMs (None: not known
@@ -196,7 +206,7 @@ class FineTunedStack(DeepGMEstimator):
         if n_layers is not None:
             check_layer_params(self.layer_params, n_layers)
         check_length(self.finetune_iter, "finetune_iter", minimum=0)
-        check_finetune_params(self, auto_weight_decay=self._auto_weight_decay)
+        check_finetune_params(self, auto_weight_decay=self._auto_weight_decay, auto_early_stopping=self._auto_early_stopping)
         self._check_common_params()
 
     def _finetune_weight_decay(self) -> float:
@@ -240,11 +250,24 @@ class FineTunedStack(DeepGMEstimator):
             sizes, seed=self._fit_seed, layer_params=layer_params, common=common, first_visible=first_visible, last_hidden=last_hidden
         )
 
+    def _uses_early_stopping(self, n_rows: int) -> bool:
+        """``early_stopping`` for a fit on ``n_rows`` rows, "auto" resolved by the class's rule."""
+        if isinstance(self.early_stopping, str):
+            return self._auto_early_stopping_rows is not None and n_rows >= self._auto_early_stopping_rows
+        return bool(self.early_stopping)
+
+    def _early_stopping_patience(self) -> int:
+        """Epochs without a better validation score before early stopping stops: ``n_iter_no_change``,
+        and at least ``AUTO_EARLY_STOPPING_PATIENCE`` when "auto" turned early stopping on."""
+        if isinstance(self.early_stopping, str):
+            return max(int(self.n_iter_no_change), AUTO_EARLY_STOPPING_PATIENCE)
+        return int(self.n_iter_no_change)
+
     def _validation_split(self, X, Y=None, stratify=None):
         """(train_X, train_Y, validation): with ``early_stopping``, ``validation_fraction`` of the rows
         (stratified by ``stratify``) held out as validation = (X_val, Y_val), Y_val = X_val for an
         autoencoder (Y None); else (X, Y, None)."""
-        if not self.early_stopping:
+        if not self._uses_early_stopping(X.shape[0]):
             return X, Y, None
         tr, va = split_validation(X.shape[0], self.validation_fraction, seed_from(self.random_state), stratify)
         X_val = np.ascontiguousarray(X[va], dtype=self._dtype())

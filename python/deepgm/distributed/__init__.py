@@ -48,7 +48,7 @@ def fit_distributed(estimator, X, y=None, *, client=None, n_rounds=None, local_s
     estimator : deepgm estimator
         Its settings are used as by its ``fit`` (learning rate, batch size, ...); ``n_jobs`` caps the
         threads of each replica, which otherwise uses all the threads its Dask worker has.
-        ``early_stopping`` is not supported.
+        ``early_stopping=True`` is not supported ("auto", DBNRegressor's default, trains without it).
     X : dask array of shape (n_samples, n_features), or dask DataFrame of numbers
         Chunked along the rows. It is never gathered on the client: each worker trains on the blocks
         it holds (a persisted X) or reads its blocks inside the training tasks, one at a time (an X

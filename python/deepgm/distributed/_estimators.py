@@ -163,7 +163,8 @@ def fit_dbn(dbn, run):
 
 
 def _refuse_early_stopping(est):
-    if est.early_stopping:
+    """early_stopping=True is refused; "auto" (DBNRegressor's default) means no early stopping here."""
+    if not isinstance(est.early_stopping, str) and est.early_stopping:
         raise ValueError(
             "early_stopping=True is not supported by fit_distributed (it would hold out part of every shard); "
             "fit with early_stopping=False and score a held-out set yourself"
