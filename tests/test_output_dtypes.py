@@ -105,6 +105,28 @@ def test_output_dtype_follows_the_input(model, method, models, data):
         np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(out64).max())))
 
 
+@pytest.mark.parametrize("model", ["RBM", "DBNClassifier", "DeepAutoencoder", "VAE"])
+def test_pandas_nullable_columns_follow_the_same_rule(model, models, data):
+    """Frames from ``convert_dtypes()`` (pandas' nullable Float32 / Float64 / Int64 / boolean columns)
+    take the rule of their NumPy dtypes: float32 out only when every column is Float32. They used to
+    fail in the dtype rule itself (np.dtype refuses pandas' extension dtypes)."""
+    pd = pytest.importorskip("pandas")
+    est, X = models[model], data["D" if model == "RBM" else "X"].astype(np.float64)
+    method = est.predict_proba if model == "DBNClassifier" else est.transform
+    expected = method(X)
+    frames = {
+        np.float32: pd.DataFrame(X.astype(np.float32)).astype("Float32"),
+        np.float64: pd.DataFrame(X).astype("Float64"),
+    }
+    for dtype, frame in frames.items():
+        out = method(frame)
+        assert out.dtype == dtype, f"{model}: {frame.dtypes.iloc[0]} columns gave {out.dtype}"
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    binary = pd.DataFrame(X > 0.5).astype("boolean")
+    assert method(binary).dtype == np.float64
+    assert method(pd.DataFrame((X > 0.5).astype(np.int64)).astype("Int64")).dtype == np.float64
+
+
 def test_scalar_scores_stay_python_floats(models, data):
     X, y, D, C = data["X"], data["y"], data["D"], data["C"]
     X32 = X.astype(np.float32)

@@ -76,9 +76,15 @@ def output_dtype(X) -> type:
     integers, lists, object arrays of numbers)."""
     dtype = getattr(X, "dtype", None)
     if dtype is None and hasattr(X, "dtypes"):  # a data frame: float32 only if every column is
-        kinds = {np.dtype(d) for d in X.dtypes} if len(X.dtypes) else set()
+        kinds = {_column_dtype(d) for d in X.dtypes} if len(X.dtypes) else set()
         dtype = kinds.pop() if len(kinds) == 1 else None
     return np.float32 if dtype == np.float32 else np.float64
+
+
+def _column_dtype(dtype):
+    """A data frame column's NumPy dtype; pandas' nullable dtypes (``Float32``, ``Int64``,
+    ``boolean``, from ``convert_dtypes``) by their ``numpy_dtype``, which ``np.dtype`` refuses."""
+    return np.dtype(getattr(dtype, "numpy_dtype", dtype))
 
 
 def as_output(values, X):
