@@ -127,6 +127,39 @@ def test_pandas_nullable_columns_follow_the_same_rule(model, models, data):
     assert method(pd.DataFrame((X > 0.5).astype(np.int64)).astype("Int64")).dtype == np.float64
 
 
+@pytest.mark.parametrize("model, method", sorted(CALLS), ids=lambda v: v)
+def test_a_new_dtype_on_a_fitted_model_converts_it(model, method, models, data):
+    """set_params(dtype=...) after fit: the fitted state follows, so every method keeps working in
+    the new dtype (it used to fail in the kernels on mixed dtypes), with the same values, and back
+    in float32 again."""
+    import copy
+
+    key, call = CALLS[(model, method)]
+    est, A = copy.deepcopy(models[model]), _input(data, key)
+    A32 = A.astype(np.float32)
+    expected = call(models[model], A32, data)
+    est.set_params(dtype="float64")
+    assert est.get_params()["dtype"] == "float64"
+    out = call(est, A32, data)
+    assert out.dtype == np.float32  # the output rule follows the input, whatever the model computes in
+    if not method.startswith(("gibbs", "sample")):
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
+    est.set_params(dtype="float32")  # back: float64 statistics (input_mean_, ...) are float32 now
+    if not method.startswith(("gibbs", "sample")):
+        np.testing.assert_allclose(call(est, A32, data), expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+@pytest.mark.parametrize("model, key", [("RBM", "D"), ("VAE", "X"), ("ReplicatedSoftmax", "C")])
+def test_partial_fit_continues_in_a_new_dtype(model, key, models, data):
+    import copy
+
+    est = copy.deepcopy(models[model]).set_params(dtype="float64")
+    est.partial_fit(data[key])
+    params = [getattr(est, name) for name in est._param_names]
+    arrays = [a for p in params for a in (p if isinstance(p, list) else [p]) if np.issubdtype(a.dtype, np.floating)]
+    assert arrays and all(a.dtype == np.float64 for a in arrays)
+
+
 def test_scalar_scores_stay_python_floats(models, data):
     X, y, D, C = data["X"], data["y"], data["D"], data["C"]
     X32 = X.astype(np.float32)

@@ -70,6 +70,20 @@ def check_dtype(dtype) -> type:
     raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
 
 
+def _with_dtype(value, old, new):
+    """``value`` with its arrays of dtype ``old`` (in lists, tuples and dicts too) converted to
+    ``new``, and fitted estimators within it switched to ``new`` by their ``set_params``."""
+    if isinstance(value, np.ndarray):
+        return value.astype(new) if value.dtype == old else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_with_dtype(v, old, new) for v in value)
+    if isinstance(value, dict):
+        return {k: _with_dtype(v, old, new) for k, v in value.items()}
+    if isinstance(value, BaseEstimator) and getattr(value, "dtype", None) is not None:
+        return value.set_params(dtype=np.dtype(new).name)
+    return value
+
+
 def output_dtype(X) -> type:
     """The dtype of what a method returns for input X, whatever the dtype the model computes in
     (scikit-learn's convention): float32 for float32 input, float64 for anything else (float64,
@@ -278,6 +292,20 @@ class DeepGMEstimator(BaseEstimator):
         if self._fitted_attribute is None:
             return any(k.endswith("_") and not k.startswith("__") for k in vars(self))
         return hasattr(self, self._fitted_attribute)
+
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``. A new ``dtype`` on a fitted estimator also converts what it
+        learned (parameters, optimiser state, persistent chains, fitted sub-estimators) to that
+        dtype, so that it keeps predicting and ``partial_fit`` continues in it, as after a fit with
+        it; the kernels refuse arrays of mixed dtypes."""
+        old = self.dtype
+        super().set_params(**params)
+        if "dtype" in params and self.__sklearn_is_fitted__():
+            old, new = check_dtype(old), check_dtype(self.dtype)
+            if old != new:
+                for name, value in list(vars(self).items()):
+                    setattr(self, name, _with_dtype(value, old, new))
+        return self
 
     def _dtype(self):
         return check_dtype(self.dtype)
