@@ -622,6 +622,8 @@ def test_bad_method_arguments(fitted):
     raises_named("base_rate", lambda: rbm.log_partition(base_rate=np.full(D, 1.5), n_betas=10), r"\[0, 1\]")
     raises_named("random_state", lambda: rbm.log_partition(random_state=-5, n_betas=10))
     raises_named("max_units", lambda: rbm.log_partition("exact", max_units=0))
+    with pytest.raises(ValueError, match=r"^method='exact' must be a layer of at most 1 units"):  # no kernel name
+        rbm.log_partition("exact", max_units=1)
     raises_named("method", lambda: rbm.log_partition("annealed"))
     raises_named("log_z", lambda: rbm.log_likelihood(X01, log_z=float("nan")))
     raises_named("log_z", lambda: rbm.log_likelihood(X01, log_z="12.5"))

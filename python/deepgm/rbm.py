@@ -642,14 +642,18 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             raise ValueError(f"log_partition is available for binary hidden units only; this RBM has hidden={self.hidden!r}")
         dtype = self._dtype()
         if method == "exact":
-            log_z = _core.rbm_log_partition_exact(
-                self.components_,
-                self.intercept_visible_,
-                self.intercept_hidden_,
-                visible=self.visible,
-                max_units=check_positive_int(max_units, "max_units"),
-                n_jobs=self._n_jobs(),
-            )
+            max_units = check_positive_int(max_units, "max_units")
+            try:
+                log_z = _core.rbm_log_partition_exact(
+                    self.components_,
+                    self.intercept_visible_,
+                    self.intercept_hidden_,
+                    visible=self.visible,
+                    max_units=max_units,
+                    n_jobs=self._n_jobs(),
+                )
+            except ValueError as err:  # too many units: the kernel's message, without the kernel's name
+                raise ValueError(str(err).removeprefix("rbm_log_partition_exact: ")) from None
             return LogPartition(log_z, 0.0, log_z, log_z, "exact")
         n_chains = check_positive_int(n_chains, "n_chains")
         if betas is None:
