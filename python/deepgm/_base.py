@@ -302,9 +302,11 @@ class DeepGMEstimator(BaseEstimator):
         super().set_params(**params)
         if "dtype" in params and self.__sklearn_is_fitted__():
             old, new = check_dtype(old), check_dtype(self.dtype)
+            hyperparameters = self.get_params(deep=False)  # the user's settings stay as given
             if old != new:
                 for name, value in list(vars(self).items()):
-                    setattr(self, name, _with_dtype(value, old, new))
+                    if name not in hyperparameters:
+                        setattr(self, name, _with_dtype(value, old, new))
         return self
 
     def _dtype(self):
