@@ -301,7 +301,10 @@ class DeepGMEstimator(BaseEstimator):
         old = self.dtype
         super().set_params(**params)
         if "dtype" in params and self.__sklearn_is_fitted__():
-            old, new = check_dtype(old), check_dtype(self.dtype)
+            try:
+                old, new = check_dtype(old), check_dtype(self.dtype)
+            except ValueError:  # a bad dtype is refused by the next fit or method, as in scikit-learn
+                return self
             hyperparameters = self.get_params(deep=False)  # the user's settings stay as given
             if old != new:
                 for name, value in list(vars(self).items()):
