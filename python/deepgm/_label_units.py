@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._base import batch_rows, deferred_interrupts, interruption_point
+from ._base import batch_rows, deferred_interrupts, interruption_point, matmul
 from ._schedule import Budget, plan_epochs
 from ._streams import rbm_epoch_generator
 from ._units import SOFTMAX
@@ -68,16 +68,14 @@ sample_one_hot = SOFTMAX.sample
 
 def _hidden(V, rbm, seed, step, n_jobs):
     """p(h | V) (n, n_hidden) and a Bernoulli draw of h; V (n, d + K) = [f, y]."""
-    pre = np.empty((V.shape[0], rbm.components_.shape[0]), dtype=V.dtype)
-    _core.gemm(V, rbm.components_, pre, trans_b=True, n_jobs=n_jobs)
+    pre = matmul(V, rbm.components_, trans_b=True, n_jobs=n_jobs)
     return _core.sigmoid_bernoulli(pre, rbm.intercept_hidden_, seed=seed, step=step, n_jobs=n_jobs)
 
 
 def visible_draw(H, rbm, n_features, *, seed, gibbs, step, n_jobs):
     """A draw of [f, y] (n, d + K) given hidden states H (n, n_hidden): f by its Bernoulli units,
     y one-hot from the label group's softmax."""
-    pre = np.empty((H.shape[0], rbm.components_.shape[1]), dtype=H.dtype)
-    _core.gemm(H, rbm.components_, pre, n_jobs=n_jobs)
+    pre = matmul(H, rbm.components_, n_jobs=n_jobs)
     b = rbm.intercept_visible_
     _, features = _core.sigmoid_bernoulli(
         np.ascontiguousarray(pre[:, :n_features]), b[:n_features], seed=stream_seed(seed, _FEATURES, gibbs), step=step, n_jobs=n_jobs
@@ -129,8 +127,7 @@ def label_cd_step(rbm, V0, *, n_features, learning_rate, momentum, seed, step, n
 def free_energies(rbm, F, n_features, n_jobs):
     """F(f, y = k) for every class: F (n, d) penultimate features -> (n, K) float64."""
     W = rbm.components_
-    pre = np.empty((F.shape[0], W.shape[0]), dtype=W.dtype)
-    _core.gemm(np.ascontiguousarray(F, dtype=W.dtype), np.ascontiguousarray(W[:, :n_features]), pre, trans_b=True, n_jobs=n_jobs)
+    pre = matmul(np.asarray(F, dtype=W.dtype), W[:, :n_features], trans_b=True, n_jobs=n_jobs)
     pre = pre.astype(np.float64) + rbm.intercept_hidden_.astype(np.float64)
     b = rbm.intercept_visible_.astype(np.float64)
     label_weights = W[:, n_features:].astype(np.float64)  # (n_hidden, K)
@@ -188,8 +185,7 @@ def free_label_chains(rbm, F0, n_classes, n_features, n_steps, seed, n_jobs):
         V = visible_draw(H, rbm, n_features, seed=seed, gibbs=1, step=step, n_jobs=n_jobs)
     if n_steps == 0:
         return F0
-    pre = np.empty((H.shape[0], n_features), dtype=H.dtype)
-    _core.gemm(H, np.ascontiguousarray(rbm.components_[:, :n_features]), pre, n_jobs=n_jobs)
+    pre = matmul(H, rbm.components_[:, :n_features], n_jobs=n_jobs)
     return _core.activation(pre + rbm.intercept_visible_[:n_features], "sigmoid", n_jobs=n_jobs)
 
 
@@ -281,8 +277,7 @@ def _monitor(rbm, V, n_features):
     F, Y = M[:, :n_features], M[:, n_features:]
     n_jobs = rbm._n_jobs()
     P, _ = _hidden(np.ascontiguousarray(M), rbm, 0, 0, n_jobs)
-    pre = np.empty((P.shape[0], n_features), dtype=P.dtype)
-    _core.gemm(P, np.ascontiguousarray(rbm.components_[:, :n_features]), pre, n_jobs=n_jobs)
+    pre = matmul(P, rbm.components_[:, :n_features], n_jobs=n_jobs)
     recon = _core.activation(pre + rbm.intercept_visible_[:n_features], "sigmoid", n_jobs=n_jobs)
     with np.errstate(over="ignore", invalid="ignore"):
         error = float(np.mean(np.sum((F - recon) ** 2, axis=1)))
