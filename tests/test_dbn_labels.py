@@ -13,7 +13,9 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import pdist
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, cross_val_score
 from sklearn.pipeline import Pipeline
 
 import deepgm
@@ -329,11 +331,24 @@ def test_bad_input(labelled, mnist_tiny):
     with pytest.raises(ValueError, match="Unknown label type|continuous"):
         DBN(hidden_layer_sizes=(8, 4), n_iter=1).fit(X, np.linspace(0, 1, len(X)))
     unlabelled = DBN(hidden_layer_sizes=(8, 4), n_iter=1, random_state=0).fit(X)
-    # predict, predict_proba and score exist only once fitted with labels (Pipeline and sklearn look for them)
+    # predict and predict_proba exist only once fitted with labels (Pipeline and sklearn look for them);
+    # score also before fitting (model selection looks for it then), but not after a fit without labels
     for est in (unlabelled, DBN()):
-        assert not any(hasattr(est, name) for name in ("predict", "predict_proba", "predict_log_proba", "score"))
+        assert not any(hasattr(est, name) for name in ("predict", "predict_proba", "predict_log_proba"))
+    assert hasattr(DBN(), "score") and not hasattr(unlabelled, "score")
     with pytest.raises(AttributeError, match="predict"):
         unlabelled.predict(X[:2])
+    with pytest.raises(NotFittedError):
+        DBN().score(X, y)
+
+
+def test_cross_val_score_scores_the_label_units_without_a_scoring_argument(mnist_tiny):
+    X, y = mnist_tiny
+    dbn = DBN(hidden_layer_sizes=(24, 16), n_iter=3, random_state=0)
+    scores = cross_val_score(dbn, X, y, cv=KFold(3))
+    by_hand = [clone(dbn).fit(X[train], y[train]).score(X[test], y[test]) for train, test in KFold(3).split(X)]
+    np.testing.assert_allclose(scores, by_hand)
+    assert scores.mean() > 1.5 / len(np.unique(y))  # better than chance: the label units were trained
 
 
 def test_same_model_for_any_thread_count(mnist_tiny):

@@ -94,6 +94,12 @@ def _fitted_with_labels(dbn):
     return True
 
 
+def _unfitted_or_fitted_with_labels(dbn):
+    """score exists on an unfitted DBN (model selection asks for it before fitting) and on one
+    fitted with labels."""
+    return not hasattr(dbn, "rbms_") or _fitted_with_labels(dbn)
+
+
 class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, DeepGMEstimator):
     """Deep belief network: a stack of RBMs trained greedily, layer by layer.
 
@@ -523,13 +529,18 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         """
         return self.classes_[np.argmax(self._log_posterior(X), axis=1)]
 
-    @available_if(_fitted_with_labels)
+    @available_if(_unfitted_or_fitted_with_labels)
     def score(self, X, y, sample_weight=None):
         """Accuracy of :meth:`predict` on (X, y): the generative classifier of the label units, not
-        a fine-tuned network (see :class:`DBNClassifier` for that). Labels unseen in fit are refused."""
+        a fine-tuned network (see :class:`DBNClassifier` for that). Labels unseen in fit are refused.
+
+        Present on an unfitted DBN too, so that ``cross_val_score(DBN(...), X, y)`` and grid
+        searches score the label units without a ``scoring=`` argument; gone once the DBN is fitted
+        without labels."""
         from sklearn.metrics import accuracy_score
 
-        predicted = self.predict(X)  # checks X and that the DBN was fitted with labels
+        check_is_fitted(self)
+        predicted = self.predict(X)  # checks X
         y = self._validate_y(y, len(predicted), classification=True)
         self._label_codes(y)
         return float(accuracy_score(y, predicted, sample_weight=sample_weight))
