@@ -94,6 +94,30 @@ def test_train_then_sample_every_generative_model(tmp_path):
     assert np.load(tmp_path / "mixed.npy").shape == (13, 784) and "wrote 13 samples" in stdout
 
 
+def test_train_then_sample_documents_from_a_topic_model(tmp_path):
+    counts = np.random.default_rng(0).poisson(0.4, (150, 30))
+    np.savetxt(tmp_path / "counts.csv", counts, fmt="%d", delimiter=",")
+    code, _, stderr = run_cli(
+        "train", "replicated-softmax", "--data", "counts.csv", "--n-components", "4", "--max-iter", "2", "--random-state", "0", cwd=tmp_path
+    )
+    assert code == 0, stderr
+    args = ("sample", "replicated-softmax.safetensors", "-n", "7", "--steps", "3", "--seed", "1")
+    code, stdout, stderr = run_cli(*args, "--length", "25", cwd=tmp_path)
+    assert code == 0, stderr
+    # Word counts go to a .npy by default (not a picture): one document of --length words per row.
+    docs = np.load(tmp_path / "samples.npy")
+    assert docs.shape == (7, 30) and docs.dtype == np.int64 and (docs >= 0).all()
+    np.testing.assert_array_equal(docs.sum(axis=1), 25)
+    code, _, stderr = run_cli(*args, "--out", "default.npy", cwd=tmp_path)
+    assert code == 0, stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "default.npy").sum(axis=1), 100)
+    # The same seed draws the same documents as the estimator's own sample().
+    model = deepgm.load(tmp_path / "replicated-softmax.safetensors")
+    model.set_params(random_state=1)
+    model._fit_seed, model._sample_calls = deepgm._base.seed_from(1), 0
+    np.testing.assert_array_equal(np.load(tmp_path / "default.npy"), model.sample(7, 100, n_steps=3))
+
+
 def test_train_supervised_models_on_user_data(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.random((120, 10)).astype(np.float32)
@@ -158,6 +182,9 @@ def test_version(tmp_path):
         (["train", "vae", "--data", "x.npy", "--out", "."], "is a folder"),
         (["sample", "vae.safetensors", "--label", "3"], "--label applies to conditional models"),
         (["sample", "vae.safetensors", "--out", "nowhere/s.png"], "nowhere.*does not exist"),
+        (["sample", "vae.safetensors", "--length", "30"], "--length applies to document models"),
+        (["sample", "topics.safetensors", "--out", "s.png"], "word counts.*--out must name a .npy file"),
+        (["sample", "topics.safetensors", "--length", "-1"], "--length must be >= 0"),
         (["demo", "--n-jobs", "0", "--out", "report"], "n_jobs"),
     ],
 )
@@ -168,6 +195,8 @@ def test_bad_options_and_files_are_one_clear_line(tmp_path, args, message):
     np.savetxt(tmp_path / "table.csv", X, delimiter=",")
     (tmp_path / "corrupt.safetensors").write_bytes(b"not a model")
     deepgm.VAE(2, hidden_layer_sizes=(4,), n_iter=1, random_state=0).fit(X).save(tmp_path / "vae.safetensors")
+    counts = np.random.default_rng(0).poisson(0.5, (20, 6))
+    deepgm.ReplicatedSoftmax(2, max_iter=1, random_state=0).fit(counts).save(tmp_path / "topics.safetensors")
     code, stdout, stderr = run_cli(*args, cwd=tmp_path)
     assert code != 0
     assert "Traceback" not in stderr

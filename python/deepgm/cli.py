@@ -279,17 +279,24 @@ def cmd_sample(args):
     conditional = sampler is not None and sampler.conditional
     if args.label is not None and not conditional:
         raise CLIError(f"--label applies to conditional models ({_commands(conditional=True)}); {path} holds a {name}")
-    out = Path(args.out)
-    _check_writable(out, "--out")
     if sampler is None:
         raise CLIError(f"{name} is not a generative model with a sampler; deepgm sample works with {_commands()} models")
+    if args.length is not None and not sampler.documents:
+        raise CLIError(f"--length applies to document models ({_commands(documents=True)}); {path} holds a {name}")
+    doc_length = 100 if args.length is None else args.length
+    if doc_length < 0:
+        raise CLIError(f"--length must be >= 0; got {doc_length}")
+    out = Path(args.out if args.out is not None else "samples.png" if sampler.images else "samples.npy")
+    if out.suffix != ".npy" and not sampler.images:
+        raise CLIError(f"{name} samples are word counts, not pictures: --out must name a .npy file; got {out}")
+    _check_writable(out, "--out")
     y = None
     if conditional and args.label is None:
         # n samples, the classes in turn: one column of the picture per class.
         y = np.asarray(est.classes_)[np.arange(n) % len(est.classes_)]
     elif conditional:
         y = _parse_label(args.label, est.classes_)
-    samples = sampler.draw(est, n, args.steps, y)
+    samples = sampler.draw(est, n, args.steps, y, doc_length)
     if out.suffix == ".npy":
         np.save(out, samples)
     else:
@@ -303,9 +310,14 @@ def cmd_sample(args):
     return 0
 
 
-def _commands(conditional=None):
-    """The command-line names of the models that sample (conditionally, if asked), for messages."""
-    names = [e.command for e in _registry.ESTIMATORS if e.sampler is not None and conditional in (None, e.sampler.conditional)]
+def _commands(conditional=None, documents=None):
+    """The command-line names of the models that sample (conditionally, or documents, if asked), for
+    messages."""
+    names = [
+        e.command
+        for e in _registry.ESTIMATORS
+        if e.sampler is not None and conditional in (None, e.sampler.conditional) and documents in (None, e.sampler.documents)
+    ]
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
@@ -400,14 +412,16 @@ def build_parser(train_model=None):
     sample = sub.add_parser(
         "sample",
         allow_abbrev=False,
-        help="draw samples from a saved model into an image grid",
-        description=f"Loads MODEL_FILE ({_commands()}) and writes samples as a PNG grid (or .npy).",
+        help="draw samples from a saved model into an image grid (or a .npy file)",
+        description=f"Loads MODEL_FILE ({_commands()}) and writes samples as a PNG grid or a .npy array "
+        "(documents of word counts: .npy only).",
     )
     sample.add_argument("model_file", metavar="MODEL_FILE")
     sample.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
-    sample.add_argument("--out", default="samples.png", help="output PNG (or .npy) file (default: samples.png)")
+    sample.add_argument("--out", default=None, help="output PNG (or .npy) file (default: samples.png; samples.npy for replicated-softmax)")
     sample.add_argument("--label", default=None, help="class to generate (CVAE); default: the classes in turn, one column per class")
-    sample.add_argument("--steps", type=int, default=1000, help="Gibbs steps for RBM/DBN (default: 1000)")
+    sample.add_argument("--steps", type=int, default=1000, help="Gibbs steps for RBM/DBN/replicated-softmax (default: 1000)")
+    sample.add_argument("--length", type=int, default=None, help="words per document (replicated-softmax; default: 100)")
     sample.add_argument("--seed", type=int, default=None, help="random seed")
 
     sub.add_parser("bench", help="benchmark deepgm against NumPy, scikit-learn and PyTorch", add_help=False)
