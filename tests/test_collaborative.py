@@ -305,6 +305,42 @@ def test_learns_held_out_ratings_better_than_item_means(orientation, rng):
     assert -model.score(train, test) < 0.85 * baseline
 
 
+def gaussian_rank_two_ratings(n_users, n_items, rng):
+    """Ratings 1..5 of a rank-2 interaction (no user or item biases to fall back on), 30% observed;
+    returns (train, test) with a fifth of the ratings held out."""
+    full = np.clip(
+        np.round(3 + rng.normal(size=(n_users, 2)) @ rng.normal(size=(2, n_items)) + 0.3 * rng.normal(size=(n_users, n_items))), 1, 5
+    )
+    observed = rng.random(full.shape) < 0.3
+    held = observed & (rng.random(full.shape) < 0.2)
+    as_csr = lambda mask: sp.csr_matrix((full[mask], np.nonzero(mask)), shape=full.shape)  # noqa: E731
+    return as_csr(observed & ~held), as_csr(held)
+
+
+@pytest.mark.parametrize(
+    "n_users, n_items, orientation, epochs", [(120, 40, "users", 500), (1000, 50, "users", 80), (50, 400, "items", 200)]
+)
+def test_defaults_learn_small_tables(n_users, n_items, orientation, epochs):
+    """At its defaults the model trains long enough on a small table to beat the global mean by far:
+    n_iter="auto" gives at least 4,000 updates (batches of 20 training cases) within 30-500 epochs."""
+    train, test = gaussian_rank_two_ratings(n_users, n_items, np.random.default_rng(0))
+    model = CollaborativeRBM(random_state=0).fit(train)
+    assert model.orientation_ == orientation
+    assert model.history_["epoch"][-1] == len(model.history_["epoch"]) == epochs
+    global_mean = np.sqrt(np.mean((train.data.mean() - test.data) ** 2))
+    assert -model.score(train, test) < 0.8 * global_mean
+
+
+def test_auto_length_keeps_thirty_epochs_on_movielens_size_data_and_an_int_is_exact():
+    from deepgm._schedule import COLLABORATIVE_BUDGET, plan_epochs
+
+    assert plan_epochs("auto", 8658, 20, COLLABORATIVE_BUDGET) == 30  # ml-latest-small's items
+    assert plan_epochs("auto", 100_000, 20, COLLABORATIVE_BUDGET) == 30
+    assert plan_epochs("auto", 20, 20, COLLABORATIVE_BUDGET) == 500
+    R, _ = low_rank_ratings(30, 12, np.random.default_rng(0))
+    assert len(CollaborativeRBM(4, n_iter=7, random_state=0).fit(R).history_["epoch"]) == 7
+
+
 def dense_codes(R, values):
     """(n_users, n_items) rating-value indices of R, -1 where unrated."""
     codes = -np.ones(R.shape, dtype=np.int64)
