@@ -41,6 +41,7 @@ from ._base import (
     seed_from,
 )
 from ._failed_fit import kept_if_trained
+from ._schedule import TOPIC_BUDGET, check_length, plan_epochs
 from ._sparse import as_csr, csr_arrays
 from ._units import SOFTMAX
 from .rbm import LogPartition, _summarise_ais
@@ -77,8 +78,10 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         L2 penalty on ``components_``.
     batch_size : int, default=128
         Documents per minibatch.
-    max_iter : int, default=100
-        Epochs of ``fit`` (LDA's name for it).
+    max_iter : int or "auto", default="auto"
+        Epochs of ``fit`` (LDA's name for it). "auto": at least 3,500 minibatch updates within 100 to
+        1,000 epochs: 100 epochs for 4,400 documents or more in batches of 128, more for a smaller
+        corpus, which 100 epochs left far from converged.
     ais_chains : int, default=50
         AIS runs in ``score_samples``, ``score`` and ``perplexity`` (each serves every length).
     ais_steps : int, default=20
@@ -138,7 +141,7 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         initial_momentum_epochs=5,
         weight_decay=0.01,
         batch_size=128,
-        max_iter=100,
+        max_iter="auto",
         ais_chains=50,
         ais_steps=20,
         random_state=None,
@@ -173,7 +176,7 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         check_positive_int(self.initial_momentum_epochs, "initial_momentum_epochs", minimum=0)
         check_number(self.weight_decay, "weight_decay", low=0)
         check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.max_iter, "max_iter")
+        check_length(self.max_iter, "max_iter")
         check_positive_int(self.ais_chains, "ais_chains")
         check_positive_int(self.ais_steps, "ais_steps")
         self._check_common_params()
@@ -223,7 +226,8 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
     # -- training -----------------------------------------------------------------------------------
 
     def fit(self, X, y=None):
-        """Fits the model to the documents X for ``max_iter`` epochs of shuffled minibatches.
+        """Fits the model to the documents X for ``max_iter`` epochs of shuffled minibatches (for
+        "auto", as many as :data:`deepgm._schedule.TOPIC_BUDGET` gives X's number of documents).
 
         Parameters
         ----------
@@ -242,7 +246,7 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
                 raise ValueError("X holds no words: every document is empty")
             self._init_params(C)
             with kept_if_trained(commit, lambda: self.n_iter_), deferred_interrupts():
-                self._train_epochs(C, self.max_iter, shuffle=True)
+                self._train_epochs(C, plan_epochs(self.max_iter, C.shape[0], self.batch_size, TOPIC_BUDGET), shuffle=True)
         return self
 
     def partial_fit(self, X, y=None):
