@@ -456,7 +456,9 @@ def test_auto_visible_units_are_bernoulli_only_for_mostly_binary_data(mnist_tiny
     assert DBN((4,), n_iter=1, random_state=0).fit(X).rbms_[0].visible == "bernoulli"
     continuous = np.clip(MinMaxScaler().fit_transform(rng.standard_normal((60, 5))), 0, 1)  # (rounding can give 1 + 2e-16)
     assert continuous.min() == 0 and continuous.max() == 1
-    assert DBN((4,), n_iter=1, random_state=0).fit(continuous).rbms_[0].visible == "gaussian"
+    unsupervised = DBN((4,), n_iter=1, random_state=0).fit(continuous)
+    assert unsupervised.visible_ == unsupervised.rbms_[0].visible == "gaussian"  # visible_ records it, as the classifier's
+    assert DBN((4, 3), n_iter=1, random_state=0).fit(X, y).visible_ == "bernoulli"  # also with label units
     clf = DBNClassifier((4,), pretrain=True, pretrain_iter=1, finetune_iter=1, random_state=0).fit(continuous, np.arange(60) % 2)
     assert clf.visible_ == "gaussian" and clf.rbms_[0].visible == "gaussian"
     # the rule's threshold: half the entries exactly 0 or 1

@@ -139,6 +139,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
     ----------
     rbms_ : list of RBM
         The fitted layers, bottom to top.
+    visible_ : {"bernoulli", "gaussian"}
+        The bottom RBM's visible units (what ``visible="auto"`` chose).
     n_features_in_ : int
     history_ : dict of lists
         Per pretraining epoch of each layer (bottom layer first): ``layer`` (1-based), ``epoch`` (of
@@ -241,7 +243,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         layer_params = check_layer_params(self.layer_params, len(sizes))
         with self._fit_transaction() as commit:
             X = self._validate_X(X, reset=True, stream=True)
-            visible = self._resolve_visible(X)
+            visible = self.visible_ = self._resolve_visible(X)
             self.__dict__.pop("classes_", None)
             self._fit_seed = seed_from(self.random_state)
             self._sample_calls = 0
@@ -410,7 +412,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             )
         with self._fit_transaction() as commit:
             X = self._validate_X(X, reset=True, stream=True)
-            visible = self._resolve_visible(X)
+            visible = self.visible_ = self._resolve_visible(X)
             if len(sizes) == 1 and not get_units(visible).binary:
                 raise ValueError(
                     "fit with labels y needs Bernoulli units beside the label group in the top RBM: X is not mostly binary, "
