@@ -118,6 +118,53 @@ def test_train_then_sample_documents_from_a_topic_model(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "default.npy"), model.sample(7, 100, n_steps=3))
 
 
+def test_reads_the_csv_files_pandas_writes(tmp_path):
+    """DataFrame.to_csv writes NaN as an empty field and, by default, the index as a first column under
+    an empty header field; labels may be names. Each is read as pandas would read it back."""
+    import pandas as pd
+
+    from deepgm.cli import load_data
+
+    rng = np.random.default_rng(0)
+    ratings = rng.integers(1, 6, (30, 8)).astype(float)
+    ratings[rng.random(ratings.shape) < 0.5] = np.nan
+    frame = pd.DataFrame(ratings)
+    frame.to_csv(tmp_path / "ratings.csv", index=False)
+    frame.to_csv(tmp_path / "ratings_with_index.csv")
+    for name in ("ratings.csv", "ratings_with_index.csv"):
+        X, _ = load_data(tmp_path / name, images=False)
+        np.testing.assert_array_equal(X, ratings)  # NaN where pandas wrote an empty field; no index column
+    table = pd.DataFrame(rng.random((12, 3)), columns=["a", "b", "c"]).assign(kind=np.where(np.arange(12) % 2, "odd", "even"))
+    table.to_csv(tmp_path / "named.csv")
+    X, y = load_data(tmp_path / "named.csv", label_column="kind", supervised=True)
+    np.testing.assert_allclose(X, table[["a", "b", "c"]].to_numpy())
+    np.testing.assert_array_equal(y, table["kind"].to_numpy())
+    X, y = load_data(tmp_path / "named.csv", label_column="-1", supervised=True)  # column numbers skip the index
+    np.testing.assert_array_equal(y, table["kind"].to_numpy())
+    code, stdout, stderr = run_cli("train", "collaborative-rbm", "--data", "ratings_with_index.csv", "--n-iter", "1", cwd=tmp_path)
+    assert code == 0 and "30 samples x 8 features" in stdout, stderr
+    code, stdout, stderr = run_cli(
+        "train", "dbn-classifier", "--data", "named.csv", "--hidden-layer-sizes", "4", "--finetune-iter", "2", cwd=tmp_path
+    )
+    assert code == 0, stderr
+    assert list(deepgm.load(tmp_path / "dbn-classifier.safetensors").classes_) == ["even", "odd"]
+    # A field that is neither a number nor empty is still an error.
+    (tmp_path / "bad.csv").write_text("1,2\n3,x\n")
+    code, _, stderr = run_cli("train", "rbm", "--data", "bad.csv", cwd=tmp_path)
+    assert code != 0 and "cannot read" in stderr and "Traceback" not in stderr
+
+
+def test_an_svmlight_file_is_read_whatever_its_suffix(tmp_path):
+    from sklearn.datasets import dump_svmlight_file
+
+    counts = np.random.default_rng(0).poisson(0.5, (20, 6)).astype(float)
+    dump_svmlight_file(counts, np.zeros(20), str(tmp_path / "docs.feat"))
+    from deepgm.cli import load_data
+
+    X, _ = load_data(tmp_path / "docs.feat", images=False)
+    np.testing.assert_array_equal(X.toarray(), counts)
+
+
 def test_train_supervised_models_on_user_data(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.random((120, 10)).astype(np.float32)

@@ -152,9 +152,16 @@ def _read_data(path, label_column, labels_in_file, header="auto"):
         try:
             X = read_idx(path)
         except (OSError, ValueError) as err:
-            raise CLIError(
-                f"--data: {path}: not an IDX, .npy, .npz, svmlight ({', '.join(SVMLIGHT_SUFFIXES)}) or .csv file ({err})"
-            ) from None
+            # svmlight files go by many suffixes (.feat, .dat, ...): try one before giving up.
+            from sklearn.datasets import load_svmlight_file
+
+            try:
+                X, y = load_svmlight_file(str(path))
+            except (OSError, ValueError):
+                raise CLIError(
+                    f"--data: {path}: not an IDX, .npy, .npz, svmlight ({', '.join(SVMLIGHT_SUFFIXES)}) or .csv file ({err})"
+                ) from None
+            return X.tocsr(), (y if labels_in_file else None)
     X = np.asarray(X)
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)
@@ -172,7 +179,10 @@ def _is_number(text):
 def _read_csv(path, label_column, labels_in_file, header):
     """(X, y) from a comma-separated table. ``header``: "yes", "no", or "auto": the first line is a
     header when one of its fields is not a number, or when it reads 0, 1, ..., n-1 (the header pandas
-    writes for unnamed columns: ``pd.DataFrame(X).to_csv(path, index=False)``)."""
+    writes for unnamed columns: ``pd.DataFrame(X).to_csv(path, index=False)``). A header whose first
+    field is empty, as ``DataFrame.to_csv`` writes above its index, marks that column as the row
+    index: it is not read. Empty fields are missing values (NaN, as pandas writes them); the label
+    column may hold numbers or names."""
     with open(path, newline="") as f:
         first = next(csv.reader(f), None)
     if not first:
@@ -183,13 +193,28 @@ def _read_csv(path, label_column, labels_in_file, header):
         has_header = counting or not all(_is_number(name) for name in names)
     else:
         has_header = header == "yes"
-    table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1 if has_header else 0)
+    skip = 1 if has_header else 0
+    # The file's columns that hold data: all but pandas' index column.
+    columns = list(range(len(names)))
+    if has_header and len(names) > 1 and names[0] == "" and all(names[1:]):
+        columns, names = columns[1:], names[1:]
     if label_column is None and labels_in_file:
         label_column = "-1"
-    if label_column is None:
-        return table, None
-    column = _column_index(label_column, names if has_header else None, table.shape[1], path)
-    return np.delete(table, column, axis=1), table[:, column]
+    label = None if label_column is None else _column_index(label_column, names if has_header else None, len(columns), path)
+    features = [c for i, c in enumerate(columns) if i != label]
+    try:
+        X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, usecols=features)
+    except ValueError:
+        # Slower, field by field: empty fields (missing values) become NaN; any other text still fails.
+        X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, usecols=features, converters=_number_or_nan)
+    if label is None:
+        return X, None
+    y = np.char.strip(np.loadtxt(path, delimiter=",", ndmin=1, skiprows=skip, usecols=columns[label], dtype=str))
+    return X, (y.astype(np.float64) if all(_is_number(value) for value in y) else y)
+
+
+def _number_or_nan(field):
+    return float(field) if field.strip() else np.nan
 
 
 def _column_index(label_column, names, n_columns, path):
@@ -391,7 +416,7 @@ def build_parser(train_model=None):
         help="an MNIST IDX folder or file, a .npy, a .npz (arrays, or a scipy sparse matrix from save_npz), an svmlight file "
         "(.svmlight, .svm, .libsvm) or a CSV (default: the embedded MNIST). 8-bit (uint8) data are pixels, scaled to [0, 1], "
         "except for collaborative-rbm and replicated-softmax. collaborative-rbm reads a users x items matrix: NaN (dense) "
-        "or a missing entry (sparse) marks an unrated item",
+        "(an empty CSV field is NaN) or a missing entry (sparse) marks an unrated item",
     )
     train.add_argument("--labels", default=None, help="labels for --data (.npy, .csv or IDX), for supervised models")
     train.add_argument(
