@@ -326,7 +326,7 @@ def test_bad_input(labelled, mnist_tiny):
         labelled.sample(n_steps=1, y=[1, 2, 3], init=X[:2])
     with pytest.raises(ValueError, match="same number of samples"):
         DBN(hidden_layer_sizes=(8, 4), n_iter=1).fit(X, y[:-1])
-    with pytest.raises(ValueError, match="visible='bernoulli' or at least two layers"):
+    with pytest.raises(ValueError, match="visible='bernoulli' or at least two layers, or use_labels=False"):
         DBN(hidden_layer_sizes=(8,), visible="gaussian", n_iter=1).fit(X, y)
     with pytest.raises(ValueError, match="Unknown label type|continuous"):
         DBN(hidden_layer_sizes=(8, 4), n_iter=1).fit(X, np.linspace(0, 1, len(X)))
@@ -340,6 +340,27 @@ def test_bad_input(labelled, mnist_tiny):
         unlabelled.predict(X[:2])
     with pytest.raises(NotFittedError):
         DBN().score(X, y)
+
+
+def test_use_labels_false_ignores_y_as_a_pipeline_feature_step():
+    """A supervised Pipeline passes y to every step: with use_labels=False the DBN ignores it, as
+    BernoulliRBM does, and trains exactly the model fit(X) trains."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:200]
+    y = y[:200]
+    with pytest.raises(ValueError, match="use_labels=False"):
+        DBN(hidden_layer_sizes=(16,), n_iter=2, random_state=0).fit(X, y)  # one Gaussian layer: no room for labels
+    pipe = Pipeline([("dbn", DBN(hidden_layer_sizes=(16,), n_iter=2, use_labels=False, random_state=0)), ("lr", LogisticRegression())])
+    pipe.fit(X, y)
+    assert not hasattr(pipe["dbn"], "classes_") and not hasattr(pipe["dbn"], "predict")
+    alone = DBN(hidden_layer_sizes=(16,), n_iter=2, random_state=0).fit(X)
+    np.testing.assert_array_equal(pipe["dbn"].rbms_[0].components_, alone.rbms_[0].components_)
+    assert pipe.score(X, y) > 0.9
+    with pytest.raises(TypeError, match="use_labels must be an instance of .*bool.*Got .yes."):
+        DBN(use_labels="yes").fit(X)
 
 
 def test_cross_val_score_scores_the_label_units_without_a_scoring_argument(mnist_tiny):

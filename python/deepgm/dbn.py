@@ -132,6 +132,10 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         class modes learn slowly).
     layer_params : list of dict, default=None
         Per-layer overrides of RBM parameters, e.g. ``[{"learning_rate": 0.05}, {}, {"n_iter": 20}]``.
+    use_labels : bool, default=True
+        Whether ``fit(X, y)`` trains label units in the top RBM (Hinton, Osindero & Teh 2006). With
+        False, ``y`` is ignored, as ``BernoulliRBM`` ignores it: for a DBN that is the feature step of
+        a supervised ``Pipeline``, which passes ``y`` to every step.
     random_state, dtype, n_jobs, verbose
         As in :class:`deepgm.RBM`.
 
@@ -182,6 +186,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         batch_size="auto",
         n_iter="auto",
         layer_params=None,
+        use_labels=True,
         random_state=None,
         dtype="float32",
         n_jobs=None,
@@ -199,6 +204,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         self.batch_size = batch_size
         self.n_iter = n_iter
         self.layer_params = layer_params
+        self.use_labels = use_labels
         self.random_state = random_state
         self.dtype = dtype
         self.n_jobs = n_jobs
@@ -222,10 +228,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
     def _check_params(self):
         self._check_rbm_params()
         check_training_schedule(self, allow_auto_batch=True)
+        check_bool(self.use_labels, "use_labels")
 
     def fit(self, X, y=None):
-        """Greedy layer-wise pretraining on X; with labels y, the top RBM also learns a label group
-        (see :meth:`_fit_with_labels`).
+        """Greedy layer-wise pretraining on X; with labels y (and ``use_labels``), the top RBM also
+        learns a label group (see :meth:`_fit_with_labels`).
 
         Every setting (including each layer's ``layer_params``) and X are validated before anything
         is trained. If training stops early (Ctrl-C, or a ``DivergenceError`` in some layer), the DBN
@@ -236,7 +243,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         -------
         self : DBN
         """
-        if y is not None:
+        if y is not None and self.use_labels is not False:
             return self._fit_with_labels(X, y)
         self._check_params()
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
@@ -408,7 +415,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         if len(sizes) == 1 and self.visible in UNITS and not get_units(self.visible).binary:
             raise ValueError(
                 "fit with labels y needs Bernoulli units beside the label group in the top RBM: use visible='bernoulli' "
-                f"or at least two layers; got visible={self.visible!r} with hidden_layer_sizes={tuple(sizes)}"
+                f"or at least two layers, or use_labels=False to ignore y (a DBN as a Pipeline's feature step); got "
+                f"visible={self.visible!r} with hidden_layer_sizes={tuple(sizes)}"
             )
         with self._fit_transaction() as commit:
             X = self._validate_X(X, reset=True, stream=True)
@@ -416,7 +424,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
             if len(sizes) == 1 and not get_units(visible).binary:
                 raise ValueError(
                     "fit with labels y needs Bernoulli units beside the label group in the top RBM: X is not mostly binary, "
-                    f"so visible='auto' chose Gaussian units; use at least two layers (got hidden_layer_sizes={tuple(sizes)})"
+                    f"so visible='auto' chose Gaussian units; use at least two layers (got hidden_layer_sizes={tuple(sizes)}), "
+                    "or use_labels=False to ignore y (a DBN as a Pipeline's feature step)"
                 )
             y = self._validate_y(y, X.shape[0], classification=True)
             self.__dict__.pop("classes_", None)  # until the top RBM with its label units is trained
