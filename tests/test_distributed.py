@@ -250,6 +250,7 @@ def test_replicas_use_the_threads_of_their_worker(client, mnist_dask):
 def test_dbn_trains_layer_by_layer(client, mnist, mnist_dask):
     dbn = fit_distributed(DBN((48, 16), n_iter=2, batch_size=100, random_state=0), mnist_dask[0], client=client, local_steps=5)
     assert [r.components_.shape for r in dbn.rbms_] == [(48, 784), (16, 48)]
+    assert dbn.visible_ == dbn.rbms_[0].visible == "bernoulli"  # as fit records visible="auto"'s choice
     rounds_per_layer = 2 * 2000 // (N_WORKERS * 5 * 100)
     assert dbn.history_["layer"] == [1] * rounds_per_layer + [2] * rounds_per_layer
     assert dbn.history_["round"] == list(range(1, rounds_per_layer + 1)) * 2
@@ -461,6 +462,11 @@ def test_bad_arguments_are_refused_with_their_names(client, mnist, mnist_dask):
         fit_distributed(RBM(), Xd[:, 0], client=client)
     with pytest.raises(TypeError, match="client must be"):
         fit_distributed(RBM(), Xd, client="tcp://localhost:8786")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        closed = Client(cluster)
+        closed.close()
+    with pytest.raises(ValueError, match="client must be connected to a running cluster; got a client whose status is 'closed'"):
+        fit_distributed(RBM(), Xd, client=closed)
 
 
 # -- memory ---------------------------------------------------------------------------------------------

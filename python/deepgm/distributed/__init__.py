@@ -75,7 +75,9 @@ def fit_distributed(estimator, X, y=None, *, client=None, n_rounds=None, local_s
     estimator
         Fitted in place. ``history_`` has one row per round (``round``, ``epoch`` as a fraction of
         passes over X, the training metrics, ``time`` of the round and ``compute_time``, the longest
-        replica's training time in it).
+        replica's training time in it). For the estimators trained by a loss (DBNClassifier,
+        DBNRegressor, DeepAutoencoder, VAE, CVAE), ``n_iter_`` counts the rounds of the last phase, as
+        ``loss_curve_`` has one entry per round: the passes over X are ``history_["epoch"][-1]``.
 
     Notes
     -----
@@ -125,6 +127,8 @@ def _client(client):
     if client is not None:
         if not isinstance(client, distributed.Client):
             raise TypeError(f"client must be a distributed.Client or None; got {type(client).__name__}")
+        if client.status != "running":
+            raise ValueError(f"client must be connected to a running cluster; got a client whose status is {client.status!r}")
         return client
     try:
         return distributed.get_client()

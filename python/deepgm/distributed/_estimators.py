@@ -135,7 +135,7 @@ def fit_dbn(dbn, run):
     layer_params = check_layer_params(dbn.layer_params, len(sizes))
     with dbn._fit_transaction() as commit:
         sample = dbn._validate_X(run.sample(), reset=True, stream=True)
-        visible = _resolve_visible(dbn, run, sample)
+        visible = dbn.visible_ = _resolve_visible(dbn, run, sample)
         dbn._fit_seed = seed_from(dbn.random_state)
         dbn._sample_calls = 0
         stack = stack_params(
