@@ -529,3 +529,16 @@ def test_an_int_hidden_layer_sizes_is_one_layer_as_in_mlp(make, with_y):
     out = (lambda m: m.transform(X, y)) if isinstance(from_int, deepgm.CVAE) else (lambda m: m.transform(X))
     np.testing.assert_array_equal(out(from_int), out(from_tuple))
     assert out(from_int).shape[1] in (2, 5)
+
+
+def test_a_code_as_wide_as_the_data_is_warned_about(rng):
+    """PCA refuses n_components >= n_features; the autoencoder may fit it (an overcomplete code), but
+    such a code need not compress anything, so fit says so, and only then."""
+    import warnings
+
+    X = rng.normal(size=(60, 4))
+    with pytest.warns(UserWarning, match="n_components=4 is not smaller than the 4 features"):
+        DeepAutoencoder((8,), n_components=4, finetune_iter=1, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        DeepAutoencoder((8,), n_components=3, finetune_iter=1, random_state=0).fit(X)

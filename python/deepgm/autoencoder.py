@@ -16,6 +16,8 @@ on every one of 8 splits and seeds, and worse on 1 of 8 on wine and breast cance
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.special import expit
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -298,6 +300,13 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         self._check_params()
         with self._fit_transaction() as commit:
             X = self._validate_X(X, reset=True, stream=True)
+            if self.n_components >= X.shape[1]:
+                warnings.warn(
+                    f"n_components={self.n_components} is not smaller than the {X.shape[1]} features of X: the code can "
+                    "copy the input instead of compressing it (PCA refuses this); choose n_components < n_features",
+                    UserWarning,
+                    stacklevel=2,
+                )
             if self.loss == "cross_entropy":
                 check_unit_interval(X, what="loss='cross_entropy'", hint="loss='squared_error'")
                 self.loss_function_ = "cross_entropy"
