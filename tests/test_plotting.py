@@ -56,6 +56,20 @@ def test_every_plot_renders(models, tmp_path):
     saved(fig, tmp_path, "classes.png")
 
 
+def test_filters_of_the_stacks_are_their_bottom_layer_weights(models, monkeypatch):
+    """plot_filters takes a DBN (its bottom RBM) and the fine-tuned stacks (their first layer,
+    coefs_[0].T): the pictures are exactly those of the weight matrices."""
+    X, y, *_ = models
+    drawn = []
+    monkeypatch.setattr(plotting, "image_grid", lambda weights, **kwargs: drawn.append(np.array(weights)))
+    dbn = deepgm.DBN((9, 4), n_iter=1, random_state=0).fit(X)
+    clf = deepgm.DBNClassifier((9,), pretrain_iter=1, finetune_iter=1, random_state=0).fit(X, y)
+    ae = deepgm.DeepAutoencoder((9,), n_components=2, pretrain_iter=1, finetune_iter=1, random_state=0).fit(X)
+    for model, weights in [(dbn, dbn.rbms_[0].components_), (clf, clf.coefs_[0].T), (ae, ae.coefs_[0].T)]:
+        plotting.plot_filters(model)
+        np.testing.assert_array_equal(drawn.pop(), weights)
+
+
 def test_plot_errors_are_clear(models):
     X, y, rbm, vae, cvae = models
     with pytest.raises(ValueError, match="2-D codes"):
@@ -72,8 +86,10 @@ def test_plot_errors_are_clear(models):
         plotting.plot_manifold(vae, y=3)
     with pytest.raises(TypeError, match="cvae must be a fitted deepgm CVAE; got VAE"):
         plotting.plot_class_samples(vae)
-    with pytest.raises(TypeError, match="model must be a fitted RBM"):
+    with pytest.raises(TypeError, match="model must be a fitted RBM, DBN, DBNClassifier, DBNRegressor or DeepAutoencoder"):
         plotting.plot_filters(vae)
+    with pytest.raises(TypeError, match="model must be a fitted RBM, DBN"):
+        plotting.plot_filters(deepgm.DBN())
     with pytest.raises(ValueError, match="history: VAE has no history_"):
         plotting.plot_training_curves(deepgm.VAE())
     with pytest.raises(ValueError, match=r"keys \['nope'\] are not in the history"):

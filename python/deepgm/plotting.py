@@ -112,12 +112,21 @@ def image_grid(images, *, n_cols=None, image_shape=None, title=None, normalize="
 
 
 def plot_filters(model, n_filters=100, *, image_shape=None, title="RBM filters", **kwargs):
-    """The first ``n_filters`` rows of an RBM's ``components_`` (or of a given weight matrix) as
-    images, each scaled on its own."""
-    if hasattr(model, "get_params"):  # an estimator: an RBM's weights
-        if not hasattr(model, "components_"):
-            raise TypeError(f"model must be a fitted RBM (with components_) or a 2-D weight matrix; got {_describe(model)}")
-        model = model.components_
+    """The first ``n_filters`` filters of a model's bottom layer (or rows of a given weight matrix) as
+    images, each scaled on its own: an RBM's ``components_``; a DBN's bottom RBM; the first layer of
+    a fine-tuned DBNClassifier, DBNRegressor or DeepAutoencoder (``coefs_[0].T``, one row per unit)."""
+    if hasattr(model, "get_params"):  # an estimator: the weights of its bottom layer
+        if getattr(model, "rbms_", None) and not hasattr(model, "coefs_"):
+            model = model.rbms_[0]  # a DBN
+        if hasattr(model, "components_"):
+            model = model.components_
+        elif getattr(model, "coefs_", None):
+            model = np.asarray(model.coefs_[0]).T
+        else:
+            raise TypeError(
+                "model must be a fitted RBM, DBN, DBNClassifier, DBNRegressor or DeepAutoencoder, or a 2-D weight "
+                f"matrix; got {_describe(model)}"
+            )
     weights = np.asarray(model)
     if weights.ndim != 2 or weights.dtype.kind not in "fiu":
         raise ValueError(
