@@ -25,7 +25,7 @@ __all__ = ["Sampler", "Entry", "ESTIMATORS", "by_command", "by_class_name"]
 class Sampler:
     """How ``deepgm sample`` draws from a fitted model.
 
-    ``draw(estimator, n_samples, n_steps, y, doc_length)`` returns an array of shape (n_samples,
+    ``draw(estimator, n_samples, n_steps, y, doc_length=100)`` returns an array of shape (n_samples,
     n_features); ``n_steps`` is the number of Gibbs steps (ignored by samplers that do not run a
     chain), ``y`` the class of each sample, shape (n_samples,), given only to a ``conditional``
     sampler, and ``doc_length`` the number of words of each sampled document (``documents``
@@ -42,15 +42,15 @@ class Sampler:
 
 
 #: Block Gibbs sampling, returning the visible means: smoother pictures than binary states.
-GIBBS_MEANS = Sampler(lambda est, n, n_steps, y, doc_length: est.sample(n, n_steps=n_steps, return_means=True))
+GIBBS_MEANS = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n, n_steps=n_steps, return_means=True))
 #: Gibbs sampling in the top RBM, then a down pass.
-GIBBS = Sampler(lambda est, n, n_steps, y, doc_length: est.sample(n, n_steps=n_steps))
+GIBBS = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n, n_steps=n_steps))
 #: One pass from the prior through the decoder.
-ANCESTRAL = Sampler(lambda est, n, n_steps, y, doc_length: est.sample(n))
+ANCESTRAL = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n))
 #: Ancestral sampling given each sample's class.
-BY_CLASS = Sampler(lambda est, n, n_steps, y, doc_length: est.sample(n, y=y), conditional=True)
+BY_CLASS = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n, y=y), conditional=True)
 #: Word counts of documents of a given length, by Gibbs sampling.
-DOCUMENTS = Sampler(lambda est, n, n_steps, y, doc_length: est.sample(n, doc_length, n_steps=n_steps), documents=True)
+DOCUMENTS = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n, doc_length, n_steps=n_steps), documents=True)
 
 
 @dataclass(frozen=True)
