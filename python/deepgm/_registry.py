@@ -29,16 +29,12 @@ class Sampler:
     n_features); ``n_steps`` is the number of Gibbs steps (ignored by samplers that do not run a
     chain), ``y`` the class of each sample, shape (n_samples,), given only to a ``conditional``
     sampler, and ``doc_length`` the number of words of each sampled document (``documents``
-    samplers only). ``images`` says whether a sample is a picture (a PNG grid) or a row of counts.
+    samplers only: their samples are rows of counts, not pictures).
     """
 
     draw: Callable
     conditional: bool = False
     documents: bool = False
-
-    @property
-    def images(self) -> bool:
-        return not self.documents
 
 
 #: Block Gibbs sampling, returning the visible means: smoother pictures than binary states.

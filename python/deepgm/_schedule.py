@@ -1,8 +1,9 @@
 """How long an estimator trains: the one rule behind every ``"auto"`` training length.
 
 Every length parameter (``RBM.n_iter``, ``DBN.n_iter``, ``pretrain_iter``, ``finetune_iter``,
-``VAE.n_iter``, ``CollaborativeRBM.n_iter``, ``ReplicatedSoftmax.max_iter``) takes either an int, exactly that many epochs, or ``"auto"``. An ``"auto"`` length
-is a number of epochs chosen from the size of the data:
+``VAE.n_iter``, ``CollaborativeRBM.n_iter``, ``ReplicatedSoftmax.max_iter``) takes either an int,
+exactly that many epochs, or ``"auto"``. An ``"auto"`` length is a number of epochs chosen from the
+size of the data:
 
     epochs = clip(ceil(updates / batches_per_epoch), min_epochs, max_epochs)
 

@@ -311,8 +311,8 @@ def cmd_sample(args):
     doc_length = 100 if args.length is None else args.length
     if doc_length < 0:
         raise CLIError(f"--length must be >= 0; got {doc_length}")
-    out = Path(args.out if args.out is not None else "samples.png" if sampler.images else "samples.npy")
-    if out.suffix != ".npy" and not sampler.images:
+    out = Path(args.out if args.out is not None else "samples.npy" if sampler.documents else "samples.png")
+    if out.suffix != ".npy" and sampler.documents:
         raise CLIError(f"{name} samples are word counts, not pictures: --out must name a .npy file; got {out}")
     _check_writable(out, "--out")
     y = None

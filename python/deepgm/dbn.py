@@ -97,7 +97,7 @@ def _fitted_with_labels(dbn):
 def _unfitted_or_fitted_with_labels(dbn):
     """score exists on an unfitted DBN (model selection asks for it before fitting) and on one
     fitted with labels."""
-    return not hasattr(dbn, "rbms_") or _fitted_with_labels(dbn)
+    return not dbn.__sklearn_is_fitted__() or _fitted_with_labels(dbn)
 
 
 class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, DeepGMEstimator):
@@ -243,7 +243,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         -------
         self : DBN
         """
-        if y is not None and self.use_labels is not False:
+        if y is not None and self.use_labels:
             return self._fit_with_labels(X, y)
         self._check_params()
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
