@@ -84,6 +84,26 @@ def _with_dtype(value, old, new):
     return value
 
 
+def _as_learned(value, current, dtype):
+    """``value``, about to replace the learned ``current``, as C-contiguous and aligned floats of the
+    estimator's ``dtype`` where ``current`` is an array of that dtype (lists element by element).
+    Whatever already fits is kept as the same object, so in-place updates reach it; anything else
+    (ints, scalars, arrays the model keeps in another dtype) is returned unchanged."""
+    if isinstance(value, list) and isinstance(current, list) and len(value) == len(current):
+        items = [_as_learned(v, c, dtype) for v, c in zip(value, current)]
+        return value if all(new is old for new, old in zip(items, value)) else items
+    if not (isinstance(value, np.ndarray) and isinstance(current, np.ndarray)):
+        return value
+    if value.ndim == 0 or value.dtype.kind != "f" or current.dtype.kind != "f":
+        return value
+    try:
+        compute = check_dtype(dtype)
+    except ValueError:  # a bad dtype is refused by the next fit or method
+        return value
+    target = compute if current.dtype == compute else value.dtype
+    return np.require(value, dtype=target, requirements=["C_CONTIGUOUS", "ALIGNED"])
+
+
 def output_dtype(X) -> type:
     """The dtype of what a method returns for input X, whatever the dtype the model computes in
     (scikit-learn's convention): float32 for float32 input, float64 for anything else (float64,
@@ -287,6 +307,13 @@ class DeepGMEstimator(BaseEstimator):
         super().__setstate__(state)
         for key, value in list(vars(self).items()):
             setattr(self, key, aligned(value))
+
+    def __setattr__(self, name, value):
+        # Learned arrays assigned by hand (weights copied from BernoulliRBM or MLPClassifier, say) are
+        # brought to the layout and dtype the kernels take, as a fit would have left them.
+        if name in self._param_names or name in self._state_names:
+            value = _as_learned(value, self.__dict__.get(name), self.dtype)
+        super().__setattr__(name, value)
 
     def __sklearn_is_fitted__(self):
         if self._fitted_attribute is None:
