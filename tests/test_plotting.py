@@ -70,6 +70,24 @@ def test_filters_of_the_stacks_are_their_bottom_layer_weights(models, monkeypatc
         np.testing.assert_array_equal(drawn.pop(), weights)
 
 
+def test_values_outside_the_unit_interval_are_scaled_not_clipped():
+    """Standardised inputs (a Gaussian model's data) keep their contrast: every row of a
+    reconstruction plot is scaled by one shared range, where clipping to [0, 1] would flatten all
+    negative values to black and every value above 1 to white."""
+    originals = np.linspace(-3.0, 3.0, 2 * 16).reshape(2, 16)
+    reconstructions = 0.5 * originals
+    fig = plotting.plot_reconstructions(originals, reconstructions, image_shape=(4, 4))
+    drawn = [np.asarray(ax.images[0].get_array()) for ax in fig.axes]
+    first_input = drawn[0][1:5, 1:5].ravel()
+    first_reconstruction = drawn[1][1:5, 1:5].ravel()
+    np.testing.assert_allclose(first_input, (originals[0] + 3.0) / 6.0)
+    np.testing.assert_allclose(first_reconstruction, (reconstructions[0] + 3.0) / 6.0)
+    assert len(np.unique(first_input)) == 16  # no two values merged by clipping
+    unit = np.linspace(0.0, 1.0, 16).reshape(1, 16)  # intensities are drawn as they are
+    fig = plotting.plot_reconstructions(unit, unit[:, ::-1], image_shape=(4, 4))
+    np.testing.assert_allclose(np.asarray(fig.axes[1].images[0].get_array())[1:5, 1:5].ravel(), unit[0, ::-1])
+
+
 def test_plot_errors_are_clear(models):
     X, y, rbm, vae, cvae = models
     with pytest.raises(ValueError, match="2-D codes"):

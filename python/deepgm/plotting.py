@@ -136,25 +136,38 @@ def plot_filters(model, n_filters=100, *, image_shape=None, title="RBM filters",
     return image_grid(weights, image_shape=image_shape, title=title, normalize="each", **kwargs)
 
 
+def _shown_as_is(images):
+    """Whether ``images`` are intensities in [0, 1] (shown as they are) rather than other values
+    (standardised data, a Gaussian decoder's means), which are scaled together to [0, 1] instead of
+    being clipped."""
+    return bool(images.min() >= 0 and images.max() <= 1)
+
+
 def plot_samples(samples, *, image_shape=None, title="Samples", n_cols=None, **kwargs):
-    """Generated samples as an image grid (values in [0, 1] are shown as they are)."""
+    """Generated samples as an image grid (values in [0, 1] are shown as they are, others scaled
+    together to [0, 1])."""
     samples = np.asarray(samples)
-    normalize = None if samples.min() >= 0 and samples.max() <= 1 else "global"
+    normalize = None if _shown_as_is(samples) else "global"
     return image_grid(samples, image_shape=image_shape, title=title, n_cols=n_cols, normalize=normalize, **kwargs)
 
 
 def plot_reconstructions(originals, *reconstructions, labels=None, image_shape=None, title="Reconstructions"):
-    """Inputs in the first row, then one row per model's reconstructions of the same inputs."""
+    """Inputs in the first row, then one row per model's reconstructions of the same inputs (values in
+    [0, 1] shown as they are; otherwise every row scaled by the same range, so rows compare)."""
     plt = _pyplot()
-    rows = [np.asarray(originals)] + [np.asarray(r) for r in reconstructions]
+    rows = [np.asarray(originals, dtype=np.float64)] + [np.asarray(r, dtype=np.float64) for r in reconstructions]
     n = rows[0].shape[0]
     if any(r.shape != rows[0].shape for r in rows):
         raise ValueError("originals and reconstructions must have the same shape")
+    every = np.concatenate([r.ravel() for r in rows])
+    if not _shown_as_is(every):
+        lo, hi = every.min(), every.max()
+        rows = [(r - lo) / (hi - lo if hi > lo else 1) for r in rows]
     labels = list(labels) if labels is not None else ["input"] + [f"model {i + 1}" for i in range(len(reconstructions))]
     fig, axes = plt.subplots(len(rows), 1, figsize=(max(4, 0.55 * n), 0.75 * len(rows) + 0.6))
     axes = np.atleast_1d(axes)
     for ax, images, label in zip(axes, rows, labels):
-        ax.imshow(tile(np.clip(images, 0, 1), n_cols=n, image_shape=image_shape, normalize=None), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(tile(images, n_cols=n, image_shape=image_shape, normalize=None), cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
@@ -241,7 +254,8 @@ def plot_manifold(vae, *, n=20, span=2.5, image_shape=None, title="Decoded laten
         images = vae.decode(zz + center, np.full(len(zz), y))
     else:
         images = vae.decode(zz)
-    return image_grid(images, n_cols=n, image_shape=image_shape, title=title, normalize=None)
+    normalize = None if _shown_as_is(images) else "global"
+    return image_grid(images, n_cols=n, image_shape=image_shape, title=title, normalize=normalize)
 
 
 def plot_class_samples(cvae, n_per_class=10, *, image_shape=None, title="Samples by class (one row per class)"):
@@ -252,7 +266,8 @@ def plot_class_samples(cvae, n_per_class=10, *, image_shape=None, title="Samples
     plt = _pyplot()
     rows = [cvae.sample(n_per_class, y=label) for label in cvae.classes_]
     images = np.concatenate(rows)
-    fig = image_grid(np.clip(images, 0, 1), n_cols=n_per_class, image_shape=image_shape, title=title, normalize=None)
+    normalize = None if _shown_as_is(images) else "global"
+    fig = image_grid(images, n_cols=n_per_class, image_shape=image_shape, title=title, normalize=normalize)
     ax = fig.axes[0]
     h = _image_shape(images.shape[1], image_shape)[0] + 1
     ax.set_axis_on()
