@@ -204,3 +204,12 @@ def test_a_misspelt_parameter_is_reported_under_the_public_class_name(cls):
     keyword must still name the class the user called, not the private base."""
     with pytest.raises(TypeError, match=rf"^{cls.__name__}\.__init__\(\) got an unexpected keyword argument 'n_itr'"):
         cls(n_itr=2)
+
+
+@pytest.mark.parametrize("cls", [RBM, DBN, DBNClassifier, DeepAutoencoder, VAE, CVAE, CollaborativeRBM, ReplicatedSoftmax])
+def test_output_feature_names_need_a_fitted_estimator(cls):
+    """As scikit-learn's transformers (LatentDirichletAllocation among them): no feature names before fit."""
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        cls().get_feature_names_out()

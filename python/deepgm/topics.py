@@ -503,7 +503,9 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
 
     @property
     def _n_features_out(self):
-        return self.n_components
+        """Width of ``transform``'s output, from the fitted parameters: absent before fit, so that
+        ``get_feature_names_out`` raises NotFittedError there."""
+        return self.intercept_hidden_.shape[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
