@@ -213,3 +213,23 @@ def test_output_feature_names_need_a_fitted_estimator(cls):
 
     with pytest.raises(NotFittedError):
         cls().get_feature_names_out()
+
+
+def test_a_dbn_with_label_units_is_split_into_stratified_folds():
+    """A DBN fitted with labels classifies, so model selection must treat it as a classifier: on data
+    sorted by class (iris, wine) plain KFold would leave each test fold a class its training part
+    never saw, and the label units refuse such labels (NaN scores)."""
+    import numpy as np
+    from sklearn.base import is_classifier
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    assert is_classifier(DBN()) and not is_classifier(DBN(use_labels=False))
+    X, y = load_iris(return_X_y=True)  # sorted by class
+    pipe = make_pipeline(MinMaxScaler(), DBN((8, 6), n_iter=3, random_state=0, n_jobs=1))
+    scores = cross_val_score(pipe, X, y, cv=3, error_score="raise")
+    by_hand = cross_val_score(pipe, X, y, cv=StratifiedKFold(3), error_score="raise")
+    np.testing.assert_array_equal(scores, by_hand)
+    assert np.all(np.isfinite(scores))

@@ -396,6 +396,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _RBMStackParams, De
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]  # see output_dtype
         tags.classifier_tags = ClassifierTags(multi_class=True)  # predict / predict_proba after fit(X, y)
+        if self.use_labels:
+            # A classifier for model selection: cross_val_score and GridSearchCV then split labelled
+            # data into stratified folds, so that no fold holds a class its training part lacks (the
+            # label units refuse unseen labels). Without y it stays a transformer.
+            tags.estimator_type = "classifier"
         return self._bernoulli_tags(tags)
 
     # -- label units (Hinton, Osindero & Teh 2006; the maths is in _label_units) --------------------
