@@ -132,6 +132,18 @@ def test_the_review_case_a_vae_fit_on_huge_values(data):
     assert len(vae.history_["loss"]) == 3
 
 
+def test_parameters_that_overflow_while_the_loss_stays_finite_are_divergence(data):
+    """A second review case: on digits * 1e20 the loss stays finite (the all-zero pixel columns keep
+    NaN weights out of it) while an update overflows some weights. The fit must fail there, not end
+    with a model whose every later call fails."""
+    (D,) = data["digits"]
+    vae = deepgm.VAE(n_components=3, hidden_layer_sizes=(8,), likelihood="gaussian", n_iter=5, **KW)
+    with pytest.warns(UserWarning), pytest.raises(deepgm.DivergenceError, match="NaN or infinity"):
+        vae.fit(D * 1e20)
+    with pytest.raises(NotFittedError):
+        vae.sample(2)
+
+
 @pytest.mark.parametrize("name", ["RBM", "VAE", "ReplicatedSoftmax"])
 def test_a_partial_fit_that_diverges_keeps_the_previous_model(name, data):
     make, key, method = CASES[name]

@@ -551,12 +551,23 @@ class DeepGMEstimator(BaseEstimator):
         snap = self._snapshot()
         try:
             yield
+            self._check_finite_params()
         except FloatingPointError as err:
             self._restore(snap)
             raise DivergenceError(
                 f"{type(self).__name__}: training diverged in epoch {epoch + 1} ({err}). The parameters were "
                 "restored to their values at the start of that epoch; try a smaller learning_rate."
             ) from None
+
+    def _check_finite_params(self):
+        """Raises FloatingPointError if a learned array holds NaN or infinity: an update can overflow
+        while the loss stays finite (weights of inputs the loss never sees, such as all-zero columns,
+        or the epoch's last step), and a fit must not end with a model that fails every later call."""
+        for name in self._param_names:
+            value = getattr(self, name, None)
+            for array in value if isinstance(value, list) else [value]:
+                if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.isfinite(array).all():
+                    raise FloatingPointError(f"{name} holds NaN or infinity after the epoch's updates")
 
     def _timer(self):
         return time.perf_counter()
