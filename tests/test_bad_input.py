@@ -234,6 +234,13 @@ def test_bad_X_at_every_entry_point(fitted, est_name, method, arg, extra):
         assert re.search(names(arg), msg), f"{case}: the message does not name {arg!r}: {msg}"
         assert re.search(match, msg), f"{case}: the message does not say {match!r}: {msg}"
         assert state(est) == before, f"{case}: {est_name}.{method} changed the estimator before failing"
+    if est.dtype == "float32":  # finite, but beyond the dtype the model computes in: not called infinity
+        huge = X01.astype(np.float64)
+        huge[0, 0] = 1e39
+        with pytest.raises(ValueError, match=r"range of float32.*got a finite value of magnitude 1e\+39.*dtype='float64'") as info:
+            _call(est, method, huge, extra)
+        assert re.search(names(arg), str(info.value)), f"the message does not name {arg!r}: {info.value}"
+        assert state(est) == before
     # ...and the estimator still works, also on numbers in an object array (converted as scikit-learn does)
     _call(est, method, X01[:10], extra if extra != "labels" else "labels")
     _call(est, method, X01[:10].astype(object), extra if extra != "labels" else "labels")

@@ -408,11 +408,18 @@ class DeepGMEstimator(BaseEstimator):
                 # A memory-mapped array of another numeric dtype stays on disk: it is validated here and
                 # converted one minibatch at a time (see `minibatch`), never copied whole.
                 X = check_array(X, dtype=None, ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name)
-            elif sp.issparse(X):
-                X = check_array(X, accept_sparse=["csr", "csc", "coo"], dtype=dtype, estimator=self, input_name=name)
-                X = np.ascontiguousarray(X.toarray(), dtype=dtype)
             else:
-                X = check_array(X, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name)
+                try:
+                    if sp.issparse(X):
+                        X = check_array(X, accept_sparse=["csr", "csc", "coo"], dtype=dtype, estimator=self, input_name=name)
+                        X = np.ascontiguousarray(X.toarray(), dtype=dtype)
+                    else:
+                        X = check_array(
+                            X, dtype=dtype, order="C", ensure_min_samples=1, ensure_min_features=1, estimator=self, input_name=name
+                        )
+                except ValueError:
+                    self._refuse_values_beyond_dtype(X, name)
+                    raise
         X = aligned(X)
         if units is not None:
             units.check_data(X, name, what=unit_what, hint=unit_hint)
@@ -422,6 +429,26 @@ class DeepGMEstimator(BaseEstimator):
             with _named_errors(name):
                 validate_data(self, original, reset=True, skip_check_array=True)
         return X
+
+    def _refuse_values_beyond_dtype(self, X, name):
+        """When converting X to the model's dtype failed: if X is finite and only too large for that
+        dtype (1e39 for a float32 model), says so and how to proceed, where scikit-learn's message
+        would claim that X holds infinity."""
+        values = X.data if sp.issparse(X) else X
+        try:
+            values = np.asarray(values, dtype=np.float64)
+        except (ValueError, TypeError):
+            return
+        dtype = np.dtype(self._dtype())
+        limit = float(np.finfo(dtype).max)
+        if values.size and np.isfinite(values).all():
+            largest = float(np.abs(values).max())
+            if largest > limit:
+                raise ValueError(
+                    f"{name} must hold values within the range of {dtype.name}, the dtype {type(self).__name__} computes in "
+                    f"(magnitudes up to {limit:.3g}); got a finite value of magnitude {largest:.3g}. "
+                    "Rescale the data (e.g. StandardScaler) or use dtype='float64'"
+                )
 
     def _check_features(self, X, name="X"):
         """The feature count (and names, for data frames) of X must match those seen in fit."""
