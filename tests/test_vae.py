@@ -536,6 +536,21 @@ def test_cvae_samples_follow_the_requested_class(cvae, digit_classifier):
     assert np.mean(digit_classifier.predict(S3) == 3) >= 0.6
 
 
+def test_cvae_samples_without_labels_mix_the_classes(cvae, digit_classifier):
+    """sample(n) with y=None, as for a VAE: each sample's class drawn uniformly from classes_, so the
+    recognised classes spread over all ten digits; reproducible under random_state."""
+    import copy
+
+    twin = copy.deepcopy(cvae)
+    S = cvae.sample(300)
+    assert S.shape == (300, 784) and np.all((S >= 0) & (S <= 1))
+    counts = np.bincount(digit_classifier.predict(S), minlength=10)
+    assert np.all(counts >= 10), counts  # expected 30 each; 10 is ~4 standard deviations below
+    np.testing.assert_array_equal(twin.sample(300), S)
+    with pytest.raises(ValueError, match="n_samples"):
+        cvae.sample(0)
+
+
 def test_cvae_api_shapes(cvae, mnist_split):
     _, _, X_test, y_test = mnist_split
     V, t = X_test[:25], y_test[:25]

@@ -1002,13 +1002,20 @@ class CVAE(VAE):
         Parameters
         ----------
         n_samples : int, default=16
-        y : label or array-like of n_samples labels
-            One class for all samples, or a label per sample.
+        y : label, array-like of n_samples labels, or None, default=None
+            One class for all samples, or a label per sample. None draws each sample's class
+            uniformly from ``classes_`` (reproducible under ``random_state``), so that ``sample(n)``
+            works as for a VAE.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
         """
+        if y is None:
+            check_is_fitted(self, "classes_")
+            n_samples = check_positive_int(n_samples, "n_samples")
+            picks = np.random.default_rng(self._next_seed()).integers(len(self.classes_), size=n_samples)
+            y = self.classes_[picks]
         return self._sample(n_samples, y)
 
     def elbo(self, X, y):
