@@ -659,8 +659,9 @@ def test_bad_method_arguments(fitted):
 
     cvae = copy.deepcopy(fitted["CVAE"])
     before = state(cvae)
-    raises_named("y", lambda: cvae.sample(3))
+    raises_named("n_samples", lambda: cvae.sample(-3))  # y=None draws the classes: n_samples is checked first
     raises_named("n_samples", lambda: cvae.sample(-3, y=0))
+    raises_named("y", lambda: cvae.sample(3, y=[0, 1]))
     assert state(cvae) == before
 
 
