@@ -1236,3 +1236,21 @@ def test_a_call_too_large_for_memory_is_a_memory_error_not_an_abort():
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and all("MemoryError" in line for line in lines), proc.stdout
     assert "vae_decode: cannot allocate" in lines[0] and "rbm_gibbs: cannot allocate" in lines[1]
+
+
+def test_a_range_error_points_held_out_data_to_a_clipping_scaler():
+    """The usual way to meet the [0, 1] rule after fit: a test fold scaled by a MinMaxScaler fitted on
+    the training folds. The message names the remedy."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X = np.random.default_rng(0).normal(size=(60, 5))
+    vae = VAE(2, hidden_layer_sizes=(4,), n_iter=2, random_state=0, n_jobs=1)
+    with pytest.raises(
+        ValueError,
+        match=r"got values in \[[-\d.e]+, [\d.e]+\]\.( \(Negative values in data are not allowed\.\))? Scale .*MinMaxScaler\(clip=True\)",
+    ):
+        cross_val_score(make_pipeline(MinMaxScaler(), vae), X, cv=3, error_score="raise")
+    scores = cross_val_score(make_pipeline(MinMaxScaler(clip=True), vae), X, cv=3, error_score="raise")
+    assert np.all(np.isfinite(scores))

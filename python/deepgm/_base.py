@@ -739,8 +739,9 @@ def check_unit_interval(X, name="X", chunk_rows: int | None = None, *, what="Ber
     if lo < 0 or hi > 1:
         negative = " (Negative values in data are not allowed.)" if lo < 0 else ""
         raise ValueError(
-            f"{name} must hold values in [0, 1] for {what}; got values in [{lo:g}, {hi:g}]{negative} "
-            f"Scale the data to [0, 1], or use {hint} for real-valued data."
+            f"{name} must hold values in [0, 1] for {what}; got values in [{lo:g}, {hi:g}].{negative} "
+            "Scale the data to [0, 1] (held-out rows scaled by a MinMaxScaler fitted on other rows can fall "
+            f"outside it: MinMaxScaler(clip=True) keeps them in), or use {hint} for real-valued data."
         )
 
 
