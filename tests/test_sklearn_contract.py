@@ -80,16 +80,33 @@ _CLASSIFIER_FAILURES = {
 }
 
 
+#: A DBN that uses labels is tagged a classifier (so that model selection stratifies its folds); its
+#: classifier is the generative one of its label units.
+_DBN_LABEL_UNITS_FAILURES = {
+    "check_classifiers_train": (
+        "needs > 83% accuracy on 3 blobs in 2 standardised features; the label units of a DBN predict one class "
+        "there (33%): on so few real-valued features the Gaussian bottom RBM learns near-constant features "
+        "(docs/own-data.md), so the top RBM sees no class information. DBNClassifier passes this check."
+    ),
+}
+
+
 def expected_failed_checks(estimator):
-    """The ``expected_failed_checks`` of parametrize_with_checks: none for real-valued
-    configurations; the checks that fit values outside [0, 1] for Bernoulli ones."""
+    """The ``expected_failed_checks`` of parametrize_with_checks: for real-valued configurations, only
+    the DBN's label units' accuracy on 2 features; the checks that fit values outside [0, 1] for
+    Bernoulli ones."""
     bernoulli = getattr(estimator, "visible", None) == "bernoulli" or getattr(estimator, "likelihood", None) == "bernoulli"
     if not bernoulli:
-        return {}
+        return dict(_DBN_LABEL_UNITS_FAILURES) if type(estimator) is DBN else {}
     failures = dict(BERNOULLI_EXPECTED_FAILURES)
     failures.update(_TRANSFORMER_FAILURES)  # every Bernoulli-unit estimator here is a transformer
-    if isinstance(estimator, DBNClassifier):
+    if isinstance(estimator, (DBNClassifier, DBN)):
         failures.update(_CLASSIFIER_FAILURES)
+    if type(estimator) is DBN:
+        failures["check_classifiers_regression_target"] = (
+            f"{_RANGE} make_blobs data shifted to be non-negative (values up to ~7) with a continuous y: the range "
+            "error comes first, not the 'Unknown label type' it looks for; it passes for the real-valued instance below."
+        )
     return failures
 
 
