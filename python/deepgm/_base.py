@@ -312,7 +312,7 @@ class DeepGMEstimator(BaseEstimator):
         # Learned arrays assigned by hand (weights copied from BernoulliRBM or MLPClassifier, say) are
         # brought to the layout and dtype the kernels take, as a fit would have left them.
         if name in self._param_names or name in self._state_names:
-            value = _as_learned(value, self.__dict__.get(name), self.dtype)
+            value = _as_learned(value, self.__dict__.get(name), getattr(self, "dtype", None))
         super().__setattr__(name, value)
 
     def __sklearn_is_fitted__(self):
@@ -447,7 +447,7 @@ class DeepGMEstimator(BaseEstimator):
                 raise ValueError(
                     f"{name} must hold values within the range of {dtype.name}, the dtype {type(self).__name__} computes in "
                     f"(magnitudes up to {limit:.3g}); got a finite value of magnitude {largest:.3g}. "
-                    "Rescale the data (e.g. StandardScaler) or use dtype='float64'"
+                    "Rescale the data (e.g. StandardScaler) or use dtype='float64'."
                 )
 
     def _check_features(self, X, name="X"):
