@@ -142,10 +142,7 @@ def _read_data(path, label_column, labels_in_file, header="auto"):
     elif path.suffix == ".npy":
         X = np.load(path, allow_pickle=False)
     elif path.suffix.lower() in SVMLIGHT_SUFFIXES:
-        from sklearn.datasets import load_svmlight_file
-
-        X, y = load_svmlight_file(str(path))
-        return X.tocsr(), (y if labels_in_file else None)
+        return _read_svmlight(path, labels_in_file)
     elif path.suffix.lower() in (".csv", ".txt"):
         X, y = _read_csv(path, label_column, labels_in_file, header)
     else:
@@ -153,19 +150,24 @@ def _read_data(path, label_column, labels_in_file, header="auto"):
             X = read_idx(path)
         except (OSError, ValueError) as err:
             # svmlight files go by many suffixes (.feat, .dat, ...): try one before giving up.
-            from sklearn.datasets import load_svmlight_file
-
             try:
-                X, y = load_svmlight_file(str(path))
+                return _read_svmlight(path, labels_in_file)
             except (OSError, ValueError):
                 raise CLIError(
                     f"--data: {path}: not an IDX, .npy, .npz, svmlight ({', '.join(SVMLIGHT_SUFFIXES)}) or .csv file ({err})"
                 ) from None
-            return X.tocsr(), (y if labels_in_file else None)
     X = np.asarray(X)
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)
     return X, y
+
+
+def _read_svmlight(path, labels_in_file):
+    """(X as CSR, y or None) from an svmlight / libsvm file."""
+    from sklearn.datasets import load_svmlight_file
+
+    X, y = load_svmlight_file(str(path))
+    return X.tocsr(), (y if labels_in_file else None)
 
 
 def _is_number(text):
