@@ -364,7 +364,8 @@ def oracle_prediction(model, R, query, r_mask=None):
         return expected
     loo = oracle.collab_leave_one_out(codes, W, model.intercept_visible_, model.intercept_hidden_, model.rating_values_, D)
     user = oracle.collab_user_offsets(codes, loo, model.item_offsets_, model.rating_values_, model.offset_penalty)
-    return expected + user[:, None] + model.item_offsets_[None]
+    values = model.rating_values_
+    return np.clip(expected + user[:, None] + model.item_offsets_[None], values.min(), values.max())
 
 
 def test_transform_and_predict_match_the_oracle(fitted, ratings):
@@ -1025,3 +1026,28 @@ def test_a_dense_table_with_zeros_for_unrated_items_gets_a_warning(ratings):
         fitted.score(R, dense_nan)
         fitted.predict(R, ~np.isnan(dense_nan))
         CollaborativeRBM(4, n_iter=1, random_state=0).fit(dense_nan)
+
+
+def test_offsets_never_carry_a_prediction_past_the_rating_scale():
+    """A user who rates everything 5 (or 1), items everyone likes: the user's and the item's offsets
+    add up beyond the scale, where no rating lies; predictions stay within ``rating_values_``."""
+    rng = np.random.default_rng(3)
+    R = rng.integers(1, 6, (60, 15)).astype(float)
+    R[rng.random(R.shape) < 0.4] = np.nan
+    R[:3] = 5.0
+    R[3:6] = 1.0
+    R[6:, :2] = 5.0
+    model = CollaborativeRBM(8, orientation="users", offsets=True, n_iter=30, offset_penalty=0, random_state=0, n_jobs=1).fit(R)
+    everything = model.predict(R, np.ones(R.shape, bool)).toarray()
+    assert everything.min() >= 1.0 and everything.max() <= 5.0
+    assert np.isclose(everything.max(), 5.0), "some prediction was carried to the top of the scale (and kept there)"
+    # The unclipped sum the oracle builds goes past the scale here: the clip is what kept it inside.
+    codes = dense_codes(sp.csr_matrix(np.nan_to_num(R)), model.rating_values_)
+    W = model.components_ + model.shared_components_[None]
+    H = oracle.collab_hidden(codes, W, model.intercept_hidden_)
+    expected = oracle.collab_visible(H, W, model.intercept_visible_) @ model.rating_values_
+    loo = oracle.collab_leave_one_out(codes, W, model.intercept_visible_, model.intercept_hidden_, model.rating_values_, None)
+    user = oracle.collab_user_offsets(codes, loo, model.item_offsets_, model.rating_values_, model.offset_penalty)
+    raw = expected + user[:, None] + model.item_offsets_[None]
+    assert raw.max() > 5.0 or raw.min() < 1.0
+    np.testing.assert_allclose(everything, np.clip(raw, 1.0, 5.0), atol=1e-4)

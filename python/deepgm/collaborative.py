@@ -826,7 +826,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
 
     def _predicted_ratings(self, indptr, indices, codes, q_indptr, q_indices):
         """The prediction (float64) of every queried pair: the expected rating plus, with ``offsets``,
-        the user's offset (from their observed ratings) and the item's."""
+        the user's offset (from their observed ratings) and the item's, within the rating scale."""
         if self._folds_in_users:
             return folded_in_ratings(indptr, indices, codes, q_indptr, q_indices, **self._fold_in_model())
         expected = self._expected_ratings(indptr, indices, codes, q_indptr, q_indices)
@@ -834,7 +834,10 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             return expected
         residual = self.rating_values_[codes] - self._leave_one_out_ratings(indptr, indices, codes)
         user_offsets = self._user_offsets(indptr, indices, residual, self.item_offsets_)
-        return expected + np.repeat(user_offsets, np.diff(q_indptr)) + self.item_offsets_[q_indices]
+        predicted = expected + np.repeat(user_offsets, np.diff(q_indptr)) + self.item_offsets_[q_indices]
+        # The offsets can carry a prediction past the scale (a user who rates everything 5, a
+        # well-liked item): no rating lies there, so the nearest end of the scale is closer to any.
+        return np.clip(predicted, self.rating_values_.min(), self.rating_values_.max())
 
     def _observed(self, X, name="X"):
         """(indptr, indices, codes, shape, output dtype) of the observed ratings X of a fitted model."""
@@ -892,7 +895,8 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         -------
         ratings : scipy.sparse.csr_matrix of shape (n_users, n_items)
             query's pattern holding the expected ratings ``sum_k value_k p(v = k | observed)``, plus the
-            user's and the item's offsets in the users orientation with offsets.
+            user's and the item's offsets in the users orientation with offsets; always within the
+            range of ``rating_values_`` (offsets that would carry a prediction past it are clipped).
         """
         indptr, indices, codes, shape, out_dtype = self._observed(X)
         Q = self._query(query, shape)
