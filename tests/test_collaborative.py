@@ -10,6 +10,7 @@ import warnings
 
 import _softmax_oracles as oracle
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
@@ -1051,3 +1052,22 @@ def test_offsets_never_carry_a_prediction_past_the_rating_scale():
     raw = expected + user[:, None] + model.item_offsets_[None]
     assert raw.max() > 5.0 or raw.min() < 1.0
     np.testing.assert_allclose(everything, np.clip(raw, 1.0, 5.0), atol=1e-4)
+
+
+@pytest.mark.parametrize("container", [np.asarray, pd.DataFrame, lambda m: m.tolist()], ids=["array", "DataFrame", "list"])
+def test_a_boolean_query_is_a_mask_in_any_container(fitted, ratings, container):
+    R, _ = ratings
+    mask = np.zeros(R.shape, bool)
+    mask[0, 0] = mask[5, 7] = True
+    pred = fitted.predict(R, container(mask))
+    assert pred.nnz == 2 and set(zip(*pred.nonzero())) == {(0, 0), (5, 7)}
+    np.testing.assert_allclose(pred.toarray()[mask], fitted.predict(R, sp.csr_matrix(mask)).toarray()[mask])
+
+
+def test_a_dense_query_of_zeros_and_ones_predicts_every_pair_and_says_how_to_pick_some(fitted, ratings):
+    R, _ = ratings
+    mask = np.zeros(R.shape, int)
+    mask[0, 0] = 1
+    with pytest.warns(UserWarning, match=r"query is dense and \d+% of its entries are 0: every entry that is not NaN is predicted"):
+        pred = fitted.predict(R, mask)
+    assert pred.nnz == R.shape[0] * R.shape[1]

@@ -60,6 +60,8 @@ observed ratings at prediction time (the weights trained for the fit users serve
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
@@ -124,6 +126,18 @@ def _denominator(penalty: float, n_ratings):
     """``penalty + n_ratings`` of a penalised mean, with 1 where there are no ratings (their sum is 0, so
     the offset is 0 rather than 0 / 0 when ``penalty`` is 0)."""
     return np.where(n_ratings > 0, penalty + n_ratings, 1.0)
+
+
+def _is_boolean(query) -> bool:
+    """Whether dense ``query`` (an array, a list, a DataFrame) holds booleans: a mask of the pairs to
+    predict, whatever container it comes in."""
+    dtype = getattr(query, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(query).dtype
+        except (ValueError, TypeError):  # as_csr names what it cannot read
+            return False
+    return getattr(dtype, "kind", None) == "b"
 
 
 class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
@@ -847,14 +861,23 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         return indptr, indices, self._codes(R, name), R.shape, out_dtype
 
     def _query(self, query, shape, name="query"):
-        """The pattern of ``query`` (sparse: its stored entries; dense: its non-NaN entries), which must
-        have the shape of X."""
+        """The pattern of ``query`` (sparse: its stored entries; boolean: its True entries; other dense
+        input: its non-NaN entries), which must have the shape of X."""
         if query is None:
             raise ValueError(f"{name} must be a sparse matrix (or array) of shape {shape} marking the ratings to predict; got None")
-        mask = hasattr(query, "dtype") and getattr(query.dtype, "kind", "f") == "b" and not sp.issparse(query)
+        mask = not sp.issparse(query) and _is_boolean(query)
         if mask:
-            query = np.where(query, 0.0, np.nan)  # a boolean mask: True marks a pair to predict
-        Q, _ = as_csr(query, name, nan_is_missing=True, duplicates="sum", zeros_look_missing=not mask)
+            query = np.where(np.asarray(query), 0.0, np.nan)  # a boolean mask: True marks a pair to predict
+        predicted_pairs = name == "query"  # values ignored; y's values are ratings
+        Q, _ = as_csr(query, name, nan_is_missing=True, duplicates="sum", zeros_look_missing=not (mask or predicted_pairs))
+        if predicted_pairs and not mask and not sp.issparse(query) and np.count_nonzero(Q.data == 0) > Q.shape[0] * Q.shape[1] / 2:
+            warnings.warn(
+                f"query is dense and {np.count_nonzero(Q.data == 0) / (Q.shape[0] * Q.shape[1]):.0%} of its entries are 0: "
+                "every entry that is not NaN is predicted, zeros too (a query's values are ignored). To pick "
+                "pairs, pass a boolean mask (True: predict) or a sparse matrix (its stored entries).",
+                UserWarning,
+                stacklevel=3,
+            )
         if Q.shape != tuple(shape):
             raise ValueError(f"{name} must have the shape of X {tuple(shape)}; got {Q.shape}")
         return Q
