@@ -1071,3 +1071,14 @@ def test_a_dense_query_of_zeros_and_ones_predicts_every_pair_and_says_how_to_pic
     with pytest.warns(UserWarning, match=r"query is dense and \d+% of its entries are 0: every entry that is not NaN is predicted"):
         pred = fitted.predict(R, mask)
     assert pred.nnz == R.shape[0] * R.shape[1]
+
+
+def test_n_iter_counts_the_epochs_trained(ratings):
+    R, _ = ratings
+    model = CollaborativeRBM(4, n_iter=3, random_state=0, n_jobs=1)
+    assert not hasattr(model, "n_iter_")
+    model.fit(R)
+    assert model.n_iter_ == 3 == len(model.history_["epoch"])
+    assert pickle.loads(pickle.dumps(model)).n_iter_ == 3
+    stopped = overfitting_model(n_iter_no_change=3).fit(R)
+    assert stopped.n_iter_ == len(stopped.history_["epoch"]) >= stopped.best_epoch_

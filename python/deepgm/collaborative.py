@@ -290,6 +290,8 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         of up to 500 users' training ratings), with ``early_stopping`` ``validation_rmse`` (RMSE of the
         held-out ratings predicted from each user's other ratings by the expected rating, without the
         offsets, which are fitted after training), and ``time`` (seconds).
+    n_iter_ : int
+        Epochs trained, as ``len(history_["epoch"])`` (with early stopping: those run).
     best_epoch_ : int
         With ``early_stopping``: the epoch (1-based, as ``history_["epoch"]``) whose parameters the model
         holds, that of the lowest validation RMSE.
@@ -993,6 +995,12 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
             top_scores = np.take_along_axis(scores, top, axis=1)
             out[lo:hi, : top.shape[1]] = np.where(np.isfinite(top_scores), top, -1)
         return out
+
+    @property
+    def n_iter_(self) -> int:
+        """Epochs trained (``history_["epoch"][-1]``): with early stopping, those run, not
+        ``best_epoch_``. Absent before fit."""
+        return self._epochs_done
 
     @property
     def _n_features_out(self):
