@@ -699,3 +699,21 @@ def test_bad_data(vae_small, vae2d, mnist_tiny, rng):
         VAE().sample(3)
     with pytest.raises(NotFittedError):
         CVAE().sample(3, y=1)
+
+
+def _small_digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X[:300] / 16).astype(np.float32), y[:300]
+
+
+def test_cvae_sample_draws_one_sample_per_label_given():
+    X, y = _small_digits()
+    cvae = CVAE(2, hidden_layer_sizes=(8,), n_iter=1, random_state=0, n_jobs=1).fit(X, y)
+    assert cvae.sample(y=[3, 1, 4]).shape == (3, X.shape[1])
+    assert cvae.sample(y=np.array([2, 2])).shape == (2, X.shape[1])
+    assert cvae.sample(y=5).shape == (16, X.shape[1])  # one class for the default 16
+    assert cvae.sample(3, y=[3, 1, 4]).shape == (3, X.shape[1])
+    with pytest.raises(ValueError, match=r"y must hold one label per sample \(2\); got 3"):
+        cvae.sample(2, y=[3, 1, 4])

@@ -995,13 +995,15 @@ class CVAE(VAE):
         """decode(E[z | x, y], y): the mean reconstruction of X given its labels."""
         return self._decode(self._encode(X, y)[0], y)
 
-    def sample(self, n_samples=16, y=None):
+    def sample(self, n_samples=None, y=None):
         """Generates samples of class y: z ~ p(z | y) (N(mu_y, I) with prior_mean conditioning, N(0, I)
         with concat), decoded.
 
         Parameters
         ----------
-        n_samples : int, default=16
+        n_samples : int, default=None
+            16 by default, ``len(y)`` when y is an array of labels (then ``n_samples``, if given too,
+            must equal its length).
         y : label, array-like of n_samples labels, or None, default=None
             One class for all samples, or a label per sample. None draws each sample's class
             uniformly from ``classes_`` (reproducible under ``random_state``), so that ``sample(n)``
@@ -1011,6 +1013,8 @@ class CVAE(VAE):
         -------
         X : ndarray of shape (n_samples, n_features)
         """
+        if n_samples is None:
+            n_samples = len(y) if y is not None and np.ndim(y) > 0 else 16
         if y is None:
             check_is_fitted(self, "classes_")
             n_samples = check_positive_int(n_samples, "n_samples")
