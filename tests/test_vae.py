@@ -708,6 +708,49 @@ def _small_digits():
     return (X[:300] / 16).astype(np.float32), y[:300]
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n_components": 3},
+        {"hidden_layer_sizes": (4, 4)},
+        {"activation": "tanh"},
+        {"likelihood": "gaussian", "decoder_variance": 0.5},
+    ],
+    ids=lambda c: ",".join(c),
+)
+def test_a_fitted_vae_keeps_computing_as_fitted_after_set_params_until_refit(change):
+    """set_params changes the next fit, not the fitted network (as scikit-learn's MLPs keep their
+    coefs_): transform, score, sample and partial_fit go on with the network as fitted."""
+    X, _ = _small_digits()
+    vae = VAE(2, hidden_layer_sizes=(8,), n_iter=2, random_state=0, n_jobs=1).fit(X)
+    twin = pickle.loads(pickle.dumps(vae))
+    vae.set_params(**change)
+    np.testing.assert_array_equal(vae.transform(X), twin.transform(X))
+    np.testing.assert_array_equal(vae.elbo(X), twin.elbo(X))
+    np.testing.assert_array_equal(vae.sample(3), twin.sample(3))
+    vae.partial_fit(X)
+    twin.partial_fit(X)
+    np.testing.assert_array_equal(vae.transform(X), twin.transform(X))
+    # The next fit builds the network the parameters now describe.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the Gaussian decoder's scale warning
+        vae.fit(X)
+    expected = VAE(2, hidden_layer_sizes=(8,), n_iter=2, random_state=0, n_jobs=1).set_params(**change)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected.fit(X)
+    np.testing.assert_array_equal(vae.transform(X), expected.transform(X))
+
+
+def test_a_fitted_cvae_keeps_its_conditioning_after_set_params():
+    X, y = _small_digits()
+    cvae = CVAE(2, hidden_layer_sizes=(8,), n_iter=2, random_state=0, n_jobs=1).fit(X, y)
+    codes = cvae.transform(X, y)
+    cvae.set_params(conditioning="concat")
+    np.testing.assert_array_equal(cvae.transform(X, y), codes)
+    assert cvae.fit(X, y).encoder_coefs_[0].shape[0] == X.shape[1] + 10  # the one-hot labels, once refit
+
+
 def test_cvae_sample_draws_one_sample_per_label_given():
     X, y = _small_digits()
     cvae = CVAE(2, hidden_layer_sizes=(8,), n_iter=1, random_state=0, n_jobs=1).fit(X, y)

@@ -156,6 +156,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     _fitted_attribute = "encoder_coefs_"
     _state_names = ("_adam", "_adam_t", "_steps", "_first_loss")
     _conditioning = "none"
+    #: The parameters that shape the network and its likelihood (see ``_setting``).
+    _architecture = ("n_components", "hidden_layer_sizes", "likelihood", "activation", "decoder_variance")
 
     def __init__(
         self,
@@ -230,7 +232,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         return self._validate_X(
             X,
             reset=reset,
-            units=get_units(self.likelihood) if unit_range else None,
+            units=get_units(self._setting("likelihood")) if unit_range else None,
             name=name,
             stream=stream,
             unit_what="likelihood='bernoulli'",
@@ -255,13 +257,26 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]  # see output_dtype
         return tags
 
+    def _setting(self, name):
+        """The value of the architecture parameter ``name`` (one of ``_architecture``) that the fitted
+        network was built with: a fitted model keeps computing as fitted after ``set_params`` until
+        the next ``fit``, as scikit-learn's MLPs keep their ``coefs_``. Before fit, the parameter."""
+        fitted = self.__dict__.get("_fitted_settings")
+        return fitted[name] if fitted is not None and name in fitted else getattr(self, name)
+
+    def _start_new_network(self):
+        """A fresh fit, before it validates its data: the parameters as they are now shape the new
+        network (see ``_setting``); ``_init_params`` records them."""
+        self.__dict__.pop("_fitted_settings", None)
+
     def _init_params(self, n_features):
+        self._fitted_settings = {name: getattr(self, name) for name in self._architecture}
         dtype = self._dtype()
         self._fit_seed = seed_from(self.random_state)
         self._sample_calls = 0
         rng = generator(self._fit_seed, Purpose.VAE_INIT)
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        k, extra = self.n_components, self._extra_inputs()
+        sizes = check_hidden_layer_sizes(self._setting("hidden_layer_sizes"))
+        k, extra = self._setting("n_components"), self._extra_inputs()
         enc_widths = (n_features + extra,) + sizes + (2 * k,)
         dec_widths = (k + extra,) + sizes[::-1] + (n_features,)
 
@@ -288,7 +303,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     def _initial_class_means(self, rng):
         """The classes' prior means (n_classes, n_components): drawn for prior_mean conditioning, zeros
         for concat (whose prior is N(0, I) for every class)."""
-        shape = (self._n_classes(), self.n_components)
+        shape = (self._n_classes(), self._setting("n_components"))
         if self._conditioning == "prior_mean":
             # N(0, 2^2 I): classes start well apart, so that samples around a class mean decode to that
             # class (with N(0, I), as nn.Embedding, 87% of MNIST samples were recognised as their class;
@@ -314,12 +329,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     def _prior_means(self, codes, n):
         """Means of p(z | class) for class codes (n, n_components) in float64: 0 without codes."""
         if codes is None or self._conditioning != "prior_mean":
-            return np.zeros((n, self.n_components))
+            return np.zeros((n, self._setting("n_components")))
         return self.class_means_[codes].astype(np.float64)
 
     def _activations(self):
-        n_hidden = len(check_hidden_layer_sizes(self.hidden_layer_sizes))
-        return [self.activation] * n_hidden + ["identity"]
+        n_hidden = len(check_hidden_layer_sizes(self._setting("hidden_layer_sizes")))
+        return [self._setting("activation")] * n_hidden + ["identity"]
 
     def _net(self):
         acts = self._activations()
@@ -335,9 +350,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
 
     def _net_kwargs(self):
         return dict(
-            n_latent=self.n_components,
-            likelihood=self.likelihood,
-            decoder_variance=float(self.decoder_variance),
+            n_latent=self._setting("n_components"),
+            likelihood=self._setting("likelihood"),
+            decoder_variance=float(self._setting("decoder_variance")),
             conditioning=self._conditioning,
             n_classes=self._n_classes(),
             n_jobs=self._n_jobs(),
@@ -373,6 +388,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         self._check_params()
         first = not partial or not hasattr(self, "encoder_coefs_")
         with self._fit_transaction() as commit:
+            if first:
+                self._start_new_network()
             X = self._check_X(X, reset=first, stream=True)
             codes = self._fit_labels(y, X.shape[0], first=first, classes=classes)
             if first:
@@ -522,7 +539,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         stream of (``seed``, ``step``)); returns the minibatch's mean reconstruction term and KL
         before the step."""
         dtype = self._dtype()
-        eps = generator(seed, Purpose.VAE_WARMUP_NOISE, step).standard_normal((x.shape[0], self.n_components))
+        eps = generator(seed, Purpose.VAE_WARMUP_NOISE, step).standard_normal((x.shape[0], self._setting("n_components")))
         grads, recon, kl = self._kl_weighted_gradients(x, labels, eps.astype(dtype), weight)
         n_weights = len(self.encoder_coefs_) + len(self.decoder_coefs_)
         for i, (param, grad) in enumerate(zip(self._params(), grads)):
@@ -543,7 +560,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         exactly that).
         """
         dtype = self._dtype()
-        n, k = x.shape[0], self.n_components
+        n, k = x.shape[0], self._setting("n_components")
         total, enc_grads, dec_grads, cm_grad = _core.vae_gradients(x, eps, *self._net(), y=labels, **self._net_kwargs())
         enc_input = self._with_labels(x, labels)
         out = _core.mlp_forward(enc_input, self.encoder_coefs_, self.encoder_intercepts_, self._activations(), n_jobs=self._n_jobs())
@@ -582,9 +599,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     def _loss_constant(self, n_features):
         """The part of the per-sample -ELBO that no parameter changes: 0.5 d log(2 pi var) for the
         Gaussian decoder (0 for the Bernoulli one)."""
-        if self.likelihood != "gaussian":
+        if self._setting("likelihood") != "gaussian":
             return 0.0
-        return 0.5 * n_features * math.log(2 * math.pi * float(self.decoder_variance))
+        return 0.5 * n_features * math.log(2 * math.pi * float(self._setting("decoder_variance")))
 
     # -- inference ----------------------------------------------------------------------------------
 
@@ -669,7 +686,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         n_samples = check_positive_int(n_samples, "n_samples")
         codes = self._encode_labels(y, n_samples)
         rng = np.random.default_rng(self._next_seed())
-        Z = rng.standard_normal((n_samples, self.n_components))
+        Z = rng.standard_normal((n_samples, self._setting("n_components")))
         if codes is not None:
             Z = Z + self._prior_means(codes, n_samples)
         Z = np.ascontiguousarray(Z, dtype=self._dtype())
@@ -736,17 +753,18 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
             return _core.vae_log_likelihood(
                 X, *self._net(), y=codes, n_importance=n_importance, seed=seed_from(self.random_state), **self._net_kwargs()
             )
-        if self.n_components > 2:
-            raise ValueError(f"method='grid' integrates over 1 or 2 latent dimensions; this model has n_components={self.n_components}")
+        k = self._setting("n_components")
+        if k > 2:
+            raise ValueError(f"method='grid' integrates over 1 or 2 latent dimensions; this model has n_components={k}")
         grid_range = check_number(grid_range, "grid_range", low=0, low_open=True)
-        size = check_positive_int(grid_size if grid_size is not None else (2001 if self.n_components == 1 else 301), "grid_size", minimum=2)
+        size = check_positive_int(grid_size if grid_size is not None else (2001 if k == 1 else 301), "grid_size", minimum=2)
         return self._grid_log_likelihood(X, codes, size, grid_range)
 
     def _grid_log_likelihood(self, X, codes, size, span):
         """log p(x) = log sum_g p(x | z_g) p(z_g) dA over a grid around the prior mean (per class)."""
         X64 = np.asarray(X, dtype=np.float64)
         n, d = X64.shape
-        k = self.n_components
+        k = self._setting("n_components")
         axis = np.linspace(-span, span, size)
         step = axis[1] - axis[0]
         offsets = np.stack(np.meshgrid(*([axis] * k), indexing="ij"), axis=-1).reshape(-1, k)
@@ -796,10 +814,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     def _decoder_log_prob(self, X, z, code):
         """log p(x_i | z_g) for every sample i and grid point g: (n, G)."""
         out = self._decoder_outputs(z, code)
-        if self.likelihood == "bernoulli":
+        if self._setting("likelihood") == "bernoulli":
             # sum_j x_j l_j - softplus(l_j)
             return X @ out.T - np.logaddexp(0, out).sum(axis=1)[None, :]
-        var = float(self.decoder_variance)
+        var = float(self._setting("decoder_variance"))
         sq = (X**2).sum(axis=1)[:, None] - 2 * X @ out.T + (out**2).sum(axis=1)[None, :]
         return -0.5 * sq / var - 0.5 * X.shape[1] * math.log(2 * math.pi * var)
 
@@ -901,9 +919,11 @@ class CVAE(VAE):
         )
         self.conditioning = conditioning
 
+    _architecture = VAE._architecture + ("conditioning",)
+
     @property
     def _conditioning(self):
-        return self.conditioning
+        return self._setting("conditioning")
 
     def _check_params(self):
         super()._check_params()

@@ -327,6 +327,7 @@ def _fit_vae_family(est, run, conditional):
     epochs = plan_epochs(est.n_iter, run.n_rows, est.batch_size, VAE_BUDGET)
     run.start_progress([(epochs, est.batch_size)])
     with est._fit_transaction() as commit:
+        est._start_new_network()
         sample = est._check_X(run.sample(), reset=True, stream=True)
         if conditional:
             y = run.y if run.y.ndim == 1 else run.y[:, 0]
