@@ -760,3 +760,10 @@ def test_cvae_sample_draws_one_sample_per_label_given():
     assert cvae.sample(3, y=[3, 1, 4]).shape == (3, X.shape[1])
     with pytest.raises(ValueError, match=r"y must hold one label per sample \(2\); got 3"):
         cvae.sample(2, y=[3, 1, 4])
+
+
+def test_history_holds_plain_numbers():
+    X, y = _small_digits()
+    for model in (VAE(2, hidden_layer_sizes=(8,), n_iter=2, random_state=0, n_jobs=1).fit(X), CVAE(2, n_iter=1, random_state=0).fit(X, y)):
+        kinds = {type(v) for values in model.history_.values() for v in values}
+        assert kinds <= {int, float}, kinds

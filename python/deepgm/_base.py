@@ -542,6 +542,8 @@ class DeepGMEstimator(BaseEstimator):
         # history_ never holds a partly logged epoch.
         history = dict(self.history_)
         for key, value in metrics.items():
+            if isinstance(value, np.generic):  # NumPy scalars as plain numbers, as every model logs them
+                value = value.item()
             history[key] = list(history.get(key, [])) + [value]
         self.history_ = history
         if self.verbose:
