@@ -389,7 +389,6 @@ COMMON = [
     ("dtype", int, None),
     ("dtype", None, None),
     ("n_jobs", 0, None),
-    ("n_jobs", -3, None),
     ("n_jobs", 1.5, None),
     ("n_jobs", "2", None),
     ("random_state", -1, None),
@@ -546,8 +545,13 @@ def test_bad_hyperparameters_name_the_parameter_and_change_nothing(fitted, est_n
         (lambda v: check_length(v, "n_iter"), "long", ValueError, r"^n_iter must be 'auto' or an int >= 1; got 'long'$"),
         (lambda v: check_length(v, "finetune_iter", minimum=0), -1, ValueError, r"^finetune_iter must be 'auto' or an int >= 0; got -1$"),
         (lambda v: check_batch_size(v, allow_auto=False), "auto", ValueError, r"^batch_size must be an int >= 1; got 'auto'$"),
-        (check_n_jobs, 0, ValueError, r"^n_jobs must be None, -1 or an int >= 1; got 0$"),
-        (check_n_jobs, "2", ValueError, r"^n_jobs must be None, -1 or an int >= 1; got '2'$"),
+        (
+            check_n_jobs,
+            0,
+            ValueError,
+            r"^n_jobs must be None or -1 \(all cores\), an int >= 1, or -2, -3, \.\.\. \(all cores but 1, 2, \.\.\.\); got 0$",
+        ),
+        (check_n_jobs, "2", ValueError, r"^n_jobs must be None or -1 \(all cores\), .*; got '2'$"),
         (check_verbose, -1, ValueError, r"^verbose == -1, must be >= 0\.$"),
         (check_verbose, "yes", TypeError, r"^verbose must be an instance of \{int, numpy.bool\}, not str\. Got 'yes'\."),
     ],
@@ -583,6 +587,16 @@ def test_scalar_checks_accept_numpy_scalars_and_their_exceptional_values():
     assert check_bool(np.False_, "persistent") is False
     assert check_length("auto", "n_iter") == "auto" and type(check_length(np.uint8(3), "n_iter")) is int
     assert check_batch_size("auto") == "auto" and check_batch_size(np.int16(7), allow_auto=False) == 7
+
+
+def test_negative_n_jobs_below_minus_one_leave_cores_free_as_in_joblib():
+    # joblib's convention, which scikit-learn users pass: -2 is every core but one, never below one.
+    cores = _core.effective_n_jobs(-1)
+    assert check_n_jobs(-2) == max(cores - 1, 1)
+    assert check_n_jobs(np.int64(-(cores + 5))) == 1
+    rbm = RBM(4, n_iter=1, random_state=0, n_jobs=-2).fit(X01[:20])
+    reference = RBM(4, n_iter=1, random_state=0, n_jobs=1).fit(X01[:20])
+    np.testing.assert_array_equal(rbm.components_, reference.components_)
 
 
 def test_bad_layer_settings_are_refused_before_any_layer_is_trained(monkeypatch):

@@ -236,9 +236,23 @@ def check_option(value, name: str, options, *, or_else: str | None = None) -> st
     return value
 
 
+_N_JOBS_EXPECTED = "None or -1 (all cores), an int >= 1, or -2, -3, ... (all cores but 1, 2, ...)"
+
+
 def check_n_jobs(n_jobs):
-    """None (all cores), -1 (all cores) or a positive int, as the Rust core expects."""
-    return check_int_or(n_jobs, "n_jobs", also=(None, -1))
+    """``n_jobs`` as the Rust core takes it: None or -1 (all cores) or a positive int as given; the
+    joblib convention for the other negatives (-2: all cores but one, ...) resolved here to
+    ``cores + 1 + n_jobs`` threads, at least one."""
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, str):
+        raise ValueError(f"n_jobs must be {_N_JOBS_EXPECTED}; got {n_jobs!r}")
+    value = int(_checked_scalar(n_jobs, "n_jobs", numbers.Integral, _N_JOBS_EXPECTED))
+    if value == 0:
+        raise ValueError(f"n_jobs must be {_N_JOBS_EXPECTED}; got 0")
+    if value < -1:
+        return max(_core.effective_n_jobs(-1) + 1 + value, 1)
+    return value
 
 
 def aligned(value):

@@ -149,8 +149,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
     dtype : {"float32", "float64"}, default="float32"
         Precision of the computation and of the fitted arrays.
     n_jobs : int or None, default=None
-        Threads for the Rust kernels (None or -1: all cores; more than the cores available are
-        capped at their number). Results do not depend on it.
+        Threads for the Rust kernels (None or -1: all cores; -2: all but one, as in joblib; more than
+        the cores available are capped at their number). Results do not depend on it.
     verbose : int, default=0
         Progress bar and per-epoch metrics.
 

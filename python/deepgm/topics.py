@@ -93,7 +93,8 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         for any ``n_jobs``.
     dtype : {"float32", "float64"}, default="float32"
     n_jobs : int or None, default=None
-        Threads for the Rust kernels (None or -1: all cores). Results do not depend on it.
+        Threads for the Rust kernels (None or -1: all cores; -2: all but one, as in joblib). Results
+        do not depend on it.
     verbose : int, default=0
 
     Attributes
