@@ -114,6 +114,14 @@ def test_ais_is_within_half_a_nat_of_exact_for_a_fitted_model():
     assert np.all(lp <= 0)
 
 
+def test_exact_log_partition_beyond_max_units_names_the_method_not_the_kernel(rng):
+    model = ReplicatedSoftmax(6, max_iter=1, random_state=0).fit(sp.csr_matrix(rng.poisson(1.0, (20, 8))))
+    with pytest.raises(
+        ValueError, match=r"^method='exact' must be at most 5 hidden units to enumerate; got 6 hidden units \(use method='ais'\)$"
+    ):
+        model.log_partition(3, method="exact", max_units=5)
+
+
 def test_score_samples_are_normalised_log_probabilities(rng):
     """For a tiny vocabulary, exp(score_samples) summed over every document of length D (weighted by its
     number of word orders) is 1."""

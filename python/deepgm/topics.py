@@ -384,14 +384,17 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         cache = getattr(self, "_log_z", {})
         missing = sorted({int(d) for d in lengths if key(int(d)) not in cache})
         if method == "exact" and missing:
-            log_z = _core.rs_log_partition_exact(
-                self.components_,
-                self.intercept_visible_,
-                self.intercept_hidden_,
-                np.asarray(missing, dtype=np.int64),
-                max_units=max_units,
-                n_jobs=self._n_jobs(),
-            )
+            try:
+                log_z = _core.rs_log_partition_exact(
+                    self.components_,
+                    self.intercept_visible_,
+                    self.intercept_hidden_,
+                    np.asarray(missing, dtype=np.int64),
+                    max_units=max_units,
+                    n_jobs=self._n_jobs(),
+                )
+            except ValueError as err:  # too many units: the kernel's message, without the kernel's name
+                raise ValueError(str(err).removeprefix("rs_log_partition_exact: ")) from None
             for d, value in zip(missing, log_z):
                 cache[key(d)] = (float(value), 0.0, float(value), float(value), "exact")
         elif missing:
@@ -418,6 +421,10 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
     def score_samples(self, X, *, method="ais"):
         """log p(v) of each document: ``log p*(v) - log Z_D``, with log Z_D per distinct length D (AIS by
         default, see :meth:`log_partition`).
+
+        v is the document as a sequence of D words in a given order, as LDA's likelihood and its
+        perplexity count it: the probability of the count vector is larger by its number of word
+        orders, the multinomial coefficient ``D! / prod_w n_w!``.
 
         Returns
         -------
