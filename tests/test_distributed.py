@@ -460,6 +460,11 @@ def test_bad_arguments_are_refused_with_their_names(client, mnist, mnist_dask):
         fit_distributed(DBNClassifier((8,), early_stopping=True), Xd, yd, client=client)
     with pytest.raises(ValueError, match="2-D"):
         fit_distributed(RBM(), Xd[:, 0], client=client)
+    # DBN.fit(X, y) would train label units, which averaging does not: y is refused, not ignored.
+    dbn = DBN((8,))
+    with pytest.raises(ValueError, match=r"^y is not supported for a DBN: fit_distributed trains a DBN without label units"):
+        fit_distributed(dbn, Xd, yd, client=client)
+    assert not hasattr(dbn, "rbms_")
     with pytest.raises(TypeError, match="client must be"):
         fit_distributed(RBM(), Xd, client="tcp://localhost:8786")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:

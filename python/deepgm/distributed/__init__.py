@@ -55,7 +55,9 @@ def fit_distributed(estimator, X, y=None, *, client=None, n_rounds=None, local_s
         read from files: ``da.from_npy_stack``, ``da.from_zarr``, ``da.from_array`` over a memory map).
         The driver reads a sample of about 2,000 rows to initialise the model.
     y : dask array or dask Series of shape (n_samples,), default=None
-        Targets (DBNClassifier, DBNRegressor, CVAE), chunked like X (it is rechunked if not).
+        Targets (DBNClassifier, DBNRegressor, CVAE), chunked like X (it is rechunked if not). A DBN's
+        label units are not trained here: y with a DBN is refused (ValueError). The other estimators
+        without targets ignore y, as scikit-learn's unsupervised estimators do.
     client : distributed.Client, default=None
         The cluster (default: the current client).
     n_rounds : int, default=None
@@ -87,6 +89,8 @@ def fit_distributed(estimator, X, y=None, *, client=None, n_rounds=None, local_s
     RuntimeError is raised and the estimator holds the parameters of the last completed round.
     """
     fitter = fitter_for(estimator)
+    if y is not None and fitter.refuses_y:
+        raise ValueError(f"y is not supported for a {type(estimator).__name__}: {fitter.refuses_y}")
     local_steps = check_positive_int(local_steps, "local_steps")
     if n_rounds is not None:
         n_rounds = check_positive_int(n_rounds, "n_rounds")

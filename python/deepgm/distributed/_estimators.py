@@ -37,15 +37,20 @@ class Fitter:
 
     fit: object
     targets: str | None = None
+    #: For a family whose own ``fit(X, y)`` uses y although fit_distributed cannot: why y is refused
+    #: (rather than ignored, as scikit-learn's unsupervised estimators ignore it).
+    refuses_y: str | None = None
 
 
 _FITTERS: dict = {}
 
 
-def register(cls, *, targets=None):
+def register(cls, *, targets=None, refuses_y=None):
     """Registers ``fit(estimator, run)`` for estimators of ``cls`` and its subclasses (a decorator).
 
-    ``targets`` says what y the family takes (None, "classes" or "values"). ``fit`` does what the
+    ``targets`` says what y the family takes (None, "classes" or "values"); ``refuses_y``, for a
+    family whose own fit would use a y that fit_distributed does not, the reason y is refused (a
+    y given to any other family without targets is ignored). ``fit`` does what the
     estimator's own fit does, with ``run`` (a :class:`~deepgm.distributed._rounds.Run`) in place of
     X: validate the settings; inside ``estimator._fit_transaction()``, validate and initialise from
     ``run.sample()`` (a few thousand rows, dense or sparse like X's blocks; ``run.compute`` for
@@ -54,7 +59,7 @@ def register(cls, *, targets=None):
     """
 
     def decorate(fit):
-        _FITTERS[cls] = Fitter(fit, targets)
+        _FITTERS[cls] = Fitter(fit, targets, refuses_y)
         return fit
 
     return decorate
@@ -128,7 +133,11 @@ def fit_rbm(rbm, run):
         run.train(RBMPhase(rbm), rbm, epochs=epochs, monitor=lambda: rbm._monitor(sample), on_commit=commit)
 
 
-@register(DBN)
+@register(
+    DBN,
+    refuses_y="fit_distributed trains a DBN without label units; DBN.fit(X, y) trains them on one machine, "
+    "or pass y=None to train the DBN unsupervised",
+)
 def fit_dbn(dbn, run):
     dbn._check_params()
     sizes = check_hidden_layer_sizes(dbn.hidden_layer_sizes)
