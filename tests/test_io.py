@@ -145,6 +145,23 @@ def test_truncated_and_corrupted_files_are_clear_errors(data, tmp_path):
         deepgm.load(tmp_path / "missing.safetensors")
 
 
+def test_paths_folders_home_and_unknown_classes(data, tmp_path, monkeypatch):
+    est, X = fitted("RBM", data)
+    saved = est.save(str(tmp_path / "m.safetensors"))  # a str in, the Path written out
+    assert saved == tmp_path / "m.safetensors" and saved == deepgm.save(est, str(saved))
+    with pytest.raises(IsADirectoryError, match="cannot load .*: it is a folder; give the model file's name"):
+        deepgm.load(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert est.save("~/home.safetensors") == tmp_path / "home.safetensors"
+    np.testing.assert_array_equal(deepgm.load("~/home.safetensors").transform(X), est.transform(X))
+    # A class this deepgm does not have (a file from a newer version): the error names the file.
+    import deepgm._registry as registry
+
+    monkeypatch.setattr(registry, "by_class_name", lambda name: None)
+    with pytest.raises(ValueError, match=r"m\.safetensors holds a 'RBM' estimator, which this deepgm does not know"):
+        deepgm.load(saved)
+
+
 def test_big_endian_arrays_round_trip(tmp_path):
     """safetensors stores little-endian; a model holding big-endian arrays (here its classes) saves
     and loads with the same values, and its checksum matches."""

@@ -42,6 +42,13 @@ def test_reads_every_format(name, give, tmp_path):
     assert R.has_sorted_indices
 
 
+def test_a_path_under_the_home_folder(tmp_path, monkeypatch):
+    write(tmp_path, "ratings.csv")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    R, users, _ = load_movielens("~/ratings.csv")
+    assert R.nnz == len(RATINGS) and list(users) == [3, 7]
+
+
 def test_folder_lookup_and_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="ratings.csv, ratings.dat, u.data"):
         load_movielens(tmp_path)

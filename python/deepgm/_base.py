@@ -622,11 +622,15 @@ class DeepGMEstimator(BaseEstimator):
 
         The write is atomic: a temporary file is written then renamed, so ``path`` never holds a
         half-written model. Load it back with :func:`deepgm.load`.
+
+        Returns
+        -------
+        path : pathlib.Path
+            Where the model was written, as :func:`deepgm.save` returns it.
         """
         from .io import save
 
-        save(self, path)
-        return path
+        return save(self, path)
 
 
 def _copy_state(value):

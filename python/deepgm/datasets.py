@@ -722,7 +722,7 @@ def load_movielens(path: PathLike):
 
     import scipy.sparse as sp
 
-    file = _movielens_file(Path(path))
+    file = _movielens_file(Path(path).expanduser())
     separator, header = _MOVIELENS_FORMATS[file.name]
     text = file.read_bytes()
     if separator != ",":

@@ -25,6 +25,10 @@ FORMAT_VERSION = 1
 _META_KEY = "deepgm"
 
 
+class UnknownEstimatorClass(KeyError):
+    """A model file names an estimator class this deepgm does not have (``args[0]``: the name)."""
+
+
 class _Writer:
     """Flattens an estimator's state into named tensors and a JSON-able description."""
 
@@ -127,7 +131,7 @@ class _Reader:
 
         entry = by_class_name(desc["class"])
         if entry is None:
-            raise ValueError(f"unknown estimator class {desc['class']!r} in model file")
+            raise UnknownEstimatorClass(desc["class"])
         cls = entry.cls
         params = {k: self.decode(v) for k, v in desc["params"].items()}
         est = cls(**params)
@@ -169,16 +173,22 @@ def save(estimator, path) -> Path:
             }
         ),
     }
-    path = Path(path)
+    path = Path(path).expanduser()
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name")
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:  # name the file asked for, not the temporary one beside it
+        raise type(err)(err.errno, f"cannot save to {path}: {err.strerror}") from None
     os.close(fd)
     try:
-        save_file(writer.tensors, tmp, metadata=metadata)
+        try:
+            save_file(writer.tensors, tmp, metadata=metadata)
+        except Exception as err:  # safetensors' own error type, its message naming the temporary file
+            raise OSError(f"cannot save to {path}: {str(err).replace(tmp, str(path))}") from None
         # mkstemp makes the file private (0600); a saved model gets a normal file's mode (0666 less
         # the umask), as open() would give it.
         os.chmod(tmp, 0o666 & ~_umask())
@@ -232,9 +242,11 @@ def load(path):
     """
     from safetensors import safe_open
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no model file at {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot load {path}: it is a folder; give the model file's name")
     try:
         with safe_open(str(path), framework="np") as f:
             metadata = f.metadata() or {}
@@ -260,5 +272,9 @@ def load(path):
         raise ValueError(f"{path} is corrupted: its contents do not match the checksum written with them")
     try:
         return _Reader(tensors).decode_estimator(desc)
+    except UnknownEstimatorClass as err:
+        raise ValueError(
+            f"{path} holds a {err.args[0]!r} estimator, which this deepgm does not know (written by a newer version?)"
+        ) from None
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path}: incomplete deepgm model file ({err})") from None
