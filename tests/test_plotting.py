@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 import deepgm
 from deepgm import plotting
@@ -106,8 +107,19 @@ def test_plot_errors_are_clear(models):
         plotting.plot_class_samples(vae)
     with pytest.raises(TypeError, match="model must be a fitted RBM, DBN, DBNClassifier, DBNRegressor or DeepAutoencoder"):
         plotting.plot_filters(vae)
-    with pytest.raises(TypeError, match="model must be a fitted RBM, DBN"):
+    with pytest.raises(NotFittedError, match="This DBN instance is not fitted yet"):
         plotting.plot_filters(deepgm.DBN())
+    # arguments out of range name themselves
+    with pytest.raises(ValueError, match="n_filters == 0, must be >= 1"):
+        plotting.plot_filters(rbm, n_filters=0)
+    with pytest.raises(ValueError, match="normalize must be 'global', 'each' or None; got 'bogus'"):
+        plotting.image_grid(X[:4], normalize="bogus")
+    with pytest.raises(ValueError, match=r"labels must name every row, the originals' and each reconstruction's \(2\); got 1"):
+        plotting.plot_reconstructions(X[:3], X[:3], labels=["a"])
+    with pytest.raises(ValueError, match=r"y must hold one value per point of Z \(20\); got shape \(10,\)"):
+        plotting.plot_latent_map(np.zeros((20, 2)), y[:10])
+    with pytest.raises(ValueError, match="n == 0, must be >= 1"):
+        plotting.plot_manifold(vae, n=0)
     with pytest.raises(ValueError, match="history: VAE has no history_"):
         plotting.plot_training_curves(deepgm.VAE())
     with pytest.raises(ValueError, match=r"keys \['nope'\] are not in the history"):
@@ -116,3 +128,26 @@ def test_plot_errors_are_clear(models):
         plotting.plot_manifold(rbm)
     saved_manifold = plotting.plot_manifold(cvae, n=3, y=cvae.classes_[0])  # a CVAE given its class draws
     assert saved_manifold.axes
+
+
+def test_a_dbns_training_curves_draw_one_line_per_layer(tmp_path):
+    X, _ = deepgm.datasets.load_mnist()
+    dbn = deepgm.DBN((16, 8), n_iter=3, random_state=0).fit(X[:300])
+    fig = plotting.plot_training_curves(dbn, ["reconstruction_error"])
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["layer 1", "layer 2"]
+    for layer, line in zip((1, 2), lines):
+        rows = [i for i, k in enumerate(dbn.history_["layer"]) if k == layer]
+        np.testing.assert_array_equal(line.get_xdata(), [dbn.history_["epoch"][i] for i in rows])
+        np.testing.assert_allclose(line.get_ydata(), [dbn.history_["reconstruction_error"][i] for i in rows])
+    saved(fig, tmp_path, "dbn_curves.png")
+
+
+def test_a_continuous_target_colours_the_latent_map_with_a_colour_bar(tmp_path):
+    rng = np.random.default_rng(0)
+    Z, target = rng.standard_normal((200, 2)), rng.random(200)
+    fig = plotting.plot_latent_map(Z, target)
+    assert len(fig.axes) == 2 and fig.axes[0].get_legend() is None  # the map and its colour bar
+    classes = plotting.plot_latent_map(Z, rng.integers(0, 3, 200))
+    assert len(classes.axes) == 1 and len(classes.axes[0].get_legend().get_texts()) == 3
+    saved(fig, tmp_path, "continuous.png")

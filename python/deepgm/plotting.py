@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from ._base import check_number, check_positive_int
+
 __all__ = [
     "image_grid",
     "plot_filters",
@@ -71,6 +73,10 @@ def tile(images, n_cols=None, image_shape=None, padding=1, normalize="global"):
     normalize: "global" scales all tiles together to [0, 1], "each" scales every tile on its own
     (filters), None keeps the values.
     """
+    if normalize not in ("global", "each", None):
+        raise ValueError(f"normalize must be 'global', 'each' or None; got {normalize!r}")
+    if n_cols is not None:
+        n_cols = check_positive_int(n_cols, "n_cols")
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 2 or images.shape[0] == 0:
         raise ValueError(f"images must be a non-empty 2-D array (n_images, n_features); got shape {images.shape}")
@@ -115,18 +121,23 @@ def plot_filters(model, n_filters=100, *, image_shape=None, title="RBM filters",
     """The first ``n_filters`` filters of a model's bottom layer (or rows of a given weight matrix) as
     images, each scaled on its own: an RBM's ``components_``; a DBN's bottom RBM; the first layer of
     a fine-tuned DBNClassifier, DBNRegressor or DeepAutoencoder (``coefs_[0].T``, one row per unit)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    from .autoencoder import DeepAutoencoder
+    from .dbn import DBN, DBNClassifier, DBNRegressor
+    from .rbm import RBM
+
+    n_filters = check_positive_int(n_filters, "n_filters")
     if hasattr(model, "get_params"):  # an estimator: the weights of its bottom layer
-        if getattr(model, "rbms_", None) and not hasattr(model, "coefs_"):
-            model = model.rbms_[0]  # a DBN
-        if hasattr(model, "components_"):
-            model = model.components_
-        elif getattr(model, "coefs_", None):
-            model = np.asarray(model.coefs_[0]).T
-        else:
+        if not isinstance(model, (RBM, DBN, DBNClassifier, DBNRegressor, DeepAutoencoder)):
             raise TypeError(
                 "model must be a fitted RBM, DBN, DBNClassifier, DBNRegressor or DeepAutoencoder, or a 2-D weight "
                 f"matrix; got {_describe(model)}"
             )
+        check_is_fitted(model)
+        if getattr(model, "rbms_", None) and not hasattr(model, "coefs_"):
+            model = model.rbms_[0]  # a DBN
+        model = model.components_ if hasattr(model, "components_") else np.asarray(model.coefs_[0]).T
     weights = np.asarray(model)
     if weights.ndim != 2 or weights.dtype.kind not in "fiu":
         raise ValueError(
@@ -164,6 +175,8 @@ def plot_reconstructions(originals, *reconstructions, labels=None, image_shape=N
         lo, hi = every.min(), every.max()
         rows = [(r - lo) / (hi - lo if hi > lo else 1) for r in rows]
     labels = list(labels) if labels is not None else ["input"] + [f"model {i + 1}" for i in range(len(reconstructions))]
+    if len(labels) != len(rows):
+        raise ValueError(f"labels must name every row, the originals' and each reconstruction's ({len(rows)}); got {len(labels)}")
     fig, axes = plt.subplots(len(rows), 1, figsize=(max(4, 0.55 * n), 0.75 * len(rows) + 0.6))
     axes = np.atleast_1d(axes)
     for ax, images, label in zip(axes, rows, labels):
@@ -194,11 +207,23 @@ def plot_training_curves(history, keys=None, *, title="Training curves"):
     if not keys:
         raise ValueError("history has no per-epoch metrics to plot")
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
-    # A DBN's history runs through its layers' epochs in turn: number them through.
-    epochs = (history.get("epoch") if "layer" not in history else None) or list(range(1, len(history[keys[0]]) + 1))
+    n_rows = len(history[keys[0]])
+    epochs = list(history.get("epoch") or range(1, n_rows + 1))[:n_rows]
+    # A DBN's history runs through its layers' epochs in turn: one curve per layer, each over its own
+    # epochs (the layers' metrics are of different data, the features of the layer below).
+    layers = history.get("layer")
+    groups = (
+        [(None, np.arange(n_rows))]
+        if not layers
+        else [(f"layer {k}", np.flatnonzero(np.asarray(layers[:n_rows]) == k)) for k in dict.fromkeys(layers)]
+    )
     for ax, key in zip(axes[0], keys):
-        values = history[key]
-        ax.plot(epochs[: len(values)], values, marker="o", markersize=3)
+        values = np.asarray(history[key], dtype=np.float64)
+        for label, rows in groups:
+            rows = rows[rows < len(values)]
+            ax.plot(np.asarray(epochs)[rows], values[rows], marker="o", markersize=3, label=label)
+        if layers:
+            ax.legend(fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_title(key.replace("_", " "))
         ax.grid(alpha=0.3)
@@ -208,7 +233,8 @@ def plot_training_curves(history, keys=None, *, title="Training curves"):
 
 
 def plot_latent_map(Z, y=None, *, title="Latent space", ax=None, max_points=5000):
-    """Points of a 2-D latent space (e.g. ``vae.transform(X)``) coloured by class."""
+    """Points of a 2-D latent space (e.g. ``vae.transform(X)``) coloured by class, or with a colour bar
+    by a continuous y (real-valued with more than 20 distinct values, such as a regression target)."""
     plt = _pyplot()
     Z = np.asarray(Z)
     if Z.ndim != 2 or Z.shape[1] != 2:
@@ -218,10 +244,16 @@ def plot_latent_map(Z, y=None, *, title="Latent space", ax=None, max_points=5000
     else:
         fig = ax.figure
     idx = np.arange(Z.shape[0])[:max_points]
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != Z.shape[0]:
+            raise ValueError(f"y must hold one value per point of Z ({Z.shape[0]}); got shape {y.shape}")
     if y is None:
         ax.scatter(Z[idx, 0], Z[idx, 1], s=3, alpha=0.6)
+    elif y.dtype.kind == "f" and np.unique(y[idx]).size > 20:
+        points = ax.scatter(Z[idx, 0], Z[idx, 1], s=3, alpha=0.8, c=y[idx], cmap="viridis")
+        fig.colorbar(points, ax=ax)
     else:
-        y = np.asarray(y)
         for label in np.unique(y[idx]):
             m = idx[y[idx] == label]
             ax.scatter(Z[m, 0], Z[m, 1], s=3, alpha=0.6, label=str(label))
@@ -239,6 +271,8 @@ def plot_manifold(vae, *, n=20, span=2.5, image_shape=None, title="Decoded laten
     from .vae import CVAE, VAE
 
     _check_fitted_model(vae, VAE, "vae", "a fitted deepgm VAE or CVAE")
+    n = check_positive_int(n, "n")
+    span = check_number(span, "span", low=0, low_open=True)
     if vae._n_features_out != 2:
         raise ValueError(f"plot_manifold needs a model with n_components=2; got {vae._n_features_out}")
     conditional = isinstance(vae, CVAE)
