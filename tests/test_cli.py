@@ -165,6 +165,27 @@ def test_an_svmlight_file_is_read_whatever_its_suffix(tmp_path):
     np.testing.assert_array_equal(X.toarray(), counts)
 
 
+def test_auto_settings_take_true_false_and_layer_lists_on_the_command_line(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", X[:, 0] + 0.1 * rng.standard_normal(60))
+    code, _, stderr = run_cli(
+        "train", "dbn-regressor", "--data", "X.npy", "--labels", "y.npy", "--early-stopping", "false", "--pretrain", "no",
+        "--hidden-layer-sizes", "6,3", "--finetune-iter", "2", "--out", "reg.safetensors", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, stderr
+    reg = deepgm.load(tmp_path / "reg.safetensors")
+    assert reg.early_stopping is False and reg.pretrain is False and [c.shape[1] for c in reg.coefs_] == [6, 3, 1]
+    code, _, stderr = run_cli(
+        "train", "autoencoder", "--data", "X.npy", "--hidden-layer-sizes", "8,4", "--n-components", "2",
+        "--linear-path", "true", "--finetune-iter", "2", "--out", "ae.safetensors", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, stderr
+    ae = deepgm.load(tmp_path / "ae.safetensors")
+    assert ae.hidden_layer_sizes == (8, 4) and ae.linear_path is True and ae.transform(X).shape == (60, 2)
+
+
 def test_train_supervised_models_on_user_data(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.random((120, 10)).astype(np.float32)

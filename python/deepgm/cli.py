@@ -38,10 +38,19 @@ def _parse_value(text: str, default):
         if low in ("false", "0", "no", "off"):
             return False
         raise ValueError(f"expected true or false, got {text!r}")
+    if isinstance(default, str) or default is None:
+        # Settings such as early_stopping="auto" also take True or False (no string option is a
+        # yes or a no); "1" and "0" stay numbers there.
+        if low in ("true", "yes", "on"):
+            return True
+        if low in ("false", "no", "off"):
+            return False
     if text.startswith(("[", "{")):
         return json.loads(text)
-    if isinstance(default, tuple) or (default is None and "," in text):
-        return tuple(int(v) for v in text.replace(" ", "").strip("()").split(",") if v)
+    if isinstance(default, tuple) or "," in text:
+        parts = [v for v in text.replace(" ", "").strip("()").split(",") if v]
+        if isinstance(default, tuple) or all(v.lstrip("-").isdigit() for v in parts):
+            return tuple(int(v) for v in parts)  # layer sizes, also where the default is "auto"
     if isinstance(default, int) and not isinstance(default, bool):
         try:
             return int(text)
