@@ -165,6 +165,25 @@ def test_an_svmlight_file_is_read_whatever_its_suffix(tmp_path):
     np.testing.assert_array_equal(X.toarray(), counts)
 
 
+def test_an_svmlight_file_named_txt_and_a_semicolon_csv_are_read_as_what_they_are(tmp_path):
+    from sklearn.datasets import dump_svmlight_file
+
+    from deepgm.cli import load_data
+
+    rng = np.random.default_rng(0)
+    X = np.round(rng.random((12, 4)), 3)
+    y = rng.integers(0, 3, 12)
+    dump_svmlight_file(X, y, str(tmp_path / "libsvm.txt"))  # how libsvm's data sets are named
+    got, labels = load_data(tmp_path / "libsvm.txt", supervised=True, images=False)
+    np.testing.assert_allclose(got.toarray(), X)
+    np.testing.assert_array_equal(labels, y)
+    with open(tmp_path / "semicolons.csv", "w") as f:  # a spreadsheet's export where "," is the decimal mark
+        f.write("a;b;c;d;label\n" + "".join(";".join(map(str, row)) + f";{t}\n" for row, t in zip(X, y)))
+    got, labels = load_data(tmp_path / "semicolons.csv", supervised=True, images=False)
+    np.testing.assert_allclose(got, X)
+    np.testing.assert_array_equal(labels, y)
+
+
 def test_auto_settings_take_true_false_and_layer_lists_on_the_command_line(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 5))

@@ -153,7 +153,10 @@ def _read_data(path, label_column, labels_in_file, header="auto"):
     elif path.suffix.lower() in SVMLIGHT_SUFFIXES:
         return _read_svmlight(path, labels_in_file)
     elif path.suffix.lower() in (".csv", ".txt"):
-        X, y = _read_csv(path, label_column, labels_in_file, header)
+        first = _first_data_line(path)
+        if _looks_like_svmlight(first):  # libsvm's data sets often come as .txt
+            return _read_svmlight(path, labels_in_file)
+        X, y = _read_csv(path, label_column, labels_in_file, header, _delimiter(first))
     else:
         try:
             X = read_idx(path)
@@ -179,6 +182,29 @@ def _read_svmlight(path, labels_in_file):
     return X.tocsr(), (y if labels_in_file else None)
 
 
+def _first_data_line(path) -> str:
+    with open(path) as f:
+        return next((line for line in f if line.strip() and not line.lstrip().startswith("#")), "")
+
+
+def _looks_like_svmlight(line: str) -> bool:
+    """Whether a text line reads as svmlight's ``label index:value ...`` (no commas, pairs after the
+    label)."""
+    fields = line.split()
+    if "," in line or len(fields) < 2 or not _is_number(fields[0]):
+        return False
+    pairs = [f for f in fields[1:] if not f.startswith("qid:") and not f.startswith("#")]
+    return bool(pairs) and all(":" in f and f.split(":", 1)[0].isdigit() and _is_number(f.split(":", 1)[1]) for f in pairs)
+
+
+def _delimiter(line: str) -> str:
+    """The field separator of a CSV: a comma, else a semicolon (spreadsheets in locales whose decimal
+    mark is a comma) or a tab, whichever the first line holds."""
+    if "," in line:
+        return ","
+    return next((d for d in (";", "\t") if d in line), ",")
+
+
 def _is_number(text):
     try:
         float(text)
@@ -187,7 +213,7 @@ def _is_number(text):
     return True
 
 
-def _read_csv(path, label_column, labels_in_file, header):
+def _read_csv(path, label_column, labels_in_file, header, delimiter=","):
     """(X, y) from a comma-separated table. ``header``: "yes", "no", or "auto": the first line is a
     header when one of its fields is not a number, or when it reads 0, 1, ..., n-1 (the header pandas
     writes for unnamed columns: ``pd.DataFrame(X).to_csv(path, index=False)``). A header whose first
@@ -195,7 +221,7 @@ def _read_csv(path, label_column, labels_in_file, header):
     index: it is not read. Empty fields are missing values (NaN, as pandas writes them); the label
     column may hold numbers or names."""
     with open(path, newline="") as f:
-        first = next(csv.reader(f), None)
+        first = next(csv.reader(f, delimiter=delimiter), None)
     if not first:
         raise CLIError(f"--data: {path} is empty")
     names = [field.strip() for field in first]
@@ -214,13 +240,13 @@ def _read_csv(path, label_column, labels_in_file, header):
     label = None if label_column is None else _column_index(label_column, names if has_header else None, len(columns), path)
     features = [c for i, c in enumerate(columns) if i != label]
     try:
-        X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, usecols=features)
+        X = np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=skip, usecols=features)
     except ValueError:
         # Slower, field by field: empty fields (missing values) become NaN; any other text still fails.
-        X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, usecols=features, converters=_number_or_nan)
+        X = np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=skip, usecols=features, converters=_number_or_nan)
     if label is None:
         return X, None
-    y = np.char.strip(np.loadtxt(path, delimiter=",", ndmin=1, skiprows=skip, usecols=columns[label], dtype=str))
+    y = np.char.strip(np.loadtxt(path, delimiter=delimiter, ndmin=1, skiprows=skip, usecols=columns[label], dtype=str))
     return X, (y.astype(np.float64) if all(_is_number(value) for value in y) else y)
 
 
