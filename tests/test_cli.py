@@ -184,6 +184,24 @@ def test_an_svmlight_file_named_txt_and_a_semicolon_csv_are_read_as_what_they_ar
     np.testing.assert_array_equal(labels, y)
 
 
+@pytest.mark.parametrize(
+    "lines, expected",
+    [
+        (["setosa", "versicolor", "setosa", "virginica"], ["setosa", "versicolor", "setosa", "virginica"]),
+        (["species", "setosa", "versicolor", "setosa"], ["setosa", "versicolor", "setosa"]),
+        (["label", "1", "0", "2"], [1, 0, 2]),
+        (["3", "1", "3"], [3, 1, 3]),
+        (["0,cat", "1,dog", "2,cat"], ["cat", "dog", "cat"]),
+    ],
+)
+def test_labels_files_hold_numbers_or_names_with_or_without_a_header(tmp_path, lines, expected):
+    from deepgm.cli import load_labels
+
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    got = load_labels(tmp_path / "labels.csv")
+    assert list(got) == expected
+
+
 def test_auto_settings_take_true_false_and_layer_lists_on_the_command_line(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 5))

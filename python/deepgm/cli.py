@@ -114,7 +114,7 @@ def load_data(path, labels=None, label_column=None, supervised=False, header="au
     if images and not sparse.issparse(X) and X.dtype == np.uint8:
         X = X.astype(np.float32) / 255.0
     if labels is not None:
-        y = load_labels(labels)
+        y = load_labels(labels, header)
     if y is not None and np.asarray(y).dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
         y = np.asarray(y).astype(np.int64)
     return X, y
@@ -270,7 +270,7 @@ def _column_index(label_column, names, n_columns, path):
     return index % n_columns
 
 
-def load_labels(path):
+def load_labels(path, header="auto"):
     from .datasets import read_idx
 
     path = Path(path)
@@ -280,10 +280,30 @@ def load_labels(path):
         if path.suffix == ".npy":
             return np.load(path, allow_pickle=False)
         if path.suffix.lower() in (".csv", ".txt"):
-            return np.loadtxt(path, delimiter=",").ravel()
+            return _read_label_lines(path, header)
         return read_idx(path)
     except Exception as err:
         raise CLIError(f"--labels: cannot read {path}: {_first_line(err)}") from None
+
+
+def _read_label_lines(path, header):
+    """One label per line (the line's last comma-separated field, so "index,label" lines work too):
+    numbers, or class names. ``header`` "auto": the first line is a header when it is not a number
+    and the rest are, or when it names no class that occurs again below while some class does
+    (a column title above repeated class names)."""
+    with open(path, newline="") as f:
+        values = [row[-1].strip() for row in csv.reader(f) if row and any(field.strip() for field in row)]
+    if not values:
+        raise ValueError("it holds no labels")
+    first, rest = values[0], values[1:]
+    if header == "auto":
+        numeric_rest = bool(rest) and all(_is_number(v) for v in rest)
+        title = not numeric_rest and first not in rest and len(set(rest)) < len(rest)
+        has_header = not _is_number(first) and (numeric_rest or title)
+    else:
+        has_header = header == "yes"
+    labels = np.asarray(rest if has_header else values)
+    return labels.astype(np.float64) if all(_is_number(v) for v in labels) else labels
 
 
 # -- commands --------------------------------------------------------------------------------------
