@@ -223,6 +223,39 @@ def test_auto_settings_take_true_false_and_layer_lists_on_the_command_line(tmp_p
     assert ae.hidden_layer_sizes == (8, 4) and ae.linear_path is True and ae.transform(X).shape == (60, 2)
 
 
+def test_a_dbn_trained_with_labels_samples_a_chosen_class(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 80)
+    X = (rng.random((80, 16)) < np.where(y[:, None] == 1, 0.8, 0.2)).astype(np.float32)  # two classes of 4x4 pictures
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    args = [
+        "train",
+        "dbn",
+        "--data",
+        "X.npy",
+        "--labels",
+        "y.npy",
+        "--hidden-layer-sizes",
+        "8",
+        "--n-iter",
+        "2",
+        "--out",
+        "dbn.safetensors",
+    ]
+    code, _, stderr = run_cli(*args, cwd=tmp_path)
+    assert code == 0, stderr
+    assert list(deepgm.load(tmp_path / "dbn.safetensors").classes_) == [0, 1]
+    code, stdout, stderr = run_cli("sample", "dbn.safetensors", "--label", "1", "-n", "4", "--steps", "5", "--out", "s.npy", cwd=tmp_path)
+    assert code == 0, stderr
+    assert np.load(tmp_path / "s.npy").shape == (4, 16)
+    # Without --labels the DBN has no label units, and --label says so.
+    args[args.index("--labels") : args.index("--labels") + 2] = []
+    assert run_cli(*args, cwd=tmp_path)[0] == 0
+    code, _, stderr = run_cli("sample", "dbn.safetensors", "--label", "1", cwd=tmp_path)
+    assert code != 0 and "a DBN fitted with labels; dbn.safetensors holds a DBN fitted without labels" in stderr
+
+
 def test_train_supervised_models_on_user_data(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.random((120, 10)).astype(np.float32)

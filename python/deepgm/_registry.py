@@ -35,12 +35,15 @@ class Sampler:
     draw: Callable
     conditional: bool = False
     documents: bool = False
+    #: Conditional only for a model fitted with labels (a DBN with label units has ``classes_``).
+    conditional_if_labelled: bool = False
 
 
 #: Block Gibbs sampling, returning the visible means: smoother pictures than binary states.
 GIBBS_MEANS = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n, n_steps=n_steps, return_means=True))
-#: Gibbs sampling in the top RBM, then a down pass.
-GIBBS = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n, n_steps=n_steps))
+#: Gibbs sampling in the top RBM (its label units clamped to y, for a DBN fitted with labels), then a
+#: down pass.
+GIBBS = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n, n_steps=n_steps, y=y), conditional_if_labelled=True)
 #: One pass from the prior through the decoder.
 ANCESTRAL = Sampler(lambda est, n, n_steps, y, doc_length=100: est.sample(n))
 #: Ancestral sampling given each sample's class.

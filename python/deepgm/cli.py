@@ -326,7 +326,10 @@ def cmd_train(args, defaults):
     import time
 
     start = time.perf_counter()
-    est.fit(X, y) if entry.supervised else est.fit(X)
+    # A DBN given labels explicitly trains label units in its top RBM, as DBN.fit(X, y) does.
+    labelled = entry.sampler is not None and entry.sampler.conditional_if_labelled and y is not None
+    labelled = labelled and (args.labels is not None or args.label_column is not None)
+    est.fit(X, y) if entry.supervised or labelled else est.fit(X)
     elapsed = time.perf_counter() - start
     est.save(out)
     metric = ""
@@ -358,9 +361,12 @@ def cmd_sample(args):
         raise CLIError(f"-n must be >= 1; got {n}")
     entry = _registry.by_class_name(name)
     sampler = entry.sampler if entry is not None else None
-    conditional = sampler is not None and sampler.conditional
+    conditional = sampler is not None and (sampler.conditional or (sampler.conditional_if_labelled and hasattr(est, "classes_")))
     if args.label is not None and not conditional:
-        raise CLIError(f"--label applies to conditional models ({_commands(conditional=True)}); {path} holds a {name}")
+        raise CLIError(
+            f"--label applies to conditional models ({_commands(conditional=True)}) and to a DBN fitted with labels; "
+            f"{path} holds a {name}{' fitted without labels' if sampler is not None and sampler.conditional_if_labelled else ''}"
+        )
     if sampler is None:
         raise CLIError(f"{name} is not a generative model with a sampler; deepgm sample works with {_commands()} models")
     if args.length is not None and not sampler.documents:
@@ -475,7 +481,9 @@ def build_parser(train_model=None):
         "except for collaborative-rbm and replicated-softmax. collaborative-rbm reads a users x items matrix: NaN (dense) "
         "(an empty CSV field is NaN) or a missing entry (sparse) marks an unrated item",
     )
-    train.add_argument("--labels", default=None, help="labels for --data (.npy, .csv or IDX), for supervised models")
+    train.add_argument(
+        "--labels", default=None, help="labels for --data (.npy, .csv or IDX), for supervised models and for a DBN with label units"
+    )
     train.add_argument(
         "--label-column",
         default=None,
@@ -501,7 +509,11 @@ def build_parser(train_model=None):
     sample.add_argument("model_file", metavar="MODEL_FILE")
     sample.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--out", default=None, help="output PNG (or .npy) file (default: samples.png; samples.npy for replicated-softmax)")
-    sample.add_argument("--label", default=None, help="class to generate (CVAE); default: the classes in turn, one column per class")
+    sample.add_argument(
+        "--label",
+        default=None,
+        help="class to generate (CVAE, or a DBN fitted with labels); default: the classes in turn, one column per class",
+    )
     sample.add_argument("--steps", type=int, default=1000, help="Gibbs steps for RBM/DBN/replicated-softmax (default: 1000)")
     sample.add_argument("--length", type=int, default=None, help="words per document (replicated-softmax; default: 100)")
     sample.add_argument("--seed", type=int, default=None, help="random seed")
