@@ -345,7 +345,8 @@ def test_bad_options_and_files_are_one_clear_line(tmp_path, args, message):
 
 def test_unknown_option_is_an_argparse_error(tmp_path):
     code, _, stderr = run_cli("train", "rbm", "--no-such-option", "1", cwd=tmp_path)
-    assert code == 2 and "unrecognized arguments" in stderr and "Traceback" not in stderr
+    assert code == 2 and "unrecognized arguments: --no-such-option 1" in stderr and "Traceback" not in stderr
+    assert stderr.startswith("usage: deepgm train"), "the usage of the command given, not the top level's"
 
 
 def test_main_returns_status_without_exiting(tmp_path, capsys):

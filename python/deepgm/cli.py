@@ -521,6 +521,7 @@ def build_parser(train_model=None):
     sub.add_parser("bench", help="benchmark deepgm against NumPy, scikit-learn and PyTorch", add_help=False)
     # `deepgm train MODEL --help` lists that model's hyperparameters.
     defaults = _add_hyperparameter_options(train, _registry.by_command(train_model).cls) if train_model else {}
+    parser.set_defaults(command_parsers={"demo": demo, "train": train, "sample": sample})
     return parser, defaults
 
 
@@ -534,7 +535,9 @@ def main(argv=None):
             return 2
     known = {entry.command for entry in _registry.ESTIMATORS}
     parser, defaults = build_parser(argv[1] if len(argv) >= 2 and argv[0] == "train" and argv[1] in known else None)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported with the usage of the command they were given to, not the top level's
+        args.command_parsers.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2
