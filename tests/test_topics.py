@@ -398,3 +398,18 @@ def test_save_load_pickle_and_clone(corpus, tmp_path):
     twin = clone(model)
     assert not hasattr(twin, "components_")
     np.testing.assert_array_equal(twin.fit(C).components_, model.components_)
+
+
+def test_a_pandas_sparse_dataframe_is_read_as_its_sparse_matrix():
+    """As LatentDirichletAllocation reads it: the stored entries are the counts, the column names the
+    feature names."""
+    import pandas as pd
+
+    C, _ = topic_documents(60, np.random.default_rng(0))
+    C = sp.csr_matrix(C)
+    frame = pd.DataFrame.sparse.from_spmatrix(C, columns=[f"word{i}" for i in range(C.shape[1])])
+    from_frame = ReplicatedSoftmax(4, max_iter=2, random_state=0).fit(frame)
+    from_matrix = ReplicatedSoftmax(4, max_iter=2, random_state=0).fit(C)
+    np.testing.assert_array_equal(from_frame.components_, from_matrix.components_)
+    np.testing.assert_array_equal(from_frame.transform(frame), from_matrix.transform(C))
+    assert list(from_frame.feature_names_in_[:2]) == ["word0", "word1"]

@@ -48,6 +48,11 @@ def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str, zeros_look_mi
     """
     if X is None:
         raise ValueError(f"{name} must be a 2-D array or sparse matrix of shape (n_samples, n_features); got None")
+    if hasattr(X, "sparse") and hasattr(X, "columns"):  # a pandas DataFrame
+        try:
+            X = X.sparse.to_coo()  # every column sparse: its stored entries, as scikit-learn reads it
+        except (AttributeError, TypeError, ValueError):
+            pass  # some columns dense: read as a dense table below
     if not hasattr(X, "shape"):
         try:
             X = np.asarray(X)
