@@ -214,12 +214,12 @@ def _is_number(text):
 
 
 def _read_csv(path, label_column, labels_in_file, header, delimiter=","):
-    """(X, y) from a comma-separated table. ``header``: "yes", "no", or "auto": the first line is a
-    header when one of its fields is not a number, or when it reads 0, 1, ..., n-1 (the header pandas
-    writes for unnamed columns: ``pd.DataFrame(X).to_csv(path, index=False)``). A header whose first
-    field is empty, as ``DataFrame.to_csv`` writes above its index, marks that column as the row
-    index: it is not read. Empty fields are missing values (NaN, as pandas writes them); the label
-    column may hold numbers or names."""
+    """(X, y) from a table whose fields ``delimiter`` separates. ``header``: "yes", "no", or "auto":
+    the first line is a header when one of its fields is not a number, or when it reads 0, 1, ...,
+    n-1 (the header pandas writes for unnamed columns: ``pd.DataFrame(X).to_csv(path,
+    index=False)``). A header whose first field is empty, as ``DataFrame.to_csv`` writes above its
+    index, marks that column as the row index: it is not read. Empty fields are missing values (NaN,
+    as pandas writes them); the label column may hold numbers or names."""
     with open(path, newline="") as f:
         first = next(csv.reader(f, delimiter=delimiter), None)
     if not first:

@@ -187,6 +187,8 @@ def save(estimator, path) -> Path:
     try:
         try:
             save_file(writer.tensors, tmp, metadata=metadata)
+        except MemoryError:
+            raise
         except Exception as err:  # safetensors' own error type, its message naming the temporary file
             raise OSError(f"cannot save to {path}: {str(err).replace(tmp, str(path))}") from None
         # mkstemp makes the file private (0600); a saved model gets a normal file's mode (0666 less

@@ -284,7 +284,7 @@ def plot_manifold(vae, *, n=20, span=2.5, image_shape=None, title="Decoded laten
     zz = np.array([[x, yv] for yv in axis for x in axis[::-1]], dtype=np.float64)
     if conditional:
         code = vae._encode_labels(np.array([y]), 1)
-        center = vae.class_means_[code[0]] if vae.conditioning == "prior_mean" else 0.0
+        center = vae.class_means_[code[0]] if vae._conditioning == "prior_mean" else 0.0  # as fitted
         images = vae.decode(zz + center, np.full(len(zz), y))
     else:
         images = vae.decode(zz)
