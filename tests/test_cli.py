@@ -243,8 +243,9 @@ def test_a_dbn_trained_with_labels_samples_a_chosen_class(tmp_path):
         "--out",
         "dbn.safetensors",
     ]
-    code, _, stderr = run_cli(*args, cwd=tmp_path)
+    code, stdout, stderr = run_cli(*args, cwd=tmp_path)
     assert code == 0, stderr
+    assert "label_error=" in stdout and "nan" not in stdout  # the top layer logs no pseudo-likelihood
     assert list(deepgm.load(tmp_path / "dbn.safetensors").classes_) == [0, 1]
     code, stdout, stderr = run_cli("sample", "dbn.safetensors", "--label", "1", "-n", "4", "--steps", "5", "--out", "s.npy", cwd=tmp_path)
     assert code == 0, stderr

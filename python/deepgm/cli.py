@@ -335,7 +335,8 @@ def cmd_train(args, defaults):
     metric = ""
     if hasattr(est, "history_") and est.history_:
         last = {k: v[-1] for k, v in est.history_.items() if v and k not in ("epoch", "time", "layer")}
-        metric = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, (int, float)))
+        # NaN marks a metric the last layer of a DBN does not record (pseudo_likelihood beside labels).
+        metric = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, (int, float)) and np.isfinite(v))
     print(f"trained {cls.__name__} on {X.shape[0]} samples x {X.shape[1]} features in {elapsed:.1f} s" + (f" ({metric})" if metric else ""))
     print(f"saved to {out}")
     return 0
