@@ -23,7 +23,14 @@ def output_dtype(X) -> type:
     return np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
 
 
-def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str, zeros_look_missing: bool = False):
+#: What a dense ratings table's zeros are taken for (``as_csr``'s ``zeros_warning``): a table made with
+#: ``.toarray()`` or ``fillna(0)`` marks its unrated items with 0.
+ZEROS_READ_AS_RATINGS = (
+    ", which are read as ratings of 0. Mark unrated items with NaN, or pass a scipy sparse matrix (its unstored entries are unrated)."
+)
+
+
+def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str, zeros_warning: str | None = None):
     """X as a canonical ``scipy.sparse.csr_matrix`` of float64, and the dtype of the outputs it asks for.
 
     Parameters
@@ -37,10 +44,10 @@ def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str, zeros_look_mi
     duplicates : {"refuse", "sum"}
         What an entry stored twice means: an error (two ratings of one item by one user), or a sum
         (word counts).
-    zeros_look_missing : bool
-        With ``nan_is_missing``, warn when more than half of a dense X's entries are 0: a ratings
-        table made with ``.toarray()`` or ``fillna(0)`` marks its unrated items with 0, which would
-        be read as ratings of 0.
+    zeros_warning : str, optional
+        With ``nan_is_missing``, when more than half of a dense X's entries are 0, a UserWarning
+        "{name} is dense and N% of its entries are 0" followed by this text, which says what those
+        zeros are taken for (e.g. ``ZEROS_READ_AS_RATINGS``). None: no warning.
 
     Returns
     -------
@@ -82,14 +89,9 @@ def as_csr(X, name: str, *, nan_is_missing: bool, duplicates: str, zeros_look_mi
             if np.isinf(X).any():
                 raise ValueError(f"{name} must hold finite values or NaN (missing); got infinity")
             present = ~np.isnan(X)
-            zeros = np.count_nonzero(X == 0) if zeros_look_missing else 0
+            zeros = np.count_nonzero(X == 0) if zeros_warning else 0
             if zeros > X.size / 2:
-                warnings.warn(
-                    f"{name} is dense and {zeros / X.size:.0%} of its entries are 0, which are read as ratings of 0. "
-                    "Mark unrated items with NaN, or pass a scipy sparse matrix (its unstored entries are unrated).",
-                    UserWarning,
-                    stacklevel=4,
-                )
+                warnings.warn(f"{name} is dense and {zeros / X.size:.0%} of its entries are 0{zeros_warning}", UserWarning, stacklevel=4)
             rows, cols = np.nonzero(present)
             csr = sp.csr_matrix((X[present], (rows, cols)), shape=X.shape)
         else:

@@ -60,8 +60,6 @@ observed ratings at prediction time (the weights trained for the fit users serve
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
@@ -84,7 +82,7 @@ from ._base import (
 )
 from ._failed_fit import kept_if_trained
 from ._schedule import COLLABORATIVE_BUDGET, Convergence, plan_epochs
-from ._sparse import as_csr, csr_arrays
+from ._sparse import ZEROS_READ_AS_RATINGS, as_csr, csr_arrays
 from ._streams import Purpose, generator
 from ._user_fold_in import folded_in_ratings, folded_in_tastes
 from .rbm import check_training_schedule
@@ -126,6 +124,13 @@ def _denominator(penalty: float, n_ratings):
     """``penalty + n_ratings`` of a penalised mean, with 1 where there are no ratings (their sum is 0, so
     the offset is 0 rather than 0 / 0 when ``penalty`` is 0)."""
     return np.where(n_ratings > 0, penalty + n_ratings, 1.0)
+
+
+#: What a dense query's zeros are taken for (``as_csr``'s ``zeros_warning``).
+_ZEROS_IN_A_QUERY = (
+    ": every entry that is not NaN is predicted, zeros too (a query's values are ignored). To pick pairs, pass a "
+    "boolean mask (True: predict) or a sparse matrix (its stored entries)."
+)
 
 
 def _is_boolean(query) -> bool:
@@ -414,7 +419,7 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
     def _ratings(self, X, name="X", *, reset=False):
         """X as a canonical CSR matrix of ratings (float64) and the output dtype it asks for. Sparse X:
         its stored entries are the ratings; dense X: its entries that are not NaN."""
-        csr, out_dtype = as_csr(X, name, nan_is_missing=True, duplicates="refuse", zeros_look_missing=True)
+        csr, out_dtype = as_csr(X, name, nan_is_missing=True, duplicates="refuse", zeros_warning=ZEROS_READ_AS_RATINGS)
         if reset:
             with _named_errors(name):
                 validate_data(self, X, reset=True, skip_check_array=True)
@@ -871,16 +876,9 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
         mask = not sp.issparse(query) and _is_boolean(query)
         if mask:
             query = np.where(np.asarray(query), 0.0, np.nan)  # a boolean mask: True marks a pair to predict
-        predicted_pairs = name == "query"  # values ignored; y's values are ratings
-        Q, _ = as_csr(query, name, nan_is_missing=True, duplicates="sum", zeros_look_missing=not (mask or predicted_pairs))
-        if predicted_pairs and not mask and not sp.issparse(query) and np.count_nonzero(Q.data == 0) > Q.shape[0] * Q.shape[1] / 2:
-            warnings.warn(
-                f"query is dense and {np.count_nonzero(Q.data == 0) / (Q.shape[0] * Q.shape[1]):.0%} of its entries are 0: "
-                "every entry that is not NaN is predicted, zeros too (a query's values are ignored). To pick "
-                "pairs, pass a boolean mask (True: predict) or a sparse matrix (its stored entries).",
-                UserWarning,
-                stacklevel=3,
-            )
+        # A query's values are ignored (only its pattern counts); y's are the ratings to score.
+        zeros_warning = None if mask else _ZEROS_IN_A_QUERY if name == "query" else ZEROS_READ_AS_RATINGS
+        Q, _ = as_csr(query, name, nan_is_missing=True, duplicates="sum", zeros_warning=zeros_warning)
         if Q.shape != tuple(shape):
             raise ValueError(f"{name} must have the shape of X {tuple(shape)}; got {Q.shape}")
         return Q

@@ -121,20 +121,18 @@ def plot_filters(model, n_filters=100, *, image_shape=None, title="RBM filters",
     """The first ``n_filters`` filters of a model's bottom layer (or rows of a given weight matrix) as
     images, each scaled on its own: an RBM's ``components_``; a DBN's bottom RBM; the first layer of
     a fine-tuned DBNClassifier, DBNRegressor or DeepAutoencoder (``coefs_[0].T``, one row per unit)."""
-    from sklearn.utils.validation import check_is_fitted
-
     from .autoencoder import DeepAutoencoder
     from .dbn import DBN, DBNClassifier, DBNRegressor
     from .rbm import RBM
 
     n_filters = check_positive_int(n_filters, "n_filters")
     if hasattr(model, "get_params"):  # an estimator: the weights of its bottom layer
-        if not isinstance(model, (RBM, DBN, DBNClassifier, DBNRegressor, DeepAutoencoder)):
-            raise TypeError(
-                "model must be a fitted RBM, DBN, DBNClassifier, DBNRegressor or DeepAutoencoder, or a 2-D weight "
-                f"matrix; got {_describe(model)}"
-            )
-        check_is_fitted(model)
+        _check_fitted_model(
+            model,
+            (RBM, DBN, DBNClassifier, DBNRegressor, DeepAutoencoder),
+            "model",
+            "a fitted RBM, DBN, DBNClassifier, DBNRegressor or DeepAutoencoder, or a 2-D weight matrix",
+        )
         if getattr(model, "rbms_", None) and not hasattr(model, "coefs_"):
             model = model.rbms_[0]  # a DBN
         model = model.components_ if hasattr(model, "components_") else np.asarray(model.coefs_[0]).T
