@@ -763,17 +763,19 @@ CASES = {name[len("case_") :]: fn for name, fn in sorted(globals().items()) if n
 
 
 def instruction_set():
-    """The vector instruction set the kernels dispatch to on this machine ("avx512", "avx2", ...)."""
+    """The vector instruction set the kernels dispatch to on this machine ("avx512", "avx2", ...).
+
+    On x86 it is what the CPUID instruction reports to this process, as NumPy reads it: the kernels
+    dispatch on the same, and under an emulator (``qemu-x86_64 -cpu Haswell``, see
+    ``data/golden/record.py``) that is the emulated CPU, where ``/proc/cpuinfo`` still shows the host.
+    """
     import platform
 
     machine = platform.machine().lower()
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
+    flags = _cpuid_flags() if machine in ("x86_64", "amd64") else None
+    if flags is None:
+        flags = _proc_cpuinfo_flags()
+    if flags is None:
         return f"{machine}-unknown"
     if machine in ("x86_64", "amd64"):
         if {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags:
@@ -782,6 +784,26 @@ def instruction_set():
             return "x86_64-avx2"
         return "x86_64-sse"
     return machine
+
+
+def _cpuid_flags():
+    """x86 features from NumPy's CPUID table, named as in /proc/cpuinfo; None without the table."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return None
+    flags = {name.lower() for name, present in __cpu_features__.items() if present}
+    return flags | ({"fma"} if "fma3" in flags else set())
+
+
+def _proc_cpuinfo_flags():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return set()
 
 
 def golden_folder(instruction_set_name: str) -> Path:

@@ -12,6 +12,16 @@ Re-record only for a change that is meant to alter results, and say in its commi
 change and why. A change that alters results alters them on every instruction set: re-record each
 set's folder on a machine of that kind, or delete the folders that cannot be re-recorded (the test
 skips an instruction set without goldens and says so) rather than leave stale ones.
+
+An AVX-512 machine can record the AVX2 folder too, under QEMU's user-mode emulator of an AVX2 CPU
+(Debian's ``qemu-user``): NumPy and the kernels then dispatch to their AVX2 code, and the folder is
+chosen from what the emulated CPU reports. Run from the project's root, with the virtual
+environment's own interpreter so that it finds its packages:
+
+    qemu-x86_64 -cpu Haswell .venv/bin/python tests/data/golden/record.py rbm_dbn
+
+(TCG emulates the AVX2 and FMA instructions exactly: on 2026-12-08 it reproduced every recorded AVX2
+golden bit for bit, where the AVX-512 machine itself differs from three of them, in 30 s.)
 """
 
 from __future__ import annotations
