@@ -144,6 +144,33 @@ def test_parameters_that_overflow_while_the_loss_stays_finite_are_divergence(dat
         vae.sample(2)
 
 
+# Learning rates far too large, but not so large that the first update overflows: the review found
+# ReplicatedSoftmax's perplexity overflowing ``math.exp`` at 1e3 (an OverflowError naming nothing).
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("rate", [1e2, 1e3, 1e5])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_too_large_learning_rate_fits_or_is_a_divergence_error(name, rate, data):
+    make, key, method = CASES[name]
+    args = data[key]
+    est = make(rate)
+    try:
+        est.fit(*args)
+    except deepgm.DivergenceError as err:
+        assert "learning_rate" in str(err)
+        return
+    assert np.all(np.isfinite(_output(est, method, args)))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_huge_weight_decay_in_the_topic_model_is_a_divergence_error(data):
+    (C,) = data["counts"]
+    est = deepgm.ReplicatedSoftmax(3, max_iter=3, weight_decay=1e12, **KW)
+    with pytest.raises(deepgm.DivergenceError, match="epoch 1"):
+        est.fit(C)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+
+
 @pytest.mark.parametrize("name", ["RBM", "VAE", "ReplicatedSoftmax"])
 def test_a_partial_fit_that_diverges_keeps_the_previous_model(name, data):
     make, key, method = CASES[name]

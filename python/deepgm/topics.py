@@ -326,8 +326,10 @@ class ReplicatedSoftmax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepG
         logits = matmul(H, self.components_, n_jobs=self._n_jobs()) + self.intercept_visible_
         log_probs = SOFTMAX.log_mean(logits)
         total = float(C.sum())
-        with np.errstate(over="ignore", invalid="ignore"):
-            return math.exp(-float(C.multiply(log_probs).sum()) / total) if total > 0 else 1.0
+        if total == 0:
+            return 1.0
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged model gives inf, which the caller reports
+            return float(np.exp(-float(C.multiply(log_probs).sum()) / total))
 
     # -- inference ----------------------------------------------------------------------------------
 
