@@ -199,6 +199,37 @@ class _FailingKernel:
         return self.kernel(*args, **kwargs)
 
 
+class _KernelThenException:
+    """A kernel whose ``k``-th call completes and then raises TimeoutError, as an exception from a
+    signal handler does when it lands between the kernel's return and the training loop's next line."""
+
+    def __init__(self, kernel, k):
+        self.kernel, self.k, self.calls = kernel, k, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        result = self.kernel(*args, **kwargs)
+        if self.calls == self.k:
+            raise TimeoutError("simulated signal handler")
+        return result
+
+
+def test_an_exception_right_after_a_collaborative_step_propagates_unchanged(data, monkeypatch):
+    """The review's case: the step's kernel had advanced the items' last-update counts past the
+    loop's step count, so the catch-up in the loop's ``finally`` raised its own ValueError (naming a
+    kernel) in place of the user's exception."""
+    (R,) = data["ratings"]
+    make, _, _ = CASES["CollaborativeRBM"]
+    est = make(None).set_params(batch_size=10)
+    kernel = _core.collab_cd_step
+    monkeypatch.setattr(_core, "collab_cd_step", _KernelThenException(kernel, 45))  # in epoch 2
+    with pytest.raises(TimeoutError, match="simulated"):
+        est.fit(R)
+    monkeypatch.undo()
+    assert est.n_iter_ >= 1
+    assert np.all(np.isfinite(est.predict(R, R).data))
+
+
 # name: (kernel, minibatches per epoch of the case's fit)
 KERNELS = {"RBM": ("rbm_cd_step", 30), "VAE": ("vae_train_step", 2)}
 
