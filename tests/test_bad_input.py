@@ -330,7 +330,7 @@ def test_bad_labels(fitted, est_name):
         raises_named("y", lambda: method(X01, LABELS[:-3]), str(N))  # X and y of different lengths
         raises_named("y", lambda: method(X01, np.stack([LABELS, LABELS], axis=1)), "1d|1-D|shape")
         raises_named("y", lambda: method(X01, y_nan), "NaN")
-        raises_named("y", lambda: method(X01, LABELS + 0.5j), "[Cc]omplex")
+        raises_named("y", lambda: method(X01, LABELS + 0.5j), "[Cc]omplex.*got dtype complex128$")  # not the array
         raises_named("y", lambda: method(X01, RNG.random(N)), "continuous")
         assert state(est) == before
     if est_name == "DBNClassifier":
@@ -424,6 +424,7 @@ STACK = [
     ("hidden_layer_sizes", (4, -1), None),
     ("hidden_layer_sizes", 2.5, None),
     ("hidden_layer_sizes", ("a", "b"), None),
+    ("hidden_layer_sizes", "bogus", "string 'bogus'"),  # not its letters
     ("layer_params", [{}, {}, {}], None),
     ("layer_params", {"k": 2}, None),
 ]

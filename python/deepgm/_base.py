@@ -288,6 +288,8 @@ def check_hidden_layer_sizes(sizes, name: str = "hidden_layer_sizes") -> tuple:
     and could not say which sequence held it."""
     if isinstance(sizes, (numbers.Integral, np.integer)) and not isinstance(sizes, bool):
         sizes = (sizes,)
+    if isinstance(sizes, str):  # a sequence too, of characters: say what was given, not its letters
+        raise ValueError(f"{name} must be a positive int or a sequence of them; got the string {sizes!r}")
     try:
         sizes = tuple(sizes)
     except TypeError:
@@ -479,6 +481,8 @@ class DeepGMEstimator(BaseEstimator):
                 y = np.asarray(y)
             if not classification:
                 _refuse_non_numeric(y, name)
+            elif np.iscomplexobj(y):  # scikit-learn's own message would print the whole array
+                raise ValueError(f"Complex data not supported: {name} must hold class labels (numbers or strings); got dtype {y.dtype}")
             y = check_targets(y, multi_output=multi_output, numeric=not classification, estimator=self)
             if classification:
                 check_classification_targets(y)
