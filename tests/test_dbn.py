@@ -466,3 +466,22 @@ def test_auto_visible_units_are_bernoulli_only_for_mostly_binary_data(mnist_tiny
     assert DBN((4,), n_iter=1, random_state=0).fit(half).rbms_[0].visible == "bernoulli"
     half[0, 0] = 0.25  # one fewer exact 0: below half
     assert DBN((4,), n_iter=1, random_state=0).fit(half).rbms_[0].visible == "gaussian"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda bs: DBN((8, 6), n_iter=2, batch_size=bs, random_state=0),
+        lambda bs: DBNClassifier((8,), pretrain=True, pretrain_iter=2, finetune_iter=2, batch_size=bs, random_state=0),
+    ],
+    ids=["DBN-labels", "DBNClassifier"],
+)
+def test_a_batch_size_beyond_the_data_trains_as_one_batch_of_it(mnist_tiny, make):
+    """batch_size=1e12 asked every pretraining RBM for 1e12 persistent chains (a MemoryError); the
+    stacks now train as with one minibatch of all the rows."""
+    X, y = mnist_tiny
+    X, y = X[:40], y[:40]
+    huge, exact = make(10**12).fit(X, y), make(40).fit(X, y)
+    for a, b in zip(huge.rbms_, exact.rbms_, strict=True):
+        np.testing.assert_array_equal(a.components_, b.components_)
+    np.testing.assert_array_equal(huge.predict_proba(X), exact.predict_proba(X))

@@ -691,6 +691,20 @@ def test_partial_fit_single_step_when_X_fits_in_a_batch(mnist_tiny):
     assert not np.array_equal(fits[5], fits[10])
 
 
+@pytest.mark.parametrize("persistent", [False, True])
+def test_a_batch_size_beyond_the_data_trains_as_one_batch_of_it(mnist_tiny, persistent):
+    """As MLPClassifier clips batch_size to the data: batch_size=1e12 allocated 1e12 persistent chains
+    (a MemoryError of terabytes, for PCD and plain CD alike). A fit now keeps a chain per training row,
+    and the model is the one batch_size = n_samples gives."""
+    X, _ = mnist_tiny
+    X = X[:40]
+    huge = RBM(8, n_iter=3, persistent=persistent, batch_size=10**12, random_state=0).fit(X)
+    exact = RBM(8, n_iter=3, persistent=persistent, batch_size=40, random_state=0).fit(X)
+    assert huge.h_samples_.shape == (40, 8)
+    np.testing.assert_array_equal(huge.components_, exact.components_)
+    np.testing.assert_array_equal(huge.h_samples_, exact.h_samples_)
+
+
 def test_partial_fit_continues_training(mnist_small):
     X, _ = mnist_small
     rbm = RBM(32, random_state=0)

@@ -180,8 +180,9 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         Hidden biases.
     intercept_visible_ : ndarray of shape (n_features,)
         Visible biases.
-    h_samples_ : ndarray of shape (batch_size, n_components)
-        Hidden states of the persistent chains (zeros for plain CD).
+    h_samples_ : ndarray of shape (n_chains, n_components)
+        Hidden states of the persistent chains (zeros for plain CD): ``batch_size`` chains, or as many
+        as the training rows after a ``fit`` on fewer rows than ``batch_size``.
     visible_mean_ : ndarray of shape (n_features,)
         Mean of the (standardised) training data: the base-rate model of AIS.
     mean_, scale_ : ndarray of shape (n_features,)
@@ -287,7 +288,9 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
 
     # -- parameters ---------------------------------------------------------------------------------
 
-    def _init_params(self, X):
+    def _init_params(self, X, *, whole_data=True):
+        """Parameters at their start, from the training data X (``whole_data``) or from the first
+        batch of a ``partial_fit``."""
         dtype = self._dtype()
         n_features = X.shape[1]
         self._fit_seed = seed_from(self.random_state)
@@ -297,7 +300,11 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         self.mean_, self.scale_, self.visible_mean_, self.intercept_visible_ = self._visible_units.initial_visible(mean, var, dtype)
         self.components_ = rng.normal(0.0, initial_weight_std(n_features), size=(self.n_components, n_features)).astype(dtype)
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
-        self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
+        # One persistent chain per row of a minibatch; a fit's minibatches never exceed the data, so a
+        # batch_size larger than it (1e12, say) allocates chains for the rows there are. A
+        # partial_fit's later batches may be larger than its first: it keeps batch_size chains.
+        n_chains = min(self.batch_size, X.shape[0]) if whole_data else self.batch_size
+        self.h_samples_ = np.zeros((n_chains, self.n_components), dtype=dtype)
         self.components_velocity_ = np.zeros_like(self.components_)
         self.intercept_hidden_velocity_ = np.zeros_like(self.intercept_hidden_)
         self.intercept_visible_velocity_ = np.zeros_like(self.intercept_visible_)
@@ -359,7 +366,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGMEstimator):
         with self._fit_transaction() as commit:
             X = self._check_X(X, reset=first, stream=True)
             if first:
-                self._init_params(X)
+                self._init_params(X, whole_data=False)
             else:
                 self._accumulate_visible_mean(X)
             with kept_if_trained(commit, lambda: self._epochs_done):
