@@ -175,8 +175,12 @@ def _fit_kwargs(est, X):
         lambda: VAE(2, hidden_layer_sizes=(8,), n_iter=2, batch_size=500, random_state=0),
         lambda: DBNClassifier((8,), pretrain=False, finetune_iter=2, batch_size=500, random_state=0),
         lambda: DeepAutoencoder((8,), 2, pretrain=False, finetune_iter=2, batch_size=500, random_state=0),
+        # the linear path starts from X's principal components, computed without a copy of X
+        lambda: DeepAutoencoder(
+            (8,), 2, loss="squared_error", linear_path=True, pretrain=False, finetune_iter=2, batch_size=500, random_state=0
+        ),
     ],
-    ids=["RBM", "RBM-gaussian-pcd", "VAE", "DBNClassifier", "DeepAutoencoder"],
+    ids=["RBM", "RBM-gaussian-pcd", "VAE", "DBNClassifier", "DeepAutoencoder", "DeepAutoencoder-linear-path"],
 )
 def test_fit_never_copies_a_float32_c_contiguous_array(make, big_npy):
     X = np.array(np.load(big_npy, mmap_mode="r")[:100_000])  # 38 MB in memory, float32, C-contiguous

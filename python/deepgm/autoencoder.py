@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 from scipy.special import expit
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.decomposition import PCA
+from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
@@ -369,26 +369,32 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         self.__dict__.pop("path_components_", None)
         self.__dict__.pop("path_mean_", None)
         if self._has_linear_path:
-            self.path_components_, self.path_mean_ = self._principal_components(X)
+            mean, scatter = _centred_moments(X)
+            self.path_components_, self.path_mean_ = self._principal_components(X, mean, scatter)
             # The network starts as PCA, whose loss may be ~0 (data of rank <= n_components): fine-tuning
-            # judges divergence against the loss of reconstructing every row by the mean instead.
-            self._finetune_first_loss = _mean_predictor_loss(X)
+            # judges divergence against the loss of reconstructing every row by the mean instead,
+            # mean_i |x_i - m|^2 / 2.
+            self._finetune_first_loss = float(0.5 * np.trace(scatter) / X.shape[0])
             # The code layer and the output layer start at zero: the network starts as PCA.
             for i in (len(sizes) - 1, len(layers) - 1):
                 layers[i] = (np.zeros_like(layers[i][0]), np.zeros_like(layers[i][1]))
         self._set_layers(layers)
 
-    def _principal_components(self, X):
+    def _principal_components(self, X, mean, scatter):
         """PCA's components P (n_components, n_features) and mean m (n_features,) of X, in the model's
-        dtype; rows beyond min(n_samples - 1, n_features) are zero (no direction of variance left)."""
+        dtype, from X's mean and scatter matrix (:func:`_centred_moments`); rows beyond
+        min(n_samples - 1, n_features) are zero (no direction of variance left). The signs are
+        scikit-learn's (``svd_flip``: each row's largest entry positive), so P is PCA's."""
         dtype = self._dtype()
-        X = np.asarray(X, dtype=np.float64)
         n_samples, n_features = X.shape
         P = np.zeros((self.n_components, n_features), dtype=dtype)
         rank = min(self.n_components, n_samples - 1, n_features)
         if rank > 0:
-            P[:rank] = PCA(n_components=rank, svd_solver="full").fit(X).components_
-        return P, X.mean(axis=0).astype(dtype)
+            _, vectors = np.linalg.eigh(scatter)  # eigenvalues ascending
+            top = np.ascontiguousarray(vectors[:, ::-1][:, :rank].T)
+            _, top = svd_flip(None, top, u_based_decision=False)
+            P[:rank] = top
+        return P, mean.astype(dtype)
 
     # -- inference ----------------------------------------------------------------------------------
 
@@ -507,10 +513,20 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
         return tags
 
 
-def _mean_predictor_loss(X) -> float:
-    """``mean_i |x_i - mean|^2 / 2``: the squared-error loss of reconstructing every row by the mean."""
-    X = np.asarray(X, dtype=np.float64)
-    return float(0.5 * np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1)))
+def _centred_moments(X, chunk_rows: int | None = None):
+    """The mean m (n_features,) and scatter matrix sum_i (x_i - m)(x_i - m)^T (n_features, n_features)
+    of X, in float64, from chunks of rows: fitting never copies X (scikit-learn's PCA would centre a
+    float64 copy of it, and its full SVD work on an array of X's size)."""
+    n_rows, n_cols = X.shape
+    if chunk_rows is None:  # 1 MiB of float64 rows: a few MiB of temporaries at most
+        chunk_rows = max(1, (1 << 20) // (8 * max(1, n_cols)))
+    chunks = [slice(start, start + chunk_rows) for start in range(0, n_rows, chunk_rows)]
+    mean = sum(np.asarray(X[rows], dtype=np.float64).sum(axis=0) for rows in chunks) / n_rows
+    scatter = np.zeros((n_cols, n_cols))
+    for rows in chunks:
+        centred = np.asarray(X[rows], dtype=np.float64) - mean
+        scatter += centred.T @ centred
+    return mean, scatter
 
 
 class _LinearPathTuner(FineTuner):
