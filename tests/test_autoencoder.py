@@ -68,7 +68,7 @@ def test_backprop_through_unrolled_network_matches_finite_differences(small_data
     X = small_data
     # Trained long enough for O(1) weights, so that every layer's gradient is far from zero.
     model = DeepAutoencoder(
-        (6,), n_components=3, pretrain_iter=30, finetune_iter=20, learning_rate=1e-2, batch_size=10, random_state=0
+        (6,), n_components=3, loss="cross_entropy", pretrain_iter=30, finetune_iter=20, learning_rate=1e-2, batch_size=10, random_state=0
     ).fit(X)
     assert all(np.abs(w).max() > 0.5 for w in model.coefs_)
     acts = unrolled_activations(1)
@@ -194,9 +194,13 @@ def test_real_valued_data_uses_squared_error(rng):
     # Before fine-tuning, the unrolled encoder equals the RBM stack (whose first RBM standardises X).
     raw = DeepAutoencoder((16,), n_components=2, pretrain=True, pretrain_iter=3, finetune_iter=0, random_state=0).fit(X)
     np.testing.assert_allclose(raw.transform(X[:50]), raw.rbms_[1].transform(raw.rbms_[0].transform(X[:50])), rtol=1e-3, atol=1e-3)
-    # pretrain="auto" does not pretrain for real-valued data (squared error), and does for data in [0, 1]
+    # pretrain="auto" does not pretrain for real-valued data (squared error), and does for mostly binary
+    # data (cross-entropy); values in [0, 1] that are not mostly 0s and 1s are real-valued
     assert not model.pretrained_ and model.rbms_ == [] and raw.pretrained_
-    assert DeepAutoencoder((4,), 2, pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5))).pretrained_
+    binary = DeepAutoencoder((4,), 2, pretrain_iter=1, finetune_iter=1).fit((rng.random((50, 5)) < 0.3).astype(float))
+    assert binary.loss_function_ == "cross_entropy" and binary.pretrained_
+    unit = DeepAutoencoder((4,), 2, pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5)))
+    assert unit.loss_function_ == "squared_error" and not unit.pretrained_
     # loss may be forced
     assert (
         DeepAutoencoder((4,), 2, loss="squared_error", pretrain_iter=1, finetune_iter=1).fit(rng.random((50, 5))).loss_function_
@@ -279,7 +283,7 @@ def test_auto_layers_fit_the_shape_of_the_data(rng):
     assert autoencoder_layer_sizes(4999, 784) == autoencoder_layer_sizes(8000, 255) == (128, 64)
     assert autoencoder_layer_sizes(398, 30) == (128, 64) and autoencoder_layer_sizes(105, 4) == (64, 32)
     assert autoencoder_layer_sizes(100, 5) == (80, 40)
-    X = rng.random((60, 5))
+    X = (rng.random((60, 5)) < 0.4).astype(float)  # mostly binary: pretrained, so rbms_ shows the layers
     ae = DeepAutoencoder(n_components=2, pretrain_iter=1, finetune_iter=1, random_state=0).fit(X)
     assert ae.hidden_layer_sizes_ == (80, 40) and ae.pretrained_
     assert [W.shape for W in ae.coefs_] == [(5, 80), (80, 40), (40, 2), (2, 40), (40, 80), (80, 5)]
@@ -327,10 +331,11 @@ def test_auto_layers_check_layer_params_once_the_layers_are_known(rng):
     """With "auto" layers the number of layers is known in fit: a layer_params of the wrong length
     is refused there, before anything is trained, and leaves the estimator unfitted."""
     ae = DeepAutoencoder(n_components=2, layer_params=[{}, {}], pretrain_iter=1, finetune_iter=1)
+    X = (rng.random((60, 5)) < 0.4).astype(float)  # mostly binary: pretrained
     with pytest.raises(ValueError, match=r"layer_params must be None or a list of 3 dicts"):
-        ae.fit(rng.random((60, 5)))
+        ae.fit(X)
     assert not hasattr(ae, "coefs_")
-    ae.set_params(layer_params=[{}, {}, {"n_iter": 2}]).fit(rng.random((60, 5)))
+    ae.set_params(layer_params=[{}, {}, {"n_iter": 2}]).fit(X)
     assert ae.rbms_[2].n_iter == 2
 
 
@@ -453,9 +458,11 @@ def test_linear_path_starts_as_pca_and_is_used_by_every_output():
 def test_linear_path_auto_choice():
     X = correlated_data()
     assert DeepAutoencoder((8,), 2, finetune_iter=1, random_state=0).fit(X).linear_path_
-    unit = MinMaxScaler().fit_transform(X)  # cross-entropy: pretrained by default, no path either way
-    assert not DeepAutoencoder((8,), 2, pretrain_iter=1, finetune_iter=1, random_state=0).fit(unit).linear_path_
-    assert not DeepAutoencoder((8,), 2, pretrain=False, finetune_iter=1, random_state=0).fit(unit).linear_path_
+    unit = MinMaxScaler().fit_transform(X)  # in [0, 1] but real-valued: squared error, the path
+    assert DeepAutoencoder((8,), 2, finetune_iter=1, random_state=0).fit(unit).linear_path_
+    binary = (unit > 0.5).astype(float)  # cross-entropy: pretrained by default, no path either way
+    assert not DeepAutoencoder((8,), 2, pretrain_iter=1, finetune_iter=1, random_state=0).fit(binary).linear_path_
+    assert not DeepAutoencoder((8,), 2, pretrain=False, finetune_iter=1, random_state=0).fit(binary).linear_path_
     assert not DeepAutoencoder((8,), 2, dropout=0.2, finetune_iter=1, random_state=0).fit(X).linear_path_
     assert not DeepAutoencoder((8,), 2, pretrain=True, pretrain_iter=1, finetune_iter=1, random_state=0).fit(X).linear_path_
     plain = DeepAutoencoder((8,), 2, linear_path=False, finetune_iter=1, random_state=0).fit(X)

@@ -33,6 +33,7 @@ from ._base import (
     check_positive_int,
     check_unit_interval,
     matmul,
+    mostly_binary,
     seed_from,
 )
 from ._failed_fit import kept_if_trained
@@ -60,8 +61,8 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     Pretraining fits RBMs n_features-h1-...-hk-n_components, the last one with linear hidden units
     with Gaussian noise (the code). Unrolling gives an encoder (the RBMs' weights, sigmoid layers and a
     linear code layer) and a decoder (their transposes and visible biases) with tied initial weights;
-    fine-tuning then trains all layers, untied, on the reconstruction: cross-entropy for data in [0, 1]
-    (a sigmoid output), squared error otherwise (a linear output).
+    fine-tuning then trains all layers, untied, on the reconstruction: cross-entropy for mostly binary
+    data in [0, 1] such as pixels (a sigmoid output), squared error otherwise (a linear output).
 
     Parameters
     ----------
@@ -88,8 +89,13 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
     pretrain_learning_rate : float or "auto", default="auto"
         See :class:`deepgm.RBM` ("auto": 0.1, 0.01 for Gaussian visible units, 0.001 for the linear code layer).
     loss : {"auto", "cross_entropy", "squared_error"}, default="auto"
-        Reconstruction loss of fine-tuning; "auto" picks cross-entropy when the training data lie in
-        [0, 1] (the first RBM then has Bernoulli visible units) and squared error otherwise (Gaussian).
+        Reconstruction loss of fine-tuning. "auto" picks cross-entropy for mostly binary data (every
+        value in [0, 1] and at least half of them exactly 0 or 1: pixels, indicators; the first RBM
+        then has Bernoulli visible units), as ``DBN(visible="auto")`` picks its units, and squared
+        error otherwise (Gaussian), MinMaxScaler output of continuous measurements included: with
+        cross-entropy and no linear path such tables reconstructed far worse than PCA (held-out
+        error 3-21x PCA's on iris, 1.5-2.1x on breast cancer; with squared error 0.99-1.03x and
+        0.93x).
     linear_path : bool or "auto", default="auto"
         A fixed linear path through the code (see the module's description): the code is PCA's
         projection of the training data plus the encoder's output, the reconstruction PCA's
@@ -311,7 +317,7 @@ class DeepAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FineTun
                 check_unit_interval(X, what="loss='cross_entropy'", hint="loss='squared_error'")
                 self.loss_function_ = "cross_entropy"
             elif self.loss == "auto":
-                self.loss_function_ = "cross_entropy" if bool(X.min() >= 0 and X.max() <= 1) else "squared_error"
+                self.loss_function_ = "cross_entropy" if mostly_binary(X) else "squared_error"
             else:
                 self.loss_function_ = self.loss
             visible = units_for_loss(self.loss_function_)
