@@ -687,13 +687,13 @@ class CollaborativeRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DeepGM
                         diverged = True
                         raise
                     finally:
-                        # An exception raised by a signal handler can land between a step's kernel
-                        # call (which always completes: handlers run once it returns) and the count
-                        # below it; the items it touched then already record the step after it.
-                        self._steps = max(self._steps, int(self._last_update.max(initial=0)))
                         # Every item to the current step (also when interrupted): the parameters are
                         # then those of the dense algorithm after the last whole update.
                         if not diverged:
+                            # An exception raised by a signal handler can land between a step's kernel
+                            # call (which always completes: handlers run once it returns) and the count
+                            # below it; the items it touched then already record the step after it.
+                            self._steps = max(self._steps, int(self._last_update.max(initial=0)))
                             _core.collab_catch_up(
                                 *self._arrays(), last_update=self._last_update, step=self._steps, n_jobs=n_jobs, **settings, **optional
                             )
