@@ -154,9 +154,13 @@ def standardisation(X, chunk_rows: int = 4096):
     return mean, np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
 
 
-def random_layers(rng: np.random.Generator, widths, dtype):
-    """Layers (W, b) between consecutive ``widths``: W ~ N(0, 1/n_in) of shape (n_in, n_out), b = 0."""
-    return [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
+def random_layers(rng: np.random.Generator, widths, dtype, *, bias_range: float = 0.0):
+    """Layers (W, b) between consecutive ``widths``: W ~ N(0, 1/n_in) of shape (n_in, n_out), b = 0,
+    or with ``bias_range`` b ~ U(-bias_range, bias_range) (drawn after all the weights)."""
+    layers = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
+    if bias_range:
+        layers = [(W, rng.uniform(-bias_range, bias_range, W.shape[1]).astype(dtype)) for W, _ in layers]
+    return layers
 
 
 def unrolled_layers(rbms):
