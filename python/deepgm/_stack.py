@@ -5,7 +5,8 @@ DeepAutoencoder.
 Pretraining fits RBM i to the hidden means of RBM i - 1 on X, each by :class:`deepgm.RBM`'s own code
 path. Unrolling turns RBM i into the layer h_i = sigmoid(h_{i-1} W_i + b_i) with W_i its weights
 transposed to (n_in, n_out) and b_i its hidden biases; without pretraining the layers start random,
-W ~ N(0, 1/n_in), b = 0. Fine-tuning by backpropagation is :mod:`deepgm._mlp`'s. The stream keys are
+W ~ N(0, 1/n_in), b = 0 (the DBN classifier and regressor then draw their first layer's biases
+from U(-1, 1)). Fine-tuning by backpropagation is :mod:`deepgm._mlp`'s. The stream keys are
 :mod:`deepgm._streams`' (one seed per layer: ``Purpose.LAYER_SEEDS``; the validation split:
 ``Purpose.VALIDATION_SPLIT``).
 """
@@ -154,13 +155,9 @@ def standardisation(X, chunk_rows: int = 4096):
     return mean, np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
 
 
-def random_layers(rng: np.random.Generator, widths, dtype, *, bias_range: float = 0.0):
-    """Layers (W, b) between consecutive ``widths``: W ~ N(0, 1/n_in) of shape (n_in, n_out), b = 0,
-    or with ``bias_range`` b ~ U(-bias_range, bias_range) (drawn after all the weights)."""
-    layers = [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
-    if bias_range:
-        layers = [(W, rng.uniform(-bias_range, bias_range, W.shape[1]).astype(dtype)) for W, _ in layers]
-    return layers
+def random_layers(rng: np.random.Generator, widths, dtype):
+    """Layers (W, b) between consecutive ``widths``: W ~ N(0, 1/n_in) of shape (n_in, n_out), b = 0."""
+    return [init_layer(rng, a, b, dtype, scale=1.0 / np.sqrt(a)) for a, b in zip(widths[:-1], widths[1:])]
 
 
 def unrolled_layers(rbms):
